@@ -1,0 +1,15 @@
+//! The rules of the notice in code: identifiers, vendors, versions, the campaign schedule,
+//! Japanese public holidays, call-centre hours and the deployment state machine.
+//!
+//! No I/O and no clock reads live here: every function that depends on "now" takes the instant
+//! as an argument, so the server, the agent, the simulator and the tests share one set of rules.
+
+pub mod callcentre;
+pub mod deployment;
+pub mod holidays;
+pub mod institution;
+pub mod jst;
+pub mod lang;
+pub mod schedule;
+pub mod vendor;
+pub mod version;
