@@ -1,0 +1,169 @@
+//! The one clock of onshi. Every "what time is it?" in the server, the agent and the demo goes
+//! through [`Clock`], so a whole campaign can run on simulated time: a start instant and a speed
+//! factor, and (for tests and the demo) an instant the clock can be set to.
+//!
+//! Must never: be bypassed by a direct `Timestamp::now()` in code that makes a time decision.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+
+/// A shareable clock: real time, or simulated time running at `speed` × real time from `start`.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Real,
+    Simulated(Mutex<Sim>),
+}
+
+#[derive(Debug)]
+struct Sim {
+    /// The simulated instant at `anchor`.
+    start: Timestamp,
+    anchor: Instant,
+    speed: f64,
+}
+
+/// Why a simulated clock cannot be set up or changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClockError {
+    /// The speed factor is not a positive finite number.
+    BadSpeed(f64),
+    /// The clock runs on real time and cannot be set.
+    NotSimulated,
+}
+
+impl std::fmt::Display for ClockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadSpeed(s) => write!(f, "clock speed {s} must be a positive number"),
+            Self::NotSimulated => f.write_str("the clock runs on real time and cannot be set"),
+        }
+    }
+}
+
+impl std::error::Error for ClockError {}
+
+impl Clock {
+    /// Real time.
+    pub fn real() -> Self {
+        Self {
+            inner: Arc::new(Inner::Real),
+        }
+    }
+
+    /// Simulated time starting at `start`, advancing `speed` simulated seconds per real second.
+    /// A speed of 0 is not allowed (use a large start and [`Clock::set`] to stand still).
+    pub fn simulated(start: Timestamp, speed: f64) -> Result<Self, ClockError> {
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(ClockError::BadSpeed(speed));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner::Simulated(Mutex::new(Sim {
+                start,
+                anchor: Instant::now(),
+                speed,
+            }))),
+        })
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Timestamp {
+        match &*self.inner {
+            Inner::Real => Timestamp::now(),
+            Inner::Simulated(sim) => {
+                let sim = sim.lock().unwrap_or_else(|e| e.into_inner());
+                sim.at(Instant::now())
+            }
+        }
+    }
+
+    /// Whether the clock is simulated (and so can be set).
+    pub fn is_simulated(&self) -> bool {
+        matches!(&*self.inner, Inner::Simulated(_))
+    }
+
+    /// Jumps a simulated clock to `to`; it keeps running at its speed from there.
+    pub fn set(&self, to: Timestamp) -> Result<(), ClockError> {
+        match &*self.inner {
+            Inner::Real => Err(ClockError::NotSimulated),
+            Inner::Simulated(sim) => {
+                let mut sim = sim.lock().unwrap_or_else(|e| e.into_inner());
+                sim.start = to;
+                sim.anchor = Instant::now();
+                Ok(())
+            }
+        }
+    }
+
+    /// The speed factor (1 for real time).
+    pub fn speed(&self) -> f64 {
+        match &*self.inner {
+            Inner::Real => 1.0,
+            Inner::Simulated(sim) => sim.lock().unwrap_or_else(|e| e.into_inner()).speed,
+        }
+    }
+
+    /// How long to wait in real time for `simulated` to pass on this clock.
+    pub fn real_duration(&self, simulated: Duration) -> Duration {
+        simulated.div_f64(self.speed())
+    }
+}
+
+impl Sim {
+    fn at(&self, now: Instant) -> Timestamp {
+        let real = now.saturating_duration_since(self.anchor);
+        let simulated = real.mul_f64(self.speed);
+        let simulated = SignedDuration::try_from(simulated).unwrap_or(SignedDuration::MAX);
+        self.start.checked_add(simulated).unwrap_or(Timestamp::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("valid instant")
+    }
+
+    #[test]
+    fn simulated_clock_runs_at_its_speed_from_the_start() {
+        let sim = Sim {
+            start: ts("2026-01-19T10:59:00Z"),
+            anchor: Instant::now(),
+            speed: 600.0,
+        };
+        let later = sim.anchor + Duration::from_millis(100);
+        assert_eq!(sim.at(later), ts("2026-01-19T11:00:00Z"));
+    }
+
+    #[test]
+    fn a_simulated_clock_can_be_set_and_a_real_one_cannot() {
+        let clock = Clock::simulated(ts("2026-01-19T10:00:00Z"), 1.0).expect("valid speed");
+        clock.set(ts("2026-01-31T00:00:00Z")).expect("simulated");
+        assert!(clock.now() >= ts("2026-01-31T00:00:00Z"));
+        assert!(clock.now() < ts("2026-01-31T00:01:00Z"));
+        assert_eq!(
+            Clock::real().set(ts("2026-01-31T00:00:00Z")),
+            Err(ClockError::NotSimulated)
+        );
+    }
+
+    #[test]
+    fn speed_must_be_positive() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(Clock::simulated(Timestamp::UNIX_EPOCH, bad).is_err());
+        }
+        let clock = Clock::simulated(Timestamp::UNIX_EPOCH, 600.0).expect("valid");
+        assert_eq!(
+            clock.real_duration(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
+    }
+}
