@@ -1,1 +1,299 @@
-//! store
+//! Persistence of onshi behind one trait, [`Store`]. SQLite (embedded, the default) is
+//! implemented in [`sqlite`]; the SQL in `migrations/` is kept portable so that a PostgreSQL
+//! store can follow for scale-out.
+//!
+//! Must never: decide anything about the campaign (that is `onshi-core`), or hold state that is
+//! not in the database except the buffered "last contact" times, which are not state reports.
+//! Every write that the server acknowledges is committed before the call returns.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Time;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Manifest, Sha256, SignedManifest};
+use onshi_core::selector::Selector;
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+use serde::Serialize;
+
+pub mod sqlite;
+mod time;
+
+pub use sqlite::SqliteStore;
+pub use time::{db_time, parse_db_time};
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Result of a store call.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A site (医療機関・薬局).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Institution {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub kind: InstitutionKind,
+    pub prefecture: Prefecture,
+    pub email: String,
+    /// The daily automatic restart time the site set, if any (日々の診療等の開始前に自動で再起動).
+    #[serde(serialize_with = "time::ser_opt_hhmm")]
+    pub auto_restart: Option<Time>,
+}
+
+/// Which secret of an institution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstitutionKey {
+    /// Lets a terminal enrol.
+    Enrollment,
+    /// Lets staff read their own devices' status.
+    Access,
+}
+
+/// Filters for listing institutions.
+#[derive(Debug, Clone, Default)]
+pub struct InstitutionFilter {
+    pub prefecture: Option<Prefecture>,
+    pub kind: Option<InstitutionKind>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub institution: InstitutionCode,
+    pub kind: DeviceKind,
+    pub vendor: Option<Vendor>,
+    pub serial: String,
+    pub parent: Option<i64>,
+    pub installed: Option<Version>,
+    pub running: Option<Version>,
+    #[serde(serialize_with = "time::ser_opt_ts")]
+    pub last_contact: Option<Timestamp>,
+}
+
+/// A device to enrol.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub institution: InstitutionCode,
+    pub kind: DeviceKind,
+    pub vendor: Option<Vendor>,
+    pub serial: String,
+    pub parent: Option<i64>,
+    pub token_hash: String,
+}
+
+/// A signed release.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub id: String,
+    pub manifest: Manifest,
+    pub signed: SignedManifest,
+}
+
+/// A campaign as stored: the schedule text, the release, the targets and the throttle.
+#[derive(Debug, Clone)]
+pub struct CampaignRecord {
+    pub id: String,
+    pub schedule_toml: String,
+    pub release_id: String,
+    pub selector: Selector,
+    pub max_downloads: u32,
+    pub poll_interval: Duration,
+    pub status: CampaignStatus,
+}
+
+/// One device's progress in one campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub campaign_id: String,
+    pub device_id: i64,
+    pub state: DeploymentState,
+    pub bytes: u64,
+    pub last_seq: i64,
+    pub updated_at: Timestamp,
+}
+
+/// The outcome of recording a state report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// The report was applied.
+    Applied(Deployment),
+    /// The report's sequence number was already seen: nothing changed (idempotent repeat or a
+    /// late, out-of-order report).
+    Stale(Deployment),
+}
+
+/// One group of the progress counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressRow {
+    pub state: DeploymentState,
+    pub device: DeviceKind,
+    pub prefecture: Prefecture,
+    pub kind: InstitutionKind,
+    pub vendor: Option<Vendor>,
+    pub count: u64,
+}
+
+/// A device of a campaign with its site, for lists and CSV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentListing {
+    pub institution: Institution,
+    pub device: Device,
+    pub state: DeploymentState,
+    pub bytes: u64,
+    #[serde(serialize_with = "time::ser_ts")]
+    pub updated_at: Timestamp,
+}
+
+/// Filters for listing a campaign's devices.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentFilter {
+    pub state: Option<DeploymentState>,
+    pub device: Option<DeviceKind>,
+    pub prefecture: Option<Prefecture>,
+    pub kind: Option<InstitutionKind>,
+    pub vendor: Option<Vendor>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    #[serde(serialize_with = "time::ser_ts")]
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Everything the server persists. Calls are blocking; the server runs them off the async
+/// workers.
+pub trait Store: Send + Sync + 'static {
+    /// A server setting (e.g. the operator token's hash).
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a server setting.
+    fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Creates or updates institutions (by code) in one transaction; returns how many.
+    fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize>;
+    /// One institution.
+    fn institution(&self, code: InstitutionCode) -> Result<Option<Institution>>;
+    /// Institutions matching the filter, by code, and the total count matching.
+    fn institutions(&self, filter: &InstitutionFilter) -> Result<(Vec<Institution>, u64)>;
+    /// Stores the hash of an institution's enrollment or access key.
+    fn set_institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+        hash: &str,
+    ) -> Result<()>;
+    /// The stored hash of an institution's key.
+    fn institution_key(&self, code: InstitutionCode, which: InstitutionKey)
+    -> Result<Option<String>>;
+
+    /// Enrols a device; enrolling the same serial again replaces its token and keeps its id.
+    fn enrol_device(&self, device: &NewDevice, at: Timestamp) -> Result<Device>;
+    /// The device whose token hashes to `token_hash`.
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
+    /// One device.
+    fn device(&self, id: i64) -> Result<Option<Device>>;
+    /// The devices of one institution.
+    fn devices_of(&self, code: InstitutionCode) -> Result<Vec<Device>>;
+    /// Every device with its site, for targeting.
+    fn all_devices(&self) -> Result<Vec<(Device, Institution)>>;
+    /// Records a check-in: last contact and the versions the device reported. May be buffered
+    /// (it is not a state report); [`Store::flush`] writes it.
+    fn record_contact(
+        &self,
+        id: i64,
+        installed: Option<&Version>,
+        running: Option<&Version>,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Writes buffered contacts.
+    fn flush(&self) -> Result<()>;
+
+    /// Records an artifact stored under DATA.
+    fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()>;
+    /// An artifact's size, if known.
+    fn artifact(&self, sha256: Sha256) -> Result<Option<u64>>;
+
+    /// Stores a release.
+    fn insert_release(&self, release: &Release, at: Timestamp) -> Result<()>;
+    /// One release.
+    fn release(&self, id: &str) -> Result<Option<Release>>;
+
+    /// Stores a new campaign (status draft).
+    fn insert_campaign(&self, campaign: &CampaignRecord, at: Timestamp) -> Result<()>;
+    /// One campaign.
+    fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>>;
+    /// Every campaign.
+    fn campaigns(&self) -> Result<Vec<CampaignRecord>>;
+    /// Changes a campaign's status.
+    fn set_campaign_status(&self, id: &str, status: CampaignStatus, at: Timestamp) -> Result<()>;
+
+    /// Adds `waiting` deployments for devices that have none in the campaign; returns how many.
+    fn ensure_deployments(&self, campaign: &str, devices: &[i64], at: Timestamp) -> Result<usize>;
+    /// The deployments of a device in campaigns that are not closed, newest campaign first.
+    fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>>;
+    /// Applies a state report if `seq` is newer than the last one seen and the state is still
+    /// `from` (compare-and-set); the caller has checked the transition with the core rules.
+    fn apply_report(
+        &self,
+        campaign: &str,
+        device: i64,
+        seq: i64,
+        from: DeploymentState,
+        to: DeploymentState,
+        bytes: u64,
+        at: Timestamp,
+    ) -> Result<ReportOutcome>;
+
+    /// Takes or renews a download slot; `false` when `max` other devices hold live slots.
+    fn acquire_lease(
+        &self,
+        campaign: &str,
+        device: i64,
+        now: Timestamp,
+        expires: Timestamp,
+        max: u32,
+    ) -> Result<bool>;
+    /// Whether the device holds a live slot.
+    fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool>;
+    /// Gives a slot back.
+    fn release_lease(&self, campaign: &str, device: i64) -> Result<()>;
+    /// How many live slots a campaign has.
+    fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64>;
+
+    /// Counts of a campaign's deployments by state, device kind, prefecture, kind and vendor.
+    fn progress(&self, campaign: &str) -> Result<Vec<ProgressRow>>;
+    /// A campaign's devices matching the filter.
+    fn deployments(
+        &self,
+        campaign: &str,
+        filter: &DeploymentFilter,
+    ) -> Result<Vec<DeploymentListing>>;
+
+    /// Appends to the audit log.
+    fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The newest audit entries, newest first.
+    fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+}

@@ -1,0 +1,889 @@
+//! The embedded SQLite store: one file `DATA/onshi.db` in WAL mode. Every acknowledged write is
+//! committed before the call returns, which survives a killed process (SIGKILL); the
+//! `synchronous=NORMAL` setting trades the last commits on a power cut for throughput.
+//!
+//! One connection behind a mutex: SQLite serialises writers anyway, and the server's calls are
+//! short. "Last contact" times are buffered in memory and written in one transaction per flush.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Time;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::time::{db_time, parse_db_time};
+use crate::*;
+
+/// The migrations, in order. Each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: [(&str, &str); 1] = [("0001_init", include_str!("../migrations/0001_init.sql"))];
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    contacts: Mutex<HashMap<i64, Contact>>,
+}
+
+struct Contact {
+    at: Timestamp,
+    installed: Option<String>,
+    running: Option<String>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory database, for unit tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        for (name, sql) in MIGRATIONS {
+            let done: Option<String> = conn
+                .query_row(
+                    "SELECT name FROM schema_migrations WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if done.is_none() {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                    params![name, db_time(Timestamp::now())],
+                )?;
+                tx.commit()?;
+                tracing::info!(migration = name, "applied migration");
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            contacts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn ts(s: &str) -> Result<Timestamp> {
+    parse_db_time(s).ok_or_else(|| corrupt(format!("bad instant {s:?}")))
+}
+
+fn opt_version(s: Option<String>) -> Result<Option<Version>> {
+    s.map(|v| v.parse().map_err(corrupt)).transpose()
+}
+
+fn hhmm(t: Time) -> String {
+    t.strftime("%H:%M").to_string()
+}
+
+const INSTITUTION_COLS: &str = "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart";
+
+fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution> {
+    Ok(RawInstitution {
+        code: r.get(base)?,
+        name: r.get(base + 1)?,
+        kind: r.get(base + 2)?,
+        prefecture: r.get(base + 3)?,
+        email: r.get(base + 4)?,
+        auto_restart: r.get(base + 5)?,
+    })
+}
+
+struct RawInstitution {
+    code: String,
+    name: String,
+    kind: String,
+    prefecture: u8,
+    email: String,
+    auto_restart: Option<String>,
+}
+
+impl RawInstitution {
+    fn parse(self) -> Result<Institution> {
+        Ok(Institution {
+            code: self.code.parse().map_err(corrupt)?,
+            name: self.name,
+            kind: self.kind.parse().map_err(corrupt)?,
+            prefecture: Prefecture::from_number(self.prefecture)
+                .ok_or_else(|| corrupt(format!("prefecture {}", self.prefecture)))?,
+            email: self.email,
+            auto_restart: self
+                .auto_restart
+                .map(|t| Time::strptime("%H:%M", &t).map_err(corrupt))
+                .transpose()?,
+        })
+    }
+}
+
+const DEVICE_COLS: &str = "d.id, d.institution_code, d.kind, d.vendor, d.serial, d.parent_id, d.installed_version, d.running_version, d.last_contact";
+
+struct RawDevice {
+    id: i64,
+    institution: String,
+    kind: String,
+    vendor: Option<String>,
+    serial: String,
+    parent: Option<i64>,
+    installed: Option<String>,
+    running: Option<String>,
+    last_contact: Option<String>,
+}
+
+fn device_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawDevice> {
+    Ok(RawDevice {
+        id: r.get(base)?,
+        institution: r.get(base + 1)?,
+        kind: r.get(base + 2)?,
+        vendor: r.get(base + 3)?,
+        serial: r.get(base + 4)?,
+        parent: r.get(base + 5)?,
+        installed: r.get(base + 6)?,
+        running: r.get(base + 7)?,
+        last_contact: r.get(base + 8)?,
+    })
+}
+
+impl RawDevice {
+    fn parse(self) -> Result<Device> {
+        Ok(Device {
+            id: self.id,
+            institution: self.institution.parse().map_err(corrupt)?,
+            kind: self.kind.parse().map_err(corrupt)?,
+            vendor: self
+                .vendor
+                .map(|v| v.parse::<Vendor>().map_err(corrupt))
+                .transpose()?,
+            serial: self.serial,
+            parent: self.parent,
+            installed: opt_version(self.installed)?,
+            running: opt_version(self.running)?,
+            last_contact: self.last_contact.as_deref().map(ts).transpose()?,
+        })
+    }
+}
+
+struct RawDeployment {
+    campaign_id: String,
+    device_id: i64,
+    state: String,
+    bytes: i64,
+    last_seq: i64,
+    updated_at: String,
+}
+
+const DEPLOYMENT_COLS: &str = "campaign_id, device_id, state, bytes, last_seq, updated_at";
+
+fn deployment_from(r: &Row<'_>) -> rusqlite::Result<RawDeployment> {
+    Ok(RawDeployment {
+        campaign_id: r.get(0)?,
+        device_id: r.get(1)?,
+        state: r.get(2)?,
+        bytes: r.get(3)?,
+        last_seq: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+impl RawDeployment {
+    fn parse(self) -> Result<Deployment> {
+        Ok(Deployment {
+            campaign_id: self.campaign_id,
+            device_id: self.device_id,
+            state: self.state.parse().map_err(corrupt)?,
+            bytes: u64::try_from(self.bytes).map_err(corrupt)?,
+            last_seq: self.last_seq,
+            updated_at: ts(&self.updated_at)?,
+        })
+    }
+}
+
+fn campaign_from(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64, i64, String)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn parse_campaign(
+    (id, schedule_toml, release_id, selector, max, poll, status): (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        String,
+    ),
+) -> Result<CampaignRecord> {
+    Ok(CampaignRecord {
+        id,
+        schedule_toml,
+        release_id,
+        selector: serde_json::from_str(&selector).map_err(corrupt)?,
+        max_downloads: u32::try_from(max).map_err(corrupt)?,
+        poll_interval: Duration::from_secs(u64::try_from(poll).map_err(corrupt)?),
+        status: CampaignStatus::parse(&status).ok_or_else(|| corrupt(status))?,
+    })
+}
+
+const CAMPAIGN_COLS: &str =
+    "id, schedule, release_id, selector, max_downloads, poll_seconds, status";
+
+impl Store for SqliteStore {
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                   prefecture = excluded.prefecture, email = excluded.email,
+                   auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
+            )?;
+            let now = db_time(at);
+            for i in institutions {
+                stmt.execute(params![
+                    i.code.to_string(),
+                    i.name,
+                    i.kind.slug(),
+                    i.prefecture.number(),
+                    i.email,
+                    i.auto_restart.map(hhmm),
+                    now,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(institutions.len())
+    }
+
+    fn institution(&self, code: InstitutionCode) -> Result<Option<Institution>> {
+        let raw = self
+            .conn()
+            .query_row(
+                &format!("SELECT {INSTITUTION_COLS} FROM institutions i WHERE i.code = ?1"),
+                [code.to_string()],
+                |r| institution_from(r, 0),
+            )
+            .optional()?;
+        raw.map(RawInstitution::parse).transpose()
+    }
+
+    fn institutions(&self, filter: &InstitutionFilter) -> Result<(Vec<Institution>, u64)> {
+        let conn = self.conn();
+        let where_ = "WHERE (?1 IS NULL OR i.prefecture = ?1) AND (?2 IS NULL OR i.kind = ?2)";
+        let pref = filter.prefecture.map(Prefecture::number);
+        let kind = filter.kind.map(InstitutionKind::slug);
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM institutions i {where_}"),
+            params![pref, kind],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INSTITUTION_COLS} FROM institutions i {where_} ORDER BY i.code LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = stmt
+            .query_map(params![pref, kind, filter.limit, filter.offset], |r| {
+                institution_from(r, 0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let list = rows
+            .into_iter()
+            .map(RawInstitution::parse)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((list, u64::try_from(total).unwrap_or(0)))
+    }
+
+    fn set_institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+        hash: &str,
+    ) -> Result<()> {
+        let column = key_column(which);
+        let n = self.conn().execute(
+            &format!("UPDATE institutions SET {column} = ?1 WHERE code = ?2"),
+            params![hash, code.to_string()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("institution {code}")));
+        }
+        Ok(())
+    }
+
+    fn institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+    ) -> Result<Option<String>> {
+        let column = key_column(which);
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {column} FROM institutions WHERE code = ?1"),
+                [code.to_string()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn enrol_device(&self, d: &NewDevice, at: Timestamp) -> Result<Device> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO devices (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (institution_code, kind, serial) DO UPDATE SET
+               token_hash = excluded.token_hash, vendor = excluded.vendor,
+               parent_id = excluded.parent_id",
+            params![
+                d.institution.to_string(),
+                d.kind.slug(),
+                d.vendor.map(Vendor::slug),
+                d.serial,
+                d.parent,
+                d.token_hash,
+                db_time(at),
+            ],
+        )?;
+        let raw = conn.query_row(
+            &format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.token_hash = ?1"),
+            [&d.token_hash],
+            |r| device_from(r, 0),
+        )?;
+        raw.parse()
+    }
+
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
+        let raw = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM devices d WHERE d.token_hash = ?1"
+            ))?
+            .query_row([token_hash], |r| device_from(r, 0))
+            .optional()?;
+        raw.map(RawDevice::parse).transpose()
+    }
+
+    fn device(&self, id: i64) -> Result<Option<Device>> {
+        let raw = self
+            .conn()
+            .query_row(
+                &format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.id = ?1"),
+                [id],
+                |r| device_from(r, 0),
+            )
+            .optional()?;
+        raw.map(RawDevice::parse).transpose()
+    }
+
+    fn devices_of(&self, code: InstitutionCode) -> Result<Vec<Device>> {
+        self.flush()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLS} FROM devices d WHERE d.institution_code = ?1 ORDER BY d.id"
+        ))?;
+        let rows = stmt
+            .query_map([code.to_string()], |r| device_from(r, 0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(RawDevice::parse).collect()
+    }
+
+    fn all_devices(&self) -> Result<Vec<(Device, Institution)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {DEVICE_COLS}, {INSTITUTION_COLS} FROM devices d
+             JOIN institutions i ON i.code = d.institution_code ORDER BY d.id"
+        ))?;
+        let rows = stmt
+            .query_map([], |r| Ok((device_from(r, 0)?, institution_from(r, 9)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(d, i)| Ok((d.parse()?, i.parse()?)))
+            .collect()
+    }
+
+    fn record_contact(
+        &self,
+        id: i64,
+        installed: Option<&Version>,
+        running: Option<&Version>,
+        at: Timestamp,
+    ) -> Result<()> {
+        let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+        contacts.insert(
+            id,
+            Contact {
+                at,
+                installed: installed.map(ToString::to_string),
+                running: running.map(ToString::to_string),
+            },
+        );
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.contacts.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE devices SET last_contact = ?2,
+                   installed_version = COALESCE(?3, installed_version),
+                   running_version = COALESCE(?4, running_version)
+                 WHERE id = ?1",
+            )?;
+            for (id, c) in &pending {
+                stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO artifacts (sha256, size, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256) DO NOTHING",
+            params![sha256.hex(), i64::try_from(size).map_err(corrupt)?, db_time(at)],
+        )?;
+        Ok(())
+    }
+
+    fn artifact(&self, sha256: Sha256) -> Result<Option<u64>> {
+        let size: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT size FROM artifacts WHERE sha256 = ?1")?
+            .query_row([sha256.hex()], |r| r.get(0))
+            .optional()?;
+        size.map(|s| u64::try_from(s).map_err(corrupt)).transpose()
+    }
+
+    fn insert_release(&self, release: &Release, at: Timestamp) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO releases (id, version, manifest, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                release.id,
+                release.manifest.version.to_string(),
+                release.signed.manifest,
+                release.signed.signature,
+                db_time(at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn release(&self, id: &str) -> Result<Option<Release>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .prepare_cached("SELECT manifest, signature FROM releases WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(manifest, signature)| {
+            Ok(Release {
+                id: id.to_owned(),
+                manifest: serde_json::from_str(&manifest).map_err(corrupt)?,
+                signed: SignedManifest {
+                    manifest,
+                    signature,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
+        let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
+        let n = self.conn().execute(
+            "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT (id) DO NOTHING",
+            params![
+                c.id,
+                c.schedule_toml,
+                c.release_id,
+                selector,
+                c.max_downloads,
+                i64::try_from(c.poll_interval.as_secs()).map_err(corrupt)?,
+                c.status.slug(),
+                db_time(at)
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("campaign {} already exists", c.id)));
+        }
+        Ok(())
+    }
+
+    fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>> {
+        let row = self
+            .conn()
+            .prepare_cached(&format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"))?
+            .query_row([id], campaign_from)
+            .optional()?;
+        row.map(parse_campaign).transpose()
+    }
+
+    fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns ORDER BY created_at, id"
+        ))?;
+        let rows = stmt
+            .query_map([], campaign_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(parse_campaign).collect()
+    }
+
+    fn set_campaign_status(&self, id: &str, status: CampaignStatus, at: Timestamp) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE campaigns SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, status.slug(), db_time(at)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("campaign {id}")));
+        }
+        Ok(())
+    }
+
+    fn ensure_deployments(&self, campaign: &str, devices: &[i64], at: Timestamp) -> Result<usize> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO deployments (campaign_id, device_id, state, bytes, last_seq, updated_at)
+                 VALUES (?1, ?2, 'waiting', 0, 0, ?3) ON CONFLICT (campaign_id, device_id) DO NOTHING",
+            )?;
+            let now = db_time(at);
+            for d in devices {
+                added += stmt.execute(params![campaign, d, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.campaign_id, d.device_id, d.state, d.bytes, d.last_seq, d.updated_at
+             FROM deployments d JOIN campaigns c ON c.id = d.campaign_id
+             WHERE d.device_id = ?1 AND c.status <> 'closed'
+             ORDER BY c.created_at DESC, c.id DESC",
+        )?;
+        let rows = stmt
+            .query_map([device], deployment_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(RawDeployment::parse).collect()
+    }
+
+    fn apply_report(
+        &self,
+        campaign: &str,
+        device: i64,
+        seq: i64,
+        from: DeploymentState,
+        to: DeploymentState,
+        bytes: u64,
+        at: Timestamp,
+    ) -> Result<ReportOutcome> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let n = tx.execute(
+            "UPDATE deployments SET state = ?4, bytes = ?5, last_seq = ?3, updated_at = ?6
+             WHERE campaign_id = ?1 AND device_id = ?2 AND last_seq < ?3 AND state = ?7",
+            params![
+                campaign,
+                device,
+                seq,
+                to.slug(),
+                i64::try_from(bytes).map_err(corrupt)?,
+                db_time(at),
+                from.slug()
+            ],
+        )?;
+        let current = tx
+            .query_row(
+                &format!(
+                    "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE campaign_id = ?1 AND device_id = ?2"
+                ),
+                params![campaign, device],
+                deployment_from,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("deployment of device {device} in {campaign}")))?
+            .parse()?;
+        tx.commit()?;
+        if n == 1 {
+            Ok(ReportOutcome::Applied(current))
+        } else if current.last_seq >= seq {
+            Ok(ReportOutcome::Stale(current))
+        } else {
+            Err(StoreError::Conflict(format!(
+                "deployment is {} now, not {}",
+                current.state, from
+            )))
+        }
+    }
+
+    fn acquire_lease(
+        &self,
+        campaign: &str,
+        device: i64,
+        now: Timestamp,
+        expires: Timestamp,
+        max: u32,
+    ) -> Result<bool> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let now_s = db_time(now);
+        let renewed = tx.execute(
+            "UPDATE leases SET expires_at = ?3 WHERE campaign_id = ?1 AND device_id = ?2 AND expires_at > ?4",
+            params![campaign, device, db_time(expires), now_s],
+        )?;
+        if renewed == 1 {
+            tx.commit()?;
+            return Ok(true);
+        }
+        tx.execute(
+            "DELETE FROM leases WHERE campaign_id = ?1 AND expires_at <= ?2",
+            params![campaign, now_s],
+        )?;
+        let live: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        if live >= i64::from(max) {
+            tx.commit()?;
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO leases (campaign_id, device_id, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (campaign_id, device_id) DO UPDATE SET expires_at = excluded.expires_at",
+            params![campaign, device, db_time(expires)],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1 AND device_id = ?2 AND expires_at > ?3",
+            )?
+            .query_row(params![campaign, device, db_time(now)], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM leases WHERE campaign_id = ?1 AND device_id = ?2",
+            params![campaign, device],
+        )?;
+        Ok(())
+    }
+
+    fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1 AND expires_at > ?2",
+            params![campaign, db_time(now)],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn progress(&self, campaign: &str) -> Result<Vec<ProgressRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.state, d.kind, i.prefecture, i.kind, d.vendor, COUNT(*)
+             FROM deployments p JOIN devices d ON d.id = p.device_id
+             JOIN institutions i ON i.code = d.institution_code
+             WHERE p.campaign_id = ?1
+             GROUP BY p.state, d.kind, i.prefecture, i.kind, d.vendor",
+        )?;
+        let rows = stmt
+            .query_map([campaign], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(state, device, pref, kind, vendor, count)| {
+                Ok(ProgressRow {
+                    state: state.parse().map_err(corrupt)?,
+                    device: device.parse().map_err(corrupt)?,
+                    prefecture: Prefecture::from_number(pref)
+                        .ok_or_else(|| corrupt(format!("prefecture {pref}")))?,
+                    kind: kind.parse().map_err(corrupt)?,
+                    vendor: vendor
+                        .map(|v| v.parse::<Vendor>().map_err(corrupt))
+                        .transpose()?,
+                    count: u64::try_from(count).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn deployments(
+        &self,
+        campaign: &str,
+        f: &DeploymentFilter,
+    ) -> Result<Vec<DeploymentListing>> {
+        self.flush()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DEVICE_COLS}, {INSTITUTION_COLS}, p.state, p.bytes, p.updated_at
+             FROM deployments p JOIN devices d ON d.id = p.device_id
+             JOIN institutions i ON i.code = d.institution_code
+             WHERE p.campaign_id = ?1 AND (?2 IS NULL OR p.state = ?2)
+               AND (?3 IS NULL OR d.kind = ?3) AND (?4 IS NULL OR i.prefecture = ?4)
+               AND (?5 IS NULL OR i.kind = ?5) AND (?6 IS NULL OR d.vendor = ?6)
+             ORDER BY i.code, d.id LIMIT ?7 OFFSET ?8"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    campaign,
+                    f.state.map(DeploymentState::slug),
+                    f.device.map(DeviceKind::slug),
+                    f.prefecture.map(Prefecture::number),
+                    f.kind.map(InstitutionKind::slug),
+                    f.vendor.map(Vendor::slug),
+                    f.limit,
+                    f.offset
+                ],
+                |r| {
+                    Ok((
+                        device_from(r, 0)?,
+                        institution_from(r, 9)?,
+                        r.get::<_, String>(15)?,
+                        r.get::<_, i64>(16)?,
+                        r.get::<_, String>(17)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(d, i, state, bytes, updated)| {
+                Ok(DeploymentListing {
+                    device: d.parse()?,
+                    institution: i.parse()?,
+                    state: state.parse().map_err(corrupt)?,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    updated_at: ts(&updated)?,
+                })
+            })
+            .collect()
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![db_time(e.at), e.actor, e.action, e.subject, e.detail])?;
+        Ok(())
+    }
+
+    fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(at, actor, action, subject, detail)| {
+                Ok(AuditEntry {
+                    at: ts(&at)?,
+                    actor,
+                    action,
+                    subject,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
+fn key_column(which: InstitutionKey) -> &'static str {
+    match which {
+        InstitutionKey::Enrollment => "enrollment_key_hash",
+        InstitutionKey::Access => "access_key_hash",
+    }
+}
+
+#[cfg(test)]
+mod tests;
