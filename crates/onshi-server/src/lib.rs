@@ -1,1 +1,300 @@
-//! server
+//! The onshi HTTP server: the device API every terminal talks to, artifact downloads, the
+//! operator API and the institution API. Start-up lives in [`start`], which the `onshi serve`
+//! command and the integration tests both call.
+//!
+//! Must never: decide a rule of the notice itself (windows, states, offers come from
+//! `onshi-core`), read the time except through its [`Clock`], or acknowledge a state report
+//! before the store committed it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use ed25519_dalek::SigningKey;
+use onshi_clock::Clock;
+use onshi_core::release::{decode_signing_key, encode_public_key, encode_signing_key};
+use onshi_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+mod artifacts;
+pub mod auth;
+mod error;
+mod json;
+mod routes;
+mod state;
+mod targeting;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// The OpenAPI document of the three APIs, checked in next to this crate.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The largest JSON or CSV body accepted (a CSV of 230,000 institutions fits).
+pub const MAX_BODY: usize = 64 << 20;
+
+/// How the server is started.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub clock: Clock,
+    /// The operator's Ed25519 key file; default `DATA/keys/operator.key`, created if missing.
+    pub signing_key: Option<PathBuf>,
+    /// The operator token to use (from `ONSHI_OPERATOR_TOKEN`); otherwise one is generated on
+    /// first start and printed once.
+    pub operator_token: Option<String>,
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Set when the server generated a new operator token on this start (print it once).
+    pub new_operator_token: Option<String>,
+    pub state: AppState,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the server stops.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server
+            .await
+            .context("server task")?
+            .context("server")?;
+        self.state.store.flush().context("flushing the store")?;
+        Ok(())
+    }
+}
+
+/// The router, with every route and its limits.
+pub fn router(state: AppState) -> Router {
+    use routes::{admin, device, institution};
+    let uploads = Router::new()
+        .route("/api/v1/admin/artifacts", put(admin::upload_artifact))
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/public-key", get(device::public_key))
+        .route("/api/v1/enroll", post(device::enroll))
+        .route("/api/v1/readers", post(device::enroll_reader))
+        .route("/api/v1/checkin", post(device::checkin))
+        .route("/api/v1/report", post(device::report))
+        .route("/api/v1/releases/{id}/manifest", get(device::manifest))
+        .route("/api/v1/artifacts/{sha256}", get(device::artifact))
+        .route(
+            "/api/v1/institutions/{code}/devices",
+            get(institution::devices),
+        )
+        .route(
+            "/api/v1/admin/institutions",
+            post(admin::create_institutions).get(admin::list_institutions),
+        )
+        .route(
+            "/api/v1/admin/institutions/import",
+            post(admin::import_institutions),
+        )
+        .route(
+            "/api/v1/admin/institutions/{code}/enrollment-key",
+            post(admin::enrollment_key),
+        )
+        .route(
+            "/api/v1/admin/institutions/{code}/access-key",
+            post(admin::access_key),
+        )
+        .route("/api/v1/admin/releases", post(admin::create_release))
+        .route("/api/v1/admin/releases/{id}", get(admin::get_release))
+        .route(
+            "/api/v1/admin/campaigns",
+            post(admin::create_campaign).get(admin::list_campaigns),
+        )
+        .route("/api/v1/admin/campaigns/{id}", get(admin::get_campaign))
+        .route(
+            "/api/v1/admin/campaigns/{id}/progress",
+            get(admin::progress),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{id}/devices",
+            get(admin::campaign_devices),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{id}/{action}",
+            post(admin::control_campaign),
+        )
+        .route("/api/v1/admin/audit", get(admin::audit))
+        .route("/api/v1/admin/clock", put(admin::set_clock))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(uploads)
+        .fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Opens the store, sets up the keys and the operator token, binds and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("onshi.db");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    let key_path = config
+        .signing_key
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("keys").join("operator.key"));
+    let signing_key = load_or_create_key(&key_path)?;
+    let (token_hash, new_operator_token) = operator_token(store.as_ref(), config.operator_token)?;
+    let state = AppState::new(
+        store.clone(),
+        config.clock.clone(),
+        config.data_dir.clone(),
+        signing_key,
+        token_hash,
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data = %config.data_dir.display(), simulated_clock = config.clock.is_simulated(), "onshi serve listening");
+    spawn_flusher(store.clone());
+    let app = router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    Ok(Running {
+        addr,
+        new_operator_token,
+        state,
+        server,
+    })
+}
+
+/// Writes buffered "last contact" times every second.
+fn spawn_flusher(store: Arc<dyn Store>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "flushing last-contact times failed"),
+                Err(e) => tracing::error!(error = %e, "flush task failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+const OPERATOR_TOKEN_KEY: &str = "operator_token_hash";
+
+/// The operator token's hash: from `ONSHI_OPERATOR_TOKEN` if given, else the stored one, else a
+/// new token (returned so it can be printed once).
+fn operator_token(
+    store: &dyn Store,
+    given: Option<String>,
+) -> anyhow::Result<(String, Option<String>)> {
+    if let Some(token) = given {
+        anyhow::ensure!(
+            token.len() >= 16,
+            "ONSHI_OPERATOR_TOKEN must be at least 16 characters"
+        );
+        let hash = auth::hash_secret(&token);
+        store.set_setting(OPERATOR_TOKEN_KEY, &hash)?;
+        return Ok((hash, None));
+    }
+    if let Some(hash) = store.setting(OPERATOR_TOKEN_KEY)? {
+        return Ok((hash, None));
+    }
+    let token = auth::new_secret();
+    let hash = auth::hash_secret(&token);
+    store.set_setting(OPERATOR_TOKEN_KEY, &hash)?;
+    Ok((hash, Some(token)))
+}
+
+/// Generates an Ed25519 key pair: `DIR/operator.key` (private, base64, mode 0600) and
+/// `DIR/operator.pub`. Refuses to overwrite an existing key.
+pub fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
+    anyhow::ensure!(
+        !path.exists(),
+        "{} already exists; refusing to overwrite a signing key",
+        path.display()
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    write_private(path, &encode_signing_key(&key))?;
+    let public = path.with_extension("pub");
+    std::fs::write(&public, encode_public_key(&key.verifying_key()) + "\n")
+        .with_context(|| format!("writing {}", public.display()))?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{text}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if !path.exists() {
+        tracing::info!(path = %path.display(), "no signing key yet: generating one");
+        return generate_key(path);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading signing key {}", path.display()))?;
+    decode_signing_key(&text).with_context(|| {
+        format!(
+            "{} is not an onshi signing key (base64 of 32 bytes, as `onshi keygen` writes)",
+            path.display()
+        )
+    })
+}

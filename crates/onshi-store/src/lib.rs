@@ -64,12 +64,26 @@ pub enum InstitutionKey {
 }
 
 /// Filters for listing institutions.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InstitutionFilter {
     pub prefecture: Option<Prefecture>,
     pub kind: Option<InstitutionKind>,
     pub limit: u32,
     pub offset: u32,
+}
+
+/// The default page: the first 1,000.
+pub const DEFAULT_LIMIT: u32 = 1000;
+
+impl Default for InstitutionFilter {
+    fn default() -> Self {
+        Self {
+            prefecture: None,
+            kind: None,
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
 }
 
 /// An enrolled device.
@@ -129,6 +143,19 @@ pub struct Deployment {
     pub updated_at: Timestamp,
 }
 
+/// A state report to record: move `device`'s deployment in `campaign` from `from` to `to` if
+/// `seq` is newer than the last report seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    pub campaign: &'a str,
+    pub device: i64,
+    pub seq: i64,
+    pub from: DeploymentState,
+    pub to: DeploymentState,
+    pub bytes: u64,
+    pub at: Timestamp,
+}
+
 /// The outcome of recording a state report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
@@ -162,7 +189,7 @@ pub struct DeploymentListing {
 }
 
 /// Filters for listing a campaign's devices.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DeploymentFilter {
     pub state: Option<DeploymentState>,
     pub device: Option<DeviceKind>,
@@ -171,6 +198,20 @@ pub struct DeploymentFilter {
     pub vendor: Option<Vendor>,
     pub limit: u32,
     pub offset: u32,
+}
+
+impl Default for DeploymentFilter {
+    fn default() -> Self {
+        Self {
+            state: None,
+            device: None,
+            prefecture: None,
+            kind: None,
+            vendor: None,
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
 }
 
 /// One line of the audit log.
@@ -206,8 +247,11 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
     ) -> Result<()>;
     /// The stored hash of an institution's key.
-    fn institution_key(&self, code: InstitutionCode, which: InstitutionKey)
-    -> Result<Option<String>>;
+    fn institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+    ) -> Result<Option<String>>;
 
     /// Enrols a device; enrolling the same serial again replaces its token and keeps its id.
     fn enrol_device(&self, device: &NewDevice, at: Timestamp) -> Result<Device>;
@@ -241,7 +285,7 @@ pub trait Store: Send + Sync + 'static {
     /// One release.
     fn release(&self, id: &str) -> Result<Option<Release>>;
 
-    /// Stores a new campaign (status draft).
+    /// Stores a new campaign; an existing id is a conflict.
     fn insert_campaign(&self, campaign: &CampaignRecord, at: Timestamp) -> Result<()>;
     /// One campaign.
     fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>>;
@@ -256,16 +300,7 @@ pub trait Store: Send + Sync + 'static {
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>>;
     /// Applies a state report if `seq` is newer than the last one seen and the state is still
     /// `from` (compare-and-set); the caller has checked the transition with the core rules.
-    fn apply_report(
-        &self,
-        campaign: &str,
-        device: i64,
-        seq: i64,
-        from: DeploymentState,
-        to: DeploymentState,
-        bytes: u64,
-        at: Timestamp,
-    ) -> Result<ReportOutcome>;
+    fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome>;
 
     /// Takes or renews a download slot; `false` when `max` other devices hold live slots.
     fn acquire_lease(

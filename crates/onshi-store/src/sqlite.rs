@@ -225,7 +225,9 @@ impl RawDeployment {
     }
 }
 
-fn campaign_from(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64, i64, String)> {
+fn campaign_from(
+    r: &Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, i64, i64, String)> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -462,15 +464,21 @@ impl Store for SqliteStore {
         running: Option<&Version>,
         at: Timestamp,
     ) -> Result<()> {
+        // Merge into what is buffered: a later check-in without versions must not drop the
+        // versions an earlier one reported.
         let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
-        contacts.insert(
-            id,
-            Contact {
-                at,
-                installed: installed.map(ToString::to_string),
-                running: running.map(ToString::to_string),
-            },
-        );
+        let c = contacts.entry(id).or_insert(Contact {
+            at,
+            installed: None,
+            running: None,
+        });
+        c.at = c.at.max(at);
+        if let Some(v) = installed {
+            c.installed = Some(v.to_string());
+        }
+        if let Some(v) = running {
+            c.running = Some(v.to_string());
+        }
         Ok(())
     }
 
@@ -479,28 +487,42 @@ impl Store for SqliteStore {
         if pending.is_empty() {
             return Ok(());
         }
-        let conn = self.conn();
-        let tx = conn.unchecked_transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE devices SET last_contact = ?2,
-                   installed_version = COALESCE(?3, installed_version),
-                   running_version = COALESCE(?4, running_version)
-                 WHERE id = ?1",
-            )?;
-            for (id, c) in &pending {
-                stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+        let written = (|| -> Result<()> {
+            let conn = self.conn();
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE devices SET last_contact = ?2,
+                       installed_version = COALESCE(?3, installed_version),
+                       running_version = COALESCE(?4, running_version)
+                     WHERE id = ?1",
+                )?;
+                for (id, c) in &pending {
+                    stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if written.is_err() {
+            // Put the contacts back (newer ones buffered meanwhile win) for the next flush.
+            let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, c) in pending {
+                contacts.entry(id).or_insert(c);
             }
         }
-        tx.commit()?;
-        Ok(())
+        written
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
         self.conn().execute(
             "INSERT INTO artifacts (sha256, size, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (sha256) DO NOTHING",
-            params![sha256.hex(), i64::try_from(size).map_err(corrupt)?, db_time(at)],
+            params![
+                sha256.hex(),
+                i64::try_from(size).map_err(corrupt)?,
+                db_time(at)
+            ],
         )?;
         Ok(())
     }
@@ -564,7 +586,10 @@ impl Store for SqliteStore {
             ],
         )?;
         if n == 0 {
-            return Err(StoreError::Conflict(format!("campaign {} already exists", c.id)));
+            return Err(StoreError::Conflict(format!(
+                "campaign {} already exists",
+                c.id
+            )));
         }
         Ok(())
     }
@@ -572,7 +597,9 @@ impl Store for SqliteStore {
     fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>> {
         let row = self
             .conn()
-            .prepare_cached(&format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
+            ))?
             .query_row([id], campaign_from)
             .optional()?;
         row.map(parse_campaign).transpose()
@@ -632,16 +659,16 @@ impl Store for SqliteStore {
         rows.into_iter().map(RawDeployment::parse).collect()
     }
 
-    fn apply_report(
-        &self,
-        campaign: &str,
-        device: i64,
-        seq: i64,
-        from: DeploymentState,
-        to: DeploymentState,
-        bytes: u64,
-        at: Timestamp,
-    ) -> Result<ReportOutcome> {
+    fn apply_report(&self, r: &Report<'_>) -> Result<ReportOutcome> {
+        let Report {
+            campaign,
+            device,
+            seq,
+            from,
+            to,
+            bytes,
+            at,
+        } = *r;
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
         let n = tx.execute(
@@ -787,11 +814,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn deployments(
-        &self,
-        campaign: &str,
-        f: &DeploymentFilter,
-    ) -> Result<Vec<DeploymentListing>> {
+    fn deployments(&self, campaign: &str, f: &DeploymentFilter) -> Result<Vec<DeploymentListing>> {
         self.flush()?;
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(

@@ -23,12 +23,19 @@ struct Cli {
 enum Command {
     /// Answer "is the update distributed at this instant?" or list every window of a campaign.
     Schedule(cmd::schedule::Args),
+    /// Run the distribution server.
+    Serve(cmd::serve::Args),
+    /// Generate the operator's Ed25519 key pair for signing releases.
+    Keygen(cmd::keygen::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
         Command::Schedule(args) => cmd::schedule::run(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
+        Command::Keygen(args) => cmd::keygen::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -40,5 +47,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default: info for onshi, warn otherwise),
+/// `ONSHI_LOG_FORMAT=json` for JSON lines.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,onshi=info,onshi_server=info,onshi_store=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("ONSHI_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -1,0 +1,1277 @@
+//! Specifications of the SQLite store, one behaviour per test. Instants are minutes after
+//! 2026-01-19 20:00 JST (see [`at`]); [`Fixture`] is the one place that builds sites, devices and
+//! campaigns.
+
+use jiff::SignedDuration;
+use jiff::civil::time;
+use onshi_core::institution::ScoreTable;
+use onshi_core::release::{Component, Target, decode_signing_key};
+use onshi_core::selector::Selector;
+
+use super::*;
+use crate::Report;
+
+use DeploymentState::{Downloaded, Downloading, Installing, Waiting};
+use InstitutionKind::{Clinic, Hospital, Pharmacy};
+
+const CAMPAIGN: &str = "2026-01-terminal";
+const RELEASE: &str = "2026.1";
+
+/// `SigningKey::from_bytes(&[7; 32])` as the key file writes it (ed25519-dalek is not a
+/// dependency of this crate, so the key is decoded the way the server reads it).
+const SIGNING_KEY_7: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// `minute` minutes after 2026-01-19T11:00Z (20:00 JST, when the night window opens).
+fn at(minute: i64) -> Timestamp {
+    let start: Timestamp = "2026-01-19T11:00:00Z".parse().expect("a valid instant");
+    start + SignedDuration::from_mins(minute)
+}
+
+fn version(text: &str) -> Version {
+    Version::parse(text).expect("a valid version")
+}
+
+/// A store and the rows most specifications stand on.
+struct Fixture {
+    store: SqliteStore,
+}
+
+impl Fixture {
+    fn in_memory() -> Self {
+        Self {
+            store: SqliteStore::in_memory().expect("an in-memory store opens"),
+        }
+    }
+
+    fn open(path: &Path) -> Self {
+        Self {
+            store: SqliteStore::open(path).expect("the database file opens"),
+        }
+    }
+
+    /// Institution number `n` of `kind` in `prefecture`, not yet stored.
+    fn institution(prefecture: u8, kind: InstitutionKind, n: u16) -> Institution {
+        let table = match kind {
+            Hospital | Clinic => ScoreTable::Medical,
+            InstitutionKind::Dental => ScoreTable::Dental,
+            Pharmacy => ScoreTable::Pharmacy,
+        };
+        let prefecture = Prefecture::from_number(prefecture).expect("a prefecture number");
+        let code = InstitutionCode::from_parts(prefecture, table, 1, n).expect("valid code parts");
+        Institution {
+            code,
+            name: format!("{kind} {n}"),
+            kind,
+            prefecture,
+            email: format!("it-{n}@example.jp"),
+            auto_restart: None,
+        }
+    }
+
+    /// Stores institution number `n` of `kind` in `prefecture`.
+    fn site(&self, prefecture: u8, kind: InstitutionKind, n: u16) -> Institution {
+        let site = Self::institution(prefecture, kind, n);
+        self.store
+            .upsert_institutions(std::slice::from_ref(&site), at(0))
+            .expect("the institution is stored");
+        site
+    }
+
+    /// The site's terminal, not yet enrolled.
+    fn terminal_of(site: &Institution) -> NewDevice {
+        NewDevice {
+            institution: site.code,
+            kind: DeviceKind::Terminal,
+            vendor: None,
+            serial: format!("T-{}", site.code),
+            parent: None,
+            token_hash: format!("token-of-T-{}", site.code),
+        }
+    }
+
+    /// A card reader of `vendor` attached to `terminal`, not yet enrolled.
+    fn reader_of(terminal: &Device, vendor: Vendor) -> NewDevice {
+        NewDevice {
+            institution: terminal.institution,
+            kind: DeviceKind::CardReader,
+            vendor: Some(vendor),
+            serial: format!("R-{}", terminal.institution),
+            parent: Some(terminal.id),
+            token_hash: format!("token-of-R-{}", terminal.institution),
+        }
+    }
+
+    fn enrol(&self, device: &NewDevice) -> Device {
+        self.store
+            .enrol_device(device, at(0))
+            .expect("the device enrols")
+    }
+
+    fn terminal(&self, site: &Institution) -> Device {
+        self.enrol(&Self::terminal_of(site))
+    }
+
+    fn reader(&self, terminal: &Device, vendor: Vendor) -> Device {
+        self.enrol(&Self::reader_of(terminal, vendor))
+    }
+
+    /// The release every campaign distributes, signed with [`SIGNING_KEY_7`].
+    fn release() -> Release {
+        let manifest = Manifest {
+            release_id: RELEASE.to_owned(),
+            version: version("2026.1.0"),
+            created_at: "2026-01-10T00:00:00Z".to_owned(),
+            components: vec![
+                Component {
+                    target: Target::Terminal,
+                    sha256: Sha256::of(b"terminal package"),
+                    size: 52_428_800,
+                },
+                Component {
+                    target: Target::CardReader(Vendor::Canon),
+                    sha256: Sha256::of(b"canon reader package"),
+                    size: 8_388_608,
+                },
+            ],
+        };
+        let key = decode_signing_key(SIGNING_KEY_7).expect("a valid signing key");
+        Release {
+            id: RELEASE.to_owned(),
+            signed: SignedManifest::sign(&manifest, &key),
+            manifest,
+        }
+    }
+
+    /// Campaign `id` of [`Self::release`] to every device, as a draft.
+    fn campaign_record(id: &str) -> CampaignRecord {
+        CampaignRecord {
+            id: id.to_owned(),
+            schedule_toml: "[[night]]\ndate = 2026-01-19\n".to_owned(),
+            release_id: RELEASE.to_owned(),
+            selector: Selector {
+                prefectures: vec![Prefecture::from_number(13).expect("Tokyo")],
+                kinds: vec![Clinic],
+                ..Selector::all()
+            },
+            max_downloads: 500,
+            poll_interval: Duration::from_secs(900),
+            status: CampaignStatus::Draft,
+        }
+    }
+
+    /// Stores campaign `id` (and its release, the first time), created at `created`.
+    fn campaign(&self, id: &str, created: Timestamp) -> CampaignRecord {
+        if self.store.release(RELEASE).expect("release read").is_none() {
+            self.store
+                .insert_release(&Self::release(), at(0))
+                .expect("the release is stored");
+        }
+        let campaign = Self::campaign_record(id);
+        self.store
+            .insert_campaign(&campaign, created)
+            .expect("the campaign is stored");
+        campaign
+    }
+
+    /// A terminal waiting in [`CAMPAIGN`]; returns its device id.
+    fn waiting_terminal(&self) -> i64 {
+        let device = self.terminal(&self.site(13, Clinic, 1));
+        self.campaign(CAMPAIGN, at(0));
+        self.store
+            .ensure_deployments(CAMPAIGN, &[device.id], at(0))
+            .expect("the deployment is added");
+        device.id
+    }
+
+    /// The one deployment of `device` in [`CAMPAIGN`], as stored.
+    fn deployment(&self, device: i64) -> Deployment {
+        let open = self.store.open_deployments_of(device).expect("deployments");
+        open.into_iter()
+            .find(|d| d.campaign_id == CAMPAIGN)
+            .expect("the device is in the campaign")
+    }
+
+    /// Three sites in [`CAMPAIGN`]: two Tokyo clinics with a terminal and a Canon reader each,
+    /// and an Osaka pharmacy with a terminal and a Panasonic reader. The first clinic's terminal
+    /// and the pharmacy's reader are downloading; the rest wait.
+    fn rollout(&self) -> Rollout {
+        let clinic_1 = self.terminal(&self.site(13, Clinic, 1));
+        let clinic_2 = self.terminal(&self.site(13, Clinic, 2));
+        let pharmacy = self.terminal(&self.site(27, Pharmacy, 3));
+        let rollout = Rollout {
+            clinic_1_reader: self.reader(&clinic_1, Vendor::Canon).id,
+            clinic_2_reader: self.reader(&clinic_2, Vendor::Canon).id,
+            pharmacy_reader: self.reader(&pharmacy, Vendor::Panasonic).id,
+            clinic_1: clinic_1.id,
+            clinic_2: clinic_2.id,
+            pharmacy: pharmacy.id,
+        };
+        self.campaign(CAMPAIGN, at(0));
+        self.store
+            .ensure_deployments(CAMPAIGN, &rollout.all(), at(0))
+            .expect("deployments are added");
+        for device in [rollout.clinic_1, rollout.pharmacy_reader] {
+            self.store
+                .apply_report(&Report {
+                    campaign: CAMPAIGN,
+                    device,
+                    seq: 1,
+                    from: Waiting,
+                    to: Downloading,
+                    bytes: 1024,
+                    at: at(1),
+                })
+                .expect("the report applies");
+        }
+        rollout
+    }
+}
+
+/// The device ids of [`Fixture::rollout`]; a terminal is named after its site.
+struct Rollout {
+    clinic_1: i64,
+    clinic_1_reader: i64,
+    clinic_2: i64,
+    clinic_2_reader: i64,
+    pharmacy: i64,
+    pharmacy_reader: i64,
+}
+
+impl Rollout {
+    /// In listing order: by institution code, then device id.
+    fn all(&self) -> [i64; 6] {
+        [
+            self.clinic_1,
+            self.clinic_1_reader,
+            self.clinic_2,
+            self.clinic_2_reader,
+            self.pharmacy,
+            self.pharmacy_reader,
+        ]
+    }
+}
+
+fn ids(listings: &[DeploymentListing]) -> Vec<i64> {
+    listings.iter().map(|l| l.device.id).collect()
+}
+
+// --- Migrations ---------------------------------------------------------------------------
+
+#[test]
+fn reopening_a_database_file_applies_the_schema_once_and_keeps_the_data() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("onshi.db");
+    let site = Fixture::open(&path).site(13, Clinic, 1);
+
+    let reopened = Fixture::open(&path);
+
+    let applied: i64 = reopened
+        .store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+        .expect("migrations are recorded");
+    assert_eq!(applied, 1);
+    let stored = reopened.store.institution(site.code).expect("read");
+    assert_eq!(stored, Some(site));
+}
+
+// --- Settings -----------------------------------------------------------------------------
+
+#[test]
+fn a_setting_is_absent_until_set_and_a_second_set_replaces_it() {
+    let fx = Fixture::in_memory();
+    assert_eq!(fx.store.setting("operator_token").expect("read"), None);
+
+    fx.store.set_setting("operator_token", "a").expect("set");
+    fx.store.set_setting("operator_token", "b").expect("set");
+
+    let value = fx.store.setting("operator_token").expect("read");
+    assert_eq!(value.as_deref(), Some("b"));
+}
+
+// --- Institutions -------------------------------------------------------------------------
+
+#[test]
+fn upserting_an_institution_creates_it_then_updates_it_by_code() {
+    let fx = Fixture::in_memory();
+    let code = InstitutionCode::parse("0110113719").expect("a valid code");
+    let created = Institution {
+        code,
+        ..Fixture::institution(1, Clinic, 1)
+    };
+    let renamed = Institution {
+        name: "さっぽろ内科クリニック".to_owned(),
+        ..created.clone()
+    };
+
+    fx.store
+        .upsert_institutions(std::slice::from_ref(&created), at(0))
+        .expect("created");
+    assert_eq!(fx.store.institution(code).expect("read"), Some(created));
+    let count = fx
+        .store
+        .upsert_institutions(std::slice::from_ref(&renamed), at(1))
+        .expect("updated");
+
+    assert_eq!(count, 1);
+    assert_eq!(fx.store.institution(code).expect("read"), Some(renamed));
+    let (_, total) = fx
+        .store
+        .institutions(&InstitutionFilter {
+            limit: 10,
+            ..InstitutionFilter::default()
+        })
+        .expect("listed");
+    assert_eq!(total, 1);
+}
+
+#[test]
+fn an_unknown_institution_is_none() {
+    let fx = Fixture::in_memory();
+    let code = InstitutionCode::parse("2714206386").expect("a valid code");
+    assert_eq!(fx.store.institution(code).expect("read"), None);
+}
+
+#[test]
+fn institutions_are_filtered_by_prefecture_and_kind_and_paged_by_code_with_the_total() {
+    let fx = Fixture::in_memory();
+    let tokyo_clinics = [1, 2, 3].map(|n| fx.site(13, Clinic, n));
+    fx.site(13, Hospital, 4);
+    fx.site(27, Clinic, 5);
+
+    let (page, total) = fx
+        .store
+        .institutions(&InstitutionFilter {
+            prefecture: Prefecture::from_number(13),
+            kind: Some(Clinic),
+            limit: 1,
+            offset: 1,
+        })
+        .expect("listed");
+
+    assert_eq!(total, 3);
+    assert_eq!(page, vec![tokyo_clinics[1].clone()]);
+}
+
+#[test]
+fn an_unfiltered_listing_counts_every_institution() {
+    let fx = Fixture::in_memory();
+    let sites = [fx.site(13, Clinic, 1), fx.site(27, Pharmacy, 2)];
+
+    let (all, total) = fx
+        .store
+        .institutions(&InstitutionFilter {
+            limit: 10,
+            ..InstitutionFilter::default()
+        })
+        .expect("listed");
+
+    assert_eq!(total, 2);
+    assert_eq!(all, sites);
+}
+
+#[test]
+fn an_auto_restart_time_round_trips_and_may_be_absent() {
+    let fx = Fixture::in_memory();
+    let restarts = Institution {
+        auto_restart: Some(time(7, 30, 0, 0)),
+        ..Fixture::institution(13, Clinic, 1)
+    };
+    let never = Fixture::institution(13, Clinic, 2);
+
+    fx.store
+        .upsert_institutions(&[restarts.clone(), never.clone()], at(0))
+        .expect("stored");
+
+    let read = |code| fx.store.institution(code).expect("read").expect("stored");
+    assert_eq!(read(restarts.code).auto_restart, Some(time(7, 30, 0, 0)));
+    assert_eq!(read(never.code).auto_restart, None);
+}
+
+#[test]
+fn setting_a_key_of_an_unknown_institution_is_not_found() {
+    let fx = Fixture::in_memory();
+    let code = InstitutionCode::parse("2714206386").expect("a valid code");
+
+    let err = fx
+        .store
+        .set_institution_key(code, InstitutionKey::Enrollment, "hash")
+        .expect_err("no such institution");
+
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn enrollment_and_access_key_hashes_round_trip_separately() {
+    let fx = Fixture::in_memory();
+    let code = fx.site(13, Clinic, 1).code;
+    let key = |which| fx.store.institution_key(code, which).expect("read");
+    assert_eq!(key(InstitutionKey::Enrollment), None);
+
+    fx.store
+        .set_institution_key(code, InstitutionKey::Enrollment, "enrol-hash")
+        .expect("set");
+    fx.store
+        .set_institution_key(code, InstitutionKey::Access, "access-hash")
+        .expect("set");
+
+    assert_eq!(
+        key(InstitutionKey::Enrollment).as_deref(),
+        Some("enrol-hash")
+    );
+    assert_eq!(key(InstitutionKey::Access).as_deref(), Some("access-hash"));
+}
+
+// --- Devices ------------------------------------------------------------------------------
+
+#[test]
+fn a_card_reader_is_enrolled_under_its_terminal_with_its_vendor() {
+    let fx = Fixture::in_memory();
+    let site = fx.site(13, Clinic, 1);
+    let terminal = fx.terminal(&site);
+
+    let reader = fx.reader(&terminal, Vendor::Canon);
+
+    assert_eq!(terminal.kind, DeviceKind::Terminal);
+    assert_eq!(terminal.parent, None);
+    assert_eq!(reader.kind, DeviceKind::CardReader);
+    assert_eq!(reader.vendor, Some(Vendor::Canon));
+    assert_eq!(reader.parent, Some(terminal.id));
+    assert_eq!(reader.institution, site.code);
+    assert_ne!(reader.id, terminal.id);
+    assert_eq!(fx.store.device(reader.id).expect("read"), Some(reader));
+}
+
+#[test]
+fn a_new_device_has_no_versions_and_no_contact() {
+    let fx = Fixture::in_memory();
+    let terminal = fx.terminal(&fx.site(13, Clinic, 1));
+
+    assert_eq!(terminal.installed, None);
+    assert_eq!(terminal.running, None);
+    assert_eq!(terminal.last_contact, None);
+}
+
+#[test]
+fn enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token() {
+    let fx = Fixture::in_memory();
+    let site = fx.site(13, Clinic, 1);
+    let first = fx.terminal(&site);
+
+    let again = fx.enrol(&NewDevice {
+        token_hash: "new-token-hash".to_owned(),
+        ..Fixture::terminal_of(&site)
+    });
+
+    assert_eq!(again.id, first.id);
+    let old_token = Fixture::terminal_of(&site).token_hash;
+    assert_eq!(fx.store.device_by_token(&old_token).expect("read"), None);
+    let by_new_token = fx.store.device_by_token("new-token-hash").expect("read");
+    assert_eq!(by_new_token, Some(again));
+    assert_eq!(fx.store.devices_of(site.code).expect("listed").len(), 1);
+}
+
+#[test]
+fn devices_are_listed_by_their_institution() {
+    let fx = Fixture::in_memory();
+    let site = fx.site(13, Clinic, 1);
+    let terminal = fx.terminal(&site);
+    let reader = fx.reader(&terminal, Vendor::Canon);
+    fx.terminal(&fx.site(27, Pharmacy, 2));
+
+    let devices = fx.store.devices_of(site.code).expect("listed");
+
+    assert_eq!(devices, vec![terminal, reader]);
+}
+
+#[test]
+fn all_devices_come_with_their_institution() {
+    let fx = Fixture::in_memory();
+    let clinic = fx.site(13, Clinic, 1);
+    let pharmacy = fx.site(27, Pharmacy, 2);
+    let clinic_terminal = fx.terminal(&clinic);
+    let pharmacy_terminal = fx.terminal(&pharmacy);
+
+    let all = fx.store.all_devices().expect("listed");
+
+    assert_eq!(
+        all,
+        vec![(clinic_terminal, clinic), (pharmacy_terminal, pharmacy)]
+    );
+}
+
+// --- Contacts -----------------------------------------------------------------------------
+
+#[test]
+fn a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions() {
+    let fx = Fixture::in_memory();
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let (installed, running) = (version("2026.1.0"), version("2025.12.0"));
+
+    fx.store
+        .record_contact(id, Some(&installed), Some(&running), at(5))
+        .expect("recorded");
+    let before = fx.store.device(id).expect("read").expect("enrolled");
+    fx.store.flush().expect("flushed");
+    let after = fx.store.device(id).expect("read").expect("enrolled");
+
+    assert_eq!(before.last_contact, None);
+    assert_eq!(before.installed, None);
+    assert_eq!(after.last_contact, Some(at(5)));
+    assert_eq!(after.installed, Some(installed));
+    assert_eq!(after.running, Some(running));
+}
+
+#[test]
+fn a_contact_without_versions_keeps_the_stored_versions() {
+    let fx = Fixture::in_memory();
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let installed = version("2026.1.0");
+    fx.store
+        .record_contact(id, Some(&installed), Some(&installed), at(5))
+        .expect("recorded");
+    fx.store.flush().expect("flushed");
+
+    fx.store
+        .record_contact(id, None, None, at(20))
+        .expect("recorded");
+    fx.store.flush().expect("flushed");
+
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+    assert_eq!(device.last_contact, Some(at(20)));
+    assert_eq!(device.installed, Some(installed.clone()));
+    assert_eq!(device.running, Some(installed));
+}
+
+#[test]
+fn versions_reported_before_a_flush_survive_a_later_contact_without_versions() {
+    let fx = Fixture::in_memory();
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let installed = version("2026.1.0");
+
+    fx.store
+        .record_contact(id, Some(&installed), Some(&installed), at(5))
+        .expect("recorded");
+    fx.store
+        .record_contact(id, None, None, at(20))
+        .expect("recorded");
+    fx.store.flush().expect("flushed");
+
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+    assert_eq!(device.last_contact, Some(at(20)));
+    assert_eq!(device.installed, Some(installed.clone()));
+    assert_eq!(device.running, Some(installed));
+}
+
+#[test]
+fn listing_the_devices_of_a_site_writes_pending_contacts_first() {
+    let fx = Fixture::in_memory();
+    let site = fx.site(13, Clinic, 1);
+    let id = fx.terminal(&site).id;
+
+    fx.store
+        .record_contact(id, None, None, at(5))
+        .expect("recorded");
+
+    let devices = fx.store.devices_of(site.code).expect("listed");
+    assert_eq!(devices[0].last_contact, Some(at(5)));
+}
+
+// --- Artifacts and releases ---------------------------------------------------------------
+
+#[test]
+fn adding_the_same_artifact_twice_is_harmless_and_keeps_its_size() {
+    let fx = Fixture::in_memory();
+    let sha = Sha256::of(b"terminal package");
+
+    fx.store.add_artifact(sha, 1234, at(0)).expect("added");
+    fx.store
+        .add_artifact(sha, 1234, at(1))
+        .expect("added again");
+
+    assert_eq!(fx.store.artifact(sha).expect("read"), Some(1234));
+    let unknown = Sha256::of(b"never uploaded");
+    assert_eq!(fx.store.artifact(unknown).expect("read"), None);
+}
+
+#[test]
+fn a_release_round_trips_its_manifest_and_exact_signed_text() {
+    let fx = Fixture::in_memory();
+    let release = Fixture::release();
+
+    fx.store.insert_release(&release, at(0)).expect("stored");
+    let stored = fx.store.release(RELEASE).expect("read").expect("stored");
+
+    assert_eq!(stored.id, release.id);
+    assert_eq!(stored.manifest, release.manifest);
+    assert_eq!(stored.signed, release.signed);
+    let key = decode_signing_key(SIGNING_KEY_7).expect("a valid signing key");
+    let verified = stored.signed.verify(&key.verifying_key(), None);
+    assert_eq!(verified, Ok(release.manifest));
+    assert!(fx.store.release("unknown").expect("read").is_none());
+}
+
+// --- Campaigns ----------------------------------------------------------------------------
+
+/// What a [`CampaignRecord`] holds, comparable (the record itself is not `PartialEq`).
+fn fields(c: &CampaignRecord) -> (&str, &str, &str, &Selector, u32, Duration, CampaignStatus) {
+    (
+        &c.id,
+        &c.schedule_toml,
+        &c.release_id,
+        &c.selector,
+        c.max_downloads,
+        c.poll_interval,
+        c.status,
+    )
+}
+
+#[test]
+fn a_campaign_round_trips_its_schedule_release_selector_and_throttle() {
+    let fx = Fixture::in_memory();
+
+    let inserted = fx.campaign(CAMPAIGN, at(0));
+
+    let stored = fx.store.campaign(CAMPAIGN).expect("read").expect("stored");
+    assert_eq!(fields(&stored), fields(&inserted));
+    assert!(fx.store.campaign("unknown").expect("read").is_none());
+}
+
+#[test]
+fn a_campaign_needs_a_stored_release() {
+    let fx = Fixture::in_memory();
+
+    let err = fx
+        .store
+        .insert_campaign(&Fixture::campaign_record(CAMPAIGN), at(0))
+        .expect_err("the release is unknown");
+
+    assert!(matches!(err, StoreError::Db(_)), "{err:?}");
+}
+
+#[test]
+fn inserting_a_campaign_id_again_is_a_conflict_and_keeps_the_first() {
+    let fx = Fixture::in_memory();
+    let first = fx.campaign(CAMPAIGN, at(0));
+
+    let err = fx
+        .store
+        .insert_campaign(
+            &CampaignRecord {
+                max_downloads: 1,
+                ..Fixture::campaign_record(CAMPAIGN)
+            },
+            at(1),
+        )
+        .expect_err("the id is taken");
+
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let stored = fx.store.campaign(CAMPAIGN).expect("read").expect("stored");
+    assert_eq!(fields(&stored), fields(&first));
+}
+
+#[test]
+fn a_campaign_status_change_is_stored() {
+    let fx = Fixture::in_memory();
+    fx.campaign(CAMPAIGN, at(0));
+
+    fx.store
+        .set_campaign_status(CAMPAIGN, CampaignStatus::Active, at(1))
+        .expect("changed");
+
+    let stored = fx.store.campaign(CAMPAIGN).expect("read").expect("stored");
+    assert_eq!(stored.status, CampaignStatus::Active);
+}
+
+#[test]
+fn changing_the_status_of_an_unknown_campaign_is_not_found() {
+    let fx = Fixture::in_memory();
+
+    let err = fx
+        .store
+        .set_campaign_status("unknown", CampaignStatus::Active, at(1))
+        .expect_err("no such campaign");
+
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn campaigns_are_listed_oldest_first() {
+    let fx = Fixture::in_memory();
+    fx.campaign("b-february", at(60));
+    fx.campaign("a-march", at(120));
+    fx.campaign("c-january", at(0));
+
+    let campaigns = fx.store.campaigns().expect("listed");
+
+    let ids: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c-january", "b-february", "a-march"]);
+}
+
+#[test]
+fn open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_first() {
+    let fx = Fixture::in_memory();
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    for (campaign, created) in [("old", at(0)), ("closed", at(30)), ("new", at(60))] {
+        fx.campaign(campaign, created);
+        fx.store
+            .ensure_deployments(campaign, &[id], created)
+            .expect("added");
+    }
+    fx.store
+        .set_campaign_status("closed", CampaignStatus::Closed, at(90))
+        .expect("closed");
+
+    let open = fx.store.open_deployments_of(id).expect("listed");
+
+    let campaigns: Vec<&str> = open.iter().map(|d| d.campaign_id.as_str()).collect();
+    assert_eq!(campaigns, ["new", "old"]);
+}
+
+// --- Deployments and state reports --------------------------------------------------------
+
+#[test]
+fn ensuring_deployments_adds_each_device_once_as_waiting() {
+    let fx = Fixture::in_memory();
+    let id = fx.waiting_terminal();
+
+    let added_again = fx
+        .store
+        .ensure_deployments(CAMPAIGN, &[id], at(1))
+        .expect("ensured");
+
+    assert_eq!(added_again, 0);
+    let deployment = fx.deployment(id);
+    assert_eq!(
+        deployment,
+        Deployment {
+            campaign_id: CAMPAIGN.to_owned(),
+            device_id: id,
+            state: Waiting,
+            bytes: 0,
+            last_seq: 0,
+            updated_at: at(0),
+        }
+    );
+}
+
+#[test]
+fn ensuring_deployments_counts_only_the_devices_it_adds() {
+    let fx = Fixture::in_memory();
+    let first = fx.waiting_terminal();
+    let second = fx.terminal(&fx.site(13, Clinic, 2)).id;
+
+    let added = fx
+        .store
+        .ensure_deployments(CAMPAIGN, &[first, second], at(1))
+        .expect("ensured");
+
+    assert_eq!(added, 1);
+}
+
+#[test]
+fn ensuring_a_deployment_for_an_unknown_device_fails_and_adds_nothing() {
+    let fx = Fixture::in_memory();
+    let known = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    fx.campaign(CAMPAIGN, at(0));
+
+    fx.store
+        .ensure_deployments(CAMPAIGN, &[known, known + 100], at(0))
+        .expect_err("the second device does not exist");
+
+    assert!(
+        fx.store
+            .open_deployments_of(known)
+            .expect("read")
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_first_report_from_waiting_to_downloading_is_applied_with_its_bytes() {
+    let fx = Fixture::in_memory();
+    let id = fx.waiting_terminal();
+
+    let outcome = fx
+        .store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 4096,
+            at: at(3),
+        })
+        .expect("reported");
+
+    let expected = Deployment {
+        campaign_id: CAMPAIGN.to_owned(),
+        device_id: id,
+        state: Downloading,
+        bytes: 4096,
+        last_seq: 1,
+        updated_at: at(3),
+    };
+    assert_eq!(outcome, ReportOutcome::Applied(expected.clone()));
+    assert_eq!(fx.deployment(id), expected);
+}
+
+#[test]
+fn a_repeated_report_is_stale_and_changes_nothing() {
+    let fx = Fixture::in_memory();
+    let id = fx.waiting_terminal();
+    fx.store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 4096,
+            at: at(3),
+        })
+        .expect("reported");
+    let before = fx.deployment(id);
+
+    let outcome = fx
+        .store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 4096,
+            at: at(4),
+        })
+        .expect("reported again");
+
+    assert_eq!(outcome, ReportOutcome::Stale(before.clone()));
+    assert_eq!(fx.deployment(id), before);
+}
+
+#[test]
+fn a_late_report_with_an_older_seq_is_stale_and_changes_nothing() {
+    let fx = Fixture::in_memory();
+    let id = fx.waiting_terminal();
+    fx.store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 4096,
+            at: at(3),
+        })
+        .expect("reported");
+    fx.store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 2,
+            from: Downloading,
+            to: Downloaded,
+            bytes: 8192,
+            at: at(4),
+        })
+        .expect("reported");
+    let before = fx.deployment(id);
+
+    let outcome = fx
+        .store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 4096,
+            at: at(5),
+        })
+        .expect("reported late");
+
+    assert_eq!(outcome, ReportOutcome::Stale(before.clone()));
+    assert_eq!(fx.deployment(id), before);
+}
+
+#[test]
+fn a_newer_report_from_a_state_the_deployment_is_not_in_is_a_conflict_and_changes_nothing() {
+    let fx = Fixture::in_memory();
+    let id = fx.waiting_terminal();
+
+    let err = fx
+        .store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: id,
+            seq: 1,
+            from: Downloaded,
+            to: Installing,
+            bytes: 0,
+            at: at(3),
+        })
+        .expect_err("the deployment is waiting, not downloaded");
+
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(fx.deployment(id).state, Waiting);
+    assert_eq!(fx.deployment(id).last_seq, 0);
+}
+
+#[test]
+fn a_report_for_a_device_outside_the_campaign_is_not_found() {
+    let fx = Fixture::in_memory();
+    fx.waiting_terminal();
+    let outsider = fx.terminal(&fx.site(13, Clinic, 2)).id;
+
+    let err = fx
+        .store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: outsider,
+            seq: 1,
+            from: Waiting,
+            to: Downloading,
+            bytes: 0,
+            at: at(3),
+        })
+        .expect_err("no deployment");
+
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+// --- Download slots (leases) --------------------------------------------------------------
+
+/// Leases of [`CAMPAIGN`] with at most two slots, taken at minute 0 until minute 10.
+fn take_slot(fx: &Fixture, device: i64) -> bool {
+    fx.store
+        .acquire_lease(CAMPAIGN, device, at(0), at(10), 2)
+        .expect("lease call")
+}
+
+/// Whether each device holds a slot at `now`, checked against the live count.
+fn holders(fx: &Fixture, devices: &[i64], now: Timestamp) -> Vec<bool> {
+    let held: Vec<bool> = devices
+        .iter()
+        .map(|&d| fx.store.has_lease(CAMPAIGN, d, now).expect("read"))
+        .collect();
+    let live = fx.store.live_leases(CAMPAIGN, now).expect("read");
+    let counted = held.iter().filter(|&&h| h).count();
+    assert_eq!(
+        usize::try_from(live).expect("small count"),
+        counted,
+        "live_leases and has_lease disagree"
+    );
+    held
+}
+
+#[test]
+fn a_third_device_is_refused_a_slot_while_two_are_held() {
+    let fx = Fixture::in_memory();
+
+    let taken = [1, 2, 3].map(|d| take_slot(&fx, d));
+
+    assert_eq!(taken, [true, true, false]);
+    assert_eq!(holders(&fx, &[1, 2, 3], at(1)), [true, true, false]);
+}
+
+#[test]
+fn the_holder_renews_its_slot_without_taking_a_second_one() {
+    let fx = Fixture::in_memory();
+    take_slot(&fx, 1);
+    take_slot(&fx, 2);
+
+    let renewed = fx
+        .store
+        .acquire_lease(CAMPAIGN, 1, at(5), at(20), 2)
+        .expect("lease call");
+
+    assert!(renewed);
+    assert_eq!(holders(&fx, &[1, 2], at(5)), [true, true]);
+    assert_eq!(holders(&fx, &[1, 2], at(15)), [true, false]);
+}
+
+#[test]
+fn an_expired_slot_is_given_to_a_new_device() {
+    let fx = Fixture::in_memory();
+    take_slot(&fx, 1);
+    fx.store
+        .acquire_lease(CAMPAIGN, 2, at(0), at(30), 2)
+        .expect("lease call");
+
+    let taken = fx
+        .store
+        .acquire_lease(CAMPAIGN, 3, at(11), at(21), 2)
+        .expect("lease call");
+
+    assert!(taken);
+    assert_eq!(holders(&fx, &[1, 2, 3], at(11)), [false, true, true]);
+}
+
+#[test]
+fn a_device_whose_slot_expired_queues_like_any_other() {
+    let fx = Fixture::in_memory();
+    take_slot(&fx, 1);
+    fx.store
+        .acquire_lease(CAMPAIGN, 2, at(11), at(21), 2)
+        .expect("lease call");
+    fx.store
+        .acquire_lease(CAMPAIGN, 3, at(11), at(21), 2)
+        .expect("lease call");
+
+    let renewed = fx
+        .store
+        .acquire_lease(CAMPAIGN, 1, at(12), at(22), 2)
+        .expect("lease call");
+
+    assert!(!renewed);
+    assert_eq!(holders(&fx, &[1, 2, 3], at(12)), [false, true, true]);
+}
+
+#[test]
+fn a_released_slot_can_be_taken_by_another_device() {
+    let fx = Fixture::in_memory();
+    take_slot(&fx, 1);
+    take_slot(&fx, 2);
+
+    fx.store.release_lease(CAMPAIGN, 1).expect("released");
+
+    assert_eq!(holders(&fx, &[1, 2], at(1)), [false, true]);
+    assert!(take_slot(&fx, 3));
+    assert_eq!(holders(&fx, &[1, 2, 3], at(1)), [false, true, true]);
+}
+
+#[test]
+fn slots_are_counted_per_campaign() {
+    let fx = Fixture::in_memory();
+    take_slot(&fx, 1);
+    take_slot(&fx, 2);
+
+    let other = fx
+        .store
+        .acquire_lease("another-campaign", 3, at(0), at(10), 2)
+        .expect("lease call");
+
+    assert!(other);
+    assert_eq!(fx.store.live_leases(CAMPAIGN, at(1)).expect("read"), 2);
+}
+
+// --- Progress and listings ----------------------------------------------------------------
+
+#[test]
+fn progress_counts_deployments_by_state_device_prefecture_kind_and_vendor() {
+    use DeviceKind::{CardReader, Terminal};
+    let fx = Fixture::in_memory();
+    fx.rollout();
+    let tokyo = Prefecture::from_number(13).expect("Tokyo");
+    let osaka = Prefecture::from_number(27).expect("Osaka");
+    let row = |state, device, prefecture, kind, vendor, count| ProgressRow {
+        state,
+        device,
+        prefecture,
+        kind,
+        vendor,
+        count,
+    };
+
+    let mut progress = fx.store.progress(CAMPAIGN).expect("counted");
+
+    progress.sort_by_key(|r| (r.state, r.device, r.prefecture, r.kind, r.vendor));
+    assert_eq!(
+        progress,
+        [
+            row(Waiting, Terminal, tokyo, Clinic, None, 1),
+            row(Waiting, Terminal, osaka, Pharmacy, None, 1),
+            row(Waiting, CardReader, tokyo, Clinic, Some(Vendor::Canon), 2),
+            row(Downloading, Terminal, tokyo, Clinic, None, 1),
+            row(
+                Downloading,
+                CardReader,
+                osaka,
+                Pharmacy,
+                Some(Vendor::Panasonic),
+                1
+            ),
+        ]
+    );
+    assert_eq!(progress.iter().map(|r| r.count).sum::<u64>(), 6);
+}
+
+#[test]
+fn progress_of_an_unknown_campaign_is_empty() {
+    let fx = Fixture::in_memory();
+    fx.rollout();
+
+    assert!(fx.store.progress("unknown").expect("counted").is_empty());
+}
+
+#[test]
+fn deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and_vendor() {
+    let fx = Fixture::in_memory();
+    let r = fx.rollout();
+    let list = |filter: DeploymentFilter| {
+        let filter = DeploymentFilter {
+            limit: 100,
+            ..filter
+        };
+        ids(&fx.store.deployments(CAMPAIGN, &filter).expect("listed"))
+    };
+
+    let downloading = list(DeploymentFilter {
+        state: Some(Downloading),
+        ..DeploymentFilter::default()
+    });
+    let readers = list(DeploymentFilter {
+        device: Some(DeviceKind::CardReader),
+        ..DeploymentFilter::default()
+    });
+    let in_osaka = list(DeploymentFilter {
+        prefecture: Prefecture::from_number(27),
+        ..DeploymentFilter::default()
+    });
+    let clinics = list(DeploymentFilter {
+        kind: Some(Clinic),
+        ..DeploymentFilter::default()
+    });
+    let canon = list(DeploymentFilter {
+        vendor: Some(Vendor::Canon),
+        ..DeploymentFilter::default()
+    });
+    let waiting_tokyo_terminals = list(DeploymentFilter {
+        state: Some(Waiting),
+        device: Some(DeviceKind::Terminal),
+        prefecture: Prefecture::from_number(13),
+        ..DeploymentFilter::default()
+    });
+
+    assert_eq!(downloading, [r.clinic_1, r.pharmacy_reader]);
+    assert_eq!(
+        readers,
+        [r.clinic_1_reader, r.clinic_2_reader, r.pharmacy_reader]
+    );
+    assert_eq!(in_osaka, [r.pharmacy, r.pharmacy_reader]);
+    assert_eq!(
+        clinics,
+        [r.clinic_1, r.clinic_1_reader, r.clinic_2, r.clinic_2_reader]
+    );
+    assert_eq!(canon, [r.clinic_1_reader, r.clinic_2_reader]);
+    assert_eq!(waiting_tokyo_terminals, [r.clinic_2]);
+}
+
+#[test]
+fn deployments_are_paged_in_institution_code_then_device_order() {
+    let fx = Fixture::in_memory();
+    let r = fx.rollout();
+
+    let page = fx
+        .store
+        .deployments(
+            CAMPAIGN,
+            &DeploymentFilter {
+                limit: 2,
+                offset: 2,
+                ..DeploymentFilter::default()
+            },
+        )
+        .expect("listed");
+
+    assert_eq!(ids(&page), [r.clinic_2, r.clinic_2_reader]);
+}
+
+#[test]
+fn a_deployment_listing_carries_the_site_the_device_and_the_reported_progress() {
+    let fx = Fixture::in_memory();
+    let r = fx.rollout();
+    let filter = DeploymentFilter {
+        vendor: Some(Vendor::Panasonic),
+        limit: 10,
+        ..DeploymentFilter::default()
+    };
+
+    let listing = fx.store.deployments(CAMPAIGN, &filter).expect("listed");
+
+    let device = fx.store.device(r.pharmacy_reader).expect("read");
+    let site = Fixture::institution(27, Pharmacy, 3);
+    assert_eq!(
+        listing,
+        [DeploymentListing {
+            institution: site,
+            device: device.expect("enrolled"),
+            state: Downloading,
+            bytes: 1024,
+            updated_at: at(1),
+        }]
+    );
+}
+
+// --- Audit --------------------------------------------------------------------------------
+
+#[test]
+fn the_audit_log_lists_the_newest_entries_first_up_to_the_limit() {
+    let fx = Fixture::in_memory();
+    let entry = |minute, action: &str| AuditEntry {
+        at: at(minute),
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        subject: CAMPAIGN.to_owned(),
+        detail: String::new(),
+    };
+    for (minute, action) in [(0, "create"), (1, "start"), (2, "pause")] {
+        fx.store.audit(&entry(minute, action)).expect("logged");
+    }
+
+    let log = fx.store.audit_log(2).expect("read");
+
+    assert_eq!(log, [entry(2, "pause"), entry(1, "start")]);
+}
+
+// --- Durability ---------------------------------------------------------------------------
+
+#[test]
+fn an_applied_report_survives_reopening_the_database_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("onshi.db");
+    let (id, applied) = {
+        let fx = Fixture::open(&path);
+        let id = fx.waiting_terminal();
+        let outcome = fx
+            .store
+            .apply_report(&Report {
+                campaign: CAMPAIGN,
+                device: id,
+                seq: 1,
+                from: Waiting,
+                to: Downloading,
+                bytes: 4096,
+                at: at(3),
+            })
+            .expect("reported");
+        (id, outcome)
+    };
+
+    let reopened = Fixture::open(&path);
+
+    assert_eq!(applied, ReportOutcome::Applied(reopened.deployment(id)));
+}
+
+#[test]
+fn flushed_contacts_survive_reopening_the_database_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("onshi.db");
+    let id = {
+        let fx = Fixture::open(&path);
+        let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+        fx.store
+            .record_contact(id, Some(&version("2026.1.0")), None, at(5))
+            .expect("recorded");
+        fx.store.flush().expect("flushed");
+        id
+    };
+
+    let device = Fixture::open(&path).store.device(id).expect("read");
+
+    let device = device.expect("enrolled");
+    assert_eq!(device.last_contact, Some(at(5)));
+    assert_eq!(device.installed, Some(version("2026.1.0")));
+}

@@ -1,3 +1,5 @@
 //! One module per sub-command.
 
+pub mod keygen;
 pub mod schedule;
+pub mod serve;

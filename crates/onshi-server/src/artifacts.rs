@@ -1,0 +1,260 @@
+//! Content-addressed package storage under `DATA/artifacts/`, and serving it with `Range`,
+//! `If-Range` and `ETag`, streamed from disk (never buffered whole).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_lite::StreamExt as _;
+use onshi_core::release::Sha256;
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::ApiError;
+
+/// Where an artifact lives: `DATA/artifacts/ab/abcdef…`. The name is a parsed [`Sha256`], so a
+/// request can never name a path outside the directory.
+pub fn path_of(data_dir: &Path, sha: Sha256) -> PathBuf {
+    let hex = sha.hex();
+    data_dir.join("artifacts").join(&hex[..2]).join(hex)
+}
+
+/// Streams an upload to disk while hashing it, then moves it to its content address. Returns
+/// the digest and size.
+pub async fn store_upload(
+    data_dir: &Path,
+    body: Body,
+    max_size: u64,
+) -> Result<(Sha256, u64), ApiError> {
+    let tmp_dir = data_dir.join("artifacts").join("tmp");
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let tmp = tmp_dir.join(format!("upload-{}", crate::auth::new_secret()));
+    let result = write_hashed(&tmp, body, max_size).await;
+    let (sha, size) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    let dest = path_of(data_dir, sha);
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    tokio::fs::rename(&tmp, &dest)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((sha, size))
+}
+
+async fn write_hashed(tmp: &Path, body: Body, max_size: u64) -> Result<(Sha256, u64), ApiError> {
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk: Bytes = chunk.map_err(|e| {
+            ApiError::bad_request("upload_interrupted", format!("upload interrupted: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > max_size {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("package larger than {max_size} bytes"),
+            ));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    if size == 0 {
+        return Err(ApiError::bad_request(
+            "empty_package",
+            "the package is empty",
+        ));
+    }
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok((Sha256::from_bytes(hasher.finalize().into()), size))
+}
+
+/// A parsed `Range: bytes=a-b` request (one range; suffix ranges `bytes=-n` included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No usable Range header: the whole file.
+    Full,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// A range that cannot be satisfied.
+    Unsatisfiable,
+}
+
+/// Parses `Range` against a file of `size` bytes.
+pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        // Multipart ranges are not worth their complexity for an agent's resume: serve whole.
+        return RangeRequest::Full;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => b.parse::<u64>().ok().map(|n| {
+            if n == 0 {
+                None
+            } else {
+                Some((size.saturating_sub(n), size.saturating_sub(1)))
+            }
+        }),
+        (false, _) => a.parse::<u64>().ok().map(|start| {
+            let end = if b.is_empty() {
+                Some(size.saturating_sub(1))
+            } else {
+                b.parse::<u64>().ok().map(|e| e.min(size.saturating_sub(1)))
+            };
+            end.map(|end| (start, end))
+        }),
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeRequest::Full,
+        Some(None) => RangeRequest::Unsatisfiable,
+        Some(Some((start, end))) if start > end || start >= size => RangeRequest::Unsatisfiable,
+        Some(Some((start, end))) => RangeRequest::Part { start, end },
+    }
+}
+
+/// Serves an artifact file with `ETag` = its hash, `Cache-Control: immutable`, and one byte
+/// range when asked (honouring `If-Range`).
+pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("artifact {sha}")))?;
+    let size = file.metadata().await.map_err(ApiError::internal)?.len();
+    let etag = format!("\"{}\"", sha.hex());
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .map(|v| v.as_bytes() == etag.as_bytes())
+        .unwrap_or(true);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, common_headers(&etag)).into_response());
+    }
+    let range = if if_range_ok {
+        parse_range(
+            headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+            size,
+        )
+    } else {
+        RangeRequest::Full
+    };
+    let (status, start, len) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, size),
+        RangeRequest::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeRequest::Unsatisfiable => {
+            let mut resp = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the artifact has {size} bytes"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let stream = ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.extend(common_headers(&etag));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        let cr = format!("bytes {}-{}/{}", start, start + len - 1, size);
+        if let Ok(v) = HeaderValue::from_str(&cr) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn common_headers(etag: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_against_the_file_size() {
+        use RangeRequest::*;
+        assert_eq!(parse_range(None, 100), Full);
+        assert_eq!(
+            parse_range(Some("bytes=0-9"), 100),
+            Part { start: 0, end: 9 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100),
+            Part { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100),
+            Part { start: 90, end: 99 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=50-500"), 100),
+            Part { start: 50, end: 99 }
+        );
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=9-3"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Full);
+        assert_eq!(parse_range(Some("items=0-1"), 100), Full);
+        assert_eq!(parse_range(Some("bytes=x-y"), 100), Full);
+    }
+
+    #[test]
+    fn artifact_paths_stay_inside_the_data_directory() {
+        let sha = Sha256::of(b"x");
+        let p = path_of(Path::new("/data"), sha);
+        assert!(p.starts_with("/data/artifacts"));
+        assert_eq!(
+            p.file_name().and_then(|n| n.to_str()),
+            Some(sha.hex().as_str())
+        );
+    }
+}

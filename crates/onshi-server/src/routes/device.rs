@@ -1,0 +1,529 @@
+//! The device API (`/api/v1/…`): what the terminal's distribution agent speaks. Enrolment,
+//! check-in (the window-gated offer), state reports, the signed manifest and artifact downloads.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jiff::Timestamp;
+use onshi_core::deployment::{DeploymentEvent, DeploymentState};
+use onshi_core::institution::InstitutionCode;
+use onshi_core::offer::{self, Action, CampaignStatus, Situation};
+use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+use onshi_store::{
+    CampaignRecord, Deployment, Device, InstitutionKey, NewDevice, Report, ReportOutcome,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::{artifacts, targeting};
+
+/// How long a download slot lives without progress.
+pub const LEASE_TTL: Duration = Duration::from_secs(120);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    institution_code: String,
+    enrollment_key: String,
+    serial: String,
+}
+
+#[derive(Serialize)]
+pub struct Enrolled {
+    device_id: i64,
+    device_token: String,
+    /// The operator's Ed25519 public key (base64), to pin for manifest verification.
+    signing_public_key: String,
+}
+
+fn valid_serial(serial: &str) -> ApiResult<String> {
+    let ok = (1..=64).contains(&serial.len())
+        && serial
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if ok {
+        Ok(serial.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_serial",
+            "serial must be 1–64 characters of letters, digits, '-', '_', '.', ':'",
+        ))
+    }
+}
+
+/// `POST /api/v1/enroll`: a terminal enrols with its institution's enrollment key.
+pub async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<Enrolled>)> {
+    let code = InstitutionCode::parse(&req.institution_code)
+        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+    let serial = valid_serial(&req.serial)?;
+    let stored = state
+        .db(move |s| s.institution_key(code, InstitutionKey::Enrollment))
+        .await?;
+    // One answer for "no such institution", "no key issued" and "wrong key".
+    if !stored.is_some_and(|h| secret_matches(&req.enrollment_key, &h)) {
+        return Err(ApiError::unauthorized(
+            "institution code or enrollment key is wrong",
+        ));
+    }
+    let device = NewDevice {
+        institution: code,
+        kind: DeviceKind::Terminal,
+        vendor: None,
+        serial,
+        parent: None,
+        token_hash: String::new(),
+    };
+    enrol(&state, device, "enroll").await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderRequest {
+    vendor: Vendor,
+    serial: String,
+}
+
+/// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
+pub async fn enroll_reader(
+    State(state): State<AppState>,
+    DeviceAuth(terminal): DeviceAuth,
+    ApiJson(req): ApiJson<ReaderRequest>,
+) -> ApiResult<(StatusCode, Json<Enrolled>)> {
+    if terminal.kind != DeviceKind::Terminal {
+        return Err(ApiError::forbidden(
+            "not_a_terminal",
+            "only a terminal can enrol card readers",
+        ));
+    }
+    let device = NewDevice {
+        institution: terminal.institution,
+        kind: DeviceKind::CardReader,
+        vendor: Some(req.vendor),
+        serial: valid_serial(&req.serial)?,
+        parent: Some(terminal.id),
+        token_hash: String::new(),
+    };
+    enrol(&state, device, "enroll_reader").await
+}
+
+async fn enrol(
+    state: &AppState,
+    mut device: NewDevice,
+    action: &str,
+) -> ApiResult<(StatusCode, Json<Enrolled>)> {
+    let token = new_secret();
+    device.token_hash = hash_secret(&token);
+    let now = state.now();
+    let enrolled = state.db(move |s| s.enrol_device(&device, now)).await?;
+    targeting::target_new_device(state, &enrolled).await?;
+    state
+        .audit(
+            format!("device:{}", enrolled.id),
+            action,
+            enrolled.institution.to_string(),
+            format!("{} {}", enrolled.kind, enrolled.serial),
+        )
+        .await?;
+    tracing::info!(device = enrolled.id, institution = %enrolled.institution, kind = %enrolled.kind, "device enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(Enrolled {
+            device_id: enrolled.id,
+            device_token: token,
+            signing_public_key: encode_public_key(&state.signing_key.verifying_key()),
+        }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    /// The version installed on the device (for a terminal: in the active slot).
+    #[serde(default)]
+    installed: Option<Version>,
+    /// The version the running application started with.
+    #[serde(default)]
+    running: Option<Version>,
+}
+
+#[derive(Serialize)]
+pub struct CheckinResponse {
+    action: Action,
+    poll_after_seconds: u64,
+    server_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_window: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<CampaignInfo>,
+}
+
+#[derive(Serialize)]
+pub struct CampaignInfo {
+    id: String,
+    state: DeploymentState,
+    phase: onshi_core::schedule::Phase,
+    release_id: String,
+    version: Version,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<ArtifactInfo>,
+}
+
+#[derive(Serialize)]
+pub struct ArtifactInfo {
+    sha256: Sha256,
+    size: u64,
+    url: String,
+}
+
+/// The campaign a device is working on: its newest deployment in a campaign that is not a
+/// draft and not closed.
+async fn current(
+    state: &AppState,
+    device: &Device,
+) -> ApiResult<Option<(Deployment, CampaignRecord)>> {
+    let id = device.id;
+    state
+        .db(move |s| {
+            for d in s.open_deployments_of(id)? {
+                if let Some(c) = s.campaign(&d.campaign_id)?
+                    && c.status != CampaignStatus::Draft
+                {
+                    return Ok(Some((d, c)));
+                }
+            }
+            Ok(None)
+        })
+        .await
+}
+
+/// `POST /api/v1/checkin`: the device says where it stands; the server says what to do.
+pub async fn checkin(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiJson(req): ApiJson<CheckinRequest>,
+) -> ApiResult<Json<CheckinResponse>> {
+    let now = state.now();
+    {
+        let (id, installed, running) = (device.id, req.installed.clone(), req.running.clone());
+        state
+            .db(move |s| s.record_contact(id, installed.as_ref(), running.as_ref(), now))
+            .await?;
+    }
+    let jitter: f64 = rand::thread_rng().r#gen();
+    let Some((deployment, record)) = current(&state, &device).await? else {
+        return Ok(Json(CheckinResponse {
+            action: Action::None,
+            poll_after_seconds: offer::MAX_POLL.mul_f64(0.8 + 0.2 * jitter).as_secs(),
+            server_time: now.to_string(),
+            next_window: None,
+            campaign: None,
+        }));
+    };
+    let schedule = state.schedule(&record)?;
+    let status = schedule.status(now);
+    let wants_slot = record.status == CampaignStatus::Active
+        && status.distributing
+        && offer::wants_download(deployment.state);
+    let has_slot = if wants_slot {
+        let (cid, did, max) = (record.id.clone(), device.id, record.max_downloads);
+        let expires = lease_expiry(now);
+        state
+            .db(move |s| s.acquire_lease(&cid, did, now, expires, max))
+            .await?
+    } else {
+        false
+    };
+    let decision = offer::decide(&Situation {
+        now,
+        campaign: record.status,
+        schedule: status,
+        device: device.kind,
+        state: deployment.state,
+        has_slot,
+        poll_interval: record.poll_interval,
+        jitter,
+    });
+    let release_id = record.release_id.clone();
+    let release = state
+        .db(move |s| s.release(&release_id))
+        .await?
+        .ok_or_else(|| ApiError::internal("campaign release missing"))?;
+    let artifact = Target::for_device(device.kind, device.vendor)
+        .and_then(|t| release.manifest.component(t))
+        .filter(|_| matches!(decision.action, Action::Download | Action::Install))
+        .map(|c| ArtifactInfo {
+            sha256: c.sha256,
+            size: c.size,
+            url: format!("/api/v1/artifacts/{}", c.sha256),
+        });
+    Ok(Json(CheckinResponse {
+        action: decision.action,
+        poll_after_seconds: decision.poll_after.as_secs().max(1),
+        server_time: schedule.rfc3339(now),
+        next_window: decision.next_window.map(|t| schedule.rfc3339(t)),
+        campaign: Some(CampaignInfo {
+            id: record.id,
+            state: deployment.state,
+            phase: status.phase,
+            release_id: release.id,
+            version: release.manifest.version,
+            artifact,
+        }),
+    }))
+}
+
+fn lease_expiry(now: Timestamp) -> Timestamp {
+    now.checked_add(LEASE_TTL).unwrap_or(now)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    campaign_id: String,
+    /// Increases with every report the agent makes; repeats and late reports are ignored.
+    seq: i64,
+    event: ReportEvent,
+    /// For `running`: the version the device now runs.
+    #[serde(default)]
+    version: Option<Version>,
+    #[serde(default)]
+    bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportEvent {
+    DownloadStarted,
+    DownloadPaused,
+    DownloadVerified,
+    InstallStarted,
+    InstallCompleted,
+    ReaderActivated,
+    Running,
+    Failed,
+    Retry,
+}
+
+#[derive(Serialize)]
+pub struct ReportResponse {
+    state: DeploymentState,
+    /// `false` when the report was a repeat or arrived late and changed nothing.
+    applied: bool,
+}
+
+/// `POST /api/v1/report`: a state report, checked against the deployment state machine.
+pub async fn report(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> ApiResult<Json<ReportResponse>> {
+    if req.seq <= 0 {
+        return Err(ApiError::bad_request("invalid_seq", "seq must be positive"));
+    }
+    let event = match req.event {
+        ReportEvent::DownloadStarted => DeploymentEvent::DownloadStarted,
+        ReportEvent::DownloadPaused => DeploymentEvent::DownloadPaused,
+        ReportEvent::DownloadVerified => DeploymentEvent::DownloadVerified,
+        ReportEvent::InstallStarted => DeploymentEvent::InstallStarted,
+        ReportEvent::InstallCompleted => DeploymentEvent::InstallCompleted,
+        ReportEvent::ReaderActivated => DeploymentEvent::ReaderActivated,
+        ReportEvent::Failed => DeploymentEvent::Failed,
+        ReportEvent::Retry => DeploymentEvent::Retry,
+        ReportEvent::Running => DeploymentEvent::Running(req.version.clone().ok_or_else(|| {
+            ApiError::bad_request("missing_version", "a running report needs version")
+        })?),
+    };
+    let (cid, did) = (req.campaign_id.clone(), device.id);
+    let found = state
+        .db(move |s| {
+            let d = s
+                .open_deployments_of(did)?
+                .into_iter()
+                .find(|d| d.campaign_id == cid);
+            let c = match &d {
+                Some(d) => s.campaign(&d.campaign_id)?,
+                None => None,
+            };
+            let r = match &c {
+                Some(c) => s.release(&c.release_id)?,
+                None => None,
+            };
+            Ok(d.zip(r))
+        })
+        .await?;
+    let Some((deployment, release)) = found else {
+        return Err(ApiError::not_found(format!(
+            "no open campaign {} for this device",
+            req.campaign_id
+        )));
+    };
+    if req.seq <= deployment.last_seq {
+        return Ok(Json(ReportResponse {
+            state: deployment.state,
+            applied: false,
+        }));
+    }
+    let target = release.manifest.version.clone();
+    let to = deployment
+        .state
+        .apply(device.kind, &event, &target)
+        .map_err(|e| {
+            tracing::warn!(device = device.id, campaign = %req.campaign_id, error = %e, "impossible transition refused");
+            ApiError::conflict("invalid_transition", e.to_string())
+        })?;
+    let now = state.now();
+    let bytes = req.bytes.unwrap_or(deployment.bytes);
+    let (cid, did, seq, from) = (
+        req.campaign_id.clone(),
+        device.id,
+        req.seq,
+        deployment.state,
+    );
+    let outcome = state
+        .db(move |s| {
+            s.apply_report(&Report {
+                campaign: &cid,
+                device: did,
+                seq,
+                from,
+                to,
+                bytes,
+                at: now,
+            })
+        })
+        .await?;
+    let current = match outcome {
+        ReportOutcome::Stale(d) => {
+            return Ok(Json(ReportResponse {
+                state: d.state,
+                applied: false,
+            }));
+        }
+        ReportOutcome::Applied(d) => d,
+    };
+    // Keep the device's versions in step with what the state machine accepted.
+    let (installed, running) = match &event {
+        DeploymentEvent::InstallCompleted => (Some(target.clone()), None),
+        DeploymentEvent::ReaderActivated => (Some(target.clone()), Some(target.clone())),
+        DeploymentEvent::Running(v) => (None, Some(v.clone())),
+        _ => (None, None),
+    };
+    let (cid, did) = (req.campaign_id.clone(), device.id);
+    let frees_slot = matches!(
+        event,
+        DeploymentEvent::DownloadVerified
+            | DeploymentEvent::DownloadPaused
+            | DeploymentEvent::Failed
+    );
+    state
+        .db(move |s| {
+            s.record_contact(did, installed.as_ref(), running.as_ref(), now)?;
+            if frees_slot {
+                s.release_lease(&cid, did)?;
+            }
+            Ok(())
+        })
+        .await?;
+    if from != current.state {
+        state
+            .audit(
+                format!("device:{}", device.id),
+                "state_change",
+                format!("{}/{}", req.campaign_id, device.id),
+                format!("{from} -> {} ({event})", current.state),
+            )
+            .await?;
+    }
+    Ok(Json(ReportResponse {
+        state: current.state,
+        applied: true,
+    }))
+}
+
+/// `GET /api/v1/releases/{id}/manifest`: the signed manifest of a release the device is in.
+pub async fn manifest(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    Path(release_id): Path<String>,
+) -> ApiResult<Json<SignedManifest>> {
+    let Some((_, record)) = current(&state, &device).await? else {
+        return Err(ApiError::not_found("this device has no open campaign"));
+    };
+    if record.release_id != release_id {
+        return Err(ApiError::not_found(format!("release {release_id}")));
+    }
+    let release = state
+        .db(move |s| s.release(&release_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("release"))?;
+    Ok(Json(release.signed))
+}
+
+/// `GET /api/v1/artifacts/{sha256}`: the device's own package, only inside a window and only
+/// with a download slot; `Range` resumes.
+pub async fn artifact(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+    Path(sha): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let sha =
+        Sha256::parse(&sha).map_err(|e| ApiError::bad_request("invalid_sha256", e.to_string()))?;
+    let Some((deployment, record)) = current(&state, &device).await? else {
+        return Err(ApiError::not_found(format!("artifact {sha}")));
+    };
+    let release_id = record.release_id.clone();
+    let release = state
+        .db(move |s| s.release(&release_id))
+        .await?
+        .ok_or_else(|| ApiError::internal("campaign release missing"))?;
+    let own = Target::for_device(device.kind, device.vendor)
+        .and_then(|t| release.manifest.component(t))
+        .is_some_and(|c| c.sha256 == sha);
+    if !own {
+        return Err(ApiError::not_found(format!("artifact {sha}")));
+    }
+    let now = state.now();
+    if record.status != CampaignStatus::Active || !state.schedule(&record)?.is_distributing(now) {
+        return Err(ApiError::forbidden(
+            "outside_window",
+            "distribution is closed now; check in for the next window",
+        ));
+    }
+    let (cid, did) = (record.id.clone(), device.id);
+    let expires = lease_expiry(now);
+    let max = record.max_downloads;
+    let slot = state
+        .db(move |s| {
+            Ok(s.has_lease(&cid, did, now)? && s.acquire_lease(&cid, did, now, expires, max)?)
+        })
+        .await?;
+    if !slot {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "no_download_slot",
+            "no download slot is held; check in to get one",
+        ));
+    }
+    tracing::debug!(device = device.id, state = %deployment.state, "serving artifact");
+    artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await
+}
+
+/// `GET /api/v1/public-key`: the operator's public key, for agents to pin.
+pub async fn public_key(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "signing_public_key": encode_public_key(&state.signing_key.verifying_key())
+    }))
+}

@@ -1,0 +1,5 @@
+//! One module per route group.
+
+pub mod admin;
+pub mod device;
+pub mod institution;

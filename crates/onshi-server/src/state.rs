@@ -1,0 +1,95 @@
+//! What every handler shares: the store, the clock, the data directory, the signing key, and a
+//! cache of parsed campaign schedules.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use ed25519_dalek::SigningKey;
+use jiff::Timestamp;
+use onshi_clock::Clock;
+use onshi_core::schedule::Campaign;
+use onshi_store::{AuditEntry, CampaignRecord, Store};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub data_dir: PathBuf,
+    pub signing_key: Arc<SigningKey>,
+    pub operator_token_hash: Arc<str>,
+    schedules: Arc<RwLock<HashMap<String, Arc<Campaign>>>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        data_dir: PathBuf,
+        signing_key: SigningKey,
+        operator_token_hash: String,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            data_dir,
+            signing_key: Arc::new(signing_key),
+            operator_token_hash: operator_token_hash.into(),
+            schedules: Arc::default(),
+        }
+    }
+
+    /// The server's current instant (simulated or real).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs blocking store work off the async workers.
+    pub async fn db<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, onshi_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+    }
+
+    /// The parsed schedule of a stored campaign, parsed once.
+    pub fn schedule(&self, record: &CampaignRecord) -> ApiResult<Arc<Campaign>> {
+        if let Some(c) = self
+            .schedules
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&record.id)
+        {
+            return Ok(c.clone());
+        }
+        let parsed = Arc::new(Campaign::parse(&record.schedule_toml).map_err(ApiError::internal)?);
+        self.schedules
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.id.clone(), parsed.clone());
+        Ok(parsed)
+    }
+
+    /// Appends to the audit log (server time).
+    pub async fn audit(
+        &self,
+        actor: impl Into<String>,
+        action: &str,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> ApiResult<()> {
+        let entry = AuditEntry {
+            at: self.now(),
+            actor: actor.into(),
+            action: action.to_owned(),
+            subject: subject.into(),
+            detail: detail.into(),
+        };
+        self.db(move |s| s.audit(&entry)).await
+    }
+}

@@ -1,0 +1,68 @@
+//! `onshi serve`: the distribution server (DESIGN.md §3), on real or simulated time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use onshi_clock::Clock;
+
+use crate::exit::bad_input;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory for the database, packages and keys.
+    #[arg(long, default_value = "onshi-data")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    clock: ClockArgs,
+    /// The operator's Ed25519 signing key (default: DATA/keys/operator.key, created if missing).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+}
+
+/// `--clock` and `--clock-speed`, shared by every command that runs on simulated time.
+#[derive(clap::Args)]
+pub struct ClockArgs {
+    /// Run on a simulated clock starting at this instant (RFC 3339), e.g. 2026-01-19T19:59:00+09:00.
+    #[arg(long, value_name = "RFC3339")]
+    clock: Option<String>,
+    /// Simulated seconds per real second (with --clock).
+    #[arg(long, default_value_t = 1.0, requires = "clock")]
+    clock_speed: f64,
+}
+
+impl ClockArgs {
+    /// The clock these arguments ask for.
+    pub fn clock(&self) -> anyhow::Result<Clock> {
+        let Some(start) = &self.clock else {
+            return Ok(Clock::real());
+        };
+        let start: Timestamp = start
+            .parse()
+            .map_err(|e| bad_input(format_args!("--clock {start:?}"), e))?;
+        Clock::simulated(start, self.clock_speed).map_err(|e| bad_input("--clock-speed", e))
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let config = onshi_server::Config {
+        data_dir: args.data.clone(),
+        listen: args.listen,
+        clock: args.clock.clock()?,
+        signing_key: args.signing_key.clone(),
+        operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let running = onshi_server::start(config).await?;
+        if let Some(token) = &running.new_operator_token {
+            // Printed once: only its hash is stored.
+            println!("operator token (shown once, keep it safe): {token}");
+        }
+        println!("onshi serve: listening on http://{}", running.addr);
+        running.wait().await
+    })
+}
