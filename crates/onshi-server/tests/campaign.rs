@@ -491,3 +491,60 @@ async fn bad_input_gets_a_clear_json_error() {
     let (status, bytes) = get_range(&app, &token, &terminal_sha, "bytes=300000-").await;
     assert_eq!(status, 416, "{}", String::from_utf8_lossy(&bytes));
 }
+
+#[tokio::test]
+async fn a_download_slot_expires_when_progress_stops() {
+    let Fixture { app, .. } = setup().await;
+    let a = enroll_terminal(&app, "0110113719", "TERM-A").await;
+    let b = enroll_terminal(&app, "2714206386", "TERM-B").await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    app.set_clock("2026-01-20T01:00:00+09:00").await;
+    assert_eq!(checkin(&app, &a).await["action"], "download");
+    assert_eq!(checkin(&app, &b).await["action"], "retry_later");
+    // A goes silent for longer than the slot's lifetime (120 s): B gets the slot.
+    app.set_clock("2026-01-20T01:03:00+09:00").await;
+    assert_eq!(checkin(&app, &b).await["action"], "download");
+    assert_eq!(checkin(&app, &a).await["action"], "retry_later");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_download_leaves_the_server_serving() {
+    let Fixture {
+        app,
+        terminal_sha,
+        terminal_pkg,
+    } = setup().await;
+    let token = enroll_terminal(&app, "0110113719", "TERM-A").await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    app.set_clock("2026-01-20T01:00:00+09:00").await;
+    assert_eq!(checkin(&app, &token).await["action"], "download");
+    let mut r = app
+        .as_device(
+            Method::GET,
+            &format!("/api/v1/artifacts/{terminal_sha}"),
+            &token,
+        )
+        .send()
+        .await
+        .expect("download starts");
+    let first = r.chunk().await.expect("a chunk").expect("bytes");
+    assert!(!first.is_empty());
+    drop(r); // the connection goes away mid-body
+    let (status, rest) = get_range(
+        &app,
+        &token,
+        &terminal_sha,
+        &format!("bytes={}-", first.len()),
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!([first.to_vec(), rest].concat(), terminal_pkg);
+}
