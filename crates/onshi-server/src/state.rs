@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use onshi_clock::Clock;
 use onshi_core::schedule::Campaign;
-use onshi_store::{AuditEntry, CampaignRecord, Store};
+use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -22,7 +23,16 @@ pub struct AppState {
     pub signing_key: Arc<SigningKey>,
     pub operator_token_hash: Arc<str>,
     schedules: Arc<RwLock<HashMap<String, Arc<Campaign>>>>,
+    releases: Arc<RwLock<HashMap<String, Arc<Release>>>>,
+    campaigns: Arc<RwLock<HashMap<String, CachedCampaign>>>,
 }
+
+/// A campaign record and when it was read.
+type CachedCampaign = (Instant, Arc<CampaignRecord>);
+
+/// How long a cached campaign record is trusted. Within one server a control action refreshes
+/// it at once; the bound matters when several servers share one database.
+const CAMPAIGN_TTL: Duration = Duration::from_secs(2);
 
 impl AppState {
     pub fn new(
@@ -39,6 +49,8 @@ impl AppState {
             signing_key: Arc::new(signing_key),
             operator_token_hash: operator_token_hash.into(),
             schedules: Arc::default(),
+            releases: Arc::default(),
+            campaigns: Arc::default(),
         }
     }
 
@@ -73,6 +85,60 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .insert(record.id.clone(), parsed.clone());
         Ok(parsed)
+    }
+
+    /// A release, cached: releases never change once signed.
+    pub async fn release(&self, id: &str) -> ApiResult<Arc<Release>> {
+        if let Some(r) = self
+            .releases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(r.clone());
+        }
+        let key = id.to_owned();
+        let release = self
+            .db(move |s| s.release(&key))
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("release {id}")))?;
+        let release = Arc::new(release);
+        self.releases
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), release.clone());
+        Ok(release)
+    }
+
+    /// A campaign record, cached for a moment (the hot check-in path reads it every time).
+    pub async fn campaign(&self, id: &str) -> ApiResult<Option<Arc<CampaignRecord>>> {
+        if let Some((at, c)) = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            && at.elapsed() < CAMPAIGN_TTL
+        {
+            return Ok(Some(c.clone()));
+        }
+        let key = id.to_owned();
+        let Some(record) = self.db(move |s| s.campaign(&key)).await? else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        self.campaigns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), (Instant::now(), record.clone()));
+        Ok(Some(record))
+    }
+
+    /// Forgets a cached campaign after the operator changed it.
+    pub fn forget_campaign(&self, id: &str) {
+        self.campaigns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Appends to the audit log (server time).

@@ -569,6 +569,7 @@ pub async fn control_campaign(
             ),
         )
         .await?;
+    state.forget_campaign(&record.id);
     tracing::info!(campaign = %record.id, from = record.status.slug(), to = to.slug(), added, "campaign status changed");
     record.status = to;
     Ok(Json(view(&record, &*state.schedule(&record)?, now)))

@@ -1,6 +1,7 @@
 //! The device API (`/api/v1/…`): what the terminal's distribution agent speaks. Enrolment,
 //! check-in (the window-gated offer), state reports, the signed manifest and artifact downloads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -192,20 +193,17 @@ pub struct ArtifactInfo {
 async fn current(
     state: &AppState,
     device: &Device,
-) -> ApiResult<Option<(Deployment, CampaignRecord)>> {
+) -> ApiResult<Option<(Deployment, Arc<CampaignRecord>)>> {
     let id = device.id;
-    state
-        .db(move |s| {
-            for d in s.open_deployments_of(id)? {
-                if let Some(c) = s.campaign(&d.campaign_id)?
-                    && c.status != CampaignStatus::Draft
-                {
-                    return Ok(Some((d, c)));
-                }
-            }
-            Ok(None)
-        })
-        .await
+    let deployments = state.db(move |s| s.open_deployments_of(id)).await?;
+    for d in deployments {
+        if let Some(c) = state.campaign(&d.campaign_id).await?
+            && !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Closed)
+        {
+            return Ok(Some((d, c)));
+        }
+    }
+    Ok(None)
 }
 
 /// `POST /api/v1/checkin`: the device says where it stands; the server says what to do.
@@ -215,12 +213,10 @@ pub async fn checkin(
     ApiJson(req): ApiJson<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
     let now = state.now();
-    {
-        let (id, installed, running) = (device.id, req.installed.clone(), req.running.clone());
-        state
-            .db(move |s| s.record_contact(id, installed.as_ref(), running.as_ref(), now))
-            .await?;
-    }
+    // Buffered in memory, so cheap enough to do on the async worker.
+    state
+        .store
+        .record_contact(device.id, req.installed.as_ref(), req.running.as_ref(), now)?;
     let jitter: f64 = rand::thread_rng().r#gen();
     let Some((deployment, record)) = current(&state, &device).await? else {
         return Ok(Json(CheckinResponse {
@@ -255,11 +251,7 @@ pub async fn checkin(
         poll_interval: record.poll_interval,
         jitter,
     });
-    let release_id = record.release_id.clone();
-    let release = state
-        .db(move |s| s.release(&release_id))
-        .await?
-        .ok_or_else(|| ApiError::internal("campaign release missing"))?;
+    let release = state.release(&record.release_id).await?;
     let artifact = Target::for_device(device.kind, device.vendor)
         .and_then(|t| release.manifest.component(t))
         .filter(|_| matches!(decision.action, Action::Download | Action::Install))
@@ -274,11 +266,11 @@ pub async fn checkin(
         server_time: schedule.rfc3339(now),
         next_window: decision.next_window.map(|t| schedule.rfc3339(t)),
         campaign: Some(CampaignInfo {
-            id: record.id,
+            id: record.id.clone(),
             state: deployment.state,
             phase: status.phase,
-            release_id: release.id,
-            version: release.manifest.version,
+            release_id: release.id.clone(),
+            version: release.manifest.version.clone(),
             artifact,
         }),
     }))
@@ -464,11 +456,7 @@ pub async fn manifest(
     if record.release_id != release_id {
         return Err(ApiError::not_found(format!("release {release_id}")));
     }
-    let release = state
-        .db(move |s| s.release(&release_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("release"))?;
-    Ok(Json(release.signed))
+    Ok(Json(state.release(&release_id).await?.signed.clone()))
 }
 
 /// `GET /api/v1/artifacts/{sha256}`: the device's own package, only inside a window and only
@@ -484,11 +472,7 @@ pub async fn artifact(
     let Some((deployment, record)) = current(&state, &device).await? else {
         return Err(ApiError::not_found(format!("artifact {sha}")));
     };
-    let release_id = record.release_id.clone();
-    let release = state
-        .db(move |s| s.release(&release_id))
-        .await?
-        .ok_or_else(|| ApiError::internal("campaign release missing"))?;
+    let release = state.release(&record.release_id).await?;
     let own = Target::for_device(device.kind, device.vendor)
         .and_then(|t| release.manifest.component(t))
         .is_some_and(|c| c.sha256 == sha);
