@@ -101,3 +101,17 @@ impl From<tokio::task::JoinError> for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer for a path no route matches.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The answer for a known path asked with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}

@@ -1,11 +1,32 @@
-//! `ApiJson`: axum's JSON extractor with our error body for malformed input.
+//! `ApiJson` and `ApiQuery`: axum's JSON and query extractors with our error body for malformed
+//! input.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body; malformed JSON, unknown fields and wrong types answer 400 `invalid_json`.
+/// A query string; a malformed one answers 400 `invalid_query`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
+/// A JSON body: malformed JSON answers 400 `invalid_json`; well-formed JSON with unknown fields
+/// or wrong types answers 422 `invalid_json`.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>

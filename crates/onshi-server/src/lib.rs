@@ -131,7 +131,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/clock", put(admin::set_clock))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(uploads)
-        .fallback(not_found)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -141,10 +142,6 @@ async fn openapi() -> impl axum::response::IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
     )
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
 }
 
 /// Opens the store, sets up the keys and the operator token, binds and starts serving.

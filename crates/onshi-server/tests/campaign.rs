@@ -468,6 +468,22 @@ async fn bad_input_gets_a_clear_json_error() {
             "invalid_campaign_transition",
         ),
         (
+            app.admin(Method::GET, "/api/v1/admin/audit?limit=many"),
+            400,
+            "invalid_query",
+        ),
+        (
+            app.admin(Method::DELETE, "/api/v1/admin/audit"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.admin(Method::POST, "/api/v1/admin/institutions/import")
+                .body(vec![0xff, 0xfe, 0x00]),
+            400,
+            "invalid_csv",
+        ),
+        (
             app.admin(Method::POST, "/api/v1/admin/institutions")
                 .header("content-type", "application/json")
                 .body(vec![b' '; onshi_server::MAX_BODY + 1]),

@@ -13,8 +13,9 @@ const LIB_RS: &str = include_str!("../src/lib.rs");
 
 /// Every file that builds an `ApiError` with its own code, by name (for messages) and text;
 /// a new module that does so must be added here.
-const ERROR_SOURCES: [(&str, &str); 6] = [
+const ERROR_SOURCES: [(&str, &str); 7] = [
     ("src/error.rs", include_str!("../src/error.rs")),
+    ("src/json.rs", include_str!("../src/json.rs")),
     ("src/auth.rs", include_str!("../src/auth.rs")),
     ("src/artifacts.rs", include_str!("../src/artifacts.rs")),
     (

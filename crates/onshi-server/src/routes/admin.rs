@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Time;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifacts;
 use crate::auth::{Operator, hash_secret, new_secret};
 use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::targeting;
 
@@ -44,10 +45,18 @@ pub struct InstitutionInput {
     name: String,
     kind: String,
     #[serde(default)]
-    prefecture: Option<String>,
+    prefecture: Option<PrefectureInput>,
     email: String,
     #[serde(default)]
     auto_restart: Option<String>,
+}
+
+/// A prefecture as JSON gives it (number, as responses write it) or CSV (text: number or name).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum PrefectureInput {
+    Number(u8),
+    Text(String),
 }
 
 /// Validates one institution; `line` names the CSV line or array index in errors.
@@ -60,12 +69,12 @@ fn parse_institution(input: InstitutionInput, place: &str) -> ApiResult<Institut
             "kind {kind} does not match the 点数表 digit of code {code}"
         )));
     }
-    if let Some(p) = input
-        .prefecture
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
+    let prefecture = match &input.prefecture {
+        Some(PrefectureInput::Number(n)) => Some(n.to_string()),
+        Some(PrefectureInput::Text(t)) => Some(t.trim().to_owned()).filter(|t| !t.is_empty()),
+        None => None,
+    };
+    if let Some(p) = prefecture {
         let p: Prefecture = p.parse().map_err(|e| bad(format!("{e}")))?;
         if p != code.prefecture() {
             return Err(bad(format!(
@@ -116,6 +125,12 @@ pub async fn create_institutions(
     _: Operator,
     ApiJson(inputs): ApiJson<Vec<InstitutionInput>>,
 ) -> ApiResult<(StatusCode, Json<Imported>)> {
+    if inputs.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_institution",
+            "the array is empty: send at least one institution",
+        ));
+    }
     let list = inputs
         .into_iter()
         .enumerate()
@@ -129,8 +144,11 @@ pub async fn create_institutions(
 pub async fn import_institutions(
     State(state): State<AppState>,
     _: Operator,
-    body: String,
+    body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Imported>)> {
+    let body = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the CSV is not UTF-8: {e}")))?;
+    let body = body.strip_prefix('\u{feff}').unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(body.as_bytes());
@@ -187,12 +205,12 @@ pub struct InstitutionList {
 pub async fn list_institutions(
     State(state): State<AppState>,
     _: Operator,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<InstitutionList>> {
     let filter = InstitutionFilter {
         prefecture: parse_prefecture(q.prefecture.as_deref())?,
         kind: q.kind,
-        limit: q.limit.unwrap_or(100).min(10_000),
+        limit: q.limit.unwrap_or(onshi_store::DEFAULT_LIMIT).min(10_000),
         offset: q.offset.unwrap_or(0),
     };
     let (institutions, total) = state.db(move |s| s.institutions(&filter)).await?;
@@ -635,7 +653,11 @@ pub async fn progress(
         .db(move |s| Ok((s.progress(&cid)?, s.live_leases(&cid, now)?)))
         .await?;
     let mut all = Counts::zeroed();
-    let mut by_device = BTreeMap::new();
+    let mut by_device: BTreeMap<&'static str, Counts> =
+        [DeviceKind::Terminal, DeviceKind::CardReader]
+            .iter()
+            .map(|d| (d.slug(), Counts::zeroed()))
+            .collect();
     let mut by_pref: BTreeMap<u8, Counts> = Prefecture::all()
         .map(|p| (p.number(), Counts::zeroed()))
         .collect();
@@ -709,7 +731,7 @@ pub async fn campaign_devices(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
-    Query(q): Query<DevicesQuery>,
+    ApiQuery(q): ApiQuery<DevicesQuery>,
 ) -> ApiResult<Response> {
     let csv_out = match q.format.as_deref() {
         None | Some("json") => false,
@@ -727,7 +749,11 @@ pub async fn campaign_devices(
         prefecture: parse_prefecture(q.prefecture.as_deref())?,
         kind: q.kind,
         vendor: q.vendor,
-        limit: q.limit.unwrap_or(if csv_out { u32::MAX } else { 1000 }),
+        limit: q.limit.unwrap_or(if csv_out {
+            u32::MAX
+        } else {
+            onshi_store::DEFAULT_LIMIT
+        }),
         offset: q.offset.unwrap_or(0),
     };
     let record = load_campaign(&state, id).await?;
@@ -813,7 +839,7 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<AppState>,
     _: Operator,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Vec<onshi_store::AuditEntry>>> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     Ok(Json(state.db(move |s| s.audit_log(limit)).await?))

@@ -254,7 +254,7 @@ pub async fn checkin(
     let release = state.release(&record.release_id).await?;
     let artifact = Target::for_device(device.kind, device.vendor)
         .and_then(|t| release.manifest.component(t))
-        .filter(|_| matches!(decision.action, Action::Download | Action::Install))
+        .filter(|_| decision.action == Action::Download)
         .map(|c| ArtifactInfo {
             sha256: c.sha256,
             size: c.size,
