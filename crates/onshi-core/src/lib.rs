@@ -11,6 +11,7 @@ pub mod institution;
 pub mod jst;
 pub mod lang;
 pub mod offer;
+pub mod reception;
 pub mod release;
 pub mod schedule;
 pub mod selector;

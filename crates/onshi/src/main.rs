@@ -23,10 +23,15 @@ struct Cli {
 enum Command {
     /// Answer "is the update distributed at this instant?" or list every window of a campaign.
     Schedule(cmd::schedule::Args),
+    /// Run one patient through the reception desk and print what the terminal and reader show.
+    Reception(cmd::reception::Args),
     /// Run the distribution server.
     Serve(cmd::serve::Args),
     /// Generate the operator's Ed25519 key pair for signing releases.
     Keygen(cmd::keygen::Args),
+    /// Build a data directory with a synthetic fleet and the 2026-01 campaign (benchmarks, demos).
+    #[command(hide = true)]
+    Fixture(cmd::fixture::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,8 +39,10 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Schedule(args) => cmd::schedule::run(&args),
+        Command::Reception(args) => cmd::reception::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
+        Command::Fixture(args) => cmd::fixture::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

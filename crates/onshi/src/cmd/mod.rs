@@ -1,5 +1,7 @@
 //! One module per sub-command.
 
+pub mod fixture;
 pub mod keygen;
+pub mod reception;
 pub mod schedule;
 pub mod serve;

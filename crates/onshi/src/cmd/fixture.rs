@@ -1,0 +1,308 @@
+//! `onshi fixture`: a fresh data directory with a synthetic fleet and the 2026-01 campaign, for
+//! benchmarks (`bench/checkin`) and demos. Written straight through the store, not over HTTP, so
+//! 100,000 devices take seconds. Every name is obviously fake (`テスト診療所 000123`,
+//! `@example.invalid`); the 医療機関コード are valid but synthetic.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture, ScoreTable};
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Component, Manifest, Sha256, SignedManifest, Target};
+use onshi_core::schedule::{Campaign, PRESET_2026_01};
+use onshi_core::selector::Selector;
+use onshi_core::vendor::DeviceKind;
+use onshi_core::version::Version;
+use onshi_server::auth::{hash_secret, new_secret};
+use onshi_store::{CampaignRecord, Institution, NewDevice, Release, Report, SqliteStore, Store};
+
+use crate::exit::bad_input;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The data directory to create (must not hold a database yet).
+    #[arg(long)]
+    data: PathBuf,
+    /// How many terminals to enrol, one per synthetic institution.
+    #[arg(long, default_value_t = 100_000)]
+    devices: u32,
+    /// Where to write the device tokens, one per line, in enrolment order.
+    #[arg(long)]
+    tokens_out: PathBuf,
+    /// Snapshot of the first campaign night at saturation: the first `max_downloads` devices are
+    /// `downloading` and hold download slots until 05:00, so every other check-in inside the
+    /// window takes the throttle's slow path. Run the server with
+    /// `--clock 2026-01-19T21:00:00+09:00` to use it.
+    #[arg(long)]
+    campaign_night: bool,
+}
+
+/// When the fixture's rows are created: the morning before the first night of 2026-01.
+const CREATED_AT: &str = "2026-01-19T09:00:00+09:00";
+/// The first night opens (used by `--campaign-night`).
+const NIGHT_OPENS: &str = "2026-01-19T20:00:00+09:00";
+/// The first night closes; the fixture's download slots expire then.
+const NIGHT_CLOSES: &str = "2026-01-20T05:00:00+09:00";
+
+const RELEASE_ID: &str = "terminal-1.1.0";
+const RELEASE_VERSION: &str = "1.1.0";
+/// The campaign throttle (DESIGN.md §3 defaults for a national rollout).
+const MAX_DOWNLOADS: u32 = 1000;
+const POLL_INTERVAL: Duration = Duration::from_secs(600);
+/// Size of the synthetic package; small, because check-ins never read it.
+const PACKAGE_SIZE: usize = 1 << 20;
+const PROGRESS_EVERY: u32 = 10_000;
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let db = args.data.join("onshi.db");
+    if db.exists() {
+        return Err(bad_input(
+            format_args!("--data {}", args.data.display()),
+            "already holds onshi.db; the fixture builds a fresh data directory (remove it or pick another)",
+        ));
+    }
+    if args.devices == 0 || args.devices > 47 * 1_000_000 {
+        return Err(bad_input("--devices", "must be 1–47000000"));
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let at = instant(CREATED_AT)?;
+
+    let institutions: Vec<Institution> = (0..args.devices)
+        .map(synthetic_site)
+        .collect::<anyhow::Result<_>>()?;
+    store
+        .upsert_institutions(&institutions, at)
+        .context("storing institutions")?;
+    println!(
+        "institutions: {} ({:.1} s)",
+        institutions.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let device_ids = enrol_terminals(&store, &institutions, &args.tokens_out, at)?;
+
+    let release = sign_release(&store, &args.data, at)?;
+    let campaign = Campaign::parse(PRESET_2026_01).context("parsing the 2026-01 preset")?;
+    let record = CampaignRecord {
+        id: campaign.id().to_owned(),
+        schedule_toml: PRESET_2026_01.to_owned(),
+        release_id: release.id.clone(),
+        selector: Selector::all(),
+        max_downloads: MAX_DOWNLOADS,
+        poll_interval: POLL_INTERVAL,
+        status: CampaignStatus::Draft,
+    };
+    store
+        .insert_campaign(&record, at)
+        .context("storing the campaign")?;
+    let added = store
+        .ensure_deployments(&record.id, &device_ids, at)
+        .context("adding deployments")?;
+    store
+        .set_campaign_status(&record.id, CampaignStatus::Active, at)
+        .context("activating the campaign")?;
+    println!(
+        "campaign {}: active, release {}, {added} deployments waiting ({:.1} s)",
+        record.id,
+        release.id,
+        started.elapsed().as_secs_f64()
+    );
+
+    if args.campaign_night {
+        let n = start_first_night(&store, &record.id, &device_ids)?;
+        println!("campaign night: {n} devices downloading with a slot until {NIGHT_CLOSES}");
+    }
+    store.flush().context("flushing the store")?;
+    println!(
+        "fixture done: {} devices in {:.1} s; tokens in {}",
+        device_ids.len(),
+        started.elapsed().as_secs_f64(),
+        args.tokens_out.display()
+    );
+    Ok(())
+}
+
+fn instant(text: &str) -> anyhow::Result<Timestamp> {
+    text.parse()
+        .with_context(|| format!("fixture instant {text:?}"))
+}
+
+/// Site number `i`: prefectures in turn, then a kind mix close to the real one (about 5 %
+/// hospitals, 45 % clinics, 25 % dental clinics, 25 % pharmacies).
+fn synthetic_site(i: u32) -> anyhow::Result<Institution> {
+    let prefecture = Prefecture::from_number(u8::try_from(i % 47)? + 1)
+        .context("prefecture numbers are 1–47")?;
+    // Unique within the prefecture, so the code is unique even where two kinds share a 点数表.
+    let n = i / 47;
+    let kind = match n % 20 {
+        0 => InstitutionKind::Hospital,
+        1..=9 => InstitutionKind::Clinic,
+        10..=14 => InstitutionKind::Dental,
+        _ => InstitutionKind::Pharmacy,
+    };
+    let table = match kind {
+        InstitutionKind::Hospital | InstitutionKind::Clinic => ScoreTable::Medical,
+        InstitutionKind::Dental => ScoreTable::Dental,
+        InstitutionKind::Pharmacy => ScoreTable::Pharmacy,
+    };
+    let code = InstitutionCode::from_parts(
+        prefecture,
+        table,
+        u8::try_from(n / 10_000)?,
+        u16::try_from(n % 10_000)?,
+    )
+    .with_context(|| format!("no 医療機関コード for site {i}"))?;
+    let label = match kind {
+        InstitutionKind::Hospital => "テスト病院",
+        InstitutionKind::Clinic => "テスト診療所",
+        InstitutionKind::Dental => "テスト歯科",
+        InstitutionKind::Pharmacy => "テスト薬局",
+    };
+    Ok(Institution {
+        code,
+        name: format!("{label} {i:06}"),
+        kind,
+        prefecture,
+        email: format!("site{i:06}@example.invalid"),
+        auto_restart: None,
+    })
+}
+
+/// One terminal per site, each with a fresh token; writes the tokens and returns the device ids.
+fn enrol_terminals(
+    store: &SqliteStore,
+    sites: &[Institution],
+    tokens_out: &Path,
+    at: Timestamp,
+) -> anyhow::Result<Vec<i64>> {
+    let started = Instant::now();
+    let file = std::fs::File::create(tokens_out)
+        .with_context(|| format!("creating {}", tokens_out.display()))?;
+    let mut tokens = std::io::BufWriter::new(file);
+    let mut ids = Vec::with_capacity(sites.len());
+    for (i, site) in (1u32..).zip(sites) {
+        let token = new_secret();
+        let device = NewDevice {
+            institution: site.code,
+            kind: DeviceKind::Terminal,
+            vendor: None,
+            serial: format!("BENCH-{i:08}"),
+            parent: None,
+            token_hash: hash_secret(&token),
+        };
+        let enrolled = store
+            .enrol_device(&device, at)
+            .with_context(|| format!("enrolling terminal {i}"))?;
+        ids.push(enrolled.id);
+        writeln!(tokens, "{token}")?;
+        if i % PROGRESS_EVERY == 0 {
+            println!(
+                "enrolled {i}/{} ({:.1} s)",
+                sites.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    tokens
+        .flush()
+        .with_context(|| format!("writing {}", tokens_out.display()))?;
+    println!(
+        "enrolled {} terminals in {:.1} s ({:.0} µs each, one enrol_device call per terminal)",
+        ids.len(),
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1e6 / ids.len().max(1) as f64
+    );
+    Ok(ids)
+}
+
+/// A synthetic terminal package stored under DATA, and a release for it signed with the
+/// server's key (`DATA/keys/operator.key`, created the way `onshi serve` would if missing).
+fn sign_release(store: &SqliteStore, data: &Path, at: Timestamp) -> anyhow::Result<Release> {
+    let package = synthetic_package();
+    let sha = Sha256::of(&package);
+    // The content-addressed layout of onshi-server's artifact store: DATA/artifacts/ab/abcd….
+    let hex = sha.hex();
+    let dir = data.join("artifacts").join(&hex[..2]);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join(&hex), &package).context("writing the synthetic package")?;
+    let size = u64::try_from(package.len())?;
+    store
+        .add_artifact(sha, size, at)
+        .context("storing the artifact")?;
+
+    let key_path = data.join("keys").join("operator.key");
+    let key = if key_path.exists() {
+        let text = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?;
+        onshi_core::release::decode_signing_key(&text)
+            .with_context(|| format!("{} is not an onshi signing key", key_path.display()))?
+    } else {
+        onshi_server::generate_key(&key_path)?
+    };
+    let manifest = Manifest {
+        release_id: RELEASE_ID.to_owned(),
+        version: Version::parse(RELEASE_VERSION)?,
+        created_at: at.to_string(),
+        components: vec![Component {
+            target: Target::Terminal,
+            sha256: sha,
+            size,
+        }],
+    };
+    let release = Release {
+        id: RELEASE_ID.to_owned(),
+        signed: SignedManifest::sign(&manifest, &key),
+        manifest,
+    };
+    store
+        .insert_release(&release, at)
+        .context("storing the release")?;
+    Ok(release)
+}
+
+/// Deterministic bytes that do not compress to nothing (an xorshift stream).
+fn synthetic_package() -> Vec<u8> {
+    let mut x: u64 = 0x6f6e_7368_6900_2026;
+    let mut out = Vec::with_capacity(PACKAGE_SIZE);
+    while out.len() < PACKAGE_SIZE {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// The first `MAX_DOWNLOADS` devices start downloading when the first night opens and hold a
+/// slot until it closes. Returns how many.
+fn start_first_night(store: &SqliteStore, campaign: &str, ids: &[i64]) -> anyhow::Result<usize> {
+    let opens = instant(NIGHT_OPENS)?;
+    let closes = instant(NIGHT_CLOSES)?;
+    let mut n = 0;
+    for &device in ids.iter().take(usize::try_from(MAX_DOWNLOADS)?) {
+        let slot = store
+            .acquire_lease(campaign, device, opens, closes, MAX_DOWNLOADS)
+            .with_context(|| format!("download slot for device {device}"))?;
+        anyhow::ensure!(slot, "the throttle refused slot {n} of {MAX_DOWNLOADS}");
+        store
+            .apply_report(&Report {
+                campaign,
+                device,
+                seq: 1,
+                from: DeploymentState::Waiting,
+                to: DeploymentState::Downloading,
+                bytes: 0,
+                at: opens,
+            })
+            .with_context(|| format!("starting the download of device {device}"))?;
+        n += 1;
+    }
+    Ok(n)
+}
