@@ -26,6 +26,7 @@ mod artifacts;
 pub mod auth;
 mod error;
 mod json;
+mod pages;
 mod routes;
 mod state;
 mod targeting;
@@ -50,6 +51,8 @@ pub struct Config {
     /// The operator token to use (from `ONSHI_OPERATOR_TOKEN`); otherwise one is generated on
     /// first start and printed once.
     pub operator_token: Option<String>,
+    /// Let the mock qualification service answer non-loopback clients (default: loopback only).
+    pub qualification_public: bool,
 }
 
 /// A started server.
@@ -75,7 +78,7 @@ impl Running {
 
 /// The router, with every route and its limits.
 pub fn router(state: AppState) -> Router {
-    use routes::{admin, device, institution};
+    use routes::{admin, device, institution, qualification};
     let uploads = Router::new()
         .route("/api/v1/admin/artifacts", put(admin::upload_artifact))
         .layer(DefaultBodyLimit::disable());
@@ -127,6 +130,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/campaigns/{id}/{action}",
             post(admin::control_campaign),
         )
+        .route("/api/v1/qualification", post(qualification::query))
+        .route("/reception", get(pages::reception::start))
+        .route("/reception/{id}", get(pages::reception::page))
+        .route("/reception/{id}/event", post(pages::reception::event))
+        .route("/reception/{id}/setup", post(pages::reception::setup))
         .route("/api/v1/admin/audit", get(admin::audit))
         .route("/api/v1/admin/clock", put(admin::set_clock))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -157,13 +165,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .unwrap_or_else(|| config.data_dir.join("keys").join("operator.key"));
     let signing_key = load_or_create_key(&key_path)?;
     let (token_hash, new_operator_token) = operator_token(store.as_ref(), config.operator_token)?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         config.clock.clone(),
         config.data_dir.clone(),
         signing_key,
         token_hash,
     );
+    state.qualification_public = config.qualification_public;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -172,9 +181,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     spawn_flusher(store.clone());
     let app = router(state.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
     });
     Ok(Running {
         addr,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
@@ -13,6 +13,7 @@ use onshi_core::schedule::Campaign;
 use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 
 use crate::error::{ApiError, ApiResult};
+use crate::pages::reception::Desks;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -25,6 +26,10 @@ pub struct AppState {
     schedules: Arc<RwLock<HashMap<String, Arc<Campaign>>>>,
     releases: Arc<RwLock<HashMap<String, Arc<Release>>>>,
     campaigns: Arc<RwLock<HashMap<String, CachedCampaign>>>,
+    /// The reception emulator's desks.
+    pub desks: Arc<Mutex<Desks>>,
+    /// Whether the mock qualification service answers non-loopback clients.
+    pub qualification_public: bool,
 }
 
 /// A campaign record and when it was read.
@@ -51,6 +56,8 @@ impl AppState {
             schedules: Arc::default(),
             releases: Arc::default(),
             campaigns: Arc::default(),
+            desks: Arc::default(),
+            qualification_public: false,
         }
     }
 

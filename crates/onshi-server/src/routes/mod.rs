@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod device;
 pub mod institution;
+pub mod qualification;

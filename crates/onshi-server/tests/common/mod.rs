@@ -28,6 +28,7 @@ pub async fn spawn_app(start: &str) -> TestApp {
         clock,
         signing_key: None,
         operator_token: Some(OPERATOR_TOKEN.to_owned()),
+        qualification_public: false,
     })
     .await
     .expect("server starts");

@@ -21,6 +21,9 @@ pub struct Args {
     /// The operator's Ed25519 signing key (default: DATA/keys/operator.key, created if missing).
     #[arg(long)]
     signing_key: Option<PathBuf>,
+    /// Let the mock qualification service (/api/v1/qualification) answer non-loopback clients.
+    #[arg(long)]
+    qualification_public: bool,
 }
 
 /// `--clock` and `--clock-speed`, shared by every command that runs on simulated time.
@@ -54,6 +57,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         clock: args.clock.clock()?,
         signing_key: args.signing_key.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
+        qualification_public: args.qualification_public,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -1,0 +1,417 @@
+//! `/reception`: the reception desk emulator page. The card reader (styled per vendor) and the
+//! terminal side by side, buttons for the patient and for staff, and — when the 901 screen
+//! shows — what staff do next: restart, retry, the call centre (open now?) and the fallback
+//! procedure (KB0011769).
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use onshi_core::callcentre;
+use onshi_core::institution::InstitutionCode;
+use onshi_core::lang::Lang;
+use onshi_core::reception::{Reception, ReceptionEvent, ReceptionLog, TerminalState};
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_store::InstitutionKey;
+use serde::Deserialize;
+
+use super::{LangQuery, layout};
+use crate::auth::{new_secret, secret_matches};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::qualification::{self, CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
+use crate::state::AppState;
+
+/// The portal article for confirming qualification when the My Number card cannot be used.
+pub const FALLBACK_URL: &str =
+    "https://iryohokenjyoho.service-now.com/csm?id=kb_article_view&sysparm_article=KB0011769#B";
+
+/// At most this many desks are kept; the oldest is dropped first.
+const MAX_DESKS: usize = 1000;
+
+/// One emulated desk: its state, its log, and where its terminal state came from.
+#[derive(Debug, Clone)]
+pub struct Desk {
+    desk: Reception,
+    log: ReceptionLog,
+    recorded: bool,
+    card: String,
+    linked: Option<InstitutionCode>,
+    created: u64,
+}
+
+/// All desks, by their unguessable id.
+#[derive(Default)]
+pub struct Desks {
+    map: HashMap<String, Desk>,
+    counter: u64,
+}
+
+impl Desks {
+    fn insert(&mut self, desk: Reception, linked: Option<InstitutionCode>) -> String {
+        if self.map.len() >= MAX_DESKS
+            && let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, d)| d.created)
+                .map(|(k, _)| k.clone())
+        {
+            self.map.remove(&oldest);
+        }
+        self.counter += 1;
+        let id = new_secret();
+        self.map.insert(
+            id.clone(),
+            Desk {
+                desk,
+                log: ReceptionLog::default(),
+                recorded: false,
+                card: "test-card-0001".to_owned(),
+                linked,
+                created: self.counter,
+            },
+        );
+        id
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct NewDesk {
+    vendor: Option<String>,
+    terminal: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /reception`: a new desk (vendor and terminal state from the query, default Canon and a
+/// pending restart), then its page.
+pub async fn start(State(state): State<AppState>, Query(q): Query<NewDesk>) -> Response {
+    let vendor = q
+        .vendor
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Vendor::Canon);
+    let terminal = q
+        .terminal
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(TerminalState::PendingRestart);
+    let id = state
+        .desks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(Reception::new(vendor, terminal), None);
+    let lang = LangQuery { lang: q.lang }.lang();
+    Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response()
+}
+
+fn desk_of(state: &AppState, id: &str) -> ApiResult<Desk> {
+    state
+        .desks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))
+}
+
+/// `GET /reception/{id}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> ApiResult<Response> {
+    let desk = desk_of(&state, &id)?;
+    let lang = q.lang();
+    let body = render(&desk, &id, lang, state.now());
+    Ok(layout(
+        lang.pick("受付の再現", "Reception emulator"),
+        lang,
+        &format!("/reception/{id}"),
+        body,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct EventForm {
+    event: String,
+    #[serde(default)]
+    card: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /reception/{id}/event`: a button was pressed.
+pub async fn event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<EventForm>,
+) -> ApiResult<Response> {
+    let event: ReceptionEvent = form
+        .event
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_event", e))?;
+    {
+        let mut desks = state.desks.lock().unwrap_or_else(|e| e.into_inner());
+        let d = desks
+            .map
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))?;
+        if let Some(card) = form.card.filter(|c| !c.is_empty() && c.len() <= 64) {
+            d.card = card;
+        }
+        let card = d.card.clone();
+        let was_failing = d.desk.failed() && !d.recorded;
+        if event == ReceptionEvent::TerminalRestarted && was_failing {
+            d.log.record(&d.desk);
+            d.recorded = true;
+        }
+        if event == ReceptionEvent::CardInserted {
+            d.recorded = false;
+        }
+        d.desk
+            .apply(event, || qualification::lookup(&card).0)
+            .map_err(|e| ApiError::conflict("invalid_step", e.to_string()))?;
+        let attempt_over = d.desk.shows_901()
+            || d.desk.confirmed()
+            || (d.desk.failed()
+                && event == ReceptionEvent::ConsentCompleted
+                && d.desk.terminal_state() == TerminalState::UpToDate);
+        if attempt_over && !d.recorded {
+            d.log.record(&d.desk);
+            d.recorded = true;
+        }
+    }
+    let lang = LangQuery { lang: form.lang }.lang();
+    Ok(Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    vendor: String,
+    terminal: String,
+    #[serde(default)]
+    institution_code: Option<String>,
+    #[serde(default)]
+    access_key: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /reception/{id}/setup`: choose the vendor and the terminal state — by hand, or from a
+/// real enrolled terminal (its site's code and access key).
+pub async fn setup(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<SetupForm>,
+) -> ApiResult<Response> {
+    let vendor: Vendor = form
+        .vendor
+        .parse()
+        .map_err(|e: onshi_core::vendor::UnknownVendor| {
+            ApiError::bad_request("invalid_vendor", e.to_string())
+        })?;
+    let mut terminal: TerminalState =
+        form.terminal
+            .parse()
+            .map_err(|e: onshi_core::reception::UnknownTerminalState| {
+                ApiError::bad_request("invalid_terminal", e.to_string())
+            })?;
+    let mut linked = None;
+    if let Some(code) = form
+        .institution_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        let code = InstitutionCode::parse(code)
+            .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+        let key = form.access_key.unwrap_or_default();
+        let (stored, devices) = state
+            .db(move |s| {
+                Ok((
+                    s.institution_key(code, InstitutionKey::Access)?,
+                    s.devices_of(code)?,
+                ))
+            })
+            .await?;
+        if !stored.is_some_and(|h| secret_matches(&key, &h)) {
+            return Err(ApiError::unauthorized("wrong institution access key"));
+        }
+        let t = devices
+            .iter()
+            .find(|d| d.kind == DeviceKind::Terminal)
+            .ok_or_else(|| ApiError::not_found("this site has no enrolled terminal"))?;
+        if let (Some(running), Some(installed)) = (&t.running, &t.installed) {
+            terminal = TerminalState::from_versions(running, installed);
+        }
+        linked = Some(code);
+    }
+    {
+        let mut desks = state.desks.lock().unwrap_or_else(|e| e.into_inner());
+        let d = desks
+            .map
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))?;
+        d.desk = Reception::new(vendor, terminal);
+        d.recorded = false;
+        d.linked = linked;
+    }
+    let lang = LangQuery { lang: form.lang }.lang();
+    Ok(Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response())
+}
+
+fn event_label(e: ReceptionEvent, lang: Lang) -> &'static str {
+    use ReceptionEvent as E;
+    match (e, lang) {
+        (E::CardInserted, Lang::Ja) => "カードを置く（患者）",
+        (E::FaceVerified, Lang::Ja) => "顔認証する（患者）",
+        (E::PinVerified, Lang::Ja) => "暗証番号で確認（患者）",
+        (E::ConsentCompleted, Lang::Ja) => "同意選択を終える（患者）",
+        (E::OkPressed, Lang::Ja) => "「OK」を押す（職員）",
+        (E::CardRemoved, Lang::Ja) => "カードを取り出す（患者）",
+        (E::TerminalRestarted, Lang::Ja) => "資格確認端末を再起動（職員）",
+        (E::CardInserted, Lang::En) => "Insert card (patient)",
+        (E::FaceVerified, Lang::En) => "Verify face (patient)",
+        (E::PinVerified, Lang::En) => "Enter PIN (patient)",
+        (E::ConsentCompleted, Lang::En) => "Finish consent (patient)",
+        (E::OkPressed, Lang::En) => "Press OK (staff)",
+        (E::CardRemoved, Lang::En) => "Remove card (patient)",
+        (E::TerminalRestarted, Lang::En) => "Restart terminal (staff)",
+    }
+}
+
+fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
+    let desk = &d.desk;
+    let reader = desk.reader_screen();
+    let terminal = desk.terminal_screen();
+    let vendor = desk.vendor();
+    let vendor_name = match lang {
+        Lang::Ja => vendor.name_ja(),
+        Lang::En => vendor.name_en(),
+    };
+    html! {
+        h1 { (lang.pick("受付の再現（資格確認端末と顔認証付きカードリーダー）", "Reception emulator (terminal and face-authentication card reader)")) }
+        form method="post" action={ "/reception/" (id) "/setup" } class="panel" {
+            input type="hidden" name="lang" value=(lang.code());
+            label { (lang.pick("カードリーダー", "Card reader")) " "
+                select name="vendor" id="vendor" {
+                    @for v in Vendor::ALL {
+                        option value=(v.slug()) selected[v == vendor] { (match lang { Lang::Ja => v.name_ja(), Lang::En => v.name_en() }) }
+                    }
+                }
+            }
+            label { (lang.pick("資格確認端末", "Terminal")) " "
+                select name="terminal" id="terminal" {
+                    option value="pending-restart" selected[desk.terminal_state() == TerminalState::PendingRestart] { (lang.pick("更新インストール済み・再起動前", "update installed, not restarted")) }
+                    option value="up-to-date" selected[desk.terminal_state() == TerminalState::UpToDate] { (lang.pick("最新（再起動済み）", "up to date (restarted)")) }
+                }
+            }
+            details {
+                summary { (lang.pick("実際の端末の状態を使う（医療機関コードとアクセスキー）", "Use a real enrolled terminal's state (institution code and access key)")) }
+                label { (lang.pick("医療機関コード", "Institution code")) " " input name="institution_code" inputmode="numeric" maxlength="10"; }
+                label { (lang.pick("アクセスキー", "Access key")) " " input name="access_key" type="password"; }
+            }
+            button type="submit" id="setup" { (lang.pick("この設定で始める", "Start with these settings")) }
+            @if let Some(code) = d.linked {
+                p { (lang.pick("連携中の医療機関: ", "Linked site: ")) (code) }
+            }
+        }
+        div class="panels" {
+            section class="panel" {
+                h2 { (lang.pick("顔認証付きカードリーダー", "Face-authentication card reader")) " — " (vendor_name) }
+                div class={ "screen reader " (vendor.slug()) " " (reader.screen) } id="reader" data-screen=(reader.screen) {
+                    @if let Some(code) = reader.code { div { "【" (code) "】" } }
+                    (reader.text)
+                    @if reader.screen == "consent_loading" || reader.screen == "please_wait" { span class="spinner" aria-label="loading" {} }
+                }
+                @if reader.stuck { p class="stuck" { (lang.pick("※ 画面が切り替わりません", "The screen does not change")) } }
+            }
+            section class="panel" {
+                h2 { (lang.pick("資格確認端末", "Qualification confirmation terminal")) " — " (desk.terminal_state().label_ja()) }
+                div class="screen terminal" id="terminal-screen" data-dialog=(terminal.count.map(|c| c.to_string()).unwrap_or_default()) {
+                    @if let (Some(count), Some(text)) = (terminal.count, terminal.text) {
+                        div class="dialog" {
+                            strong { (lang.pick("エラー", "Error")) " (" (count) ")" }
+                            p { (text) }
+                        }
+                    } @else if desk.confirmed() {
+                        p class="ok" { (lang.pick("資格確認が完了しました。", "Qualification confirmed.")) }
+                    } @else {
+                        p { (lang.pick("オンライン資格確認　受付待ち", "Online qualification confirmation — waiting")) }
+                    }
+                }
+            }
+        }
+        form method="post" action={ "/reception/" (id) "/event" } {
+            input type="hidden" name="lang" value=(lang.code());
+            @if desk.possible().contains(&ReceptionEvent::CardInserted) {
+                label { (lang.pick("カード", "Card")) " "
+                    select name="card" id="card" {
+                        option value=(d.card) { (lang.pick("テスト用カード", "Test card")) }
+                        option value=(CARD_NO_QUALIFICATION) { (lang.pick("資格情報のないカード", "Card without qualification")) }
+                        option value=(CARD_EXPIRED_CERTIFICATE) { (lang.pick("電子証明書の期限切れ", "Expired certificate")) }
+                    }
+                }
+            }
+            div class="buttons" {
+                @for e in desk.possible() {
+                    button type="submit" name="event" value=(e.slug()) id={ "btn-" (e.slug()) }
+                        class=[match e { ReceptionEvent::TerminalRestarted => Some("danger"), ReceptionEvent::OkPressed => Some("primary"), _ => None }] {
+                        (event_label(e, lang))
+                    }
+                }
+            }
+        }
+        @if desk.shows_901() || desk.failed() && !desk.confirmed() && desk.terminal_state() == TerminalState::PendingRestart {
+            (guide(lang, now))
+        }
+        h2 { (lang.pick("受付の記録", "Reception log")) }
+        @if d.log.attempts.is_empty() {
+            p { (lang.pick("まだ記録はありません。", "No attempts yet.")) }
+        } @else {
+            table id="log" {
+                tr { th { "#" } th { (lang.pick("端末", "Terminal")) } th { (lang.pick("結果", "Result")) } th { (lang.pick("エラー", "Error")) } }
+                @for a in &d.log.attempts {
+                    tr {
+                        td { (a.number) }
+                        td { (a.terminal.label_ja()) }
+                        td { @if a.confirmed { span class="ok" { (lang.pick("資格確認済み", "confirmed")) } } @else { span class="bad" { (lang.pick("未確認（要再受付）", "not confirmed — retry")) } } }
+                        td { (a.error.unwrap_or("—")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What staff do when the error appears (the notice's 【不具合発生時等の対応について】).
+fn guide(lang: Lang, now: jiff::Timestamp) -> Markup {
+    let status = match lang {
+        Lang::Ja => callcentre::status_text_ja(now),
+        Lang::En => callcentre::status_text_en(now),
+    };
+    html! {
+        div class="guide" id="guide" {
+            strong { (lang.pick("職員の方へ：このエラーが表示されたら", "For staff: when this error appears")) }
+            ol {
+                li { (lang.pick("患者さんの資格確認は完了していません。", "The patient's qualification has NOT been confirmed.")) }
+                li { (lang.pick("資格確認端末を再起動してください（更新アプリケーションのインストール後、再起動されていません）。", "Restart the terminal (the update was installed but the terminal was not restarted).")) }
+                li { (lang.pick("再起動後、患者さんにもう一度マイナ保険証をご利用いただくよう案内してください。", "After the restart, ask the patient to use the card again.")) }
+                li {
+                    (lang.pick("それでもエラーが表示される場合は、", "If the error persists, call the "))
+                    (callcentre::NAME_JA) " " strong { (callcentre::PHONE) } (lang.pick("（通話無料）へ。", " (toll-free)."))
+                    br;
+                    (lang.pick("受付時間: 月曜日～金曜日 8:00～18:00、土曜日 8:00～16:00（日曜日・祝日を除く）", "Hours: Mon–Fri 8:00–18:00, Sat 8:00–16:00 (closed Sundays and public holidays)"))
+                    br;
+                    span id="callcentre-status" { (status) }
+                }
+                li {
+                    (lang.pick("その間の資格確認は「マイナ保険証での受付が出来ない場合の資格確認方法・レセプト請求方法」（KB0011769）に沿って行ってください: ", "Meanwhile, confirm qualification by the fallback procedure (KB0011769): "))
+                    a href=(FALLBACK_URL) rel="noopener" { "KB0011769" }
+                }
+            }
+        }
+    }
+}

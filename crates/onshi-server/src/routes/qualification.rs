@@ -1,0 +1,174 @@
+//! A mock of the central qualification service (`/api/v1/qualification`), so the reception
+//! emulator runs end to end without any real system. Every patient is synthetic and obviously
+//! fake (「試験」 names, example insurers); by default only loopback clients may ask.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use onshi_core::reception::QueryOutcome;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+
+/// Card ids that stand for the real-world refusals.
+pub const CARD_NO_QUALIFICATION: &str = "test-no-qualification";
+pub const CARD_EXPIRED_CERTIFICATE: &str = "test-expired-certificate";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    card_id: String,
+}
+
+/// A synthetic insured person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    pub name: String,
+    pub name_kana: String,
+    pub birth_date: String,
+    /// 保険者番号: 8 digits with a check digit.
+    pub insurer_number: String,
+    /// 記号
+    pub symbol: String,
+    /// 番号
+    pub number: String,
+    /// 枝番
+    pub branch: String,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum QueryResponse {
+    Confirmed { patient: Patient },
+    NoQualification { message: &'static str },
+    CertificateExpired { message: &'static str },
+}
+
+/// The answer for a card: a fake patient, or one of the two refusals.
+pub fn lookup(card_id: &str) -> (QueryOutcome, QueryResponse) {
+    match card_id {
+        CARD_NO_QUALIFICATION => (
+            QueryOutcome::NoQualification,
+            QueryResponse::NoQualification {
+                message: "資格情報が存在しません。（資格なし）",
+            },
+        ),
+        CARD_EXPIRED_CERTIFICATE => (
+            QueryOutcome::CertificateExpired,
+            QueryResponse::CertificateExpired {
+                message: "電子証明書の有効期限が切れています。",
+            },
+        ),
+        _ => (
+            QueryOutcome::Confirmed,
+            QueryResponse::Confirmed {
+                patient: patient(card_id),
+            },
+        ),
+    }
+}
+
+const GIVEN: [(&str, &str); 6] = [
+    ("太郎", "タロウ"),
+    ("花子", "ハナコ"),
+    ("一郎", "イチロウ"),
+    ("桜", "サクラ"),
+    ("健", "ケン"),
+    ("美咲", "ミサキ"),
+];
+
+/// A deterministic fake patient for a card id.
+fn patient(card_id: &str) -> Patient {
+    let h = Sha256::digest(card_id.as_bytes());
+    let pick = |i: usize, m: u32| u32::from(h[i]) % m;
+    let (given, kana) = GIVEN[pick(0, GIVEN.len() as u32) as usize];
+    let first7 = format!("06{:02}{:03}", 1 + pick(1, 47), pick(2, 250) * 4 % 1000);
+    Patient {
+        name: format!("試験 {given}"),
+        name_kana: format!("シケン {kana}"),
+        birth_date: format!(
+            "{}-{:02}-{:02}",
+            1940 + pick(3, 70),
+            1 + pick(4, 12),
+            1 + pick(5, 28)
+        ),
+        insurer_number: format!("{first7}{}", insurer_check_digit(&first7)),
+        symbol: format!("テスト{}", pick(6, 90) + 10),
+        number: format!("{}", 1000 + u32::from(h[7]) * 37 % 9000),
+        branch: format!("{:02}", pick(8, 4)),
+    }
+}
+
+/// The check digit of a 保険者番号 over its first 7 digits: from the right, weights 2,1,2,…,
+/// digits of each product summed; (10 − sum mod 10) mod 10.
+pub fn insurer_check_digit(first7: &str) -> u32 {
+    let sum: u32 = first7
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let p = u32::from(b - b'0') * if i % 2 == 0 { 2 } else { 1 };
+            p / 10 + p % 10
+        })
+        .sum();
+    (10 - sum % 10) % 10
+}
+
+/// `POST /api/v1/qualification`: the mock central service (loopback clients only unless the
+/// server was started with it public).
+pub async fn query(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<QueryRequest>,
+) -> ApiResult<Json<QueryResponse>> {
+    if !state.qualification_public && !peer.ip().is_loopback() {
+        return Err(ApiError::forbidden(
+            "loopback_only",
+            "the mock qualification service answers only loopback clients",
+        ));
+    }
+    let ok = (1..=64).contains(&req.card_id.len())
+        && req
+            .card_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok {
+        return Err(ApiError::bad_request(
+            "invalid_card_id",
+            "card_id must be 1–64 letters, digits or '-'",
+        ));
+    }
+    Ok(Json(lookup(&req.card_id).1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_patients_are_deterministic_and_carry_valid_insurer_numbers() {
+        let a = patient("card-1");
+        assert_eq!(a, patient("card-1"));
+        assert!(a.name.starts_with("試験 "));
+        assert_eq!(a.insurer_number.len(), 8);
+        let check = insurer_check_digit(&a.insurer_number[..7]);
+        assert_eq!(a.insurer_number[7..], check.to_string());
+    }
+
+    #[test]
+    fn the_two_refusal_cards_are_refused() {
+        assert_eq!(
+            lookup(CARD_NO_QUALIFICATION).0,
+            QueryOutcome::NoQualification
+        );
+        assert_eq!(
+            lookup(CARD_EXPIRED_CERTIFICATE).0,
+            QueryOutcome::CertificateExpired
+        );
+        assert_eq!(lookup("anything-else").0, QueryOutcome::Confirmed);
+    }
+}
