@@ -1,0 +1,79 @@
+//! The reception emulator page in headless Chromium: a patient meets Atlus's 901 screen on a
+//! terminal that was not restarted; staff see what to do, restart, and the same patient
+//! succeeds. Screenshots are saved as test artifacts.
+
+mod common;
+
+use common::browser::Browser;
+use common::spawn_app;
+
+fn artifact(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    let path = dir.join(name);
+    std::fs::write(&path, png).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_901_then_restart_and_the_patient_succeeds() {
+    // A Tuesday morning: the call centre is open.
+    let app = spawn_app("2026-01-20T09:30:00+09:00").await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&app.url("/reception?vendor=atlus&terminal=pending-restart"))
+        .await;
+    assert_eq!(browser.attr("#reader", "data-screen").await, "initial");
+
+    browser.click("#btn-card_inserted").await;
+    browser.click("#btn-face_verified").await;
+    browser.click("#btn-consent_completed").await;
+    // ①: the terminal shows its first error dialog; Atlus goes back to its first screen.
+    assert_eq!(browser.attr("#terminal-screen", "data-dialog").await, "1");
+    assert_eq!(browser.attr("#reader", "data-screen").await, "initial");
+    browser.click("#btn-ok_pressed").await;
+    assert_eq!(browser.attr("#terminal-screen", "data-dialog").await, "2");
+    browser.click("#btn-ok_pressed").await;
+    // ②: error 901 with Atlus's texts, and the guide for staff.
+    assert_eq!(browser.attr("#reader", "data-screen").await, "error_901");
+    let reader = browser.text("#reader").await;
+    assert!(reader.contains("▲ご確認ください▲"), "{reader}");
+    assert!(
+        reader.contains("マイナンバーカードを取り出し受付窓口までお越しください"),
+        "{reader}"
+    );
+    let guide = browser.text("#guide").await;
+    assert!(
+        guide.contains("資格確認端末を再起動してください"),
+        "{guide}"
+    );
+    assert!(guide.contains("0800-080-4583"), "{guide}");
+    assert!(guide.contains("KB0011769"), "{guide}");
+    assert!(
+        browser.text("#callcentre-status").await.contains("受付中"),
+        "open on a Tuesday morning"
+    );
+    assert!(browser.text("#log").await.contains("901"));
+    artifact("reception-atlus-901.png", &browser.screenshot().await);
+
+    browser.click("#btn-card_removed").await;
+    browser.click("#btn-terminal_restarted").await;
+    browser.click("#btn-card_inserted").await;
+    browser.click("#btn-face_verified").await;
+    browser.click("#btn-consent_completed").await;
+    assert_eq!(browser.attr("#reader", "data-screen").await, "result");
+    assert!(
+        browser
+            .text("#terminal-screen")
+            .await
+            .contains("資格確認が完了しました")
+    );
+    let log = browser.text("#log").await;
+    assert!(log.contains("未確認（要再受付）"), "{log}");
+    assert!(log.contains("資格確認済み"), "{log}");
+    artifact(
+        "reception-atlus-after-restart.png",
+        &browser.screenshot().await,
+    );
+}
