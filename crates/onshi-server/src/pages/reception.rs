@@ -282,6 +282,16 @@ fn event_label(e: ReceptionEvent, lang: Lang) -> &'static str {
     }
 }
 
+fn terminal_label(t: TerminalState, lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ja => t.label_ja(),
+        Lang::En => match t {
+            TerminalState::UpToDate => "up to date (restarted)",
+            TerminalState::PendingRestart => "update installed, not restarted",
+        },
+    }
+}
+
 fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
     let desk = &d.desk;
     let reader = desk.reader_screen();
@@ -329,7 +339,7 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                 @if reader.stuck { p class="stuck" { (lang.pick("※ 画面が切り替わりません", "The screen does not change")) } }
             }
             section class="panel" {
-                h2 { (lang.pick("資格確認端末", "Qualification confirmation terminal")) " — " (desk.terminal_state().label_ja()) }
+                h2 { (lang.pick("資格確認端末", "Qualification confirmation terminal")) " — " (terminal_label(desk.terminal_state(), lang)) }
                 div class="screen terminal" id="terminal-screen" data-dialog=(terminal.count.map(|c| c.to_string()).unwrap_or_default()) {
                     @if let (Some(count), Some(text)) = (terminal.count, terminal.text) {
                         div class="dialog" {
@@ -376,7 +386,7 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                 @for a in &d.log.attempts {
                     tr {
                         td { (a.number) }
-                        td { (a.terminal.label_ja()) }
+                        td { (terminal_label(a.terminal, lang)) }
                         td { @if a.confirmed { span class="ok" { (lang.pick("資格確認済み", "confirmed")) } } @else { span class="bad" { (lang.pick("未確認（要再受付）", "not confirmed — retry")) } } }
                         td { (a.error.unwrap_or("—")) }
                     }
