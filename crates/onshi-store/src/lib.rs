@@ -255,7 +255,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Enrols a device; enrolling the same serial again replaces its token and keeps its id.
     fn enrol_device(&self, device: &NewDevice, at: Timestamp) -> Result<Device>;
-    /// The device whose token hashes to `token_hash`.
+    /// The device whose token hashes to `token_hash`: who it is (id, site, kind, vendor, serial,
+    /// parent). Versions and last contact are left empty; read them with [`Store::device`].
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
     /// One device.
     fn device(&self, id: i64) -> Result<Option<Device>>;

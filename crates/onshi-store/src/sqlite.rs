@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -30,7 +30,22 @@ const MIGRATIONS: [(&str, &str); 1] = [("0001_init", include_str!("../migrations
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     contacts: Mutex<HashMap<i64, Contact>>,
+    /// Device identities by token hash: the check-in hot path authenticates without SQL. This
+    /// store is the only writer of its file, so it keeps the cache exact (re-enrolment drops
+    /// the old token).
+    identities: RwLock<Identities>,
+    /// Each device's open deployments, dropped whenever a write touches them.
+    open: RwLock<HashMap<i64, Vec<Deployment>>>,
 }
+
+#[derive(Default)]
+struct Identities {
+    by_hash: HashMap<String, Device>,
+    hash_of: HashMap<i64, String>,
+}
+
+/// Contacts written per transaction by `flush`, so that the connection is never held long.
+const FLUSH_CHUNK: usize = 500;
 
 struct Contact {
     at: Timestamp,
@@ -80,11 +95,40 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             contacts: Mutex::new(HashMap::new()),
+            identities: RwLock::default(),
+            open: RwLock::default(),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget_open(&self, devices: impl IntoIterator<Item = i64>) {
+        let mut open = self.open.write().unwrap_or_else(|e| e.into_inner());
+        for d in devices {
+            open.remove(&d);
+        }
+    }
+
+    fn remember_identity(&self, hash: &str, device: &Device) {
+        let mut ids = self.identities.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = ids.hash_of.insert(device.id, hash.to_owned())
+            && old != hash
+        {
+            ids.by_hash.remove(&old);
+        }
+        ids.by_hash.insert(hash.to_owned(), identity(device));
+    }
+}
+
+/// A device as the token look-up returns it: who it is, without versions or last contact.
+fn identity(d: &Device) -> Device {
+    Device {
+        installed: None,
+        running: None,
+        last_contact: None,
+        ..d.clone()
     }
 }
 
@@ -405,18 +449,35 @@ impl Store for SqliteStore {
             [&d.token_hash],
             |r| device_from(r, 0),
         )?;
-        raw.parse()
+        let device = raw.parse()?;
+        self.remember_identity(&d.token_hash, &device);
+        drop(conn);
+        Ok(device)
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
-        let raw = self
-            .conn()
+        if let Some(d) = self
+            .identities
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_hash
+            .get(token_hash)
+        {
+            return Ok(Some(d.clone()));
+        }
+        let conn = self.conn();
+        let raw = conn
             .prepare_cached(&format!(
                 "SELECT {DEVICE_COLS} FROM devices d WHERE d.token_hash = ?1"
             ))?
             .query_row([token_hash], |r| device_from(r, 0))
             .optional()?;
-        raw.map(RawDevice::parse).transpose()
+        let device = raw.map(RawDevice::parse).transpose()?;
+        if let Some(d) = &device {
+            self.remember_identity(token_hash, d);
+        }
+        drop(conn);
+        Ok(device.as_ref().map(identity))
     }
 
     fn device(&self, id: i64) -> Result<Option<Device>> {
@@ -487,31 +548,36 @@ impl Store for SqliteStore {
         if pending.is_empty() {
             return Ok(());
         }
-        let written = (|| -> Result<()> {
-            let conn = self.conn();
-            let tx = conn.unchecked_transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE devices SET last_contact = ?2,
-                       installed_version = COALESCE(?3, installed_version),
-                       running_version = COALESCE(?4, running_version)
-                     WHERE id = ?1",
-                )?;
-                for (id, c) in &pending {
-                    stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+        let mut rows: Vec<(i64, Contact)> = pending.into_iter().collect();
+        while !rows.is_empty() {
+            let chunk: Vec<(i64, Contact)> = rows.drain(..rows.len().min(FLUSH_CHUNK)).collect();
+            let written = (|| -> Result<()> {
+                let conn = self.conn();
+                let tx = conn.unchecked_transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "UPDATE devices SET last_contact = ?2,
+                           installed_version = COALESCE(?3, installed_version),
+                           running_version = COALESCE(?4, running_version)
+                         WHERE id = ?1",
+                    )?;
+                    for (id, c) in &chunk {
+                        stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        if written.is_err() {
-            // Put the contacts back (newer ones buffered meanwhile win) for the next flush.
-            let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, c) in pending {
-                contacts.entry(id).or_insert(c);
+                tx.commit()?;
+                Ok(())
+            })();
+            if let Err(e) = written {
+                // Put the contacts back (newer ones buffered meanwhile win) for the next flush.
+                let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, c) in chunk.into_iter().chain(rows) {
+                    contacts.entry(id).or_insert(c);
+                }
+                return Err(e);
             }
         }
-        written
+        Ok(())
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
@@ -617,13 +683,16 @@ impl Store for SqliteStore {
     }
 
     fn set_campaign_status(&self, id: &str, status: CampaignStatus, at: Timestamp) -> Result<()> {
-        let n = self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "UPDATE campaigns SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status.slug(), db_time(at)],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("campaign {id}")));
         }
+        self.open.write().unwrap_or_else(|e| e.into_inner()).clear();
+        drop(conn);
         Ok(())
     }
 
@@ -642,10 +711,20 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        self.forget_open(devices.iter().copied());
+        drop(conn);
         Ok(added)
     }
 
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>> {
+        if let Some(d) = self
+            .open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device)
+        {
+            return Ok(d.clone());
+        }
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT d.campaign_id, d.device_id, d.state, d.bytes, d.last_seq, d.updated_at
@@ -656,7 +735,19 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map([device], deployment_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(RawDeployment::parse).collect()
+        let list = rows
+            .into_iter()
+            .map(RawDeployment::parse)
+            .collect::<Result<Vec<_>>>()?;
+        // Cached while the connection is still held: a writer cannot commit in between, so the
+        // cache never keeps what a later write changed.
+        self.open
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device, list.clone());
+        drop(stmt);
+        drop(conn);
+        Ok(list)
     }
 
     fn apply_report(&self, r: &Report<'_>) -> Result<ReportOutcome> {
@@ -696,6 +787,8 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("deployment of device {device} in {campaign}")))?
             .parse()?;
         tx.commit()?;
+        self.forget_open([device]);
+        drop(conn);
         if n == 1 {
             Ok(ReportOutcome::Applied(current))
         } else if current.last_seq >= seq {

@@ -194,8 +194,8 @@ async fn current(
     state: &AppState,
     device: &Device,
 ) -> ApiResult<Option<(Deployment, Arc<CampaignRecord>)>> {
-    let id = device.id;
-    let deployments = state.db(move |s| s.open_deployments_of(id)).await?;
+    // Inline: answered from the store's cache on the hot path.
+    let deployments = state.store.open_deployments_of(device.id)?;
     for d in deployments {
         if let Some(c) = state.campaign(&d.campaign_id).await?
             && !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Closed)
