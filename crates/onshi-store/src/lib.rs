@@ -264,8 +264,8 @@ pub trait Store: Send + Sync + 'static {
     fn devices_of(&self, code: InstitutionCode) -> Result<Vec<Device>>;
     /// Every device with its site, for targeting.
     fn all_devices(&self) -> Result<Vec<(Device, Institution)>>;
-    /// Records a check-in: last contact and the versions the device reported. May be buffered
-    /// (it is not a state report); [`Store::flush`] writes it.
+    /// Records a check-in: last contact (to the minute) and the versions the device reported.
+    /// May be buffered (it is not a state report); [`Store::flush`] writes it.
     fn record_contact(
         &self,
         id: i64,

@@ -36,7 +36,18 @@ pub struct SqliteStore {
     identities: RwLock<Identities>,
     /// Each device's open deployments, dropped whenever a write touches them.
     open: RwLock<HashMap<i64, Vec<Deployment>>>,
+    /// The last contact handed to the buffer per device, to skip writes that change nothing.
+    seen: Mutex<HashMap<i64, Seen>>,
 }
+
+struct Seen {
+    at: Timestamp,
+    installed: Option<String>,
+    running: Option<String>,
+}
+
+/// "Last contact" is kept to this resolution.
+const CONTACT_RESOLUTION: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 #[derive(Default)]
 struct Identities {
@@ -97,6 +108,7 @@ impl SqliteStore {
             contacts: Mutex::new(HashMap::new()),
             identities: RwLock::default(),
             open: RwLock::default(),
+            seen: Mutex::default(),
         })
     }
 
@@ -525,6 +537,36 @@ impl Store for SqliteStore {
         running: Option<&Version>,
         at: Timestamp,
     ) -> Result<()> {
+        let installed = installed.map(ToString::to_string);
+        let running = running.map(ToString::to_string);
+        // A device checks in every few minutes; "last contact" is kept to the minute, so a
+        // check-in that changes nothing else within CONTACT_RESOLUTION of the last one written
+        // costs no database write at all.
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let last = seen.entry(id).or_insert(Seen {
+                at: Timestamp::MIN,
+                installed: None,
+                running: None,
+            });
+            let same_versions = installed
+                .as_ref()
+                .is_none_or(|v| last.installed.as_ref() == Some(v))
+                && running
+                    .as_ref()
+                    .is_none_or(|v| last.running.as_ref() == Some(v));
+            let recent = at.duration_since(last.at) < CONTACT_RESOLUTION;
+            if same_versions && recent {
+                return Ok(());
+            }
+            last.at = at;
+            if installed.is_some() {
+                last.installed.clone_from(&installed);
+            }
+            if running.is_some() {
+                last.running.clone_from(&running);
+            }
+        }
         // Merge into what is buffered: a later check-in without versions must not drop the
         // versions an earlier one reported.
         let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
@@ -534,11 +576,11 @@ impl Store for SqliteStore {
             running: None,
         });
         c.at = c.at.max(at);
-        if let Some(v) = installed {
-            c.installed = Some(v.to_string());
+        if installed.is_some() {
+            c.installed = installed;
         }
-        if let Some(v) = running {
-            c.running = Some(v.to_string());
+        if running.is_some() {
+            c.running = running;
         }
         Ok(())
     }

@@ -1275,3 +1275,44 @@ fn flushed_contacts_survive_reopening_the_database_file() {
     assert_eq!(device.last_contact, Some(at(5)));
     assert_eq!(device.installed, Some(version("2026.1.0")));
 }
+
+#[test]
+fn last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped() {
+    let fx = Fixture::in_memory();
+    let site = fx.site(13, Clinic, 1);
+    let t = fx.terminal(&site);
+    let v1 = version("1.0.0");
+    let v2 = version("2.0.0");
+    let contact_of = |fx: &Fixture| {
+        fx.store.flush().expect("flush");
+        fx.store.device(t.id).expect("read").expect("device")
+    };
+    let base: Timestamp = "2026-01-20T00:00:00Z".parse().expect("instant");
+    let plus = |secs: i64| base + jiff::SignedDuration::from_secs(secs);
+    fx.store
+        .record_contact(t.id, Some(&v1), Some(&v1), plus(0))
+        .expect("contact");
+    assert_eq!(contact_of(&fx).last_contact, Some(plus(0)));
+    fx.store
+        .record_contact(t.id, Some(&v1), Some(&v1), plus(10))
+        .expect("contact");
+    assert_eq!(
+        contact_of(&fx).last_contact,
+        Some(plus(0)),
+        "10 s later with nothing new: no write"
+    );
+    fx.store
+        .record_contact(t.id, Some(&v2), Some(&v1), plus(20))
+        .expect("contact");
+    let d = contact_of(&fx);
+    assert_eq!(
+        d.installed,
+        Some(v2.clone()),
+        "a new version is written at once"
+    );
+    assert_eq!(d.last_contact, Some(plus(20)));
+    fx.store
+        .record_contact(t.id, None, None, plus(81))
+        .expect("contact");
+    assert_eq!(contact_of(&fx).last_contact, Some(plus(81)));
+}
