@@ -118,18 +118,42 @@ impl AppState {
     }
 
     /// A campaign record, cached for a moment (the hot check-in path reads it every time).
+    /// When the cached copy is older than [`CAMPAIGN_TTL`], the first caller refreshes it in the
+    /// background and everyone keeps the cached copy meanwhile, so an expiry never sends a
+    /// burst of check-ins to wait on the database together.
     pub async fn campaign(&self, id: &str) -> ApiResult<Option<Arc<CampaignRecord>>> {
-        if let Some((at, c)) = self
-            .campaigns
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            && at.elapsed() < CAMPAIGN_TTL
-        {
-            return Ok(Some(c.clone()));
+        let cached = {
+            let mut map = self.campaigns.write().unwrap_or_else(|e| e.into_inner());
+            map.get_mut(id).map(|(at, c)| {
+                let stale = at.elapsed() >= CAMPAIGN_TTL;
+                if stale {
+                    // Claim the refresh: later callers see a fresh time stamp.
+                    *at = Instant::now();
+                }
+                (stale, c.clone())
+            })
+        };
+        match cached {
+            Some((stale, record)) => {
+                if stale {
+                    let me = self.clone();
+                    let key = id.to_owned();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.load_campaign(&key).await {
+                            tracing::warn!(campaign = %key, error = %e.message, "campaign refresh failed");
+                        }
+                    });
+                }
+                Ok(Some(record))
+            }
+            None => self.load_campaign(id).await,
         }
+    }
+
+    async fn load_campaign(&self, id: &str) -> ApiResult<Option<Arc<CampaignRecord>>> {
         let key = id.to_owned();
         let Some(record) = self.db(move |s| s.campaign(&key)).await? else {
+            self.forget_campaign(id);
             return Ok(None);
         };
         let record = Arc::new(record);
