@@ -586,11 +586,23 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Result<()> {
-        let pending = std::mem::take(&mut *self.contacts.lock().unwrap_or_else(|e| e.into_inner()));
-        if pending.is_empty() {
-            return Ok(());
+        while self.flush_some(FLUSH_CHUNK)? > 0 {}
+        Ok(())
+    }
+
+    fn flush_some(&self, max: usize) -> Result<usize> {
+        let (mut rows, left): (Vec<(i64, Contact)>, usize) = {
+            let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
+            let ids: Vec<i64> = contacts.keys().take(max).copied().collect();
+            let rows = ids
+                .into_iter()
+                .filter_map(|id| contacts.remove(&id).map(|c| (id, c)))
+                .collect();
+            (rows, contacts.len())
+        };
+        if rows.is_empty() {
+            return Ok(left);
         }
-        let mut rows: Vec<(i64, Contact)> = pending.into_iter().collect();
         while !rows.is_empty() {
             let chunk: Vec<(i64, Contact)> = rows.drain(..rows.len().min(FLUSH_CHUNK)).collect();
             let written = (|| -> Result<()> {
@@ -619,7 +631,7 @@ impl Store for SqliteStore {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(left)
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
