@@ -253,6 +253,11 @@ impl Reception {
         self.failed
     }
 
+    /// Whether this attempt has ended: confirmed, refused by the central service, or on 901.
+    pub fn attempt_over(&self) -> bool {
+        matches!(self.stage, Stage::Done | Stage::Error901)
+    }
+
     /// Whether the reader shows error 901.
     pub fn shows_901(&self) -> bool {
         self.stage == Stage::Error901

@@ -34,6 +34,15 @@ all_day_from = 2026-01-31 # 00:00 local time
 /// The presets `preset:NAME` refers to.
 pub const PRESETS: [(&str, &str); 1] = [("2026-01", PRESET_2026_01)];
 
+/// The campaign file of a built-in preset (`2026-01`).
+pub fn preset_text(name: &str) -> Result<&'static str, ScheduleError> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+        .ok_or_else(|| ScheduleError::UnknownPreset(name.to_owned()))
+}
+
 /// More nights than this in one campaign is taken for a typo in `first` or `last`.
 pub const MAX_NIGHTS: i32 = 3660;
 
@@ -318,11 +327,7 @@ impl Campaign {
 
     /// A built-in campaign by name (`2026-01`).
     pub fn preset(name: &str) -> Result<Self, ScheduleError> {
-        let (_, text) = PRESETS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| ScheduleError::UnknownPreset(name.to_owned()))?;
-        Self::parse(text)
+        Self::parse(preset_text(name)?)
     }
 
     /// The campaign id, e.g. `2026-01`.

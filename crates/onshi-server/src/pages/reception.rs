@@ -173,12 +173,7 @@ pub async fn event(
         d.desk
             .apply(event, || qualification::lookup(&card).0)
             .map_err(|e| ApiError::conflict("invalid_step", e.to_string()))?;
-        let attempt_over = d.desk.shows_901()
-            || d.desk.confirmed()
-            || (d.desk.failed()
-                && event == ReceptionEvent::ConsentCompleted
-                && d.desk.terminal_state() == TerminalState::UpToDate);
-        if attempt_over && !d.recorded {
+        if d.desk.attempt_over() && !d.recorded {
             d.log.record(&d.desk);
             d.recorded = true;
         }

@@ -458,13 +458,9 @@ pub async fn create_campaign(
     ApiJson(input): ApiJson<CampaignInput>,
 ) -> ApiResult<(StatusCode, Json<CampaignView>)> {
     let schedule_toml = match input.schedule.strip_prefix("preset:") {
-        Some(name) => onshi_core::schedule::PRESETS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, text)| (*text).to_owned())
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_schedule", format!("unknown preset {name:?}"))
-            })?,
+        Some(name) => onshi_core::schedule::preset_text(name)
+            .map_err(|e| ApiError::bad_request("invalid_schedule", e.to_string()))?
+            .to_owned(),
         None => input.schedule,
     };
     let schedule = Campaign::parse(&schedule_toml)
