@@ -44,6 +44,9 @@ pub struct Enrolled {
     device_token: String,
     /// The operator's Ed25519 public key (base64), to pin for manifest verification.
     signing_public_key: String,
+    /// The site's daily automatic restart time (HH:MM, Japan time), if it set one; the agent
+    /// restarts the terminal then, after 05:00, when an installed update waits for a restart.
+    auto_restart: Option<String>,
 }
 
 fn valid_serial(serial: &str) -> ApiResult<String> {
@@ -127,7 +130,14 @@ async fn enrol(
     let token = new_secret();
     device.token_hash = hash_secret(&token);
     let now = state.now();
-    let enrolled = state.db(move |s| s.enrol_device(&device, now)).await?;
+    let (enrolled, site) = state
+        .db(move |s| {
+            Ok((
+                s.enrol_device(&device, now)?,
+                s.institution(device.institution)?,
+            ))
+        })
+        .await?;
     targeting::target_new_device(state, &enrolled).await?;
     state
         .audit(
@@ -144,6 +154,9 @@ async fn enrol(
             device_id: enrolled.id,
             device_token: token,
             signing_public_key: encode_public_key(&state.signing_key.verifying_key()),
+            auto_restart: site
+                .and_then(|s| s.auto_restart)
+                .map(|t| t.strftime("%H:%M").to_string()),
         }),
     ))
 }
@@ -177,6 +190,9 @@ pub struct CampaignInfo {
     phase: onshi_core::schedule::Phase,
     release_id: String,
     version: Version,
+    /// The last report `seq` the server accepted for this device and campaign, so an agent
+    /// that lost its own count carries on above it.
+    seq: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact: Option<ArtifactInfo>,
 }
@@ -254,7 +270,7 @@ pub async fn checkin(
     let release = state.release(&record.release_id).await?;
     let artifact = Target::for_device(device.kind, device.vendor)
         .and_then(|t| release.manifest.component(t))
-        .filter(|_| decision.action == Action::Download)
+        .filter(|_| matches!(decision.action, Action::Download | Action::Install))
         .map(|c| ArtifactInfo {
             sha256: c.sha256,
             size: c.size,
@@ -271,6 +287,7 @@ pub async fn checkin(
             phase: status.phase,
             release_id: release.id.clone(),
             version: release.manifest.version.clone(),
+            seq: deployment.last_seq,
             artifact,
         }),
     }))
@@ -292,6 +309,9 @@ pub struct ReportRequest {
     version: Option<Version>,
     #[serde(default)]
     bytes: Option<u64>,
+    /// What went wrong, for `failed` (e.g. "SHA-256 mismatch"); kept in the audit log.
+    #[serde(default)]
+    detail: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug)]
@@ -323,6 +343,12 @@ pub async fn report(
 ) -> ApiResult<Json<ReportResponse>> {
     if req.seq <= 0 {
         return Err(ApiError::bad_request("invalid_seq", "seq must be positive"));
+    }
+    if req.detail.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        return Err(ApiError::bad_request(
+            "invalid_detail",
+            "detail must be at most 500 characters",
+        ));
     }
     let event = match req.event {
         ReportEvent::DownloadStarted => DeploymentEvent::DownloadStarted,
@@ -434,7 +460,10 @@ pub async fn report(
                 format!("device:{}", device.id),
                 "state_change",
                 format!("{}/{}", req.campaign_id, device.id),
-                format!("{from} -> {} ({event})", current.state),
+                match &req.detail {
+                    Some(why) => format!("{from} -> {} ({event}): {why}", current.state),
+                    None => format!("{from} -> {} ({event})", current.state),
+                },
             )
             .await?;
     }

@@ -1,0 +1,848 @@
+//! The agent's loop: check in for each component when the server said to, and do what it says
+//! (download, install, wait for the restart), reporting every step. The server decides windows
+//! and slots; the agent decides nothing about time except the site's automatic restart, and for
+//! that it uses the server's clock, so a device clock that is hours wrong changes nothing.
+//!
+//! Must never: install a package whose SHA-256 or manifest signature does not verify, install an
+//! older version over a newer one, leave a half-installed slot active, or busy-loop.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::VerifyingKey;
+use jiff::Timestamp;
+use jiff::civil::Time;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::offer::Action;
+use onshi_core::release::{Manifest, SignedManifest, decode_public_key};
+use onshi_core::version::Version;
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::client::{Checkin, Client, ClientError, Offer, Report, ReportAnswer};
+use crate::download::{self, DownloadError, Fetched};
+use crate::files;
+use crate::layout::{
+    Component, Credential, DeviceProgress, Identity, LayoutError, SlotInfo, StateDir,
+};
+
+/// How often a running download checks in, to keep its slot and to stop when the window closes.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// The first wait after a network error; doubled per failure up to [`MAX_BACKOFF`].
+pub const BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait after network errors: a server away for days is retried every ten minutes.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How often a powered-off card reader is looked at again.
+pub const READER_POWER_POLL: Duration = Duration::from_secs(300);
+
+/// A failure of the agent that stops it (network errors never do; they are retried).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("the pinned signing key in agent.json is not a valid Ed25519 public key")]
+    BadTrustKey,
+    #[error("the restart command {command:?} failed: {why}")]
+    Restart { command: String, why: String },
+}
+
+/// How simulated time maps to real waits. On a real terminal: speed 1, no cap.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Simulated seconds per real second (the server's `--clock-speed`).
+    pub speed: f64,
+    /// The longest real wait between check-ins (tests and demos wake often so that moving the
+    /// server's clock is noticed at once).
+    pub max_sleep: Duration,
+}
+
+impl Pace {
+    pub const REAL: Self = Self {
+        speed: 1.0,
+        max_sleep: Duration::from_secs(24 * 3600),
+    };
+
+    /// The real wait for a simulated duration.
+    pub fn real(&self, simulated: Duration) -> Duration {
+        let speed = if self.speed.is_finite() && self.speed > 0.0 {
+            self.speed
+        } else {
+            1.0
+        };
+        simulated.div_f64(speed).min(self.max_sleep)
+    }
+}
+
+/// How the agent runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub pace: Pace,
+    /// Download rate limit, bytes per second.
+    pub max_rate: Option<u64>,
+    /// Draw a progress bar on stderr while downloading (only when stderr is a terminal).
+    pub progress_bar: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            pace: Pace::REAL,
+            max_rate: None,
+            progress_bar: false,
+        }
+    }
+}
+
+/// The server's clock as the agent knows it: the last `server_time` plus the real time since,
+/// scaled by the pace.
+#[derive(Debug, Clone, Copy)]
+struct ServerClock {
+    seen: Option<(Timestamp, Instant)>,
+    speed: f64,
+}
+
+impl ServerClock {
+    fn observe(&mut self, at: Timestamp) {
+        self.seen = Some((at, Instant::now()));
+    }
+
+    fn now(&self) -> Option<Timestamp> {
+        let (at, when) = self.seen?;
+        let elapsed = when.elapsed().mul_f64(self.speed.max(0.0));
+        at.checked_add(elapsed).ok()
+    }
+}
+
+/// One enrolled terminal with its card readers.
+pub struct Agent {
+    dir: StateDir,
+    identity: Identity,
+    client: Client,
+    key: VerifyingKey,
+    options: Options,
+    clock: ServerClock,
+    failures: BTreeMap<i64, u32>,
+    /// Manifests verified in this run, by release id.
+    manifests: BTreeMap<String, Manifest>,
+}
+
+/// What one step for one component ended with.
+enum Next {
+    /// Check in again after this simulated time.
+    After(Duration),
+    /// Check in again at once (the last step moved the device on).
+    Now,
+}
+
+impl Agent {
+    /// Opens an enrolled state directory; `client` talks to the server in `agent.json`.
+    pub fn open(dir: StateDir, client: Client, options: Options) -> Result<Self, AgentError> {
+        let identity = dir.load_identity()?;
+        let key = decode_public_key(&identity.trust_key).ok_or(AgentError::BadTrustKey)?;
+        dir.clean_leftovers(&identity)?;
+        Ok(Self {
+            dir,
+            identity,
+            client,
+            key,
+            options,
+            clock: ServerClock {
+                seen: None,
+                speed: options.pace.speed,
+            },
+            failures: BTreeMap::new(),
+            manifests: BTreeMap::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &StateDir {
+        &self.dir
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The terminal has just been switched on: its application starts with the installed
+    /// version (a power cycle is a restart).
+    pub fn boot(&self) -> Result<Version, AgentError> {
+        let installed = self.dir.installed(&Component::Terminal)?;
+        self.dir.set_running(&installed)?;
+        tracing::info!(version = %installed, "terminal started");
+        Ok(installed)
+    }
+
+    /// Runs until `stop` completes. Stopping at any point is safe: a download resumes, an
+    /// install is redone or already complete.
+    pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<(), AgentError> {
+        tokio::pin!(stop);
+        let mut due: BTreeMap<Component, Instant> = self
+            .dir
+            .components(&self.identity)
+            .into_iter()
+            .map(|c| (c, Instant::now()))
+            .collect();
+        loop {
+            let Some((component, at)) = due
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(c, at)| (c.clone(), *at))
+            else {
+                return Ok(());
+            };
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                () = tokio::time::sleep_until(at.into()) => {}
+            }
+            let next = tokio::select! {
+                () = &mut stop => return Ok(()),
+                next = self.step(&component) => next?,
+            };
+            let wait = match next {
+                Next::Now => Duration::ZERO,
+                Next::After(d) => self.options.pace.real(d),
+            };
+            due.insert(component, Instant::now() + wait);
+        }
+    }
+
+    /// Restarts the terminal: runs the configured restart command, or restarts the emulated
+    /// terminal application (which then runs the installed version), and tells the server.
+    pub async fn restart(&mut self) -> Result<Version, AgentError> {
+        let installed = self.restart_terminal().await?;
+        // Tell the server now rather than at the next poll.
+        self.step(&Component::Terminal).await?;
+        Ok(installed)
+    }
+
+    async fn restart_terminal(&self) -> Result<Version, AgentError> {
+        let installed = self.dir.installed(&Component::Terminal)?;
+        if let Some(argv) = self
+            .identity
+            .restart_command
+            .as_ref()
+            .filter(|a| !a.is_empty())
+        {
+            // A real OS restart ends this process (and `run --boot` follows); an emulation
+            // command returns.
+            run_restart_command(argv).await?;
+        }
+        self.dir.set_running(&installed)?;
+        tracing::info!(version = %installed, "terminal restarted");
+        Ok(installed)
+    }
+
+    /// One check-in and what follows, for every component once (used by `restart` and tests).
+    pub async fn sync_once(&mut self) -> Result<(), AgentError> {
+        for component in self.dir.components(&self.identity) {
+            let mut rounds = 0;
+            while let Next::Now = self.step(&component).await? {
+                rounds += 1;
+                if rounds > 8 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn credential(&self, component: &Component) -> &Credential {
+        match component {
+            Component::Terminal => &self.identity.terminal,
+            Component::Reader { serial, .. } => self
+                .identity
+                .readers
+                .iter()
+                .find(|r| &r.credential.serial == serial)
+                .map_or(&self.identity.terminal, |r| &r.credential),
+        }
+    }
+
+    /// The versions to check in with: a reader runs what it has installed.
+    fn versions(&self, component: &Component) -> Result<(Version, Version), AgentError> {
+        let installed = self.dir.installed(component)?;
+        let running = match component {
+            Component::Terminal => self.dir.running()?,
+            Component::Reader { .. } => installed.clone(),
+        };
+        Ok((installed, running))
+    }
+
+    async fn step(&mut self, component: &Component) -> Result<Next, AgentError> {
+        let cred = self.credential(component).clone();
+        let span = tracing::info_span!("device", id = cred.device_id, serial = %cred.serial);
+        self.step_in_span(component, cred).instrument(span).await
+    }
+
+    async fn step_in_span(
+        &mut self,
+        component: &Component,
+        cred: Credential,
+    ) -> Result<Next, AgentError> {
+        if matches!(component, Component::Reader { .. }) && !self.dir.reader_powered(component) {
+            tracing::debug!("card reader is powered off; nothing to push");
+            return Ok(Next::After(READER_POWER_POLL));
+        }
+        let (installed, running) = self.versions(component)?;
+        let checkin = match self.client.checkin(&cred.token, &installed, &running).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Next::After(self.network_failure(&cred, &e)?)),
+        };
+        self.failures.remove(&cred.device_id);
+        self.clock.observe(checkin.server_time);
+        self.remember(&cred, &checkin)?;
+        let poll = Duration::from_secs(checkin.poll_after_seconds.max(1));
+        let Some(offer) = checkin.campaign.clone() else {
+            return Ok(Next::After(poll));
+        };
+        match checkin.action {
+            Action::Download => self.download(component, &cred, &offer, poll).await,
+            Action::Install => self.install(component, &cred, &offer).await,
+            Action::RestartRequired => self.await_restart(&cred, &offer, running, poll).await,
+            Action::None | Action::RetryLater => {
+                self.settle(component, &cred, &offer, &installed, &running)
+                    .await?;
+                Ok(Next::After(poll))
+            }
+        }
+    }
+
+    /// Steps that need no slot and no window: a download the server still thinks is running is
+    /// paused; a reader with its component installed activates it.
+    async fn settle(
+        &mut self,
+        component: &Component,
+        cred: &Credential,
+        offer: &Offer,
+        installed: &Version,
+        running: &Version,
+    ) -> Result<(), AgentError> {
+        match (offer.state, component) {
+            (DeploymentState::Downloading, _) => {
+                let bytes = self
+                    .manifests
+                    .get(&offer.release_id)
+                    .and_then(|m| m.component(component.target()))
+                    .map(|c| download::partial_len(&self.dir, c.sha256));
+                self.send(cred, offer, "download_paused", None, bytes, None)
+                    .await;
+            }
+            (DeploymentState::Installed, Component::Reader { .. })
+                if installed >= &offer.version =>
+            {
+                self.send(cred, offer, "reader_activated", None, None, None)
+                    .await;
+            }
+            (DeploymentState::Installed, Component::Terminal) if running >= &offer.version => {
+                self.send(cred, offer, "running", Some(running), None, None)
+                    .await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Installed, restart required: report the restart once it happened; restart at the site's
+    /// automatic restart time if it set one; otherwise leave it to the staff.
+    async fn await_restart(
+        &mut self,
+        cred: &Credential,
+        offer: &Offer,
+        running: Version,
+        poll: Duration,
+    ) -> Result<Next, AgentError> {
+        if running >= offer.version {
+            self.send(cred, offer, "running", Some(&running), None, None)
+                .await;
+            return Ok(Next::After(poll));
+        }
+        let Some(at) = self.auto_restart() else {
+            tracing::info!(version = %offer.version, "installed; restart required (no automatic restart set)");
+            return Ok(Next::After(poll));
+        };
+        let installed = self.dir.installed(&Component::Terminal)?;
+        let installed_at = self
+            .dir
+            .slot_info(&Component::Terminal, &installed)
+            .and_then(|i| i.installed_at)
+            .or_else(|| self.clock.now())
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let due = onshi_core::auto_restart::next_restart(installed_at, at);
+        let now = self.clock.now().unwrap_or(installed_at);
+        if now >= due {
+            tracing::info!(at = %due, "automatic restart time reached; restarting the terminal");
+            let running = self.restart_terminal().await?;
+            self.send(cred, offer, "running", Some(&running), None, None)
+                .await;
+            return Ok(Next::After(poll));
+        }
+        let until = Duration::try_from(due.duration_since(now)).unwrap_or(poll);
+        Ok(Next::After(until.min(poll)))
+    }
+
+    fn auto_restart(&self) -> Option<Time> {
+        self.identity
+            .auto_restart
+            .as_deref()
+            .and_then(|s| Time::strptime("%H:%M", s).ok())
+    }
+
+    /// The release's manifest, verified with the pinned key against the installed version.
+    async fn trusted_manifest(
+        &mut self,
+        component: &Component,
+        cred: &Credential,
+        offer: &Offer,
+    ) -> Result<Result<Manifest, String>, AgentError> {
+        if let Some(m) = self.manifests.get(&offer.release_id) {
+            return Ok(Ok(m.clone()));
+        }
+        let signed: SignedManifest =
+            match self.client.manifest(&cred.token, &offer.release_id).await {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(format!("manifest not available: {e}"))),
+            };
+        let installed = self.dir.installed(component)?;
+        match signed.verify(&self.key, Some(&installed)) {
+            Ok(m) => {
+                self.manifests.insert(offer.release_id.clone(), m.clone());
+                Ok(Ok(m))
+            }
+            Err(e) => {
+                tracing::error!(release = %offer.release_id, error = %e, "manifest refused; nothing will be installed from it");
+                Ok(Err(format!("manifest refused: {e}")))
+            }
+        }
+    }
+
+    async fn download(
+        &mut self,
+        component: &Component,
+        cred: &Credential,
+        offer: &Offer,
+        poll: Duration,
+    ) -> Result<Next, AgentError> {
+        let Some(artifact) = offer.artifact.clone() else {
+            return Ok(Next::After(poll));
+        };
+        let manifest = match self.trusted_manifest(component, cred, offer).await? {
+            Ok(m) => m,
+            Err(why) => return self.refuse(cred, offer, &why, poll).await,
+        };
+        let listed = manifest
+            .component(component.target())
+            .is_some_and(|c| c.sha256 == artifact.sha256 && c.size == artifact.size);
+        if !listed || manifest.version != offer.version {
+            let why = format!(
+                "package {} is not the {} package of the signed manifest {}",
+                artifact.sha256,
+                component.target(),
+                manifest.release_id
+            );
+            return self.refuse(cred, offer, &why, poll).await;
+        }
+        if offer.state == DeploymentState::Failed {
+            self.send(cred, offer, "retry", None, None, None).await;
+        }
+        let have = download::partial_len(&self.dir, artifact.sha256);
+        self.send(cred, offer, "download_started", None, Some(have), None)
+            .await;
+        let progress = download::Progress::default();
+        let bar = self.progress_bar(artifact.size, &progress);
+        let fetch = download::fetch(
+            &self.client,
+            &cred.token,
+            &self.dir,
+            &artifact,
+            &progress,
+            self.options.max_rate,
+        );
+        let heartbeat = heartbeat(
+            &self.client,
+            &cred.token,
+            self.versions(component)?,
+            self.options.pace,
+        );
+        let outcome = tokio::select! {
+            r = fetch => Some(r),
+            answer = heartbeat => {
+                if let Some(c) = answer {
+                    self.clock.observe(c.server_time);
+                    self.remember(cred, &c)?;
+                }
+                None
+            }
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        match outcome {
+            None => {
+                tracing::info!(
+                    bytes = progress.bytes(),
+                    "distribution stopped (window closed or slot lost); download paused"
+                );
+                self.send(
+                    cred,
+                    offer,
+                    "download_paused",
+                    None,
+                    Some(progress.bytes()),
+                    None,
+                )
+                .await;
+                Ok(Next::After(poll))
+            }
+            Some(Ok(Fetched::Verified)) => {
+                tracing::info!(sha = %artifact.sha256, size = artifact.size, resumed_from = progress.resumed_from(), "package downloaded and verified");
+                self.send(
+                    cred,
+                    offer,
+                    "download_verified",
+                    None,
+                    Some(artifact.size),
+                    None,
+                )
+                .await;
+                Ok(Next::Now)
+            }
+            Some(Ok(Fetched::Mismatch { got })) => {
+                let why = format!(
+                    "SHA-256 mismatch: expected {}, got {got}; deleted, downloading again",
+                    artifact.sha256
+                );
+                tracing::warn!("{why}");
+                self.send(cred, offer, "failed", None, Some(0), Some(&why))
+                    .await;
+                Ok(Next::Now)
+            }
+            Some(Err(DownloadError::Io { path, source })) => {
+                let why = format!(
+                    "download failed: {}: {}",
+                    path.display(),
+                    files::explain(&source)
+                );
+                tracing::error!("{why}; the installed version keeps running");
+                self.send(
+                    cred,
+                    offer,
+                    "failed",
+                    None,
+                    Some(progress.bytes()),
+                    Some(&why),
+                )
+                .await;
+                Ok(Next::After(MAX_BACKOFF))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, bytes = progress.bytes(), "download interrupted; it will resume");
+                self.send(
+                    cred,
+                    offer,
+                    "download_paused",
+                    None,
+                    Some(progress.bytes()),
+                    None,
+                )
+                .await;
+                let wait = match &e {
+                    DownloadError::Client(c) if c.is_unreachable() => {
+                        self.network_failure(cred, c)?
+                    }
+                    _ => poll,
+                };
+                Ok(Next::After(wait))
+            }
+        }
+    }
+
+    /// A manifest or package the agent will not install: reported once as failed.
+    async fn refuse(
+        &mut self,
+        cred: &Credential,
+        offer: &Offer,
+        why: &str,
+        poll: Duration,
+    ) -> Result<Next, AgentError> {
+        let key = format!("{}:{}", offer.release_id, why);
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        if progress.refused.contains(&key) {
+            return Ok(Next::After(poll));
+        }
+        progress.refused.push(key);
+        self.dir.save_progress(&progress)?;
+        drop(_lock);
+        // "failed" is a step of a download: a refusal before any byte is a download that failed.
+        if offer.state == DeploymentState::Waiting {
+            self.send(cred, offer, "download_started", None, Some(0), None)
+                .await;
+        }
+        if offer.state != DeploymentState::Failed {
+            self.send(cred, offer, "failed", None, None, Some(why))
+                .await;
+        }
+        Ok(Next::After(poll))
+    }
+
+    async fn install(
+        &mut self,
+        component: &Component,
+        cred: &Credential,
+        offer: &Offer,
+    ) -> Result<Next, AgentError> {
+        let manifest = match self.trusted_manifest(component, cred, offer).await? {
+            Ok(m) => m,
+            Err(why) => return self.refuse(cred, offer, &why, MAX_BACKOFF).await,
+        };
+        let Some(package) = manifest.component(component.target()).cloned() else {
+            let why = format!("the signed manifest has no {} package", component.target());
+            return self.refuse(cred, offer, &why, MAX_BACKOFF).await;
+        };
+        let already = self.dir.slot(component, &manifest.version).is_dir();
+        let file = self.dir.complete(package.sha256);
+        if !already && !file.is_file() {
+            let why = "the verified package is missing on the device; downloading it again";
+            tracing::warn!("{why}");
+            self.send(cred, offer, "failed", None, Some(0), Some(why))
+                .await;
+            return Ok(Next::Now);
+        }
+        self.send(cred, offer, "install_started", None, None, None)
+            .await;
+        let info = SlotInfo {
+            version: manifest.version.clone(),
+            sha256: Some(package.sha256),
+            installed_at: self.clock.now(),
+        };
+        let installed = self
+            .dir
+            .write_slot(component, &info, Some(&file))
+            .and_then(|_| self.dir.switch(component, &manifest.version));
+        if let Err(e) = installed {
+            let why = format!(
+                "install failed: {}",
+                e.io().map_or_else(|| e.to_string(), files::explain)
+            );
+            tracing::error!("{why}; the previous version stays installed and running");
+            self.send(cred, offer, "failed", None, None, Some(&why))
+                .await;
+            return Ok(Next::After(MAX_BACKOFF));
+        }
+        self.forget_package(component, &manifest, &file)?;
+        tracing::info!(version = %manifest.version, "installed into its slot; pointer switched");
+        self.send(cred, offer, "install_completed", None, None, None)
+            .await;
+        if let Component::Reader { .. } = component {
+            // A reader's component applies as soon as it is installed; no terminal restart.
+            self.send(cred, offer, "reader_activated", None, None, None)
+                .await;
+            tracing::info!(version = %manifest.version, "card reader activated the new component");
+        }
+        Ok(Next::Now)
+    }
+
+    /// Deletes a downloaded package once no component of this site still needs it.
+    fn forget_package(
+        &self,
+        installed: &Component,
+        manifest: &Manifest,
+        file: &Path,
+    ) -> Result<(), AgentError> {
+        let still_needed = self
+            .dir
+            .components(&self.identity)
+            .into_iter()
+            .filter(|c| c != installed && c.target() == installed.target())
+            .any(|c| self.dir.installed(&c).is_ok_and(|v| v < manifest.version));
+        if !still_needed {
+            let _ = std::fs::remove_file(file);
+        }
+        Ok(())
+    }
+
+    /// Keeps what the server said, for `status` and for the next report's `seq`.
+    fn remember(&self, cred: &Credential, checkin: &Checkin) -> Result<(), AgentError> {
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        let d: &mut DeviceProgress = progress.devices.entry(cred.device_id).or_default();
+        d.last_contact = Some(checkin.server_time);
+        d.action = Some(checkin.action);
+        d.next_window = checkin.next_window;
+        d.last_error = None;
+        match &checkin.campaign {
+            Some(offer) => {
+                d.seq = d.seq.max(offer.seq);
+                d.campaign = Some(offer.id.clone());
+                d.server_state = Some(offer.state);
+                d.target = Some(offer.version.clone());
+            }
+            None => {
+                d.campaign = None;
+                d.server_state = None;
+                d.target = None;
+            }
+        }
+        self.dir.save_progress(&progress)?;
+        Ok(())
+    }
+
+    /// Sends a report with the next `seq`, retrying briefly if the server is not reached (a
+    /// repeat of the same `seq` is harmless). A report that still fails is left to the next
+    /// check-in, which starts again from the server's state.
+    async fn send(
+        &self,
+        cred: &Credential,
+        offer: &Offer,
+        event: &'static str,
+        version: Option<&Version>,
+        bytes: Option<u64>,
+        detail: Option<&str>,
+    ) -> Option<ReportAnswer> {
+        let seq = match self.next_seq(cred) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the report sequence; not reporting");
+                return None;
+            }
+        };
+        let report = Report {
+            campaign_id: &offer.id,
+            seq,
+            event,
+            version,
+            bytes,
+            detail,
+        };
+        for attempt in 0..3u32 {
+            match self.client.report(&cred.token, &report).await {
+                Ok(answer) => {
+                    tracing::info!(event, seq, state = %answer.state, applied = answer.applied, "reported");
+                    let _ = self.note_state(cred, answer.state);
+                    return Some(answer);
+                }
+                Err(e) if e.is_unreachable() && attempt < 2 => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(event, seq, error = %e, "report not accepted; the next check-in resynchronises");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn next_seq(&self, cred: &Credential) -> Result<i64, LayoutError> {
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        let d = progress.devices.entry(cred.device_id).or_default();
+        d.seq += 1;
+        let seq = d.seq;
+        self.dir.save_progress(&progress)?;
+        Ok(seq)
+    }
+
+    fn note_state(&self, cred: &Credential, state: DeploymentState) -> Result<(), LayoutError> {
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        progress
+            .devices
+            .entry(cred.device_id)
+            .or_default()
+            .server_state = Some(state);
+        self.dir.save_progress(&progress)
+    }
+
+    /// Records a failed exchange and answers how long to wait: exponential with jitter.
+    fn network_failure(
+        &mut self,
+        cred: &Credential,
+        e: &ClientError,
+    ) -> Result<Duration, AgentError> {
+        let n = self.failures.entry(cred.device_id).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = BACKOFF
+            .saturating_mul(1u32 << (*n - 1).min(10))
+            .min(MAX_BACKOFF);
+        let wait = base.mul_f64(0.5 + rand::thread_rng().r#gen::<f64>() * 0.5);
+        tracing::warn!(error = %e, failures = *n, wait_s = wait.as_secs_f64(), "server not reached; the installed version keeps running");
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        progress
+            .devices
+            .entry(cred.device_id)
+            .or_default()
+            .last_error = Some(e.to_string());
+        self.dir.save_progress(&progress)?;
+        Ok(wait)
+    }
+
+    fn progress_bar(
+        &self,
+        size: u64,
+        progress: &download::Progress,
+    ) -> Option<indicatif::ProgressBar> {
+        if !self.options.progress_bar {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} 残り {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message("ダウンロード中");
+        let (b, p) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            while !b.is_finished() {
+                b.set_position(p.bytes());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Some(bar)
+    }
+}
+
+/// Checks in every [`HEARTBEAT`] while a download runs; completes (stopping the download) when
+/// the server no longer says "download" — the window closed, the campaign paused or the slot
+/// was lost. Network errors during a download are left to the download itself.
+async fn heartbeat(
+    client: &Client,
+    token: &str,
+    (installed, running): (Version, Version),
+    pace: Pace,
+) -> Option<Checkin> {
+    loop {
+        tokio::time::sleep(pace.real(HEARTBEAT)).await;
+        match client.checkin(token, &installed, &running).await {
+            Ok(c) if c.action == Action::Download => continue,
+            Ok(c) => return Some(c),
+            Err(e) => tracing::debug!(error = %e, "heartbeat check-in failed"),
+        }
+    }
+}
+
+async fn run_restart_command(argv: &[String]) -> Result<(), AgentError> {
+    let command = argv.join(" ");
+    let status = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .await
+        .map_err(|e| AgentError::Restart {
+            command: command.clone(),
+            why: e.to_string(),
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(AgentError::Restart {
+            command,
+            why: status.to_string(),
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! The device API as the agent speaks it (the server side is `onshi-server`'s
+//! `routes/device.rs`; `tests/` run both against each other, which keeps them in step).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::offer::Action;
+use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::vendor::Vendor;
+use onshi_core::version::Version;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// A failed exchange with the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No answer: connection refused, cut, timed out. The agent backs off and retries.
+    #[error("cannot reach the server at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error.
+    #[error("the server answered {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The answer is not what the device API promises.
+    #[error("unexpected answer from {url}: {why}")]
+    Protocol { url: String, why: String },
+}
+
+impl ClientError {
+    /// The server's error code, if it answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the server was not reached (as opposed to refusing).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+/// The answer to an enrolment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Enrolled {
+    pub device_id: i64,
+    pub device_token: String,
+    pub signing_public_key: String,
+    #[serde(default)]
+    pub auto_restart: Option<String>,
+}
+
+/// The answer to a check-in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Checkin {
+    pub action: Action,
+    pub poll_after_seconds: u64,
+    pub server_time: Timestamp,
+    #[serde(default)]
+    pub next_window: Option<Timestamp>,
+    #[serde(default)]
+    pub campaign: Option<Offer>,
+}
+
+/// The campaign the device is in, as the server sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Offer {
+    pub id: String,
+    pub state: DeploymentState,
+    pub release_id: String,
+    pub version: Version,
+    #[serde(default)]
+    pub seq: i64,
+    #[serde(default)]
+    pub artifact: Option<Artifact>,
+}
+
+/// The device's package.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Artifact {
+    pub sha256: Sha256,
+    pub size: u64,
+    pub url: String,
+}
+
+/// The answer to a report.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReportAnswer {
+    pub state: DeploymentState,
+    pub applied: bool,
+}
+
+/// A state report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report<'a> {
+    pub campaign_id: &'a str,
+    pub seq: i64,
+    pub event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a Version>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    code: String,
+    message: String,
+}
+
+/// One server's device API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`). Connections that stall
+    /// for a minute are given up, so a cut link is noticed and the download resumed.
+    pub fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("onshi-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Protocol {
+                url: base.to_owned(),
+                why: e.to_string(),
+            })?;
+        Ok(Self::with_http(http, base))
+    }
+
+    /// Shares one connection pool between many agents (the demo and the load mode).
+    pub fn with_http(http: reqwest::Client, base: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: String,
+    ) -> Result<T> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
+            url,
+            why: e.to_string(),
+        })
+    }
+
+    /// `POST /api/v1/enroll`.
+    pub async fn enroll(&self, institution: &str, key: &str, serial: &str) -> Result<Enrolled> {
+        let url = self.url("/api/v1/enroll");
+        let req = self.http.post(&url).json(&json!({
+            "institution_code": institution, "enrollment_key": key, "serial": serial,
+        }));
+        self.send(req, url).await
+    }
+
+    /// `POST /api/v1/readers`, as the terminal.
+    pub async fn enroll_reader(
+        &self,
+        terminal_token: &str,
+        vendor: Vendor,
+        serial: &str,
+    ) -> Result<Enrolled> {
+        let url = self.url("/api/v1/readers");
+        let req = self
+            .http
+            .post(&url)
+            .bearer_auth(terminal_token)
+            .json(&json!({ "vendor": vendor.slug(), "serial": serial }));
+        self.send(req, url).await
+    }
+
+    /// `POST /api/v1/checkin`.
+    pub async fn checkin(
+        &self,
+        token: &str,
+        installed: &Version,
+        running: &Version,
+    ) -> Result<Checkin> {
+        let url = self.url("/api/v1/checkin");
+        let req = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({ "installed": installed, "running": running }));
+        self.send(req, url).await
+    }
+
+    /// `POST /api/v1/report`.
+    pub async fn report(&self, token: &str, report: &Report<'_>) -> Result<ReportAnswer> {
+        let url = self.url("/api/v1/report");
+        let req = self.http.post(&url).bearer_auth(token).json(report);
+        self.send(req, url).await
+    }
+
+    /// `GET /api/v1/releases/{id}/manifest`.
+    pub async fn manifest(&self, token: &str, release_id: &str) -> Result<SignedManifest> {
+        let url = self.url(&format!("/api/v1/releases/{release_id}/manifest"));
+        let req = self.http.get(&url).bearer_auth(token);
+        self.send(req, url).await
+    }
+
+    /// Starts downloading `path` from byte `offset`. Answers the response once its status is
+    /// known: 200 (whole file), 206 (from `offset`), or an error. A 416 at a non-zero offset
+    /// means the partial file is already complete, or longer than the package.
+    pub async fn download(
+        &self,
+        token: &str,
+        path: &str,
+        offset: u64,
+        etag: Sha256,
+    ) -> Result<reqwest::Response> {
+        let url = self.url(path);
+        let mut req = self.http.get(&url).bearer_auth(token);
+        if offset > 0 {
+            req = req
+                .header(reqwest::header::RANGE, format!("bytes={offset}-"))
+                .header(reqwest::header::IF_RANGE, format!("\"{etag}\""));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(api_error(status, &body))
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiErrorBody>(body) {
+        Ok(e) => ClientError::Api {
+            status: status.as_u16(),
+            code: e.code,
+            message: e.message,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            code: "http_error".into(),
+            message: String::from_utf8_lossy(body).chars().take(200).collect(),
+        },
+    }
+}
