@@ -71,22 +71,26 @@ impl Server {
         let r = server.upload(reader).await;
         server
             .expect(
-                server.admin(Method::POST, "/api/v1/admin/releases").json(&json!({
-                    "id": "r1", "version": version,
-                    "components": [
-                        {"target": "terminal", "sha256": t},
-                        {"target": "card_reader:canon", "sha256": r},
-                    ]
-                })),
+                server
+                    .admin(Method::POST, "/api/v1/admin/releases")
+                    .json(&json!({
+                        "id": "r1", "version": version,
+                        "components": [
+                            {"target": "terminal", "sha256": t},
+                            {"target": "card_reader:canon", "sha256": r},
+                        ]
+                    })),
                 201,
             )
             .await;
         server
             .expect(
-                server.admin(Method::POST, "/api/v1/admin/campaigns").json(&json!({
-                    "schedule": "preset:2026-01", "release_id": "r1",
-                    "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60},
-                })),
+                server
+                    .admin(Method::POST, "/api/v1/admin/campaigns")
+                    .json(&json!({
+                        "schedule": "preset:2026-01", "release_id": "r1",
+                        "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60},
+                    })),
                 201,
             )
             .await;
@@ -273,7 +277,11 @@ pub async fn status(dir: &Path) -> Value {
         dir.display().to_string(),
     ])
     .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
