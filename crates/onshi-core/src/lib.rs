@@ -11,6 +11,7 @@ pub mod holidays;
 pub mod institution;
 pub mod jst;
 pub mod lang;
+pub mod notice;
 pub mod offer;
 pub mod reception;
 pub mod release;

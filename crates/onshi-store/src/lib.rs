@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use jiff::civil::Time;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Manifest, Sha256, SignedManifest};
 use onshi_core::selector::Selector;
@@ -225,6 +226,58 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A notice mail to plan into the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMail<'a> {
+    pub campaign: &'a str,
+    pub institution: InstitutionCode,
+    pub kind: NoticeKind,
+    /// "once" or the Japan date: with (campaign, institution, kind) it makes the mail unique.
+    pub key: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub at: Timestamp,
+}
+
+/// A mail in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mail {
+    pub id: i64,
+    pub campaign: String,
+    pub institution: InstitutionCode,
+    pub kind: NoticeKind,
+    pub key: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: u32,
+    #[serde(serialize_with = "time::ser_ts")]
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "time::ser_ts")]
+    pub created_at: Timestamp,
+    #[serde(serialize_with = "time::ser_opt_ts")]
+    pub sent_at: Option<Timestamp>,
+}
+
+/// How many mails were sent and wait, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MailSummary {
+    pub sent: u64,
+    pub pending: u64,
+    /// Pending mails that failed at least once.
+    pub retrying: u64,
+    pub by_kind: std::collections::BTreeMap<NoticeKind, MailCount>,
+}
+
+/// Sent and pending mails of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MailCount {
+    pub sent: u64,
+    pub pending: u64,
+}
+
 /// Everything the server persists. Calls are blocking; the server runs them off the async
 /// workers.
 pub trait Store: Send + Sync + 'static {
@@ -335,6 +388,29 @@ pub trait Store: Send + Sync + 'static {
         campaign: &str,
         filter: &DeploymentFilter,
     ) -> Result<Vec<DeploymentListing>>;
+
+    /// Where each targeted site's devices stand in a campaign (sites with no device in it are
+    /// left out).
+    fn site_facts(&self, campaign: &str) -> Result<Vec<(Institution, SiteFacts)>>;
+    /// One site's facts in a campaign.
+    fn site_facts_of(&self, campaign: &str, code: InstitutionCode) -> Result<SiteFacts>;
+
+    /// Plans a mail unless one with the same (campaign, institution, kind, key) exists; answers
+    /// whether it was added.
+    fn enqueue_mail(&self, mail: &NewMail<'_>) -> Result<bool>;
+    /// The (institution, kind, key) of every mail planned for a campaign.
+    fn mail_keys(&self, campaign: &str) -> Result<Vec<(InstitutionCode, NoticeKind, String)>>;
+    /// Claims up to `limit` unsent mails due at `now`, oldest first, by moving their next
+    /// attempt to `claim_until` (a worker that dies mid-send leaves them to be retried then).
+    fn claim_mails(&self, now: Timestamp, claim_until: Timestamp, limit: u32) -> Result<Vec<Mail>>;
+    /// Marks a mail sent.
+    fn mail_sent(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Records a failed attempt; the mail is retried at `retry_at`.
+    fn mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// Counts of sent and pending mails.
+    fn mail_summary(&self) -> Result<MailSummary>;
+    /// The newest mails, optionally of one site, newest first.
+    fn mails(&self, institution: Option<InstitutionCode>, limit: u32) -> Result<Vec<Mail>>;
 
     /// Appends to the audit log.
     fn audit(&self, entry: &AuditEntry) -> Result<()>;

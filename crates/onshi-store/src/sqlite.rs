@@ -24,7 +24,10 @@ use crate::time::{db_time, parse_db_time};
 use crate::*;
 
 /// The migrations, in order. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: [(&str, &str); 1] = [("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: [(&str, &str); 2] = [
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
+];
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -1009,6 +1012,167 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn site_facts(&self, campaign: &str) -> Result<Vec<(Institution, SiteFacts)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INSTITUTION_COLS}, {FACTS_COLS}
+             FROM deployments p JOIN devices d ON d.id = p.device_id
+             JOIN institutions i ON i.code = d.institution_code
+             WHERE p.campaign_id = ?1
+             GROUP BY i.code ORDER BY i.code"
+        ))?;
+        let rows = stmt
+            .query_map([campaign], |r| {
+                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(i, f)| Ok((i.parse()?, f))).collect()
+    }
+
+    fn site_facts_of(&self, campaign: &str, code: InstitutionCode) -> Result<SiteFacts> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {FACTS_COLS}
+             FROM deployments p JOIN devices d ON d.id = p.device_id
+             WHERE p.campaign_id = ?1 AND d.institution_code = ?2"
+        ))?;
+        Ok(stmt.query_row(params![campaign, code.to_string()], |r| facts_from(r, 0))?)
+    }
+
+    fn enqueue_mail(&self, m: &NewMail<'_>) -> Result<bool> {
+        let n = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO outbox (campaign_id, institution_code, kind, notice_key, recipient,
+                    subject, body, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (campaign_id, institution_code, kind, notice_key) DO NOTHING",
+            )?
+            .execute(params![
+                m.campaign,
+                m.institution.to_string(),
+                m.kind.slug(),
+                m.key,
+                m.recipient,
+                m.subject,
+                m.body,
+                db_time(m.at)
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn mail_keys(&self, campaign: &str) -> Result<Vec<(InstitutionCode, NoticeKind, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT institution_code, kind, notice_key FROM outbox WHERE campaign_id = ?1",
+        )?;
+        let rows = stmt
+            .query_map([campaign], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(code, kind, key)| {
+                Ok((
+                    InstitutionCode::parse(&code).map_err(corrupt)?,
+                    NoticeKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("notice kind {kind}")))?,
+                    key,
+                ))
+            })
+            .collect()
+    }
+
+    fn claim_mails(&self, now: Timestamp, claim_until: Timestamp, limit: u32) -> Result<Vec<Mail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "UPDATE outbox SET next_attempt_at = ?2
+             WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1
+                          ORDER BY next_attempt_at, id LIMIT ?3)
+             RETURNING {MAIL_COLS}"
+        ))?;
+        let rows = stmt
+            .query_map(params![db_time(now), db_time(claim_until), limit], mail_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut mails = rows
+            .into_iter()
+            .map(MailRow::parse)
+            .collect::<Result<Vec<_>>>()?;
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    fn mail_sent(&self, id: i64, at: Timestamp) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            )?
+            .execute(params![id, db_time(at)])?;
+        Ok(())
+    }
+
+    fn mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+                 WHERE id = ?1 AND sent_at IS NULL",
+            )?
+            .execute(params![id, error, db_time(retry_at)])?;
+        Ok(())
+    }
+
+    fn mail_summary(&self) -> Result<MailSummary> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, sent_at IS NOT NULL, attempts > 0, COUNT(*) FROM outbox
+             GROUP BY kind, sent_at IS NOT NULL, attempts > 0",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = MailSummary::default();
+        for (kind, sent, tried, n) in rows {
+            let kind =
+                NoticeKind::parse(&kind).ok_or_else(|| corrupt(format!("notice kind {kind}")))?;
+            let n = u64::try_from(n).unwrap_or(0);
+            let c = out.by_kind.entry(kind).or_default();
+            if sent {
+                c.sent += n;
+                out.sent += n;
+            } else {
+                c.pending += n;
+                out.pending += n;
+                if tried {
+                    out.retrying += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn mails(&self, institution: Option<InstitutionCode>, limit: u32) -> Result<Vec<Mail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MAIL_COLS} FROM outbox WHERE (?1 IS NULL OR institution_code = ?1)
+             ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![institution.map(|c| c.to_string()), limit], mail_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(MailRow::parse).collect()
+    }
+
     fn audit(&self, e: &AuditEntry) -> Result<()> {
         self.conn()
             .prepare_cached(
@@ -1045,6 +1209,84 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+/// The aggregate columns of [`SiteFacts`] over `deployments p JOIN devices d`.
+const FACTS_COLS: &str = "SUM(d.kind = 'terminal'), SUM(d.kind = 'card_reader'),
+    SUM(p.state IN ('waiting', 'downloading', 'failed')),
+    SUM(d.kind = 'terminal' AND p.state = 'installed'), SUM(p.state = 'applied')";
+
+fn facts_from(r: &Row<'_>, at: usize) -> rusqlite::Result<SiteFacts> {
+    let n = |i: usize| -> rusqlite::Result<u32> {
+        Ok(u32::try_from(r.get::<_, Option<i64>>(at + i)?.unwrap_or(0)).unwrap_or(0))
+    };
+    Ok(SiteFacts {
+        terminals: n(0)?,
+        readers: n(1)?,
+        not_received: n(2)?,
+        restart_required: n(3)?,
+        applied: n(4)?,
+    })
+}
+
+const MAIL_COLS: &str =
+    "id, campaign_id, institution_code, kind, notice_key, recipient, subject, body,
+    attempts, next_attempt_at, last_error, created_at, sent_at";
+
+/// An outbox row as read, before its values are checked.
+struct MailRow {
+    id: i64,
+    campaign: String,
+    institution: String,
+    kind: String,
+    key: String,
+    recipient: String,
+    subject: String,
+    body: String,
+    attempts: i64,
+    next_attempt_at: String,
+    last_error: Option<String>,
+    created_at: String,
+    sent_at: Option<String>,
+}
+
+fn mail_row(r: &Row<'_>) -> rusqlite::Result<MailRow> {
+    Ok(MailRow {
+        id: r.get(0)?,
+        campaign: r.get(1)?,
+        institution: r.get(2)?,
+        kind: r.get(3)?,
+        key: r.get(4)?,
+        recipient: r.get(5)?,
+        subject: r.get(6)?,
+        body: r.get(7)?,
+        attempts: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        last_error: r.get(10)?,
+        created_at: r.get(11)?,
+        sent_at: r.get(12)?,
+    })
+}
+
+impl MailRow {
+    fn parse(self) -> Result<Mail> {
+        Ok(Mail {
+            id: self.id,
+            campaign: self.campaign,
+            institution: InstitutionCode::parse(&self.institution).map_err(corrupt)?,
+            kind: NoticeKind::parse(&self.kind)
+                .ok_or_else(|| corrupt(format!("notice kind {}", self.kind)))?,
+            key: self.key,
+            recipient: self.recipient,
+            subject: self.subject,
+            body: self.body,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            next_attempt_at: ts(&self.next_attempt_at)?,
+            last_error: self.last_error,
+            created_at: ts(&self.created_at)?,
+            sent_at: self.sent_at.as_deref().map(ts).transpose()?,
+        })
     }
 }
 
