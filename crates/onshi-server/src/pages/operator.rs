@@ -379,8 +379,15 @@ pub async fn upload_release(
                 return Err("csrf".to_owned());
             }
             let target: Target = name.parse().map_err(|e| format!("{e}"))?;
-            // An empty file input is sent as an empty part: skip it.
-            let Some(first) = field.chunk().await.map_err(|e| e.body_text())? else {
+            // A file input left empty is sent as a part with an empty file name and no bytes.
+            let mut first = None;
+            while let Some(chunk) = field.chunk().await.map_err(|e| e.body_text())? {
+                if !chunk.is_empty() {
+                    first = Some(chunk);
+                    break;
+                }
+            }
+            let Some(first) = first else {
                 continue;
             };
             let stream = futures_lite::stream::once(Ok(first)).chain(field);
