@@ -222,6 +222,13 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .await
             .contains("次の配信開始は2026年1月20日(火) 20:00")
     );
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#chart svg path').length")
+            .await,
+        5,
+        "one area per state group, from activation to now"
+    );
     browser.resize(1280, 2600).await;
     artifact("dashboard-desktop.png", &browser.screenshot().await);
 

@@ -62,7 +62,9 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
             H - TOP - BOTTOM
         );
     }
-    // Stacked areas, bottom up.
+    // Stacked areas, bottom up, drawn as steps: a count holds until the next sample shows it
+    // changed (nothing is known in between).
+    let xs: Vec<f64> = samples.iter().map(|s| x(s.at)).collect();
     let mut below = vec![0.0f64; samples.len()];
     for group in Group::CHART {
         let above: Vec<f64> = samples
@@ -71,17 +73,11 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
             .map(|(s, b)| b + group.of_sample(s) as f64)
             .collect();
         let mut d = String::new();
-        for (i, (s, v)) in samples.iter().zip(&above).enumerate() {
-            let _ = write!(
-                d,
-                "{}{:.1},{:.1} ",
-                if i == 0 { 'M' } else { 'L' },
-                x(s.at),
-                y(*v)
-            );
+        for (i, (px, py)) in steps(&xs, &above).into_iter().enumerate() {
+            let _ = write!(d, "{}{px:.1},{:.1} ", if i == 0 { 'M' } else { 'L' }, y(py));
         }
-        for (s, v) in samples.iter().zip(&below).rev() {
-            let _ = write!(d, "L{:.1},{:.1} ", x(s.at), y(*v));
+        for (px, py) in steps(&xs, &below).into_iter().rev() {
+            let _ = write!(d, "L{px:.1},{:.1} ", y(py));
         }
         let _ = write!(
             svg,
@@ -149,6 +145,18 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
             }
         }
     }
+}
+
+/// The corners of a step line through `(xs[i], ys[i])`: each value holds until the next x.
+fn steps(xs: &[f64], ys: &[f64]) -> Vec<(f64, f64)> {
+    let mut points = Vec::with_capacity(xs.len() * 2);
+    for (i, (px, py)) in xs.iter().zip(ys).enumerate() {
+        if i > 0 {
+            points.push((*px, ys[i - 1]));
+        }
+        points.push((*px, *py));
+    }
+    points
 }
 
 fn no_data(lang: Lang) -> Markup {

@@ -178,6 +178,13 @@ th a { color:inherit; }
 form.inline { display:inline; }
 .grid-form { display:grid; grid-template-columns:max-content 1fr; gap:.4rem .6rem; align-items:center; max-width:640px; }
 svg text { font-family:inherit; }
+@media (max-width:600px) {
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display:block; }
+  table.stack tr:first-child { display:none; }
+  table.stack tr { border:1px solid var(--line); border-radius:6px; margin-bottom:.6rem; background:#fff; }
+  table.stack td { border:none; border-bottom:1px solid var(--line); }
+  table.stack td::before { content:attr(data-label); display:block; color:var(--muted); font-size:.8rem; }
+}
 @media (max-width:600px) { main { padding:.5rem; } th, td { font-size:.85rem; padding:.25rem .3rem; } .grid-form { grid-template-columns:1fr; } }
 "#;
 

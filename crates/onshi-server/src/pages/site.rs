@@ -194,7 +194,7 @@ async fn render(
             p { (lang.pick("登録されている機器はありません。", "No device is enrolled.")) }
         } @else {
             div class="scroll" {
-                table id="devices" {
+                table id="devices" class="stack" {
                     tr {
                         th { (lang.pick("機器", "Device")) }
                         th { (lang.pick("状況", "Status")) }
@@ -203,23 +203,23 @@ async fn render(
                     }
                     @for d in &status.devices {
                         tr data-state=(d.state.map(|s| s.slug()).unwrap_or("none")) data-kind=(d.device.kind.slug()) {
-                            td {
+                            td data-label=(lang.pick("機器", "Device")) {
                                 (device_name(d.device.kind, d.device.vendor, lang))
                                 br; span class="muted" { (d.device.serial) }
                             }
-                            td class=[d.restart_required.then_some("bad")] {
+                            td class=[d.restart_required.then_some("bad")] data-label=(lang.pick("状況", "Status")) {
                                 @if let Some(s) = d.state {
                                     strong { (lang.pick(s.label_ja(d.device.kind), s.label_en(d.device.kind))) }
                                     br;
                                 }
                                 (guidance::device_text(d.device.kind, d.state, lang))
                             }
-                            td {
+                            td data-label=(lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) {
                                 (d.device.running.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
                                 " / "
                                 (d.device.installed.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
                             }
-                            td { (d.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| lang.pick("まだありません", "never").to_owned())) }
+                            td data-label=(lang.pick("最終通信", "Last contact")) { (d.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| lang.pick("まだありません", "never").to_owned())) }
                         }
                     }
                 }

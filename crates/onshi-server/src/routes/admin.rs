@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifacts;
 use crate::auth::{Operator, hash_secret, new_secret};
 use crate::error::{ApiError, ApiResult};
+use crate::history::{self, Sample};
 use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::targeting;
@@ -628,6 +629,11 @@ pub async fn change_campaign_status(
     state.forget_campaign(&record.id);
     tracing::info!(campaign = %record.id, from = record.status.slug(), to = to.slug(), added, "campaign status changed");
     record.status = to;
+    if matches!(to, Active | Paused) {
+        // The dashboard's chart starts at activation and marks pauses.
+        let p = progress_of(state, &record).await?;
+        history::lock(&state.history).record(&record.id, Sample::of(now, &p.all));
+    }
     Ok(record)
 }
 
