@@ -97,14 +97,16 @@ pub fn spawn_sampler(state: AppState) {
         let mut tick = tokio::time::interval(LOOK_EVERY);
         loop {
             tick.tick().await;
-            if let Err(e) = sample_all(&state).await {
+            if let Err(e) = sample_running(&state, false).await {
                 tracing::warn!(error = %e.message, "sampling campaign progress failed");
             }
         }
     });
 }
 
-async fn sample_all(state: &AppState) -> crate::error::ApiResult<()> {
+/// Samples every active or paused campaign: when due, or at once with `force` (before the
+/// operator moves a simulated clock, so a jump does not skip what happened before it).
+pub async fn sample_running(state: &AppState, force: bool) -> crate::error::ApiResult<()> {
     let records = state.db(|s| s.campaigns()).await?;
     for record in records {
         if !matches!(
@@ -114,7 +116,7 @@ async fn sample_all(state: &AppState) -> crate::error::ApiResult<()> {
             continue;
         }
         let now = state.now();
-        if !due(lock(&state.history).last(&record.id), now) {
+        if !force && !due(lock(&state.history).last(&record.id), now) {
             continue;
         }
         let progress = progress_of(state, &record).await?;

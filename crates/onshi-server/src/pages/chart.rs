@@ -17,7 +17,9 @@ const H: f64 = 260.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 10.0;
 const TOP: f64 = 10.0;
-const BOTTOM: f64 = 28.0;
+const BOTTOM: f64 = 30.0;
+const NIGHT: &str = "#5b8fd0";
+const CATCH_UP: &str = "#f0a83c";
 
 /// The chart of `samples` (oldest first); a note when there are fewer than two.
 pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
@@ -39,7 +41,8 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
     let y = |v: f64| TOP + (1.0 - v / max) * (H - TOP - BOTTOM);
 
     let mut svg = String::new();
-    // Night windows behind the data.
+    // Night windows and the catch-up phase as a strip under the plot.
+    let strip = H - BOTTOM + 1.0;
     for w in schedule.windows() {
         if w.closes <= first.at || w.opens >= last.at {
             continue;
@@ -48,18 +51,16 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
         let b = x(w.closes.min(last.at));
         let _ = write!(
             svg,
-            r##"<rect x="{a:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#e3edf9"/>"##,
-            (b - a).max(0.5),
-            H - TOP - BOTTOM
+            r##"<rect x="{a:.1}" y="{strip}" width="{:.1}" height="5" fill="{NIGHT}"/>"##,
+            (b - a).max(0.5)
         );
     }
     if let Some(from) = schedule.catch_up_from().filter(|f| *f < last.at) {
         let a = x(from.max(first.at));
         let _ = write!(
             svg,
-            r##"<rect x="{a:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#fdf1dc"/>"##,
-            (W - RIGHT - a).max(0.5),
-            H - TOP - BOTTOM
+            r##"<rect x="{a:.1}" y="{strip}" width="{:.1}" height="5" fill="{CATCH_UP}"/>"##,
+            (W - RIGHT - a).max(0.5)
         );
     }
     // Stacked areas, bottom up, drawn as steps: a count holds until the next sample shows it
@@ -120,7 +121,7 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
             r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1:.1}" stroke="#c5ccd4" stroke-width="0.5"/><text x="{0:.1}" y="{2:.1}" font-size="11" text-anchor="middle" fill="#5b6470">{3}/{4}</text>"##,
             x(*t),
             H - BOTTOM,
-            H - BOTTOM + 16.0,
+            H - BOTTOM + 20.0,
             d.month(),
             d.day()
         );
@@ -135,8 +136,8 @@ pub fn render(samples: &[Sample], schedule: &Campaign, lang: Lang) -> Markup {
                 @for g in Group::CHART.iter().rev() {
                     span style={ "background:" (g.colour()) ";color:#fff" } { (g.label(lang)) }
                 }
-                span style="background:#e3edf9" { (lang.pick("夜間の配信時間", "night windows")) }
-                span style="background:#fdf1dc" { (lang.pick("終日配信", "catch-up")) }
+                span style={ "border-bottom:5px solid " (NIGHT) } { (lang.pick("夜間の配信時間", "night windows")) }
+                span style={ "border-bottom:5px solid " (CATCH_UP) } { (lang.pick("終日配信", "catch-up")) }
                 br;
                 span class="muted" style="border:none" { (lang.pick(
                     "サーバー起動後に記録した値です（再起動すると最初からになります）。",

@@ -921,6 +921,10 @@ pub async fn set_clock(
         .now
         .parse()
         .map_err(|e| ApiError::bad_request("invalid_instant", format!("now: {e}")))?;
+    if state.clock.is_simulated() {
+        // The chart keeps the counts as they were just before the jump.
+        history::sample_running(&state, true).await?;
+    }
     state
         .clock
         .set(to)
