@@ -248,6 +248,9 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     assert!(browser.text("#sites").await.contains(SAPPORO));
     browser.resize(1280, 1000).await;
     artifact("sites-needing-restart.png", &browser.screenshot().await);
+    browser.goto(&app.url("/operator?lang=en")).await;
+    assert!(browser.text("#campaigns").await.contains("active"));
+    artifact("operator-home-en.png", &browser.screenshot().await);
 
     // The site: its terminal needs a restart, in the notice's words.
     browser.goto(&app.url("/site")).await;
@@ -646,7 +649,7 @@ async fn the_release_form_uploads_and_signs_with_the_apis_code() {
     let r = post(body("forged")).await.expect("upload");
     assert_eq!(r.status(), 403);
     assert!(
-        !app.data.path().join("artifacts").join("1b").exists()
+        !app.data.path().join("artifacts").exists()
             && app
                 .expect(app.admin(Method::GET, "/api/v1/admin/releases/r-form"), 404)
                 .await["code"]
