@@ -22,15 +22,14 @@ use super::{LangQuery, PageError, href, layout, when};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// The campaign people should be told about: the active one, else a paused one (newest first
-/// as the store lists them).
+/// The campaign people should be told about: the newest active one, else the newest paused one.
 pub async fn running_campaign(
     state: &AppState,
 ) -> ApiResult<Option<(CampaignRecord, Arc<Campaign>)>> {
     let records = state.db(|s| s.campaigns()).await?;
     let pick = [CampaignStatus::Active, CampaignStatus::Paused]
         .iter()
-        .find_map(|want| records.iter().find(|r| r.status == *want).cloned());
+        .find_map(|want| records.iter().rev().find(|r| r.status == *want).cloned());
     match pick {
         Some(r) => {
             let schedule = state.schedule(&r)?;
