@@ -573,6 +573,23 @@ async fn a_site_logs_in_with_its_access_key_only() {
         .await
         .expect("dashboard");
     assert_eq!(r.status(), 303);
+    // Logging out ends the session on the server, not only in the browser.
+    let r = no_redirects()
+        .post(app.url("/site/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("id=\"access_key\""), "the login form again");
 }
 
 #[tokio::test]
