@@ -14,6 +14,14 @@ pub const PHONE: &str = "0800-080-4583";
 /// The call centre's name as the notice writes it.
 pub const NAME_JA: &str = "オンライン資格確認等コールセンター";
 
+/// The hours as the notice writes them, for pages and notices.
+pub const HOURS_JA: &str =
+    "月曜日～金曜日（祝日を除く）8:00～18:00、土曜日（祝日を除く）8:00～16:00";
+
+/// The hours in English.
+pub const HOURS_EN: &str =
+    "Mon–Fri 8:00–18:00, Sat 8:00–16:00 (closed on Sundays and public holidays)";
+
 /// Every open day starts at 8:00.
 const OPENS: Time = time(8, 0, 0, 0);
 /// Monday to Friday close at 18:00.

@@ -24,11 +24,15 @@ pub fn path_of(data_dir: &Path, sha: Sha256) -> PathBuf {
 
 /// Streams an upload to disk while hashing it, then moves it to its content address. Returns
 /// the digest and size.
-pub async fn store_upload(
+pub async fn store_upload<S, E>(
     data_dir: &Path,
-    body: Body,
+    body: S,
     max_size: u64,
-) -> Result<(Sha256, u64), ApiError> {
+) -> Result<(Sha256, u64), ApiError>
+where
+    S: futures_lite::Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let tmp_dir = data_dir.join("artifacts").join("tmp");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
@@ -54,13 +58,17 @@ pub async fn store_upload(
     Ok((sha, size))
 }
 
-async fn write_hashed(tmp: &Path, body: Body, max_size: u64) -> Result<(Sha256, u64), ApiError> {
+async fn write_hashed<S, E>(tmp: &Path, body: S, max_size: u64) -> Result<(Sha256, u64), ApiError>
+where
+    S: futures_lite::Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let mut file = tokio::fs::File::create(tmp)
         .await
         .map_err(ApiError::internal)?;
     let mut hasher = sha2::Sha256::new();
     let mut size = 0u64;
-    let mut stream = body.into_data_stream();
+    let mut stream = std::pin::pin!(body);
     while let Some(chunk) = stream.next().await {
         let chunk: Bytes = chunk.map_err(|e| {
             ApiError::bad_request("upload_interrupted", format!("upload interrupted: {e}"))

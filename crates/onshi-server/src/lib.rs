@@ -1,5 +1,6 @@
 //! The onshi HTTP server: the device API every terminal talks to, artifact downloads, the
-//! operator API and the institution API. Start-up lives in [`start`], which the `onshi serve`
+//! operator API, the institution API and the HTML pages (guidance, site page, operator
+//! dashboard, reception emulator). Start-up lives in [`start`], which the `onshi serve`
 //! command and the integration tests both call.
 //!
 //! Must never: decide a rule of the notice itself (windows, states, offers come from
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 mod artifacts;
 pub mod auth;
 mod error;
+mod history;
 mod json;
 mod pages;
 mod routes;
@@ -78,9 +80,12 @@ impl Running {
 
 /// The router, with every route and its limits.
 pub fn router(state: AppState) -> Router {
+    use pages::{actions, dashboard, guidance, home, operator, site};
     use routes::{admin, device, institution, qualification};
+    // Package uploads are streamed to disk with their own size limit (MAX_PACKAGE per package).
     let uploads = Router::new()
         .route("/api/v1/admin/artifacts", put(admin::upload_artifact))
+        .route("/operator/releases", post(operator::upload_release))
         .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
@@ -131,6 +136,22 @@ pub fn router(state: AppState) -> Router {
             post(admin::control_campaign),
         )
         .route("/api/v1/qualification", post(qualification::query))
+        .route("/", get(home::page))
+        .route("/guidance", get(guidance::page))
+        .route("/site", get(site::page))
+        .route("/site/login", post(site::login))
+        .route("/site/logout", post(site::logout))
+        .route(
+            "/operator/login",
+            get(operator::login_page).post(operator::login),
+        )
+        .route("/operator/logout", post(operator::logout))
+        .route("/operator", get(operator::home))
+        .route("/operator/campaigns", post(operator::create_campaign))
+        .route("/operator/campaigns/{id}", get(dashboard::page))
+        .route("/operator/campaigns/{id}/control", post(operator::control))
+        .route("/operator/campaigns/{id}/sites", get(actions::page))
+        .route("/operator/campaigns/{id}/sites.csv", get(actions::csv))
         .route("/reception", get(pages::reception::start))
         .route("/reception/{id}", get(pages::reception::page))
         .route("/reception/{id}/event", post(pages::reception::event))
@@ -179,6 +200,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %config.data_dir.display(), simulated_clock = config.clock.is_simulated(), "onshi serve listening");
     spawn_flusher(store.clone());
+    history::spawn_sampler(state.clone());
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(

@@ -13,7 +13,9 @@ use onshi_core::schedule::Campaign;
 use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 
 use crate::error::{ApiError, ApiResult};
+use crate::history::History;
 use crate::pages::reception::Desks;
+use crate::pages::session::Sessions;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -28,6 +30,10 @@ pub struct AppState {
     campaigns: Arc<RwLock<HashMap<String, CachedCampaign>>>,
     /// The reception emulator's desks.
     pub desks: Arc<Mutex<Desks>>,
+    /// Page sessions (operator and sites), in memory.
+    pub sessions: Arc<Mutex<Sessions>>,
+    /// Counts per state over time, sampled in memory for the dashboard's chart.
+    pub history: Arc<Mutex<History>>,
     /// Whether the mock qualification service answers non-loopback clients.
     pub qualification_public: bool,
 }
@@ -57,6 +63,8 @@ impl AppState {
             releases: Arc::default(),
             campaigns: Arc::default(),
             desks: Arc::default(),
+            sessions: Arc::default(),
+            history: Arc::default(),
             qualification_public: false,
         }
     }

@@ -1,13 +1,31 @@
 //! Server-rendered HTML pages (maud): Japanese by default, `?lang=en` for English, no external
 //! assets — the CSS is inline and everything is served by onshi itself.
+//!
+//! `home` is the top page, `guidance` the public guidance, `site` a site's own page,
+//! `operator`, `dashboard` and `actions` the operator's, `reception` the reception emulator; `session`
+//! holds the login sessions and their CSRF tokens, `chart` and `calendar` draw in inline SVG
+//! and HTML.
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use onshi_core::jst;
 use onshi_core::lang::Lang;
 use serde::Deserialize;
 
+use crate::error::ApiError;
+
+pub mod actions;
+pub mod calendar;
+pub mod chart;
+pub mod dashboard;
+pub mod guidance;
+pub mod home;
+pub mod operator;
 pub mod reception;
+pub mod session;
+pub mod site;
 
 /// `?lang=ja|en` (anything else falls back to Japanese).
 #[derive(Deserialize, Default)]
@@ -17,10 +35,82 @@ pub struct LangQuery {
 
 impl LangQuery {
     pub fn lang(&self) -> Lang {
-        self.lang
-            .as_deref()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or_default()
+        lang_of(self.lang.as_deref())
+    }
+}
+
+/// The language a `lang` parameter asks for (Japanese unless it says `en`).
+pub fn lang_of(param: Option<&str>) -> Lang {
+    param.and_then(|l| l.parse().ok()).unwrap_or_default()
+}
+
+/// A link to `path` (which may carry a query) in `lang`: Japanese needs no parameter.
+pub fn href(path: &str, lang: Lang) -> String {
+    match lang {
+        Lang::Ja => path.to_owned(),
+        Lang::En => {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}lang=en")
+        }
+    }
+}
+
+/// A redirect after a form post (303, so the browser follows with GET).
+pub fn see_other(path: &str, lang: Lang) -> Response {
+    Redirect::to(&href(path, lang)).into_response()
+}
+
+/// An instant for people: `2026年1月19日(月) 20:00` or `Mon 19 Jan 2026 20:00 JST`.
+pub fn when(at: Timestamp, lang: Lang) -> String {
+    jst::format(at, lang)
+}
+
+/// A page that failed: the message in an HTML page with the right status, never JSON.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+    pub lang: Lang,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>, lang: Lang) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            lang,
+        }
+    }
+
+    /// A form post without the session's CSRF token, or from another site.
+    pub fn forbidden(lang: Lang) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            lang.pick(
+                "この操作は受け付けられません。ページを開き直してから、もう一度お試しください。",
+                "This request was refused. Reload the page and try again.",
+            ),
+            lang,
+        )
+    }
+
+    /// Adds the page's language to an API error.
+    pub fn from_api(e: ApiError, lang: Lang) -> Self {
+        Self::new(e.status, e.message, lang)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let lang = self.lang;
+        let body = html! {
+            h1 { (lang.pick("エラー", "Error")) }
+            p class="flash bad" id="error" { (self.message) }
+            p { a href=(href("/", lang)) { (lang.pick("トップページへ", "Back to the top page")) } }
+        };
+        let mut r = layout(lang.pick("エラー", "Error"), lang, "/", body);
+        *r.status_mut() = self.status;
+        r
     }
 }
 
@@ -57,14 +147,53 @@ table { border-collapse:collapse; width:100%; background:#fff; }
 th, td { border:1px solid var(--line); padding:.3rem .5rem; text-align:left; font-size:.95rem; }
 .ok { color:var(--ok); font-weight:bold; } .bad { color:var(--bad); font-weight:bold; }
 label { margin-right:.6rem; }
-select, input { font-size:1rem; padding:.25rem; }
+select, input, textarea { font-size:1rem; padding:.25rem; }
+nav { display:flex; flex-wrap:wrap; gap:.2rem 1rem; }
+nav a { text-decoration:none; }
+.muted { color:var(--muted); font-size:.9rem; }
+.flash { border-radius:6px; padding:.6rem .8rem; margin:.6rem 0; border:1px solid; }
+.flash.ok { background:#e8f5ec; border-color:var(--ok); font-weight:normal; }
+.flash.bad { background:#fdecea; border-color:var(--bad); font-weight:normal; }
+.advice { background:#fff8e1; border:2px solid #f2b400; border-radius:8px; padding:1rem; margin:1rem 0; }
+.advice.restart_now, .advice.restart_after, .advice.call_centre { background:#fdecea; border-color:var(--bad); }
+.advice.done, .advice.auto_restart { background:#e8f5ec; border-color:var(--ok); }
+.advice h2 { margin-top:0; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(150px,1fr)); gap:.6rem; }
+.card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:.6rem .8rem; }
+.card .n { font-size:1.6rem; font-weight:bold; }
+.card.s-installed { border-left:6px solid #d97706; } .card.s-applied { border-left:6px solid var(--ok); }
+.card.s-failed { border-left:6px solid var(--bad); } .card.s-waiting { border-left:6px solid #9aa5b1; }
+.card.s-downloading, .card.s-downloaded, .card.s-installing { border-left:6px solid var(--accent); }
+.scroll { overflow-x:auto; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+th a { color:inherit; }
+.cal { display:grid; grid-template-columns:repeat(7,1fr); gap:2px; max-width:560px; }
+.cal div { background:#fff; border:1px solid var(--line); min-height:3.2rem; padding:.15rem .3rem; font-size:.8rem; }
+.cal .head { min-height:auto; background:none; border:none; text-align:center; font-weight:bold; }
+.cal .blank { background:none; border:none; }
+.cal .night { background:#dbe9fb; } .cal .catch_up { background:#fde9c8; }
+.cal .excluded { background:#eee; color:var(--muted); text-decoration:line-through; }
+.cal .today { outline:3px solid var(--bad); outline-offset:-3px; }
+.legend span { display:inline-block; padding:0 .4rem; margin-right:.4rem; border:1px solid var(--line); font-size:.8rem; }
+form.inline { display:inline; }
+.grid-form { display:grid; grid-template-columns:max-content 1fr; gap:.4rem .6rem; align-items:center; max-width:640px; }
+svg text { font-family:inherit; }
+@media (max-width:600px) {
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display:block; }
+  table.stack tr:first-child { display:none; }
+  table.stack tr { border:1px solid var(--line); border-radius:6px; margin-bottom:.6rem; background:#fff; }
+  table.stack td { border:none; border-bottom:1px solid var(--line); }
+  table.stack td::before { content:attr(data-label); display:block; color:var(--muted); font-size:.8rem; }
+}
+@media (max-width:600px) { main { padding:.5rem; } th, td { font-size:.85rem; padding:.25rem .3rem; } .grid-form { grid-template-columns:1fr; } }
 "#;
 
-/// The page frame: title, language switch, inline CSS.
+/// The page frame: title, navigation, language switch, inline CSS. `path` is this page's path
+/// (and query, without `lang`), for the language switch.
 pub fn layout(title: &str, lang: Lang, path: &str, body: Markup) -> Response {
     let other = match lang {
-        Lang::Ja => ("en", "English"),
-        Lang::En => ("ja", "日本語"),
+        Lang::Ja => Lang::En,
+        Lang::En => Lang::Ja,
     };
     let markup = html! {
         (DOCTYPE)
@@ -77,8 +206,14 @@ pub fn layout(title: &str, lang: Lang, path: &str, body: Markup) -> Response {
             }
             body {
                 header {
-                    strong { "onshi" }
-                    a href={ (path) "?lang=" (other.0) } { (other.1) }
+                    nav {
+                        a href=(href("/", lang)) { strong { "onshi" } }
+                        a href=(href("/guidance", lang)) { (lang.pick("配信のご案内", "Guidance")) }
+                        a href=(href("/site", lang)) { (lang.pick("医療機関・薬局の方", "For sites")) }
+                        a href=(href("/operator", lang)) { (lang.pick("運用者", "Operator")) }
+                        a href=(href("/reception", lang)) { (lang.pick("受付の再現", "Reception emulator")) }
+                    }
+                    a href=(href(path, other)) id="lang-switch" lang=(other.code()) { (other.pick("日本語", "English")) }
                 }
                 main { (body) }
             }

@@ -14,12 +14,12 @@ use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
 use onshi_core::reception::{Reception, ReceptionEvent, ReceptionLog, TerminalState};
 use onshi_core::vendor::{DeviceKind, Vendor};
-use onshi_store::InstitutionKey;
 use serde::Deserialize;
 
 use super::{LangQuery, layout};
-use crate::auth::{new_secret, secret_matches};
+use crate::auth::new_secret;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::institution::access_key_matches;
 use crate::routes::qualification::{self, CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
 use crate::state::AppState;
 
@@ -223,17 +223,10 @@ pub async fn setup(
         let code = InstitutionCode::parse(code)
             .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
         let key = form.access_key.unwrap_or_default();
-        let (stored, devices) = state
-            .db(move |s| {
-                Ok((
-                    s.institution_key(code, InstitutionKey::Access)?,
-                    s.devices_of(code)?,
-                ))
-            })
-            .await?;
-        if !stored.is_some_and(|h| secret_matches(&key, &h)) {
+        if !access_key_matches(&state, code, key).await? {
             return Err(ApiError::unauthorized("wrong institution access key"));
         }
+        let devices = state.db(move |s| s.devices_of(code)).await?;
         let t = devices
             .iter()
             .find(|d| d.kind == DeviceKind::Terminal)
@@ -408,7 +401,7 @@ fn guide(lang: Lang, now: jiff::Timestamp) -> Markup {
                     (lang.pick("それでもエラーが表示される場合は、", "If the error persists, call the "))
                     (callcentre::NAME_JA) " " strong { (callcentre::PHONE) } (lang.pick("（通話無料）へ。", " (toll-free)."))
                     br;
-                    (lang.pick("受付時間: 月曜日～金曜日 8:00～18:00、土曜日 8:00～16:00（日曜日・祝日を除く）", "Hours: Mon–Fri 8:00–18:00, Sat 8:00–16:00 (closed Sundays and public holidays)"))
+                    (lang.pick("受付時間: ", "Hours: ")) (lang.pick(callcentre::HOURS_JA, callcentre::HOURS_EN))
                     br;
                     span id="callcentre-status" { (status) }
                 }

@@ -20,13 +20,15 @@ use onshi_core::selector::Selector;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_store::{
-    CampaignRecord, DeploymentFilter, Institution, InstitutionFilter, InstitutionKey, Release,
+    CampaignRecord, DeploymentFilter, DeploymentListing, Institution, InstitutionFilter,
+    InstitutionKey, Release,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts;
 use crate::auth::{Operator, hash_secret, new_secret};
 use crate::error::{ApiError, ApiResult};
+use crate::history::{self, Sample};
 use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::targeting;
@@ -286,6 +288,17 @@ pub async fn upload_artifact(
     _: Operator,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+    let (sha, size) = store_artifact(&state, body.into_data_stream()).await?;
+    Ok((StatusCode::CREATED, Json(Uploaded { sha256: sha, size })))
+}
+
+/// Stores a package (streamed, at most [`MAX_PACKAGE`] bytes), records and audits it: the one
+/// way a package enters, from the API or the dashboard's upload form.
+pub async fn store_artifact<S, E>(state: &AppState, body: S) -> ApiResult<(Sha256, u64)>
+where
+    S: futures_lite::Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let (sha, size) = artifacts::store_upload(&state.data_dir, body, MAX_PACKAGE).await?;
     let now = state.now();
     state.db(move |s| s.add_artifact(sha, size, now)).await?;
@@ -297,22 +310,22 @@ pub async fn upload_artifact(
             format!("{size} bytes"),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(Uploaded { sha256: sha, size })))
+    Ok((sha, size))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseInput {
-    id: String,
-    version: Version,
-    components: Vec<ComponentInput>,
+    pub id: String,
+    pub version: Version,
+    pub components: Vec<ComponentInput>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentInput {
-    target: Target,
-    sha256: Sha256,
+    pub target: Target,
+    pub sha256: Sha256,
 }
 
 fn valid_id(id: &str, what: &str) -> ApiResult<()> {
@@ -336,6 +349,12 @@ pub async fn create_release(
     _: Operator,
     ApiJson(input): ApiJson<ReleaseInput>,
 ) -> ApiResult<(StatusCode, Json<SignedManifest>)> {
+    let signed = sign_release(&state, input).await?;
+    Ok((StatusCode::CREATED, Json(signed)))
+}
+
+/// Checks the packages, signs and stores a release: shared by the API and the dashboard.
+pub async fn sign_release(state: &AppState, input: ReleaseInput) -> ApiResult<SignedManifest> {
     valid_id(&input.id, "release")?;
     if input.components.is_empty() {
         return Err(ApiError::bad_request(
@@ -388,7 +407,7 @@ pub async fn create_release(
     state
         .audit(OPERATOR, "release_created", input.id, "signed")
         .await?;
-    Ok((StatusCode::CREATED, Json(signed)))
+    Ok(signed)
 }
 
 /// `GET /api/v1/admin/releases/{id}`.
@@ -410,18 +429,18 @@ pub async fn get_release(
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     /// The campaign TOML (DESIGN.md §4), or `preset:2026-01`.
-    schedule: String,
-    release_id: String,
+    pub schedule: String,
+    pub release_id: String,
     #[serde(default)]
-    selector: Selector,
-    throttle: Throttle,
+    pub selector: Selector,
+    pub throttle: Throttle,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct Throttle {
-    max_concurrent_downloads: u32,
-    poll_interval_seconds: u64,
+    pub max_concurrent_downloads: u32,
+    pub poll_interval_seconds: u64,
 }
 
 #[derive(Serialize)]
@@ -457,6 +476,18 @@ pub async fn create_campaign(
     _: Operator,
     ApiJson(input): ApiJson<CampaignInput>,
 ) -> ApiResult<(StatusCode, Json<CampaignView>)> {
+    let (record, schedule) = new_campaign(&state, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&record, &schedule, state.now())),
+    ))
+}
+
+/// Validates and stores a draft campaign: shared by the API and the dashboard.
+pub async fn new_campaign(
+    state: &AppState,
+    input: CampaignInput,
+) -> ApiResult<(CampaignRecord, Campaign)> {
     let schedule_toml = match input.schedule.strip_prefix("preset:") {
         Some(name) => onshi_core::schedule::preset_text(name)
             .map_err(|e| ApiError::bad_request("invalid_schedule", e.to_string()))?
@@ -503,10 +534,11 @@ pub async fn create_campaign(
     state
         .audit(OPERATOR, "campaign_created", &record.id, &record.release_id)
         .await?;
-    Ok((StatusCode::CREATED, Json(view(&record, &schedule, now))))
+    Ok((record, schedule))
 }
 
-async fn load_campaign(state: &AppState, id: String) -> ApiResult<CampaignRecord> {
+/// One campaign, or 404.
+pub async fn load_campaign(state: &AppState, id: String) -> ApiResult<CampaignRecord> {
     state
         .db(move |s| s.campaign(&id))
         .await?
@@ -543,9 +575,20 @@ pub async fn control_campaign(
     _: Operator,
     Path((id, verb)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
+    let record = change_campaign_status(&state, id, &verb).await?;
+    Ok(Json(view(&record, &*state.schedule(&record)?, state.now())))
+}
+
+/// Activates, pauses, resumes or closes a campaign (activation targets its devices), audited:
+/// shared by the API and the dashboard's buttons.
+pub async fn change_campaign_status(
+    state: &AppState,
+    id: String,
+    verb: &str,
+) -> ApiResult<CampaignRecord> {
     use CampaignStatus::*;
-    let mut record = load_campaign(&state, id).await?;
-    let to = match (verb.as_str(), record.status) {
+    let mut record = load_campaign(state, id).await?;
+    let to = match (verb, record.status) {
         ("activate", Draft) => Active,
         ("pause", Active) => Paused,
         ("resume", Paused) => Active,
@@ -586,18 +629,28 @@ pub async fn control_campaign(
     state.forget_campaign(&record.id);
     tracing::info!(campaign = %record.id, from = record.status.slug(), to = to.slug(), added, "campaign status changed");
     record.status = to;
-    Ok(Json(view(&record, &*state.schedule(&record)?, now)))
+    if matches!(to, Active | Paused) {
+        // The dashboard's chart starts at activation and marks pauses.
+        let p = progress_of(state, &record).await?;
+        history::lock(&state.history).record(&record.id, Sample::of(now, &p.all));
+    }
+    Ok(record)
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 pub struct Counts {
-    total: u64,
-    states: BTreeMap<&'static str, u64>,
+    pub total: u64,
+    pub states: BTreeMap<&'static str, u64>,
     /// Terminals installed but not restarted (再起動が必要).
-    restart_required: u64,
+    pub restart_required: u64,
 }
 
 impl Counts {
+    /// The count in one state.
+    pub fn get(&self, state: DeploymentState) -> u64 {
+        self.states.get(state.slug()).copied().unwrap_or(0)
+    }
+
     fn add(&mut self, state: DeploymentState, device: DeviceKind, n: u64) {
         self.total += n;
         *self.states.entry(state.slug()).or_default() += n;
@@ -617,22 +670,22 @@ impl Counts {
 
 #[derive(Serialize)]
 pub struct Progress {
-    campaign: String,
-    at: String,
-    all: Counts,
-    by_device: BTreeMap<&'static str, Counts>,
-    by_prefecture: Vec<PrefectureCounts>,
-    by_kind: BTreeMap<&'static str, Counts>,
-    by_vendor: BTreeMap<&'static str, Counts>,
-    live_downloads: u64,
+    pub campaign: String,
+    pub at: String,
+    pub all: Counts,
+    pub by_device: BTreeMap<&'static str, Counts>,
+    pub by_prefecture: Vec<PrefectureCounts>,
+    pub by_kind: BTreeMap<&'static str, Counts>,
+    pub by_vendor: BTreeMap<&'static str, Counts>,
+    pub live_downloads: u64,
 }
 
 #[derive(Serialize)]
 pub struct PrefectureCounts {
-    prefecture: u8,
-    name: &'static str,
+    pub prefecture: u8,
+    pub name: &'static str,
     #[serde(flatten)]
-    counts: Counts,
+    pub counts: Counts,
 }
 
 /// `GET /api/v1/admin/campaigns/{id}/progress`: counts per state, by device kind, prefecture,
@@ -643,6 +696,11 @@ pub async fn progress(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Progress>> {
     let record = load_campaign(&state, id).await?;
+    Ok(Json(progress_of(&state, &record).await?))
+}
+
+/// A campaign's counts now: the one computation behind the API, the dashboard and its chart.
+pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult<Progress> {
     let now = state.now();
     let cid = record.id.clone();
     let (rows, live) = state
@@ -686,9 +744,9 @@ pub async fn progress(
                 .add(r.state, r.device, r.count);
         }
     }
-    let schedule = state.schedule(&record)?;
-    Ok(Json(Progress {
-        campaign: record.id,
+    let schedule = state.schedule(record)?;
+    Ok(Progress {
+        campaign: record.id.clone(),
         at: schedule.rfc3339(now),
         all,
         by_device,
@@ -705,7 +763,7 @@ pub async fn progress(
         by_kind,
         by_vendor,
         live_downloads: live,
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -758,6 +816,12 @@ pub async fn campaign_devices(
     if !csv_out {
         return Ok(Json(rows).into_response());
     }
+    csv_download(&format!("{}-devices.csv", record.id), &rows)
+}
+
+/// A campaign's device rows as a CSV download (UTF-8, one header line): the API's
+/// `format=csv` and the dashboard's export of the sites needing action.
+pub fn csv_download(filename: &str, rows: &[DeploymentListing]) -> ApiResult<Response> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = [
         "institution_code",
@@ -777,7 +841,7 @@ pub async fn campaign_devices(
         "updated_at",
     ];
     w.write_record(header).map_err(ApiError::internal)?;
-    for r in &rows {
+    for r in rows {
         let fields = [
             r.institution.code.to_string(),
             r.institution.name.clone(),
@@ -817,7 +881,7 @@ pub async fn campaign_devices(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}-devices.csv\"", record.id),
+                format!("attachment; filename=\"{filename}\""),
             ),
         ],
         bytes,
@@ -857,6 +921,10 @@ pub async fn set_clock(
         .now
         .parse()
         .map_err(|e| ApiError::bad_request("invalid_instant", format!("now: {e}")))?;
+    if state.clock.is_simulated() {
+        // The chart keeps the counts as they were just before the jump.
+        history::sample_running(&state, true).await?;
+    }
     state
         .clock
         .set(to)

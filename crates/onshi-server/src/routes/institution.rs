@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::InstitutionCode;
-use onshi_store::{Device, InstitutionKey};
+use onshi_store::{Device, Institution, InstitutionKey};
 use serde::Serialize;
 
 use crate::auth::{bearer, secret_matches};
@@ -17,31 +17,43 @@ use crate::state::AppState;
 #[derive(Serialize)]
 pub struct SiteDevice {
     #[serde(flatten)]
-    device: Device,
-    campaign: Option<String>,
-    state: Option<DeploymentState>,
-    restart_required: bool,
-    label_ja: Option<&'static str>,
+    pub device: Device,
+    pub campaign: Option<String>,
+    pub state: Option<DeploymentState>,
+    pub restart_required: bool,
+    pub label_ja: Option<&'static str>,
 }
 
 #[derive(Serialize)]
 pub struct SiteStatus {
-    code: InstitutionCode,
-    name: String,
-    devices: Vec<SiteDevice>,
+    pub code: InstitutionCode,
+    pub name: String,
+    pub devices: Vec<SiteDevice>,
+    /// The site as stored (for its auto-restart time); not part of the API answer.
+    #[serde(skip)]
+    pub institution: Institution,
 }
 
 /// Checks the institution's access key against the path's code.
 async fn authorise(state: &AppState, headers: &HeaderMap, code: InstitutionCode) -> ApiResult<()> {
     let key = bearer(headers)?.to_owned();
-    let stored = state
-        .db(move |s| s.institution_key(code, InstitutionKey::Access))
-        .await?;
-    if stored.is_some_and(|h| secret_matches(&key, &h)) {
+    if access_key_matches(state, code, key).await? {
         Ok(())
     } else {
         Err(ApiError::unauthorized("wrong institution access key"))
     }
+}
+
+/// Whether `key` is the institution's access key (the API's bearer and the site page's login).
+pub async fn access_key_matches(
+    state: &AppState,
+    code: InstitutionCode,
+    key: String,
+) -> ApiResult<bool> {
+    let stored = state
+        .db(move |s| s.institution_key(code, InstitutionKey::Access))
+        .await?;
+    Ok(stored.is_some_and(|h| secret_matches(&key, &h)))
 }
 
 /// `GET /api/v1/institutions/{code}/devices`.
@@ -53,6 +65,11 @@ pub async fn devices(
     let code = InstitutionCode::parse(&code)
         .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
     authorise(&state, &headers, code).await?;
+    Ok(Json(site_status(&state, code).await?))
+}
+
+/// Each of a site's devices with its open deployment: the API answer and the site page's data.
+pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<SiteStatus> {
     let (institution, rows) = state
         .db(move |s| {
             let inst = s.institution(code)?;
@@ -65,9 +82,10 @@ pub async fn devices(
         })
         .await?;
     let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
-    Ok(Json(SiteStatus {
+    Ok(SiteStatus {
         code,
-        name: institution.name,
+        name: institution.name.clone(),
+        institution,
         devices: rows
             .into_iter()
             .map(|(device, dep)| SiteDevice {
@@ -80,5 +98,5 @@ pub async fn devices(
                 device,
             })
             .collect(),
-    }))
+    })
 }

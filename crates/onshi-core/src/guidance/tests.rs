@@ -1,0 +1,311 @@
+//! The advice a site gets, against the notice's schedule and wording.
+
+use super::*;
+use DeploymentState as S;
+use DeviceKind::{CardReader, Terminal};
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("valid instant")
+}
+
+fn preset() -> Campaign {
+    Campaign::preset("2026-01").expect("preset")
+}
+
+fn advice(
+    devices: &[(DeviceKind, DeploymentState)],
+    auto_restart: Option<Time>,
+    at: &str,
+) -> Advice {
+    let campaign = preset();
+    site_advice(
+        &Site {
+            devices,
+            campaign: Some((&campaign, CampaignStatus::Active)),
+            auto_restart,
+        },
+        ts(at),
+    )
+}
+
+#[test]
+fn waiting_before_the_first_night_keeps_power_on_through_that_night() {
+    let a = advice(
+        &[(Terminal, S::Waiting), (CardReader, S::Waiting)],
+        None,
+        "2026-01-19T10:00:00+09:00",
+    );
+    assert_eq!(
+        a,
+        Advice::KeepPoweredOn {
+            opens: Some(ts("2026-01-19T20:00:00+09:00")),
+            closes: Some(ts("2026-01-20T05:00:00+09:00")),
+        }
+    );
+    let text = a.text(Lang::Ja);
+    assert!(
+            text.starts_with("2026年1月19日(月) 20:00から2026年1月20日(火) 05:00までの間、資格確認端末と顔認証付きカードリーダーの電源をオンにしたままにしてください。"),
+            "{text}"
+        );
+    assert!(a.action_required());
+}
+
+#[test]
+fn waiting_on_sunday_the_25th_points_to_the_night_of_the_26th() {
+    let a = advice(&[(Terminal, S::Waiting)], None, "2026-01-25T21:00:00+09:00");
+    assert_eq!(
+        a,
+        Advice::KeepPoweredOn {
+            opens: Some(ts("2026-01-26T20:00:00+09:00")),
+            closes: Some(ts("2026-01-27T05:00:00+09:00")),
+        }
+    );
+}
+
+#[test]
+fn downloading_inside_a_night_keeps_power_on_until_05_00() {
+    let a = advice(
+        &[(Terminal, S::Downloading)],
+        None,
+        "2026-01-24T23:00:00+09:00",
+    );
+    assert_eq!(
+        a,
+        Advice::KeepPoweredOn {
+            opens: None,
+            closes: Some(ts("2026-01-25T05:00:00+09:00")),
+        }
+    );
+    assert!(
+        a.text(Lang::Ja)
+            .starts_with("現在、配信中です（2026年1月25日(日) 05:00まで）。")
+    );
+}
+
+#[test]
+fn waiting_in_catch_up_is_told_distribution_runs_all_day() {
+    let a = advice(&[(Terminal, S::Waiting)], None, "2026-02-02T11:00:00+09:00");
+    assert_eq!(
+        a,
+        Advice::KeepPoweredOn {
+            opens: None,
+            closes: None
+        }
+    );
+    assert!(a.text(Lang::Ja).starts_with("現在、終日配信中です。"));
+}
+
+#[test]
+fn installed_at_night_restarts_after_the_window_closes() {
+    let a = advice(
+        &[(Terminal, S::Installed), (CardReader, S::Applied)],
+        None,
+        "2026-01-20T02:00:00+09:00",
+    );
+    assert_eq!(
+        a,
+        Advice::RestartAfter {
+            after: ts("2026-01-20T05:00:00+09:00")
+        }
+    );
+    let text = a.text(Lang::Ja);
+    assert!(
+        text.starts_with(
+            "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("2026年1月20日(火) 05:00以降"), "{text}");
+}
+
+#[test]
+fn installed_in_the_morning_restarts_now() {
+    let a = advice(
+        &[(Terminal, S::Installed)],
+        None,
+        "2026-01-20T08:30:00+09:00",
+    );
+    assert_eq!(a, Advice::RestartNow);
+    assert_eq!(a.headline(Lang::Ja), "資格確認端末を再起動してください");
+}
+
+#[test]
+fn auto_restart_before_practice_means_nothing_to_do() {
+    let a = advice(
+        &[(Terminal, S::Installed)],
+        Some(time(7, 30, 0, 0)),
+        "2026-01-20T03:00:00+09:00",
+    );
+    assert_eq!(
+        a,
+        Advice::AutoRestart {
+            at: ts("2026-01-20T07:30:00+09:00")
+        }
+    );
+    assert!(!a.action_required());
+    assert!(
+            a.text(Lang::Ja)
+                .contains("2026年1月20日(火) 07:30に自動で再起動されるよう設定されているため、手動での再起動は不要です。")
+        );
+    // Installed in the evening: tomorrow's automatic restart still comes first.
+    assert_eq!(
+        advice(
+            &[(Terminal, S::Installed)],
+            Some(time(7, 30, 0, 0)),
+            "2026-01-19T21:00:00+09:00"
+        ),
+        Advice::AutoRestart {
+            at: ts("2026-01-20T07:30:00+09:00")
+        }
+    );
+}
+
+#[test]
+fn auto_restart_tomorrow_is_too_late_when_installed_during_practice() {
+    // Catch-up, Monday 11:00: patients would meet the error until tomorrow 07:30.
+    let a = advice(
+        &[(Terminal, S::Installed)],
+        Some(time(7, 30, 0, 0)),
+        "2026-02-02T11:00:00+09:00",
+    );
+    assert_eq!(a, Advice::RestartNow);
+}
+
+#[test]
+fn a_reader_needs_no_restart() {
+    let a = advice(
+        &[(Terminal, S::Applied), (CardReader, S::Applied)],
+        None,
+        "2026-01-20T08:30:00+09:00",
+    );
+    assert_eq!(a, Advice::Done);
+    assert!(!a.action_required());
+}
+
+#[test]
+fn a_failure_sends_staff_to_the_call_centre() {
+    let a = advice(
+        &[(Terminal, S::Installed), (CardReader, S::Failed)],
+        None,
+        "2026-01-20T08:30:00+09:00",
+    );
+    assert_eq!(
+        a,
+        Advice::CallCentre {
+            reason: CallReason::Failed
+        }
+    );
+    let text = a.text(Lang::Ja);
+    assert!(text.contains("0800-080-4583"), "{text}");
+    assert!(text.contains("8:00～18:00"), "{text}");
+}
+
+#[test]
+fn a_restart_wins_over_a_reader_still_waiting() {
+    let a = advice(
+        &[(Terminal, S::Installed), (CardReader, S::Waiting)],
+        None,
+        "2026-01-20T09:00:00+09:00",
+    );
+    assert_eq!(a, Advice::RestartNow);
+}
+
+#[test]
+fn paused_and_unscheduled_sites_have_nothing_to_do() {
+    let campaign = preset();
+    let devices = [(Terminal, S::Waiting)];
+    let paused = Site {
+        devices: &devices,
+        campaign: Some((&campaign, CampaignStatus::Paused)),
+        auto_restart: None,
+    };
+    assert_eq!(
+        site_advice(&paused, ts("2026-01-20T09:00:00+09:00")),
+        Advice::Paused
+    );
+    let none = Site {
+        devices: &[],
+        campaign: None,
+        auto_restart: None,
+    };
+    assert_eq!(
+        site_advice(&none, ts("2026-01-20T09:00:00+09:00")),
+        Advice::NotScheduled
+    );
+}
+
+#[test]
+fn no_window_left_sends_staff_to_the_call_centre() {
+    let campaign = Campaign::parse(
+        r#"id = "short"
+title = "t"
+timezone = "Asia/Tokyo"
+[nights]
+first = 2026-03-02
+last = 2026-03-03
+opens = "20:00"
+closes = "05:00"
+"#,
+    )
+    .expect("campaign");
+    let devices = [(Terminal, S::Waiting)];
+    let site = Site {
+        devices: &devices,
+        campaign: Some((&campaign, CampaignStatus::Active)),
+        auto_restart: None,
+    };
+    assert_eq!(
+        site_advice(&site, ts("2026-03-05T09:00:00+09:00")),
+        Advice::CallCentre {
+            reason: CallReason::NoWindowLeft
+        }
+    );
+}
+
+#[test]
+fn advice_serialises_with_a_tag_for_the_billing_screen() {
+    let json = serde_json::to_value(Advice::RestartAfter {
+        after: ts("2026-01-20T05:00:00+09:00"),
+    })
+    .expect("json");
+    assert_eq!(json["advice"], "restart_after");
+    assert_eq!(json["after"], "2026-01-19T20:00:00Z");
+}
+
+#[test]
+fn device_text_says_restart_for_an_installed_terminal_only() {
+    assert_eq!(
+        device_text(Terminal, Some(S::Installed), Lang::Ja),
+        "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
+    );
+    assert!(!device_text(CardReader, Some(S::Installed), Lang::Ja).contains("再起動してください"));
+    assert_eq!(
+        device_text(Terminal, None, Lang::En),
+        "No update is scheduled."
+    );
+}
+
+#[test]
+fn every_advice_has_words_in_both_languages() {
+    let at = ts("2026-01-20T05:00:00+09:00");
+    for a in [
+        Advice::Done,
+        Advice::NotScheduled,
+        Advice::KeepPoweredOn {
+            opens: Some(at),
+            closes: None,
+        },
+        Advice::Paused,
+        Advice::RestartNow,
+        Advice::RestartAfter { after: at },
+        Advice::AutoRestart { at },
+        Advice::CallCentre {
+            reason: CallReason::NoWindowLeft,
+        },
+    ] {
+        for lang in [Lang::Ja, Lang::En] {
+            assert!(!a.text(lang).is_empty() && !a.headline(lang).is_empty());
+        }
+        assert!(!a.slug().is_empty());
+    }
+}

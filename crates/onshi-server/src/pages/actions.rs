@@ -1,0 +1,296 @@
+//! `/operator/campaigns/{id}/sites`: the sites needing action — terminals that need a restart,
+//! devices that have not received the update yet, failures — filterable by prefecture,
+//! institution kind, reader vendor and device, a page at a time, with a CSV export of the whole
+//! filtered list (`/sites.csv`, the API's CSV columns).
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::html;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionKind, Prefecture};
+use onshi_core::lang::Lang;
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_store::DeploymentFilter;
+use serde::Deserialize;
+
+use super::operator::{operator_session, to_login};
+use super::{PageError, href, lang_of, layout, when};
+use crate::routes::admin::{csv_download, load_campaign};
+use crate::state::AppState;
+
+/// Rows per page.
+const PAGE: u32 = 100;
+
+/// What a site needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A terminal installed but not restarted.
+    Restart,
+    /// Nothing received yet (waiting).
+    NotReceived,
+    /// Download or installation failed.
+    Failed,
+}
+
+impl Need {
+    const ALL: [Need; 3] = [Need::Restart, Need::NotReceived, Need::Failed];
+
+    fn slug(self) -> &'static str {
+        match self {
+            Need::Restart => "restart",
+            Need::NotReceived => "not_received",
+            Need::Failed => "failed",
+        }
+    }
+
+    fn label(self, lang: Lang) -> &'static str {
+        match self {
+            Need::Restart => lang.pick(
+                "再起動が必要（資格確認端末）",
+                "restart required (terminals)",
+            ),
+            Need::NotReceived => lang.pick("まだ届いていない（配信待ち）", "not yet received"),
+            Need::Failed => lang.pick("失敗", "failed"),
+        }
+    }
+
+    fn state(self) -> DeploymentState {
+        match self {
+            Need::Restart => DeploymentState::Installed,
+            Need::NotReceived => DeploymentState::Waiting,
+            Need::Failed => DeploymentState::Failed,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ActionQuery {
+    need: Option<String>,
+    prefecture: Option<String>,
+    kind: Option<String>,
+    vendor: Option<String>,
+    device: Option<String>,
+    page: Option<u32>,
+    lang: Option<String>,
+}
+
+/// The parsed filters; an unknown or empty value means "any".
+struct Filters {
+    need: Need,
+    prefecture: Option<Prefecture>,
+    kind: Option<InstitutionKind>,
+    vendor: Option<Vendor>,
+    device: Option<DeviceKind>,
+    page: u32,
+}
+
+impl Filters {
+    fn of(q: &ActionQuery) -> Self {
+        let some = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let need = Need::ALL
+            .into_iter()
+            .find(|n| q.need.as_deref() == Some(n.slug()))
+            .unwrap_or(Need::Restart);
+        Self {
+            need,
+            prefecture: some(&q.prefecture).and_then(|p| p.parse().ok()),
+            kind: some(&q.kind).and_then(|k| k.parse().ok()),
+            vendor: some(&q.vendor).and_then(|v| v.parse().ok()),
+            // A restart is a terminal's need only.
+            device: if need == Need::Restart {
+                Some(DeviceKind::Terminal)
+            } else {
+                some(&q.device).and_then(|d| d.parse().ok())
+            },
+            page: q.page.unwrap_or(0),
+        }
+    }
+
+    fn store_filter(&self, limit: u32, offset: u32) -> DeploymentFilter {
+        DeploymentFilter {
+            state: Some(self.need.state()),
+            device: self.device,
+            prefecture: self.prefecture,
+            kind: self.kind,
+            vendor: self.vendor,
+            limit,
+            offset,
+        }
+    }
+
+    /// The query string of these filters (without `page` and `lang`).
+    fn query(&self) -> String {
+        let mut q = format!("need={}", self.need.slug());
+        if let Some(p) = self.prefecture {
+            q += &format!("&prefecture={}", p.number());
+        }
+        if let Some(k) = self.kind {
+            q += &format!("&kind={}", k.slug());
+        }
+        if let Some(v) = self.vendor {
+            q += &format!("&vendor={}", v.slug());
+        }
+        if let (Some(d), false) = (self.device, self.need == Need::Restart) {
+            q += &format!("&device={}", d.slug());
+        }
+        q
+    }
+}
+
+/// `GET /operator/campaigns/{id}/sites`.
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ActionQuery>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(q.lang.as_deref());
+    if operator_session(&state, &headers).is_none() {
+        return Ok(to_login(lang));
+    }
+    let f = Filters::of(&q);
+    let record = load_campaign(&state, id)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let cid = record.id.clone();
+    let filter = f.store_filter(PAGE, f.page.saturating_mul(PAGE));
+    let (rows, counts) = state
+        .db(move |s| Ok((s.deployments(&cid, &filter)?, s.progress(&cid)?)))
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    // The total from the progress counts, filtered the same way.
+    let total: u64 = counts
+        .iter()
+        .filter(|r| {
+            r.state == f.need.state()
+                && f.device.is_none_or(|d| d == r.device)
+                && f.prefecture.is_none_or(|p| p == r.prefecture)
+                && f.kind.is_none_or(|k| k == r.kind)
+                && f.vendor.is_none_or(|v| Some(v) == r.vendor)
+        })
+        .map(|r| r.count)
+        .sum();
+    let base = format!("/operator/campaigns/{}/sites", record.id);
+    let query = f.query();
+    let now = state.now();
+    let pages = total.div_ceil(u64::from(PAGE)).max(1);
+    let body = html! {
+        h1 { (lang.pick("対応が必要な施設", "Sites needing action")) }
+        p {
+            a href=(href(&format!("/operator/campaigns/{}", record.id), lang)) { "← " (lang.pick("ダッシュボード", "Dashboard")) " (" (record.id) ")" }
+        }
+        form method="get" action=(base) class="panel" id="filters" {
+            @if lang == Lang::En { input type="hidden" name="lang" value="en"; }
+            label { (lang.pick("対応", "Need")) " "
+                select name="need" id="need" {
+                    @for n in Need::ALL { option value=(n.slug()) selected[n == f.need] { (n.label(lang)) } }
+                }
+            }
+            label { (lang.pick("都道府県", "Prefecture")) " "
+                select name="prefecture" id="prefecture" {
+                    option value="" { (lang.pick("すべて", "all")) }
+                    @for p in Prefecture::all() { option value=(p.number()) selected[Some(p) == f.prefecture] { (lang.pick(p.name_ja(), p.name_en())) } }
+                }
+            }
+            label { (lang.pick("種別", "Kind")) " "
+                select name="kind" id="kind" {
+                    option value="" { (lang.pick("すべて", "all")) }
+                    @for k in InstitutionKind::ALL { option value=(k.slug()) selected[Some(k) == f.kind] { (lang.pick(k.name_ja(), k.name_en())) } }
+                }
+            }
+            label { (lang.pick("メーカー", "Vendor")) " "
+                select name="vendor" id="vendor" {
+                    option value="" { (lang.pick("すべて", "all")) }
+                    @for v in Vendor::ALL { option value=(v.slug()) selected[Some(v) == f.vendor] { (lang.pick(v.name_ja(), v.name_en())) } }
+                }
+            }
+            label { (lang.pick("機器", "Device")) " "
+                select name="device" id="device" {
+                    option value="" { (lang.pick("すべて", "all")) }
+                    @for d in [DeviceKind::Terminal, DeviceKind::CardReader] { option value=(d.slug()) selected[Some(d) == f.device] { (lang.pick(d.name_ja(), d.name_en())) } }
+                }
+            }
+            button type="submit" id="filter" { (lang.pick("絞り込む", "Filter")) }
+        }
+        p {
+            strong id="total" data-total=(total) { (total) } (lang.pick(" 台", " devices"))
+            " ・ "
+            a id="csv" href=(href(&format!("{base}.csv?{query}"), lang)) { (lang.pick("CSVでダウンロード（全件）", "Download CSV (all rows)")) }
+        }
+        div class="scroll" {
+            table id="sites" {
+                tr {
+                    th { (lang.pick("医療機関コード", "Code")) }
+                    th { (lang.pick("名称", "Name")) }
+                    th { (lang.pick("都道府県", "Prefecture")) }
+                    th { (lang.pick("種別", "Kind")) }
+                    th { (lang.pick("機器", "Device")) }
+                    th { (lang.pick("状態", "State")) }
+                    th { (lang.pick("最終通信", "Last contact")) }
+                    th { (lang.pick("状態の更新", "State since")) }
+                    th { (lang.pick("連絡先", "E-mail")) }
+                }
+                @for r in &rows {
+                    tr data-code=(r.institution.code) {
+                        td { (r.institution.code) }
+                        td { (r.institution.name) }
+                        td { (lang.pick(r.institution.prefecture.name_ja(), r.institution.prefecture.name_en())) }
+                        td { (lang.pick(r.institution.kind.name_ja(), r.institution.kind.name_en())) }
+                        td {
+                            (lang.pick(r.device.kind.name_ja(), r.device.kind.name_en()))
+                            @if let Some(v) = r.device.vendor { " (" (lang.pick(v.name_ja(), v.name_en())) ")" }
+                            br; span class="muted" { (r.device.serial) }
+                        }
+                        td { (lang.pick(r.state.label_ja(r.device.kind), r.state.label_en(r.device.kind))) }
+                        td { (r.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| "—".into())) }
+                        td { (when(r.updated_at, lang)) }
+                        td { a href={ "mailto:" (r.institution.email) } { (r.institution.email) } }
+                    }
+                }
+            }
+        }
+        @if rows.is_empty() { p { (lang.pick("該当する機器はありません。", "No device matches.")) } }
+        p class="buttons" {
+            @if f.page > 0 {
+                a href=(href(&format!("{base}?{query}&page={}", f.page - 1), lang)) { "← " (lang.pick("前へ", "Previous")) }
+            }
+            span class="muted" { (f.page + 1) " / " (pages) }
+            @if u64::from(f.page + 1) < pages {
+                a href=(href(&format!("{base}?{query}&page={}", f.page + 1), lang)) { (lang.pick("次へ", "Next")) " →" }
+            }
+        }
+        p class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
+    };
+    Ok(layout(
+        lang.pick("対応が必要な施設", "Sites needing action"),
+        lang,
+        &format!("{base}?{query}"),
+        body,
+    ))
+}
+
+/// `GET /operator/campaigns/{id}/sites.csv`: every row of the filtered list.
+pub async fn csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ActionQuery>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(q.lang.as_deref());
+    if operator_session(&state, &headers).is_none() {
+        return Ok(to_login(lang));
+    }
+    let f = Filters::of(&q);
+    let record = load_campaign(&state, id)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let cid = record.id.clone();
+    let filter = f.store_filter(u32::MAX, 0);
+    let rows = state
+        .db(move |s| s.deployments(&cid, &filter))
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    csv_download(&format!("{}-{}.csv", record.id, f.need.slug()), &rows)
+        .map_err(|e| PageError::from_api(e, lang))
+}

@@ -1,0 +1,418 @@
+//! `/operator/campaigns/{id}`: one campaign's dashboard — the schedule as a calendar, the
+//! window now or next, counts per state (the progress API's numbers) with their chart over
+//! time, breakdowns by prefecture (sortable), institution kind and reader vendor, links to the
+//! sites needing action, and the campaign controls.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::{Markup, html};
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::InstitutionKind;
+use onshi_core::lang::Lang;
+use onshi_core::offer::CampaignStatus;
+use onshi_core::vendor::{DeviceKind, Vendor};
+use serde::Deserialize;
+
+use super::guidance::{now_sentence, period};
+use super::operator::{flash, logout_form, operator_session, status_label, to_login};
+use super::{PageError, calendar, chart, href, lang_of, layout, when};
+use crate::history::{self, Sample};
+use crate::routes::admin::{Counts, Progress, load_campaign, progress_of};
+use crate::state::AppState;
+
+/// The five groups the dashboard shows (the seven states, with the short-lived ones folded
+/// into "in progress").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Waiting,
+    InProgress,
+    RestartRequired,
+    Applied,
+    Failed,
+}
+
+impl Group {
+    /// Stacking order of the chart, bottom up.
+    pub const CHART: [Group; 5] = [
+        Group::Applied,
+        Group::RestartRequired,
+        Group::InProgress,
+        Group::Waiting,
+        Group::Failed,
+    ];
+
+    fn count(self, get: impl Fn(DeploymentState) -> u64, restart_required: u64) -> u64 {
+        use DeploymentState as S;
+        match self {
+            Group::Waiting => get(S::Waiting),
+            // Card readers in `installed` are activating: still in progress.
+            Group::InProgress => {
+                get(S::Downloading)
+                    + get(S::Downloaded)
+                    + get(S::Installing)
+                    + get(S::Installed).saturating_sub(restart_required)
+            }
+            Group::RestartRequired => restart_required,
+            Group::Applied => get(S::Applied),
+            Group::Failed => get(S::Failed),
+        }
+    }
+
+    pub fn of_counts(self, c: &Counts) -> u64 {
+        self.count(|s| c.get(s), c.restart_required)
+    }
+
+    pub fn of_sample(self, s: &Sample) -> u64 {
+        self.count(|st| s.get(st), s.restart_required)
+    }
+
+    pub fn label(self, lang: Lang) -> &'static str {
+        match self {
+            Group::Waiting => lang.pick("配信待ち", "waiting"),
+            Group::InProgress => {
+                lang.pick("ダウンロード・インストール中", "downloading / installing")
+            }
+            Group::RestartRequired => lang.pick(
+                "インストール完了（再起動が必要）",
+                "installed — restart required",
+            ),
+            Group::Applied => lang.pick("適用済み", "applied"),
+            Group::Failed => lang.pick("失敗", "failed"),
+        }
+    }
+
+    pub fn colour(self) -> &'static str {
+        match self {
+            Group::Waiting => "#9aa5b1",
+            Group::InProgress => "#0b5cab",
+            Group::RestartRequired => "#d97706",
+            Group::Applied => "#1e7a34",
+            Group::Failed => "#b3261e",
+        }
+    }
+}
+
+/// A sortable column of the breakdown tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Code,
+    Total,
+    Group(Group),
+    Rate,
+}
+
+const COLUMNS: [(&str, Col); 8] = [
+    ("code", Col::Code),
+    ("total", Col::Total),
+    ("waiting", Col::Group(Group::Waiting)),
+    ("progress", Col::Group(Group::InProgress)),
+    ("restart", Col::Group(Group::RestartRequired)),
+    ("applied", Col::Group(Group::Applied)),
+    ("failed", Col::Group(Group::Failed)),
+    ("rate", Col::Rate),
+];
+
+/// Applied per mille of the total (for sorting and showing a percentage).
+fn rate(c: &Counts) -> u64 {
+    (c.get(DeploymentState::Applied) * 1000)
+        .checked_div(c.total)
+        .unwrap_or(0)
+}
+
+#[derive(Deserialize, Default)]
+pub struct DashboardQuery {
+    lang: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
+}
+
+/// `GET /operator/campaigns/{id}`.
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<DashboardQuery>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(q.lang.as_deref());
+    let Some(current) = operator_session(&state, &headers) else {
+        return Ok(to_login(lang));
+    };
+    let record = load_campaign(&state, id)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let schedule = state
+        .schedule(&record)
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let progress = progress_of(&state, &record)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let now = state.now();
+    let samples = {
+        let mut h = history::lock(&state.history);
+        // The chart ends at the numbers on this page.
+        if record.status != CampaignStatus::Draft {
+            h.record(&record.id, Sample::of(now, &progress.all));
+        }
+        h.samples(&record.id)
+    };
+    let sort = COLUMNS
+        .iter()
+        .find(|(k, _)| Some(*k) == q.sort.as_deref())
+        .map_or(("code", Col::Code), |c| *c);
+    let desc = q.dir.as_deref() == Some("desc");
+    let base = format!("/operator/campaigns/{}", record.id);
+    let sites = |need: &str| href(&format!("{base}/sites?need={need}"), lang);
+    let all = &progress.all;
+    let body = html! {
+        h1 { (schedule.title()) }
+        (flash(&current))
+        p {
+            "ID " strong { (record.id) } " ・ "
+            (lang.pick("状態: ", "Status: ")) strong id="campaign-status" data-status=(record.status.slug()) { (status_label(record.status, lang)) } " ・ "
+            (lang.pick("リリース: ", "Release: ")) (record.release_id) " ・ "
+            (lang.pick("同時ダウンロード上限: ", "Max concurrent downloads: ")) (record.max_downloads)
+            " ・ " a href=(href("/operator", lang)) { (lang.pick("キャンペーン一覧・リリース登録", "All campaigns, releases")) }
+        }
+        p class="advice" id="window" {
+            strong { (now_sentence(&schedule, now, lang)) }
+            br;
+            span class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
+            @if let Some(p) = period(&schedule, lang) { br; span class="muted" { (p) } }
+        }
+        (controls(&record.id, record.status, &current.csrf, lang))
+
+        h2 { (lang.pick("配信日程", "Schedule")) }
+        (calendar::render(&schedule, now, lang))
+
+        h2 { (lang.pick("状態別の台数", "Devices per state")) }
+        div class="cards" id="counts" {
+            (card("total", lang.pick("対象の機器", "devices targeted"), all.total, None))
+            @for s in DeploymentState::ALL {
+                (card(s.slug(), state_label(s, lang), all.get(s), None))
+            }
+            (card("restart_required", lang.pick("再起動が必要な資格確認端末", "terminals needing a restart"), all.restart_required, Some(sites("restart"))))
+            (card("live_downloads", lang.pick("ダウンロード中の枠", "download slots in use"), progress.live_downloads, None))
+        }
+        p class="muted" { (lang.pick(
+            "「インストール完了」にはカードリーダーの適用待ちも含みます。再起動が必要なのは資格確認端末だけです。",
+            "\"installed\" includes card readers being activated; only terminals need a restart."
+        )) }
+        h2 { (lang.pick("推移", "Over time")) }
+        (chart::render(&samples, &schedule, lang))
+
+        h2 { (lang.pick("対応が必要な施設", "Sites needing action")) }
+        ul id="needs" {
+            li { a href=(sites("restart")) { (lang.pick("再起動が必要（資格確認端末）", "Restart required (terminals)")) } ": " strong { (all.restart_required) } }
+            li { a href=(sites("not_received")) { (lang.pick("まだ届いていない（配信待ち）", "Not yet received (waiting)")) } ": " strong { (all.get(DeploymentState::Waiting)) } }
+            li { a href=(sites("failed")) { (lang.pick("失敗", "Failed")) } ": " strong { (all.get(DeploymentState::Failed)) } }
+        }
+
+        h2 id="prefectures" { (lang.pick("都道府県別", "By prefecture")) }
+        (prefecture_table(&progress, &base, sort, desc, lang))
+        h2 { (lang.pick("施設の種別", "By institution kind")) }
+        (simple_table("by-kind", &kind_rows(&progress, lang), lang))
+        h2 { (lang.pick("カードリーダーのメーカー別", "By card reader vendor")) }
+        (simple_table("by-vendor", &vendor_rows(&progress, lang), lang))
+        h2 { (lang.pick("機器の種類別", "By device")) }
+        (simple_table("by-device", &device_rows(&progress, lang), lang))
+        (logout_form(&current, lang))
+    };
+    let path = match (q.sort.as_deref(), desc) {
+        (Some(s), true) => format!("{base}?sort={s}&dir=desc"),
+        (Some(s), false) => format!("{base}?sort={s}"),
+        (None, _) => base.clone(),
+    };
+    Ok(layout(
+        lang.pick("運用者ダッシュボード", "Operator dashboard"),
+        lang,
+        &path,
+        body,
+    ))
+}
+
+/// A state's name for counts that mix terminals and readers.
+fn state_label(s: DeploymentState, lang: Lang) -> &'static str {
+    match s {
+        DeploymentState::Installed => lang.pick("インストール完了", "installed"),
+        _ => lang.pick(
+            s.label_ja(DeviceKind::Terminal),
+            s.label_en(DeviceKind::Terminal),
+        ),
+    }
+}
+
+fn card(id: &str, label: &str, n: u64, link: Option<String>) -> Markup {
+    html! {
+        div class={ "card s-" (id) } {
+            div class="muted" { (label) }
+            div class="n" id={ "count-" (id) } data-count=(n) {
+                @match link { Some(l) => { a href=(l) { (n) } } None => { (n) } }
+            }
+        }
+    }
+}
+
+/// The buttons for the transitions the campaign allows now.
+fn controls(id: &str, status: CampaignStatus, csrf: &str, lang: Lang) -> Markup {
+    use CampaignStatus::*;
+    let actions: &[(&str, &str, &str)] = match status {
+        Draft => &[
+            (
+                "activate",
+                "開始する（対象の機器を割り当て）",
+                "Activate (target the devices)",
+            ),
+            ("close", "終了する", "Close"),
+        ],
+        Active => &[
+            ("pause", "一時停止", "Pause"),
+            ("close", "終了する", "Close"),
+        ],
+        Paused => &[("resume", "再開", "Resume"), ("close", "終了する", "Close")],
+        Closed => &[],
+    };
+    html! {
+        div class="buttons" id="controls" {
+            @for (action, ja, en) in actions {
+                form method="post" action={ "/operator/campaigns/" (id) "/control" } class="inline" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="lang" value=(lang.code());
+                    input type="hidden" name="action" value=(action);
+                    button type="submit" id={ "control-" (action) }
+                        class=[match *action { "close" => Some("danger"), "activate" | "resume" => Some("primary"), _ => None }]
+                        onclick=[(*action == "close").then_some(lang.pick("return confirm('キャンペーンを終了しますか？ 元に戻せません。')", "return confirm('Close the campaign? This cannot be undone.')"))] {
+                        (lang.pick(ja, en))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn header_cells(lang: Lang) -> Markup {
+    html! {
+        th class="num" { (lang.pick("対象", "Total")) }
+        @for g in [Group::Waiting, Group::InProgress, Group::RestartRequired, Group::Applied, Group::Failed] {
+            th class="num" { (g.label(lang)) }
+        }
+        th class="num" { (lang.pick("適用率", "Applied")) }
+    }
+}
+
+fn count_cells(c: &Counts) -> Markup {
+    let r = rate(c);
+    html! {
+        td class="num" { (c.total) }
+        @for g in [Group::Waiting, Group::InProgress, Group::RestartRequired, Group::Applied, Group::Failed] {
+            td class="num" data-group=(format!("{g:?}")) { (g.of_counts(c)) }
+        }
+        td class="num" { (r / 10) "." (r % 10) "%" }
+    }
+}
+
+fn prefecture_table(p: &Progress, base: &str, sort: (&str, Col), desc: bool, lang: Lang) -> Markup {
+    let mut rows: Vec<_> = p.by_prefecture.iter().collect();
+    rows.sort_by_key(|r| match sort.1 {
+        Col::Code => u64::from(r.prefecture),
+        Col::Total => r.counts.total,
+        Col::Group(g) => g.of_counts(&r.counts),
+        Col::Rate => rate(&r.counts),
+    });
+    if desc {
+        rows.reverse();
+    }
+    let link = |key: &str| {
+        // Clicking the sorted column again flips the order; a new column sorts biggest first.
+        let dir = if key == sort.0 { !desc } else { key != "code" };
+        let q = if dir { "&dir=desc" } else { "" };
+        href(&format!("{base}?sort={key}{q}#prefectures"), lang)
+    };
+    let arrow = |key: &str| {
+        if key == sort.0 {
+            if desc { " ▼" } else { " ▲" }
+        } else {
+            ""
+        }
+    };
+    let labels: Vec<(&str, String)> = COLUMNS
+        .iter()
+        .map(|(k, c)| {
+            let label = match c {
+                Col::Code => lang.pick("都道府県", "Prefecture").to_owned(),
+                Col::Total => lang.pick("対象", "Total").to_owned(),
+                Col::Group(g) => g.label(lang).to_owned(),
+                Col::Rate => lang.pick("適用率", "Applied").to_owned(),
+            };
+            (*k, label)
+        })
+        .collect();
+    html! {
+        div class="scroll" {
+            table id="by-prefecture" data-sort=(sort.0) data-dir=(if desc { "desc" } else { "asc" }) {
+                tr {
+                    @for (key, label) in &labels {
+                        th class=[(*key != "code").then_some("num")] { a href=(link(key)) id={ "sort-" (key) } { (label) (arrow(key)) } }
+                    }
+                }
+                @for r in &rows {
+                    tr data-prefecture=(r.prefecture) {
+                        td { (r.prefecture) " " (prefecture_name(r.prefecture, lang)) }
+                        (count_cells(&r.counts))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn prefecture_name(n: u8, lang: Lang) -> &'static str {
+    onshi_core::institution::Prefecture::from_number(n)
+        .map_or("", |p| lang.pick(p.name_ja(), p.name_en()))
+}
+
+fn kind_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
+    InstitutionKind::ALL
+        .iter()
+        .filter_map(|k| {
+            p.by_kind
+                .get(k.slug())
+                .map(|c| (lang.pick(k.name_ja(), k.name_en()).to_owned(), c))
+        })
+        .collect()
+}
+
+fn vendor_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
+    Vendor::ALL
+        .iter()
+        .filter_map(|v| {
+            p.by_vendor
+                .get(v.slug())
+                .map(|c| (lang.pick(v.name_ja(), v.name_en()).to_owned(), c))
+        })
+        .collect()
+}
+
+fn device_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
+    [DeviceKind::Terminal, DeviceKind::CardReader]
+        .iter()
+        .filter_map(|d| {
+            p.by_device
+                .get(d.slug())
+                .map(|c| (lang.pick(d.name_ja(), d.name_en()).to_owned(), c))
+        })
+        .collect()
+}
+
+fn simple_table(id: &str, rows: &[(String, &Counts)], lang: Lang) -> Markup {
+    html! {
+        div class="scroll" {
+            table id=(id) {
+                tr { th { "" } (header_cells(lang)) }
+                @for (label, c) in rows {
+                    tr { td { (label) } (count_cells(c)) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! `/site`: a site's own page (institution code + access key → a session for that site only):
+//! each device's state in plain words, last contact, and what to do tonight or tomorrow morning
+//! — the advice comes from `onshi_core::guidance`, this page only renders it.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use onshi_core::guidance::{self, Advice, Site};
+use onshi_core::institution::InstitutionCode;
+use onshi_core::lang::Lang;
+use onshi_core::vendor::DeviceKind;
+use serde::Deserialize;
+
+use super::guidance::{call_centre, fallback, now_sentence, period};
+use super::session::{
+    Current, SITE_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
+};
+use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
+use crate::routes::institution::{SiteStatus, access_key_matches, site_status};
+use crate::state::AppState;
+
+/// `GET /site`: the site's status when logged in, the login form otherwise.
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Result<Response, PageError> {
+    let lang = q.lang();
+    let Some(current) = state.session(&headers, SITE_COOKIE) else {
+        return Ok(login_page(lang, None, StatusCode::OK));
+    };
+    let Who::Site(code) = current.who else {
+        return Ok(login_page(lang, None, StatusCode::OK));
+    };
+    let status = site_status(&state, code)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let body = render(&state, &status, &current, lang).await?;
+    Ok(layout(&status.name, lang, "/site", body))
+}
+
+fn login_page(lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
+    let body = html! {
+        h1 { (lang.pick("医療機関・薬局の方: 更新状況の確認", "For sites: your update status")) }
+        p { (lang.pick(
+            "医療機関コード（10桁）と、運用者から通知されたアクセスキーを入力してください。資格確認端末と顔認証付きカードリーダーごとの更新状況と、今夜・明朝に行っていただきたいことを表示します。",
+            "Enter your 10-digit institution code and the access key you were given. You will see each device's update status and what to do tonight or tomorrow morning."
+        )) }
+        @if let Some(e) = error { p class="flash bad" id="error" { (e) } }
+        form method="post" action="/site/login" class="panel grid-form" {
+            input type="hidden" name="lang" value=(lang.code());
+            label for="code" { (lang.pick("医療機関コード", "Institution code")) }
+            input id="code" name="code" inputmode="numeric" maxlength="10" autocomplete="username" required;
+            label for="access_key" { (lang.pick("アクセスキー", "Access key")) }
+            input id="access_key" name="access_key" type="password" autocomplete="current-password" required;
+            span {}
+            button type="submit" class="primary" id="login" { (lang.pick("確認する", "Show status")) }
+        }
+        p { a href=(href("/guidance", lang)) { (lang.pick("配信のご案内（日程・手順・コールセンター）", "Guidance (schedule, steps, call centre)")) } }
+    };
+    let mut r = layout(
+        lang.pick("更新状況の確認", "Your update status"),
+        lang,
+        "/site",
+        body,
+    );
+    *r.status_mut() = status;
+    r
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    code: String,
+    access_key: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /site/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(form.lang.as_deref());
+    if !same_origin(&headers) {
+        return Err(PageError::forbidden(lang));
+    }
+    let wrong = || {
+        login_page(
+            lang,
+            Some(lang.pick(
+                "医療機関コードまたはアクセスキーが正しくありません。",
+                "The institution code or the access key is not correct.",
+            )),
+            StatusCode::UNAUTHORIZED,
+        )
+    };
+    let Ok(code) = InstitutionCode::parse(form.code.trim()) else {
+        return Ok(wrong());
+    };
+    let key = form.access_key.trim().to_owned();
+    if key.is_empty() || key.len() > 200 {
+        return Ok(wrong());
+    }
+    if !access_key_matches(&state, code, key)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
+    {
+        return Ok(wrong());
+    }
+    let id = state.login(Who::Site(code));
+    let mut r = see_other("/site", lang);
+    r.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(SITE_COOKIE, &id, &headers));
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /site/logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(form.lang.as_deref());
+    let current = state
+        .session(&headers, SITE_COOKIE)
+        .filter(|c| same_origin(&headers) && csrf_matches(c, &form.csrf))
+        .ok_or_else(|| PageError::forbidden(lang))?;
+    state.logout(&current);
+    let mut r = see_other("/site", lang);
+    r.headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(SITE_COOKIE, &headers));
+    Ok(r.into_response())
+}
+
+async fn render(
+    state: &AppState,
+    status: &SiteStatus,
+    current: &Current,
+    lang: Lang,
+) -> Result<Markup, PageError> {
+    let now = state.now();
+    let campaign_id = status.devices.iter().find_map(|d| d.campaign.clone());
+    let campaign = match campaign_id {
+        Some(id) => state
+            .campaign(&id)
+            .await
+            .map_err(|e| PageError::from_api(e, lang))?,
+        None => None,
+    };
+    let schedule = match &campaign {
+        Some(c) => Some(
+            state
+                .schedule(c)
+                .map_err(|e| PageError::from_api(e, lang))?,
+        ),
+        None => None,
+    };
+    let states: Vec<_> = status
+        .devices
+        .iter()
+        .filter(|d| d.campaign.is_some() && d.campaign == campaign.as_ref().map(|c| c.id.clone()))
+        .filter_map(|d| d.state.map(|s| (d.device.kind, s)))
+        .collect();
+    let advice = guidance::site_advice(
+        &Site {
+            devices: &states,
+            campaign: schedule.as_deref().zip(campaign.as_ref().map(|c| c.status)),
+            auto_restart: status.institution.auto_restart,
+        },
+        now,
+    );
+    Ok(html! {
+        h1 { (status.name) }
+        p class="muted" { (lang.pick("医療機関コード: ", "Institution code: ")) (status.code) " ・ " (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
+        (advice_box(&advice, lang))
+        @if matches!(advice, Advice::CallCentre { .. }) {
+            (call_centre(lang, now))
+            (fallback(lang))
+        }
+        h2 { (lang.pick("機器ごとの状況", "Your devices")) }
+        @if status.devices.is_empty() {
+            p { (lang.pick("登録されている機器はありません。", "No device is enrolled.")) }
+        } @else {
+            div class="scroll" {
+                table id="devices" class="stack" {
+                    tr {
+                        th { (lang.pick("機器", "Device")) }
+                        th { (lang.pick("状況", "Status")) }
+                        th { (lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) }
+                        th { (lang.pick("最終通信", "Last contact")) }
+                    }
+                    @for d in &status.devices {
+                        tr data-state=(d.state.map(|s| s.slug()).unwrap_or("none")) data-kind=(d.device.kind.slug()) {
+                            td data-label=(lang.pick("機器", "Device")) {
+                                (device_name(d.device.kind, d.device.vendor, lang))
+                                br; span class="muted" { (d.device.serial) }
+                            }
+                            td class=[d.restart_required.then_some("bad")] data-label=(lang.pick("状況", "Status")) {
+                                @if let Some(s) = d.state {
+                                    strong { (lang.pick(s.label_ja(d.device.kind), s.label_en(d.device.kind))) }
+                                    br;
+                                }
+                                (guidance::device_text(d.device.kind, d.state, lang))
+                            }
+                            td data-label=(lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) {
+                                (d.device.running.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
+                                " / "
+                                (d.device.installed.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
+                            }
+                            td data-label=(lang.pick("最終通信", "Last contact")) { (d.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| lang.pick("まだありません", "never").to_owned())) }
+                        }
+                    }
+                }
+            }
+        }
+        p {
+            (lang.pick("自動再起動の設定: ", "Automatic restart: "))
+            @match status.institution.auto_restart {
+                Some(t) => { (match lang { Lang::Ja => format!("毎日 {:02}:{:02}", t.hour(), t.minute()), Lang::En => format!("daily at {:02}:{:02}", t.hour(), t.minute()) }) }
+                None => { (lang.pick("なし（手動で再起動してください）", "none (restart by hand)")) }
+            }
+        }
+        @if let Some(c) = &schedule {
+            h2 { (lang.pick("配信の予定", "Schedule")) }
+            @if let Some(p) = period(c, lang) { p { (p) } }
+            p { (now_sentence(c, now, lang)) " " a href=(href("/guidance", lang)) { (lang.pick("詳しいご案内", "Full guidance")) } }
+        }
+        form method="post" action="/site/logout" {
+            input type="hidden" name="csrf" value=(current.csrf);
+            input type="hidden" name="lang" value=(lang.code());
+            button type="submit" id="logout" { (lang.pick("ログアウト", "Log out")) }
+        }
+    })
+}
+
+/// 「資格確認端末」 or 「顔認証付きカードリーダー（キヤノン）」.
+fn device_name(kind: DeviceKind, vendor: Option<onshi_core::vendor::Vendor>, lang: Lang) -> String {
+    let name = lang.pick(kind.name_ja(), kind.name_en());
+    match vendor {
+        Some(v) => match lang {
+            Lang::Ja => format!("{name}（{}）", v.name_ja()),
+            Lang::En => format!("{name} ({})", v.name_en()),
+        },
+        None => name.to_owned(),
+    }
+}
+
+/// The advice, highlighted by how urgent it is.
+pub fn advice_box(advice: &Advice, lang: Lang) -> Markup {
+    html! {
+        section class={ "advice " (advice.slug()) } id="advice" data-advice=(advice.slug()) {
+            h2 { (advice.headline(lang)) }
+            p { (advice.text(lang)) }
+        }
+    }
+}

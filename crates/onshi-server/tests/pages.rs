@@ -1,0 +1,696 @@
+//! The pages people look at: the operator logs in and sees the dashboard with the progress API's
+//! numbers, a site sees that its terminal needs a restart, anyone reads the guidance — in
+//! headless Chromium, with screenshots saved as test artifacts — and, over plain HTTP, what
+//! keeps them safe: failed logins, CSRF and cross-site posts refused, cookie flags, the language
+//! switch, the CSV export and the release upload form.
+
+mod common;
+
+use common::browser::Browser;
+use common::{OPERATOR_TOKEN, TestApp, spawn_app};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+
+const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
+0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
+2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,07:30
+1341010005,テスト薬局 東京,pharmacy,13,tokyo@example.invalid,
+1311111114,テスト医院 東京,clinic,13,tokyo2@example.invalid,
+";
+
+/// Sapporo: installed, restart required. Osaka: waiting. Tokyo pharmacy: applied. Tokyo
+/// clinic: failed.
+const SAPPORO: &str = "0110113719";
+
+fn artifact(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    let path = dir.join(name);
+    std::fs::write(&path, png).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+async fn enroll_terminal(app: &TestApp, code: &str) -> String {
+    let key = app
+        .expect(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{code}/enrollment-key"),
+            ),
+            200,
+        )
+        .await["enrollment_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    app.expect(
+        app.client.post(app.url("/api/v1/enroll")).json(&json!({
+            "institution_code": code, "enrollment_key": key, "serial": format!("TERM-{code}")
+        })),
+        201,
+    )
+    .await["device_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+async fn report(app: &TestApp, token: &str, events: &[&str]) {
+    for (i, event) in events.iter().enumerate() {
+        let mut body = json!({"campaign_id": "2026-01", "seq": i + 1, "event": event});
+        if *event == "running" {
+            body["version"] = json!("2.0.0");
+        }
+        app.expect(
+            app.as_device(Method::POST, "/api/v1/report", token)
+                .json(&body),
+            200,
+        )
+        .await;
+    }
+}
+
+/// Four sites in three prefectures, a campaign on the 2026-01 preset, and one night's work:
+/// returns the app (clock on Tuesday 2026-01-20 08:30, call centre open) and Sapporo's access
+/// key.
+async fn campaign_after_first_night() -> (TestApp, String) {
+    let app = spawn_app("2026-01-19T12:00:00+09:00").await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(SITES_CSV),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![7u8; 10_000]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_owned();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/releases")
+            .json(&json!({
+                "id": "r2026-01", "version": "2.0.0",
+                "components": [{"target": "terminal", "sha256": sha}]
+            })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": "preset:2026-01", "release_id": "r2026-01",
+                "throttle": {"max_concurrent_downloads": 100, "poll_interval_seconds": 60}
+            })),
+        201,
+    )
+    .await;
+    let codes = ["0110113719", "2714206386", "1341010005", "1311111114"];
+    let mut tokens = Vec::new();
+    for code in codes {
+        tokens.push(enroll_terminal(&app, code).await);
+    }
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    app.set_clock("2026-01-19T21:00:00+09:00").await;
+    let install = [
+        "download_started",
+        "download_verified",
+        "install_started",
+        "install_completed",
+    ];
+    report(&app, &tokens[0], &install).await;
+    let mut applied = install.to_vec();
+    applied.push("running");
+    report(&app, &tokens[2], &applied).await;
+    report(&app, &tokens[3], &["download_started", "failed"]).await;
+    app.set_clock("2026-01-20T08:30:00+09:00").await;
+    let key = app
+        .expect(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{SAPPORO}/access-key"),
+            ),
+            200,
+        )
+        .await["access_key"]
+        .as_str()
+        .expect("access key")
+        .to_owned();
+    (app, key)
+}
+
+async fn progress(app: &TestApp) -> Value {
+    app.expect(
+        app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01/progress"),
+        200,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_site_and_guidance_pages_in_chromium() {
+    let (app, access_key) = campaign_after_first_night().await;
+    let api = progress(&app).await;
+    let browser = Browser::start().await;
+
+    // The operator: the dashboard is behind the login.
+    browser.goto(&app.url("/operator")).await;
+    assert!(browser.url().await.ends_with("/operator/login"));
+    browser.fill("#token", OPERATOR_TOKEN).await;
+    browser.click("#login").await;
+    assert!(
+        browser.url().await.ends_with("/operator/campaigns/2026-01"),
+        "login lands on the running campaign"
+    );
+    for state in [
+        "waiting",
+        "downloading",
+        "downloaded",
+        "installing",
+        "installed",
+        "applied",
+        "failed",
+    ] {
+        assert_eq!(
+            browser.attr(&format!("#count-{state}"), "data-count").await,
+            api["all"]["states"][state].to_string(),
+            "{state} on the dashboard vs the API"
+        );
+    }
+    assert_eq!(
+        browser.attr("#count-total", "data-count").await,
+        api["all"]["total"].to_string()
+    );
+    assert_eq!(
+        browser.attr("#count-restart_required", "data-count").await,
+        api["all"]["restart_required"].to_string()
+    );
+    assert_eq!(api["all"]["restart_required"], 1);
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#by-prefecture tr[data-prefecture]').length")
+            .await,
+        47
+    );
+    // The 25th is excluded on the calendar; catch-up from the 31st.
+    assert!(
+        browser
+            .attr("#calendar [data-date='2026-01-25']", "class")
+            .await
+            .contains("excluded")
+    );
+    assert!(
+        browser
+            .attr("#calendar [data-date='2026-01-31']", "class")
+            .await
+            .contains("catch_up")
+    );
+    assert!(
+        browser
+            .text("#window")
+            .await
+            .contains("次の配信開始は2026年1月20日(火) 20:00")
+    );
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#chart svg path').length")
+            .await,
+        5,
+        "one area per state group, from activation to now"
+    );
+    browser.resize(1280, 2600).await;
+    artifact("dashboard-desktop.png", &browser.screenshot().await);
+
+    // Sorted by restarts needed, Hokkaido (Sapporo) comes first.
+    browser.click("#sort-restart").await;
+    assert_eq!(
+        browser
+            .attr("#by-prefecture tr[data-prefecture]", "data-prefecture")
+            .await,
+        "1"
+    );
+    // The list of sites needing a restart.
+    browser
+        .goto(&app.url("/operator/campaigns/2026-01/sites?need=restart"))
+        .await;
+    assert_eq!(browser.attr("#total", "data-total").await, "1");
+    assert!(browser.text("#sites").await.contains(SAPPORO));
+    browser.resize(1280, 1000).await;
+    artifact("sites-needing-restart.png", &browser.screenshot().await);
+    browser.goto(&app.url("/operator?lang=en")).await;
+    assert!(browser.text("#campaigns").await.contains("active"));
+    artifact("operator-home-en.png", &browser.screenshot().await);
+
+    // The site: its terminal needs a restart, in the notice's words.
+    browser.goto(&app.url("/site")).await;
+    browser.fill("#code", SAPPORO).await;
+    browser.fill("#access_key", &access_key).await;
+    browser.click("#login").await;
+    assert_eq!(browser.attr("#advice", "data-advice").await, "restart_now");
+    let advice = browser.text("#advice").await;
+    assert!(
+        advice.contains(
+            "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
+        ),
+        "{advice}"
+    );
+    assert_eq!(
+        browser
+            .attr("#devices tr[data-kind='terminal']", "data-state")
+            .await,
+        "installed"
+    );
+    assert!(
+        browser
+            .text("#devices")
+            .await
+            .contains("2026年1月19日(月) 21:00"),
+        "last contact in Japan time"
+    );
+    artifact(
+        "site-restart-required-desktop.png",
+        &browser.screenshot().await,
+    );
+    browser.resize(390, 844).await;
+    artifact(
+        "site-restart-required-phone.png",
+        &browser.screenshot().await,
+    );
+
+    // The guidance, on a phone and on a desktop.
+    browser.goto(&app.url("/guidance")).await;
+    let schedule = browser.text("#schedule").await;
+    assert!(
+        schedule.contains("2026年1月19日(月) 20:00 ～ 2026年1月20日(火) 05:00"),
+        "{schedule}"
+    );
+    assert!(schedule.contains("2026年1月25日(日)") && schedule.contains("配信なし"));
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#schedule tr').length")
+            .await,
+        // header, 11 nights, the 25th, catch-up
+        14
+    );
+    assert!(
+        browser
+            .text("#period")
+            .await
+            .contains("（ただし2026年1月25日(日)を除く） 各日20:00～翌日05:00")
+    );
+    assert_eq!(
+        browser.text("#callcentre-status").await,
+        "受付中（本日18:00まで）"
+    );
+    assert!(
+        browser
+            .attr("#fallback a", "href")
+            .await
+            .contains("KB0011769")
+    );
+    artifact("guidance-phone.png", &browser.screenshot().await);
+    browser.resize(1280, 2400).await;
+    artifact("guidance-desktop.png", &browser.screenshot().await);
+
+    // English on request, with the switch back to Japanese.
+    browser.click("#lang-switch").await;
+    assert!(browser.url().await.ends_with("/guidance?lang=en"));
+    assert_eq!(
+        browser.text("#callcentre-status").await,
+        "Open (until 18:00 today)"
+    );
+    assert_eq!(browser.text("#lang-switch").await, "日本語");
+}
+
+// ---------- plain HTTP ----------
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Logs the operator in; returns the session cookie (`name=value`).
+async fn operator_cookie(app: &TestApp) -> String {
+    let r = no_redirects()
+        .post(app.url("/operator/login"))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let set = r
+        .headers()
+        .get(SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[start..]
+        .split('"')
+        .next()
+        .expect("closing quote")
+        .to_owned()
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
+    let r = no_redirects()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.expect("html")
+}
+
+#[tokio::test]
+async fn a_wrong_operator_token_gets_no_session() {
+    let app = spawn_app("2026-01-20T09:00:00+09:00").await;
+    let r = no_redirects()
+        .post(app.url("/operator/login"))
+        .form(&[("token", "not-the-token-at-all")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert!(
+        r.text()
+            .await
+            .expect("html")
+            .contains("運用者トークンが正しくありません")
+    );
+    // Without a session the dashboard sends the browser to the login form.
+    let r = no_redirects()
+        .get(app.url("/operator"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/operator/login");
+    let r = no_redirects()
+        .get(app.url("/operator/campaigns/2026-01/sites.csv"))
+        .header(COOKIE, "onshi_operator=forged")
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), 303, "no CSV without a session");
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_strict_and_secure_behind_https() {
+    let app = spawn_app("2026-01-20T09:00:00+09:00").await;
+    let r = no_redirects()
+        .post(app.url("/operator/login"))
+        .form(&[("token", OPERATOR_TOKEN), ("lang", "en")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/operator?lang=en");
+    let cookie = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(cookie.starts_with("onshi_operator="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let r = no_redirects()
+        .post(app.url("/operator/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("; Secure")
+    );
+}
+
+#[tokio::test]
+async fn posts_without_the_csrf_token_or_from_another_site_are_refused() {
+    let (app, _) = campaign_after_first_night().await;
+    let cookie = operator_cookie(&app).await;
+    let html = page(&app, "/operator/campaigns/2026-01", &cookie).await;
+    let csrf = csrf_of(&html);
+    let control = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+        let mut req = no_redirects()
+            .post(app.url("/operator/campaigns/2026-01/control"))
+            .header(COOKIE, cookie.clone())
+            .form(&form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let r = control(vec![("action", "pause".into())], None)
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "no token");
+    let r = control(
+        vec![("action", "pause".into()), ("csrf", "forged".into())],
+        None,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 403, "wrong token");
+    let r = control(
+        vec![("action", "pause".into()), ("csrf", csrf.clone())],
+        Some("https://evil.example"),
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 403, "cross-site");
+    let status = app
+        .expect(
+            app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
+            200,
+        )
+        .await["status"]
+        .clone();
+    assert_eq!(status, "active", "nothing changed");
+
+    // The real form pauses the campaign through the API's code path.
+    let r = control(vec![("action", "pause".into()), ("csrf", csrf)], None)
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    let v = app
+        .expect(
+            app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
+            200,
+        )
+        .await;
+    assert_eq!(v["status"], "paused");
+    let html = page(&app, "/operator/campaigns/2026-01", &cookie).await;
+    assert!(html.contains("id=\"flash\""), "the outcome is shown once");
+    let audit = app
+        .expect(app.admin(Method::GET, "/api/v1/admin/audit?limit=5"), 200)
+        .await;
+    assert!(
+        audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|e| e["action"] == "campaign_pause")
+    );
+}
+
+#[tokio::test]
+async fn the_language_switch_keeps_the_page() {
+    let app = spawn_app("2026-01-25T12:00:00+09:00").await;
+    let ja = page(&app, "/guidance", "").await;
+    assert!(ja.contains("<html lang=\"ja\">"));
+    assert!(ja.contains("配信のご案内"));
+    assert!(ja.contains("受付時間外です。次の受付開始は2026年1月26日(月) 08:00です。"));
+    assert!(
+        ja.contains("href=\"/guidance?lang=en\""),
+        "switch to English"
+    );
+    let en = page(&app, "/guidance?lang=en", "").await;
+    assert!(en.contains("<html lang=\"en\">"));
+    assert!(en.contains("Closed. Next opening: Mon 26 Jan 2026 08:00 JST."));
+    assert!(en.contains("href=\"/guidance\""), "switch back to Japanese");
+    let top = page(&app, "/", "").await;
+    for link in ["/guidance", "/site", "/operator", "/reception"] {
+        assert!(top.contains(&format!("href=\"{link}\"")), "{link}");
+    }
+}
+
+#[tokio::test]
+async fn a_site_logs_in_with_its_access_key_only() {
+    let (app, key) = campaign_after_first_night().await;
+    let login = |code: &'static str, key: String| {
+        no_redirects()
+            .post(app.url("/site/login"))
+            .form(&[("code", code.to_owned()), ("access_key", key)])
+            .send()
+    };
+    let r = login(SAPPORO, "wrong-key".into()).await.expect("login");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    // The key of one site opens no other site.
+    let r = login("2714206386", key.clone()).await.expect("login");
+    assert_eq!(r.status(), 401);
+    let r = login(SAPPORO, key).await.expect("login");
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()[SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.starts_with("onshi_site="));
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("data-advice=\"restart_now\""));
+    assert!(html.contains("テスト診療所 札幌"));
+    // A site session is not an operator session.
+    let r = no_redirects()
+        .get(app.url("/operator"))
+        .header(COOKIE, cookie.replace("onshi_site", "onshi_operator"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(r.status(), 303);
+    // Logging out ends the session on the server, not only in the browser.
+    let r = no_redirects()
+        .post(app.url("/site/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("id=\"access_key\""), "the login form again");
+}
+
+#[tokio::test]
+async fn the_action_list_exports_csv() {
+    let (app, _) = campaign_after_first_night().await;
+    let cookie = operator_cookie(&app).await;
+    let r = no_redirects()
+        .get(app.url("/operator/campaigns/2026-01/sites.csv?need=failed"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()[CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    let body = r.text().await.expect("csv");
+    let lines: Vec<_> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert!(lines[0].starts_with("institution_code,"));
+    assert!(lines[1].starts_with("1311111114,テスト医院 東京,東京都,clinic"));
+    // Filters narrow the list: no restart is needed in Tokyo.
+    let html = page(
+        &app,
+        "/operator/campaigns/2026-01/sites?need=restart&prefecture=13",
+        &cookie,
+    )
+    .await;
+    assert!(html.contains("data-total=\"0\""));
+}
+
+#[tokio::test]
+async fn the_release_form_uploads_and_signs_with_the_apis_code() {
+    let app = spawn_app("2026-01-10T12:00:00+09:00").await;
+    let cookie = operator_cookie(&app).await;
+    let csrf = csrf_of(&page(&app, "/operator", &cookie).await);
+    let boundary = "onshi-test-boundary";
+    let body = |csrf: &str| {
+        let mut b = Vec::new();
+        for (name, value) in [
+            ("csrf", csrf),
+            ("lang", "ja"),
+            ("id", "r-form"),
+            ("version", "2.1.0"),
+        ] {
+            b.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"terminal\"; filename=\"t.pkg\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        b.extend_from_slice(&[42u8; 5000]);
+        b.extend_from_slice(
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"card_reader:canon\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--{boundary}--\r\n").as_bytes(),
+        );
+        b
+    };
+    let post = |b: Vec<u8>| {
+        no_redirects()
+            .post(app.url("/operator/releases"))
+            .header(COOKIE, &cookie)
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(b)
+            .send()
+    };
+    let r = post(body("forged")).await.expect("upload");
+    assert_eq!(r.status(), 403);
+    assert!(
+        !app.data.path().join("artifacts").exists()
+            && app
+                .expect(app.admin(Method::GET, "/api/v1/admin/releases/r-form"), 404)
+                .await["code"]
+                == "not_found",
+        "a forged form stores nothing"
+    );
+    let r = post(body(&csrf)).await.expect("upload");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/operator");
+    let html = page(&app, "/operator", &cookie).await;
+    assert!(
+        html.contains("リリース r-form（2.1.0）を署名して登録しました。"),
+        "{}",
+        &html[html.find("<main>").unwrap_or(0)..][..600]
+    );
+    let signed = app
+        .expect(app.admin(Method::GET, "/api/v1/admin/releases/r-form"), 200)
+        .await;
+    let manifest: Value =
+        serde_json::from_str(signed["manifest"].as_str().expect("manifest")).expect("json");
+    assert_eq!(manifest["version"], "2.1.0");
+    assert_eq!(
+        manifest["components"].as_array().expect("components").len(),
+        1,
+        "the empty reader input is skipped"
+    );
+}
