@@ -178,6 +178,9 @@ pub fn in_force(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Letter {
     pub subject: String,
+    /// What the site is asked to do, without the greeting and footer (the billing screen's text).
+    pub lead: String,
+    /// The whole mail body.
     pub body: String,
 }
 
@@ -352,7 +355,11 @@ fn compose_ja(
         callcentre::NAME_JA,
         callcentre::PHONE,
     );
-    Letter { subject, body }
+    Letter {
+        subject,
+        lead: main,
+        body,
+    }
 }
 
 fn catch_up_line_ja(schedule: &Campaign) -> String {
@@ -414,7 +421,11 @@ fn compose_en(
         facts_line(facts, Lang::En),
         callcentre::PHONE
     );
-    Letter { subject, body }
+    Letter {
+        subject,
+        lead: main,
+        body,
+    }
 }
 
 #[cfg(test)]

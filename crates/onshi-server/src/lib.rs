@@ -28,6 +28,7 @@ pub mod auth;
 mod error;
 mod history;
 mod json;
+pub mod notices;
 mod pages;
 mod routes;
 mod state;
@@ -55,6 +56,10 @@ pub struct Config {
     pub operator_token: Option<String>,
     /// Let the mock qualification service answer non-loopback clients (default: loopback only).
     pub qualification_public: bool,
+    /// Where notice mails go: `smtp://HOST:PORT`; absent: `.eml` files in `DATA/outbox/`.
+    pub smtp: Option<String>,
+    /// The notices' sender (default [`notices::DEFAULT_FROM`]).
+    pub mail_from: Option<String>,
 }
 
 /// A started server.
@@ -99,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/institutions/{code}/devices",
             get(institution::devices),
+        )
+        .route(
+            "/api/v1/institutions/{code}/notices",
+            get(institution::notices),
         )
         .route(
             "/api/v1/admin/institutions",
@@ -157,6 +166,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reception/{id}/event", post(pages::reception::event))
         .route("/reception/{id}/setup", post(pages::reception::setup))
         .route("/api/v1/admin/audit", get(admin::audit))
+        .route("/api/v1/admin/notices", get(admin::notices))
+        .route("/api/v1/admin/notices/summary", get(admin::notices_summary))
         .route("/api/v1/admin/clock", put(admin::set_clock))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(uploads)
@@ -175,6 +186,14 @@ async fn openapi() -> impl axum::response::IntoResponse {
 
 /// Opens the store, sets up the keys and the operator token, binds and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let transport = match &config.smtp {
+        Some(url) => notices::parse_smtp(url)?,
+        None => notices::Transport::Files(config.data_dir.join("outbox")),
+    };
+    let from_text = config.mail_from.as_deref().unwrap_or(notices::DEFAULT_FROM);
+    let from: lettre::message::Mailbox = from_text
+        .parse()
+        .with_context(|| format!("--mail-from {from_text:?} is not a mail address"))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let db = config.data_dir.join("onshi.db");
@@ -201,6 +220,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%addr, data = %config.data_dir.display(), simulated_clock = config.clock.is_simulated(), "onshi serve listening");
     spawn_flusher(store.clone());
     history::spawn_sampler(state.clone());
+    notices::spawn(state.clone(), transport, from);
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(

@@ -36,6 +36,8 @@ pub struct AppState {
     pub history: Arc<Mutex<History>>,
     /// Whether the mock qualification service answers non-loopback clients.
     pub qualification_public: bool,
+    /// Wakes the notices worker to plan at once (a campaign was activated, the clock was set).
+    pub notices_nudge: Arc<tokio::sync::Notify>,
 }
 
 /// A campaign record and when it was read.
@@ -66,6 +68,7 @@ impl AppState {
             sessions: Arc::default(),
             history: Arc::default(),
             qualification_public: false,
+            notices_nudge: Arc::default(),
         }
     }
 

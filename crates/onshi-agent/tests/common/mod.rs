@@ -48,6 +48,8 @@ impl Server {
             signing_key: None,
             operator_token: Some(OPERATOR_TOKEN.to_owned()),
             qualification_public: false,
+            smtp: None,
+            mail_from: None,
         })
         .await
         .expect("server starts");

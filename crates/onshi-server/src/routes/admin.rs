@@ -614,6 +614,8 @@ pub async fn change_campaign_status(
             Ok(added)
         })
         .await?;
+    // An activated campaign is announced now, not at the next planning round.
+    state.notices_nudge.notify_one();
     state
         .audit(
             OPERATOR,
@@ -929,8 +931,40 @@ pub async fn set_clock(
         .clock
         .set(to)
         .map_err(|e| ApiError::conflict("real_clock", e.to_string()))?;
+    state.notices_nudge.notify_one();
     state
         .audit(OPERATOR, "clock_set", "clock", to.to_string())
         .await?;
     Ok(Json(serde_json::json!({ "now": state.now().to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesQuery {
+    institution: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/admin/notices?institution=CODE&limit=N`: the outbox, newest first.
+pub async fn notices(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiQuery(q): ApiQuery<NoticesQuery>,
+) -> ApiResult<Json<Vec<onshi_store::Mail>>> {
+    let institution = q
+        .institution
+        .as_deref()
+        .map(InstitutionCode::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+    let limit = q.limit.unwrap_or(onshi_store::DEFAULT_LIMIT);
+    Ok(Json(state.db(move |s| s.mails(institution, limit)).await?))
+}
+
+/// `GET /api/v1/admin/notices/summary`: mails sent and pending, per kind.
+pub async fn notices_summary(
+    State(state): State<AppState>,
+    _: Operator,
+) -> ApiResult<Json<onshi_store::MailSummary>> {
+    Ok(Json(state.db(|s| s.mail_summary()).await?))
 }

@@ -100,3 +100,83 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
             .collect(),
     })
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesQuery {
+    lang: Option<onshi_core::lang::Lang>,
+}
+
+/// One notice in force for a site, as the billing screen shows it.
+#[derive(Serialize)]
+pub struct BillingNotice {
+    campaign: String,
+    kind: onshi_core::notice::NoticeKind,
+    title: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+pub struct BillingNotices {
+    code: InstitutionCode,
+    name: String,
+    generated_at: String,
+    notices: Vec<BillingNotice>,
+}
+
+/// `GET /api/v1/institutions/{code}/notices?lang=ja|en`: the notices in force for the site now,
+/// for the billing system's screen (オンライン請求時の画面で通知), with the site's own status.
+pub async fn notices(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    crate::json::ApiQuery(q): crate::json::ApiQuery<NoticesQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<BillingNotices>> {
+    use onshi_core::notice;
+    use onshi_core::offer::CampaignStatus;
+    let code = InstitutionCode::parse(&code)
+        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+    authorise(&state, &headers, code).await?;
+    let lang = q.lang.unwrap_or_default();
+    let now = state.now();
+    let (institution, campaigns) = state
+        .db(move |s| {
+            let inst = s.institution(code)?;
+            let mut out = Vec::new();
+            for c in s.campaigns()? {
+                if matches!(c.status, CampaignStatus::Draft | CampaignStatus::Closed) {
+                    continue;
+                }
+                let facts = s.site_facts_of(&c.id, code)?;
+                out.push((c, facts));
+            }
+            Ok((inst, out))
+        })
+        .await?;
+    let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
+    let code_text = code.to_string();
+    let mut notices = Vec::new();
+    for (c, facts) in campaigns {
+        let schedule = state.schedule(&c)?;
+        for kind in notice::in_force(now, &schedule, c.status, &facts) {
+            let to = notice::Addressee {
+                code: &code_text,
+                name: &institution.name,
+                auto_restart: institution.auto_restart,
+            };
+            let letter = notice::compose(kind, lang, to, &facts, &schedule, now);
+            notices.push(BillingNotice {
+                campaign: c.id.clone(),
+                kind,
+                title: letter.subject,
+                message: letter.lead,
+            });
+        }
+    }
+    Ok(Json(BillingNotices {
+        code,
+        name: institution.name,
+        generated_at: now.to_string(),
+        notices,
+    }))
+}

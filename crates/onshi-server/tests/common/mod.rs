@@ -22,6 +22,11 @@ pub struct TestApp {
 /// Starts a server whose simulated clock stands at `start` (it runs at real speed from there;
 /// tests set it explicitly before every time-dependent step).
 pub async fn spawn_app(start: &str) -> TestApp {
+    spawn_app_with_smtp(start, None).await
+}
+
+/// [`spawn_app`] with notice mails sent to an SMTP server (`smtp://HOST:PORT`).
+pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
     let running = onshi_server::start(onshi_server::Config {
@@ -31,6 +36,8 @@ pub async fn spawn_app(start: &str) -> TestApp {
         signing_key: None,
         operator_token: Some(OPERATOR_TOKEN.to_owned()),
         qualification_public: false,
+        smtp,
+        mail_from: None,
     })
     .await
     .expect("server starts");

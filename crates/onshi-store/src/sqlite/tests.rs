@@ -5,6 +5,7 @@
 use jiff::SignedDuration;
 use jiff::civil::time;
 use onshi_core::institution::ScoreTable;
+use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::release::{Component, Target, decode_signing_key};
 use onshi_core::selector::Selector;
 
@@ -270,7 +271,7 @@ fn reopening_a_database_file_applies_the_schema_once_and_keeps_the_data() {
         .conn()
         .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
         .expect("migrations are recorded");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, MIGRATIONS.len() as i64, "each migration once");
     let stored = reopened.store.institution(site.code).expect("read");
     assert_eq!(stored, Some(site));
 }
@@ -1315,4 +1316,100 @@ fn last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped() {
         .record_contact(t.id, None, None, plus(81))
         .expect("contact");
     assert_eq!(contact_of(&fx).last_contact, Some(plus(81)));
+}
+
+#[test]
+fn site_facts_count_each_sites_devices_by_what_the_site_must_do() {
+    let fx = Fixture::in_memory();
+    fx.rollout();
+    let facts = fx.store.site_facts(CAMPAIGN).expect("facts");
+    assert_eq!(facts.len(), 3);
+    let (clinic, f) = &facts[0];
+    assert_eq!(clinic.name, "clinic 1");
+    assert_eq!(
+        *f,
+        SiteFacts {
+            terminals: 1,
+            readers: 1,
+            not_received: 2,
+            restart_required: 0,
+            applied: 0
+        }
+    );
+    let one = fx
+        .store
+        .site_facts_of(CAMPAIGN, clinic.code)
+        .expect("one site");
+    assert_eq!(one, *f);
+}
+
+#[test]
+fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once() {
+    let fx = Fixture::in_memory();
+    fx.rollout();
+    let site = Fixture::institution(13, Clinic, 1);
+    let mail = |key: &'static str| NewMail {
+        campaign: CAMPAIGN,
+        institution: site.code,
+        kind: NoticeKind::RestartRequired,
+        key,
+        recipient: "it-1@example.jp",
+        subject: "再起動してください",
+        body: "本文",
+        at: at(0),
+    };
+    assert!(fx.store.enqueue_mail(&mail("2026-01-20")).expect("plan"));
+    assert!(
+        !fx.store
+            .enqueue_mail(&mail("2026-01-20"))
+            .expect("plan again")
+    );
+    assert!(
+        fx.store
+            .enqueue_mail(&mail("2026-01-21"))
+            .expect("next day")
+    );
+    assert_eq!(fx.store.mail_keys(CAMPAIGN).expect("keys").len(), 2);
+
+    // Claimed mails are not claimed again until the claim runs out.
+    let claimed = fx.store.claim_mails(at(1), at(11), 1).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].key, "2026-01-20");
+    let rest = fx.store.claim_mails(at(1), at(11), 10).expect("claim rest");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].key, "2026-01-21");
+    assert!(
+        fx.store
+            .claim_mails(at(2), at(12), 10)
+            .expect("none left")
+            .is_empty()
+    );
+
+    fx.store
+        .mail_failed(claimed[0].id, "SMTP refused", at(5))
+        .expect("failed");
+    fx.store.mail_sent(rest[0].id, at(2)).expect("sent");
+    let s = fx.store.mail_summary().expect("summary");
+    assert_eq!((s.sent, s.pending, s.retrying), (1, 1, 1));
+    // The failed one comes back at its retry time, and is sent once.
+    assert!(
+        fx.store
+            .claim_mails(at(4), at(14), 10)
+            .expect("early")
+            .is_empty()
+    );
+    let again = fx.store.claim_mails(at(5), at(15), 10).expect("retry");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("SMTP refused"));
+    fx.store.mail_sent(again[0].id, at(6)).expect("sent");
+    let s = fx.store.mail_summary().expect("summary");
+    assert_eq!((s.sent, s.pending, s.retrying), (2, 0, 0));
+    assert!(
+        fx.store
+            .claim_mails(at(60), at(70), 10)
+            .expect("all sent")
+            .is_empty()
+    );
+    assert_eq!(fx.store.mails(Some(site.code), 10).expect("list").len(), 2);
 }

@@ -24,6 +24,13 @@ pub struct Args {
     /// Let the mock qualification service (/api/v1/qualification) answer non-loopback clients.
     #[arg(long)]
     qualification_public: bool,
+    /// Send notice mails through this SMTP server (smtp://HOST:PORT); default: write them as
+    /// .eml files to DATA/outbox/.
+    #[arg(long, value_name = "URL")]
+    smtp: Option<String>,
+    /// The notices' sender address.
+    #[arg(long, value_name = "ADDRESS")]
+    mail_from: Option<String>,
 }
 
 /// `--clock` and `--clock-speed`, shared by every command that runs on simulated time.
@@ -58,6 +65,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         signing_key: args.signing_key.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
         qualification_public: args.qualification_public,
+        smtp: args.smtp.clone(),
+        mail_from: args.mail_from.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

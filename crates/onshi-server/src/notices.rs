@@ -1,0 +1,321 @@
+//! The notices worker (the notice: 医療機関等向けポータルサイトからのメールで通知). It plans into the
+//! outbox every mail `onshi_core::notice::due` says a site is due — each (campaign, site, kind,
+//! key) at most once, enforced by the table's unique key — and delivers the outbox by SMTP, or,
+//! with no SMTP server configured, as `.eml` files in `DATA/outbox/`. A failed delivery is
+//! retried with back-off; a mail is marked sent only after the SMTP server accepted it.
+//!
+//! Times are the server clock's, so a simulated campaign sends its morning mails in its mornings.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use jiff::{SignedDuration, Timestamp};
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use onshi_core::institution::InstitutionCode;
+use onshi_core::lang::Lang;
+use onshi_core::notice::{self, Addressee, NoticeKind};
+use onshi_core::offer::CampaignStatus;
+use onshi_store::{Mail, NewMail};
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// How the outbox is delivered.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// An SMTP server (plain SMTP, e.g. the local MTA relaying for the portal).
+    Smtp { host: String, port: u16 },
+    /// `.eml` files in a directory.
+    Files(PathBuf),
+}
+
+/// Why an `--smtp` value is not usable.
+#[derive(Debug, thiserror::Error)]
+#[error("--smtp {0:?}: expected smtp://HOST:PORT (plain SMTP; relay through a local MTA for TLS)")]
+pub struct BadSmtpUrl(pub String);
+
+/// Parses `smtp://host:port` (port default 25).
+pub fn parse_smtp(url: &str) -> Result<Transport, BadSmtpUrl> {
+    let bad = || BadSmtpUrl(url.to_owned());
+    let rest = url.strip_prefix("smtp://").ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h, p.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (rest, 25),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok(Transport::Smtp {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// The sender of every notice.
+pub const DEFAULT_FROM: &str = "オンライン資格確認 更新配信 <noreply@onshi.invalid>";
+
+/// How often the worker wakes (real time).
+const TICK: Duration = Duration::from_millis(100);
+/// How often, in server time, the worker looks for notices due.
+const PLAN_EVERY: SignedDuration = SignedDuration::from_mins(5);
+/// How long a claimed mail is held by the worker that claimed it.
+const CLAIM: SignedDuration = SignedDuration::from_mins(10);
+/// Mails delivered per tick.
+const BATCH: u32 = 50;
+
+/// The back-off after `attempts` failed deliveries: 1, 2, 4 … minutes, at most an hour.
+pub fn backoff(attempts: u32) -> SignedDuration {
+    let minutes = 1i64 << attempts.min(6);
+    SignedDuration::from_mins(minutes.min(60))
+}
+
+/// Starts the worker.
+pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
+    tokio::spawn(async move {
+        let mut worker = Worker {
+            state,
+            transport,
+            from,
+            known: HashSet::new(),
+            loaded: HashSet::new(),
+            last_plan: None,
+        };
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let nudge = worker.state.notices_nudge.clone();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = nudge.notified() => worker.last_plan = None,
+            }
+            worker.tick().await;
+        }
+    });
+}
+
+struct Worker {
+    state: AppState,
+    transport: Transport,
+    from: Mailbox,
+    /// (campaign, site, kind, key) of mails already planned, so a plan composes only new ones.
+    known: HashSet<(String, InstitutionCode, NoticeKind, String)>,
+    /// Campaigns whose planned mails were loaded into `known`.
+    loaded: HashSet<String>,
+    last_plan: Option<Timestamp>,
+}
+
+impl Worker {
+    async fn tick(&mut self) {
+        let now = self.state.now();
+        let due = self
+            .last_plan
+            .is_none_or(|last| now < last || now.duration_since(last) >= PLAN_EVERY);
+        if due {
+            let span = tracing::info_span!("notices_plan", at = %now);
+            let _e = span.enter();
+            match self.plan(now).await {
+                Ok(n) if n > 0 => tracing::info!(planned = n, "notices planned"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e.message, "planning notices failed"),
+            }
+            self.last_plan = Some(now);
+        }
+        if let Err(e) = self.deliver(now).await {
+            tracing::error!(error = %e.message, "delivering notices failed");
+        }
+    }
+
+    async fn plan(&mut self, now: Timestamp) -> ApiResult<usize> {
+        let campaigns = self.state.db(|s| s.campaigns()).await?;
+        let mut planned = 0;
+        for c in campaigns
+            .into_iter()
+            .filter(|c| c.status == CampaignStatus::Active)
+        {
+            if !self.loaded.contains(&c.id) {
+                let id = c.id.clone();
+                let keys = self.state.db(move |s| s.mail_keys(&id)).await?;
+                self.known.extend(
+                    keys.into_iter()
+                        .map(|(code, kind, key)| (c.id.clone(), code, kind, key)),
+                );
+                self.loaded.insert(c.id.clone());
+            }
+            let schedule = self.state.schedule(&c)?;
+            let id = c.id.clone();
+            let sites = self.state.db(move |s| s.site_facts(&id)).await?;
+            let mut new = Vec::new();
+            for (site, facts) in &sites {
+                if site.email.trim().is_empty() {
+                    continue;
+                }
+                for d in notice::due(now, &schedule, c.status, facts, site.auto_restart) {
+                    let k = (c.id.clone(), site.code, d.kind, d.key.clone());
+                    if self.known.contains(&k) {
+                        continue;
+                    }
+                    let code = site.code.to_string();
+                    let to = Addressee {
+                        code: &code,
+                        name: &site.name,
+                        auto_restart: site.auto_restart,
+                    };
+                    // In Japanese, the portal's language.
+                    let letter = notice::compose(d.kind, Lang::Ja, to, facts, &schedule, now);
+                    new.push((k, site.email.clone(), letter));
+                }
+            }
+            if new.is_empty() {
+                continue;
+            }
+            let rows = new.clone();
+            let added = self
+                .state
+                .db(move |s| {
+                    let mut added = 0;
+                    for ((campaign, code, kind, key), email, letter) in &rows {
+                        if s.enqueue_mail(&NewMail {
+                            campaign,
+                            institution: *code,
+                            kind: *kind,
+                            key,
+                            recipient: email,
+                            subject: &letter.subject,
+                            body: &letter.body,
+                            at: now,
+                        })? {
+                            added += 1;
+                        }
+                    }
+                    Ok(added)
+                })
+                .await?;
+            planned += added;
+            self.known.extend(new.into_iter().map(|(k, _, _)| k));
+        }
+        Ok(planned)
+    }
+
+    async fn deliver(&self, now: Timestamp) -> ApiResult<()> {
+        let until = now.checked_add(CLAIM).unwrap_or(now);
+        let mails = self
+            .state
+            .db(move |s| s.claim_mails(now, until, BATCH))
+            .await?;
+        for mail in mails {
+            let span = tracing::info_span!("notice_send", id = mail.id, kind = mail.kind.slug(), institution = %mail.institution);
+            let _e = span.enter();
+            let id = mail.id;
+            match self.send(&mail, now).await {
+                Ok(()) => {
+                    tracing::info!(to = %mail.recipient, "notice sent");
+                    self.state.db(move |s| s.mail_sent(id, now)).await?;
+                }
+                Err(why) => {
+                    let retry = now.checked_add(backoff(mail.attempts)).unwrap_or(now);
+                    tracing::warn!(error = %why, attempts = mail.attempts + 1, retry_at = %retry, "notice not sent; will retry");
+                    self.state
+                        .db(move |s| s.mail_failed(id, &why, retry))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, mail: &Mail, now: Timestamp) -> Result<(), String> {
+        let message = message(&self.from, mail, now)?;
+        match &self.transport {
+            Transport::Smtp { host, port } => {
+                let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+                    .port(*port)
+                    .timeout(Some(Duration::from_secs(10)))
+                    .build();
+                smtp.send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("SMTP {host}:{port}: {e}"))
+            }
+            Transport::Files(dir) => {
+                let name = format!(
+                    "{:08}-{}-{}.eml",
+                    mail.id,
+                    mail.kind.slug(),
+                    mail.institution
+                );
+                let (dir, bytes) = (dir.clone(), message.formatted());
+                tokio::task::spawn_blocking(move || write_eml(&dir, &name, &bytes))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        }
+    }
+}
+
+/// The RFC 5322 message of an outbox mail. The Message-ID is derived from the outbox row, so a
+/// mail re-sent after a crash between "accepted" and "marked sent" is recognisably the same.
+fn message(from: &Mailbox, mail: &Mail, now: Timestamp) -> Result<Message, String> {
+    let to: Mailbox = mail
+        .recipient
+        .parse()
+        .map_err(|e| format!("recipient {:?}: {e}", mail.recipient))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .date(SystemTime::from(now))
+        .message_id(Some(format!(
+            "<notice-{}-{}-{}@onshi.invalid>",
+            mail.id,
+            mail.kind.slug(),
+            mail.institution
+        )))
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.clone())
+        .map_err(|e| e.to_string())
+}
+
+fn write_eml(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_name_host_and_port() {
+        match parse_smtp("smtp://127.0.0.1:2525") {
+            Ok(Transport::Smtp { host, port }) => {
+                assert_eq!((host.as_str(), port), ("127.0.0.1", 2525))
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_smtp("smtp://mail.example.jp") {
+            Ok(Transport::Smtp { port, .. }) => assert_eq!(port, 25),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_smtp("http://x:25").is_err());
+        assert!(parse_smtp("smtp://:25").is_err());
+        assert!(parse_smtp("smtp://host:notaport").is_err());
+    }
+
+    #[test]
+    fn back_off_doubles_to_an_hour() {
+        assert_eq!(backoff(0), SignedDuration::from_mins(1));
+        assert_eq!(backoff(1), SignedDuration::from_mins(2));
+        assert_eq!(backoff(5), SignedDuration::from_mins(32));
+        assert_eq!(backoff(6), SignedDuration::from_mins(60));
+        assert_eq!(backoff(30), SignedDuration::from_mins(60));
+    }
+}

@@ -1,0 +1,383 @@
+//! Notice mails through a real SMTP listener on loopback, the outbox's retry, and the billing
+//! screen's JSON.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const CODE: &str = "0110113719";
+const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
+0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
+";
+
+/// A minimal SMTP server: accepts every mail and keeps its DATA.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<String>>>);
+
+impl Inbox {
+    fn mails(&self) -> Vec<String> {
+        self.0.lock().expect("inbox").clone()
+    }
+
+    fn of_kind(&self, kind: &str) -> usize {
+        self.mails()
+            .iter()
+            .filter(|m| m.contains("Message-ID: <notice-") && m.contains(&format!("-{kind}-")))
+            .count()
+    }
+}
+
+async fn smtp_listener(listener: TcpListener) -> Inbox {
+    let inbox = Inbox::default();
+    let kept = inbox.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let inbox = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 test.invalid ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        b"250 test.invalid\r\n"
+                    } else if upper.starts_with("DATA") {
+                        let _ = write.write_all(b"354 go ahead\r\n").await;
+                        let mut data = String::new();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        inbox.0.lock().expect("inbox").push(data);
+                        b"250 queued\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    inbox
+}
+
+async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One clinic, a release, the 2026-01 campaign activated at `now`.
+async fn setup(app: &TestApp) {
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(SITES_CSV),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![7u8; 1000]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha")
+        .to_owned();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/releases")
+            .json(&json!({
+                "id": "r1", "version": "2.0.0",
+                "components": [{"target": "terminal", "sha256": sha}]
+            })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({"schedule": "preset:2026-01", "release_id": "r1", "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 600}})),
+        201,
+    )
+    .await;
+}
+
+async fn enroll(app: &TestApp) -> String {
+    let key = app
+        .expect(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{CODE}/enrollment-key"),
+            ),
+            200,
+        )
+        .await["enrollment_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    app.expect(
+        app.client.post(app.url("/api/v1/enroll")).json(&json!({
+            "institution_code": CODE, "enrollment_key": key, "serial": "T-1"
+        })),
+        201,
+    )
+    .await["device_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+async fn summary(app: &TestApp) -> Value {
+    app.expect(app.admin(Method::GET, "/api/v1/admin/notices/summary"), 200)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen_shows_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let smtp = format!("smtp://{}", listener.local_addr().expect("addr"));
+    let inbox = smtp_listener(listener).await;
+    let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(smtp)).await;
+    setup(&app).await;
+    let token = enroll(&app).await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+
+    // Activation: the announcement, once.
+    wait_until("the announcement", async || {
+        inbox.of_kind("announcement") == 1
+    })
+    .await;
+
+    // The first night: the terminal downloads and installs (reported as the agent would).
+    app.set_clock("2026-01-19T20:30:00+09:00").await;
+    let offer = app
+        .expect(
+            app.as_device(Method::POST, "/api/v1/checkin", &token)
+                .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
+            200,
+        )
+        .await;
+    assert_eq!(offer["action"], "download", "{offer}");
+    for (seq, event) in [
+        "download_started",
+        "download_verified",
+        "install_started",
+        "install_completed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.expect(
+            app.as_device(Method::POST, "/api/v1/report", &token)
+                .json(&json!({"campaign_id": "2026-01", "seq": seq + 1, "event": event})),
+            200,
+        )
+        .await;
+    }
+    // 04:59: still night, no restart mail yet.
+    app.set_clock("2026-01-20T04:59:00+09:00").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(inbox.of_kind("restart_required"), 0);
+
+    // After 05:00: the restart-required mail, with the site's own status.
+    app.set_clock("2026-01-20T06:00:00+09:00").await;
+    wait_until("the restart mail", async || {
+        inbox.of_kind("restart_required") == 1
+    })
+    .await;
+    let mail = inbox
+        .mails()
+        .into_iter()
+        .find(|m| m.contains("-restart_required-"))
+        .expect("mail");
+    assert!(mail.contains("To: sapporo@example.invalid"), "{mail}");
+    let listed = app
+        .expect(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/notices?institution={CODE}"),
+            ),
+            200,
+        )
+        .await;
+    let restart = listed
+        .as_array()
+        .expect("mails")
+        .iter()
+        .find(|m| m["kind"] == "restart_required")
+        .expect("restart mail listed")
+        .clone();
+    assert_eq!(restart["key"], "2026-01-20");
+    assert!(restart["sent_at"].is_string(), "{restart}");
+    let body = restart["body"].as_str().expect("body");
+    assert!(
+        body.contains(
+            "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("再起動待ち 1台"), "{body}");
+
+    // The next ticks of the same morning send nothing more.
+    app.set_clock("2026-01-20T06:30:00+09:00").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.set_clock("2026-01-20T11:00:00+09:00").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(inbox.of_kind("restart_required"), 1);
+    assert_eq!(inbox.of_kind("announcement"), 1);
+    let s = summary(&app).await;
+    assert_eq!(s["by_kind"]["restart_required"]["sent"], 1, "{s}");
+    assert_eq!(s["pending"], 0, "{s}");
+
+    // The billing screen shows it too, for the site's own access key only.
+    let access = app
+        .expect(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{CODE}/access-key"),
+            ),
+            200,
+        )
+        .await["access_key"]
+        .as_str()
+        .expect("access key")
+        .to_owned();
+    let billing = app
+        .expect(
+            app.client
+                .get(app.url(&format!("/api/v1/institutions/{CODE}/notices")))
+                .bearer_auth(&access),
+            200,
+        )
+        .await;
+    let notices = billing["notices"].as_array().expect("notices");
+    assert_eq!(notices[0]["kind"], "restart_required", "{billing}");
+    assert!(
+        notices[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("資格確認端末を再起動してください")),
+        "{billing}"
+    );
+    app.expect(
+        app.client
+            .get(app.url(&format!("/api/v1/institutions/{CODE}/notices")))
+            .bearer_auth("not-the-key"),
+        401,
+    )
+    .await;
+    let en = app
+        .expect(
+            app.client
+                .get(app.url(&format!("/api/v1/institutions/{CODE}/notices?lang=en")))
+                .bearer_auth(&access),
+            200,
+        )
+        .await;
+    assert!(
+        en["notices"][0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Restart")),
+        "{en}"
+    );
+
+    // The next morning, still not restarted: one more, for that day.
+    app.set_clock("2026-01-21T06:00:00+09:00").await;
+    wait_until("the second morning's mail", async || {
+        inbox.of_kind("restart_required") == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_is_back() {
+    // A port with nobody listening yet.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    let app =
+        spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(format!("smtp://{addr}"))).await;
+    setup(&app).await;
+    enroll(&app).await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    wait_until("a failed attempt", async || {
+        summary(&app).await["retrying"] == 1
+    })
+    .await;
+    let listed = app
+        .expect(app.admin(Method::GET, "/api/v1/admin/notices"), 200)
+        .await;
+    let mail = &listed[0];
+    assert!(mail["sent_at"].is_null(), "{listed}");
+    assert!(
+        mail["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SMTP")),
+        "{listed}"
+    );
+
+    // The SMTP server comes back; after the back-off the mail goes out, once.
+    let listener = TcpListener::bind(addr).await.expect("rebind");
+    let inbox = smtp_listener(listener).await;
+    app.set_clock("2026-01-19T10:30:00+09:00").await;
+    wait_until("the delivery", async || inbox.mails().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(inbox.mails().len(), 1);
+    let s = summary(&app).await;
+    assert_eq!(s["sent"], 1, "{s}");
+    assert_eq!(s["pending"], 0, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_the_mails_are_written_to_the_outbox_directory() {
+    let app = spawn_app("2026-01-19T10:00:00+09:00").await;
+    setup(&app).await;
+    enroll(&app).await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    let outbox = app.data.path().join("outbox");
+    wait_until("an .eml file", async || {
+        std::fs::read_dir(&outbox).is_ok_and(|d| d.count() == 1)
+    })
+    .await;
+    let file = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .next()
+        .expect("one file")
+        .expect("entry")
+        .path();
+    assert!(
+        file.to_string_lossy()
+            .ends_with(&format!("-announcement-{CODE}.eml"))
+    );
+    let text = std::fs::read_to_string(&file).expect("eml");
+    assert!(text.contains("To: sapporo@example.invalid"), "{text}");
+}
