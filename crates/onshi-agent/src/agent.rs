@@ -198,8 +198,14 @@ impl Agent {
             }
             let next = tokio::select! {
                 () = &mut stop => return Ok(()),
-                next = self.step(&component) => next?,
+                next = self.step(&component) => next,
             };
+            // A fault of the device itself (a full disk, an unreadable file) must not stop the
+            // service: the installed version keeps running and the step is tried again later.
+            let next = next.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "step failed on this device; the installed version keeps running; retrying later");
+                Next::After(MAX_BACKOFF)
+            });
             let wait = match next {
                 Next::Now => Duration::ZERO,
                 Next::After(d) => self.options.pace.real(d),
@@ -292,7 +298,9 @@ impl Agent {
         };
         self.failures.remove(&cred.device_id);
         self.clock.observe(checkin.server_time);
-        self.remember(&cred, &checkin)?;
+        if let Err(e) = self.remember(&cred, &checkin) {
+            tracing::warn!(error = %e, "could not record the check-in in state.json");
+        }
         let poll = Duration::from_secs(checkin.poll_after_seconds.max(1));
         let Some(offer) = checkin.campaign.clone() else {
             return Ok(Next::After(poll));
@@ -470,7 +478,9 @@ impl Agent {
             answer = heartbeat => {
                 if let Some(c) = answer {
                     self.clock.observe(c.server_time);
-                    self.remember(cred, &c)?;
+                    if let Err(e) = self.remember(cred, &c) {
+                        tracing::warn!(error = %e, "could not record the check-in in state.json");
+                    }
                 }
                 None
             }
@@ -741,7 +751,12 @@ impl Agent {
         let d = progress.devices.entry(cred.device_id).or_default();
         d.seq += 1;
         let seq = d.seq;
-        self.dir.save_progress(&progress)?;
+        if let Err(e) = self.dir.save_progress(&progress) {
+            // Still report (a full disk must not silence the agent): should this seq be used
+            // again after a restart, the server answers it as stale and tells the agent its
+            // last accepted seq at the next check-in.
+            tracing::warn!(error = %e, seq, "could not record the report sequence");
+        }
         Ok(seq)
     }
 

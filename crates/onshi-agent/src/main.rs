@@ -50,8 +50,8 @@ struct EnrollArgs {
     /// The 10-digit 医療機関コード.
     #[arg(long, value_name = "CODE")]
     institution: String,
-    /// The institution's enrollment key.
-    #[arg(long, value_name = "KEY")]
+    /// The institution's enrollment key (it may start with '-').
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     key: String,
     #[arg(long, value_name = "DIR")]
     state_dir: PathBuf,
@@ -63,7 +63,7 @@ struct EnrollArgs {
     #[arg(long = "reader", value_name = "VENDOR:SERIAL", value_parser = parse_reader)]
     readers: Vec<(Vendor, String)>,
     /// The operator's Ed25519 public key (base64) to trust instead of the one the server presents.
-    #[arg(long, value_name = "BASE64")]
+    #[arg(long, value_name = "BASE64", allow_hyphen_values = true)]
     trust_key: Option<String>,
     /// The version installed before any update.
     #[arg(long, default_value = "1.0.0", value_parser = parse_version)]

@@ -218,3 +218,71 @@ async fn with_the_server_unreachable_the_agent_backs_off_and_keeps_the_old_versi
     );
     assert_eq!(t["advice"], "not_contacted", "{s}");
 }
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts `size` of tmpfs at `path`; None where mounting is not allowed (not root), which
+    /// fails the test under CI=true, where `.ci/run` runs as root.
+    fn mount(path: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "mounting a tmpfs failed under CI (is .ci/run running as root?)"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_clearly_and_the_old_version_keeps_running() {
+    let server = Server::start(
+        "2026-01-19T20:30:00+09:00",
+        "2.0.0",
+        &package(3 << 20, 11),
+        &package(10_000, 12),
+    )
+    .await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let Some(_disk) = SmallDisk::mount(&tmp.path().join("disk"), "1m") else {
+        return;
+    };
+    let dir = tmp.path().join("disk/clinic");
+    let (terminal, _) = enroll(&server, CLINIC, &dir, &[]).await;
+    // The log goes elsewhere: the disk is about to be full.
+    let mut agent = Running::start_with_log(&dir, &tmp.path().join("agent.log"), &[]);
+    server.wait_state(terminal, "failed").await;
+    wait_for_audit(&server, "no space left").await;
+    // The agent is still running, the old version installed and running.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        agent.alive(),
+        "the agent keeps running on a full disk: {}",
+        agent.log_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("current")).expect("pointer"),
+        "1.0.0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("running")).expect("running"),
+        "1.0.0"
+    );
+    assert!(!dir.join("versions/2.0.0").exists());
+}

@@ -299,7 +299,12 @@ impl Running {
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = dir.with_extension(format!("run{n}.log"));
+        Self::start_with_log(dir, &dir.with_extension(format!("run{n}.log")), extra)
+    }
+
+    /// [`Running::start`] with the log at `log`.
+    pub fn start_with_log(dir: &Path, log: &Path, extra: &[&str]) -> Self {
+        let log = log.to_path_buf();
         let file = std::fs::File::create(&log).expect("log file");
         let child = agent()
             .args(["run", "--state-dir"])
