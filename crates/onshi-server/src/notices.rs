@@ -134,6 +134,10 @@ impl Worker {
 
     async fn plan(&mut self, now: Timestamp) -> ApiResult<usize> {
         let campaigns = self.state.db(|s| s.campaigns()).await?;
+        // Daily keys of other days are never due again: keep only "once" and today's.
+        let today = onshi_core::jst::civil(now).date().to_string();
+        let current = |key: &str| key == notice::ONCE || key == today;
+        self.known.retain(|(_, _, _, key)| current(key));
         let mut planned = 0;
         for c in campaigns
             .into_iter()
@@ -144,6 +148,7 @@ impl Worker {
                 let keys = self.state.db(move |s| s.mail_keys(&id)).await?;
                 self.known.extend(
                     keys.into_iter()
+                        .filter(|(_, _, key)| current(key))
                         .map(|(code, kind, key)| (c.id.clone(), code, kind, key)),
                 );
                 self.loaded.insert(c.id.clone());
