@@ -72,6 +72,7 @@ fn nothing_downloads_outside_a_window() {
                 "hour {h}: bytes outside the windows"
             );
             assert_eq!(o.hourly.downloads_peak[h], 0, "hour {h}");
+            assert_eq!(o.hourly.states[h][1], 0, "hour {h}: a device downloading");
         }
     }
     // The nights are 9 of 24 hours for 11 nights, then catch-up: most early hours are closed.
@@ -213,6 +214,30 @@ fn each_site_restarting_at_its_first_error_meets_exactly_one() {
         Some("2026-01-20T09:00:00+09:00")
     );
     assert_eq!(s.sites_applied, 10);
+}
+
+#[test]
+fn a_morning_mail_gets_sites_that_wait_for_errors_to_restart_before_opening() {
+    let with_mail = |enabled: bool| {
+        clinics(
+            50,
+            &format!(
+                "days = 3\n\
+                 [staff]\nnext_morning = 0.0\non_error = 1.0\ndays_later = 0.0\n\
+                 [mail]\nenabled = {enabled}\nat = \"07:00\"\nacts_share = 1.0\n\
+                 [sites.clinic]\nalways_on = 1.0\nauto_restart = 0.0\n\
+                 patients_per_day = 200.0\nmynumber_share = 1.0\n"
+            ),
+        )
+    };
+    let without = quiet(&with_mail(false)).summary;
+    let with = quiet(&with_mail(true)).summary;
+    assert_eq!(without.errors.sites_meeting_errors, 50);
+    assert_eq!(
+        with.errors.patients, 0,
+        "read at 07:00, restarted before 09:00"
+    );
+    assert_eq!(with.sites_applied, 50);
 }
 
 #[test]
