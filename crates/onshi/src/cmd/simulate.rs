@@ -369,11 +369,14 @@ fn change(c: Option<f64>) -> String {
     match c {
         None => String::new(),
         Some(0.0) => "±0".to_owned(),
-        Some(d) if d.fract() == 0.0 => {
+        Some(d) => {
             let sign = if d > 0.0 { "+" } else { "−" };
-            format!("{sign}{}", thousands(d.abs() as u64))
+            if d.fract() == 0.0 {
+                format!("{sign}{}", thousands(d.abs() as u64))
+            } else {
+                format!("{sign}{:.1}", d.abs())
+            }
         }
-        Some(d) => format!("{d:+.1}"),
     }
 }
 
@@ -447,5 +450,6 @@ mod tests {
         assert_eq!(change(Some(-30_000.0)), "−30,000");
         assert_eq!(change(Some(0.0)), "±0");
         assert_eq!(change(Some(1.25)), "+1.2");
+        assert_eq!(change(Some(-2.8)), "−2.8");
     }
 }
