@@ -1,10 +1,14 @@
-//! The event queue: a calendar of one-minute buckets, each sorted in a small binary heap when
-//! its minute comes.
+//! The event queue: a calendar of ten-second buckets; when a bucket's turn comes it is sorted
+//! once and read in order.
 //!
 //! One binary heap over the whole run held ~1 million pending events (restarts planned days
-//! ahead, polls hours ahead) and spent two thirds of the run in cache misses. Buckets keep the
-//! heap down to one minute's events. The order is the same as one heap's: by time, then by
-//! insertion number, so a run stays deterministic.
+//! ahead, polls hours ahead) and spent two thirds of the run in cache misses; a heap per minute
+//! still spent a quarter on the mornings when 90,000 clinics switch on in the same minute and
+//! their agents check in within it. A sorted bucket is read front to back; the events scheduled
+//! into the bucket being read wait in a small heap beside it. Ten seconds measured faster than
+//! one minute and than one second (1.4 s against 1.65 s and 2.5 s CPU for the national run).
+//! The order is the same as one heap's: by time, then by insertion number, so a run stays
+//! deterministic.
 
 use std::collections::BinaryHeap;
 
@@ -12,16 +16,18 @@ use super::Event;
 use crate::calendar::SimTime;
 
 /// Seconds per bucket.
-const BUCKET: SimTime = 60;
+const BUCKET: SimTime = 10;
 
 /// Pending events, earliest first.
 pub(super) struct Queue {
-    /// Events of later minutes, unsorted, one bucket per minute of the run.
+    /// Events of later buckets, unsorted, one bucket per ten seconds of the run.
     buckets: Vec<Vec<Event>>,
-    /// The minute being processed, sorted.
-    current: BinaryHeap<Event>,
-    /// The index of the bucket in `current`.
-    minute: usize,
+    /// The bucket being read, sorted latest first (the next event is at the end).
+    current: Vec<Event>,
+    /// Events scheduled into the bucket being read after it was sorted.
+    late: BinaryHeap<Event>,
+    /// The index of the bucket being read.
+    bucket_index: usize,
     len: usize,
 }
 
@@ -31,8 +37,9 @@ impl Queue {
         let buckets = horizon.div_ceil(BUCKET) as usize;
         Self {
             buckets: (0..buckets).map(|_| Vec::new()).collect(),
-            current: BinaryHeap::new(),
-            minute: 0,
+            current: Vec::new(),
+            late: BinaryHeap::new(),
+            bucket_index: 0,
             len: 0,
         }
     }
@@ -40,28 +47,40 @@ impl Queue {
     /// Adds an event. Events are never in the past of the one last popped.
     pub(super) fn push(&mut self, event: Event) {
         let b = (event.at() / BUCKET) as usize;
-        self.len += 1;
-        if b <= self.minute {
-            self.current.push(event);
+        if b <= self.bucket_index {
+            self.late.push(event);
         } else if let Some(bucket) = self.buckets.get_mut(b) {
             bucket.push(event);
         } else {
-            self.len -= 1; // past the horizon: never happens
+            return; // past the horizon: callers never push one
         }
+        self.len += 1;
     }
 
     /// The earliest event.
     pub(super) fn pop(&mut self) -> Option<Event> {
-        while self.current.is_empty() {
-            if self.len == 0 {
-                return None;
-            }
-            self.minute += 1;
-            let next = std::mem::take(self.buckets.get_mut(self.minute)?);
-            self.current = BinaryHeap::from(next);
+        loop {
+            let from_late = match (self.current.last(), self.late.peek()) {
+                (Some(a), Some(b)) => b.key < a.key,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (None, None) => {
+                    if self.len == 0 {
+                        return None;
+                    }
+                    self.bucket_index += 1;
+                    self.current = std::mem::take(self.buckets.get_mut(self.bucket_index)?);
+                    self.current.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+                    continue;
+                }
+            };
+            self.len -= 1;
+            return if from_late {
+                self.late.pop()
+            } else {
+                self.current.pop()
+            };
         }
-        self.len -= 1;
-        self.current.pop()
     }
 }
 
