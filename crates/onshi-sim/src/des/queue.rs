@@ -70,7 +70,8 @@ impl Queue {
                     }
                     self.bucket_index += 1;
                     self.current = std::mem::take(self.buckets.get_mut(self.bucket_index)?);
-                    self.current.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+                    self.current
+                        .sort_unstable_by_key(|e| std::cmp::Reverse(e.key));
                     continue;
                 }
             };
