@@ -27,6 +27,8 @@ enum Command {
     Reception(cmd::reception::Args),
     /// Run the distribution server.
     Serve(cmd::serve::Args),
+    /// Simulate a campaign over the national fleet: deadline, bandwidth, errors, calls.
+    Simulate(cmd::simulate::Args),
     /// Generate the operator's Ed25519 key pair for signing releases.
     Keygen(cmd::keygen::Args),
     /// Build a data directory with a synthetic fleet and the 2026-01 campaign (benchmarks, demos).
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Schedule(args) => cmd::schedule::run(&args),
         Command::Reception(args) => cmd::reception::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
+        Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
         Command::Fixture(args) => cmd::fixture::run(&args),
     };

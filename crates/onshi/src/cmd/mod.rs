@@ -5,3 +5,4 @@ pub mod keygen;
 pub mod reception;
 pub mod schedule;
 pub mod serve;
+pub mod simulate;
