@@ -1,6 +1,7 @@
 //! Persistence of onshi behind one trait, [`Store`]. SQLite (embedded, the default) is
-//! implemented in [`sqlite`]; the SQL in `migrations/` is kept portable so that a PostgreSQL
-//! store can follow for scale-out.
+//! implemented in [`sqlite`]; PostgreSQL, which several server replicas share, in
+//! [`postgres`]. Both apply the one list of migrations in `migrations/` (see `migrations.rs`)
+//! and pass the one test suite (`suite.rs`).
 //!
 //! Must never: decide anything about the campaign (that is `onshi-core`), or hold state that is
 //! not in the database except the buffered "last contact" times, which are not state reports.
@@ -19,9 +20,17 @@ use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use serde::Serialize;
 
+mod contacts;
+mod migrations;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
+pub mod testing;
 mod time;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use time::{db_time, parse_db_time};
 
@@ -29,7 +38,17 @@ pub use time::{db_time, parse_db_time};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL error other than a lost connection (see [`StoreError::Unavailable`]).
+    #[error("database error: {0}")]
+    Postgres(::postgres::Error),
+    /// The database cannot be reached now (connection refused or lost, server shutting down,
+    /// pool exhausted): nothing was acknowledged, and the same call may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The store cannot be set up as asked (e.g. a malformed database URL).
+    #[error("{0}")]
+    Config(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("{0} not found")]
@@ -228,10 +247,21 @@ pub struct AuditEntry {
 /// Everything the server persists. Calls are blocking; the server runs them off the async
 /// workers.
 pub trait Store: Send + Sync + 'static {
+    /// Whether [`Store::device_by_token`], [`Store::open_deployments_of`] and
+    /// [`Store::record_contact`] answer from memory (after a first look-up), so the server may
+    /// call them on an async worker instead of handing them to the blocking pool. Only a store
+    /// that is the one writer of its database can keep such caches exact.
+    fn reads_from_memory(&self) -> bool {
+        false
+    }
+
     /// A server setting (e.g. the operator token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a server setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Sets a setting only if it has none yet; returns the value that is stored now (so
+    /// replicas starting together agree on the first one written).
+    fn insert_setting_if_absent(&self, key: &str, value: &str) -> Result<String>;
 
     /// Creates or updates institutions (by code) in one transaction; returns how many.
     fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize>;
