@@ -75,9 +75,13 @@ impl FromRequestParts<AppState> for DeviceAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = hash_secret(bearer(&parts.headers)?);
-        // Inline, not on the blocking pool: the store answers from memory after the first
-        // look-up, and a thread hand-off per check-in costs more than the look-up.
-        let device = state.store.device_by_token(&hash)?;
+        // Inline when the store answers from memory (SQLite): a thread hand-off per check-in
+        // costs more than the look-up. A shared database is asked on the blocking pool.
+        let device = if state.store.reads_from_memory() {
+            state.store.device_by_token(&hash)?
+        } else {
+            state.db(move |s| s.device_by_token(&hash)).await?
+        };
         device
             .map(DeviceAuth)
             .ok_or_else(|| ApiError::unauthorized("unknown device token"))

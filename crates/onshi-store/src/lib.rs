@@ -247,10 +247,10 @@ pub struct AuditEntry {
 /// Everything the server persists. Calls are blocking; the server runs them off the async
 /// workers.
 pub trait Store: Send + Sync + 'static {
-    /// Whether [`Store::device_by_token`], [`Store::open_deployments_of`] and
-    /// [`Store::record_contact`] answer from memory (after a first look-up), so the server may
-    /// call them on an async worker instead of handing them to the blocking pool. Only a store
-    /// that is the one writer of its database can keep such caches exact.
+    /// Whether [`Store::device_by_token`] and [`Store::open_deployments_of`] answer from memory
+    /// (after a first look-up), so the server may call them on an async worker instead of
+    /// handing them to the blocking pool. Only a store that is the one writer of its database
+    /// can keep such caches exact. ([`Store::record_contact`] only buffers, in every store.)
     fn reads_from_memory(&self) -> bool {
         false
     }

@@ -52,7 +52,8 @@ const AUDIT_LOCK: i32 = 1;
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
-    pool: r2d2::Pool<Manager>,
+    /// Always `Some` until the store is dropped (see `Drop`).
+    pool: Option<r2d2::Pool<Manager>>,
     contacts: ContactBuffer,
     /// The URL with its password replaced, for messages.
     redacted: String,
@@ -91,16 +92,29 @@ impl PostgresStore {
             .build_unchecked(Manager { config });
         tracing::info!(database = %redacted, "PostgreSQL store open");
         Ok(Self {
-            pool,
+            pool: Some(pool),
             contacts: ContactBuffer::default(),
             redacted,
         })
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool
-            .get()
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
+        pool.get()
             .map_err(|e| StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted)))
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Closing a connection blocks on the client's own runtime, which must not happen on an
+    /// async worker (where the server's last reference may be dropped): close on a thread.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
     }
 }
 

@@ -194,8 +194,13 @@ async fn current(
     state: &AppState,
     device: &Device,
 ) -> ApiResult<Option<(Deployment, Arc<CampaignRecord>)>> {
-    // Inline: answered from the store's cache on the hot path.
-    let deployments = state.store.open_deployments_of(device.id)?;
+    // Inline when the store answers from its cache (SQLite); else on the blocking pool.
+    let deployments = if state.store.reads_from_memory() {
+        state.store.open_deployments_of(device.id)?
+    } else {
+        let id = device.id;
+        state.db(move |s| s.open_deployments_of(id)).await?
+    };
     for d in deployments {
         if let Some(c) = state.campaign(&d.campaign_id).await?
             && !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Closed)
