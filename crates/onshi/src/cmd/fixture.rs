@@ -104,7 +104,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let device_ids = enrol_terminals(store, &institutions, &args.tokens_out, at)?;
+    // SQLite has one connection; PostgreSQL a pool of 16.
+    let workers = if args.database.is_some() { 8 } else { 1 };
+    let device_ids = enrol_terminals(store, &institutions, &args.tokens_out, at, workers)?;
 
     let release = sign_release(store, &args.data, at)?;
     let campaign = Campaign::parse(PRESET_2026_01).context("parsing the 2026-01 preset")?;
@@ -193,46 +195,78 @@ fn synthetic_site(i: u32) -> anyhow::Result<Institution> {
     })
 }
 
-/// One terminal per site, each with a fresh token; writes the tokens and returns the device ids.
+/// One terminal per site, each with a fresh token; writes the tokens (in site order) and returns
+/// the device ids. `workers` threads enrol at once: PostgreSQL commits each enrolment on its own,
+/// and concurrent commits share the log flush (SQLite serialises them anyway: use 1).
 fn enrol_terminals(
     store: &dyn Store,
     sites: &[Institution],
     tokens_out: &Path,
     at: Timestamp,
+    workers: usize,
 ) -> anyhow::Result<Vec<i64>> {
     let started = Instant::now();
+    let done = std::sync::atomic::AtomicU32::new(0);
+    let enrol = |first: usize, part: &[Institution]| -> anyhow::Result<Vec<(i64, String)>> {
+        let mut out = Vec::with_capacity(part.len());
+        for (i, site) in (first + 1..).zip(part) {
+            let token = new_secret();
+            let device = NewDevice {
+                institution: site.code,
+                kind: DeviceKind::Terminal,
+                vendor: None,
+                serial: format!("BENCH-{i:08}"),
+                parent: None,
+                token_hash: hash_secret(&token),
+            };
+            let enrolled = store
+                .enrol_device(&device, at)
+                .with_context(|| format!("enrolling terminal {i}"))?;
+            out.push((enrolled.id, token));
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_multiple_of(PROGRESS_EVERY) {
+                println!(
+                    "enrolled {n}/{} ({:.1} s)",
+                    sites.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Ok(out)
+    };
+    let chunk = sites.len().div_ceil(workers.max(1)).max(1);
+    let parts: Vec<anyhow::Result<Vec<(i64, String)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sites
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                let enrol = &enrol;
+                s.spawn(move || enrol(n * chunk, part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an enrolment thread panicked")))
+            })
+            .collect()
+    });
     let file = std::fs::File::create(tokens_out)
         .with_context(|| format!("creating {}", tokens_out.display()))?;
     let mut tokens = std::io::BufWriter::new(file);
     let mut ids = Vec::with_capacity(sites.len());
-    for (i, site) in (1u32..).zip(sites) {
-        let token = new_secret();
-        let device = NewDevice {
-            institution: site.code,
-            kind: DeviceKind::Terminal,
-            vendor: None,
-            serial: format!("BENCH-{i:08}"),
-            parent: None,
-            token_hash: hash_secret(&token),
-        };
-        let enrolled = store
-            .enrol_device(&device, at)
-            .with_context(|| format!("enrolling terminal {i}"))?;
-        ids.push(enrolled.id);
-        writeln!(tokens, "{token}")?;
-        if i % PROGRESS_EVERY == 0 {
-            println!(
-                "enrolled {i}/{} ({:.1} s)",
-                sites.len(),
-                started.elapsed().as_secs_f64()
-            );
+    for part in parts {
+        for (id, token) in part? {
+            ids.push(id);
+            writeln!(tokens, "{token}")?;
         }
     }
     tokens
         .flush()
         .with_context(|| format!("writing {}", tokens_out.display()))?;
     println!(
-        "enrolled {} terminals in {:.1} s ({:.0} µs each, one enrol_device call per terminal)",
+        "enrolled {} terminals in {:.1} s ({:.0} µs each, one enrol_device call per terminal, {workers} at once)",
         ids.len(),
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() * 1e6 / ids.len().max(1) as f64
