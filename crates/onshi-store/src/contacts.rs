@@ -4,7 +4,8 @@
 //!
 //! Both stores use this buffer. With several replicas each keeps its own: a device whose
 //! check-ins alternate between replicas is written at most once a minute by each, and the
-//! newest instant wins in the database (`GREATEST` / `MAX` on write).
+//! newest contact wins in the database (a write older than the stored contact changes nothing,
+//! so a replica flushing late never puts back versions another replica has replaced).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -482,7 +482,9 @@ impl Store for PostgresStore {
         self.contacts
             .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
                 // In id order, so that two replicas writing overlapping devices lock rows in
-                // the same order and never deadlock; the newest instant wins.
+                // the same order and never deadlock. A contact older than the stored one
+                // (another replica wrote a newer one) changes nothing: the newest instant and
+                // its versions win.
                 let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
                 rows.sort_by_key(|(id, _)| *id);
                 let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
@@ -493,8 +495,10 @@ impl Store for PostgresStore {
                     rows.iter().map(|(_, c)| c.running.as_deref()).collect();
                 self.conn()?.execute(
                     "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
-                       installed_version = COALESCE(v.installed, d.installed_version),
-                       running_version = COALESCE(v.running, d.running_version)
+                       installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
+                       running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
                      FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
                        AS v (id, at, installed, running)
                      WHERE d.id = v.id",

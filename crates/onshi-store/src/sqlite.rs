@@ -426,9 +426,13 @@ impl Store for SqliteStore {
                 let tx = conn.unchecked_transaction()?;
                 {
                     let mut stmt = tx.prepare_cached(
-                        "UPDATE devices SET last_contact = ?2,
-                           installed_version = COALESCE(?3, installed_version),
-                           running_version = COALESCE(?4, running_version)
+                        // A contact older than the one stored (another process wrote a newer
+                        // one) changes nothing: the newest instant and its versions win.
+                        "UPDATE devices SET last_contact = MAX(COALESCE(last_contact, ''), ?2),
+                           installed_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?3, installed_version) ELSE installed_version END,
+                           running_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?4, running_version) ELSE running_version END
                          WHERE id = ?1",
                     )?;
                     for (id, c) in chunk {

@@ -1425,6 +1425,24 @@ fn reports_in_order_through_alternating_stores_end_in_the_last_state(b: &Backend
     assert_eq!((d.state, d.last_seq), (Installing, 3));
 }
 
+fn a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let (late, prompt) = (b.open(), b.open());
+    late.record_contact(id, Some(&version("1.0.0")), Some(&version("1.0.0")), at(5))
+        .expect("recorded");
+    prompt
+        .record_contact(id, Some(&version("2.0.0")), Some(&version("1.0.0")), at(10))
+        .expect("recorded");
+    prompt.flush().expect("flushed");
+
+    late.flush().expect("flushed late");
+
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+    assert_eq!(device.last_contact, Some(at(10)));
+    assert_eq!(device.installed, Some(version("2.0.0")));
+}
+
 fn audit_numbers_have_no_gaps_when_two_stores_write_at_once(b: &Backend) {
     Fixture::new(b);
 
@@ -1525,4 +1543,5 @@ suite! {
     the_same_report_through_two_stores_at_once_applies_once,
     reports_in_order_through_alternating_stores_end_in_the_last_state,
     audit_numbers_have_no_gaps_when_two_stores_write_at_once,
+    a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote,
 }
