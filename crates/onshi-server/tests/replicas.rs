@@ -1,7 +1,7 @@
 //! Several `onshi serve` replicas on one PostgreSQL database, driven over plain HTTP: the
 //! download throttle holds across replicas together, state reports are idempotent and ordered
 //! per device whichever replica receives them, the audit log has no gaps, and a database that
-//! drops every connection mid-run costs 503s, never an acknowledged report.
+//! drops every connection or goes away mid-run costs 503s, never an acknowledged report.
 //!
 //! These tests need PostgreSQL (`ONSHI_TEST_POSTGRES`, default the CI database); outside CI they
 //! are skipped when it is not running.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestApp, spawn_replicas};
+use common::{TestApp, spawn_replicas, spawn_with_url, test_schema};
 use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -372,6 +372,118 @@ async fn a_database_that_drops_every_connection_costs_503s_never_an_acknowledged
         unavailable > 0,
         "the dropped connections were never noticed"
     );
+    let listing = app
+        .expect(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(listing[0]["state"], "applied", "{listing}");
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can take down (every connection cut, new
+/// ones closed at once, as a stopped database server) and bring back.
+struct DatabaseProxy {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl DatabaseProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a proxy port");
+        let port = listener.local_addr().expect("an address").port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue; // dropped: the connection closes at once
+                }
+                let mut watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_back() {
+    if !postgres_available() {
+        return;
+    }
+    let schema = test_schema(&onshi_store::testing::test_url());
+    // postgres://user@HOST:PORT/db?… → the same through the proxy.
+    let (head, tail) = schema.url.split_once('@').expect("a user in the test URL");
+    let (authority, path) = tail.split_at(tail.find('/').expect("a database in the test URL"));
+    let proxy = DatabaseProxy::start(authority.to_owned()).await;
+    let url = format!("{head}@127.0.0.1:{}{path}", proxy.port);
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_with_url("2026-01-19T12:00:00+09:00", data, Some(schema), Some(url)).await;
+    let tokens = campaign_with_terminals(&app, 1, 10).await;
+    let token = &tokens[0];
+    app.set_clock(NIGHT).await;
+    assert_eq!(
+        report(&app, token, 1, "download_started").await.status(),
+        200
+    );
+
+    proxy.set_up(false);
+    let down = report(&app, token, 2, "download_verified").await;
+    assert_eq!(down.status(), 503);
+    let body: Value = down.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "database_unavailable", "{body}");
+    let checkin = app
+        .as_device(Method::POST, "/api/v1/checkin", token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("check-in sent");
+    assert_eq!(checkin.status(), 503);
+
+    proxy.set_up(true);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        assert!(
+            tries < 200,
+            "the server did not come back with the database"
+        );
+        let r = report(&app, token, 2, "download_verified").await;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503, "{}", r.text().await.unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (seq, event) in [
+        (3, "install_started"),
+        (4, "install_completed"),
+        (5, "running"),
+    ] {
+        assert_eq!(
+            report(&app, token, seq, event).await.status(),
+            200,
+            "{event}"
+        );
+    }
     let listing = app
         .expect(
             app.admin(

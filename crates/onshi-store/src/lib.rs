@@ -339,7 +339,17 @@ pub trait Store: Send + Sync + 'static {
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>>;
     /// Applies a state report if `seq` is newer than the last one seen and the state is still
     /// `from` (compare-and-set); the caller has checked the transition with the core rules.
-    fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome>;
+    fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome> {
+        self.apply_report_logged(report, None)
+    }
+    /// [`Store::apply_report`], and, when the report applies, `audit` appended to the audit log
+    /// in the same transaction: a state change and its audit line are committed together or not
+    /// at all (a report retried after a lost answer is `Stale` and is not logged twice).
+    fn apply_report_logged(
+        &self,
+        report: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome>;
 
     /// Takes or renews a download slot; `false` when `max` other devices hold live slots.
     fn acquire_lease(

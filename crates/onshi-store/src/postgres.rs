@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Row};
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
@@ -221,6 +222,17 @@ fn campaign_from(r: &Row) -> Result<CampaignRecord> {
         r.try_get(6)?,
     );
     parse_campaign(row)
+}
+
+/// Appends an audit line. Run it after `pg_advisory_xact_lock(LOCK_SPACE, AUDIT_LOCK)` in the
+/// same transaction: the number is taken under a lock held to the commit, so the next writer
+/// waits for this one's commit and then sees its row, and numbers have no gaps and appear in
+/// order.
+const INSERT_AUDIT: &str = "INSERT INTO audit (id, at, actor, action, subject, detail)
+     SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5 FROM audit";
+
+fn audit_params<'a>(e: &'a AuditEntry, at: &'a String) -> [&'a (dyn ToSql + Sync); 5] {
+    [at, &e.actor, &e.action, &e.subject, &e.detail]
 }
 
 fn big(n: u64) -> Result<i64> {
@@ -645,7 +657,11 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    fn apply_report(&self, r: &Report<'_>) -> Result<ReportOutcome> {
+    fn apply_report_logged(
+        &self,
+        r: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome> {
         let Report {
             campaign,
             device,
@@ -656,26 +672,42 @@ impl Store for PostgresStore {
             at,
         } = *r;
         let mut conn = self.conn()?;
-        // One statement, committed when it returns. Two replicas updating the same row are
-        // serialised by its row lock, and the second re-checks the condition on the row the
-        // first wrote, so only one of two reports with the same seq applies.
-        let applied = conn.query_opt(
-            concat!(
-                "UPDATE deployments SET state = $4, bytes = $5, last_seq = $3, updated_at = $6
-                 WHERE campaign_id = $1 AND device_id = $2 AND last_seq < $3 AND state = $7
-                 RETURNING ",
-                deployment_cols!()
-            ),
-            &[
-                &campaign,
-                &device,
-                &seq,
-                &to.slug(),
-                &big(bytes)?,
-                &db_time(at),
-                &from.slug(),
-            ],
-        )?;
+        // Two replicas updating the same row are serialised by its row lock, and the second
+        // re-checks the condition on the row the first wrote, so only one of two reports with
+        // the same seq applies.
+        let update = conn.prep(concat!(
+            "UPDATE deployments SET state = $4, bytes = $5, last_seq = $3, updated_at = $6
+             WHERE campaign_id = $1 AND device_id = $2 AND last_seq < $3 AND state = $7
+             RETURNING ",
+            deployment_cols!()
+        ))?;
+        let (bytes, at) = (big(bytes)?, db_time(at));
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &campaign,
+            &device,
+            &seq,
+            &to.slug(),
+            &bytes,
+            &at,
+            &from.slug(),
+        ];
+        let applied = match audit {
+            // One statement, committed when it returns.
+            None => conn.client.query_opt(&update, &params)?,
+            // The update and its audit line in one transaction.
+            Some(entry) => {
+                let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
+                let insert = conn.prep(INSERT_AUDIT)?;
+                let mut tx = conn.client.transaction()?;
+                let row = tx.query_opt(&update, &params)?;
+                if row.is_some() {
+                    tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
+                    tx.execute(&insert, &audit_params(entry, &db_time(entry.at)))?;
+                }
+                tx.commit()?;
+                row
+            }
+        };
         if let Some(row) = applied {
             return Ok(ReportOutcome::Applied(deployment_from(&row)?));
         }
@@ -848,18 +880,10 @@ impl Store for PostgresStore {
     fn audit(&self, e: &AuditEntry) -> Result<()> {
         let mut conn = self.conn()?;
         let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
-        let insert = conn.prep(
-            "INSERT INTO audit (id, at, actor, action, subject, detail)
-             SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5 FROM audit",
-        )?;
-        // The number is taken under a lock held to the commit: the next writer waits for this
-        // one's commit and then sees its row, so numbers have no gaps and appear in order.
+        let insert = conn.prep(INSERT_AUDIT)?;
         let mut tx = conn.client.transaction()?;
         tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
-        tx.execute(
-            &insert,
-            &[&db_time(e.at), &e.actor, &e.action, &e.subject, &e.detail],
-        )?;
+        tx.execute(&insert, &audit_params(e, &db_time(e.at)))?;
         tx.commit()?;
         Ok(())
     }

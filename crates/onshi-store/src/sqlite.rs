@@ -614,7 +614,11 @@ impl Store for SqliteStore {
         Ok(list)
     }
 
-    fn apply_report(&self, r: &Report<'_>) -> Result<ReportOutcome> {
+    fn apply_report_logged(
+        &self,
+        r: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome> {
         let Report {
             campaign,
             device,
@@ -639,6 +643,9 @@ impl Store for SqliteStore {
                 from.slug()
             ],
         )?;
+        if let (1, Some(e)) = (n, audit) {
+            insert_audit(&tx, e)?;
+        }
         let current = tx
             .query_row(
                 &format!(
@@ -820,12 +827,7 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![db_time(e.at), e.actor, e.action, e.subject, e.detail])?;
-        Ok(())
+        insert_audit(&self.conn(), e)
     }
 
     fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
@@ -856,4 +858,18 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
+
+fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        db_time(e.at),
+        e.actor,
+        e.action,
+        e.subject,
+        e.detail
+    ])?;
+    Ok(())
 }

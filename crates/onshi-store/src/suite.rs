@@ -1237,6 +1237,47 @@ fn the_audit_log_lists_the_newest_entries_first_up_to_the_limit(b: &Backend) {
     assert_eq!(log, [entry(2, "pause"), entry(1, "start")]);
 }
 
+fn a_report_and_its_audit_line_are_stored_together_and_a_repeat_logs_nothing(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.waiting_terminal();
+    let report = Report {
+        campaign: CAMPAIGN,
+        device: id,
+        seq: 1,
+        from: Waiting,
+        to: Downloading,
+        bytes: 0,
+        at: at(3),
+    };
+    let line = AuditEntry {
+        at: at(3),
+        actor: format!("device:{id}"),
+        action: "state_change".to_owned(),
+        subject: format!("{CAMPAIGN}/{id}"),
+        detail: "waiting -> downloading".to_owned(),
+    };
+
+    let first = fx.store.apply_report_logged(&report, Some(&line));
+    let repeat = fx.store.apply_report_logged(&report, Some(&line));
+    let conflict = fx.store.apply_report_logged(
+        &Report {
+            seq: 2,
+            from: Downloaded,
+            to: Installing,
+            ..report
+        },
+        Some(&line),
+    );
+
+    assert!(matches!(first, Ok(ReportOutcome::Applied(_))), "{first:?}");
+    assert!(matches!(repeat, Ok(ReportOutcome::Stale(_))), "{repeat:?}");
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    assert_eq!(fx.store.audit_log(10).expect("read"), [line]);
+}
+
 // --- Durability ---------------------------------------------------------------------------
 
 fn an_applied_report_survives_reopening_the_database(b: &Backend) {
@@ -1544,4 +1585,5 @@ suite! {
     reports_in_order_through_alternating_stores_end_in_the_last_state,
     audit_numbers_have_no_gaps_when_two_stores_write_at_once,
     a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote,
+    a_report_and_its_audit_line_are_stored_together_and_a_repeat_logs_nothing,
 }

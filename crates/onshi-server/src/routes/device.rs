@@ -16,7 +16,8 @@ use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_store::{
-    CampaignRecord, Deployment, Device, InstitutionKey, NewDevice, Report, ReportOutcome,
+    AuditEntry, CampaignRecord, Deployment, Device, InstitutionKey, NewDevice, Report,
+    ReportOutcome,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -388,17 +389,28 @@ pub async fn report(
         req.seq,
         deployment.state,
     );
+    // A state change and its audit line are committed together.
+    let audit = (from != to).then(|| AuditEntry {
+        at: now,
+        actor: format!("device:{did}"),
+        action: "state_change".to_owned(),
+        subject: format!("{cid}/{did}"),
+        detail: format!("{from} -> {to} ({event})"),
+    });
     let outcome = state
         .db(move |s| {
-            s.apply_report(&Report {
-                campaign: &cid,
-                device: did,
-                seq,
-                from,
-                to,
-                bytes,
-                at: now,
-            })
+            s.apply_report_logged(
+                &Report {
+                    campaign: &cid,
+                    device: did,
+                    seq,
+                    from,
+                    to,
+                    bytes,
+                    at: now,
+                },
+                audit.as_ref(),
+            )
         })
         .await?;
     let current = match outcome {
@@ -433,16 +445,6 @@ pub async fn report(
             Ok(())
         })
         .await?;
-    if from != current.state {
-        state
-            .audit(
-                format!("device:{}", device.id),
-                "state_change",
-                format!("{}/{}", req.campaign_id, device.id),
-                format!("{from} -> {} ({event})", current.state),
-            )
-            .await?;
-    }
     Ok(Json(ReportResponse {
         state: current.state,
         applied: true,

@@ -69,10 +69,21 @@ pub async fn spawn_on(
     data: Arc<tempfile::TempDir>,
     schema: Option<Arc<TestSchema>>,
 ) -> TestApp {
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_with_url(start, data, schema, url).await
+}
+
+/// Starts a server on `data` that reaches `schema` through `url` (a proxy in front of it, say).
+pub async fn spawn_with_url(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
     let running = onshi_server::start(onshi_server::Config {
         data_dir: data.path().to_path_buf(),
-        database: schema.as_ref().map(|s| s.url.clone()),
+        database: url,
         listen: "127.0.0.1:0".parse().expect("addr"),
         clock,
         signing_key: None,
