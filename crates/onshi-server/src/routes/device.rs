@@ -367,7 +367,19 @@ pub async fn report(
             req.campaign_id
         )));
     };
+    let frees_slot = matches!(
+        event,
+        DeploymentEvent::DownloadVerified
+            | DeploymentEvent::DownloadPaused
+            | DeploymentEvent::Failed
+    );
     if req.seq <= deployment.last_seq {
+        // The latest report again (its answer was lost): give the slot back again too, in case
+        // the first attempt applied and failed before it could.
+        if req.seq == deployment.last_seq && frees_slot {
+            let (cid, did) = (req.campaign_id.clone(), device.id);
+            state.db(move |s| s.release_lease(&cid, did)).await?;
+        }
         return Ok(Json(ReportResponse {
             state: deployment.state,
             applied: false,
@@ -430,12 +442,6 @@ pub async fn report(
         _ => (None, None),
     };
     let (cid, did) = (req.campaign_id.clone(), device.id);
-    let frees_slot = matches!(
-        event,
-        DeploymentEvent::DownloadVerified
-            | DeploymentEvent::DownloadPaused
-            | DeploymentEvent::Failed
-    );
     state
         .db(move |s| {
             s.record_contact(did, installed.as_ref(), running.as_ref(), now)?;
