@@ -8,7 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onshi_store::Device;
+use onshi_store::{Deployment, Device};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -68,7 +68,12 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 /// A device, authenticated by its own token.
-pub struct DeviceAuth(pub Device);
+pub struct DeviceAuth {
+    pub device: Device,
+    /// Its open deployments when the store was asked for them in the same call (a shared
+    /// database: one round trip per check-in); `None` when the store answers from memory.
+    pub open: Option<Vec<Deployment>>,
+}
 
 impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
@@ -77,14 +82,21 @@ impl FromRequestParts<AppState> for DeviceAuth {
         let hash = hash_secret(bearer(&parts.headers)?);
         // Inline when the store answers from memory (SQLite): a thread hand-off per check-in
         // costs more than the look-up. A shared database is asked on the blocking pool.
-        let device = if state.store.reads_from_memory() {
-            state.store.device_by_token(&hash)?
+        let found = if state.store.reads_from_memory() {
+            state
+                .store
+                .device_by_token(&hash)?
+                .map(|device| DeviceAuth { device, open: None })
         } else {
-            state.db(move |s| s.device_by_token(&hash)).await?
+            state
+                .db(move |s| s.device_and_open_deployments(&hash))
+                .await?
+                .map(|(device, open)| DeviceAuth {
+                    device,
+                    open: Some(open),
+                })
         };
-        device
-            .map(DeviceAuth)
-            .ok_or_else(|| ApiError::unauthorized("unknown device token"))
+        found.ok_or_else(|| ApiError::unauthorized("unknown device token"))
     }
 }
 

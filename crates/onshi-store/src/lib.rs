@@ -288,6 +288,18 @@ pub trait Store: Send + Sync + 'static {
     /// The device whose token hashes to `token_hash`: who it is (id, site, kind, vendor, serial,
     /// parent). Versions and last contact are left empty; read them with [`Store::device`].
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
+    /// [`Store::device_by_token`] and that device's [`Store::open_deployments_of`] in one call:
+    /// what a check-in needs, in one round trip to a shared database.
+    fn device_and_open_deployments(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let Some(device) = self.device_by_token(token_hash)? else {
+            return Ok(None);
+        };
+        let open = self.open_deployments_of(device.id)?;
+        Ok(Some((device, open)))
+    }
     /// One device.
     fn device(&self, id: i64) -> Result<Option<Device>>;
     /// The devices of one institution.

@@ -200,13 +200,17 @@ fn device_from(r: &Row, base: usize) -> Result<RawDevice> {
 }
 
 fn deployment_from(r: &Row) -> Result<Deployment> {
+    deployment_at(r, 0)
+}
+
+fn deployment_at(r: &Row, base: usize) -> Result<Deployment> {
     RawDeployment {
-        campaign_id: r.try_get(0)?,
-        device_id: r.try_get(1)?,
-        state: r.try_get(2)?,
-        bytes: r.try_get(3)?,
-        last_seq: r.try_get(4)?,
-        updated_at: r.try_get(5)?,
+        campaign_id: r.try_get(base)?,
+        device_id: r.try_get(base + 1)?,
+        state: r.try_get(base + 2)?,
+        bytes: r.try_get(base + 3)?,
+        last_seq: r.try_get(base + 4)?,
+        updated_at: r.try_get(base + 5)?,
     }
     .parse()
 }
@@ -429,6 +433,38 @@ impl Store for PostgresStore {
         )?;
         row.map(|r| Ok(identity(&device_from(&r, 0)?.parse()?)))
             .transpose()
+    }
+
+    fn device_and_open_deployments(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let rows = self.conn()?.query(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
+                 FROM devices d
+                 LEFT JOIN (deployments p JOIN campaigns c
+                            ON c.id = p.campaign_id AND c.status <> 'closed')
+                   ON p.device_id = d.id
+                 WHERE d.token_hash = $1
+                 ORDER BY c.created_at DESC, c.id DESC"
+            ),
+            &[&token_hash],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let device = identity(&device_from(first, 0)?.parse()?);
+        let mut open = Vec::new();
+        for r in &rows {
+            // A device in no open campaign comes back as one row without a deployment.
+            if r.try_get::<_, Option<String>>(9)?.is_some() {
+                open.push(deployment_at(r, 9)?);
+            }
+        }
+        Ok(Some((device, open)))
     }
 
     fn device(&self, id: i64) -> Result<Option<Device>> {

@@ -757,6 +757,46 @@ fn open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_firs
 
 // --- Deployments and state reports --------------------------------------------------------
 
+fn a_device_comes_with_its_open_deployments_by_token_in_one_call(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let outsider = fx.terminal(&fx.site(13, Clinic, 2));
+    for (campaign, created) in [("old", at(0)), ("closed", at(30)), ("new", at(60))] {
+        fx.campaign(campaign, created);
+        fx.store
+            .ensure_deployments(campaign, &[id], created)
+            .expect("added");
+    }
+    fx.store
+        .set_campaign_status("closed", CampaignStatus::Closed, at(90))
+        .expect("closed");
+    let token = |d: &Device| format!("token-of-T-{}", d.institution);
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+
+    let (found, open) = fx
+        .store
+        .device_and_open_deployments(&token(&device))
+        .expect("read")
+        .expect("known token");
+    let (alone, none) = fx
+        .store
+        .device_and_open_deployments(&token(&outsider))
+        .expect("read")
+        .expect("known token");
+
+    assert_eq!(
+        Some(found),
+        fx.store.device_by_token(&token(&device)).expect("read")
+    );
+    assert_eq!(open, fx.store.open_deployments_of(id).expect("read"));
+    let campaigns: Vec<&str> = open.iter().map(|d| d.campaign_id.as_str()).collect();
+    assert_eq!(campaigns, ["new", "old"]);
+    assert_eq!(alone.id, outsider.id);
+    assert!(none.is_empty());
+    let unknown = fx.store.device_and_open_deployments("no such token");
+    assert_eq!(unknown.expect("read"), None);
+}
+
 fn ensuring_deployments_adds_each_device_once_as_waiting(b: &Backend) {
     let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
@@ -1586,4 +1626,5 @@ suite! {
     audit_numbers_have_no_gaps_when_two_stores_write_at_once,
     a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote,
     a_report_and_its_audit_line_are_stored_together_and_a_repeat_logs_nothing,
+    a_device_comes_with_its_open_deployments_by_token_in_one_call,
 }

@@ -16,8 +16,7 @@ use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_store::{
-    AuditEntry, CampaignRecord, Deployment, Device, InstitutionKey, NewDevice, Report,
-    ReportOutcome,
+    AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -100,7 +99,9 @@ pub struct ReaderRequest {
 /// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
 pub async fn enroll_reader(
     State(state): State<AppState>,
-    DeviceAuth(terminal): DeviceAuth,
+    DeviceAuth {
+        device: terminal, ..
+    }: DeviceAuth,
     ApiJson(req): ApiJson<ReaderRequest>,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     if terminal.kind != DeviceKind::Terminal {
@@ -193,14 +194,17 @@ pub struct ArtifactInfo {
 /// draft and not closed.
 async fn current(
     state: &AppState,
-    device: &Device,
+    DeviceAuth { device, open }: &DeviceAuth,
 ) -> ApiResult<Option<(Deployment, Arc<CampaignRecord>)>> {
-    // Inline when the store answers from its cache (SQLite); else on the blocking pool.
-    let deployments = if state.store.reads_from_memory() {
-        state.store.open_deployments_of(device.id)?
-    } else {
-        let id = device.id;
-        state.db(move |s| s.open_deployments_of(id)).await?
+    // Fetched with the device (a shared database), or inline when the store answers from its
+    // cache (SQLite), else on the blocking pool.
+    let deployments = match open {
+        Some(open) => open.clone(),
+        None if state.store.reads_from_memory() => state.store.open_deployments_of(device.id)?,
+        None => {
+            let id = device.id;
+            state.db(move |s| s.open_deployments_of(id)).await?
+        }
     };
     for d in deployments {
         if let Some(c) = state.campaign(&d.campaign_id).await?
@@ -215,16 +219,17 @@ async fn current(
 /// `POST /api/v1/checkin`: the device says where it stands; the server says what to do.
 pub async fn checkin(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     ApiJson(req): ApiJson<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
+    let device = &auth.device;
     let now = state.now();
     // Buffered in memory, so cheap enough to do on the async worker.
     state
         .store
         .record_contact(device.id, req.installed.as_ref(), req.running.as_ref(), now)?;
     let jitter: f64 = rand::thread_rng().r#gen();
-    let Some((deployment, record)) = current(&state, &device).await? else {
+    let Some((deployment, record)) = current(&state, &auth).await? else {
         return Ok(Json(CheckinResponse {
             action: Action::None,
             poll_after_seconds: offer::MAX_POLL.mul_f64(0.8 + 0.2 * jitter).as_secs(),
@@ -324,7 +329,7 @@ pub struct ReportResponse {
 /// `POST /api/v1/report`: a state report, checked against the deployment state machine.
 pub async fn report(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    DeviceAuth { device, .. }: DeviceAuth,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<Json<ReportResponse>> {
     if req.seq <= 0 {
@@ -460,10 +465,10 @@ pub async fn report(
 /// `GET /api/v1/releases/{id}/manifest`: the signed manifest of a release the device is in.
 pub async fn manifest(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     Path(release_id): Path<String>,
 ) -> ApiResult<Json<SignedManifest>> {
-    let Some((_, record)) = current(&state, &device).await? else {
+    let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
     };
     if record.release_id != release_id {
@@ -476,13 +481,14 @@ pub async fn manifest(
 /// with a download slot; `Range` resumes.
 pub async fn artifact(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     Path(sha): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let device = &auth.device;
     let sha =
         Sha256::parse(&sha).map_err(|e| ApiError::bad_request("invalid_sha256", e.to_string()))?;
-    let Some((deployment, record)) = current(&state, &device).await? else {
+    let Some((deployment, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found(format!("artifact {sha}")));
     };
     let release = state.release(&record.release_id).await?;
