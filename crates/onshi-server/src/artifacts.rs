@@ -144,7 +144,8 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
     }
 }
 
-/// Serves an artifact file with `ETag` = its hash, `Cache-Control: immutable`, and one byte
+/// Serves an artifact file with `ETag` = its hash, `Cache-Control: public, immutable` (content
+/// addressed, so any HTTP cache in front of the replicas may keep it for a year), and one byte
 /// range when asked (honouring `If-Range`).
 pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Response, ApiError> {
     let mut file = tokio::fs::File::open(path)
@@ -217,7 +218,7 @@ fn common_headers(etag: &str) -> HeaderMap {
     }
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h

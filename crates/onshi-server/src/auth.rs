@@ -8,7 +8,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onshi_store::Device;
+use onshi_store::{Deployment, Device};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -68,19 +68,35 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 /// A device, authenticated by its own token.
-pub struct DeviceAuth(pub Device);
+pub struct DeviceAuth {
+    pub device: Device,
+    /// Its open deployments when the store was asked for them in the same call (a shared
+    /// database: one round trip per check-in); `None` when the store answers from memory.
+    pub open: Option<Vec<Deployment>>,
+}
 
 impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = hash_secret(bearer(&parts.headers)?);
-        // Inline, not on the blocking pool: the store answers from memory after the first
-        // look-up, and a thread hand-off per check-in costs more than the look-up.
-        let device = state.store.device_by_token(&hash)?;
-        device
-            .map(DeviceAuth)
-            .ok_or_else(|| ApiError::unauthorized("unknown device token"))
+        // Inline when the store answers from memory (SQLite): a thread hand-off per check-in
+        // costs more than the look-up. A shared database is asked on the blocking pool.
+        let found = if state.store.reads_from_memory() {
+            state
+                .store
+                .device_by_token(&hash)?
+                .map(|device| DeviceAuth { device, open: None })
+        } else {
+            state
+                .db(move |s| s.device_and_open_deployments(&hash))
+                .await?
+                .map(|(device, open)| DeviceAuth {
+                    device,
+                    open: Some(open),
+                })
+        };
+        found.ok_or_else(|| ApiError::unauthorized("unknown device token"))
     }
 }
 

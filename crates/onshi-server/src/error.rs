@@ -51,6 +51,16 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
+    /// The database cannot be reached now: nothing was stored, the client should retry.
+    pub fn unavailable(err: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %err, "database unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database cannot be reached now; nothing was stored, retry later",
+        )
+    }
+
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
         Self::new(
@@ -76,6 +86,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
             StoreError::Conflict(what) => Self::conflict("conflict", what),
+            StoreError::Unavailable(why) => Self::unavailable(why),
             other => Self::internal(other),
         }
     }

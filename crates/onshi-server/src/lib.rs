@@ -19,7 +19,7 @@ use axum::routing::{get, post, put};
 use ed25519_dalek::SigningKey;
 use onshi_clock::Clock;
 use onshi_core::release::{decode_signing_key, encode_public_key, encode_signing_key};
-use onshi_store::{SqliteStore, Store};
+use onshi_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -46,7 +46,11 @@ pub const MAX_BODY: usize = 64 << 20;
 /// How the server is started.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Packages (`artifacts/`) and the signing key; with SQLite also the database `onshi.db`.
+    /// Replicas sharing one PostgreSQL database share this directory too (or its artifacts).
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL: the database replicas share. `None`: SQLite in `DATA/onshi.db`.
+    pub database: Option<String>,
     pub listen: SocketAddr,
     pub clock: Clock,
     /// The operator's Ed25519 key file; default `DATA/keys/operator.key`, created if missing.
@@ -78,7 +82,10 @@ impl Running {
             .await
             .context("server task")?
             .context("server")?;
-        self.state.store.flush().context("flushing the store")?;
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await?
+            .context("flushing the store")?;
         Ok(())
     }
 }
@@ -196,15 +203,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("--mail-from {from_text:?} is not a mail address"))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let db = config.data_dir.join("onshi.db");
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     let key_path = config
         .signing_key
         .clone()
         .unwrap_or_else(|| config.data_dir.join("keys").join("operator.key"));
-    let signing_key = load_or_create_key(&key_path)?;
-    let (token_hash, new_operator_token) = operator_token(store.as_ref(), config.operator_token)?;
+    // The store's calls block (and the PostgreSQL client must not run on an async worker).
+    let setup = {
+        let (data_dir, database, token) = (
+            config.data_dir.clone(),
+            config.database.clone(),
+            config.operator_token.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let store = open_store(&data_dir, database.as_deref())?;
+            let signing_key = load_or_create_key(&key_path)?;
+            if database.is_some() {
+                agree_on_signing_key(store.as_ref(), &signing_key, &key_path)?;
+            }
+            let (token_hash, new_token) = operator_token(store.as_ref(), token)?;
+            Ok((store, signing_key, token_hash, new_token))
+        })
+    };
+    let (store, signing_key, token_hash, new_operator_token) = setup.await??;
     let mut state = AppState::new(
         store.clone(),
         config.clock.clone(),
@@ -217,7 +237,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data = %config.data_dir.display(), simulated_clock = config.clock.is_simulated(), "onshi serve listening");
+    let database = config
+        .database
+        .as_deref()
+        .map_or_else(|| "sqlite".to_owned(), onshi_store::postgres::redact);
+    tracing::info!(%addr, data = %config.data_dir.display(), %database, simulated_clock = config.clock.is_simulated(), "onshi serve listening");
     spawn_flusher(store.clone());
     history::spawn_sampler(state.clone());
     notices::spawn(state.clone(), transport, from);
@@ -279,7 +303,35 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The store `Config` asks for: PostgreSQL at `database`, else SQLite in `DATA/onshi.db`.
+fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match database {
+        // The error names the URL (password redacted) and why.
+        Some(url) => Arc::new(PostgresStore::open(url)?),
+        None => {
+            let db = data_dir.join("onshi.db");
+            Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?)
+        }
+    })
+}
+
 const OPERATOR_TOKEN_KEY: &str = "operator_token_hash";
+const SIGNING_PUBLIC_KEY: &str = "signing_public_key";
+
+/// Replicas sign manifests with one key: the first replica records its public key in the
+/// shared database, and a replica with another key refuses to start.
+fn agree_on_signing_key(store: &dyn Store, key: &SigningKey, path: &Path) -> anyhow::Result<()> {
+    let ours = encode_public_key(&key.verifying_key());
+    let recorded = store.insert_setting_if_absent(SIGNING_PUBLIC_KEY, &ours)?;
+    anyhow::ensure!(
+        recorded == ours,
+        "the signing key {} (public key {ours}) is not the one the database was set up with \
+         (public key {recorded}): every replica must sign with the same key; copy that key file \
+         here or point --signing-key at it",
+        path.display()
+    );
+    Ok(())
+}
 
 /// The operator token's hash: from `ONSHI_OPERATOR_TOKEN` if given, else the stored one, else a
 /// new token (returned so it can be printed once).
@@ -301,7 +353,11 @@ fn operator_token(
     }
     let token = auth::new_secret();
     let hash = auth::hash_secret(&token);
-    store.set_setting(OPERATOR_TOKEN_KEY, &hash)?;
+    let stored = store.insert_setting_if_absent(OPERATOR_TOKEN_KEY, &hash)?;
+    if stored != hash {
+        // Another replica starting at the same time set its token first; it printed it.
+        return Ok((stored, None));
+    }
     Ok((hash, Some(token)))
 }
 
@@ -326,24 +382,36 @@ pub fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
+/// Writes a new private file whole or not at all: a temporary file, then a hard link to the
+/// final name, which fails if the name exists (two replicas starting together on one DATA).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp-{}", auth::new_secret()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{text}")?;
-    file.sync_all()?;
-    Ok(())
+    let written = (|| -> anyhow::Result<()> {
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        writeln!(file, "{text}")?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written
 }
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if !path.exists() {
         tracing::info!(path = %path.display(), "no signing key yet: generating one");
-        return generate_key(path);
+        match generate_key(path) {
+            Ok(key) => return Ok(key),
+            // Another replica on the same DATA wrote it first: use theirs.
+            Err(_) if path.exists() => {}
+            Err(e) => return Err(e),
+        }
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading signing key {}", path.display()))?;

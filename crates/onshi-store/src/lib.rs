@@ -1,6 +1,7 @@
 //! Persistence of onshi behind one trait, [`Store`]. SQLite (embedded, the default) is
-//! implemented in [`sqlite`]; the SQL in `migrations/` is kept portable so that a PostgreSQL
-//! store can follow for scale-out.
+//! implemented in [`sqlite`]; PostgreSQL, which several server replicas share, in
+//! [`postgres`]. Both apply the one list of migrations in `migrations/` (see `migrations.rs`)
+//! and pass the one test suite (`suite.rs`).
 //!
 //! Must never: decide anything about the campaign (that is `onshi-core`), or hold state that is
 //! not in the database except the buffered "last contact" times, which are not state reports.
@@ -20,9 +21,17 @@ use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use serde::Serialize;
 
+mod contacts;
+mod migrations;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
+pub mod testing;
 mod time;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use time::{db_time, parse_db_time};
 
@@ -30,7 +39,17 @@ pub use time::{db_time, parse_db_time};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL error other than a lost connection (see [`StoreError::Unavailable`]).
+    #[error("database error: {0}")]
+    Postgres(::postgres::Error),
+    /// The database cannot be reached now (connection refused or lost, server shutting down,
+    /// pool exhausted): nothing was acknowledged, and the same call may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The store cannot be set up as asked (e.g. a malformed database URL).
+    #[error("{0}")]
+    Config(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("{0} not found")]
@@ -271,6 +290,24 @@ pub struct MailSummary {
     pub by_kind: std::collections::BTreeMap<NoticeKind, MailCount>,
 }
 
+impl MailSummary {
+    /// Adds `n` mails of `kind`, sent or not, tried or not.
+    pub fn add(&mut self, kind: NoticeKind, sent: bool, tried: bool, n: i64) {
+        let n = u64::try_from(n).unwrap_or(0);
+        let c = self.by_kind.entry(kind).or_default();
+        if sent {
+            c.sent += n;
+            self.sent += n;
+        } else {
+            c.pending += n;
+            self.pending += n;
+            if tried {
+                self.retrying += n;
+            }
+        }
+    }
+}
+
 /// Sent and pending mails of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MailCount {
@@ -281,10 +318,21 @@ pub struct MailCount {
 /// Everything the server persists. Calls are blocking; the server runs them off the async
 /// workers.
 pub trait Store: Send + Sync + 'static {
+    /// Whether [`Store::device_by_token`] and [`Store::open_deployments_of`] answer from memory
+    /// (after a first look-up), so the server may call them on an async worker instead of
+    /// handing them to the blocking pool. Only a store that is the one writer of its database
+    /// can keep such caches exact. ([`Store::record_contact`] only buffers, in every store.)
+    fn reads_from_memory(&self) -> bool {
+        false
+    }
+
     /// A server setting (e.g. the operator token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a server setting.
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Sets a setting only if it has none yet; returns the value that is stored now (so
+    /// replicas starting together agree on the first one written).
+    fn insert_setting_if_absent(&self, key: &str, value: &str) -> Result<String>;
 
     /// Creates or updates institutions (by code) in one transaction; returns how many.
     fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize>;
@@ -311,6 +359,18 @@ pub trait Store: Send + Sync + 'static {
     /// The device whose token hashes to `token_hash`: who it is (id, site, kind, vendor, serial,
     /// parent). Versions and last contact are left empty; read them with [`Store::device`].
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;
+    /// [`Store::device_by_token`] and that device's [`Store::open_deployments_of`] in one call:
+    /// what a check-in needs, in one round trip to a shared database.
+    fn device_and_open_deployments(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let Some(device) = self.device_by_token(token_hash)? else {
+            return Ok(None);
+        };
+        let open = self.open_deployments_of(device.id)?;
+        Ok(Some((device, open)))
+    }
     /// One device.
     fn device(&self, id: i64) -> Result<Option<Device>>;
     /// The devices of one institution.
@@ -362,7 +422,17 @@ pub trait Store: Send + Sync + 'static {
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>>;
     /// Applies a state report if `seq` is newer than the last one seen and the state is still
     /// `from` (compare-and-set); the caller has checked the transition with the core rules.
-    fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome>;
+    fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome> {
+        self.apply_report_logged(report, None)
+    }
+    /// [`Store::apply_report`], and, when the report applies, `audit` appended to the audit log
+    /// in the same transaction: a state change and its audit line are committed together or not
+    /// at all (a report retried after a lost answer is `Stale` and is not logged twice).
+    fn apply_report_logged(
+        &self,
+        report: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome>;
 
     /// Takes or renews a download slot; `false` when `max` other devices hold live slots.
     fn acquire_lease(

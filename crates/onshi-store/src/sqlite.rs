@@ -11,7 +11,6 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::Time;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::offer::CampaignStatus;
@@ -20,37 +19,26 @@ use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::time::{db_time, parse_db_time};
+use crate::contacts::{Contact, ContactBuffer};
+use crate::migrations::{Dialect, MIGRATIONS};
+use crate::rows::{
+    self, CampaignRow, FACTS_COLS, MAIL_COLS, MailRow, RawDeployment, RawDevice, RawInstitution,
+    corrupt, hhmm, identity, key_column, parse_campaign, ts,
+};
+use crate::time::db_time;
 use crate::*;
-
-/// The migrations, in order. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: [(&str, &str); 2] = [
-    ("0001_init", include_str!("../migrations/0001_init.sql")),
-    ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
-];
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    contacts: Mutex<HashMap<i64, Contact>>,
+    contacts: ContactBuffer,
     /// Device identities by token hash: the check-in hot path authenticates without SQL. This
     /// store is the only writer of its file, so it keeps the cache exact (re-enrolment drops
     /// the old token).
     identities: RwLock<Identities>,
     /// Each device's open deployments, dropped whenever a write touches them.
     open: RwLock<HashMap<i64, Vec<Deployment>>>,
-    /// The last contact handed to the buffer per device, to skip writes that change nothing.
-    seen: Mutex<HashMap<i64, Seen>>,
 }
-
-struct Seen {
-    at: Timestamp,
-    installed: Option<String>,
-    running: Option<String>,
-}
-
-/// "Last contact" is kept to this resolution.
-const CONTACT_RESOLUTION: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 #[derive(Default)]
 struct Identities {
@@ -60,12 +48,6 @@ struct Identities {
 
 /// Contacts written per transaction by `flush`, so that the connection is never held long.
 const FLUSH_CHUNK: usize = 500;
-
-struct Contact {
-    at: Timestamp,
-    installed: Option<String>,
-    running: Option<String>,
-}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
@@ -88,6 +70,7 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
         for (name, sql) in MIGRATIONS {
+            let sql = Dialect::Sqlite.translate(sql);
             let done: Option<String> = conn
                 .query_row(
                     "SELECT name FROM schema_migrations WHERE name = ?1",
@@ -97,7 +80,7 @@ impl SqliteStore {
                 .optional()?;
             if done.is_none() {
                 let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(sql)?;
+                tx.execute_batch(&sql)?;
                 tx.execute(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
                     params![name, db_time(Timestamp::now())],
@@ -108,10 +91,9 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
-            contacts: Mutex::new(HashMap::new()),
+            contacts: ContactBuffer::default(),
             identities: RwLock::default(),
             open: RwLock::default(),
-            seen: Mutex::default(),
         })
     }
 
@@ -137,32 +119,6 @@ impl SqliteStore {
     }
 }
 
-/// A device as the token look-up returns it: who it is, without versions or last contact.
-fn identity(d: &Device) -> Device {
-    Device {
-        installed: None,
-        running: None,
-        last_contact: None,
-        ..d.clone()
-    }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn ts(s: &str) -> Result<Timestamp> {
-    parse_db_time(s).ok_or_else(|| corrupt(format!("bad instant {s:?}")))
-}
-
-fn opt_version(s: Option<String>) -> Result<Option<Version>> {
-    s.map(|v| v.parse().map_err(corrupt)).transpose()
-}
-
-fn hhmm(t: Time) -> String {
-    t.strftime("%H:%M").to_string()
-}
-
 const INSTITUTION_COLS: &str = "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart";
 
 fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution> {
@@ -176,45 +132,7 @@ fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution
     })
 }
 
-struct RawInstitution {
-    code: String,
-    name: String,
-    kind: String,
-    prefecture: u8,
-    email: String,
-    auto_restart: Option<String>,
-}
-
-impl RawInstitution {
-    fn parse(self) -> Result<Institution> {
-        Ok(Institution {
-            code: self.code.parse().map_err(corrupt)?,
-            name: self.name,
-            kind: self.kind.parse().map_err(corrupt)?,
-            prefecture: Prefecture::from_number(self.prefecture)
-                .ok_or_else(|| corrupt(format!("prefecture {}", self.prefecture)))?,
-            email: self.email,
-            auto_restart: self
-                .auto_restart
-                .map(|t| Time::strptime("%H:%M", &t).map_err(corrupt))
-                .transpose()?,
-        })
-    }
-}
-
 const DEVICE_COLS: &str = "d.id, d.institution_code, d.kind, d.vendor, d.serial, d.parent_id, d.installed_version, d.running_version, d.last_contact";
-
-struct RawDevice {
-    id: i64,
-    institution: String,
-    kind: String,
-    vendor: Option<String>,
-    serial: String,
-    parent: Option<i64>,
-    installed: Option<String>,
-    running: Option<String>,
-    last_contact: Option<String>,
-}
 
 fn device_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawDevice> {
     Ok(RawDevice {
@@ -230,34 +148,6 @@ fn device_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawDevice> {
     })
 }
 
-impl RawDevice {
-    fn parse(self) -> Result<Device> {
-        Ok(Device {
-            id: self.id,
-            institution: self.institution.parse().map_err(corrupt)?,
-            kind: self.kind.parse().map_err(corrupt)?,
-            vendor: self
-                .vendor
-                .map(|v| v.parse::<Vendor>().map_err(corrupt))
-                .transpose()?,
-            serial: self.serial,
-            parent: self.parent,
-            installed: opt_version(self.installed)?,
-            running: opt_version(self.running)?,
-            last_contact: self.last_contact.as_deref().map(ts).transpose()?,
-        })
-    }
-}
-
-struct RawDeployment {
-    campaign_id: String,
-    device_id: i64,
-    state: String,
-    bytes: i64,
-    last_seq: i64,
-    updated_at: String,
-}
-
 const DEPLOYMENT_COLS: &str = "campaign_id, device_id, state, bytes, last_seq, updated_at";
 
 fn deployment_from(r: &Row<'_>) -> rusqlite::Result<RawDeployment> {
@@ -271,22 +161,7 @@ fn deployment_from(r: &Row<'_>) -> rusqlite::Result<RawDeployment> {
     })
 }
 
-impl RawDeployment {
-    fn parse(self) -> Result<Deployment> {
-        Ok(Deployment {
-            campaign_id: self.campaign_id,
-            device_id: self.device_id,
-            state: self.state.parse().map_err(corrupt)?,
-            bytes: u64::try_from(self.bytes).map_err(corrupt)?,
-            last_seq: self.last_seq,
-            updated_at: ts(&self.updated_at)?,
-        })
-    }
-}
-
-fn campaign_from(
-    r: &Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, i64, i64, String)> {
+fn campaign_from(r: &Row<'_>) -> rusqlite::Result<CampaignRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -298,32 +173,14 @@ fn campaign_from(
     ))
 }
 
-fn parse_campaign(
-    (id, schedule_toml, release_id, selector, max, poll, status): (
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        String,
-    ),
-) -> Result<CampaignRecord> {
-    Ok(CampaignRecord {
-        id,
-        schedule_toml,
-        release_id,
-        selector: serde_json::from_str(&selector).map_err(corrupt)?,
-        max_downloads: u32::try_from(max).map_err(corrupt)?,
-        poll_interval: Duration::from_secs(u64::try_from(poll).map_err(corrupt)?),
-        status: CampaignStatus::parse(&status).ok_or_else(|| corrupt(status))?,
-    })
-}
-
 const CAMPAIGN_COLS: &str =
     "id, schedule, release_id, selector, max_downloads, poll_seconds, status";
 
 impl Store for SqliteStore {
+    fn reads_from_memory(&self) -> bool {
+        true
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
@@ -340,6 +197,19 @@ impl Store for SqliteStore {
             params![key, value],
         )?;
         Ok(())
+    }
+
+    fn insert_setting_if_absent(&self, key: &str, value: &str) -> Result<String> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            params![key, value],
+        )?;
+        Ok(
+            conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize> {
@@ -540,51 +410,7 @@ impl Store for SqliteStore {
         running: Option<&Version>,
         at: Timestamp,
     ) -> Result<()> {
-        let installed = installed.map(ToString::to_string);
-        let running = running.map(ToString::to_string);
-        // A device checks in every few minutes; "last contact" is kept to the minute, so a
-        // check-in that changes nothing else within CONTACT_RESOLUTION of the last one written
-        // costs no database write at all.
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let last = seen.entry(id).or_insert(Seen {
-                at: Timestamp::MIN,
-                installed: None,
-                running: None,
-            });
-            let same_versions = installed
-                .as_ref()
-                .is_none_or(|v| last.installed.as_ref() == Some(v))
-                && running
-                    .as_ref()
-                    .is_none_or(|v| last.running.as_ref() == Some(v));
-            let recent = at.duration_since(last.at) < CONTACT_RESOLUTION;
-            if same_versions && recent {
-                return Ok(());
-            }
-            last.at = at;
-            if installed.is_some() {
-                last.installed.clone_from(&installed);
-            }
-            if running.is_some() {
-                last.running.clone_from(&running);
-            }
-        }
-        // Merge into what is buffered: a later check-in without versions must not drop the
-        // versions an earlier one reported.
-        let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
-        let c = contacts.entry(id).or_insert(Contact {
-            at,
-            installed: None,
-            running: None,
-        });
-        c.at = c.at.max(at);
-        if installed.is_some() {
-            c.installed = installed;
-        }
-        if running.is_some() {
-            c.running = running;
-        }
+        self.contacts.record(id, installed, running, at);
         Ok(())
     }
 
@@ -594,47 +420,28 @@ impl Store for SqliteStore {
     }
 
     fn flush_some(&self, max: usize) -> Result<usize> {
-        let (mut rows, left): (Vec<(i64, Contact)>, usize) = {
-            let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
-            let ids: Vec<i64> = contacts.keys().take(max).copied().collect();
-            let rows = ids
-                .into_iter()
-                .filter_map(|id| contacts.remove(&id).map(|c| (id, c)))
-                .collect();
-            (rows, contacts.len())
-        };
-        if rows.is_empty() {
-            return Ok(left);
-        }
-        while !rows.is_empty() {
-            let chunk: Vec<(i64, Contact)> = rows.drain(..rows.len().min(FLUSH_CHUNK)).collect();
-            let written = (|| -> Result<()> {
+        self.contacts
+            .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
                 let conn = self.conn();
                 let tx = conn.unchecked_transaction()?;
                 {
                     let mut stmt = tx.prepare_cached(
-                        "UPDATE devices SET last_contact = ?2,
-                           installed_version = COALESCE(?3, installed_version),
-                           running_version = COALESCE(?4, running_version)
+                        // A contact older than the one stored (another process wrote a newer
+                        // one) changes nothing: the newest instant and its versions win.
+                        "UPDATE devices SET last_contact = MAX(COALESCE(last_contact, ''), ?2),
+                           installed_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?3, installed_version) ELSE installed_version END,
+                           running_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?4, running_version) ELSE running_version END
                          WHERE id = ?1",
                     )?;
-                    for (id, c) in &chunk {
+                    for (id, c) in chunk {
                         stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
                     }
                 }
                 tx.commit()?;
                 Ok(())
-            })();
-            if let Err(e) = written {
-                // Put the contacts back (newer ones buffered meanwhile win) for the next flush.
-                let mut contacts = self.contacts.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, c) in chunk.into_iter().chain(rows) {
-                    contacts.entry(id).or_insert(c);
-                }
-                return Err(e);
-            }
-        }
-        Ok(left)
+            })
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
@@ -807,7 +614,11 @@ impl Store for SqliteStore {
         Ok(list)
     }
 
-    fn apply_report(&self, r: &Report<'_>) -> Result<ReportOutcome> {
+    fn apply_report_logged(
+        &self,
+        r: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome> {
         let Report {
             campaign,
             device,
@@ -832,6 +643,9 @@ impl Store for SqliteStore {
                 from.slug()
             ],
         )?;
+        if let (1, Some(e)) = (n, audit) {
+            insert_audit(&tx, e)?;
+        }
         let current = tx
             .query_row(
                 &format!(
@@ -1174,12 +988,7 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![db_time(e.at), e.actor, e.action, e.subject, e.detail])?;
-        Ok(())
+        insert_audit(&self.conn(), e)
     }
 
     fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
@@ -1212,43 +1021,12 @@ impl Store for SqliteStore {
     }
 }
 
-/// The aggregate columns of [`SiteFacts`] over `deployments p JOIN devices d`.
-const FACTS_COLS: &str = "SUM(d.kind = 'terminal'), SUM(d.kind = 'card_reader'),
-    SUM(p.state IN ('waiting', 'downloading', 'failed')),
-    SUM(d.kind = 'terminal' AND p.state = 'installed'), SUM(p.state = 'applied')";
-
 fn facts_from(r: &Row<'_>, at: usize) -> rusqlite::Result<SiteFacts> {
-    let n = |i: usize| -> rusqlite::Result<u32> {
-        Ok(u32::try_from(r.get::<_, Option<i64>>(at + i)?.unwrap_or(0)).unwrap_or(0))
-    };
-    Ok(SiteFacts {
-        terminals: n(0)?,
-        readers: n(1)?,
-        not_received: n(2)?,
-        restart_required: n(3)?,
-        applied: n(4)?,
-    })
-}
-
-const MAIL_COLS: &str =
-    "id, campaign_id, institution_code, kind, notice_key, recipient, subject, body,
-    attempts, next_attempt_at, last_error, created_at, sent_at";
-
-/// An outbox row as read, before its values are checked.
-struct MailRow {
-    id: i64,
-    campaign: String,
-    institution: String,
-    kind: String,
-    key: String,
-    recipient: String,
-    subject: String,
-    body: String,
-    attempts: i64,
-    next_attempt_at: String,
-    last_error: Option<String>,
-    created_at: String,
-    sent_at: Option<String>,
+    let mut counts = [None; 5];
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = r.get::<_, Option<i64>>(at + i)?;
+    }
+    Ok(rows::facts(counts))
 }
 
 fn mail_row(r: &Row<'_>) -> rusqlite::Result<MailRow> {
@@ -1269,33 +1047,16 @@ fn mail_row(r: &Row<'_>) -> rusqlite::Result<MailRow> {
     })
 }
 
-impl MailRow {
-    fn parse(self) -> Result<Mail> {
-        Ok(Mail {
-            id: self.id,
-            campaign: self.campaign,
-            institution: InstitutionCode::parse(&self.institution).map_err(corrupt)?,
-            kind: NoticeKind::parse(&self.kind)
-                .ok_or_else(|| corrupt(format!("notice kind {}", self.kind)))?,
-            key: self.key,
-            recipient: self.recipient,
-            subject: self.subject,
-            body: self.body,
-            attempts: u32::try_from(self.attempts).unwrap_or(0),
-            next_attempt_at: ts(&self.next_attempt_at)?,
-            last_error: self.last_error,
-            created_at: ts(&self.created_at)?,
-            sent_at: self.sent_at.as_deref().map(ts).transpose()?,
-        })
-    }
+fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        db_time(e.at),
+        e.actor,
+        e.action,
+        e.subject,
+        e.detail
+    ])?;
+    Ok(())
 }
-
-fn key_column(which: InstitutionKey) -> &'static str {
-    match which {
-        InstitutionKey::Enrollment => "enrollment_key_hash",
-        InstitutionKey::Access => "access_key_hash",
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -43,6 +43,7 @@ impl Server {
         let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
         let running = onshi_server::start(onshi_server::Config {
             data_dir: data.path().to_path_buf(),
+            database: None,
             listen: "127.0.0.1:0".parse().expect("addr"),
             clock,
             signing_key: None,

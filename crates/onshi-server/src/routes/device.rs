@@ -16,7 +16,7 @@ use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_store::{
-    CampaignRecord, Deployment, Device, InstitutionKey, NewDevice, Report, ReportOutcome,
+    AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -102,7 +102,9 @@ pub struct ReaderRequest {
 /// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
 pub async fn enroll_reader(
     State(state): State<AppState>,
-    DeviceAuth(terminal): DeviceAuth,
+    DeviceAuth {
+        device: terminal, ..
+    }: DeviceAuth,
     ApiJson(req): ApiJson<ReaderRequest>,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     if terminal.kind != DeviceKind::Terminal {
@@ -208,10 +210,18 @@ pub struct ArtifactInfo {
 /// draft and not closed.
 async fn current(
     state: &AppState,
-    device: &Device,
+    DeviceAuth { device, open }: &DeviceAuth,
 ) -> ApiResult<Option<(Deployment, Arc<CampaignRecord>)>> {
-    // Inline: answered from the store's cache on the hot path.
-    let deployments = state.store.open_deployments_of(device.id)?;
+    // Fetched with the device (a shared database), or inline when the store answers from its
+    // cache (SQLite), else on the blocking pool.
+    let deployments = match open {
+        Some(open) => open.clone(),
+        None if state.store.reads_from_memory() => state.store.open_deployments_of(device.id)?,
+        None => {
+            let id = device.id;
+            state.db(move |s| s.open_deployments_of(id)).await?
+        }
+    };
     for d in deployments {
         if let Some(c) = state.campaign(&d.campaign_id).await?
             && !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Closed)
@@ -225,16 +235,17 @@ async fn current(
 /// `POST /api/v1/checkin`: the device says where it stands; the server says what to do.
 pub async fn checkin(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     ApiJson(req): ApiJson<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
+    let device = &auth.device;
     let now = state.now();
     // Buffered in memory, so cheap enough to do on the async worker.
     state
         .store
         .record_contact(device.id, req.installed.as_ref(), req.running.as_ref(), now)?;
     let jitter: f64 = rand::thread_rng().r#gen();
-    let Some((deployment, record)) = current(&state, &device).await? else {
+    let Some((deployment, record)) = current(&state, &auth).await? else {
         return Ok(Json(CheckinResponse {
             action: Action::None,
             poll_after_seconds: offer::MAX_POLL.mul_f64(0.8 + 0.2 * jitter).as_secs(),
@@ -338,7 +349,7 @@ pub struct ReportResponse {
 /// `POST /api/v1/report`: a state report, checked against the deployment state machine.
 pub async fn report(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    DeviceAuth { device, .. }: DeviceAuth,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<Json<ReportResponse>> {
     if req.seq <= 0 {
@@ -387,7 +398,19 @@ pub async fn report(
             req.campaign_id
         )));
     };
+    let frees_slot = matches!(
+        event,
+        DeploymentEvent::DownloadVerified
+            | DeploymentEvent::DownloadPaused
+            | DeploymentEvent::Failed
+    );
     if req.seq <= deployment.last_seq {
+        // The latest report again (its answer was lost): give the slot back again too, in case
+        // the first attempt applied and failed before it could.
+        if req.seq == deployment.last_seq && frees_slot {
+            let (cid, did) = (req.campaign_id.clone(), device.id);
+            state.db(move |s| s.release_lease(&cid, did)).await?;
+        }
         return Ok(Json(ReportResponse {
             state: deployment.state,
             applied: false,
@@ -409,17 +432,31 @@ pub async fn report(
         req.seq,
         deployment.state,
     );
+    // A state change and its audit line are committed together.
+    let audit = (from != to).then(|| AuditEntry {
+        at: now,
+        actor: format!("device:{did}"),
+        action: "state_change".to_owned(),
+        subject: format!("{cid}/{did}"),
+        detail: match &req.detail {
+            Some(why) => format!("{from} -> {to} ({event}): {why}"),
+            None => format!("{from} -> {to} ({event})"),
+        },
+    });
     let outcome = state
         .db(move |s| {
-            s.apply_report(&Report {
-                campaign: &cid,
-                device: did,
-                seq,
-                from,
-                to,
-                bytes,
-                at: now,
-            })
+            s.apply_report_logged(
+                &Report {
+                    campaign: &cid,
+                    device: did,
+                    seq,
+                    from,
+                    to,
+                    bytes,
+                    at: now,
+                },
+                audit.as_ref(),
+            )
         })
         .await?;
     let current = match outcome {
@@ -439,12 +476,6 @@ pub async fn report(
         _ => (None, None),
     };
     let (cid, did) = (req.campaign_id.clone(), device.id);
-    let frees_slot = matches!(
-        event,
-        DeploymentEvent::DownloadVerified
-            | DeploymentEvent::DownloadPaused
-            | DeploymentEvent::Failed
-    );
     state
         .db(move |s| {
             s.record_contact(did, installed.as_ref(), running.as_ref(), now)?;
@@ -454,19 +485,6 @@ pub async fn report(
             Ok(())
         })
         .await?;
-    if from != current.state {
-        state
-            .audit(
-                format!("device:{}", device.id),
-                "state_change",
-                format!("{}/{}", req.campaign_id, device.id),
-                match &req.detail {
-                    Some(why) => format!("{from} -> {} ({event}): {why}", current.state),
-                    None => format!("{from} -> {} ({event})", current.state),
-                },
-            )
-            .await?;
-    }
     Ok(Json(ReportResponse {
         state: current.state,
         applied: true,
@@ -476,10 +494,10 @@ pub async fn report(
 /// `GET /api/v1/releases/{id}/manifest`: the signed manifest of a release the device is in.
 pub async fn manifest(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     Path(release_id): Path<String>,
 ) -> ApiResult<Json<SignedManifest>> {
-    let Some((_, record)) = current(&state, &device).await? else {
+    let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
     };
     if record.release_id != release_id {
@@ -492,13 +510,14 @@ pub async fn manifest(
 /// with a download slot; `Range` resumes.
 pub async fn artifact(
     State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
+    auth: DeviceAuth,
     Path(sha): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let device = &auth.device;
     let sha =
         Sha256::parse(&sha).map_err(|e| ApiError::bad_request("invalid_sha256", e.to_string()))?;
-    let Some((deployment, record)) = current(&state, &device).await? else {
+    let Some((deployment, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found(format!("artifact {sha}")));
     };
     let release = state.release(&record.release_id).await?;

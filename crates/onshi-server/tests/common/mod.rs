@@ -1,13 +1,20 @@
 //! The one way tests start the server: the real router on a random loopback port, a temp DATA
 //! directory, and a simulated clock the test moves with `PUT /api/v1/admin/clock`.
+//!
+//! The store is SQLite in DATA, or, when `ONSHI_TEST_DATABASE` is set (`postgres`, or the URL of
+//! a PostgreSQL database), a fresh PostgreSQL schema per app: `.ci/run` runs every server test
+//! both ways. [`spawn_replicas`] starts several servers on one PostgreSQL schema and one DATA.
 
 #![allow(dead_code)]
 
 pub mod browser;
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use onshi_clock::Clock;
+use onshi_store::testing::{TestSchema, test_url};
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 
@@ -16,7 +23,24 @@ pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
-    pub data: tempfile::TempDir,
+    pub data: Arc<tempfile::TempDir>,
+    /// The PostgreSQL schema the app uses (`None`: SQLite in DATA).
+    pub schema: Option<Arc<TestSchema>>,
+    pub state: onshi_server::AppState,
+}
+
+/// The PostgreSQL database `ONSHI_TEST_DATABASE` asks for, if any.
+fn test_database() -> Option<String> {
+    match std::env::var("ONSHI_TEST_DATABASE").ok()?.as_str() {
+        "" | "sqlite" => None,
+        "postgres" => Some(test_url()),
+        url => Some(url.to_owned()),
+    }
+}
+
+/// A fresh schema in the PostgreSQL test database.
+pub fn test_schema(base_url: &str) -> Arc<TestSchema> {
+    Arc::new(TestSchema::create_in(base_url).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// Starts a server whose simulated clock stands at `start` (it runs at real speed from there;
@@ -27,10 +51,56 @@ pub async fn spawn_app(start: &str) -> TestApp {
 
 /// [`spawn_app`] with notice mails sent to an SMTP server (`smtp://HOST:PORT`).
 pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
-    let data = tempfile::tempdir().expect("temp dir");
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_full(start, data, schema, url, smtp).await
+}
+
+/// Starts `n` servers (replicas) sharing one fresh PostgreSQL schema and one DATA directory,
+/// as `deploy/README.md` runs them.
+pub async fn spawn_replicas(start: &str, n: usize) -> Vec<TestApp> {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_schema(&test_database().unwrap_or_else(test_url));
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(spawn_on(start, data.clone(), Some(schema.clone())).await);
+    }
+    apps
+}
+
+/// Starts a server on `data` and, if given, the PostgreSQL `schema`.
+pub async fn spawn_on(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+) -> TestApp {
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_with_url(start, data, schema, url).await
+}
+
+/// Starts a server on `data` that reaches `schema` through `url` (a proxy in front of it, say).
+pub async fn spawn_with_url(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+) -> TestApp {
+    spawn_full(start, data, schema, url, None).await
+}
+
+/// The one place a test server starts.
+pub async fn spawn_full(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+    smtp: Option<String>,
+) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
     let running = onshi_server::start(onshi_server::Config {
         data_dir: data.path().to_path_buf(),
+        database: url,
         listen: "127.0.0.1:0".parse().expect("addr"),
         clock,
         signing_key: None,
@@ -42,15 +112,22 @@ pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
     .await
     .expect("server starts");
     let addr = running.addr;
+    let state = running.state.clone();
     tokio::spawn(running.wait());
     TestApp {
         addr,
         client: Client::new(),
         data,
+        schema,
+        state,
     }
 }
 
 impl TestApp {
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

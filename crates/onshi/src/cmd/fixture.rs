@@ -18,7 +18,9 @@ use onshi_core::selector::Selector;
 use onshi_core::vendor::DeviceKind;
 use onshi_core::version::Version;
 use onshi_server::auth::{hash_secret, new_secret};
-use onshi_store::{CampaignRecord, Institution, NewDevice, Release, Report, SqliteStore, Store};
+use onshi_store::{
+    CampaignRecord, Institution, NewDevice, PostgresStore, Release, Report, SqliteStore, Store,
+};
 
 use crate::exit::bad_input;
 
@@ -27,6 +29,10 @@ pub struct Args {
     /// The data directory to create (must not hold a database yet).
     #[arg(long)]
     data: PathBuf,
+    /// Build the fleet in this PostgreSQL database (an empty one) instead of DATA/onshi.db;
+    /// DATA still gets the package and the signing key, as `onshi serve --database` uses them.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// How many terminals to enrol, one per synthetic institution.
     #[arg(long, default_value_t = 100_000)]
     devices: u32,
@@ -60,7 +66,7 @@ const PROGRESS_EVERY: u32 = 10_000;
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let db = args.data.join("onshi.db");
-    if db.exists() {
+    if args.database.is_none() && db.exists() {
         return Err(bad_input(
             format_args!("--data {}", args.data.display()),
             "already holds onshi.db; the fixture builds a fresh data directory (remove it or pick another)",
@@ -71,7 +77,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("creating {}", args.data.display()))?;
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store: Box<dyn Store> = match &args.database {
+        Some(url) => Box::new(PostgresStore::open(url)?),
+        None => {
+            Box::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?)
+        }
+    };
+    let store = store.as_ref();
+    if !store.campaigns()?.is_empty() {
+        return Err(bad_input(
+            "--database",
+            "already holds campaigns; the fixture builds a fresh database (use an empty one)",
+        ));
+    }
     let at = instant(CREATED_AT)?;
 
     let institutions: Vec<Institution> = (0..args.devices)
@@ -86,9 +104,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let device_ids = enrol_terminals(&store, &institutions, &args.tokens_out, at)?;
+    // SQLite has one connection; PostgreSQL a pool of 16.
+    let workers = if args.database.is_some() { 8 } else { 1 };
+    let device_ids = enrol_terminals(store, &institutions, &args.tokens_out, at, workers)?;
 
-    let release = sign_release(&store, &args.data, at)?;
+    let release = sign_release(store, &args.data, at)?;
     let campaign = Campaign::parse(PRESET_2026_01).context("parsing the 2026-01 preset")?;
     let record = CampaignRecord {
         id: campaign.id().to_owned(),
@@ -116,7 +136,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
 
     if args.campaign_night {
-        let n = start_first_night(&store, &record.id, &device_ids)?;
+        let n = start_first_night(store, &record.id, &device_ids)?;
         println!("campaign night: {n} devices downloading with a slot until {NIGHT_CLOSES}");
     }
     store.flush().context("flushing the store")?;
@@ -175,46 +195,78 @@ fn synthetic_site(i: u32) -> anyhow::Result<Institution> {
     })
 }
 
-/// One terminal per site, each with a fresh token; writes the tokens and returns the device ids.
+/// One terminal per site, each with a fresh token; writes the tokens (in site order) and returns
+/// the device ids. `workers` threads enrol at once: PostgreSQL commits each enrolment on its own,
+/// and concurrent commits share the log flush (SQLite serialises them anyway: use 1).
 fn enrol_terminals(
-    store: &SqliteStore,
+    store: &dyn Store,
     sites: &[Institution],
     tokens_out: &Path,
     at: Timestamp,
+    workers: usize,
 ) -> anyhow::Result<Vec<i64>> {
     let started = Instant::now();
+    let done = std::sync::atomic::AtomicU32::new(0);
+    let enrol = |first: usize, part: &[Institution]| -> anyhow::Result<Vec<(i64, String)>> {
+        let mut out = Vec::with_capacity(part.len());
+        for (i, site) in (first + 1..).zip(part) {
+            let token = new_secret();
+            let device = NewDevice {
+                institution: site.code,
+                kind: DeviceKind::Terminal,
+                vendor: None,
+                serial: format!("BENCH-{i:08}"),
+                parent: None,
+                token_hash: hash_secret(&token),
+            };
+            let enrolled = store
+                .enrol_device(&device, at)
+                .with_context(|| format!("enrolling terminal {i}"))?;
+            out.push((enrolled.id, token));
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_multiple_of(PROGRESS_EVERY) {
+                println!(
+                    "enrolled {n}/{} ({:.1} s)",
+                    sites.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Ok(out)
+    };
+    let chunk = sites.len().div_ceil(workers.max(1)).max(1);
+    let parts: Vec<anyhow::Result<Vec<(i64, String)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sites
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                let enrol = &enrol;
+                s.spawn(move || enrol(n * chunk, part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an enrolment thread panicked")))
+            })
+            .collect()
+    });
     let file = std::fs::File::create(tokens_out)
         .with_context(|| format!("creating {}", tokens_out.display()))?;
     let mut tokens = std::io::BufWriter::new(file);
     let mut ids = Vec::with_capacity(sites.len());
-    for (i, site) in (1u32..).zip(sites) {
-        let token = new_secret();
-        let device = NewDevice {
-            institution: site.code,
-            kind: DeviceKind::Terminal,
-            vendor: None,
-            serial: format!("BENCH-{i:08}"),
-            parent: None,
-            token_hash: hash_secret(&token),
-        };
-        let enrolled = store
-            .enrol_device(&device, at)
-            .with_context(|| format!("enrolling terminal {i}"))?;
-        ids.push(enrolled.id);
-        writeln!(tokens, "{token}")?;
-        if i % PROGRESS_EVERY == 0 {
-            println!(
-                "enrolled {i}/{} ({:.1} s)",
-                sites.len(),
-                started.elapsed().as_secs_f64()
-            );
+    for part in parts {
+        for (id, token) in part? {
+            ids.push(id);
+            writeln!(tokens, "{token}")?;
         }
     }
     tokens
         .flush()
         .with_context(|| format!("writing {}", tokens_out.display()))?;
     println!(
-        "enrolled {} terminals in {:.1} s ({:.0} µs each, one enrol_device call per terminal)",
+        "enrolled {} terminals in {:.1} s ({:.0} µs each, one enrol_device call per terminal, {workers} at once)",
         ids.len(),
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() * 1e6 / ids.len().max(1) as f64
@@ -224,7 +276,7 @@ fn enrol_terminals(
 
 /// A synthetic terminal package stored under DATA, and a release for it signed with the
 /// server's key (`DATA/keys/operator.key`, created the way `onshi serve` would if missing).
-fn sign_release(store: &SqliteStore, data: &Path, at: Timestamp) -> anyhow::Result<Release> {
+fn sign_release(store: &dyn Store, data: &Path, at: Timestamp) -> anyhow::Result<Release> {
     let package = synthetic_package();
     let sha = Sha256::of(&package);
     // The content-addressed layout of onshi-server's artifact store: DATA/artifacts/ab/abcd….
@@ -282,7 +334,7 @@ fn synthetic_package() -> Vec<u8> {
 
 /// The first `MAX_DOWNLOADS` devices start downloading when the first night opens and hold a
 /// slot until it closes. Returns how many.
-fn start_first_night(store: &SqliteStore, campaign: &str, ids: &[i64]) -> anyhow::Result<usize> {
+fn start_first_night(store: &dyn Store, campaign: &str, ids: &[i64]) -> anyhow::Result<usize> {
     let opens = instant(NIGHT_OPENS)?;
     let closes = instant(NIGHT_CLOSES)?;
     let mut n = 0;

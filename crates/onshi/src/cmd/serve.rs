@@ -10,9 +10,14 @@ use crate::exit::bad_input;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory for the database, packages and keys.
+    /// Directory for the database, packages and keys (with --database: packages and keys).
     #[arg(long, default_value = "onshi-data")]
     data: PathBuf,
+    /// A PostgreSQL database shared by several replicas, postgres://USER:PASSWORD@HOST/DB
+    /// (or set ONSHI_DATABASE, which keeps the password out of the process list). Without it:
+    /// SQLite in DATA/onshi.db.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -60,6 +65,11 @@ impl ClockArgs {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let config = onshi_server::Config {
         data_dir: args.data.clone(),
+        database: args.database.clone().or_else(|| {
+            std::env::var("ONSHI_DATABASE")
+                .ok()
+                .filter(|u| !u.is_empty())
+        }),
         listen: args.listen,
         clock: args.clock.clock()?,
         signing_key: args.signing_key.clone(),

@@ -1,6 +1,7 @@
-//! Specifications of the SQLite store, one behaviour per test. Instants are minutes after
-//! 2026-01-19 20:00 JST (see [`at`]); [`Fixture`] is the one place that builds sites, devices and
-//! campaigns.
+//! Specifications of the store, one behaviour per test, run against both backends: the
+//! [`suite!`] at the end turns each function here into a test in `suite::sqlite` and one in
+//! `suite::postgres` (a fresh schema per test). Instants are minutes after 2026-01-19 20:00 JST
+//! (see [`at`]); [`Fixture`] is the one place that builds sites, devices and campaigns.
 
 use jiff::SignedDuration;
 use jiff::civil::time;
@@ -9,8 +10,18 @@ use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::release::{Component, Target, decode_signing_key};
 use onshi_core::selector::Selector;
 
-use super::*;
-use crate::Report;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Manifest, Sha256, SignedManifest};
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+
+use crate::testing::TestSchema;
+use crate::*;
 
 use DeploymentState::{Downloaded, Downloading, Installing, Waiting};
 use InstitutionKind::{Clinic, Hospital, Pharmacy};
@@ -32,21 +43,67 @@ fn version(text: &str) -> Version {
     Version::parse(text).expect("a valid version")
 }
 
-/// A store and the rows most specifications stand on.
-struct Fixture {
-    store: SqliteStore,
+/// Where a test's database lives: a SQLite file in a temporary directory, or a PostgreSQL
+/// schema of its own. Opening it again is what a restart (or a second replica) does.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestSchema),
 }
 
-impl Fixture {
-    fn in_memory() -> Self {
-        Self {
-            store: SqliteStore::in_memory().expect("an in-memory store opens"),
+impl Backend {
+    fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    /// `None` (the test is skipped) only outside CI when PostgreSQL is not running.
+    fn postgres() -> Option<Self> {
+        TestSchema::create().map(Self::Postgres)
+    }
+
+    /// A store on this database; each call opens another, as a second process would.
+    fn open(&self) -> Box<dyn Store> {
+        match self {
+            Self::Sqlite(dir) => Box::new(
+                SqliteStore::open(&dir.path().join("onshi.db")).expect("the database file opens"),
+            ),
+            Self::Postgres(schema) => {
+                Box::new(PostgresStore::open(&schema.url).expect("the database opens"))
+            }
         }
     }
 
-    fn open(path: &Path) -> Self {
+    /// Runs one query returning integers, straight on the database (not through a store).
+    fn integers(&self, sql: &str) -> Vec<i64> {
+        match self {
+            Self::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("onshi.db"))
+                    .expect("the database file opens");
+                let mut stmt = conn.prepare(sql).expect("a valid query");
+                stmt.query_map([], |r| r.get(0))
+                    .expect("the query runs")
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+                    .expect("integers")
+            }
+            Self::Postgres(schema) => schema
+                .client()
+                .query(sql, &[])
+                .expect("the query runs")
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect(),
+        }
+    }
+}
+
+/// A store and the rows most specifications stand on.
+struct Fixture {
+    store: Box<dyn Store>,
+}
+
+impl Fixture {
+    fn new(backend: &Backend) -> Self {
         Self {
-            store: SqliteStore::open(path).expect("the database file opens"),
+            store: backend.open(),
         }
     }
 
@@ -258,29 +315,25 @@ fn ids(listings: &[DeploymentListing]) -> Vec<i64> {
 
 // --- Migrations ---------------------------------------------------------------------------
 
-#[test]
-fn reopening_a_database_file_applies_the_schema_once_and_keeps_the_data() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("onshi.db");
-    let site = Fixture::open(&path).site(13, Clinic, 1);
+fn reopening_a_database_applies_the_schema_once_and_keeps_the_data(b: &Backend) {
+    let site = Fixture::new(b).site(13, Clinic, 1);
 
-    let reopened = Fixture::open(&path);
+    let reopened = Fixture::new(b);
 
-    let applied: i64 = reopened
-        .store
-        .conn()
-        .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
-        .expect("migrations are recorded");
-    assert_eq!(applied, MIGRATIONS.len() as i64, "each migration once");
+    let applied = b.integers("SELECT COUNT(*) FROM schema_migrations");
+    assert_eq!(
+        applied,
+        [crate::migrations::MIGRATIONS.len() as i64],
+        "each migration once"
+    );
     let stored = reopened.store.institution(site.code).expect("read");
     assert_eq!(stored, Some(site));
 }
 
 // --- Settings -----------------------------------------------------------------------------
 
-#[test]
-fn a_setting_is_absent_until_set_and_a_second_set_replaces_it() {
-    let fx = Fixture::in_memory();
+fn a_setting_is_absent_until_set_and_a_second_set_replaces_it(b: &Backend) {
+    let fx = Fixture::new(b);
     assert_eq!(fx.store.setting("operator_token").expect("read"), None);
 
     fx.store.set_setting("operator_token", "a").expect("set");
@@ -292,9 +345,8 @@ fn a_setting_is_absent_until_set_and_a_second_set_replaces_it() {
 
 // --- Institutions -------------------------------------------------------------------------
 
-#[test]
-fn upserting_an_institution_creates_it_then_updates_it_by_code() {
-    let fx = Fixture::in_memory();
+fn upserting_an_institution_creates_it_then_updates_it_by_code(b: &Backend) {
+    let fx = Fixture::new(b);
     let code = InstitutionCode::parse("0110113719").expect("a valid code");
     let created = Institution {
         code,
@@ -326,16 +378,14 @@ fn upserting_an_institution_creates_it_then_updates_it_by_code() {
     assert_eq!(total, 1);
 }
 
-#[test]
-fn an_unknown_institution_is_none() {
-    let fx = Fixture::in_memory();
+fn an_unknown_institution_is_none(b: &Backend) {
+    let fx = Fixture::new(b);
     let code = InstitutionCode::parse("2714206386").expect("a valid code");
     assert_eq!(fx.store.institution(code).expect("read"), None);
 }
 
-#[test]
-fn institutions_are_filtered_by_prefecture_and_kind_and_paged_by_code_with_the_total() {
-    let fx = Fixture::in_memory();
+fn institutions_are_filtered_by_prefecture_and_kind_and_paged_by_code_with_the_total(b: &Backend) {
+    let fx = Fixture::new(b);
     let tokyo_clinics = [1, 2, 3].map(|n| fx.site(13, Clinic, n));
     fx.site(13, Hospital, 4);
     fx.site(27, Clinic, 5);
@@ -354,9 +404,8 @@ fn institutions_are_filtered_by_prefecture_and_kind_and_paged_by_code_with_the_t
     assert_eq!(page, vec![tokyo_clinics[1].clone()]);
 }
 
-#[test]
-fn an_unfiltered_listing_counts_every_institution() {
-    let fx = Fixture::in_memory();
+fn an_unfiltered_listing_counts_every_institution(b: &Backend) {
+    let fx = Fixture::new(b);
     let sites = [fx.site(13, Clinic, 1), fx.site(27, Pharmacy, 2)];
 
     let (all, total) = fx
@@ -371,9 +420,8 @@ fn an_unfiltered_listing_counts_every_institution() {
     assert_eq!(all, sites);
 }
 
-#[test]
-fn an_auto_restart_time_round_trips_and_may_be_absent() {
-    let fx = Fixture::in_memory();
+fn an_auto_restart_time_round_trips_and_may_be_absent(b: &Backend) {
+    let fx = Fixture::new(b);
     let restarts = Institution {
         auto_restart: Some(time(7, 30, 0, 0)),
         ..Fixture::institution(13, Clinic, 1)
@@ -389,9 +437,8 @@ fn an_auto_restart_time_round_trips_and_may_be_absent() {
     assert_eq!(read(never.code).auto_restart, None);
 }
 
-#[test]
-fn setting_a_key_of_an_unknown_institution_is_not_found() {
-    let fx = Fixture::in_memory();
+fn setting_a_key_of_an_unknown_institution_is_not_found(b: &Backend) {
+    let fx = Fixture::new(b);
     let code = InstitutionCode::parse("2714206386").expect("a valid code");
 
     let err = fx
@@ -402,9 +449,8 @@ fn setting_a_key_of_an_unknown_institution_is_not_found() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-#[test]
-fn enrollment_and_access_key_hashes_round_trip_separately() {
-    let fx = Fixture::in_memory();
+fn enrollment_and_access_key_hashes_round_trip_separately(b: &Backend) {
+    let fx = Fixture::new(b);
     let code = fx.site(13, Clinic, 1).code;
     let key = |which| fx.store.institution_key(code, which).expect("read");
     assert_eq!(key(InstitutionKey::Enrollment), None);
@@ -425,9 +471,8 @@ fn enrollment_and_access_key_hashes_round_trip_separately() {
 
 // --- Devices ------------------------------------------------------------------------------
 
-#[test]
-fn a_card_reader_is_enrolled_under_its_terminal_with_its_vendor() {
-    let fx = Fixture::in_memory();
+fn a_card_reader_is_enrolled_under_its_terminal_with_its_vendor(b: &Backend) {
+    let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let terminal = fx.terminal(&site);
 
@@ -443,9 +488,8 @@ fn a_card_reader_is_enrolled_under_its_terminal_with_its_vendor() {
     assert_eq!(fx.store.device(reader.id).expect("read"), Some(reader));
 }
 
-#[test]
-fn a_new_device_has_no_versions_and_no_contact() {
-    let fx = Fixture::in_memory();
+fn a_new_device_has_no_versions_and_no_contact(b: &Backend) {
+    let fx = Fixture::new(b);
     let terminal = fx.terminal(&fx.site(13, Clinic, 1));
 
     assert_eq!(terminal.installed, None);
@@ -453,9 +497,8 @@ fn a_new_device_has_no_versions_and_no_contact() {
     assert_eq!(terminal.last_contact, None);
 }
 
-#[test]
-fn enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token() {
-    let fx = Fixture::in_memory();
+fn enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token(b: &Backend) {
+    let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let first = fx.terminal(&site);
 
@@ -472,9 +515,8 @@ fn enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token() {
     assert_eq!(fx.store.devices_of(site.code).expect("listed").len(), 1);
 }
 
-#[test]
-fn devices_are_listed_by_their_institution() {
-    let fx = Fixture::in_memory();
+fn devices_are_listed_by_their_institution(b: &Backend) {
+    let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let terminal = fx.terminal(&site);
     let reader = fx.reader(&terminal, Vendor::Canon);
@@ -485,9 +527,8 @@ fn devices_are_listed_by_their_institution() {
     assert_eq!(devices, vec![terminal, reader]);
 }
 
-#[test]
-fn all_devices_come_with_their_institution() {
-    let fx = Fixture::in_memory();
+fn all_devices_come_with_their_institution(b: &Backend) {
+    let fx = Fixture::new(b);
     let clinic = fx.site(13, Clinic, 1);
     let pharmacy = fx.site(27, Pharmacy, 2);
     let clinic_terminal = fx.terminal(&clinic);
@@ -503,9 +544,8 @@ fn all_devices_come_with_their_institution() {
 
 // --- Contacts -----------------------------------------------------------------------------
 
-#[test]
-fn a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions() {
-    let fx = Fixture::in_memory();
+fn a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
     let (installed, running) = (version("2026.1.0"), version("2025.12.0"));
 
@@ -523,9 +563,8 @@ fn a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions() {
     assert_eq!(after.running, Some(running));
 }
 
-#[test]
-fn a_contact_without_versions_keeps_the_stored_versions() {
-    let fx = Fixture::in_memory();
+fn a_contact_without_versions_keeps_the_stored_versions(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
     let installed = version("2026.1.0");
     fx.store
@@ -544,9 +583,8 @@ fn a_contact_without_versions_keeps_the_stored_versions() {
     assert_eq!(device.running, Some(installed));
 }
 
-#[test]
-fn versions_reported_before_a_flush_survive_a_later_contact_without_versions() {
-    let fx = Fixture::in_memory();
+fn versions_reported_before_a_flush_survive_a_later_contact_without_versions(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
     let installed = version("2026.1.0");
 
@@ -564,9 +602,8 @@ fn versions_reported_before_a_flush_survive_a_later_contact_without_versions() {
     assert_eq!(device.running, Some(installed));
 }
 
-#[test]
-fn listing_the_devices_of_a_site_writes_pending_contacts_first() {
-    let fx = Fixture::in_memory();
+fn listing_the_devices_of_a_site_writes_pending_contacts_first(b: &Backend) {
+    let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let id = fx.terminal(&site).id;
 
@@ -580,9 +617,8 @@ fn listing_the_devices_of_a_site_writes_pending_contacts_first() {
 
 // --- Artifacts and releases ---------------------------------------------------------------
 
-#[test]
-fn adding_the_same_artifact_twice_is_harmless_and_keeps_its_size() {
-    let fx = Fixture::in_memory();
+fn adding_the_same_artifact_twice_is_harmless_and_keeps_its_size(b: &Backend) {
+    let fx = Fixture::new(b);
     let sha = Sha256::of(b"terminal package");
 
     fx.store.add_artifact(sha, 1234, at(0)).expect("added");
@@ -595,9 +631,8 @@ fn adding_the_same_artifact_twice_is_harmless_and_keeps_its_size() {
     assert_eq!(fx.store.artifact(unknown).expect("read"), None);
 }
 
-#[test]
-fn a_release_round_trips_its_manifest_and_exact_signed_text() {
-    let fx = Fixture::in_memory();
+fn a_release_round_trips_its_manifest_and_exact_signed_text(b: &Backend) {
+    let fx = Fixture::new(b);
     let release = Fixture::release();
 
     fx.store.insert_release(&release, at(0)).expect("stored");
@@ -627,9 +662,8 @@ fn fields(c: &CampaignRecord) -> (&str, &str, &str, &Selector, u32, Duration, Ca
     )
 }
 
-#[test]
-fn a_campaign_round_trips_its_schedule_release_selector_and_throttle() {
-    let fx = Fixture::in_memory();
+fn a_campaign_round_trips_its_schedule_release_selector_and_throttle(b: &Backend) {
+    let fx = Fixture::new(b);
 
     let inserted = fx.campaign(CAMPAIGN, at(0));
 
@@ -638,21 +672,22 @@ fn a_campaign_round_trips_its_schedule_release_selector_and_throttle() {
     assert!(fx.store.campaign("unknown").expect("read").is_none());
 }
 
-#[test]
-fn a_campaign_needs_a_stored_release() {
-    let fx = Fixture::in_memory();
+fn a_campaign_needs_a_stored_release(b: &Backend) {
+    let fx = Fixture::new(b);
 
     let err = fx
         .store
         .insert_campaign(&Fixture::campaign_record(CAMPAIGN), at(0))
         .expect_err("the release is unknown");
 
-    assert!(matches!(err, StoreError::Db(_)), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Sqlite(_) | StoreError::Postgres(_)),
+        "{err:?}"
+    );
 }
 
-#[test]
-fn inserting_a_campaign_id_again_is_a_conflict_and_keeps_the_first() {
-    let fx = Fixture::in_memory();
+fn inserting_a_campaign_id_again_is_a_conflict_and_keeps_the_first(b: &Backend) {
+    let fx = Fixture::new(b);
     let first = fx.campaign(CAMPAIGN, at(0));
 
     let err = fx
@@ -671,9 +706,8 @@ fn inserting_a_campaign_id_again_is_a_conflict_and_keeps_the_first() {
     assert_eq!(fields(&stored), fields(&first));
 }
 
-#[test]
-fn a_campaign_status_change_is_stored() {
-    let fx = Fixture::in_memory();
+fn a_campaign_status_change_is_stored(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.campaign(CAMPAIGN, at(0));
 
     fx.store
@@ -684,9 +718,8 @@ fn a_campaign_status_change_is_stored() {
     assert_eq!(stored.status, CampaignStatus::Active);
 }
 
-#[test]
-fn changing_the_status_of_an_unknown_campaign_is_not_found() {
-    let fx = Fixture::in_memory();
+fn changing_the_status_of_an_unknown_campaign_is_not_found(b: &Backend) {
+    let fx = Fixture::new(b);
 
     let err = fx
         .store
@@ -696,9 +729,8 @@ fn changing_the_status_of_an_unknown_campaign_is_not_found() {
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
-#[test]
-fn campaigns_are_listed_oldest_first() {
-    let fx = Fixture::in_memory();
+fn campaigns_are_listed_oldest_first(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.campaign("b-february", at(60));
     fx.campaign("a-march", at(120));
     fx.campaign("c-january", at(0));
@@ -709,9 +741,8 @@ fn campaigns_are_listed_oldest_first() {
     assert_eq!(ids, ["c-january", "b-february", "a-march"]);
 }
 
-#[test]
-fn open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_first() {
-    let fx = Fixture::in_memory();
+fn open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_first(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
     for (campaign, created) in [("old", at(0)), ("closed", at(30)), ("new", at(60))] {
         fx.campaign(campaign, created);
@@ -731,9 +762,48 @@ fn open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_firs
 
 // --- Deployments and state reports --------------------------------------------------------
 
-#[test]
-fn ensuring_deployments_adds_each_device_once_as_waiting() {
-    let fx = Fixture::in_memory();
+fn a_device_comes_with_its_open_deployments_by_token_in_one_call(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let outsider = fx.terminal(&fx.site(13, Clinic, 2));
+    for (campaign, created) in [("old", at(0)), ("closed", at(30)), ("new", at(60))] {
+        fx.campaign(campaign, created);
+        fx.store
+            .ensure_deployments(campaign, &[id], created)
+            .expect("added");
+    }
+    fx.store
+        .set_campaign_status("closed", CampaignStatus::Closed, at(90))
+        .expect("closed");
+    let token = |d: &Device| format!("token-of-T-{}", d.institution);
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+
+    let (found, open) = fx
+        .store
+        .device_and_open_deployments(&token(&device))
+        .expect("read")
+        .expect("known token");
+    let (alone, none) = fx
+        .store
+        .device_and_open_deployments(&token(&outsider))
+        .expect("read")
+        .expect("known token");
+
+    assert_eq!(
+        Some(found),
+        fx.store.device_by_token(&token(&device)).expect("read")
+    );
+    assert_eq!(open, fx.store.open_deployments_of(id).expect("read"));
+    let campaigns: Vec<&str> = open.iter().map(|d| d.campaign_id.as_str()).collect();
+    assert_eq!(campaigns, ["new", "old"]);
+    assert_eq!(alone.id, outsider.id);
+    assert!(none.is_empty());
+    let unknown = fx.store.device_and_open_deployments("no such token");
+    assert_eq!(unknown.expect("read"), None);
+}
+
+fn ensuring_deployments_adds_each_device_once_as_waiting(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
 
     let added_again = fx
@@ -756,9 +826,8 @@ fn ensuring_deployments_adds_each_device_once_as_waiting() {
     );
 }
 
-#[test]
-fn ensuring_deployments_counts_only_the_devices_it_adds() {
-    let fx = Fixture::in_memory();
+fn ensuring_deployments_counts_only_the_devices_it_adds(b: &Backend) {
+    let fx = Fixture::new(b);
     let first = fx.waiting_terminal();
     let second = fx.terminal(&fx.site(13, Clinic, 2)).id;
 
@@ -770,9 +839,8 @@ fn ensuring_deployments_counts_only_the_devices_it_adds() {
     assert_eq!(added, 1);
 }
 
-#[test]
-fn ensuring_a_deployment_for_an_unknown_device_fails_and_adds_nothing() {
-    let fx = Fixture::in_memory();
+fn ensuring_a_deployment_for_an_unknown_device_fails_and_adds_nothing(b: &Backend) {
+    let fx = Fixture::new(b);
     let known = fx.terminal(&fx.site(13, Clinic, 1)).id;
     fx.campaign(CAMPAIGN, at(0));
 
@@ -788,9 +856,8 @@ fn ensuring_a_deployment_for_an_unknown_device_fails_and_adds_nothing() {
     );
 }
 
-#[test]
-fn a_first_report_from_waiting_to_downloading_is_applied_with_its_bytes() {
-    let fx = Fixture::in_memory();
+fn a_first_report_from_waiting_to_downloading_is_applied_with_its_bytes(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
 
     let outcome = fx
@@ -818,9 +885,8 @@ fn a_first_report_from_waiting_to_downloading_is_applied_with_its_bytes() {
     assert_eq!(fx.deployment(id), expected);
 }
 
-#[test]
-fn a_repeated_report_is_stale_and_changes_nothing() {
-    let fx = Fixture::in_memory();
+fn a_repeated_report_is_stale_and_changes_nothing(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
     fx.store
         .apply_report(&Report {
@@ -852,9 +918,8 @@ fn a_repeated_report_is_stale_and_changes_nothing() {
     assert_eq!(fx.deployment(id), before);
 }
 
-#[test]
-fn a_late_report_with_an_older_seq_is_stale_and_changes_nothing() {
-    let fx = Fixture::in_memory();
+fn a_late_report_with_an_older_seq_is_stale_and_changes_nothing(b: &Backend) {
+    let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
     fx.store
         .apply_report(&Report {
@@ -897,9 +962,10 @@ fn a_late_report_with_an_older_seq_is_stale_and_changes_nothing() {
     assert_eq!(fx.deployment(id), before);
 }
 
-#[test]
-fn a_newer_report_from_a_state_the_deployment_is_not_in_is_a_conflict_and_changes_nothing() {
-    let fx = Fixture::in_memory();
+fn a_newer_report_from_a_state_the_deployment_is_not_in_is_a_conflict_and_changes_nothing(
+    b: &Backend,
+) {
+    let fx = Fixture::new(b);
     let id = fx.waiting_terminal();
 
     let err = fx
@@ -920,9 +986,8 @@ fn a_newer_report_from_a_state_the_deployment_is_not_in_is_a_conflict_and_change
     assert_eq!(fx.deployment(id).last_seq, 0);
 }
 
-#[test]
-fn a_report_for_a_device_outside_the_campaign_is_not_found() {
-    let fx = Fixture::in_memory();
+fn a_report_for_a_device_outside_the_campaign_is_not_found(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.waiting_terminal();
     let outsider = fx.terminal(&fx.site(13, Clinic, 2)).id;
 
@@ -967,9 +1032,8 @@ fn holders(fx: &Fixture, devices: &[i64], now: Timestamp) -> Vec<bool> {
     held
 }
 
-#[test]
-fn a_third_device_is_refused_a_slot_while_two_are_held() {
-    let fx = Fixture::in_memory();
+fn a_third_device_is_refused_a_slot_while_two_are_held(b: &Backend) {
+    let fx = Fixture::new(b);
 
     let taken = [1, 2, 3].map(|d| take_slot(&fx, d));
 
@@ -977,9 +1041,8 @@ fn a_third_device_is_refused_a_slot_while_two_are_held() {
     assert_eq!(holders(&fx, &[1, 2, 3], at(1)), [true, true, false]);
 }
 
-#[test]
-fn the_holder_renews_its_slot_without_taking_a_second_one() {
-    let fx = Fixture::in_memory();
+fn the_holder_renews_its_slot_without_taking_a_second_one(b: &Backend) {
+    let fx = Fixture::new(b);
     take_slot(&fx, 1);
     take_slot(&fx, 2);
 
@@ -993,9 +1056,8 @@ fn the_holder_renews_its_slot_without_taking_a_second_one() {
     assert_eq!(holders(&fx, &[1, 2], at(15)), [true, false]);
 }
 
-#[test]
-fn an_expired_slot_is_given_to_a_new_device() {
-    let fx = Fixture::in_memory();
+fn an_expired_slot_is_given_to_a_new_device(b: &Backend) {
+    let fx = Fixture::new(b);
     take_slot(&fx, 1);
     fx.store
         .acquire_lease(CAMPAIGN, 2, at(0), at(30), 2)
@@ -1010,9 +1072,8 @@ fn an_expired_slot_is_given_to_a_new_device() {
     assert_eq!(holders(&fx, &[1, 2, 3], at(11)), [false, true, true]);
 }
 
-#[test]
-fn a_device_whose_slot_expired_queues_like_any_other() {
-    let fx = Fixture::in_memory();
+fn a_device_whose_slot_expired_queues_like_any_other(b: &Backend) {
+    let fx = Fixture::new(b);
     take_slot(&fx, 1);
     fx.store
         .acquire_lease(CAMPAIGN, 2, at(11), at(21), 2)
@@ -1030,9 +1091,8 @@ fn a_device_whose_slot_expired_queues_like_any_other() {
     assert_eq!(holders(&fx, &[1, 2, 3], at(12)), [false, true, true]);
 }
 
-#[test]
-fn a_released_slot_can_be_taken_by_another_device() {
-    let fx = Fixture::in_memory();
+fn a_released_slot_can_be_taken_by_another_device(b: &Backend) {
+    let fx = Fixture::new(b);
     take_slot(&fx, 1);
     take_slot(&fx, 2);
 
@@ -1043,9 +1103,8 @@ fn a_released_slot_can_be_taken_by_another_device() {
     assert_eq!(holders(&fx, &[1, 2, 3], at(1)), [false, true, true]);
 }
 
-#[test]
-fn slots_are_counted_per_campaign() {
-    let fx = Fixture::in_memory();
+fn slots_are_counted_per_campaign(b: &Backend) {
+    let fx = Fixture::new(b);
     take_slot(&fx, 1);
     take_slot(&fx, 2);
 
@@ -1060,10 +1119,9 @@ fn slots_are_counted_per_campaign() {
 
 // --- Progress and listings ----------------------------------------------------------------
 
-#[test]
-fn progress_counts_deployments_by_state_device_prefecture_kind_and_vendor() {
+fn progress_counts_deployments_by_state_device_prefecture_kind_and_vendor(b: &Backend) {
     use DeviceKind::{CardReader, Terminal};
-    let fx = Fixture::in_memory();
+    let fx = Fixture::new(b);
     fx.rollout();
     let tokyo = Prefecture::from_number(13).expect("Tokyo");
     let osaka = Prefecture::from_number(27).expect("Osaka");
@@ -1099,17 +1157,17 @@ fn progress_counts_deployments_by_state_device_prefecture_kind_and_vendor() {
     assert_eq!(progress.iter().map(|r| r.count).sum::<u64>(), 6);
 }
 
-#[test]
-fn progress_of_an_unknown_campaign_is_empty() {
-    let fx = Fixture::in_memory();
+fn progress_of_an_unknown_campaign_is_empty(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.rollout();
 
     assert!(fx.store.progress("unknown").expect("counted").is_empty());
 }
 
-#[test]
-fn deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and_vendor() {
-    let fx = Fixture::in_memory();
+fn deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and_vendor(
+    b: &Backend,
+) {
+    let fx = Fixture::new(b);
     let r = fx.rollout();
     let list = |filter: DeploymentFilter| {
         let filter = DeploymentFilter {
@@ -1160,9 +1218,8 @@ fn deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and
     assert_eq!(waiting_tokyo_terminals, [r.clinic_2]);
 }
 
-#[test]
-fn deployments_are_paged_in_institution_code_then_device_order() {
-    let fx = Fixture::in_memory();
+fn deployments_are_paged_in_institution_code_then_device_order(b: &Backend) {
+    let fx = Fixture::new(b);
     let r = fx.rollout();
 
     let page = fx
@@ -1180,9 +1237,8 @@ fn deployments_are_paged_in_institution_code_then_device_order() {
     assert_eq!(ids(&page), [r.clinic_2, r.clinic_2_reader]);
 }
 
-#[test]
-fn a_deployment_listing_carries_the_site_the_device_and_the_reported_progress() {
-    let fx = Fixture::in_memory();
+fn a_deployment_listing_carries_the_site_the_device_and_the_reported_progress(b: &Backend) {
+    let fx = Fixture::new(b);
     let r = fx.rollout();
     let filter = DeploymentFilter {
         vendor: Some(Vendor::Panasonic),
@@ -1208,9 +1264,8 @@ fn a_deployment_listing_carries_the_site_the_device_and_the_reported_progress() 
 
 // --- Audit --------------------------------------------------------------------------------
 
-#[test]
-fn the_audit_log_lists_the_newest_entries_first_up_to_the_limit() {
-    let fx = Fixture::in_memory();
+fn the_audit_log_lists_the_newest_entries_first_up_to_the_limit(b: &Backend) {
+    let fx = Fixture::new(b);
     let entry = |minute, action: &str| AuditEntry {
         at: at(minute),
         actor: "operator".to_owned(),
@@ -1227,14 +1282,52 @@ fn the_audit_log_lists_the_newest_entries_first_up_to_the_limit() {
     assert_eq!(log, [entry(2, "pause"), entry(1, "start")]);
 }
 
+fn a_report_and_its_audit_line_are_stored_together_and_a_repeat_logs_nothing(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.waiting_terminal();
+    let report = Report {
+        campaign: CAMPAIGN,
+        device: id,
+        seq: 1,
+        from: Waiting,
+        to: Downloading,
+        bytes: 0,
+        at: at(3),
+    };
+    let line = AuditEntry {
+        at: at(3),
+        actor: format!("device:{id}"),
+        action: "state_change".to_owned(),
+        subject: format!("{CAMPAIGN}/{id}"),
+        detail: "waiting -> downloading".to_owned(),
+    };
+
+    let first = fx.store.apply_report_logged(&report, Some(&line));
+    let repeat = fx.store.apply_report_logged(&report, Some(&line));
+    let conflict = fx.store.apply_report_logged(
+        &Report {
+            seq: 2,
+            from: Downloaded,
+            to: Installing,
+            ..report
+        },
+        Some(&line),
+    );
+
+    assert!(matches!(first, Ok(ReportOutcome::Applied(_))), "{first:?}");
+    assert!(matches!(repeat, Ok(ReportOutcome::Stale(_))), "{repeat:?}");
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict(_))),
+        "{conflict:?}"
+    );
+    assert_eq!(fx.store.audit_log(10).expect("read"), [line]);
+}
+
 // --- Durability ---------------------------------------------------------------------------
 
-#[test]
-fn an_applied_report_survives_reopening_the_database_file() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("onshi.db");
+fn an_applied_report_survives_reopening_the_database(b: &Backend) {
     let (id, applied) = {
-        let fx = Fixture::open(&path);
+        let fx = Fixture::new(b);
         let id = fx.waiting_terminal();
         let outcome = fx
             .store
@@ -1251,17 +1344,14 @@ fn an_applied_report_survives_reopening_the_database_file() {
         (id, outcome)
     };
 
-    let reopened = Fixture::open(&path);
+    let reopened = Fixture::new(b);
 
     assert_eq!(applied, ReportOutcome::Applied(reopened.deployment(id)));
 }
 
-#[test]
-fn flushed_contacts_survive_reopening_the_database_file() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("onshi.db");
+fn flushed_contacts_survive_reopening_the_database(b: &Backend) {
     let id = {
-        let fx = Fixture::open(&path);
+        let fx = Fixture::new(b);
         let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
         fx.store
             .record_contact(id, Some(&version("2026.1.0")), None, at(5))
@@ -1270,16 +1360,15 @@ fn flushed_contacts_survive_reopening_the_database_file() {
         id
     };
 
-    let device = Fixture::open(&path).store.device(id).expect("read");
+    let device = Fixture::new(b).store.device(id).expect("read");
 
     let device = device.expect("enrolled");
     assert_eq!(device.last_contact, Some(at(5)));
     assert_eq!(device.installed, Some(version("2026.1.0")));
 }
 
-#[test]
-fn last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped() {
-    let fx = Fixture::in_memory();
+fn last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped(b: &Backend) {
+    let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let t = fx.terminal(&site);
     let v1 = version("1.0.0");
@@ -1318,9 +1407,8 @@ fn last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped() {
     assert_eq!(contact_of(&fx).last_contact, Some(plus(81)));
 }
 
-#[test]
-fn site_facts_count_each_sites_devices_by_what_the_site_must_do() {
-    let fx = Fixture::in_memory();
+fn site_facts_count_each_sites_devices_by_what_the_site_must_do(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.rollout();
     let facts = fx.store.site_facts(CAMPAIGN).expect("facts");
     assert_eq!(facts.len(), 3);
@@ -1343,9 +1431,8 @@ fn site_facts_count_each_sites_devices_by_what_the_site_must_do() {
     assert_eq!(one, *f);
 }
 
-#[test]
-fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once() {
-    let fx = Fixture::in_memory();
+fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once(b: &Backend) {
+    let fx = Fixture::new(b);
     fx.rollout();
     let site = Fixture::institution(13, Clinic, 1);
     let mail = |key: &'static str| NewMail {
@@ -1412,4 +1499,233 @@ fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once() {
             .is_empty()
     );
     assert_eq!(fx.store.mails(Some(site.code), 10).expect("list").len(), 2);
+}
+
+// --- Several stores on one database (replicas) ---------------------------------------------
+
+/// Runs `work(store, thread)` on `threads` threads spread over two stores opened on the same
+/// database, all at once.
+fn on_two_stores<T: Send>(
+    b: &Backend,
+    threads: usize,
+    work: impl Fn(&dyn Store, usize) -> T + Sync,
+) -> Vec<T> {
+    let stores = [b.open(), b.open()];
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, barrier, work) = (&stores[t % 2], &barrier, &work);
+                s.spawn(move || {
+                    barrier.wait();
+                    work(store.as_ref(), t)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("the thread finishes"))
+            .collect()
+    })
+}
+
+fn two_stores_together_never_hand_out_more_slots_than_the_throttle(b: &Backend) {
+    Fixture::new(b);
+    let max = 7;
+
+    let granted = on_two_stores(b, 8, |store, t| {
+        (0..10)
+            .filter(|i| {
+                let device = i64::try_from(t * 10 + i).expect("small id");
+                store
+                    .acquire_lease(CAMPAIGN, device, at(0), at(10), max)
+                    .expect("lease call")
+            })
+            .count()
+    });
+
+    assert_eq!(granted.iter().sum::<usize>(), 7);
+    assert_eq!(b.open().live_leases(CAMPAIGN, at(1)).expect("read"), 7);
+}
+
+fn the_same_report_through_two_stores_at_once_applies_once(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.waiting_terminal();
+
+    let outcomes = on_two_stores(b, 8, |store, _| {
+        store
+            .apply_report(&Report {
+                campaign: CAMPAIGN,
+                device: id,
+                seq: 1,
+                from: Waiting,
+                to: Downloading,
+                bytes: 4096,
+                at: at(3),
+            })
+            .expect("reported")
+    });
+
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, ReportOutcome::Applied(_)))
+        .count();
+    assert_eq!(applied, 1, "{outcomes:?}");
+    assert_eq!(fx.deployment(id).state, Downloading);
+}
+
+fn reports_in_order_through_alternating_stores_end_in_the_last_state(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.waiting_terminal();
+    let stores = [b.open(), b.open()];
+    let steps = [
+        (Waiting, Downloading),
+        (Downloading, Downloaded),
+        (Downloaded, Installing),
+    ];
+
+    for (seq, (from, to)) in (1..).zip(steps) {
+        for store in &stores {
+            // Every report arrives at both replicas (an agent retrying after a timeout).
+            store
+                .apply_report(&Report {
+                    campaign: CAMPAIGN,
+                    device: id,
+                    seq,
+                    from,
+                    to,
+                    bytes: 0,
+                    at: at(seq),
+                })
+                .expect("reported");
+        }
+    }
+
+    let d = fx.deployment(id);
+    assert_eq!((d.state, d.last_seq), (Installing, 3));
+}
+
+fn a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote(b: &Backend) {
+    let fx = Fixture::new(b);
+    let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
+    let (late, prompt) = (b.open(), b.open());
+    late.record_contact(id, Some(&version("1.0.0")), Some(&version("1.0.0")), at(5))
+        .expect("recorded");
+    prompt
+        .record_contact(id, Some(&version("2.0.0")), Some(&version("1.0.0")), at(10))
+        .expect("recorded");
+    prompt.flush().expect("flushed");
+
+    late.flush().expect("flushed late");
+
+    let device = fx.store.device(id).expect("read").expect("enrolled");
+    assert_eq!(device.last_contact, Some(at(10)));
+    assert_eq!(device.installed, Some(version("2.0.0")));
+}
+
+fn audit_numbers_have_no_gaps_when_two_stores_write_at_once(b: &Backend) {
+    Fixture::new(b);
+
+    on_two_stores(b, 6, |store, t| {
+        for i in 0..20 {
+            store
+                .audit(&AuditEntry {
+                    at: at(i),
+                    actor: format!("replica-{}", t % 2),
+                    action: "test".to_owned(),
+                    subject: format!("{t}/{i}"),
+                    detail: String::new(),
+                })
+                .expect("logged");
+        }
+    });
+
+    let ids = b.integers("SELECT id FROM audit ORDER BY id");
+    assert_eq!(ids, (1..=120).collect::<Vec<i64>>());
+}
+
+/// Every function above, as a test on each backend.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Backend::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(backend) = super::Backend::postgres() {
+                        super::$name(&backend);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    reopening_a_database_applies_the_schema_once_and_keeps_the_data,
+    a_setting_is_absent_until_set_and_a_second_set_replaces_it,
+    upserting_an_institution_creates_it_then_updates_it_by_code,
+    an_unknown_institution_is_none,
+    institutions_are_filtered_by_prefecture_and_kind_and_paged_by_code_with_the_total,
+    an_unfiltered_listing_counts_every_institution,
+    an_auto_restart_time_round_trips_and_may_be_absent,
+    setting_a_key_of_an_unknown_institution_is_not_found,
+    enrollment_and_access_key_hashes_round_trip_separately,
+    a_card_reader_is_enrolled_under_its_terminal_with_its_vendor,
+    a_new_device_has_no_versions_and_no_contact,
+    enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token,
+    devices_are_listed_by_their_institution,
+    all_devices_come_with_their_institution,
+    a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions,
+    a_contact_without_versions_keeps_the_stored_versions,
+    versions_reported_before_a_flush_survive_a_later_contact_without_versions,
+    listing_the_devices_of_a_site_writes_pending_contacts_first,
+    adding_the_same_artifact_twice_is_harmless_and_keeps_its_size,
+    a_release_round_trips_its_manifest_and_exact_signed_text,
+    a_campaign_round_trips_its_schedule_release_selector_and_throttle,
+    a_campaign_needs_a_stored_release,
+    inserting_a_campaign_id_again_is_a_conflict_and_keeps_the_first,
+    a_campaign_status_change_is_stored,
+    changing_the_status_of_an_unknown_campaign_is_not_found,
+    campaigns_are_listed_oldest_first,
+    open_deployments_leave_out_closed_campaigns_and_list_the_newest_campaign_first,
+    ensuring_deployments_adds_each_device_once_as_waiting,
+    ensuring_deployments_counts_only_the_devices_it_adds,
+    ensuring_a_deployment_for_an_unknown_device_fails_and_adds_nothing,
+    a_first_report_from_waiting_to_downloading_is_applied_with_its_bytes,
+    a_repeated_report_is_stale_and_changes_nothing,
+    a_late_report_with_an_older_seq_is_stale_and_changes_nothing,
+    a_newer_report_from_a_state_the_deployment_is_not_in_is_a_conflict_and_changes_nothing,
+    a_report_for_a_device_outside_the_campaign_is_not_found,
+    a_third_device_is_refused_a_slot_while_two_are_held,
+    the_holder_renews_its_slot_without_taking_a_second_one,
+    an_expired_slot_is_given_to_a_new_device,
+    a_device_whose_slot_expired_queues_like_any_other,
+    a_released_slot_can_be_taken_by_another_device,
+    slots_are_counted_per_campaign,
+    progress_counts_deployments_by_state_device_prefecture_kind_and_vendor,
+    progress_of_an_unknown_campaign_is_empty,
+    deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and_vendor,
+    deployments_are_paged_in_institution_code_then_device_order,
+    a_deployment_listing_carries_the_site_the_device_and_the_reported_progress,
+    the_audit_log_lists_the_newest_entries_first_up_to_the_limit,
+    an_applied_report_survives_reopening_the_database,
+    flushed_contacts_survive_reopening_the_database,
+    last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped,
+    two_stores_together_never_hand_out_more_slots_than_the_throttle,
+    the_same_report_through_two_stores_at_once_applies_once,
+    reports_in_order_through_alternating_stores_end_in_the_last_state,
+    audit_numbers_have_no_gaps_when_two_stores_write_at_once,
+    a_contact_flushed_late_by_one_store_keeps_the_newer_versions_another_wrote,
+    a_report_and_its_audit_line_are_stored_together_and_a_repeat_logs_nothing,
+    a_device_comes_with_its_open_deployments_by_token_in_one_call,
+    site_facts_count_each_sites_devices_by_what_the_site_must_do,
+    a_mail_is_planned_once_per_key_claimed_retried_and_sent_once,
 }

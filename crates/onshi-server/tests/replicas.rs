@@ -1,0 +1,497 @@
+//! Several `onshi serve` replicas on one PostgreSQL database, driven over plain HTTP: the
+//! download throttle holds across replicas together, state reports are idempotent and ordered
+//! per device whichever replica receives them, the audit log has no gaps, and a database that
+//! drops every connection or goes away mid-run costs 503s, never an acknowledged report.
+//!
+//! These tests need PostgreSQL (`ONSHI_TEST_POSTGRES`, default the CI database); outside CI they
+//! are skipped when it is not running.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{TestApp, spawn_replicas, spawn_with_url, test_schema};
+use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const CAMPAIGN: &str = "2026-01";
+/// Inside the first night of the 2026-01 preset.
+const NIGHT: &str = "2026-01-19T21:00:00+09:00";
+const VERSION: &str = "2.0.0";
+
+/// Whether PostgreSQL is there to test against (always in CI, where `.ci/run` starts it).
+fn postgres_available() -> bool {
+    onshi_store::testing::TestSchema::create().is_some()
+}
+
+/// Valid synthetic 医療機関コード: 47 prefectures × numbers 1–999.
+fn code(i: usize) -> String {
+    let prefecture =
+        Prefecture::from_number(u8::try_from(1 + i / 999).expect("small")).expect("a prefecture");
+    let number = u16::try_from(1 + i % 999).expect("small");
+    InstitutionCode::from_parts(prefecture, ScoreTable::Medical, 1, number)
+        .expect("valid parts")
+        .to_string()
+}
+
+/// On `app`: `sites` clinics with one enrolled terminal each, a 64 KiB terminal package, and the
+/// 2026-01 campaign with `throttle` concurrent downloads, active. Returns the device tokens.
+async fn campaign_with_terminals(app: &TestApp, sites: usize, throttle: u32) -> Vec<String> {
+    let csv: String = std::iter::once("code,name,kind,prefecture,email,auto_restart\n".to_owned())
+        .chain((0..sites).map(|i| {
+            let c = code(i);
+            format!(
+                "{c},レプリカ試験 {i},clinic,{},s{i}@example.invalid,\n",
+                &c[..2]
+            )
+        }))
+        .collect();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(csv),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![42u8; 64 << 10]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_owned();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/releases").json(&json!({
+            "id": "r1", "version": VERSION, "components": [{"target": "terminal", "sha256": sha}]
+        })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": "preset:2026-01", "release_id": "r1",
+                "throttle": {"max_concurrent_downloads": throttle, "poll_interval_seconds": 60}
+            })),
+        201,
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for i in 0..sites {
+        let key = app
+            .expect(
+                app.admin(
+                    Method::POST,
+                    &format!("/api/v1/admin/institutions/{}/enrollment-key", code(i)),
+                ),
+                200,
+            )
+            .await["enrollment_key"]
+            .as_str()
+            .expect("key")
+            .to_owned();
+        let v = app
+            .expect(
+                app.client.post(app.url("/api/v1/enroll")).json(&json!({
+                    "institution_code": code(i), "enrollment_key": key, "serial": format!("T{i}")
+                })),
+                201,
+            )
+            .await;
+        tokens.push(v["device_token"].as_str().expect("token").to_owned());
+    }
+    app.expect(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/activate"),
+        ),
+        200,
+    )
+    .await;
+    tokens
+}
+
+async fn report(app: &TestApp, token: &str, seq: i64, event: &str) -> reqwest::Response {
+    let mut body = json!({"campaign_id": CAMPAIGN, "seq": seq, "event": event});
+    if event == "running" {
+        body["version"] = json!(VERSION);
+    }
+    app.as_device(Method::POST, "/api/v1/report", token)
+        .json(&body)
+        .send()
+        .await
+        .expect("report sent")
+}
+
+/// The devices still downloading as the test's devices count them: from the check-in that
+/// granted a slot until just before the report that gives it back, so never more than the
+/// replicas' own count.
+#[derive(Default)]
+struct Downloads {
+    now: AtomicI64,
+    most: AtomicI64,
+}
+
+impl Downloads {
+    fn start(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One device's night: check in (alternating replicas) until offered the download, then
+/// report, download from the other replica, hold the slot a moment, and report each step to
+/// both replicas (the second copy must change nothing).
+async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, downloads: Arc<Downloads>) {
+    let mut turn = i;
+    let mut app = || {
+        turn += 1;
+        &apps[turn % apps.len()]
+    };
+    loop {
+        let a = app();
+        let v = a
+            .expect(
+                a.as_device(Method::POST, "/api/v1/checkin", &token)
+                    .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
+                200,
+            )
+            .await;
+        match v["action"].as_str() {
+            Some("download") => break,
+            Some("retry_later") => {
+                let jitter = u64::try_from(i % 50).expect("small");
+                tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
+            }
+            other => panic!("device {i}: unexpected action {other:?}: {v}"),
+        }
+    }
+    downloads.start();
+    let a = app();
+    assert_eq!(report(a, &token, 1, "download_started").await.status(), 200);
+    let url = format!("/api/v1/artifacts/{}", sha_of_package());
+    let b = app();
+    let r = b
+        .as_device(Method::GET, &url, &token)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(
+        r.status(),
+        200,
+        "device {i}: {}",
+        r.text().await.unwrap_or_default()
+    );
+    assert_eq!(r.bytes().await.expect("bytes").len(), 64 << 10);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    downloads.end();
+    for (seq, event, state) in [
+        (2, "download_verified", "downloaded"),
+        (3, "install_started", "installing"),
+        (4, "install_completed", "installed"),
+        (5, "running", "applied"),
+    ] {
+        let first = report(app(), &token, seq, event).await;
+        assert_eq!(first.status(), 200, "device {i} {event}");
+        let first: Value = first.json().await.expect("json");
+        assert_eq!(
+            (first["state"].as_str(), first["applied"].as_bool()),
+            (Some(state), Some(true))
+        );
+        let again: Value = report(app(), &token, seq, event)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (again["state"].as_str(), again["applied"].as_bool()),
+            (Some(state), Some(false)),
+            "device {i}: a repeated {event} through the other replica changes nothing"
+        );
+    }
+}
+
+fn sha_of_package() -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(vec![42u8; 64 << 10]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied() {
+    if !postgres_available() {
+        return;
+    }
+    const DEVICES: usize = 300;
+    const THROTTLE: u32 = 50;
+    let started = std::time::Instant::now();
+    let apps = spawn_replicas("2026-01-19T12:00:00+09:00", 2).await;
+    let tokens = campaign_with_terminals(&apps[0], DEVICES, THROTTLE).await;
+    let setup = started.elapsed();
+    for app in &apps {
+        app.set_clock(NIGHT).await;
+    }
+    let schema = apps[0].schema.clone().expect("replicas run on PostgreSQL");
+    let apps = Arc::new(apps);
+
+    // The database's own count of slots, sampled while the devices run.
+    let done = Arc::new(AtomicBool::new(false));
+    let most_slots = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (schema, done, most) = (schema.clone(), done.clone(), most_slots.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let s = schema.clone();
+                let n = tokio::task::spawn_blocking(move || {
+                    s.query_i64("SELECT COUNT(*) FROM leases")[0]
+                })
+                .await
+                .expect("sampled");
+                most.fetch_max(usize::try_from(n).expect("a count"), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let downloads = Arc::new(Downloads::default());
+    let devices: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| tokio::spawn(device_night(apps.clone(), token, i, downloads.clone())))
+        .collect();
+    for d in devices {
+        d.await.expect("the device finished its night");
+    }
+    done.store(true, Ordering::SeqCst);
+    sampler.await.expect("sampler");
+    let night = started.elapsed() - setup;
+
+    let most = downloads.most.load(Ordering::SeqCst);
+    let slots = most_slots.load(Ordering::SeqCst);
+    eprintln!(
+        "{DEVICES} devices on 2 replicas, throttle {THROTTLE}: at most {most} downloading at once \
+         (devices' count), at most {slots} slots in the database (sampled); setup {setup:?}, \
+         night {night:?}"
+    );
+    assert!(
+        most <= i64::from(THROTTLE),
+        "{most} devices downloaded at once"
+    );
+    assert!(
+        most >= 25,
+        "the throttle was never approached ({most}); the test is too gentle"
+    );
+    assert!(slots <= 50, "the database held {slots} slots at once");
+    let progress = apps[1]
+        .expect(
+            apps[1].admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
+            ),
+            200,
+        )
+        .await;
+    let listing = apps[1]
+        .expect(
+            apps[1].admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices?limit=1000"),
+            ),
+            200,
+        )
+        .await;
+    let rows = listing.as_array().expect("a list");
+    assert_eq!(rows.len(), DEVICES, "{progress}");
+    for row in rows {
+        assert_eq!(row["state"], "applied", "{row}");
+    }
+    // Every state change was audited once (five per device), numbered without gaps.
+    let ids = schema.query_i64("SELECT id FROM audit ORDER BY id");
+    assert_eq!(
+        ids,
+        (1..=i64::try_from(ids.len()).expect("small")).collect::<Vec<_>>()
+    );
+    let changes = schema.query_i64("SELECT COUNT(*) FROM audit WHERE action = 'state_change'");
+    assert_eq!(changes, [i64::try_from(DEVICES * 5).expect("small")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_drops_every_connection_costs_503s_never_an_acknowledged_report() {
+    if !postgres_available() {
+        return;
+    }
+    let apps = spawn_replicas("2026-01-19T12:00:00+09:00", 1).await;
+    let app = &apps[0];
+    let tokens = campaign_with_terminals(app, 1, 10).await;
+    let token = &tokens[0];
+    app.set_clock(NIGHT).await;
+    let schema = app.schema.clone().expect("on PostgreSQL");
+    let mut unavailable = 0;
+
+    // Every step: the database drops every connection of the server, then the device reports
+    // until the server acknowledges it.
+    for (seq, event) in [
+        (1, "download_started"),
+        (2, "download_verified"),
+        (3, "install_started"),
+        (4, "install_completed"),
+        (5, "running"),
+    ] {
+        let s = schema.clone();
+        let ended = tokio::task::spawn_blocking(move || s.terminate_connections())
+            .await
+            .expect("terminated");
+        assert!(ended > 0, "the server had connections to end");
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(tries < 100, "{event}: the server did not recover");
+            let r = report(app, token, seq, event).await;
+            match r.status().as_u16() {
+                200 => break,
+                503 => {
+                    let body: Value = r.json().await.expect("a JSON error");
+                    assert_eq!(body["code"], "database_unavailable", "{body}");
+                    unavailable += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => panic!("{event}: {other} {}", r.text().await.unwrap_or_default()),
+            }
+        }
+    }
+
+    assert!(
+        unavailable > 0,
+        "the dropped connections were never noticed"
+    );
+    let listing = app
+        .expect(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(listing[0]["state"], "applied", "{listing}");
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can take down (every connection cut, new
+/// ones closed at once, as a stopped database server) and bring back.
+struct DatabaseProxy {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl DatabaseProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a proxy port");
+        let port = listener.local_addr().expect("an address").port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue; // dropped: the connection closes at once
+                }
+                let mut watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_back() {
+    if !postgres_available() {
+        return;
+    }
+    let schema = test_schema(&onshi_store::testing::test_url());
+    // postgres://user@HOST:PORT/db?… → the same through the proxy.
+    let (head, tail) = schema.url.split_once('@').expect("a user in the test URL");
+    let (authority, path) = tail.split_at(tail.find('/').expect("a database in the test URL"));
+    let proxy = DatabaseProxy::start(authority.to_owned()).await;
+    let url = format!("{head}@127.0.0.1:{}{path}", proxy.port);
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let app = spawn_with_url("2026-01-19T12:00:00+09:00", data, Some(schema), Some(url)).await;
+    let tokens = campaign_with_terminals(&app, 1, 10).await;
+    let token = &tokens[0];
+    app.set_clock(NIGHT).await;
+    assert_eq!(
+        report(&app, token, 1, "download_started").await.status(),
+        200
+    );
+
+    proxy.set_up(false);
+    let down = report(&app, token, 2, "download_verified").await;
+    assert_eq!(down.status(), 503);
+    let body: Value = down.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "database_unavailable", "{body}");
+    let checkin = app
+        .as_device(Method::POST, "/api/v1/checkin", token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("check-in sent");
+    assert_eq!(checkin.status(), 503);
+
+    proxy.set_up(true);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        assert!(
+            tries < 200,
+            "the server did not come back with the database"
+        );
+        let r = report(&app, token, 2, "download_verified").await;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503, "{}", r.text().await.unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (seq, event) in [
+        (3, "install_started"),
+        (4, "install_completed"),
+        (5, "running"),
+    ] {
+        assert_eq!(
+            report(&app, token, seq, event).await.status(),
+            200,
+            "{event}"
+        );
+    }
+    let listing = app
+        .expect(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(listing[0]["state"], "applied", "{listing}");
+}

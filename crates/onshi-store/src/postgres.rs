@@ -1,0 +1,1121 @@
+//! The PostgreSQL store, which several `onshi serve` replicas share. Correct across replicas by
+//! PostgreSQL's own guarantees, never by memory of one process:
+//!
+//! - state reports are one compare-and-set `UPDATE` on (state, `last_seq`): a repeat or a late
+//!   report from any replica is `Stale`, a report from a state the deployment left is a conflict;
+//! - download slots are rows in `leases`; taking one holds a transaction-level advisory lock
+//!   per campaign while it reclaims expired slots, counts and inserts, so "at most N" holds for
+//!   all replicas together;
+//! - audit numbers are assigned under a transaction-level advisory lock as `MAX(id) + 1`, so
+//!   they are gapless and a reader never sees number n + 1 before n is committed.
+//!
+//! Nothing is cached in memory except "last contact" times (buffered per replica, see
+//! `contacts.rs`). Every call runs on a pooled connection (r2d2); a connection the database
+//! dropped is discarded, and a lost or unreachable database is [`StoreError::Unavailable`].
+//! A future outbox fits the same way: rows claimed with `SELECT … FOR UPDATE SKIP LOCKED`
+//! inside the sending replica's transaction.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ::postgres::types::ToSql;
+use ::postgres::{Client, Config, NoTls, Row};
+use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+
+mod pool;
+
+pub(crate) use pool::describe;
+use pool::{LogErrors, Manager};
+pub use pool::{application_name, redact, with_search_path};
+
+use crate::contacts::{Contact, ContactBuffer};
+use crate::migrations::{Dialect, MIGRATIONS};
+use crate::rows::{
+    self, CampaignRow, FACTS_COLS, MAIL_COLS, MailRow, RawDeployment, RawDevice, RawInstitution,
+    corrupt, hhmm, identity, parse_campaign, ts,
+};
+use crate::time::db_time;
+use crate::*;
+use onshi_core::notice::{NoticeKind, SiteFacts};
+
+/// Connections per replica. The server's blocking pool waits for one when all are busy.
+const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection before the database counts as unavailable.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Contacts written per statement.
+const FLUSH_CHUNK: usize = 500;
+/// Rows per statement when writing many institutions.
+const UPSERT_CHUNK: usize = 1000;
+/// The first key of onshi's advisory locks ("on" in ASCII), so they meet no other program's.
+const LOCK_SPACE: i32 = 0x6f6e;
+/// Second key of the audit log's lock (lease locks use the campaign id's hash).
+const AUDIT_LOCK: i32 = 1;
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    /// Always `Some` until the store is dropped (see `Drop`).
+    pool: Option<r2d2::Pool<Manager>>,
+    contacts: ContactBuffer,
+    /// The URL with its password replaced, for messages.
+    redacted: String,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
+    /// key-value form) and applies pending migrations. An unreachable database is an error
+    /// naming the URL with the password redacted.
+    pub fn open(url: &str) -> Result<Self> {
+        let redacted = redact(url);
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("{redacted} is not a PostgreSQL URL: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("onshi");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECTION_TIMEOUT);
+        }
+        let mut client = config.connect(NoTls).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {redacted}: {}",
+                describe(&e)
+            ))
+        })?;
+        migrate(&mut client)?;
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(2))
+            .connection_timeout(CONNECTION_TIMEOUT)
+            // A dropped connection is found when it is used (and then discarded); checking each
+            // one out with a round trip would cost every call.
+            .test_on_check_out(false)
+            .error_handler(Box::new(LogErrors))
+            .build_unchecked(Manager { config });
+        tracing::info!(database = %redacted, "PostgreSQL store open");
+        Ok(Self {
+            pool: Some(pool),
+            contacts: ContactBuffer::default(),
+            redacted,
+        })
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
+        pool.get()
+            .map_err(|e| StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted)))
+    }
+}
+
+impl Drop for PostgresStore {
+    /// Closing a connection blocks on the client's own runtime, which must not happen on an
+    /// async worker (where the server's last reference may be dropped): close on a thread.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+/// Applies pending migrations in one transaction, under an advisory lock so that replicas
+/// starting together apply each migration once.
+fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0);
+         CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);"
+    ))?;
+    for (name, sql) in MIGRATIONS {
+        let done = tx
+            .query_opt(
+                "SELECT name FROM schema_migrations WHERE name = $1",
+                &[&name],
+            )?
+            .is_some();
+        if !done {
+            tx.batch_execute(&Dialect::Postgres.translate(sql))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
+                &[&name, &db_time(Timestamp::now())],
+            )?;
+            tracing::info!(migration = name, "applied migration");
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+// Column lists, as macros so that whole statements stay `&'static str` (prepared once each).
+macro_rules! institution_cols {
+    () => {
+        "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart"
+    };
+}
+macro_rules! device_cols {
+    () => {
+        "d.id, d.institution_code, d.kind, d.vendor, d.serial, d.parent_id, d.installed_version, d.running_version, d.last_contact"
+    };
+}
+macro_rules! deployment_cols {
+    () => {
+        "campaign_id, device_id, state, bytes, last_seq, updated_at"
+    };
+}
+macro_rules! campaign_cols {
+    () => {
+        "id, schedule, release_id, selector, max_downloads, poll_seconds, status"
+    };
+}
+
+// The outbox and site-facts statements, built once from the column lists both stores share.
+static SQL_1: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {FACTS_COLS}
+                     FROM deployments p JOIN devices d ON d.id = p.device_id
+                     JOIN institutions i ON i.code = d.institution_code
+                     WHERE p.campaign_id = $1
+                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart
+                     ORDER BY i.code",
+        institution_cols!()
+    )
+});
+static SQL_2: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {FACTS_COLS}
+                 FROM deployments p JOIN devices d ON d.id = p.device_id
+                 WHERE p.campaign_id = $1 AND d.institution_code = $2"
+    )
+});
+static SQL_3: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE outbox SET next_attempt_at = $2
+                     WHERE id IN (SELECT id FROM outbox
+                                  WHERE sent_at IS NULL AND next_attempt_at <= $1
+                                  ORDER BY next_attempt_at, id LIMIT $3
+                                  FOR UPDATE SKIP LOCKED)
+                     RETURNING {MAIL_COLS}"
+    )
+});
+static SQL_4: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {MAIL_COLS} FROM outbox
+                     WHERE ($1::TEXT IS NULL OR institution_code = $1)
+                     ORDER BY id DESC LIMIT $2"
+    )
+});
+
+fn institution_from(r: &Row, base: usize) -> Result<RawInstitution> {
+    Ok(RawInstitution {
+        code: r.try_get(base)?,
+        name: r.try_get(base + 1)?,
+        kind: r.try_get(base + 2)?,
+        prefecture: r.try_get(base + 3)?,
+        email: r.try_get(base + 4)?,
+        auto_restart: r.try_get(base + 5)?,
+    })
+}
+
+fn facts_at(r: &Row, base: usize) -> Result<SiteFacts> {
+    let mut counts = [None; 5];
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c = r.try_get::<_, Option<i64>>(base + i)?;
+    }
+    Ok(rows::facts(counts))
+}
+
+fn mail_from(r: &Row) -> Result<MailRow> {
+    Ok(MailRow {
+        id: r.try_get(0)?,
+        campaign: r.try_get(1)?,
+        institution: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        key: r.try_get(4)?,
+        recipient: r.try_get(5)?,
+        subject: r.try_get(6)?,
+        body: r.try_get(7)?,
+        attempts: r.try_get(8)?,
+        next_attempt_at: r.try_get(9)?,
+        last_error: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+        sent_at: r.try_get(12)?,
+    })
+}
+
+fn device_from(r: &Row, base: usize) -> Result<RawDevice> {
+    Ok(RawDevice {
+        id: r.try_get(base)?,
+        institution: r.try_get(base + 1)?,
+        kind: r.try_get(base + 2)?,
+        vendor: r.try_get(base + 3)?,
+        serial: r.try_get(base + 4)?,
+        parent: r.try_get(base + 5)?,
+        installed: r.try_get(base + 6)?,
+        running: r.try_get(base + 7)?,
+        last_contact: r.try_get(base + 8)?,
+    })
+}
+
+fn deployment_from(r: &Row) -> Result<Deployment> {
+    deployment_at(r, 0)
+}
+
+fn deployment_at(r: &Row, base: usize) -> Result<Deployment> {
+    RawDeployment {
+        campaign_id: r.try_get(base)?,
+        device_id: r.try_get(base + 1)?,
+        state: r.try_get(base + 2)?,
+        bytes: r.try_get(base + 3)?,
+        last_seq: r.try_get(base + 4)?,
+        updated_at: r.try_get(base + 5)?,
+    }
+    .parse()
+}
+
+fn campaign_from(r: &Row) -> Result<CampaignRecord> {
+    let row: CampaignRow = (
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+    );
+    parse_campaign(row)
+}
+
+/// Appends an audit line. Run it after `pg_advisory_xact_lock(LOCK_SPACE, AUDIT_LOCK)` in the
+/// same transaction: the number is taken under a lock held to the commit, so the next writer
+/// waits for this one's commit and then sees its row, and numbers have no gaps and appear in
+/// order.
+const INSERT_AUDIT: &str = "INSERT INTO audit (id, at, actor, action, subject, detail)
+     SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5 FROM audit";
+
+fn audit_params<'a>(e: &'a AuditEntry, at: &'a String) -> [&'a (dyn ToSql + Sync); 5] {
+    [at, &e.actor, &e.action, &e.subject, &e.detail]
+}
+
+fn big(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(corrupt)
+}
+
+impl Store for PostgresStore {
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.conn()?
+            .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])?
+            .map(|r| Ok(r.try_get(0)?))
+            .transpose()
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn insert_setting_if_absent(&self, key: &str, value: &str) -> Result<String> {
+        let mut conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )?;
+        Ok(conn
+            .query_one("SELECT value FROM settings WHERE key = $1", &[&key])?
+            .try_get(0)?)
+    }
+
+    fn upsert_institutions(&self, institutions: &[Institution], at: Timestamp) -> Result<usize> {
+        // One statement per chunk; a code twice in one import takes its last row (as one
+        // statement cannot update a row twice).
+        let mut last: HashMap<InstitutionCode, &Institution> = HashMap::new();
+        for i in institutions {
+            last.insert(i.code, i);
+        }
+        let mut unique: Vec<&Institution> = last.into_values().collect();
+        unique.sort_by_key(|i| i.code.to_string());
+        let now = db_time(at);
+        let mut conn = self.conn()?;
+        let st = conn.prep(
+            "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, created_at, updated_at)
+             SELECT u.code, u.name, u.kind, u.prefecture, u.email, u.auto_restart, $7, $7
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+               AS u (code, name, kind, prefecture, email, auto_restart)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+               prefecture = excluded.prefecture, email = excluded.email,
+               auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
+        )?;
+        let mut tx = conn.client.transaction()?;
+        for chunk in unique.chunks(UPSERT_CHUNK) {
+            let codes: Vec<String> = chunk.iter().map(|i| i.code.to_string()).collect();
+            let names: Vec<&str> = chunk.iter().map(|i| i.name.as_str()).collect();
+            let kinds: Vec<&str> = chunk.iter().map(|i| i.kind.slug()).collect();
+            let prefs: Vec<i64> = chunk
+                .iter()
+                .map(|i| i64::from(i.prefecture.number()))
+                .collect();
+            let emails: Vec<&str> = chunk.iter().map(|i| i.email.as_str()).collect();
+            let restarts: Vec<Option<String>> =
+                chunk.iter().map(|i| i.auto_restart.map(hhmm)).collect();
+            tx.execute(
+                &st,
+                &[&codes, &names, &kinds, &prefs, &emails, &restarts, &now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(institutions.len())
+    }
+
+    fn institution(&self, code: InstitutionCode) -> Result<Option<Institution>> {
+        self.conn()?
+            .query_opt(
+                concat!(
+                    "SELECT ",
+                    institution_cols!(),
+                    " FROM institutions i WHERE i.code = $1"
+                ),
+                &[&code.to_string()],
+            )?
+            .map(|r| institution_from(&r, 0)?.parse())
+            .transpose()
+    }
+
+    fn institutions(&self, filter: &InstitutionFilter) -> Result<(Vec<Institution>, u64)> {
+        let pref = filter.prefecture.map(|p| i64::from(p.number()));
+        let kind = filter.kind.map(InstitutionKind::slug);
+        let mut conn = self.conn()?;
+        let total: i64 = conn
+            .query_one(
+                "SELECT COUNT(*) FROM institutions i
+                 WHERE ($1::bigint IS NULL OR i.prefecture = $1) AND ($2::text IS NULL OR i.kind = $2)",
+                &[&pref, &kind],
+            )?
+            .try_get(0)?;
+        let rows = conn.query(
+            concat!(
+                "SELECT ",
+                institution_cols!(),
+                " FROM institutions i
+                 WHERE ($1::bigint IS NULL OR i.prefecture = $1) AND ($2::text IS NULL OR i.kind = $2)
+                 ORDER BY i.code LIMIT $3 OFFSET $4"
+            ),
+            &[
+                &pref,
+                &kind,
+                &i64::from(filter.limit),
+                &i64::from(filter.offset),
+            ],
+        )?;
+        let list = rows
+            .iter()
+            .map(|r| institution_from(r, 0)?.parse())
+            .collect::<Result<Vec<_>>>()?;
+        Ok((list, u64::try_from(total).unwrap_or(0)))
+    }
+
+    fn set_institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+        hash: &str,
+    ) -> Result<()> {
+        let sql = match which {
+            InstitutionKey::Enrollment => {
+                "UPDATE institutions SET enrollment_key_hash = $1 WHERE code = $2"
+            }
+            InstitutionKey::Access => {
+                "UPDATE institutions SET access_key_hash = $1 WHERE code = $2"
+            }
+        };
+        let n = self.conn()?.execute(sql, &[&hash, &code.to_string()])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("institution {code}")));
+        }
+        Ok(())
+    }
+
+    fn institution_key(
+        &self,
+        code: InstitutionCode,
+        which: InstitutionKey,
+    ) -> Result<Option<String>> {
+        let sql = match which {
+            InstitutionKey::Enrollment => {
+                "SELECT enrollment_key_hash FROM institutions WHERE code = $1"
+            }
+            InstitutionKey::Access => "SELECT access_key_hash FROM institutions WHERE code = $1",
+        };
+        let row = self.conn()?.query_opt(sql, &[&code.to_string()])?;
+        Ok(row
+            .map(|r| r.try_get::<_, Option<String>>(0))
+            .transpose()?
+            .flatten())
+    }
+
+    fn enrol_device(&self, d: &NewDevice, at: Timestamp) -> Result<Device> {
+        let row = self.conn()?.query_one(
+            concat!(
+                "INSERT INTO devices AS d (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (institution_code, kind, serial) DO UPDATE SET
+                   token_hash = excluded.token_hash, vendor = excluded.vendor,
+                   parent_id = excluded.parent_id
+                 RETURNING ",
+                device_cols!()
+            ),
+            &[
+                &d.institution.to_string(),
+                &d.kind.slug(),
+                &d.vendor.map(Vendor::slug),
+                &d.serial,
+                &d.parent,
+                &d.token_hash,
+                &db_time(at),
+            ],
+        )?;
+        device_from(&row, 0)?.parse()
+    }
+
+    fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
+        let row = self.conn()?.query_opt(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                " FROM devices d WHERE d.token_hash = $1"
+            ),
+            &[&token_hash],
+        )?;
+        row.map(|r| Ok(identity(&device_from(&r, 0)?.parse()?)))
+            .transpose()
+    }
+
+    fn device_and_open_deployments(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let rows = self.conn()?.query(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
+                 FROM devices d
+                 LEFT JOIN (deployments p JOIN campaigns c
+                            ON c.id = p.campaign_id AND c.status <> 'closed')
+                   ON p.device_id = d.id
+                 WHERE d.token_hash = $1
+                 ORDER BY c.created_at DESC, c.id DESC"
+            ),
+            &[&token_hash],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let device = identity(&device_from(first, 0)?.parse()?);
+        let mut open = Vec::new();
+        for r in &rows {
+            // A device in no open campaign comes back as one row without a deployment.
+            if r.try_get::<_, Option<String>>(9)?.is_some() {
+                open.push(deployment_at(r, 9)?);
+            }
+        }
+        Ok(Some((device, open)))
+    }
+
+    fn device(&self, id: i64) -> Result<Option<Device>> {
+        self.conn()?
+            .query_opt(
+                concat!("SELECT ", device_cols!(), " FROM devices d WHERE d.id = $1"),
+                &[&id],
+            )?
+            .map(|r| device_from(&r, 0)?.parse())
+            .transpose()
+    }
+
+    fn devices_of(&self, code: InstitutionCode) -> Result<Vec<Device>> {
+        self.flush()?;
+        self.conn()?
+            .query(
+                concat!(
+                    "SELECT ",
+                    device_cols!(),
+                    " FROM devices d WHERE d.institution_code = $1 ORDER BY d.id"
+                ),
+                &[&code.to_string()],
+            )?
+            .iter()
+            .map(|r| device_from(r, 0)?.parse())
+            .collect()
+    }
+
+    fn all_devices(&self) -> Result<Vec<(Device, Institution)>> {
+        self.conn()?
+            .query(
+                concat!(
+                    "SELECT ",
+                    device_cols!(),
+                    ", ",
+                    institution_cols!(),
+                    " FROM devices d JOIN institutions i ON i.code = d.institution_code ORDER BY d.id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((device_from(r, 0)?.parse()?, institution_from(r, 9)?.parse()?)))
+            .collect()
+    }
+
+    fn record_contact(
+        &self,
+        id: i64,
+        installed: Option<&Version>,
+        running: Option<&Version>,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.contacts.record(id, installed, running, at);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        while self.flush_some(FLUSH_CHUNK)? > 0 {}
+        Ok(())
+    }
+
+    fn flush_some(&self, max: usize) -> Result<usize> {
+        self.contacts
+            .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
+                // In id order, so that two replicas writing overlapping devices lock rows in
+                // the same order and never deadlock. A contact older than the stored one
+                // (another replica wrote a newer one) changes nothing: the newest instant and
+                // its versions win.
+                let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
+                rows.sort_by_key(|(id, _)| *id);
+                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+                let ats: Vec<String> = rows.iter().map(|(_, c)| db_time(c.at)).collect();
+                let installed: Vec<Option<&str>> =
+                    rows.iter().map(|(_, c)| c.installed.as_deref()).collect();
+                let running: Vec<Option<&str>> =
+                    rows.iter().map(|(_, c)| c.running.as_deref()).collect();
+                self.conn()?.execute(
+                    "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
+                       installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
+                       running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+                       AS v (id, at, installed, running)
+                     WHERE d.id = v.id",
+                    &[&ids, &ats, &installed, &running],
+                )?;
+                Ok(())
+            })
+    }
+
+    fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO artifacts (sha256, size, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256) DO NOTHING",
+            &[&sha256.hex(), &big(size)?, &db_time(at)],
+        )?;
+        Ok(())
+    }
+
+    fn artifact(&self, sha256: Sha256) -> Result<Option<u64>> {
+        let row = self.conn()?.query_opt(
+            "SELECT size FROM artifacts WHERE sha256 = $1",
+            &[&sha256.hex()],
+        )?;
+        row.map(|r| u64::try_from(r.try_get::<_, i64>(0)?).map_err(corrupt))
+            .transpose()
+    }
+
+    fn insert_release(&self, release: &Release, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO releases (id, version, manifest, signature, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &release.id,
+                &release.manifest.version.to_string(),
+                &release.signed.manifest,
+                &release.signed.signature,
+                &db_time(at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn release(&self, id: &str) -> Result<Option<Release>> {
+        let row = self.conn()?.query_opt(
+            "SELECT manifest, signature FROM releases WHERE id = $1",
+            &[&id],
+        )?;
+        row.map(|r| {
+            let manifest: String = r.try_get(0)?;
+            Ok(Release {
+                id: id.to_owned(),
+                manifest: serde_json::from_str(&manifest).map_err(corrupt)?,
+                signed: SignedManifest {
+                    manifest,
+                    signature: r.try_get(1)?,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
+        let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
+        let n = self.conn()?.execute(
+            "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING",
+            &[
+                &c.id,
+                &c.schedule_toml,
+                &c.release_id,
+                &selector,
+                &i64::from(c.max_downloads),
+                &big(c.poll_interval.as_secs())?,
+                &c.status.slug(),
+                &db_time(at),
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "campaign {} already exists",
+                c.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>> {
+        self.conn()?
+            .query_opt(
+                concat!("SELECT ", campaign_cols!(), " FROM campaigns WHERE id = $1"),
+                &[&id],
+            )?
+            .map(|r| campaign_from(&r))
+            .transpose()
+    }
+
+    fn campaigns(&self) -> Result<Vec<CampaignRecord>> {
+        self.conn()?
+            .query(
+                concat!(
+                    "SELECT ",
+                    campaign_cols!(),
+                    " FROM campaigns ORDER BY created_at, id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(campaign_from)
+            .collect()
+    }
+
+    fn set_campaign_status(&self, id: &str, status: CampaignStatus, at: Timestamp) -> Result<()> {
+        let n = self.conn()?.execute(
+            "UPDATE campaigns SET status = $2, updated_at = $3 WHERE id = $1",
+            &[&id, &status.slug(), &db_time(at)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("campaign {id}")));
+        }
+        Ok(())
+    }
+
+    fn ensure_deployments(&self, campaign: &str, devices: &[i64], at: Timestamp) -> Result<usize> {
+        // One statement: an unknown device fails it whole, so nothing is added.
+        let n = self.conn()?.execute(
+            "INSERT INTO deployments (campaign_id, device_id, state, bytes, last_seq, updated_at)
+             SELECT $1, u.id, 'waiting', 0, 0, $3 FROM unnest($2::bigint[]) AS u (id)
+             ON CONFLICT (campaign_id, device_id) DO NOTHING",
+            &[&campaign, &devices, &db_time(at)],
+        )?;
+        usize::try_from(n).map_err(corrupt)
+    }
+
+    fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>> {
+        self.conn()?
+            .query(
+                "SELECT d.campaign_id, d.device_id, d.state, d.bytes, d.last_seq, d.updated_at
+                 FROM deployments d JOIN campaigns c ON c.id = d.campaign_id
+                 WHERE d.device_id = $1 AND c.status <> 'closed'
+                 ORDER BY c.created_at DESC, c.id DESC",
+                &[&device],
+            )?
+            .iter()
+            .map(deployment_from)
+            .collect()
+    }
+
+    fn apply_report_logged(
+        &self,
+        r: &Report<'_>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ReportOutcome> {
+        let Report {
+            campaign,
+            device,
+            seq,
+            from,
+            to,
+            bytes,
+            at,
+        } = *r;
+        let mut conn = self.conn()?;
+        // Two replicas updating the same row are serialised by its row lock, and the second
+        // re-checks the condition on the row the first wrote, so only one of two reports with
+        // the same seq applies.
+        let update = conn.prep(concat!(
+            "UPDATE deployments SET state = $4, bytes = $5, last_seq = $3, updated_at = $6
+             WHERE campaign_id = $1 AND device_id = $2 AND last_seq < $3 AND state = $7
+             RETURNING ",
+            deployment_cols!()
+        ))?;
+        let (bytes, at) = (big(bytes)?, db_time(at));
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &campaign,
+            &device,
+            &seq,
+            &to.slug(),
+            &bytes,
+            &at,
+            &from.slug(),
+        ];
+        let applied = match audit {
+            // One statement, committed when it returns.
+            None => conn.client.query_opt(&update, &params)?,
+            // The update and its audit line in one transaction.
+            Some(entry) => {
+                let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
+                let insert = conn.prep(INSERT_AUDIT)?;
+                let mut tx = conn.client.transaction()?;
+                let row = tx.query_opt(&update, &params)?;
+                if row.is_some() {
+                    tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
+                    tx.execute(&insert, &audit_params(entry, &db_time(entry.at)))?;
+                }
+                tx.commit()?;
+                row
+            }
+        };
+        if let Some(row) = applied {
+            return Ok(ReportOutcome::Applied(deployment_from(&row)?));
+        }
+        let current = conn
+            .query_opt(
+                concat!(
+                    "SELECT ",
+                    deployment_cols!(),
+                    " FROM deployments WHERE campaign_id = $1 AND device_id = $2"
+                ),
+                &[&campaign, &device],
+            )?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("deployment of device {device} in {campaign}"))
+            })?;
+        let current = deployment_from(&current)?;
+        if current.last_seq >= seq {
+            Ok(ReportOutcome::Stale(current))
+        } else {
+            Err(StoreError::Conflict(format!(
+                "deployment is {} now, not {}",
+                current.state, from
+            )))
+        }
+    }
+
+    fn acquire_lease(
+        &self,
+        campaign: &str,
+        device: i64,
+        now: Timestamp,
+        expires: Timestamp,
+        max: u32,
+    ) -> Result<bool> {
+        let (now_s, expires_s) = (db_time(now), db_time(expires));
+        let mut conn = self.conn()?;
+        // Renewing a live slot changes no count: no lock needed.
+        let renewed = conn.execute(
+            "UPDATE leases SET expires_at = $3 WHERE campaign_id = $1 AND device_id = $2 AND expires_at > $4",
+            &[&campaign, &device, &expires_s, &now_s],
+        )?;
+        if renewed == 1 {
+            return Ok(true);
+        }
+        let lock = conn.prep("SELECT pg_advisory_xact_lock($1, hashtext($2))")?;
+        let reclaim =
+            conn.prep("DELETE FROM leases WHERE campaign_id = $1 AND expires_at <= $2")?;
+        let count = conn.prep("SELECT COUNT(*) FROM leases WHERE campaign_id = $1")?;
+        let insert = conn.prep(
+            "INSERT INTO leases (campaign_id, device_id, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (campaign_id, device_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )?;
+        // Reclaim, count and take under one lock per campaign, held to the commit: replicas
+        // take slots of one campaign one at a time, so the count they see is the true one.
+        let mut tx = conn.client.transaction()?;
+        tx.execute(&lock, &[&LOCK_SPACE, &campaign])?;
+        tx.execute(&reclaim, &[&campaign, &now_s])?;
+        let live: i64 = tx.query_one(&count, &[&campaign])?.try_get(0)?;
+        if live >= i64::from(max) {
+            tx.commit()?;
+            return Ok(false);
+        }
+        tx.execute(&insert, &[&campaign, &device, &expires_s])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT COUNT(*) FROM leases WHERE campaign_id = $1 AND device_id = $2 AND expires_at > $3",
+                &[&campaign, &device, &db_time(now)],
+            )?
+            .try_get(0)?;
+        Ok(n > 0)
+    }
+
+    fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
+        self.conn()?.execute(
+            "DELETE FROM leases WHERE campaign_id = $1 AND device_id = $2",
+            &[&campaign, &device],
+        )?;
+        Ok(())
+    }
+
+    fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT COUNT(*) FROM leases WHERE campaign_id = $1 AND expires_at > $2",
+                &[&campaign, &db_time(now)],
+            )?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn progress(&self, campaign: &str) -> Result<Vec<ProgressRow>> {
+        self.conn()?
+            .query(
+                "SELECT p.state, d.kind, i.prefecture, i.kind, d.vendor, COUNT(*)
+                 FROM deployments p JOIN devices d ON d.id = p.device_id
+                 JOIN institutions i ON i.code = d.institution_code
+                 WHERE p.campaign_id = $1
+                 GROUP BY p.state, d.kind, i.prefecture, i.kind, d.vendor",
+                &[&campaign],
+            )?
+            .iter()
+            .map(|r| {
+                let pref: i64 = r.try_get(2)?;
+                Ok(ProgressRow {
+                    state: r.try_get::<_, String>(0)?.parse().map_err(corrupt)?,
+                    device: r.try_get::<_, String>(1)?.parse().map_err(corrupt)?,
+                    prefecture: u8::try_from(pref)
+                        .ok()
+                        .and_then(Prefecture::from_number)
+                        .ok_or_else(|| corrupt(format!("prefecture {pref}")))?,
+                    kind: r.try_get::<_, String>(3)?.parse().map_err(corrupt)?,
+                    vendor: r
+                        .try_get::<_, Option<String>>(4)?
+                        .map(|v| v.parse::<Vendor>().map_err(corrupt))
+                        .transpose()?,
+                    count: u64::try_from(r.try_get::<_, i64>(5)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    fn deployments(&self, campaign: &str, f: &DeploymentFilter) -> Result<Vec<DeploymentListing>> {
+        self.flush()?;
+        self.conn()?
+            .query(
+                concat!(
+                    "SELECT ",
+                    device_cols!(),
+                    ", ",
+                    institution_cols!(),
+                    ", p.state, p.bytes, p.updated_at
+                     FROM deployments p JOIN devices d ON d.id = p.device_id
+                     JOIN institutions i ON i.code = d.institution_code
+                     WHERE p.campaign_id = $1 AND ($2::text IS NULL OR p.state = $2)
+                       AND ($3::text IS NULL OR d.kind = $3) AND ($4::bigint IS NULL OR i.prefecture = $4)
+                       AND ($5::text IS NULL OR i.kind = $5) AND ($6::text IS NULL OR d.vendor = $6)
+                     ORDER BY i.code, d.id LIMIT $7 OFFSET $8"
+                ),
+                &[
+                    &campaign,
+                    &f.state.map(DeploymentState::slug),
+                    &f.device.map(DeviceKind::slug),
+                    &f.prefecture.map(|p| i64::from(p.number())),
+                    &f.kind.map(InstitutionKind::slug),
+                    &f.vendor.map(Vendor::slug),
+                    &i64::from(f.limit),
+                    &i64::from(f.offset),
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(DeploymentListing {
+                    device: device_from(r, 0)?.parse()?,
+                    institution: institution_from(r, 9)?.parse()?,
+                    state: r.try_get::<_, String>(15)?.parse().map_err(corrupt)?,
+                    bytes: u64::try_from(r.try_get::<_, i64>(16)?).unwrap_or(0),
+                    updated_at: ts(&r.try_get::<_, String>(17)?)?,
+                })
+            })
+            .collect()
+    }
+
+    fn site_facts(&self, campaign: &str) -> Result<Vec<(Institution, SiteFacts)>> {
+        self.conn()?
+            .query(SQL_1.as_str(), &[&campaign])?
+            .iter()
+            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 6)?)))
+            .collect()
+    }
+
+    fn site_facts_of(&self, campaign: &str, code: InstitutionCode) -> Result<SiteFacts> {
+        let row = self
+            .conn()?
+            .query_one(SQL_2.as_str(), &[&campaign, &code.to_string()])?;
+        facts_at(&row, 0)
+    }
+
+    fn enqueue_mail(&self, m: &NewMail<'_>) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "INSERT INTO outbox (campaign_id, institution_code, kind, notice_key, recipient,
+                subject, body, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (campaign_id, institution_code, kind, notice_key) DO NOTHING",
+            &[
+                &m.campaign,
+                &m.institution.to_string(),
+                &m.kind.slug(),
+                &m.key,
+                &m.recipient,
+                &m.subject,
+                &m.body,
+                &db_time(m.at),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn mail_keys(&self, campaign: &str) -> Result<Vec<(InstitutionCode, NoticeKind, String)>> {
+        self.conn()?
+            .query(
+                "SELECT institution_code, kind, notice_key FROM outbox WHERE campaign_id = $1",
+                &[&campaign],
+            )?
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok((
+                    InstitutionCode::parse(&r.try_get::<_, String>(0)?).map_err(corrupt)?,
+                    NoticeKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("notice kind {kind}")))?,
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn claim_mails(&self, now: Timestamp, claim_until: Timestamp, limit: u32) -> Result<Vec<Mail>> {
+        // SKIP LOCKED: replicas running the worker at once claim disjoint mails.
+        let mut mails = self
+            .conn()?
+            .query(
+                SQL_3.as_str(),
+                &[&db_time(now), &db_time(claim_until), &i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| mail_from(r)?.parse())
+            .collect::<Result<Vec<_>>>()?;
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    fn mail_sent(&self, id: i64, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE outbox SET sent_at = $2, attempts = attempts + 1 WHERE id = $1",
+            &[&id, &db_time(at)],
+        )?;
+        Ok(())
+    }
+
+    fn mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3
+             WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(retry_at)],
+        )?;
+        Ok(())
+    }
+
+    fn mail_summary(&self) -> Result<MailSummary> {
+        let rows = self.conn()?.query(
+            "SELECT kind, sent_at IS NOT NULL, attempts > 0, COUNT(*) FROM outbox
+             GROUP BY kind, sent_at IS NOT NULL, attempts > 0",
+            &[],
+        )?;
+        let mut out = MailSummary::default();
+        for r in &rows {
+            let kind: String = r.try_get(0)?;
+            let kind =
+                NoticeKind::parse(&kind).ok_or_else(|| corrupt(format!("notice kind {kind}")))?;
+            out.add(kind, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        }
+        Ok(out)
+    }
+
+    fn mails(&self, institution: Option<InstitutionCode>, limit: u32) -> Result<Vec<Mail>> {
+        let code = institution.map(|c| c.to_string());
+        self.conn()?
+            .query(SQL_4.as_str(), &[&code, &i64::from(limit)])?
+            .iter()
+            .map(|r| mail_from(r)?.parse())
+            .collect()
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<()> {
+        let mut conn = self.conn()?;
+        let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
+        let insert = conn.prep(INSERT_AUDIT)?;
+        let mut tx = conn.client.transaction()?;
+        tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
+        tx.execute(&insert, &audit_params(e, &db_time(e.at)))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.conn()?
+            .query(
+                "SELECT at, actor, action, subject, detail FROM audit ORDER BY id DESC LIMIT $1",
+                &[&i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: ts(&r.try_get::<_, String>(0)?)?,
+                    actor: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    subject: r.try_get(3)?,
+                    detail: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}

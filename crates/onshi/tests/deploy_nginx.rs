@@ -1,0 +1,303 @@
+//! `deploy/nginx.conf` as shipped (ports and paths replaced) in front of two real `onshi serve`
+//! replicas on one PostgreSQL schema: the whole API works through it, and the second download
+//! of an artifact comes from nginx's cache — the replicas' logs show one request for it.
+//!
+//! Needs nginx and PostgreSQL: outside CI the test is skipped when either is missing; in CI
+//! (`CI=true`) it fails instead, because `.ci/run` installs and starts both.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use onshi_store::testing::TestSchema;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "deploy-test-operator-token-0123";
+const SITE: &str = "0110113719";
+const NIGHT: &str = "2026-01-19T21:00:00+09:00";
+
+/// Kills the child when dropped, so a failing test leaves no server behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx() -> Option<PathBuf> {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "nginx is missing; .ci/run installs it"
+        );
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}
+
+/// A replica on `port`, logging each artifact it serves to `log`.
+fn replica(port: u16, data: &Path, database: &str, log: &Path) -> Killed {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--clock",
+            "2026-01-19T12:00:00+09:00",
+            "--database",
+            database,
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("ONSHI_OPERATOR_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn,onshi_server::routes::device=debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("onshi serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("onshi serve: listening on "));
+    assert!(
+        listening,
+        "replica on {port} did not start: see {}",
+        log.display()
+    );
+    Killed(child)
+}
+
+/// deploy/nginx.conf with its ports and paths pointed at this test's.
+fn nginx_conf(dir: &Path, listen: u16, replicas: [u16; 2]) -> String {
+    let shipped = include_str!("../../../deploy/nginx.conf");
+    let d = dir.display();
+    let mut conf = shipped.to_owned();
+    for (from, to) in [
+        (
+            "listen 127.0.0.1:8080",
+            format!("listen 127.0.0.1:{listen}"),
+        ),
+        (
+            "server 127.0.0.1:8081",
+            format!("server 127.0.0.1:{}", replicas[0]),
+        ),
+        (
+            "server 127.0.0.1:8082",
+            format!("server 127.0.0.1:{}", replicas[1]),
+        ),
+        ("/var/cache/onshi-tmp", format!("{d}/cache-tmp")),
+        ("/var/cache/onshi ", format!("{d}/cache ")),
+        ("/run/onshi-nginx.pid", format!("{d}/nginx.pid")),
+        ("/var/log/onshi-nginx/error.log", format!("{d}/error.log")),
+    ] {
+        assert!(
+            conf.contains(from),
+            "deploy/nginx.conf no longer has {from:?}"
+        );
+        conf = conf.replace(from, &to);
+    }
+    // In the foreground, one process (so the test can stop it, and it needs no other user).
+    format!("daemon off;\nmaster_process off;\n{conf}")
+}
+
+async fn wait_listening(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+async fn call(req: reqwest::RequestBuilder, status: u16) -> Value {
+    let r = req.send().await.expect("request");
+    let got = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// How many artifact downloads a replica's log shows.
+fn served(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .expect("replica log")
+        .matches("serving artifact")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
+    let Some(nginx) = nginx() else { return };
+    let Some(schema) = TestSchema::create() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    for sub in ["cache", "cache-tmp", "data"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("directory");
+    }
+    let ports = [free_port(), free_port()];
+    let logs = [dir.join("replica-1.log"), dir.join("replica-2.log")];
+    let _replicas = [
+        replica(ports[0], &dir.join("data"), &schema.url, &logs[0]),
+        replica(ports[1], &dir.join("data"), &schema.url, &logs[1]),
+    ];
+    let listen = free_port();
+    std::fs::write(dir.join("nginx.conf"), nginx_conf(dir, listen, ports)).expect("conf");
+    let _nginx = Killed(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts"),
+    );
+    wait_listening(listen).await;
+
+    // The operator's set-up, through nginx.
+    let client = Client::new();
+    let base = format!("http://127.0.0.1:{listen}/api/v1");
+    let admin = |m: Method, p: &str| client.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
+    let csv = format!(
+        "code,name,kind,prefecture,email,auto_restart\n{SITE},テスト診療所,clinic,1,it@example.invalid,\n"
+    );
+    call(
+        admin(Method::POST, "/admin/institutions/import").body(csv),
+        201,
+    )
+    .await;
+    let package: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let sha = call(
+        admin(Method::PUT, "/admin/artifacts").body(package.clone()),
+        201,
+    )
+    .await["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_owned();
+    call(
+        admin(Method::POST, "/admin/releases").json(&json!({
+            "id": "r1", "version": "2.0.0", "components": [{"target": "terminal", "sha256": sha}]
+        })),
+        201,
+    )
+    .await;
+    call(
+        admin(Method::POST, "/admin/campaigns").json(&json!({
+            "schedule": "preset:2026-01", "release_id": "r1",
+            "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60}
+        })),
+        201,
+    )
+    .await;
+    let key = call(
+        admin(
+            Method::POST,
+            &format!("/admin/institutions/{SITE}/enrollment-key"),
+        ),
+        200,
+    )
+    .await["enrollment_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let mut tokens = Vec::new();
+    for serial in ["T1", "T2"] {
+        let v = call(
+            client.post(format!("{base}/enroll")).json(&json!({
+                "institution_code": SITE, "enrollment_key": key, "serial": serial
+            })),
+            201,
+        )
+        .await;
+        tokens.push(v["device_token"].as_str().expect("token").to_owned());
+    }
+    call(
+        admin(Method::POST, "/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    for port in ports {
+        call(
+            client
+                .put(format!("http://127.0.0.1:{port}/api/v1/admin/clock"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "now": NIGHT })),
+            200,
+        )
+        .await;
+    }
+
+    // Two devices download the package through nginx.
+    let mut cache = Vec::new();
+    for token in &tokens {
+        let offer = call(
+            client
+                .post(format!("{base}/checkin"))
+                .bearer_auth(token)
+                .json(&json!({})),
+            200,
+        )
+        .await;
+        assert_eq!(offer["action"], "download", "{offer}");
+        let r = client
+            .get(format!("{base}/artifacts/{sha}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers();
+        assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        cache.push(h["x-cache-status"].to_str().expect("ascii").to_owned());
+        assert_eq!(r.bytes().await.expect("body"), package);
+    }
+    // A resumed download (a range) is served from the cached file too.
+    let r = client
+        .get(format!("{base}/artifacts/{sha}"))
+        .bearer_auth(&tokens[0])
+        .header("range", "bytes=100000-")
+        .send()
+        .await
+        .expect("ranged download");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    cache.push(
+        r.headers()["x-cache-status"]
+            .to_str()
+            .expect("ascii")
+            .to_owned(),
+    );
+    assert_eq!(r.bytes().await.expect("body"), package[100_000..]);
+
+    assert_eq!(cache, ["MISS", "HIT", "HIT"]);
+    let by_replica = [served(&logs[0]), served(&logs[1])];
+    assert_eq!(
+        by_replica.iter().sum::<usize>(),
+        1,
+        "the replicas served the artifact {by_replica:?} times; nginx should have after the first"
+    );
+}
