@@ -29,6 +29,9 @@ use crate::{artifacts, targeting};
 
 /// How long a download slot lives without progress.
 pub const LEASE_TTL: Duration = Duration::from_secs(120);
+/// The least real time a download slot lives: a device's round trip from check-in to download
+/// takes real time however fast a simulated clock runs (at 36,000× speed, 120 s is 3 ms).
+pub const LEASE_MIN_REAL: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,7 +253,7 @@ pub async fn checkin(
         && offer::wants_download(deployment.state);
     let has_slot = if wants_slot {
         let (cid, did, max) = (record.id.clone(), device.id, record.max_downloads);
-        let expires = lease_expiry(now);
+        let expires = lease_expiry(&state, now);
         state
             .db(move |s| s.acquire_lease(&cid, did, now, expires, max))
             .await?
@@ -293,8 +296,11 @@ pub async fn checkin(
     }))
 }
 
-fn lease_expiry(now: Timestamp) -> Timestamp {
-    now.checked_add(LEASE_TTL).unwrap_or(now)
+/// When a slot taken or renewed at `now` lapses: [`LEASE_TTL`] of server time, and never less
+/// than [`LEASE_MIN_REAL`] of real time (only a fast simulated clock makes a difference).
+fn lease_expiry(state: &AppState, now: Timestamp) -> Timestamp {
+    let ttl = LEASE_TTL.max(LEASE_MIN_REAL.mul_f64(state.clock.speed()));
+    now.checked_add(ttl).unwrap_or(now)
 }
 
 #[derive(Deserialize)]
@@ -516,7 +522,7 @@ pub async fn artifact(
         ));
     }
     let (cid, did) = (record.id.clone(), device.id);
-    let expires = lease_expiry(now);
+    let expires = lease_expiry(&state, now);
     let max = record.max_downloads;
     let slot = state
         .db(move |s| {
