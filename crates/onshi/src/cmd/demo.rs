@@ -16,6 +16,7 @@ mod population;
 mod setup;
 mod site;
 mod summary;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,6 @@ use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use onshi_agent::{Agent, Options, Pace};
 use onshi_clock::Clock;
-use onshi_core::jst;
 use onshi_core::lang::Lang;
 use onshi_core::schedule::Campaign;
 use onshi_core::version::Version;
@@ -277,7 +277,56 @@ impl DataDir {
     }
 }
 
+/// Everything the demo runs once it is set up.
+struct World {
+    running: onshi_server::Running,
+    clock: Clock,
+    op: Operator,
+    schedule: Campaign,
+    driver: Driver,
+}
+
 async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<()> {
+    let mut world = set_up(plan, data).await?;
+    let mut watch = DownloadWatch::new(world.schedule.clone());
+    let end = play(plan, &mut world, &mut watch).await?;
+    // Hold the simulated world at the stop instant while the agents stop.
+    world.clock.set(end.at)?;
+    world.clock.set_speed(1.0)?;
+    let tally = world.driver.tally.clone();
+    let slowed = world.driver.slowed();
+    let outcomes = world.driver.stop().await;
+    if end.interrupted {
+        // The server heard Ctrl-C too and is finishing its requests; wait for it.
+        world.running.wait().await?;
+        eprintln!("{}", plan.lang.pick("停止しました。", "stopped."));
+        return Ok(());
+    }
+    watch.poll(&world.op).await?;
+    let run = RunInfo {
+        from: plan.from,
+        until: end.at,
+        speed: plan.speed,
+        slowed,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    let summary = Summary::gather(&world.op, &tally, &outcomes, &watch, &run).await?;
+    if plan.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.render(plan.lang, plan.from, end.at));
+    }
+    view::warnings(&world.schedule, &watch, &outcomes);
+    let store = world.running.state.store.clone();
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .context("flushing the store")?
+        .context("flushing the store")
+}
+
+/// Starts the server, sets the campaign up through the operator API, enrols every site and
+/// starts its agent.
+async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
     let from_env = std::env::var("ONSHI_OPERATOR_TOKEN").ok();
     let token = from_env
         .clone()
@@ -312,7 +361,7 @@ async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<(
         );
     }
     setup::campaign(&op, &population).await?;
-    let agent_client = onshi_agent::Client::with_http(http.clone(), &base);
+    let agent_client = onshi_agent::Client::with_http(http, &base);
     let dirs = setup::enrol(&op, &agent_client, &data.path().join("agents"), &population).await?;
     let readers = population.readers();
 
@@ -343,7 +392,7 @@ async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<(
         .headless
         .then(|| Governor::new(clock.clone(), plan.speed, options));
     let target = Version::parse(setup::RELEASE_VERSION).context("the release version")?;
-    let mut driver = Driver::new(
+    let driver = Driver::new(
         schedule.clone(),
         target,
         governor,
@@ -351,203 +400,86 @@ async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<(
         plan.seed,
         sites,
     );
-
     if !plan.headless {
-        print_banner(
-            plan,
-            &running.addr,
-            &token,
-            from_env.is_some(),
-            data,
+        view::banner(&view::Banner {
+            addr: running.addr,
+            token: (from_env.is_none()).then_some(token.as_str()),
+            data: data.path(),
+            temporary: data.is_temporary(),
+            sites: plan.sites,
             readers,
-        );
+            from: plan.from,
+            speed: plan.speed,
+            listen_note: plan.listen_note.as_deref(),
+        });
     }
+    Ok(World {
+        running,
+        clock,
+        op,
+        schedule,
+        driver,
+    })
+}
 
-    let mut watch = DownloadWatch::new(schedule.clone());
+/// Where and how the run ended.
+struct End {
+    at: Timestamp,
+    interrupted: bool,
+}
+
+/// Plays the sites' days until `--until` or Ctrl-C: the driver's ticks, a line every simulated
+/// hour (live), the audit log read now and then.
+async fn play(plan: &Plan, world: &mut World, watch: &mut DownloadWatch) -> anyhow::Result<End> {
     let audit_every = if plan.headless {
         AUDIT_EVERY_HEADLESS
     } else {
         REPORT_EVERY
     };
-    let mut next_report = after(plan.from, REPORT_EVERY);
-    let mut next_audit = after(plan.from, audit_every);
+    let mut next_report = next_on_grid(plan.from, REPORT_EVERY, plan.from);
+    let mut next_audit = next_on_grid(plan.from, audit_every, plan.from);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let stopped_at = loop {
+    loop {
         let asked = Instant::now();
-        op.ping().await?;
+        world.op.ping().await?;
         let latency = asked.elapsed();
-        let now = clock.now();
+        let now = world.clock.now();
         let end = plan.until.map_or(now, |u| now.min(u));
-        driver.advance(end, latency);
+        world.driver.advance(end, latency);
         if plan.until.is_some_and(|u| now >= u) {
-            break end;
+            return Ok(End {
+                at: end,
+                interrupted: false,
+            });
         }
         if !plan.headless && now >= next_report {
-            print_progress(&op, &schedule, now, driver.tally.met_901, plan.lang).await;
-            next_report = after(now, REPORT_EVERY);
+            let tally = &world.driver.tally;
+            view::progress(&world.op, &world.schedule, next_report, tally, plan.lang).await;
+            next_report = next_on_grid(plan.from, REPORT_EVERY, now);
         }
         if now >= next_audit {
-            watch.poll(&op).await?;
-            next_audit = after(now, audit_every);
+            watch.poll(&world.op).await?;
+            next_audit = next_on_grid(plan.from, audit_every, now);
         }
-        let pause = clock
+        let pause = world
+            .clock
             .real_duration(Duration::try_from(TICK).unwrap_or(Duration::from_secs(600)) / 2)
-            .clamp(Duration::from_millis(1), Duration::from_millis(500));
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
         tokio::select! {
             _ = &mut ctrl_c => {
                 eprintln!("{}", plan.lang.pick("Ctrl-C: 停止します…", "Ctrl-C: stopping…"));
-                break now;
+                return Ok(End { at: now, interrupted: true });
             }
             () = tokio::time::sleep(pause) => {}
         }
-    };
-    // Hold the simulated world at the stop instant while the agents stop.
-    clock.set(stopped_at)?;
-    clock.set_speed(1.0)?;
-    let tally = driver.tally.clone();
-    let slowed = driver.slowed();
-    let outcomes = driver.stop().await;
-    watch.poll(&op).await?;
-    let summary = Summary::gather(
-        &op,
-        &tally,
-        &outcomes,
-        &watch,
-        &RunInfo {
-            from: plan.from,
-            until: stopped_at,
-            speed: plan.speed,
-            slowed,
-            wall_seconds: started.elapsed().as_secs_f64(),
-        },
-    )
-    .await?;
-    if plan.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{}", summary.render(plan.lang, plan.from, stopped_at));
     }
-    for e in watch.outside.iter().take(5) {
-        eprintln!(
-            "download started outside the windows: {} {} at {}",
-            e.subject,
-            e.detail,
-            schedule.rfc3339(e.at)
-        );
-    }
-    if !watch.complete {
-        eprintln!(
-            "warning: the audit log moved faster than it was read; downloads outside the windows may be undercounted"
-        );
-    }
-    for o in outcomes.iter().filter(|o| o.agent_error.is_some()).take(3) {
-        eprintln!(
-            "agent of site {} stopped: {}",
-            o.code,
-            o.agent_error.as_deref().unwrap_or_default()
-        );
-    }
-    let store = running.state.store.clone();
-    tokio::task::spawn_blocking(move || store.flush())
-        .await
-        .context("flushing the store")?
-        .context("flushing the store")?;
-    Ok(())
 }
 
-/// The first instant after `at` on the `every` grid counted from `at` (simply `at + every`).
-fn after(at: Timestamp, every: SignedDuration) -> Timestamp {
-    at.checked_add(every).unwrap_or(Timestamp::MAX)
-}
-
-/// What the live demo prints first: where to look, the token, the data, the clock.
-fn print_banner(
-    plan: &Plan,
-    addr: &SocketAddr,
-    token: &str,
-    token_from_env: bool,
-    data: &DataDir,
-    readers: usize,
-) {
-    let sites = plan.sites;
-    let token = if token_from_env {
-        "ONSHI_OPERATOR_TOKEN の値 / the value of ONSHI_OPERATOR_TOKEN".to_owned()
-    } else {
-        token.to_owned()
-    };
-    let data_note = if data.is_temporary() {
-        "（終了時に削除、--keep で残す / deleted at exit unless --keep）"
-    } else {
-        ""
-    };
-    if let Some(note) = &plan.listen_note {
-        println!("{note}");
-    }
-    let seconds_per_hour = 3600.0 / plan.speed;
-    println!(
-        "onshi demo — オンライン資格確認等システム 更新配信のデモ / rollout demo\n\
-         \x20 施設 {sites}、資格確認端末 {sites} 台、顔認証付きカードリーダー {readers} 台 / \
-         {sites} sites, {sites} terminals, {readers} card readers\n\
-         \x20 ダッシュボード / dashboard:        http://{addr}/\n\
-         \x20 受付の再現 / reception desk:        http://{addr}/reception\n\
-         \x20 運用者トークン / operator token:   {token}\n\
-         \x20 データ / data:                     {}{data_note}\n\
-         \x20 模擬時計 / simulated clock:        {} から {}倍速（1 時間 = {seconds_per_hour:.1} 秒）/ from {}, ×{}\n\
-         \x20 Ctrl-C で終了 / Ctrl-C to stop",
-        data.path().display(),
-        jst::format_ja(plan.from),
-        plan.speed,
-        jst::format_en(plan.from),
-        plan.speed,
-    );
-}
-
-/// One line of the live view: the simulated time, the phase and the devices per state.
-async fn print_progress(
-    op: &Operator,
-    schedule: &Campaign,
-    now: Timestamp,
-    met_901: u64,
-    lang: Lang,
-) {
-    use onshi_core::deployment::DeploymentState as S;
-    let p = match op.progress().await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("progress: {e:#}");
-            return;
-        }
-    };
-    let a = &p.all;
-    let restart = a.restart_required;
-    let busy = a.of(S::Downloading)
-        + a.of(S::Downloaded)
-        + a.of(S::Installing)
-        + a.of(S::Installed).saturating_sub(restart);
-    let phase = schedule.status(now).phase;
-    match lang {
-        Lang::Ja => println!(
-            "{} [{}] 配信待ち {} · 取得・インストール中 {} · 再起動が必要 {} · 適用済み {} · 失敗 {} | 901 エラーに出会った患者 {} 人",
-            jst::format_ja(now),
-            phase.label_ja(),
-            a.of(S::Waiting),
-            busy,
-            restart,
-            a.of(S::Applied),
-            a.of(S::Failed),
-            met_901
-        ),
-        Lang::En => println!(
-            "{} [{}] waiting {} · downloading/installing {} · restart required {} · applied {} · failed {} | patients who met 901: {}",
-            jst::format_en(now),
-            phase.slug(),
-            a.of(S::Waiting),
-            busy,
-            restart,
-            a.of(S::Applied),
-            a.of(S::Failed),
-            met_901
-        ),
-    }
+/// The first instant after `now` on the grid `from + k·every`.
+fn next_on_grid(from: Timestamp, every: SignedDuration, now: Timestamp) -> Timestamp {
+    let every_s = every.as_secs().max(1);
+    let k = now.duration_since(from).as_secs().div_euclid(every_s) + 1;
+    from.checked_add(SignedDuration::from_secs(k.saturating_mul(every_s)))
+        .unwrap_or(Timestamp::MAX)
 }

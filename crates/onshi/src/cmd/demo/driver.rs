@@ -8,7 +8,7 @@
 //! still have packages to fetch, so that the burst of downloads at 20:00 is served in real time
 //! that the machine has, and runs fast through the rest of the day.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use onshi_agent::{Component, Options, Pace, StateDir};
@@ -203,7 +203,8 @@ impl Driver {
                 backlog += missing;
             }
         }
-        if let Some(options) = governor.decide(t, soon, backlog) {
+        let distributing = self.schedule.is_distributing(t);
+        if let Some(options) = governor.decide(t, distributing, soon, backlog) {
             for s in &self.sites {
                 s.task.send(Command::Pace(options));
             }
@@ -327,7 +328,8 @@ pub struct Governor {
 
 struct Slow {
     smallest_backlog: usize,
-    shrank_at: Timestamp,
+    /// When (in real time) the backlog last shrank; counted only while distributing.
+    shrank: Option<Instant>,
 }
 
 impl Governor {
@@ -338,8 +340,10 @@ impl Governor {
     const ARRIVALS_PER_SECOND: f64 = 150.0;
     /// The slowest the clock runs.
     pub const SLOWEST: f64 = 600.0;
-    /// A backlog that has not shrunk for this long is not worth slowing down for.
-    const STUCK: SignedDuration = SignedDuration::from_mins(90);
+    /// Real time a slowed-down backlog may stand still before the clock is slowed further …
+    const PATIENCE: Duration = Duration::from_secs(2);
+    /// … and at the slowest, before the governor gives up on it.
+    const GIVE_UP: Duration = Duration::from_secs(10);
 
     /// A governor running `clock` at `fast` when nothing needs to be slowed down for; `options`
     /// are the agents' (their pace is set to follow the clock).
@@ -367,38 +371,58 @@ impl Governor {
     }
 
     /// Decides the speed at `t`; answers the agents' new options when it changed.
-    fn decide(&mut self, t: Timestamp, soon: bool, backlog: usize) -> Option<Options> {
-        let speed = match &mut self.slow {
-            None if soon && backlog > 0 && t >= self.calm_until => {
-                self.slow = Some(Slow {
-                    smallest_backlog: backlog,
-                    shrank_at: t,
-                });
-                // The opening's arrivals spread over offer::OPENING_SPREAD of simulated time.
-                let spread = onshi_core::offer::OPENING_SPREAD.as_secs_f64();
-                (Self::ARRIVALS_PER_SECOND * spread / backlog as f64)
-                    .clamp(Self::SLOWEST, self.fast)
+    fn decide(
+        &mut self,
+        t: Timestamp,
+        distributing: bool,
+        soon: bool,
+        backlog: usize,
+    ) -> Option<Options> {
+        let Some(slow) = &mut self.slow else {
+            if !(soon && backlog > 0 && t >= self.calm_until) {
+                return None;
             }
-            None => return None,
-            Some(slow) => {
-                self.slowed += TICK;
-                if backlog < slow.smallest_backlog {
-                    slow.smallest_backlog = backlog;
-                    slow.shrank_at = t;
-                }
-                let stuck = t.duration_since(slow.shrank_at) > Self::STUCK;
-                if backlog > 0 && soon && !stuck {
-                    return None;
-                }
-                if stuck {
-                    self.calm_until = t
-                        .checked_add(SignedDuration::from_hours(3))
-                        .unwrap_or(Timestamp::MAX);
-                }
-                self.slow = None;
-                self.fast
-            }
+            self.slow = Some(Slow {
+                smallest_backlog: backlog,
+                shrank: None,
+            });
+            // The opening's arrivals spread over offer::OPENING_SPREAD of simulated time.
+            let spread = onshi_core::offer::OPENING_SPREAD.as_secs_f64();
+            let speed = Self::ARRIVALS_PER_SECOND * spread / backlog as f64;
+            return self.change(t, speed.clamp(Self::SLOWEST, self.fast), backlog);
         };
+        self.slowed += TICK;
+        let now = Instant::now();
+        if !distributing {
+            // Waiting for the window to open: no progress to expect yet.
+            slow.shrank = None;
+        } else if backlog < slow.smallest_backlog || slow.shrank.is_none() {
+            slow.smallest_backlog = slow.smallest_backlog.min(backlog);
+            slow.shrank = Some(now);
+        }
+        let idle = slow.shrank.map_or(Duration::ZERO, |at| now - at);
+        let speed = if backlog == 0 || !soon {
+            self.slow = None;
+            self.fast
+        } else if idle > Self::PATIENCE && self.pace > Self::SLOWEST {
+            // This machine does not keep up at this speed: halve it.
+            slow.shrank = Some(now);
+            (self.pace / 2.0).max(Self::SLOWEST)
+        } else if idle > Self::GIVE_UP {
+            // Stuck even at the slowest: those devices will not move; run on.
+            self.slow = None;
+            self.calm_until = t
+                .checked_add(SignedDuration::from_hours(3))
+                .unwrap_or(Timestamp::MAX);
+            self.fast
+        } else {
+            return None;
+        };
+        self.change(t, speed, backlog)
+    }
+
+    /// Sets the agents' pace (and the clock) to `speed`; answers their new options.
+    fn change(&mut self, t: Timestamp, speed: f64, backlog: usize) -> Option<Options> {
         if speed == self.pace {
             return None;
         }
@@ -421,6 +445,7 @@ impl Governor {
             speed
         };
         if want != speed {
+            tracing::trace!(behind = %behind, from = speed, to = want, "clock speed trimmed");
             self.set_speed(want);
         }
     }
