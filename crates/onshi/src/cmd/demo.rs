@@ -11,6 +11,7 @@
 //! `summary` (what is reported), `operator` (the operator API client).
 
 mod driver;
+mod governor;
 mod operator;
 mod population;
 mod setup;
@@ -31,7 +32,8 @@ use onshi_core::schedule::Campaign;
 use onshi_core::version::Version;
 
 use crate::exit::bad_input;
-use driver::{Driver, Governor, TICK};
+use driver::{Driver, TICK};
+use governor::Governor;
 use operator::{CAMPAIGN, Operator};
 use population::Population;
 use site::SiteTask;

@@ -4,21 +4,20 @@
 //! `onshi_core::reception` from the terminal's installed and running versions on disk — the
 //! same rule the reception page and `onshi reception` use.
 //!
-//! A headless run also has a [`Governor`]: it slows the clock while a window is open and sites
-//! still have packages to fetch, so that the burst of downloads at 20:00 is served in real time
-//! that the machine has, and runs fast through the rest of the day.
+//! In a headless run the driver also tells the [`Governor`] how much is left to fetch, and
+//! passes the agents' new pace on when it changes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use onshi_agent::{Component, Options, Pace, StateDir};
-use onshi_clock::Clock;
+use onshi_agent::{Component, StateDir};
 use onshi_core::reception::{self, TerminalState};
 use onshi_core::schedule::Campaign;
 use onshi_core::version::Version;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::governor::Governor;
 use super::population::{CARD_SHARE, RestartHabit, Site};
 use super::site::{Command, SiteTask};
 
@@ -130,7 +129,7 @@ impl Driver {
     pub fn slowed(&self) -> SignedDuration {
         self.governor
             .as_ref()
-            .map_or(SignedDuration::ZERO, |g| g.slowed)
+            .map_or(SignedDuration::ZERO, Governor::slowed)
     }
 
     /// Plays every tick up to `now`; `latency` is how long the server took to answer a trivial
@@ -138,9 +137,7 @@ impl Driver {
     pub fn advance(&mut self, now: Timestamp, latency: Duration) {
         if let Some(g) = &mut self.governor {
             let behind = now.duration_since(self.next_tick);
-            let answers_in = SignedDuration::try_from(latency.mul_f64(g.clock.speed()))
-                .unwrap_or(SignedDuration::MAX);
-            g.keep_up(behind.max(answers_in));
+            g.keep_up(behind, latency);
         }
         while self.next_tick <= now {
             let t = self.next_tick;
@@ -261,11 +258,11 @@ impl Driver {
         let (state, installed_at) = if s.terminal_done {
             (TerminalState::UpToDate, None)
         } else {
-            let Some(t) = terminal(&s.dir, &self.target) else {
+            let Some(term) = terminal(&s.dir, &self.target) else {
                 return;
             };
-            s.terminal_done = t.runs_target;
-            (t.state, t.installed_at)
+            s.terminal_done = term.runs_target;
+            (term.state, term.installed_at)
         };
         if state == TerminalState::PendingRestart
             && !s.task.restarting()
@@ -304,155 +301,6 @@ impl Driver {
                     self.tally.staff_restarts += 1;
                 }
             }
-        }
-    }
-}
-
-/// Sets the clock's speed in a headless run: slow while a window is open (or opens within
-/// [`Governor::LEAD`]) and powered sites still have packages to fetch, fast otherwise. The slow
-/// speed spreads the window's first half hour, when every waiting device arrives, over enough
-/// real time for this machine to serve them; it is chosen once per spell from the backlog.
-pub struct Governor {
-    clock: Clock,
-    fast: f64,
-    /// The agents' pace: the clock never runs faster, or agents would sleep through their
-    /// appointments (it may run slower: they then just check in more often).
-    pace: f64,
-    options: Options,
-    slow: Option<Slow>,
-    /// A backlog that stopped shrinking is left alone until then.
-    calm_until: Timestamp,
-    /// Simulated time spent slowed down.
-    pub slowed: SignedDuration,
-}
-
-struct Slow {
-    smallest_backlog: usize,
-    /// When (in real time) the backlog last shrank; counted only while distributing.
-    shrank: Option<Instant>,
-}
-
-impl Governor {
-    /// How long before a window opens the clock slows down (agents then compute their wait for
-    /// the opening at the slow pace).
-    pub const LEAD: SignedDuration = SignedDuration::from_mins(30);
-    /// Devices arriving per real second that the demo aims to serve at a window's opening.
-    const ARRIVALS_PER_SECOND: f64 = 150.0;
-    /// The slowest the clock runs.
-    pub const SLOWEST: f64 = 600.0;
-    /// Real time a slowed-down backlog may stand still before the clock is slowed further …
-    const PATIENCE: Duration = Duration::from_secs(2);
-    /// … and at the slowest, before the governor gives up on it.
-    const GIVE_UP: Duration = Duration::from_secs(10);
-
-    /// A governor running `clock` at `fast` when nothing needs to be slowed down for; `options`
-    /// are the agents' (their pace is set to follow the clock).
-    pub fn new(clock: Clock, fast: f64, options: Options) -> Self {
-        Self {
-            clock,
-            fast,
-            pace: fast,
-            options,
-            slow: None,
-            calm_until: Timestamp::MIN,
-            slowed: SignedDuration::ZERO,
-        }
-    }
-
-    /// The agents' options at `speed`.
-    pub fn options(&self, speed: f64) -> Options {
-        Options {
-            pace: Pace {
-                speed,
-                ..self.options.pace
-            },
-            ..self.options
-        }
-    }
-
-    /// Decides the speed at `t`; answers the agents' new options when it changed.
-    fn decide(
-        &mut self,
-        t: Timestamp,
-        distributing: bool,
-        soon: bool,
-        backlog: usize,
-    ) -> Option<Options> {
-        let Some(slow) = &mut self.slow else {
-            if !(soon && backlog > 0 && t >= self.calm_until) {
-                return None;
-            }
-            self.slow = Some(Slow {
-                smallest_backlog: backlog,
-                shrank: None,
-            });
-            // The opening's arrivals spread over offer::OPENING_SPREAD of simulated time.
-            let spread = onshi_core::offer::OPENING_SPREAD.as_secs_f64();
-            let speed = Self::ARRIVALS_PER_SECOND * spread / backlog as f64;
-            return self.change(t, speed.clamp(Self::SLOWEST, self.fast), backlog);
-        };
-        self.slowed += TICK;
-        let now = Instant::now();
-        if !distributing {
-            // Waiting for the window to open: no progress to expect yet.
-            slow.shrank = None;
-        } else if backlog < slow.smallest_backlog || slow.shrank.is_none() {
-            slow.smallest_backlog = slow.smallest_backlog.min(backlog);
-            slow.shrank = Some(now);
-        }
-        let idle = slow.shrank.map_or(Duration::ZERO, |at| now - at);
-        let speed = if backlog == 0 || !soon {
-            self.slow = None;
-            self.fast
-        } else if idle > Self::PATIENCE && self.pace > Self::SLOWEST {
-            // This machine does not keep up at this speed: halve it.
-            slow.shrank = Some(now);
-            (self.pace / 2.0).max(Self::SLOWEST)
-        } else if idle > Self::GIVE_UP {
-            // Stuck even at the slowest: those devices will not move; run on.
-            self.slow = None;
-            self.calm_until = t
-                .checked_add(SignedDuration::from_hours(3))
-                .unwrap_or(Timestamp::MAX);
-            self.fast
-        } else {
-            return None;
-        };
-        self.change(t, speed, backlog)
-    }
-
-    /// Sets the agents' pace (and the clock) to `speed`; answers their new options.
-    fn change(&mut self, t: Timestamp, speed: f64, backlog: usize) -> Option<Options> {
-        if speed == self.pace {
-            return None;
-        }
-        self.pace = speed;
-        self.set_speed(speed);
-        tracing::debug!(at = %t, clock = %self.clock.now(), speed, backlog, "agents' pace changed");
-        Some(self.options(speed))
-    }
-
-    /// Slows the clock (below the agents' pace) while the driver, or the server's answers, lag
-    /// behind it by more than a few ticks of simulated time, so that this machine keeps up with
-    /// simulated time; speeds it up again, up to the pace, once they have caught up.
-    fn keep_up(&mut self, behind: SignedDuration) {
-        let speed = self.clock.speed();
-        let want = if behind > TICK * 3 {
-            (speed * 0.7).max(Self::SLOWEST.min(self.pace))
-        } else if behind < TICK {
-            (speed * 1.25).min(self.pace)
-        } else {
-            speed
-        };
-        if want != speed {
-            tracing::trace!(behind = %behind, from = speed, to = want, "clock speed trimmed");
-            self.set_speed(want);
-        }
-    }
-
-    fn set_speed(&self, speed: f64) {
-        if let Err(e) = self.clock.set_speed(speed) {
-            tracing::warn!(error = %e, "cannot change the clock's speed");
         }
     }
 }
