@@ -112,6 +112,7 @@ fn bad_arguments_exit_with_2_and_name_the_problem() {
             "--clock",
         ),
         (&["demo", "--json"][..], "--headless"),
+        (&["demo", "--clock-speed", "0.5"][..], "--clock-speed"),
     ] {
         let out = onshi(args);
         let stderr = String::from_utf8_lossy(&out.stderr);

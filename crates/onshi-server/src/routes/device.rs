@@ -296,11 +296,23 @@ pub async fn checkin(
     }))
 }
 
-/// When a slot taken or renewed at `now` lapses: [`LEASE_TTL`] of server time, and never less
-/// than [`LEASE_MIN_REAL`] of real time (only a fast simulated clock makes a difference).
+/// When a slot taken or renewed at `now` lapses.
 fn lease_expiry(state: &AppState, now: Timestamp) -> Timestamp {
-    let ttl = LEASE_TTL.max(LEASE_MIN_REAL.mul_f64(state.clock.speed()));
-    now.checked_add(ttl).unwrap_or(now)
+    now.checked_add(lease_ttl(state.clock.speed()))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// How long a slot lives on a clock running at `speed`: [`LEASE_TTL`] of server time, and never
+/// less than [`LEASE_MIN_REAL`] of real time (only a fast simulated clock makes a difference).
+fn lease_ttl(speed: f64) -> Duration {
+    let real_floor = Duration::try_from_secs_f64(LEASE_MIN_REAL.as_secs_f64() * speed).unwrap_or(
+        if speed > 1.0 {
+            Duration::MAX
+        } else {
+            LEASE_TTL
+        },
+    );
+    LEASE_TTL.max(real_floor)
 }
 
 #[derive(Deserialize)]
@@ -545,4 +557,22 @@ pub async fn public_key(State(state): State<AppState>) -> Json<serde_json::Value
     Json(serde_json::json!({
         "signing_public_key": encode_public_key(&state.signing_key.verifying_key())
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_slot_lives_two_minutes_and_at_least_a_real_second() {
+        assert_eq!(lease_ttl(1.0), LEASE_TTL);
+        assert_eq!(lease_ttl(60.0), LEASE_TTL);
+        assert_eq!(lease_ttl(600.0), Duration::from_secs(600));
+        assert_eq!(lease_ttl(36_000.0), Duration::from_secs(36_000));
+        assert_eq!(
+            lease_ttl(1e300),
+            Duration::MAX,
+            "no overflow on absurd speeds"
+        );
+    }
 }

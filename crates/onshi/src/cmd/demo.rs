@@ -87,6 +87,8 @@ pub struct Args {
 /// Every agent runs in this process; larger fleets are the simulator's work.
 const MAX_SITES: u32 = 2000;
 const LIVE_SPEED: f64 = 600.0;
+/// Beyond this a millisecond is more than a simulated quarter of an hour.
+const MAX_SPEED: f64 = 1_000_000.0;
 /// The headless clock's speed when no downloads are due: the two-week campaign in well under a
 /// minute. The governor slows it down for the downloads at a window's opening.
 const HEADLESS_SPEED: f64 = 60_000.0;
@@ -167,10 +169,10 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     } else {
         LIVE_SPEED
     });
-    if !(speed.is_finite() && speed > 0.0) {
+    if !(1.0..=MAX_SPEED).contains(&speed) {
         return Err(bad_input(
             format_args!("--clock-speed {speed}"),
-            "must be a positive number",
+            format_args!("must be 1–{MAX_SPEED} (simulated seconds per real second)"),
         ));
     }
     let (listen, listen_note) = listen_address(args)?;

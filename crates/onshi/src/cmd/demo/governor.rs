@@ -154,8 +154,10 @@ impl Governor {
     /// caught up.
     pub fn keep_up(&mut self, behind: SignedDuration, latency: Duration) {
         let speed = self.clock.speed();
-        let answers_in =
-            SignedDuration::try_from(latency.mul_f64(speed)).unwrap_or(SignedDuration::MAX);
+        let answers_in = Duration::try_from_secs_f64(latency.as_secs_f64() * speed)
+            .ok()
+            .and_then(|d| SignedDuration::try_from(d).ok())
+            .unwrap_or(SignedDuration::MAX);
         let behind = behind.max(answers_in);
         let want = if behind > TICK * 3 {
             (speed * 0.7).max(Self::SLOWEST.min(self.pace))
