@@ -101,6 +101,7 @@ const REPORT_EVERY: SignedDuration = SignedDuration::from_hours(1);
 const AUDIT_EVERY_HEADLESS: SignedDuration = SignedDuration::from_hours(3);
 
 /// The validated arguments.
+#[derive(Clone)]
 struct Plan {
     sites: u32,
     seed: u64,
@@ -284,29 +285,41 @@ impl DataDir {
 /// Everything the demo runs once it is set up.
 struct World {
     running: onshi_server::Running,
+    op: Operator,
+    stage: Stage,
+}
+
+/// What the driver's thread needs.
+struct Stage {
     clock: Clock,
+    /// The thread's own operator session.
     op: Operator,
     schedule: Campaign,
     driver: Driver,
 }
 
 async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<()> {
-    let mut world = set_up(plan, data).await?;
-    let mut watch = DownloadWatch::new(world.schedule.clone());
-    let end = play(plan, &mut world, &mut watch).await?;
+    let World { running, op, stage } = set_up(plan, data).await?;
+    let (stage, end, mut watch) = play_apart(plan, stage).await?;
+    let Stage {
+        clock,
+        schedule,
+        driver,
+        ..
+    } = stage;
     // Hold the simulated world at the stop instant while the agents stop.
-    world.clock.set(end.at)?;
-    world.clock.set_speed(1.0)?;
-    let tally = world.driver.tally.clone();
-    let slowed = world.driver.slowed();
-    let outcomes = world.driver.stop().await;
+    clock.set(end.at)?;
+    clock.set_speed(1.0)?;
+    let tally = driver.tally.clone();
+    let slowed = driver.slowed();
+    let outcomes = driver.stop().await;
     if end.interrupted {
         // The server heard Ctrl-C too and is finishing its requests; wait for it.
-        world.running.wait().await?;
+        running.wait().await?;
         eprintln!("{}", plan.lang.pick("停止しました。", "stopped."));
         return Ok(());
     }
-    watch.poll(&world.op).await?;
+    watch.poll(&op).await?;
     let run = RunInfo {
         from: plan.from,
         until: end.at,
@@ -314,14 +327,14 @@ async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<(
         slowed,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    let summary = Summary::gather(&world.op, &tally, &outcomes, &watch, &run).await?;
+    let summary = Summary::gather(&op, &tally, &outcomes, &watch, &run).await?;
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", summary.render(plan.lang, plan.from, end.at));
     }
-    view::warnings(&world.schedule, &watch, &outcomes);
-    let store = world.running.state.store.clone();
+    view::warnings(&schedule, &watch, &outcomes);
+    let store = running.state.store.clone();
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .context("flushing the store")?
@@ -347,12 +360,7 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
     })
     .await?;
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
-        .user_agent(concat!("onshi-demo/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
+    let http = http_client()?;
     let op = Operator::new(http.clone(), &base, &token);
     let population = Population::generate(plan.sites, plan.seed)?;
     if !plan.json {
@@ -419,11 +427,52 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
     }
     Ok(World {
         running,
-        clock,
+        stage: Stage {
+            clock,
+            op: op.clone(),
+            schedule,
+            driver,
+        },
         op,
-        schedule,
-        driver,
     })
+}
+
+/// Runs [`play`] on an OS thread of its own: hundreds of agents keep this runtime's workers
+/// busy, and a driver queued behind them would fall behind the clock before the governor could
+/// slow it down.
+async fn play_apart(plan: &Plan, stage: Stage) -> anyhow::Result<(Stage, End, DownloadWatch)> {
+    let plan = plan.clone();
+    let thread = std::thread::Builder::new()
+        .name("onshi-demo-driver".into())
+        .spawn(move || -> anyhow::Result<(Stage, End, DownloadWatch)> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the driver's runtime")?;
+            runtime.block_on(async move {
+                let mut stage = stage;
+                // Connections of its own, served by this thread's runtime.
+                stage.op = stage.op.detached()?;
+                let mut watch = DownloadWatch::new(stage.schedule.clone());
+                let end = play(&plan, &mut stage, &mut watch).await?;
+                Ok((stage, end, watch))
+            })
+        })
+        .context("starting the driver's thread")?;
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .context("waiting for the driver's thread")?
+        .map_err(|_| anyhow::anyhow!("the driver's thread panicked"))?
+}
+
+/// The one HTTP client setup of the demo (operator calls and the agents share it).
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .user_agent(concat!("onshi-demo/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
 }
 
 /// Where and how the run ended.
@@ -434,7 +483,7 @@ struct End {
 
 /// Plays the sites' days until `--until` or Ctrl-C: the driver's ticks, a line every simulated
 /// hour (live), the audit log read now and then.
-async fn play(plan: &Plan, world: &mut World, watch: &mut DownloadWatch) -> anyhow::Result<End> {
+async fn play(plan: &Plan, world: &mut Stage, watch: &mut DownloadWatch) -> anyhow::Result<End> {
     let audit_every = if plan.headless {
         AUDIT_EVERY_HEADLESS
     } else {

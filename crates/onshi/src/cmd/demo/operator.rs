@@ -75,6 +75,11 @@ impl Operator {
         }
     }
 
+    /// The same session on a client of its own (for another thread's runtime).
+    pub fn detached(&self) -> anyhow::Result<Self> {
+        Ok(Self::new(super::http_client()?, &self.base, &self.token))
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
