@@ -7,8 +7,9 @@
 //! hour, or `--headless` to a given instant with a summary (`--json` for scripts).
 //!
 //! Sub-modules: `population` (who the sites are and how their staff behave), `setup` (the
-//! operator API calls), `site` (one terminal's agent as a task), `driver` (the simulated day),
-//! `summary` (what is reported), `operator` (the operator API client).
+//! operator API calls), `site` (one terminal's agent as a task), `driver` (the simulated day,
+//! run on an OS thread of its own), `governor` (how fast a headless run's clock goes),
+//! `summary` (what is reported), `view` (the live view), `operator` (the operator API client).
 
 mod driver;
 mod governor;
