@@ -454,39 +454,66 @@ impl Agent {
         if offer.state == DeploymentState::Failed {
             self.send(cred, offer, "retry", None, None, None).await;
         }
-        let have = download::partial_len(&self.dir, artifact.sha256);
-        self.send(cred, offer, "download_started", None, Some(have), None)
-            .await;
         let progress = download::Progress::default();
         let bar = self.progress_bar(artifact.size, &progress);
-        let fetch = download::fetch(
-            &self.client,
-            &cred.token,
-            &self.dir,
-            &artifact,
-            &progress,
-            self.options.max_rate,
-        );
-        let heartbeat = heartbeat(
-            &self.client,
-            &cred.token,
-            self.versions(component)?,
-            self.options.pace,
-        );
-        let outcome = tokio::select! {
-            r = fetch => Some(r),
-            answer = heartbeat => {
-                if let Some(c) = answer {
-                    self.clock.observe(c.server_time);
-                    if let Err(e) = self.remember(cred, &c) {
-                        tracing::warn!(error = %e, "could not record the check-in in state.json");
+        // "download_started" is reported once the server has accepted the request (inside a
+        // window, with a slot), not when the agent decides to ask: on a slow link, or a fast
+        // simulated clock, the window can close in between, and the server's record must not
+        // show a download starting that the server in fact refused.
+        let (outcome, started) = {
+            let fetch = download::fetch(
+                &self.client,
+                &cred.token,
+                &self.dir,
+                &artifact,
+                &progress,
+                self.options.max_rate,
+            );
+            let heartbeat = heartbeat(
+                &self.client,
+                &cred.token,
+                self.versions(component)?,
+                self.options.pace,
+            );
+            tokio::pin!(fetch, heartbeat);
+            let mut started = false;
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut fetch => break Some(r),
+                    () = progress.accepted(), if !started => {
+                        started = true;
+                        let have = Some(progress.resumed_from());
+                        self.send(cred, offer, "download_started", None, have, None).await;
+                    }
+                    answer = &mut heartbeat => {
+                        if let Some(c) = answer {
+                            self.clock.observe(c.server_time);
+                            if let Err(e) = self.remember(cred, &c) {
+                                tracing::warn!(error = %e, "could not record the check-in in state.json");
+                            }
+                        }
+                        break None;
                     }
                 }
-                None
-            }
+            };
+            (outcome, started)
         };
         if let Some(bar) = bar {
             bar.finish_and_clear();
+        }
+        // A package already complete on disk needs no request; a failure before any request is
+        // still a download that failed. Either way the state machine wants a start first.
+        let finished = matches!(outcome, Some(Ok(_) | Err(DownloadError::Io { .. })));
+        if finished && !started {
+            self.send(
+                cred,
+                offer,
+                "download_started",
+                None,
+                Some(progress.resumed_from()),
+                None,
+            )
+            .await;
         }
         match outcome {
             None => {
@@ -494,15 +521,17 @@ impl Agent {
                     bytes = progress.bytes(),
                     "distribution stopped (window closed or slot lost); download paused"
                 );
-                self.send(
-                    cred,
-                    offer,
-                    "download_paused",
-                    None,
-                    Some(progress.bytes()),
-                    None,
-                )
-                .await;
+                if started {
+                    self.send(
+                        cred,
+                        offer,
+                        "download_paused",
+                        None,
+                        Some(progress.bytes()),
+                        None,
+                    )
+                    .await;
+                }
                 Ok(Next::After(poll))
             }
             Some(Ok(Fetched::Verified)) => {
@@ -547,16 +576,20 @@ impl Agent {
                 Ok(Next::After(MAX_BACKOFF))
             }
             Some(Err(e)) => {
-                tracing::warn!(error = %e, bytes = progress.bytes(), "download interrupted; it will resume");
-                self.send(
-                    cred,
-                    offer,
-                    "download_paused",
-                    None,
-                    Some(progress.bytes()),
-                    None,
-                )
-                .await;
+                if started {
+                    tracing::warn!(error = %e, bytes = progress.bytes(), "download interrupted; it will resume");
+                    self.send(
+                        cred,
+                        offer,
+                        "download_paused",
+                        None,
+                        Some(progress.bytes()),
+                        None,
+                    )
+                    .await;
+                } else {
+                    tracing::info!(error = %e, "download not started; checking in again");
+                }
                 let wait = match &e {
                     DownloadError::Client(c) if c.is_unreachable() => {
                         self.network_failure(cred, c)?

@@ -7,12 +7,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use onshi_core::release::Sha256;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256 as Hasher};
+use tokio::sync::Notify;
 
 use crate::client::{Artifact, Client, ClientError};
 use crate::files::sync_dir;
@@ -38,12 +39,15 @@ pub enum Fetched {
     Mismatch { got: Sha256 },
 }
 
-/// Shared progress of one download, for heartbeats and progress bars.
+/// Shared progress of one download, for heartbeats, progress bars and the start report.
 #[derive(Debug, Default, Clone)]
 pub struct Progress {
     bytes: Arc<AtomicU64>,
     /// Bytes that were already on disk when this attempt started.
     resumed_from: Arc<AtomicU64>,
+    /// The server accepted the request (inside a window, with a download slot).
+    accepted: Arc<AtomicBool>,
+    accepted_signal: Arc<Notify>,
 }
 
 impl Progress {
@@ -53,6 +57,28 @@ impl Progress {
 
     pub fn resumed_from(&self) -> u64 {
         self.resumed_from.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server has accepted this attempt's request.
+    pub fn is_accepted(&self) -> bool {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the server has accepted this attempt's request (never, if it refused).
+    pub async fn accepted(&self) {
+        loop {
+            // Registered before the check, so an acceptance in between is not missed.
+            let signal = self.accepted_signal.notified();
+            if self.is_accepted() {
+                return;
+            }
+            signal.await;
+        }
+    }
+
+    fn accept(&self) {
+        self.accepted.store(true, Ordering::SeqCst);
+        self.accepted_signal.notify_waiters();
     }
 }
 
@@ -101,6 +127,7 @@ pub async fn fetch(
                     tracing::warn!(sha = %sha, offset, "server refused the resume range");
                 }
             })?;
+        progress.accept();
         if offset > 0 && resp.status() == StatusCode::OK {
             // The server sent the whole file (its If-Range did not match): start over.
             tracing::warn!(sha = %sha, "server ignored the resume range; downloading from the start");

@@ -101,6 +101,25 @@ impl Clock {
         }
     }
 
+    /// Changes a simulated clock's speed from now on; the instant does not jump. The demo sets
+    /// its fleet up at real speed, then lets the campaign run fast.
+    pub fn set_speed(&self, speed: f64) -> Result<(), ClockError> {
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(ClockError::BadSpeed(speed));
+        }
+        match &*self.inner {
+            Inner::Real => Err(ClockError::NotSimulated),
+            Inner::Simulated(sim) => {
+                let mut sim = sim.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                sim.start = sim.at(now);
+                sim.anchor = now;
+                sim.speed = speed;
+                Ok(())
+            }
+        }
+    }
+
     /// The speed factor (1 for real time).
     pub fn speed(&self) -> f64 {
         match &*self.inner {
@@ -153,6 +172,22 @@ mod tests {
             Clock::real().set(ts("2026-01-31T00:00:00Z")),
             Err(ClockError::NotSimulated)
         );
+    }
+
+    #[test]
+    fn a_new_speed_applies_from_now_without_a_jump() {
+        let clock = Clock::simulated(ts("2026-01-19T09:00:00Z"), 1.0).expect("valid speed");
+        let before = clock.now();
+        clock.set_speed(3600.0).expect("simulated");
+        assert_eq!(clock.speed(), 3600.0);
+        let after = clock.now();
+        assert!(after >= before && after < ts("2026-01-19T09:01:00Z"));
+        assert_eq!(
+            clock.set_speed(0.0),
+            Err(ClockError::BadSpeed(0.0)),
+            "a stopped clock is refused"
+        );
+        assert_eq!(Clock::real().set_speed(2.0), Err(ClockError::NotSimulated));
     }
 
     #[test]

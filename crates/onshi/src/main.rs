@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod campaign_arg;
 mod cmd;
 mod exit;
+mod fleet;
 
 use exit::BadInput;
 
@@ -29,6 +30,9 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Simulate a campaign over the national fleet: deadline, bandwidth, errors, calls.
     Simulate(cmd::simulate::Args),
+    /// The whole rollout on this machine: server, a synthetic fleet of sites with their agents,
+    /// staff and patients, on a simulated clock (start here).
+    Demo(cmd::demo::Args),
     /// Generate the operator's Ed25519 key pair for signing releases.
     Keygen(cmd::keygen::Args),
     /// Build a data directory with a synthetic fleet and the 2026-01 campaign (benchmarks, demos).
@@ -38,12 +42,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo runs hundreds of agents in this process: only their warnings are worth a line.
+    init_tracing(match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "warn,onshi=info,onshi_server=info,onshi_store=info",
+    });
     let result = match cli.command {
         Command::Schedule(args) => cmd::schedule::run(&args),
         Command::Reception(args) => cmd::reception::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Simulate(args) => cmd::simulate::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Keygen(args) => cmd::keygen::run(&args),
         Command::Fixture(args) => cmd::fixture::run(&args),
     };
@@ -60,12 +69,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Structured logs on stderr; `RUST_LOG` filters (default: info for onshi, warn otherwise),
+/// Structured logs on stderr; `RUST_LOG` filters (default: the command's `default` filter),
 /// `ONSHI_LOG_FORMAT=json` for JSON lines.
-fn init_tracing() {
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,onshi=info,onshi_server=info,onshi_store=info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -29,6 +29,9 @@ use crate::{artifacts, targeting};
 
 /// How long a download slot lives without progress.
 pub const LEASE_TTL: Duration = Duration::from_secs(120);
+/// The least real time a download slot lives: a device's round trip from check-in to download
+/// takes real time however fast a simulated clock runs (at 36,000× speed, 120 s is 3 ms).
+pub const LEASE_MIN_REAL: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,7 +264,7 @@ pub async fn checkin(
         && offer::wants_download(deployment.state);
     let has_slot = if wants_slot {
         let (cid, did, max) = (record.id.clone(), device.id, record.max_downloads);
-        let expires = lease_expiry(now);
+        let expires = lease_expiry(&state, now);
         state
             .db(move |s| s.acquire_lease(&cid, did, now, expires, max))
             .await?
@@ -304,8 +307,23 @@ pub async fn checkin(
     }))
 }
 
-fn lease_expiry(now: Timestamp) -> Timestamp {
-    now.checked_add(LEASE_TTL).unwrap_or(now)
+/// When a slot taken or renewed at `now` lapses.
+fn lease_expiry(state: &AppState, now: Timestamp) -> Timestamp {
+    now.checked_add(lease_ttl(state.clock.speed()))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// How long a slot lives on a clock running at `speed`: [`LEASE_TTL`] of server time, and never
+/// less than [`LEASE_MIN_REAL`] of real time (only a fast simulated clock makes a difference).
+fn lease_ttl(speed: f64) -> Duration {
+    let real_floor = Duration::try_from_secs_f64(LEASE_MIN_REAL.as_secs_f64() * speed).unwrap_or(
+        if speed > 1.0 {
+            Duration::MAX
+        } else {
+            LEASE_TTL
+        },
+    );
+    LEASE_TTL.max(real_floor)
 }
 
 #[derive(Deserialize)]
@@ -535,7 +553,7 @@ pub async fn artifact(
         ));
     }
     let (cid, did) = (record.id.clone(), device.id);
-    let expires = lease_expiry(now);
+    let expires = lease_expiry(&state, now);
     let max = record.max_downloads;
     let slot = state
         .db(move |s| {
@@ -558,4 +576,22 @@ pub async fn public_key(State(state): State<AppState>) -> Json<serde_json::Value
     Json(serde_json::json!({
         "signing_public_key": encode_public_key(&state.signing_key.verifying_key())
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_slot_lives_two_minutes_and_at_least_a_real_second() {
+        assert_eq!(lease_ttl(1.0), LEASE_TTL);
+        assert_eq!(lease_ttl(60.0), LEASE_TTL);
+        assert_eq!(lease_ttl(600.0), Duration::from_secs(600));
+        assert_eq!(lease_ttl(36_000.0), Duration::from_secs(36_000));
+        assert_eq!(
+            lease_ttl(1e300),
+            Duration::MAX,
+            "no overflow on absurd speeds"
+        );
+    }
 }

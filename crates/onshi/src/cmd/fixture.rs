@@ -1,7 +1,6 @@
 //! `onshi fixture`: a fresh data directory with a synthetic fleet and the 2026-01 campaign, for
-//! benchmarks (`bench/checkin`) and demos. Written straight through the store, not over HTTP, so
-//! 100,000 devices take seconds. Every name is obviously fake (`テスト診療所 000123`,
-//! `@example.invalid`); the 医療機関コード are valid but synthetic.
+//! benchmarks (`bench/checkin`). Written straight through the store, not over HTTP, so 100,000
+//! devices take seconds. The sites come from [`crate::fleet`], as the demo's do.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
-use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture, ScoreTable};
+use onshi_core::institution::Prefecture;
 use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Component, Manifest, Sha256, SignedManifest, Target};
 use onshi_core::schedule::{Campaign, PRESET_2026_01};
@@ -23,6 +22,7 @@ use onshi_store::{
 };
 
 use crate::exit::bad_input;
+use crate::fleet;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,8 +92,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let at = instant(CREATED_AT)?;
 
+    let mut codes = fleet::Codes::default();
     let institutions: Vec<Institution> = (0..args.devices)
-        .map(synthetic_site)
+        .map(|i| synthetic_site(&mut codes, i))
         .collect::<anyhow::Result<_>>()?;
     store
         .upsert_institutions(&institutions, at)
@@ -154,43 +155,21 @@ fn instant(text: &str) -> anyhow::Result<Timestamp> {
         .with_context(|| format!("fixture instant {text:?}"))
 }
 
-/// Site number `i`: prefectures in turn, then a kind mix close to the real one (about 5 %
-/// hospitals, 45 % clinics, 25 % dental clinics, 25 % pharmacies).
-fn synthetic_site(i: u32) -> anyhow::Result<Institution> {
+/// Site number `i`: prefectures in turn (so every prefecture has sites at once), kinds in the
+/// national mix of [`fleet::kind_at`].
+fn synthetic_site(codes: &mut fleet::Codes, i: u32) -> anyhow::Result<Institution> {
     let prefecture = Prefecture::from_number(u8::try_from(i % 47)? + 1)
         .context("prefecture numbers are 1–47")?;
-    // Unique within the prefecture, so the code is unique even where two kinds share a 点数表.
-    let n = i / 47;
-    let kind = match n % 20 {
-        0 => InstitutionKind::Hospital,
-        1..=9 => InstitutionKind::Clinic,
-        10..=14 => InstitutionKind::Dental,
-        _ => InstitutionKind::Pharmacy,
-    };
-    let table = match kind {
-        InstitutionKind::Hospital | InstitutionKind::Clinic => ScoreTable::Medical,
-        InstitutionKind::Dental => ScoreTable::Dental,
-        InstitutionKind::Pharmacy => ScoreTable::Pharmacy,
-    };
-    let code = InstitutionCode::from_parts(
-        prefecture,
-        table,
-        u8::try_from(n / 10_000)?,
-        u16::try_from(n % 10_000)?,
-    )
-    .with_context(|| format!("no 医療機関コード for site {i}"))?;
-    let label = match kind {
-        InstitutionKind::Hospital => "テスト病院",
-        InstitutionKind::Clinic => "テスト診療所",
-        InstitutionKind::Dental => "テスト歯科",
-        InstitutionKind::Pharmacy => "テスト薬局",
-    };
+    let kind = fleet::kind_at(i / 47);
+    let code = codes
+        .next(prefecture, kind)
+        .with_context(|| format!("no 医療機関コード left for site {i}"))?;
     Ok(Institution {
         code,
-        name: format!("{label} {i:06}"),
+        name: fleet::name(kind, i),
         kind,
         prefecture,
-        email: format!("site{i:06}@example.invalid"),
+        email: fleet::email(i),
         auto_restart: None,
     })
 }
@@ -277,7 +256,7 @@ fn enrol_terminals(
 /// A synthetic terminal package stored under DATA, and a release for it signed with the
 /// server's key (`DATA/keys/operator.key`, created the way `onshi serve` would if missing).
 fn sign_release(store: &dyn Store, data: &Path, at: Timestamp) -> anyhow::Result<Release> {
-    let package = synthetic_package();
+    let package = fleet::package(PACKAGE_SIZE, 0);
     let sha = Sha256::of(&package);
     // The content-addressed layout of onshi-server's artifact store: DATA/artifacts/ab/abcd….
     let hex = sha.hex();
@@ -317,19 +296,6 @@ fn sign_release(store: &dyn Store, data: &Path, at: Timestamp) -> anyhow::Result
         .insert_release(&release, at)
         .context("storing the release")?;
     Ok(release)
-}
-
-/// Deterministic bytes that do not compress to nothing (an xorshift stream).
-fn synthetic_package() -> Vec<u8> {
-    let mut x: u64 = 0x6f6e_7368_6900_2026;
-    let mut out = Vec::with_capacity(PACKAGE_SIZE);
-    while out.len() < PACKAGE_SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
 }
 
 /// The first `MAX_DOWNLOADS` devices start downloading when the first night opens and hold a

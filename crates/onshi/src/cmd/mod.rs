@@ -1,5 +1,6 @@
 //! One module per sub-command.
 
+pub mod demo;
 pub mod fixture;
 pub mod keygen;
 pub mod reception;
