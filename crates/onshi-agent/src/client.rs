@@ -1,7 +1,9 @@
 //! The device API as the agent speaks it (the server side is `onshi-server`'s
 //! `routes/device.rs`; `tests/` run both against each other, which keeps them in step).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
@@ -122,11 +124,53 @@ struct ApiErrorBody {
     message: String,
 }
 
+/// Counts of a client's requests and their latency, for load tests (`onshi simulate --against`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    /// Requests that got no answer or an error status.
+    pub errors: AtomicU64,
+    /// Latency histogram: bucket `i` counts answers within `2^i` µs (the last bucket: longer).
+    buckets: [AtomicU64; 24],
+}
+
+impl Metrics {
+    fn record(&self, took: Duration, ok: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = took.as_micros().max(1);
+        let i = (128 - micros.leading_zeros() as usize).min(self.buckets.len() - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latency under which `q` (0..=1) of the answers came, to a power of two.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let want = (total as f64 * q.clamp(0.0, 1.0)).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want.max(1) {
+                return Duration::from_micros(1u64 << i);
+            }
+        }
+        Duration::ZERO
+    }
+}
+
 /// One server's device API.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Client {
@@ -150,6 +194,19 @@ impl Client {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            metrics: None,
+        }
+    }
+
+    /// Counts every request into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn note(&self, started: Instant, ok: bool) {
+        if let Some(m) = &self.metrics {
+            m.record(started.elapsed(), ok);
         }
     }
 
@@ -166,13 +223,16 @@ impl Client {
         req: reqwest::RequestBuilder,
         url: String,
     ) -> Result<T> {
+        let started = Instant::now();
         let resp = req
             .send()
             .await
+            .inspect_err(|_| self.note(started, false))
             .map_err(|source| ClientError::Unreachable {
                 url: url.clone(),
                 source,
             })?;
+        self.note(started, resp.status().is_success());
         let status = resp.status();
         let body = resp
             .bytes()
@@ -262,14 +322,17 @@ impl Client {
                 .header(reqwest::header::RANGE, format!("bytes={offset}-"))
                 .header(reqwest::header::IF_RANGE, format!("\"{etag}\""));
         }
+        let started = Instant::now();
         let resp = req
             .send()
             .await
+            .inspect_err(|_| self.note(started, false))
             .map_err(|source| ClientError::Unreachable {
                 url: url.clone(),
                 source,
             })?;
         let status = resp.status();
+        self.note(started, status.is_success());
         if status.is_success() {
             return Ok(resp);
         }

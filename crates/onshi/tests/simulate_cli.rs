@@ -221,3 +221,91 @@ fn bad_scenarios_exit_2_naming_the_field() {
     );
     fails_with_2(&["--compare", &unknown, &range], "night_onn");
 }
+
+/// `onshi serve` on a fresh data directory with its clock inside the first night; answers the
+/// child and its URL.
+fn serve_in_the_night(data: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--clock", "2026-01-19T20:30:00+09:00"])
+        .arg("--data")
+        .arg(data)
+        .env("ONSHI_OPERATOR_TOKEN", LOAD_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("onshi serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve printed its address")
+            .expect("utf-8 line");
+        if let Some(url) = line.strip_prefix("onshi serve: listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    (child, url)
+}
+
+const LOAD_TOKEN: &str = "load-test-operator-token-0123456789";
+
+#[test]
+fn load_mode_drives_a_real_server_with_agents_and_reports_what_it_measured() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let (mut server, url) = serve_in_the_night(data.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args([
+            "simulate",
+            "--against",
+            &url,
+            "--agents",
+            "12",
+            "--duration",
+            "4",
+            "--json",
+        ])
+        .env("ONSHI_OPERATOR_TOKEN", LOAD_TOKEN)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("onshi simulate runs");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["sites"], 12, "{r}");
+    let devices = r["devices"].as_u64().expect("devices");
+    assert!(devices >= 12, "{r}");
+    assert!(r["requests"].as_u64().expect("requests") >= devices, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["agent_errors"], 0, "{r}");
+    let states = r["states"].as_object().expect("states");
+    let total: u64 = states.values().map(|v| v.as_u64().expect("count")).sum();
+    assert_eq!(total, devices, "{r}");
+    // Inside the window with a throttle of 50: every terminal installed (restart required),
+    // every reader applied, within seconds.
+    let done = states["installed"].as_u64().unwrap_or(0) + states["applied"].as_u64().unwrap_or(0);
+    assert_eq!(done, devices, "{r}");
+    assert_eq!(
+        states["installed"], 12,
+        "terminals wait for their restart: {r}"
+    );
+}
+
+#[test]
+fn load_mode_without_the_operator_token_is_bad_input() {
+    let out = Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args(["simulate", "--against", "http://127.0.0.1:9"])
+        .env_remove("ONSHI_OPERATOR_TOKEN")
+        .output()
+        .expect("onshi simulate runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ONSHI_OPERATOR_TOKEN"));
+}

@@ -13,9 +13,9 @@
 
 mod driver;
 mod governor;
-mod operator;
-mod population;
-mod setup;
+pub(crate) mod operator;
+pub(crate) mod population;
+pub(crate) mod setup;
 mod site;
 mod summary;
 mod view;

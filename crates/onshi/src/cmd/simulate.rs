@@ -21,7 +21,7 @@ use crate::campaign_arg;
 use crate::exit::bad_input;
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["scenario", "compare"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["scenario", "compare", "against"])))]
 pub struct Args {
     /// A scenario TOML file, or `preset:national-2026-01`.
     #[arg(long, value_name = "FILE|preset:NAME")]
@@ -41,9 +41,40 @@ pub struct Args {
     /// Language of the printed summary: ja (default) or en.
     #[arg(long, default_value = "ja")]
     lang: Lang,
+    /// Load mode: drive the `onshi serve` at this URL (a fresh data directory) with the agents
+    /// of --agents sites; the operator token comes from ONSHI_OPERATOR_TOKEN.
+    #[arg(long, value_name = "URL", conflicts_with = "out")]
+    against: Option<String>,
+    /// Load mode: how many sites (each a terminal and its card readers), 1–2000.
+    #[arg(long, default_value_t = 200, requires = "against")]
+    agents: u32,
+    /// Load mode: how long to run the agents, in seconds.
+    #[arg(long, default_value_t = 60, requires = "against")]
+    duration: u64,
+    /// Load mode: the server's clock speed (`onshi serve --clock-speed`), so the agents wait
+    /// as long in real time as the server tells them in its time.
+    #[arg(long, default_value_t = 1.0, requires = "against")]
+    clock_speed: f64,
 }
 
+mod load;
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(url) = &args.against {
+        let report = load::run(&load::Load {
+            url,
+            sites: args.agents,
+            duration: std::time::Duration::from_secs(args.duration),
+            clock_speed: args.clock_speed,
+            seed: args.seed.unwrap_or(1),
+        })?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.text(args.lang));
+        }
+        return Ok(());
+    }
     if let Some([a, b]) = args.compare.as_deref() {
         let a_sc = load(a)?;
         let b_sc = load(b)?;
