@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod smtp;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,7 +31,7 @@ pub struct TestApp {
 }
 
 /// The PostgreSQL database `ONSHI_TEST_DATABASE` asks for, if any.
-fn test_database() -> Option<String> {
+pub fn test_database() -> Option<String> {
     match std::env::var("ONSHI_TEST_DATABASE").ok()?.as_str() {
         "" | "sqlite" => None,
         "postgres" => Some(test_url()),

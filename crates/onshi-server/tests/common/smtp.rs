@@ -1,0 +1,65 @@
+//! A minimal SMTP server on loopback for the notice tests: accepts every mail and keeps it.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// A minimal SMTP server: accepts every mail and keeps its DATA.
+#[derive(Clone, Default)]
+pub struct Inbox(Arc<Mutex<Vec<String>>>);
+
+impl Inbox {
+    pub fn mails(&self) -> Vec<String> {
+        self.0.lock().expect("inbox").clone()
+    }
+
+    pub fn of_kind(&self, kind: &str) -> usize {
+        self.mails()
+            .iter()
+            .filter(|m| m.contains("Message-ID: <notice-") && m.contains(&format!("-{kind}-")))
+            .count()
+    }
+}
+
+pub async fn smtp_listener(listener: TcpListener) -> Inbox {
+    let inbox = Inbox::default();
+    let kept = inbox.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let inbox = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 test.invalid ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        b"250 test.invalid\r\n"
+                    } else if upper.starts_with("DATA") {
+                        let _ = write.write_all(b"354 go ahead\r\n").await;
+                        let mut data = String::new();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        inbox.0.lock().expect("inbox").push(data);
+                        b"250 queued\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    inbox
+}
