@@ -518,9 +518,9 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     if !postgres_available() {
         return;
     }
-    // 300 by default; ONSHI_REPLICA_sites=2000 runs the issue's figure (see the closing note of
+    // 300 by default; ONSHI_REPLICA_SITES=2000 runs the issue's figure (see the closing note of
     // issue 9 for what it did on this 2-core machine).
-    let sites: usize = std::env::var("ONSHI_REPLICA_sites")
+    let sites: usize = std::env::var("ONSHI_REPLICA_SITES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
