@@ -130,6 +130,41 @@ async fn sites_and_campaign(app: &TestApp, sites: usize, throttle: u32) {
     .await;
 }
 
+/// Samples the database's count of download slots every 20 ms until stopped.
+struct SlotSampler {
+    done: Arc<AtomicBool>,
+    most: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlotSampler {
+    fn start(schema: Arc<onshi_store::testing::TestSchema>) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (d, m) = (done.clone(), most.clone());
+        let task = tokio::spawn(async move {
+            while !d.load(Ordering::SeqCst) {
+                let s = schema.clone();
+                let n = tokio::task::spawn_blocking(move || {
+                    s.query_i64("SELECT COUNT(*) FROM leases")[0]
+                })
+                .await
+                .expect("sampled");
+                m.fetch_max(usize::try_from(n).expect("a count"), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Self { done, most, task }
+    }
+
+    /// Stops sampling; answers the most slots seen at once.
+    async fn stop(self) -> usize {
+        self.done.store(true, Ordering::SeqCst);
+        self.task.await.expect("sampler");
+        self.most.load(Ordering::SeqCst)
+    }
+}
+
 async fn report(app: &TestApp, token: &str, seq: i64, event: &str) -> reqwest::Response {
     let mut body = json!({"campaign_id": CAMPAIGN, "seq": seq, "event": event});
     if event == "running" {
@@ -257,23 +292,7 @@ async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied(
     let apps = Arc::new(apps);
 
     // The database's own count of slots, sampled while the devices run.
-    let done = Arc::new(AtomicBool::new(false));
-    let most_slots = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (schema, done, most) = (schema.clone(), done.clone(), most_slots.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::SeqCst) {
-                let s = schema.clone();
-                let n = tokio::task::spawn_blocking(move || {
-                    s.query_i64("SELECT COUNT(*) FROM leases")[0]
-                })
-                .await
-                .expect("sampled");
-                most.fetch_max(usize::try_from(n).expect("a count"), Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let sampler = SlotSampler::start(schema.clone());
     let downloads = Arc::new(Downloads::default());
     let devices: Vec<_> = tokens
         .into_iter()
@@ -283,12 +302,10 @@ async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied(
     for d in devices {
         d.await.expect("the device finished its night");
     }
-    done.store(true, Ordering::SeqCst);
-    sampler.await.expect("sampler");
+    let slots = sampler.stop().await;
     let night = started.elapsed() - setup;
 
     let most = downloads.most.load(Ordering::SeqCst);
-    let slots = most_slots.load(Ordering::SeqCst);
     eprintln!(
         "{DEVICES} devices on 2 replicas, throttle {THROTTLE}: at most {most} downloading at once \
          (devices' count), at most {slots} slots in the database (sampled); setup {setup:?}, \
@@ -617,24 +634,8 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         });
     }
 
-    // The database's own count of slots, sampled through the night.
-    let done = Arc::new(AtomicBool::new(false));
-    let most_slots = Arc::new(AtomicUsize::new(0));
-    let sampler = {
-        let (schema, done, most) = (schema.clone(), done.clone(), most_slots.clone());
-        tokio::spawn(async move {
-            while !done.load(Ordering::SeqCst) {
-                let s = schema.clone();
-                let n = tokio::task::spawn_blocking(move || {
-                    s.query_i64("SELECT COUNT(*) FROM leases")[0]
-                })
-                .await
-                .expect("sampled");
-                most.fetch_max(usize::try_from(n).expect("a count"), Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    // The database's own count of slots, sampled while the devices run.
+    let sampler = SlotSampler::start(schema.clone());
     for app in &apps {
         app.set_clock("2026-01-19T20:00:00+09:00").await;
     }
@@ -659,10 +660,8 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    done.store(true, Ordering::SeqCst);
-    sampler.await.expect("sampler");
+    let slots = sampler.stop().await;
     let night = started.elapsed() - setup;
-    let slots = most_slots.load(Ordering::SeqCst);
     assert!(slots <= THROTTLE as usize, "{slots} download slots at once");
     assert!(slots > 1, "downloads ran in parallel ({slots})");
 
