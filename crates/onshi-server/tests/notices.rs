@@ -26,38 +26,7 @@ async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 
 /// One clinic, a release, the 2026-01 campaign activated at `now`.
 async fn setup(app: &TestApp) {
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(SITES_CSV),
-        201,
-    )
-    .await;
-    let sha = app
-        .expect(
-            app.admin(Method::PUT, "/api/v1/admin/artifacts")
-                .body(vec![7u8; 1000]),
-            201,
-        )
-        .await["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_owned();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": "r1", "version": "2.0.0",
-                "components": [{"target": "terminal", "sha256": sha}]
-            })),
-        201,
-    )
-    .await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns")
-            .json(&json!({"schedule": "preset:2026-01", "release_id": "r1", "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 600}})),
-        201,
-    )
-    .await;
+    terminal_campaign(app, SITES_CSV.to_owned(), 1000, "r1", 10, 600).await;
 }
 
 async fn enroll(app: &TestApp) -> String {

@@ -77,41 +77,7 @@ async fn report(app: &TestApp, token: &str, events: &[&str]) {
 /// key.
 async fn campaign_after_first_night() -> (TestApp, String) {
     let app = spawn_app("2026-01-19T12:00:00+09:00").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(SITES_CSV),
-        201,
-    )
-    .await;
-    let sha = app
-        .expect(
-            app.admin(Method::PUT, "/api/v1/admin/artifacts")
-                .body(vec![7u8; 10_000]),
-            201,
-        )
-        .await["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_owned();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": "r2026-01", "version": "2.0.0",
-                "components": [{"target": "terminal", "sha256": sha}]
-            })),
-        201,
-    )
-    .await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns")
-            .json(&json!({
-                "schedule": "preset:2026-01", "release_id": "r2026-01",
-                "throttle": {"max_concurrent_downloads": 100, "poll_interval_seconds": 60}
-            })),
-        201,
-    )
-    .await;
+    common::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
     let codes = ["0110113719", "2714206386", "1341010005", "1311111114"];
     let mut tokens = Vec::new();
     for code in codes {

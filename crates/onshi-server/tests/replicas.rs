@@ -95,39 +95,7 @@ async fn sites_and_campaign(app: &TestApp, sites: usize, throttle: u32) {
             )
         }))
         .collect();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(csv),
-        201,
-    )
-    .await;
-    let sha = app
-        .expect(
-            app.admin(Method::PUT, "/api/v1/admin/artifacts")
-                .body(vec![42u8; 64 << 10]),
-            201,
-        )
-        .await["sha256"]
-        .as_str()
-        .expect("sha256")
-        .to_owned();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases").json(&json!({
-            "id": "r1", "version": VERSION, "components": [{"target": "terminal", "sha256": sha}]
-        })),
-        201,
-    )
-    .await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns")
-            .json(&json!({
-                "schedule": "preset:2026-01", "release_id": "r1",
-                "throttle": {"max_concurrent_downloads": throttle, "poll_interval_seconds": 60}
-            })),
-        201,
-    )
-    .await;
+    common::terminal_campaign(app, csv, 64 << 10, "r1", throttle, 60).await;
 }
 
 /// Samples the database's count of download slots every 20 ms until stopped.
@@ -271,7 +239,7 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
 
 fn sha_of_package() -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(vec![42u8; 64 << 10]))
+    hex::encode(sha2::Sha256::digest(vec![7u8; 64 << 10]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,3 +164,53 @@ impl TestApp {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 }
+
+/// On `app`: the institutions of `csv`, one terminal package of `package_len` bytes, release
+/// `release` (version 2.0.0) and the 2026-01 campaign as a draft with the given throttle.
+pub async fn terminal_campaign(
+    app: &TestApp,
+    csv: String,
+    package_len: usize,
+    release: &str,
+    max_downloads: u32,
+    poll_interval_seconds: u64,
+) {
+    app.expect(
+        app.admin(reqwest::Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(csv),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(reqwest::Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![7u8; package_len]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_owned();
+    app.expect(
+        app.admin(reqwest::Method::POST, "/api/v1/admin/releases")
+            .json(&json!({
+                "id": release, "version": "2.0.0",
+                "components": [{"target": "terminal", "sha256": sha}]
+            })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(reqwest::Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": "preset:2026-01", "release_id": release,
+                "throttle": {
+                    "max_concurrent_downloads": max_downloads,
+                    "poll_interval_seconds": poll_interval_seconds,
+                }
+            })),
+        201,
+    )
+    .await;
+}
