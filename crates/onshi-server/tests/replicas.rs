@@ -422,6 +422,17 @@ impl DatabaseProxy {
     }
 }
 
+/// `n` operator GETs of `path` at once (so the pool holds several connections), all 200.
+async fn all_answer_200(app: &TestApp, path: &str, n: usize) {
+    let sent: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(app.admin(Method::GET, path).send()))
+        .collect();
+    for request in sent {
+        let r = request.await.expect("request task").expect("request");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_back() {
     if !postgres_available() {
@@ -442,6 +453,9 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
         report(&app, token, 1, "download_started").await.status(),
         200
     );
+    // Several connections in the pool, all idle when the database goes away.
+    let devices = format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices");
+    all_answer_200(&app, &devices, 12).await;
 
     proxy.set_up(false);
     let down = report(&app, token, 2, "download_verified").await;
@@ -471,6 +485,8 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
         assert_eq!(r.status(), 503, "{}", r.text().await.unwrap_or_default());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Once one call works again, none fails on a connection that died in the outage.
+    all_answer_200(&app, &devices, 12).await;
     for (seq, event) in [
         (3, "install_started"),
         (4, "install_completed"),
@@ -482,15 +498,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
             "{event}"
         );
     }
-    let listing = app
-        .expect(
-            app.admin(
-                Method::GET,
-                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
-            ),
-            200,
-        )
-        .await;
+    let listing = app.expect(app.admin(Method::GET, &devices), 200).await;
     assert_eq!(listing[0]["state"], "applied", "{listing}");
 }
 

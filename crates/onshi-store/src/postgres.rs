@@ -32,7 +32,7 @@ use onshi_core::version::Version;
 mod pool;
 
 pub(crate) use pool::describe;
-use pool::{LogErrors, Manager};
+use pool::{LogErrors, Losses, Manager};
 pub use pool::{application_name, redact, with_search_path};
 
 use crate::contacts::{Contact, ContactBuffer};
@@ -65,6 +65,7 @@ pub struct PostgresStore {
     contacts: ContactBuffer,
     /// The URL with its password replaced, for messages.
     redacted: String,
+    losses: Losses,
 }
 
 impl PostgresStore {
@@ -89,20 +90,25 @@ impl PostgresStore {
             ))
         })?;
         migrate(&mut client)?;
+        let losses = Losses::default();
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
             .connection_timeout(CONNECTION_TIMEOUT)
-            // A dropped connection is found when it is used (and then discarded); checking each
-            // one out with a round trip would cost every call.
+            // Checking each connection out with a round trip would cost every call; after a
+            // connection was found dead, `conn` checks the older ones once (see `Losses`).
             .test_on_check_out(false)
             .error_handler(Box::new(LogErrors))
-            .build_unchecked(Manager { config });
+            .build_unchecked(Manager {
+                config,
+                losses: losses.clone(),
+            });
         tracing::info!(database = %redacted, "PostgreSQL store open");
         Ok(Self {
             pool: Some(pool),
             contacts: ContactBuffer::default(),
             redacted,
+            losses,
         })
     }
 
@@ -111,8 +117,20 @@ impl PostgresStore {
             .pool
             .as_ref()
             .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
-        pool.get()
-            .map_err(|e| StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted)))
+        let mut conn = pool.get().map_err(|e| {
+            StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted))
+        })?;
+        // A connection found dead is discarded; the other idle ones are tried without waiting
+        // for a new connection (the database may be gone: answer now, not after a timeout).
+        while !self.losses.check(&mut conn) {
+            conn = pool.try_get().ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "PostgreSQL at {}: the connection was lost",
+                    self.redacted
+                ))
+            })?;
+        }
+        Ok(conn)
     }
 }
 

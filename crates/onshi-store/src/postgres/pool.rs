@@ -3,6 +3,8 @@
 //! one schema per test).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Row, Statement};
@@ -83,6 +85,10 @@ impl From<::postgres::Error> for StoreError {
 pub(crate) struct Conn {
     pub(crate) client: Client,
     statements: HashMap<&'static str, Statement>,
+    /// The pool's [`Losses`] count when this connection was made or last found working.
+    seen: u64,
+    /// Found dead by a check: the pool discards it when it comes back.
+    broken: bool,
 }
 
 impl Conn {
@@ -133,8 +139,42 @@ impl Conn {
     }
 }
 
+/// How many connections the pool has found dead. Idle connections are not checked when they are
+/// checked out (a round trip on every call), so when the database went away, each one would
+/// fail once when next used; instead, once any connection is found dead, every connection older
+/// than that loss is checked once before it is used again ([`Losses::check`]).
+#[derive(Clone, Default)]
+pub(crate) struct Losses(Arc<AtomicU64>);
+
+impl Losses {
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn record(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether `conn` may be used: it has not been out since the last loss, or a round trip
+    /// on it works now. A dead one is marked so that the pool discards it.
+    pub(crate) fn check(&self, conn: &mut Conn) -> bool {
+        let now = self.count();
+        if conn.seen >= now {
+            return true;
+        }
+        if conn.client.simple_query("").is_ok() {
+            conn.seen = now;
+            true
+        } else {
+            conn.broken = true;
+            false
+        }
+    }
+}
+
 pub(crate) struct Manager {
     pub(crate) config: Config,
+    pub(crate) losses: Losses,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -145,6 +185,8 @@ impl r2d2::ManageConnection for Manager {
         Ok(Conn {
             client: self.config.connect(NoTls)?,
             statements: HashMap::new(),
+            seen: self.losses.count(),
+            broken: false,
         })
     }
 
@@ -153,7 +195,14 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.client.is_closed()
+        if conn.broken {
+            return true;
+        }
+        let closed = conn.client.is_closed();
+        if closed {
+            self.losses.record();
+        }
+        closed
     }
 }
 
