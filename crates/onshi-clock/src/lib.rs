@@ -132,6 +132,25 @@ impl Clock {
     pub fn real_duration(&self, simulated: Duration) -> Duration {
         simulated.div_f64(self.speed())
     }
+
+    /// A span of this clock's time that is `span`, and never less than `real` of real time:
+    /// see [`at_least_real`].
+    pub fn span_at_least_real(&self, span: Duration, real: Duration) -> Duration {
+        at_least_real(span, real, self.speed())
+    }
+}
+
+/// `span` of clock time, lengthened on a clock running at `speed` so that it lasts at least
+/// `real` of real time. A hold on shared work (a download slot, a claimed mail) measured in clock
+/// time would otherwise lapse on a fast simulated clock while its holder is still at work. On
+/// absurd speeds it saturates at `Duration::MAX`.
+pub fn at_least_real(span: Duration, real: Duration, speed: f64) -> Duration {
+    let floor = Duration::try_from_secs_f64(real.as_secs_f64() * speed).unwrap_or(if speed > 1.0 {
+        Duration::MAX
+    } else {
+        span
+    });
+    span.max(floor)
 }
 
 impl Sim {
@@ -146,6 +165,21 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_lasts_at_least_its_real_floor_on_a_fast_clock() {
+        let (span, real) = (Duration::from_secs(600), Duration::from_secs(60));
+        assert_eq!(at_least_real(span, real, 1.0), span);
+        assert_eq!(at_least_real(span, real, 10.0), span);
+        assert_eq!(at_least_real(span, real, 60.0), Duration::from_secs(3600));
+        assert_eq!(at_least_real(span, real, 0.5), span);
+        assert_eq!(at_least_real(span, real, 1e300), Duration::MAX);
+        let clock = Clock::simulated(ts("2026-01-19T11:00:00Z"), 600.0).expect("clock");
+        assert_eq!(
+            clock.span_at_least_real(span, real),
+            Duration::from_secs(36_000)
+        );
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("valid instant")

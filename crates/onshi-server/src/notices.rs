@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use jiff::{SignedDuration, Timestamp};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
@@ -20,7 +21,9 @@ use onshi_core::notice::{self, Addressee, NoticeKind};
 use onshi_core::offer::CampaignStatus;
 use onshi_store::{Mail, NewMail};
 
-use crate::error::ApiResult;
+use tracing::Instrument;
+
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// How the outbox is delivered.
@@ -65,10 +68,15 @@ pub const DEFAULT_FROM: &str = "オンライン資格確認 更新配信 <norepl
 const TICK: Duration = Duration::from_millis(100);
 /// How often, in server time, the worker looks for notices due.
 const PLAN_EVERY: SignedDuration = SignedDuration::from_mins(5);
-/// How long a claimed mail is held by the worker that claimed it.
-const CLAIM: SignedDuration = SignedDuration::from_mins(10);
-/// Mails delivered per tick.
+/// How long a claimed mail is held by the worker that claimed it, in server time...
+const CLAIM: Duration = Duration::from_secs(10 * 60);
+/// ...and at least in real time (a fast simulated clock would otherwise let another replica
+/// claim a mail that is still being sent).
+const CLAIM_MIN_REAL: Duration = Duration::from_secs(60);
+/// Mails claimed per tick.
 const BATCH: u32 = 50;
+/// Mails being sent at once (over at most as many SMTP connections, each reused).
+const IN_FLIGHT: usize = 8;
 
 /// The back-off after `attempts` failed deliveries: 1, 2, 4 … minutes, at most an hour.
 pub fn backoff(attempts: u32) -> SignedDuration {
@@ -78,11 +86,21 @@ pub fn backoff(attempts: u32) -> SignedDuration {
 
 /// Starts the worker.
 pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
+    let outlet = match transport {
+        Transport::Smtp { host, port } => Outlet::Smtp {
+            relay: format!("{host}:{port}"),
+            transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+                .port(port)
+                .timeout(Some(Duration::from_secs(10)))
+                .pool_config(PoolConfig::new().max_size(IN_FLIGHT as u32))
+                .build(),
+        },
+        Transport::Files(dir) => Outlet::Files(dir),
+    };
     tokio::spawn(async move {
         let mut worker = Worker {
             state,
-            transport,
-            from,
+            sender: Sender { outlet, from },
             known: HashSet::new(),
             loaded: HashSet::new(),
             last_plan: None,
@@ -102,8 +120,7 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
 
 struct Worker {
     state: AppState,
-    transport: Transport,
-    from: Mailbox,
+    sender: Sender,
     /// (campaign, site, kind, key) of mails already planned, so a plan composes only new ones.
     known: HashSet<(String, InstitutionCode, NoticeKind, String)>,
     /// Campaigns whose planned mails were loaded into `known`.
@@ -208,47 +225,97 @@ impl Worker {
         Ok(planned)
     }
 
+    /// Claims a batch of due mails and sends them, [`IN_FLIGHT`] at a time. A claim lasts
+    /// [`CLAIM`]; once half of it has passed, the rest of the batch is left for its claim to
+    /// lapse (a delay, never a second send by another replica while this one is still sending).
     async fn deliver(&self, now: Timestamp) -> ApiResult<()> {
-        let until = now.checked_add(CLAIM).unwrap_or(now);
+        let hold = self.state.clock.span_at_least_real(CLAIM, CLAIM_MIN_REAL);
+        let until = now.checked_add(hold).unwrap_or(Timestamp::MAX);
+        let claimed = std::time::Instant::now();
+        let deadline = self.state.clock.real_duration(hold) / 2;
         let mails = self
             .state
             .db(move |s| s.claim_mails(now, until, BATCH))
             .await?;
-        for mail in mails {
-            let span = tracing::info_span!("notice_send", id = mail.id, kind = mail.kind.slug(), institution = %mail.institution);
-            let _e = span.enter();
-            let id = mail.id;
-            match self.send(&mail, now).await {
-                Ok(()) => {
-                    tracing::info!(to = %mail.recipient, "notice sent");
-                    self.state.db(move |s| s.mail_sent(id, now)).await?;
-                }
-                Err(why) => {
-                    let retry = now.checked_add(backoff(mail.attempts)).unwrap_or(now);
-                    tracing::warn!(error = %why, attempts = mail.attempts + 1, retry_at = %retry, "notice not sent; will retry");
-                    self.state
-                        .db(move |s| s.mail_failed(id, &why, retry))
-                        .await?;
+        let total = mails.len();
+        let mut sending = tokio::task::JoinSet::new();
+        for (started, mail) in mails.into_iter().enumerate() {
+            if claimed.elapsed() > deadline {
+                tracing::warn!(
+                    left = total - started,
+                    "the claim is running out; the rest of the batch waits for it to lapse"
+                );
+                break;
+            }
+            while sending.len() >= IN_FLIGHT {
+                if let Some(done) = sending.join_next().await {
+                    settled(done)?;
                 }
             }
+            let span = tracing::info_span!("notice_send", id = mail.id, kind = mail.kind.slug(), institution = %mail.institution);
+            let (state, sender) = (self.state.clone(), self.sender.clone());
+            sending.spawn(async move { sender.deliver(&state, &mail, now).await }.instrument(span));
+        }
+        while let Some(done) = sending.join_next().await {
+            settled(done)?;
         }
         Ok(())
+    }
+}
+
+/// The result of one mail's delivery task.
+fn settled(done: Result<ApiResult<()>, tokio::task::JoinError>) -> ApiResult<()> {
+    done.map_err(|e| ApiError::internal(format!("a notice send task failed: {e}")))?
+}
+
+/// Where mails go.
+#[derive(Clone)]
+enum Outlet {
+    /// An SMTP relay, through a pool of reused connections.
+    Smtp {
+        relay: String,
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+    },
+    /// `.eml` files in a directory.
+    Files(PathBuf),
+}
+
+/// Sends one mail and records the outcome in the outbox.
+#[derive(Clone)]
+struct Sender {
+    outlet: Outlet,
+    from: Mailbox,
+}
+
+impl Sender {
+    /// Sends `mail` (claimed at `claimed`) and marks it sent, or failed with its back-off.
+    async fn deliver(&self, state: &AppState, mail: &Mail, claimed: Timestamp) -> ApiResult<()> {
+        let id = mail.id;
+        match self.send(mail, claimed).await {
+            Ok(()) => {
+                tracing::info!(to = %mail.recipient, "notice sent");
+                let at = state.now();
+                state.db(move |s| s.mail_sent(id, at)).await
+            }
+            Err(why) => {
+                let retry = claimed
+                    .checked_add(backoff(mail.attempts))
+                    .unwrap_or(claimed);
+                tracing::warn!(error = %why, attempts = mail.attempts + 1, retry_at = %retry, "notice not sent; will retry");
+                state.db(move |s| s.mail_failed(id, &why, retry)).await
+            }
+        }
     }
 
     async fn send(&self, mail: &Mail, now: Timestamp) -> Result<(), String> {
         let message = message(&self.from, mail, now)?;
-        match &self.transport {
-            Transport::Smtp { host, port } => {
-                let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                    .port(*port)
-                    .timeout(Some(Duration::from_secs(10)))
-                    .build();
-                smtp.send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("SMTP {host}:{port}: {e}"))
-            }
-            Transport::Files(dir) => {
+        match &self.outlet {
+            Outlet::Smtp { relay, transport } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("SMTP {relay}: {e}")),
+            Outlet::Files(dir) => {
                 let name = format!(
                     "{:08}-{}-{}.eml",
                     mail.id,

@@ -863,13 +863,27 @@ impl Store for PostgresStore {
     ) -> Result<bool> {
         let (now_s, expires_s) = (db_time(now), db_time(expires));
         let mut conn = self.conn()?;
-        // Renewing a live slot changes no count: no lock needed.
-        let renewed = conn.execute(
-            "UPDATE leases SET expires_at = $3 WHERE campaign_id = $1 AND device_id = $2 AND expires_at > $4",
+        // Renewing a live slot changes no count: no lock needed. Nor does refusing while every
+        // slot is live: the count can only be too high by the time it is read (a slot freed
+        // since), which delays a device but never exceeds the throttle. Only a device that may
+        // get a free slot takes the campaign's lock; while the throttle is full, the many
+        // waiting devices do not queue on it.
+        let row = conn.query_one(
+            "WITH renewed AS (
+                 UPDATE leases SET expires_at = $3
+                 WHERE campaign_id = $1 AND device_id = $2 AND expires_at > $4
+                 RETURNING 1
+             )
+             SELECT (SELECT COUNT(*) FROM renewed),
+                    (SELECT COUNT(*) FROM leases WHERE campaign_id = $1 AND expires_at > $4)",
             &[&campaign, &device, &expires_s, &now_s],
         )?;
+        let (renewed, live): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         if renewed == 1 {
             return Ok(true);
+        }
+        if live >= i64::from(max) {
+            return Ok(false);
         }
         let lock = conn.prep("SELECT pg_advisory_xact_lock($1, hashtext($2))")?;
         let reclaim =

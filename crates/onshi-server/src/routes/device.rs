@@ -316,14 +316,7 @@ fn lease_expiry(state: &AppState, now: Timestamp) -> Timestamp {
 /// How long a slot lives on a clock running at `speed`: [`LEASE_TTL`] of server time, and never
 /// less than [`LEASE_MIN_REAL`] of real time (only a fast simulated clock makes a difference).
 fn lease_ttl(speed: f64) -> Duration {
-    let real_floor = Duration::try_from_secs_f64(LEASE_MIN_REAL.as_secs_f64() * speed).unwrap_or(
-        if speed > 1.0 {
-            Duration::MAX
-        } else {
-            LEASE_TTL
-        },
-    );
-    LEASE_TTL.max(real_floor)
+    onshi_clock::at_least_real(LEASE_TTL, LEASE_MIN_REAL, speed)
 }
 
 #[derive(Deserialize)]
