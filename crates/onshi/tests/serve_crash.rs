@@ -1,6 +1,8 @@
 //! The real `onshi serve` binary killed with SIGKILL during a burst of state reports: every
 //! report it answered 2xx is still there after a restart (DESIGN.md §7). On SQLite, and with
-//! `ONSHI_TEST_DATABASE=postgres` on a fresh PostgreSQL schema (`.ci/run` runs both).
+//! `ONSHI_TEST_DATABASE=postgres` on a fresh PostgreSQL schema (`.ci/run` runs both). And one
+//! killed while its notices worker is sending: the mails it had claimed go out once, through the
+//! next server.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -10,11 +12,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use onshi_store::testing::TestSchema;
+use tokio::net::TcpListener;
+
+#[path = "../../onshi-server/tests/common/smtp.rs"]
+mod smtp;
 use reqwest::Client;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "crash-test-operator-token-0123";
 const SITES: usize = 40;
+/// Inside the first night's window.
+const NIGHT: &str = "2026-01-19T21:00:00+09:00";
 const EVENTS: [(&str, &str); 4] = [
     ("download_started", "downloading"),
     ("download_verified", "downloaded"),
@@ -32,20 +40,24 @@ fn test_schema() -> Option<TestSchema> {
     Some(TestSchema::create_in(&url).unwrap_or_else(|e| panic!("{e}")))
 }
 
-/// Starts `onshi serve` on a random loopback port; returns the child and its base URL.
-fn serve(data: &Path, schema: Option<&TestSchema>) -> (Child, String) {
+/// Starts `onshi serve` on a random loopback port with its clock at `clock` (running at real
+/// speed) and, if given, mails going to `smtp`; returns the child and its base URL.
+fn serve(
+    data: &Path,
+    schema: Option<&TestSchema>,
+    clock: &str,
+    smtp: Option<&str>,
+) -> (Child, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_onshi"));
     command.arg("serve");
     if let Some(schema) = schema {
         command.arg("--database").arg(&schema.url);
     }
+    if let Some(smtp) = smtp {
+        command.arg("--smtp").arg(smtp);
+    }
     let mut child = command
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "2026-01-19T21:00:00+09:00",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--clock", clock])
         .arg("--data")
         .arg(data)
         .env("ONSHI_OPERATOR_TOKEN", TOKEN)
@@ -88,17 +100,13 @@ fn code(i: usize) -> String {
     .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reports_answered_2xx_survive_sigkill() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let schema = test_schema();
-    let (mut child, url) = serve(data.path(), schema.as_ref());
-    let client = Client::new();
+/// On the server at `url`: `sites` clinics (each with an e-mail address) with one enrolled
+/// terminal each, a release and the 2026-01 campaign, activated. Returns the device tokens.
+async fn rollout(client: &Client, url: &str, sites: usize) -> Vec<String> {
     let admin =
         |m: reqwest::Method, p: &str| client.request(m, format!("{url}{p}")).bearer_auth(TOKEN);
-
     let csv: String = std::iter::once("code,name,kind,prefecture,email,auto_restart\n".to_owned())
-        .chain((0..SITES).map(|i| {
+        .chain((0..sites).map(|i| {
             format!(
                 "{},クラッシュ試験 {i},clinic,13,s{i}@example.invalid,\n",
                 code(i)
@@ -106,13 +114,13 @@ async fn reports_answered_2xx_survive_sigkill() {
         }))
         .collect();
     call(
-        &client,
+        client,
         admin(reqwest::Method::POST, "/api/v1/admin/institutions/import").body(csv),
         201,
     )
     .await;
     let sha = call(
-        &client,
+        client,
         admin(reqwest::Method::PUT, "/api/v1/admin/artifacts").body(vec![7u8; 1000]),
         201,
     )
@@ -121,7 +129,7 @@ async fn reports_answered_2xx_survive_sigkill() {
         .expect("sha")
         .to_owned();
     call(
-        &client,
+        client,
         admin(reqwest::Method::POST, "/api/v1/admin/releases").json(&json!({
             "id": "r1", "version": "2.0.0", "components": [{"target": "terminal", "sha256": sha}]
         })),
@@ -129,7 +137,7 @@ async fn reports_answered_2xx_survive_sigkill() {
     )
     .await;
     call(
-        &client,
+        client,
         admin(reqwest::Method::POST, "/api/v1/admin/campaigns").json(&json!({
             "schedule": "preset:2026-01", "release_id": "r1",
             "throttle": {"max_concurrent_downloads": 1000, "poll_interval_seconds": 60}
@@ -138,9 +146,9 @@ async fn reports_answered_2xx_survive_sigkill() {
     )
     .await;
     let mut tokens = Vec::new();
-    for i in 0..SITES {
+    for i in 0..sites {
         let key = call(
-            &client,
+            client,
             admin(
                 reqwest::Method::POST,
                 &format!("/api/v1/admin/institutions/{}/enrollment-key", code(i)),
@@ -152,7 +160,7 @@ async fn reports_answered_2xx_survive_sigkill() {
             .expect("key")
             .to_owned();
         let v = call(
-            &client,
+            client,
             client.post(format!("{url}/api/v1/enroll")).json(&json!({
                 "institution_code": code(i), "enrollment_key": key, "serial": format!("T{i}")
             })),
@@ -162,7 +170,7 @@ async fn reports_answered_2xx_survive_sigkill() {
         tokens.push(v["device_token"].as_str().expect("token").to_owned());
     }
     call(
-        &client,
+        client,
         admin(
             reqwest::Method::POST,
             "/api/v1/admin/campaigns/2026-01/activate",
@@ -170,6 +178,18 @@ async fn reports_answered_2xx_survive_sigkill() {
         200,
     )
     .await;
+
+    tokens
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_answered_2xx_survive_sigkill() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let schema = test_schema();
+    let (mut child, url) = serve(data.path(), schema.as_ref(), NIGHT, None);
+    let client = Client::new();
+
+    let tokens = rollout(&client, &url, SITES).await;
 
     // The burst: every device reports its four steps as fast as it can; each task remembers the
     // last step the server acknowledged. Kill the server once some reports are through.
@@ -215,7 +235,7 @@ async fn reports_answered_2xx_survive_sigkill() {
         "the kill came mid-burst"
     );
 
-    let (mut child, url) = serve(data.path(), schema.as_ref());
+    let (mut child, url) = serve(data.path(), schema.as_ref(), NIGHT, None);
     let list = call(
         &client,
         client
@@ -245,6 +265,89 @@ async fn reports_answered_2xx_survive_sigkill() {
             "device {i}: acknowledged step {last_ack} lost (stored {stored})"
         );
     }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits up to 30 s for `cond`.
+async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The Message-IDs of `mails`, sorted.
+fn message_ids(mails: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = mails
+        .iter()
+        .filter_map(|m| m.lines().find(|l| l.starts_with("Message-ID:")))
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
+    const MAIL_SITES: usize = 3;
+    let data = tempfile::tempdir().expect("temp dir");
+    let schema = test_schema();
+    let client = Client::new();
+
+    // The first server's SMTP relay takes each mail's DATA and never answers: the server dies
+    // with its claimed mails mid-send. 09:00, before noon: only the announcements are due.
+    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
+    let stalled = smtp::stalling_smtp_listener(relay).await;
+    let (mut child, url) = serve(
+        data.path(),
+        schema.as_ref(),
+        "2026-01-19T09:00:00+09:00",
+        Some(&relay_url),
+    );
+    rollout(&client, &url, MAIL_SITES).await;
+    wait_for("every announcement reached the stalled relay", || {
+        stalled.of_kind("announcement") == MAIL_SITES
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    // The next server (a restart, or another replica on PostgreSQL), its clock past the
+    // 10-minute claim, sends them to a relay that answers.
+    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
+    let inbox = smtp::smtp_listener(relay).await;
+    let (mut child, url) = serve(
+        data.path(),
+        schema.as_ref(),
+        "2026-01-19T09:11:00+09:00",
+        Some(&relay_url),
+    );
+    wait_for("every announcement was delivered", || {
+        inbox.of_kind("announcement") == MAIL_SITES
+    })
+    .await;
+    // The worker ticks every 100 ms: many more rounds, and nothing is sent again.
+    let summary = client
+        .get(format!("{url}/api/v1/admin/notices/summary"))
+        .bearer_auth(TOKEN);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = call(&client, summary.try_clone().expect("clonable"), 200).await;
+        if s["sent"] == MAIL_SITES {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not marked sent: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered = inbox.mails();
+    assert_eq!(delivered.len(), MAIL_SITES, "a mail was delivered twice");
+    // The same messages the first server had started to send (same Message-IDs), once each.
+    assert_eq!(message_ids(&delivered), message_ids(&stalled.mails()));
     let _ = child.kill();
     let _ = child.wait();
 }

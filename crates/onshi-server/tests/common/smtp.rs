@@ -1,4 +1,5 @@
-//! A minimal SMTP server on loopback for the notice tests: accepts every mail and keeps it.
+//! A minimal SMTP server on loopback for the notice tests: accepts every mail and keeps it (or,
+//! stalling, keeps it and never answers). Also used by `crates/onshi/tests/serve_crash.rs`.
 
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,19 @@ impl Inbox {
     }
 }
 
+/// Accepts every mail: keeps its DATA and answers 250.
 pub async fn smtp_listener(listener: TcpListener) -> Inbox {
+    serve(listener, true).await
+}
+
+/// A server that hangs: takes each mail's DATA (kept in the inbox) but never answers it, so no
+/// mail is ever accepted; the sender waits until it times out or dies.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub async fn stalling_smtp_listener(listener: TcpListener) -> Inbox {
+    serve(listener, false).await
+}
+
+async fn serve(listener: TcpListener, accept: bool) -> Inbox {
     let inbox = Inbox::default();
     let kept = inbox.clone();
     tokio::spawn(async move {
@@ -47,6 +60,9 @@ pub async fn smtp_listener(listener: TcpListener) -> Inbox {
                             data.push('\n');
                         }
                         inbox.0.lock().expect("inbox").push(data);
+                        if !accept {
+                            std::future::pending::<()>().await;
+                        }
                         b"250 queued\r\n"
                     } else if upper.starts_with("QUIT") {
                         let _ = write.write_all(b"221 bye\r\n").await;
