@@ -289,6 +289,26 @@ fn message_ids(mails: &[String]) -> Vec<String> {
     ids
 }
 
+/// A loopback SMTP relay (answering, or `stalling`) and `onshi serve` sending to it, its clock
+/// at `time` Japan time on 2026-01-19.
+async fn serve_with_relay(
+    data: &tempfile::TempDir,
+    schema: Option<&TestSchema>,
+    time: &str,
+    answering: bool,
+) -> (smtp::Inbox, Child, String) {
+    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
+    let inbox = if answering {
+        smtp::smtp_listener(relay).await
+    } else {
+        smtp::stalling_smtp_listener(relay).await
+    };
+    let clock = format!("2026-01-19T{time}:00+09:00");
+    let (child, url) = serve(data.path(), schema, &clock, Some(&relay_url));
+    (inbox, child, url)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
     const MAIL_SITES: usize = 3;
@@ -298,15 +318,7 @@ async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
 
     // The first server's SMTP relay takes each mail's DATA and never answers: the server dies
     // with its claimed mails mid-send. 09:00, before noon: only the announcements are due.
-    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
-    let stalled = smtp::stalling_smtp_listener(relay).await;
-    let (mut child, url) = serve(
-        data.path(),
-        schema.as_ref(),
-        "2026-01-19T09:00:00+09:00",
-        Some(&relay_url),
-    );
+    let (stalled, mut child, url) = serve_with_relay(&data, schema.as_ref(), "09:00", false).await;
     rollout(&client, &url, MAIL_SITES).await;
     wait_for("every announcement reached the stalled relay", || {
         stalled.of_kind("announcement") == MAIL_SITES
@@ -317,15 +329,7 @@ async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
 
     // The next server (a restart, or another replica on PostgreSQL), its clock past the
     // 10-minute claim, sends them to a relay that answers.
-    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
-    let inbox = smtp::smtp_listener(relay).await;
-    let (mut child, url) = serve(
-        data.path(),
-        schema.as_ref(),
-        "2026-01-19T09:11:00+09:00",
-        Some(&relay_url),
-    );
+    let (inbox, mut child, url) = serve_with_relay(&data, schema.as_ref(), "09:11", true).await;
     wait_for("every announcement was delivered", || {
         inbox.of_kind("announcement") == MAIL_SITES
     })
