@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use jiff::{SignedDuration, Timestamp};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
@@ -75,8 +74,13 @@ const CLAIM: Duration = Duration::from_secs(10 * 60);
 const CLAIM_MIN_REAL: Duration = Duration::from_secs(60);
 /// Mails claimed per tick.
 const BATCH: u32 = 50;
-/// Mails being sent at once (over at most as many SMTP connections, each reused).
+/// Mails being sent at once, each over a connection of its own.
 const IN_FLIGHT: usize = 8;
+/// The longest one mail's delivery may take, connection to "accepted" (lettre's own timeout
+/// covers only the connection). A relay that takes longer counts as a failed attempt.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Kept free at the end of a claim, for marking the last mails sent.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 
 /// The back-off after `attempts` failed deliveries: 1, 2, 4 … minutes, at most an hour.
 pub fn backoff(attempts: u32) -> SignedDuration {
@@ -92,7 +96,6 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
             transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
                 .port(port)
                 .timeout(Some(Duration::from_secs(10)))
-                .pool_config(PoolConfig::new().max_size(IN_FLIGHT as u32))
                 .build(),
         },
         Transport::Files(dir) => Outlet::Files(dir),
@@ -144,7 +147,7 @@ impl Worker {
             }
             self.last_plan = Some(now);
         }
-        if let Err(e) = self.deliver(now).await {
+        if let Err(e) = self.deliver().await {
             tracing::error!(error = %e.message, "delivering notices failed");
         }
     }
@@ -225,41 +228,52 @@ impl Worker {
         Ok(planned)
     }
 
-    /// Claims a batch of due mails and sends them, [`IN_FLIGHT`] at a time. A claim lasts
-    /// [`CLAIM`]; once half of it has passed, the rest of the batch is left for its claim to
-    /// lapse (a delay, never a second send by another replica while this one is still sending).
-    async fn deliver(&self, now: Timestamp) -> ApiResult<()> {
+    /// Claims a batch of due mails and sends them, [`IN_FLIGHT`] at a time, each within
+    /// [`SEND_TIMEOUT`]. A claim lasts [`CLAIM`] (at least [`CLAIM_MIN_REAL`] of real time); no
+    /// send starts unless it can end, and be marked, before the claim runs out, so another
+    /// replica never claims a mail this one is still sending. Mails left over wait for their
+    /// claim to lapse: a delay, never a loss.
+    async fn deliver(&self) -> ApiResult<()> {
         let hold = self.state.clock.span_at_least_real(CLAIM, CLAIM_MIN_REAL);
-        let until = now.checked_add(hold).unwrap_or(Timestamp::MAX);
+        // The claim's clock and the real clock, read together just before claiming.
+        let now = self.state.now();
         let claimed = std::time::Instant::now();
-        let deadline = self.state.clock.real_duration(hold) / 2;
+        let until = now.checked_add(hold).unwrap_or(Timestamp::MAX);
+        let last_start = self
+            .state
+            .clock
+            .real_duration(hold)
+            .saturating_sub(SEND_TIMEOUT + CLAIM_MARGIN);
         let mails = self
             .state
             .db(move |s| s.claim_mails(now, until, BATCH))
             .await?;
         let total = mails.len();
         let mut sending = tokio::task::JoinSet::new();
+        // Every started send is awaited to its end, whatever else fails: a send cut off after
+        // the relay accepted a mail would leave it unmarked, to be sent again.
+        let mut first_error = None;
         for (started, mail) in mails.into_iter().enumerate() {
-            if claimed.elapsed() > deadline {
+            while sending.len() >= IN_FLIGHT {
+                if let Some(done) = sending.join_next().await {
+                    keep_first(&mut first_error, settled(done));
+                }
+            }
+            if claimed.elapsed() > last_start {
                 tracing::warn!(
                     left = total - started,
                     "the claim is running out; the rest of the batch waits for it to lapse"
                 );
                 break;
             }
-            while sending.len() >= IN_FLIGHT {
-                if let Some(done) = sending.join_next().await {
-                    settled(done)?;
-                }
-            }
             let span = tracing::info_span!("notice_send", id = mail.id, kind = mail.kind.slug(), institution = %mail.institution);
             let (state, sender) = (self.state.clone(), self.sender.clone());
             sending.spawn(async move { sender.deliver(&state, &mail, now).await }.instrument(span));
         }
         while let Some(done) = sending.join_next().await {
-            settled(done)?;
+            keep_first(&mut first_error, settled(done));
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -268,10 +282,18 @@ fn settled(done: Result<ApiResult<()>, tokio::task::JoinError>) -> ApiResult<()>
     done.map_err(|e| ApiError::internal(format!("a notice send task failed: {e}")))?
 }
 
+/// Keeps the first error of several.
+fn keep_first(first: &mut Option<ApiError>, result: ApiResult<()>) {
+    if let Err(e) = result {
+        first.get_or_insert(e);
+    }
+}
+
 /// Where mails go.
 #[derive(Clone)]
 enum Outlet {
-    /// An SMTP relay, through a pool of reused connections.
+    /// An SMTP relay, a connection per mail (a send cut off by its timeout takes its own
+    /// connection with it; a pool would hand the half-finished one to the next mail).
     Smtp {
         relay: String,
         transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -291,16 +313,18 @@ impl Sender {
     /// Sends `mail` (claimed at `claimed`) and marks it sent, or failed with its back-off.
     async fn deliver(&self, state: &AppState, mail: &Mail, claimed: Timestamp) -> ApiResult<()> {
         let id = mail.id;
-        match self.send(mail, claimed).await {
+        let sent = tokio::time::timeout(SEND_TIMEOUT, self.send(mail, claimed))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {SEND_TIMEOUT:?}")));
+        match sent {
             Ok(()) => {
                 tracing::info!(to = %mail.recipient, "notice sent");
                 let at = state.now();
                 state.db(move |s| s.mail_sent(id, at)).await
             }
             Err(why) => {
-                let retry = claimed
-                    .checked_add(backoff(mail.attempts))
-                    .unwrap_or(claimed);
+                let failed = state.now();
+                let retry = failed.checked_add(backoff(mail.attempts)).unwrap_or(failed);
                 tracing::warn!(error = %why, attempts = mail.attempts + 1, retry_at = %retry, "notice not sent; will retry");
                 state.db(move |s| s.mail_failed(id, &why, retry)).await
             }

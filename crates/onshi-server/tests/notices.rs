@@ -16,8 +16,12 @@ const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
 0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
 ";
 
-async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+async fn wait_until(what: &str, cond: impl AsyncFnMut() -> bool) {
+    wait_up_to(Duration::from_secs(15), what, cond).await;
+}
+
+async fn wait_up_to(limit: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !cond().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -52,6 +56,20 @@ async fn enroll(app: &TestApp) -> String {
         .as_str()
         .expect("token")
         .to_owned()
+}
+
+/// A server sending to `smtp` (else to `.eml` files), with one site's terminal enrolled and the
+/// campaign activated at 10:00 on the first day (its announcement due).
+async fn activated(smtp: Option<String>) -> TestApp {
+    let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", smtp).await;
+    setup(&app).await;
+    enroll(&app).await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
+        200,
+    )
+    .await;
+    app
 }
 
 async fn summary(app: &TestApp) -> Value {
@@ -232,15 +250,7 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = probe.local_addr().expect("addr");
     drop(probe);
-    let app =
-        spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(format!("smtp://{addr}"))).await;
-    setup(&app).await;
-    enroll(&app).await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    let app = activated(Some(format!("smtp://{addr}"))).await;
     wait_until("a failed attempt", async || {
         summary(&app).await["retrying"] == 1
     })
@@ -270,15 +280,48 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_smtp_the_mails_are_written_to_the_outbox_directory() {
-    let app = spawn_app("2026-01-19T10:00:00+09:00").await;
-    setup(&app).await;
-    enroll(&app).await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
+async fn a_relay_that_never_answers_costs_one_attempt_and_the_mail_goes_out_on_the_next() {
+    // The relay takes the first mail's DATA and never answers it (lettre's own timeout covers
+    // only the connection): the worker gives up after its send timeout, 20 s of real time.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let smtp = format!("smtp://{}", listener.local_addr().expect("addr"));
+    let relay = common::smtp::smtp_listener_stalling_first(listener, 1).await;
+    let app = activated(Some(smtp)).await;
+    wait_up_to(
+        Duration::from_secs(60),
+        "the stalled send to end",
+        async || summary(&app).await["retrying"] == 1,
     )
     .await;
+    let listed = app
+        .expect(app.admin(Method::GET, "/api/v1/admin/notices"), 200)
+        .await;
+    assert!(
+        listed[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer")),
+        "{listed}"
+    );
+
+    // After the back-off the worker (not stuck) sends it again, and this time it is accepted.
+    app.set_clock("2026-01-19T10:30:00+09:00").await;
+    wait_until("the second attempt", async || {
+        summary(&app).await["sent"] == 1
+    })
+    .await;
+    let seen = relay.mails();
+    assert_eq!(seen.len(), 2, "one stalled attempt, one accepted");
+    let id = |m: &String| {
+        m.lines()
+            .find(|l| l.starts_with("Message-ID:"))
+            .map(str::to_owned)
+    };
+    assert_eq!(id(&seen[0]), id(&seen[1]), "the same message both times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_the_mails_are_written_to_the_outbox_directory() {
+    let app = activated(None).await;
     let outbox = app.data.path().join("outbox");
     wait_until("an .eml file", async || {
         std::fs::read_dir(&outbox).is_ok_and(|d| d.count() == 1)

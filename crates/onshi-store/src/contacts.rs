@@ -104,6 +104,24 @@ impl ContactBuffer {
         }
     }
 
+    /// Writes the buffered contact of device `id`, if any, with `write`; put back if it fails.
+    pub fn drain_one<E>(
+        &self,
+        id: i64,
+        write: impl FnOnce(&[(i64, Contact)]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let taken = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let Some(contact) = taken else {
+            return Ok(());
+        };
+        let row = [(id, contact)];
+        write(&row).inspect_err(|_| self.put_back(row.clone()))
+    }
+
     /// Writes everything buffered with `write`, at most `max` contacts per call to `write`
     /// and at most `max` in all; returns how many stay buffered. A failed chunk is put back.
     pub fn drain<E>(

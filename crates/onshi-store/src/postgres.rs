@@ -69,6 +69,31 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Writes `chunk` of buffered contacts in one statement, in id order, so that two replicas
+    /// writing overlapping devices lock rows in the same order and never deadlock. A contact
+    /// older than the stored one (another replica wrote a newer one) changes nothing: the
+    /// newest instant and its versions win.
+    fn write_contacts(&self, chunk: &[(i64, Contact)]) -> Result<()> {
+        let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
+        rows.sort_by_key(|(id, _)| *id);
+        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+        let ats: Vec<String> = rows.iter().map(|(_, c)| db_time(c.at)).collect();
+        let installed: Vec<Option<&str>> =
+            rows.iter().map(|(_, c)| c.installed.as_deref()).collect();
+        let running: Vec<Option<&str>> = rows.iter().map(|(_, c)| c.running.as_deref()).collect();
+        self.conn()?.execute(
+            "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
+               installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                 THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
+               running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                 THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+               AS v (id, at, installed, running)
+             WHERE d.id = v.id",
+            &[&ids, &ats, &installed, &running],
+        )?;
+        Ok(())
+    }
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
     /// key-value form) and applies pending migrations. An unreachable database is an error
     /// naming the URL with the password redacted.
@@ -117,20 +142,26 @@ impl PostgresStore {
             .pool
             .as_ref()
             .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
-        let mut conn = pool.get().map_err(|e| {
+        let unavailable = |e: r2d2::Error| {
             StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted))
-        })?;
-        // A connection found dead is discarded; the other idle ones are tried without waiting
-        // for a new connection (the database may be gone: answer now, not after a timeout).
-        while !self.losses.check(&mut conn) {
-            conn = pool.try_get().ok_or_else(|| {
-                StoreError::Unavailable(format!(
-                    "PostgreSQL at {}: the connection was lost",
-                    self.redacted
-                ))
-            })?;
+        };
+        let mut conn = pool.get().map_err(unavailable)?;
+        // A connection found dead is discarded and the next idle one tried; with none left,
+        // a new one is made (waiting at most CONNECTION_TIMEOUT if the database is gone).
+        // Each pass discards a connection, and the pool holds at most POOL_SIZE.
+        for _ in 0..=POOL_SIZE {
+            if self.losses.check(&mut conn) {
+                return Ok(conn);
+            }
+            conn = match pool.try_get() {
+                Some(idle) => idle,
+                None => pool.get().map_err(unavailable)?,
+            };
         }
-        Ok(conn)
+        Err(StoreError::Unavailable(format!(
+            "PostgreSQL at {}: no working connection",
+            self.redacted
+        )))
     }
 }
 
@@ -609,34 +640,13 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn flush_contact(&self, id: i64) -> Result<()> {
+        self.contacts.drain_one(id, |row| self.write_contacts(row))
+    }
+
     fn flush_some(&self, max: usize) -> Result<usize> {
         self.contacts
-            .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
-                // In id order, so that two replicas writing overlapping devices lock rows in
-                // the same order and never deadlock. A contact older than the stored one
-                // (another replica wrote a newer one) changes nothing: the newest instant and
-                // its versions win.
-                let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
-                rows.sort_by_key(|(id, _)| *id);
-                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-                let ats: Vec<String> = rows.iter().map(|(_, c)| db_time(c.at)).collect();
-                let installed: Vec<Option<&str>> =
-                    rows.iter().map(|(_, c)| c.installed.as_deref()).collect();
-                let running: Vec<Option<&str>> =
-                    rows.iter().map(|(_, c)| c.running.as_deref()).collect();
-                self.conn()?.execute(
-                    "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
-                       installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
-                         THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
-                       running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
-                         THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
-                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-                       AS v (id, at, installed, running)
-                     WHERE d.id = v.id",
-                    &[&ids, &ats, &installed, &running],
-                )?;
-                Ok(())
-            })
+            .drain(max, FLUSH_CHUNK, |chunk| self.write_contacts(chunk))
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
@@ -864,9 +874,10 @@ impl Store for PostgresStore {
         let (now_s, expires_s) = (db_time(now), db_time(expires));
         let mut conn = self.conn()?;
         // Renewing a live slot changes no count: no lock needed. Nor does refusing while every
-        // slot is live: the count can only be too high by the time it is read (a slot freed
-        // since), which delays a device but never exceeds the throttle. Only a device that may
-        // get a free slot takes the campaign's lock; while the throttle is full, the many
+        // slot is live: a count read without the lock may be stale either way, and both are
+        // safe — too high (a slot freed since) only delays a device; too low (a slot being taken
+        // under the lock) sends it to the locked path, which counts again. Only a device that
+        // may get a free slot takes the campaign's lock; while the throttle is full, the many
         // waiting devices do not queue on it.
         let row = conn.query_one(
             "WITH renewed AS (

@@ -25,17 +25,23 @@ impl Inbox {
 
 /// Accepts every mail: keeps its DATA and answers 250.
 pub async fn smtp_listener(listener: TcpListener) -> Inbox {
-    serve(listener, true).await
+    serve(listener, 0).await
 }
 
 /// A server that hangs: takes each mail's DATA (kept in the inbox) but never answers it, so no
 /// mail is ever accepted; the sender waits until it times out or dies.
 #[allow(dead_code)] // not every test binary that shares this module uses it
 pub async fn stalling_smtp_listener(listener: TcpListener) -> Inbox {
-    serve(listener, false).await
+    serve(listener, usize::MAX).await
 }
 
-async fn serve(listener: TcpListener, accept: bool) -> Inbox {
+/// Hangs on the first `n` mails (as [`stalling_smtp_listener`]), accepts the rest.
+#[allow(dead_code)]
+pub async fn smtp_listener_stalling_first(listener: TcpListener, n: usize) -> Inbox {
+    serve(listener, n).await
+}
+
+async fn serve(listener: TcpListener, stall_first: usize) -> Inbox {
     let inbox = Inbox::default();
     let kept = inbox.clone();
     tokio::spawn(async move {
@@ -59,8 +65,12 @@ async fn serve(listener: TcpListener, accept: bool) -> Inbox {
                             data.push_str(&l);
                             data.push('\n');
                         }
-                        inbox.0.lock().expect("inbox").push(data);
-                        if !accept {
+                        let nth = {
+                            let mut kept = inbox.0.lock().expect("inbox");
+                            kept.push(data);
+                            kept.len()
+                        };
+                        if nth <= stall_first {
                             std::future::pending::<()>().await;
                         }
                         b"250 queued\r\n"
