@@ -30,6 +30,10 @@ pub(crate) struct ContactBuffer {
     pending: Mutex<HashMap<i64, Contact>>,
     /// The last contact handed to the buffer per device, to skip writes that change nothing.
     seen: Mutex<HashMap<i64, Contact>>,
+    /// Held by a drain from taking contacts until they are written: a flush returns only once
+    /// every contact buffered before it is in the database, including those another drain
+    /// (the background flusher) had already taken.
+    writing: Mutex<()>,
 }
 
 impl ContactBuffer {
@@ -86,7 +90,7 @@ impl ContactBuffer {
     }
 
     /// Takes at most `max` buffered contacts; returns them and how many stay buffered.
-    pub fn take(&self, max: usize) -> (Vec<(i64, Contact)>, usize) {
+    fn take(&self, max: usize) -> (Vec<(i64, Contact)>, usize) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let ids: Vec<i64> = pending.keys().take(max).copied().collect();
         let rows = ids
@@ -104,24 +108,6 @@ impl ContactBuffer {
         }
     }
 
-    /// Writes the buffered contact of device `id`, if any, with `write`; put back if it fails.
-    pub fn drain_one<E>(
-        &self,
-        id: i64,
-        write: impl FnOnce(&[(i64, Contact)]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let taken = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        let Some(contact) = taken else {
-            return Ok(());
-        };
-        let row = [(id, contact)];
-        write(&row).inspect_err(|_| self.put_back(row.clone()))
-    }
-
     /// Writes everything buffered with `write`, at most `max` contacts per call to `write`
     /// and at most `max` in all; returns how many stay buffered. A failed chunk is put back.
     pub fn drain<E>(
@@ -130,6 +116,7 @@ impl ContactBuffer {
         chunk: usize,
         mut write: impl FnMut(&[(i64, Contact)]) -> Result<(), E>,
     ) -> Result<usize, E> {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let (mut rows, left) = self.take(max);
         while !rows.is_empty() {
             let part: Vec<(i64, Contact)> = rows.drain(..rows.len().min(chunk)).collect();
@@ -139,5 +126,55 @@ impl ContactBuffer {
             }
         }
         Ok(left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_flush_returns_only_after_the_contacts_another_drain_took_are_written() {
+        let buffer = ContactBuffer::default();
+        buffer.record(1, None, None, Timestamp::UNIX_EPOCH);
+        let (started, has_started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let (flushed, has_flushed) = mpsc::channel();
+        let written = Mutex::new(Vec::new());
+        let (buffer, written) = (&buffer, &written);
+        std::thread::scope(|s| {
+            // The background flusher: takes device 1 and is slow to write it.
+            s.spawn(move || {
+                buffer
+                    .drain(10, 10, |rows| -> Result<(), ()> {
+                        started.send(()).expect("test alive");
+                        released.recv().expect("released");
+                        written
+                            .lock()
+                            .expect("log")
+                            .extend(rows.iter().map(|r| r.0));
+                        Ok(())
+                    })
+                    .expect("written");
+            });
+            has_started.recv().expect("the flusher took the contact");
+            // A reader flushes first (as `devices_of` does): nothing is left to take, but it
+            // must not return before device 1 is written.
+            s.spawn(move || {
+                buffer.drain(10, 10, |_| Ok::<(), ()>(())).expect("flushed");
+                flushed
+                    .send(written.lock().expect("log").clone())
+                    .expect("test alive");
+            });
+            let early = has_flushed.recv_timeout(Duration::from_millis(200));
+            release.send(()).expect("flusher alive");
+            assert!(
+                early.is_err(),
+                "the flush returned while the contact was still being written: {early:?}"
+            );
+            assert_eq!(has_flushed.recv().expect("flushed"), vec![1]);
+        });
     }
 }

@@ -386,9 +386,6 @@ pub trait Store: Send + Sync + 'static {
         running: Option<&Version>,
         at: Timestamp,
     ) -> Result<()>;
-    /// Writes device `id`'s buffered contact now, if it has one: a change of versions is
-    /// worth more than a contact time, and is written before the server answers.
-    fn flush_contact(&self, id: i64) -> Result<()>;
     /// Writes buffered contacts.
     fn flush(&self) -> Result<()>;
     /// Writes at most `max` buffered contacts (the background flusher's steady pace, so that a

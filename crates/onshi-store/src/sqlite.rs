@@ -441,10 +441,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn flush_contact(&self, id: i64) -> Result<()> {
-        self.contacts.drain_one(id, |row| self.write_contacts(row))
-    }
-
     fn flush_some(&self, max: usize) -> Result<usize> {
         self.contacts
             .drain(max, FLUSH_CHUNK, |chunk| self.write_contacts(chunk))

@@ -563,31 +563,6 @@ fn a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions(b: 
     assert_eq!(after.running, Some(running));
 }
 
-fn one_devices_contact_is_written_at_once_and_the_others_stay_buffered(b: &Backend) {
-    let fx = Fixture::new(b);
-    let first = fx.terminal(&fx.site(13, Clinic, 1)).id;
-    let second = fx.terminal(&fx.site(13, Clinic, 2)).id;
-    let installed = version("2026.1.0");
-    for id in [first, second] {
-        fx.store
-            .record_contact(id, Some(&installed), None, at(5))
-            .expect("recorded");
-    }
-
-    fx.store.flush_contact(first).expect("written");
-    let written = fx.store.device(first).expect("read").expect("enrolled");
-    let buffered = fx.store.device(second).expect("read").expect("enrolled");
-    assert_eq!(written.installed, Some(installed.clone()));
-    assert_eq!(written.last_contact, Some(at(5)));
-    assert_eq!(buffered.installed, None);
-    // Nothing buffered for it any more: a second call writes nothing and fails nothing.
-    fx.store.flush_contact(first).expect("nothing to write");
-
-    fx.store.flush().expect("the rest");
-    let flushed = fx.store.device(second).expect("read").expect("enrolled");
-    assert_eq!(flushed.installed, Some(installed));
-}
-
 fn a_contact_without_versions_keeps_the_stored_versions(b: &Backend) {
     let fx = Fixture::new(b);
     let id = fx.terminal(&fx.site(13, Clinic, 1)).id;
@@ -1709,7 +1684,6 @@ suite! {
     devices_are_listed_by_their_institution,
     all_devices_come_with_their_institution,
     a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions,
-    one_devices_contact_is_written_at_once_and_the_others_stay_buffered,
     a_contact_without_versions_keeps_the_stored_versions,
     versions_reported_before_a_flush_survive_a_later_contact_without_versions,
     listing_the_devices_of_a_site_writes_pending_contacts_first,

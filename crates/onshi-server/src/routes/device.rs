@@ -243,20 +243,10 @@ pub async fn checkin(
 ) -> ApiResult<Json<CheckinResponse>> {
     let device = &auth.device;
     let now = state.now();
-    // Buffered in memory, so cheap enough to do on the async worker; a change of versions
-    // (what the site's status and notices rest on) is written before the answer.
+    // Buffered in memory, so cheap enough to do on the async worker.
     state
         .store
         .record_contact(device.id, req.installed.as_ref(), req.running.as_ref(), now)?;
-    let changed = |reported: &Option<Version>, stored: &Option<Version>| {
-        reported
-            .as_ref()
-            .is_some_and(|v| stored.as_ref() != Some(v))
-    };
-    if changed(&req.installed, &device.installed) || changed(&req.running, &device.running) {
-        let id = device.id;
-        state.db(move |s| s.flush_contact(id)).await?;
-    }
     let jitter: f64 = rand::thread_rng().r#gen();
     let Some((deployment, record)) = current(&state, &auth).await? else {
         return Ok(Json(CheckinResponse {
@@ -500,9 +490,6 @@ pub async fn report(
     state
         .db(move |s| {
             s.record_contact(did, installed.as_ref(), running.as_ref(), now)?;
-            if installed.is_some() || running.is_some() {
-                s.flush_contact(did)?;
-            }
             if frees_slot {
                 s.release_lease(&cid, did)?;
             }
