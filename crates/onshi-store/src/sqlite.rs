@@ -683,21 +683,8 @@ impl Store for SqliteStore {
         max: u32,
     ) -> Result<bool> {
         let conn = self.conn();
-        let now_s = db_time(now);
-        // Refusing while every slot is live needs no write: the common answer while the
-        // throttle is full costs one read (this store is the only writer, under this lock).
-        let (live, mine): (i64, i64) = conn
-            .prepare_cached(
-                "SELECT COUNT(*), COALESCE(SUM(device_id = ?2), 0) FROM leases
-                 WHERE campaign_id = ?1 AND expires_at > ?3",
-            )?
-            .query_row(params![campaign, device, now_s], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        if mine == 0 && live >= i64::from(max) {
-            return Ok(false);
-        }
         let tx = conn.unchecked_transaction()?;
+        let now_s = db_time(now);
         let renewed = tx.execute(
             "UPDATE leases SET expires_at = ?3 WHERE campaign_id = ?1 AND device_id = ?2 AND expires_at > ?4",
             params![campaign, device, db_time(expires), now_s],
