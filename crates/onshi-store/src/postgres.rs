@@ -69,31 +69,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Writes `chunk` of buffered contacts in one statement, in id order, so that two replicas
-    /// writing overlapping devices lock rows in the same order and never deadlock. A contact
-    /// older than the stored one (another replica wrote a newer one) changes nothing: the
-    /// newest instant and its versions win.
-    fn write_contacts(&self, chunk: &[(i64, Contact)]) -> Result<()> {
-        let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
-        rows.sort_by_key(|(id, _)| *id);
-        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-        let ats: Vec<String> = rows.iter().map(|(_, c)| db_time(c.at)).collect();
-        let installed: Vec<Option<&str>> =
-            rows.iter().map(|(_, c)| c.installed.as_deref()).collect();
-        let running: Vec<Option<&str>> = rows.iter().map(|(_, c)| c.running.as_deref()).collect();
-        self.conn()?.execute(
-            "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
-               installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
-                 THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
-               running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
-                 THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
-               AS v (id, at, installed, running)
-             WHERE d.id = v.id",
-            &[&ids, &ats, &installed, &running],
-        )?;
-        Ok(())
-    }
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
     /// key-value form) and applies pending migrations. An unreachable database is an error
     /// naming the URL with the password redacted.
@@ -642,7 +617,32 @@ impl Store for PostgresStore {
 
     fn flush_some(&self, max: usize) -> Result<usize> {
         self.contacts
-            .drain(max, FLUSH_CHUNK, |chunk| self.write_contacts(chunk))
+            .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
+                // In id order, so that two replicas writing overlapping devices lock rows in
+                // the same order and never deadlock. A contact older than the stored one
+                // (another replica wrote a newer one) changes nothing: the newest instant and
+                // its versions win.
+                let mut rows: Vec<&(i64, Contact)> = chunk.iter().collect();
+                rows.sort_by_key(|(id, _)| *id);
+                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+                let ats: Vec<String> = rows.iter().map(|(_, c)| db_time(c.at)).collect();
+                let installed: Vec<Option<&str>> =
+                    rows.iter().map(|(_, c)| c.installed.as_deref()).collect();
+                let running: Vec<Option<&str>> =
+                    rows.iter().map(|(_, c)| c.running.as_deref()).collect();
+                self.conn()?.execute(
+                    "UPDATE devices AS d SET last_contact = GREATEST(d.last_contact, v.at),
+                       installed_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.installed, d.installed_version) ELSE d.installed_version END,
+                       running_version = CASE WHEN v.at >= COALESCE(d.last_contact, '')
+                         THEN COALESCE(v.running, d.running_version) ELSE d.running_version END
+                     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+                       AS v (id, at, installed, running)
+                     WHERE d.id = v.id",
+                    &[&ids, &ats, &installed, &running],
+                )?;
+                Ok(())
+            })
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {

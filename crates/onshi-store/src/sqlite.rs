@@ -50,28 +50,6 @@ struct Identities {
 const FLUSH_CHUNK: usize = 500;
 
 impl SqliteStore {
-    /// Writes `chunk` of buffered contacts in one transaction. A contact older than the one
-    /// stored (another process wrote a newer one) changes nothing: the newest instant and its
-    /// versions win.
-    fn write_contacts(&self, chunk: &[(i64, Contact)]) -> Result<()> {
-        let conn = self.conn();
-        let tx = conn.unchecked_transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE devices SET last_contact = MAX(COALESCE(last_contact, ''), ?2),
-                   installed_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
-                     THEN COALESCE(?3, installed_version) ELSE installed_version END,
-                   running_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
-                     THEN COALESCE(?4, running_version) ELSE running_version END
-                 WHERE id = ?1",
-            )?;
-            for (id, c) in chunk {
-                stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
@@ -443,7 +421,27 @@ impl Store for SqliteStore {
 
     fn flush_some(&self, max: usize) -> Result<usize> {
         self.contacts
-            .drain(max, FLUSH_CHUNK, |chunk| self.write_contacts(chunk))
+            .drain(max, FLUSH_CHUNK, |chunk: &[(i64, Contact)]| -> Result<()> {
+                let conn = self.conn();
+                let tx = conn.unchecked_transaction()?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        // A contact older than the one stored (another process wrote a newer
+                        // one) changes nothing: the newest instant and its versions win.
+                        "UPDATE devices SET last_contact = MAX(COALESCE(last_contact, ''), ?2),
+                           installed_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?3, installed_version) ELSE installed_version END,
+                           running_version = CASE WHEN ?2 >= COALESCE(last_contact, '')
+                             THEN COALESCE(?4, running_version) ELSE running_version END
+                         WHERE id = ?1",
+                    )?;
+                    for (id, c) in chunk {
+                        stmt.execute(params![id, db_time(c.at), c.installed, c.running])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
     }
 
     fn add_artifact(&self, sha256: Sha256, size: u64, at: Timestamp) -> Result<()> {
