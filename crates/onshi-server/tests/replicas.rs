@@ -671,6 +671,17 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     assert!(slots <= THROTTLE as usize, "{slots} download slots at once");
     assert!(slots > 1, "downloads ran in parallel ({slots})");
 
+    // The evening's mails go out before the clock jumps: a claim is measured on the server's
+    // clock, so a jump of hours would end the claims of mails still being sent, and the other
+    // replica would send them again (only a simulated clock can jump).
+    let wait = std::time::Instant::now() + Duration::from_secs(120);
+    while inbox.of_kind("announcement") < sites || inbox.of_kind("keep_power_on") < sites {
+        assert!(
+            std::time::Instant::now() < wait,
+            "the evening's mails were not all sent"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // 06:00 the next morning: every site is told to restart, once, whichever replica plans it.
     for app in &apps {
         app.set_clock("2026-01-20T06:00:00+09:00").await;
