@@ -13,6 +13,7 @@ use crate::version::Version;
 
 /// Where one device stands with one release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentState {
     /// Targeted, nothing received yet (配信待ち).

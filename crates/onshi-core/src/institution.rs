@@ -199,6 +199,7 @@ impl ScoreTable {
 
 /// The kind of site, as the rollout reports progress by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InstitutionKind {
     /// 病院 (20 beds or more)

@@ -14,6 +14,8 @@ pub mod jst;
 pub mod lang;
 pub mod notice;
 pub mod offer;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod reception;
 pub mod release;
 pub mod schedule;

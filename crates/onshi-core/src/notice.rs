@@ -15,6 +15,7 @@ use crate::schedule::{Campaign, Phase};
 
 /// A kind of notice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
     /// The campaign is announced: when, and what the site does (once per campaign).

@@ -13,6 +13,7 @@ use crate::vendor::DeviceKind;
 
 /// What the device should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Nothing to do; poll again later.
@@ -29,6 +30,7 @@ pub enum Action {
 
 /// Whether the campaign is running, as the operator set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     /// Created, not yet started.

@@ -151,6 +151,7 @@ impl From<Target> for String {
 
 /// One package of a release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     pub target: Target,
@@ -160,6 +161,7 @@ pub struct Component {
 
 /// What a release contains; the agent trusts it only with a valid signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub release_id: String,
@@ -179,6 +181,7 @@ impl Manifest {
 /// A manifest as transmitted: the exact JSON text that was signed, and the signature over its
 /// bytes. Signing the text (not a re-serialisation) means no canonical form is needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedManifest {
     pub manifest: String,

@@ -98,6 +98,7 @@ impl Window {
 
 /// Where the campaign stands at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Before the first window opens.
@@ -161,6 +162,7 @@ pub struct Status {
 /// [`Status`] as the `onshi schedule --at` JSON contract writes it: RFC 3339 instants with the
 /// campaign's offset at that instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     pub at: String,
     pub distributing: bool,

@@ -8,6 +8,7 @@ use crate::vendor::{DeviceKind, Vendor};
 
 /// A campaign's target selector. The empty selector (every list empty) targets every device.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
     #[serde(default)]

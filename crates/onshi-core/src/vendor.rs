@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of device an agent speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// 資格確認端末 — the qualification confirmation terminal (a Windows PC). Its update takes

@@ -1,0 +1,358 @@
+//! The operator API (`/api/v1/admin/…`, the operator token): institutions and their keys,
+//! packages, signed releases, campaigns and their controls, progress, devices, audit, notices.
+
+use std::collections::BTreeMap;
+
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
+use onshi_core::notice::NoticeKind;
+use onshi_core::offer::CampaignStatus;
+use onshi_core::release::{Sha256, Target};
+use onshi_core::schedule::StatusReport;
+use onshi_core::selector::Selector;
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// The pattern of release and campaign ids.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
+
+/// One institution as the operator sends it (JSON, or a CSV line with the same columns).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionInput {
+    #[schema(value_type = InstitutionCode)]
+    pub code: String,
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub name: String,
+    #[schema(value_type = InstitutionKind)]
+    pub kind: String,
+    /// Must be the prefecture of the code, if given (number or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefecture: Option<PrefectureInput>,
+    /// Where the portal mails go.
+    #[schema(max_length = 254, pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]+$")]
+    pub email: String,
+    /// The daily automatic restart time, HH:MM Japan time (empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9])?$")]
+    pub auto_restart: Option<String>,
+}
+
+/// A prefecture as JSON gives it (number, as responses write it) or CSV (text: number or name).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PrefectureInput {
+    #[schema(value_type = Prefecture)]
+    Number(u8),
+    /// A prefecture's name (`東京都`, `Tokyo`) or number.
+    Text(String),
+}
+
+/// An institution as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Institution {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub kind: InstitutionKind,
+    pub prefecture: Prefecture,
+    pub email: String,
+    /// The daily automatic restart time the site set (HH:MM), if any.
+    pub auto_restart: Option<String>,
+}
+
+/// How many institutions were created or updated.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Imported {
+    pub imported: usize,
+}
+
+/// `GET /api/v1/admin/institutions` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1–47 or a prefecture's name.
+    pub prefecture: Option<String>,
+    pub kind: Option<InstitutionKind>,
+    #[param(maximum = 10000)]
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+/// A page of institutions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InstitutionList {
+    pub total: u64,
+    pub institutions: Vec<Institution>,
+}
+
+/// A new enrollment key (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentKey {
+    pub enrollment_key: String,
+}
+
+/// A new access key (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessKey {
+    pub access_key: String,
+}
+
+/// A stored package.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Uploaded {
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+/// A release to sign: a version and a package per target.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseInput {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    pub version: Version,
+    #[schema(min_items = 1)]
+    pub components: Vec<ComponentInput>,
+}
+
+/// One package of a release to sign.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentInput {
+    pub target: Target,
+    /// A package uploaded before (`PUT /api/v1/admin/artifacts`).
+    pub sha256: Sha256,
+}
+
+/// A campaign to create, as a draft.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignInput {
+    /// The campaign TOML (DESIGN.md §4), or `preset:2026-01`.
+    #[schema(min_length = 1, example = "preset:2026-01")]
+    pub schedule: String,
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub release_id: String,
+    #[serde(default)]
+    pub selector: Selector,
+    pub throttle: Throttle,
+}
+
+/// How fast a campaign goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// Download slots held at once, across every replica.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_concurrent_downloads: u32,
+    /// How often an idle device checks in.
+    #[schema(minimum = 10, maximum = 21600)]
+    pub poll_interval_seconds: u64,
+}
+
+/// A campaign as the operator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignView {
+    pub id: String,
+    pub title: String,
+    pub status: CampaignStatus,
+    pub release_id: String,
+    pub selector: Selector,
+    pub throttle: Throttle,
+    /// Where the schedule stands now (the `onshi schedule --at` contract).
+    #[schema(value_type = StatusReport)]
+    pub schedule: serde_json::Value,
+}
+
+/// A control of a campaign's lifecycle (`POST /api/v1/admin/campaigns/{id}/{action}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignControl {
+    Activate,
+    Pause,
+    Resume,
+    Close,
+}
+
+/// Device counts: in all, per state, and terminals waiting for their restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Counts {
+    pub total: u64,
+    /// Per deployment state (every state present, zeros included).
+    pub states: BTreeMap<DeploymentState, u64>,
+    /// Terminals installed but not restarted (再起動が必要).
+    pub restart_required: u64,
+}
+
+impl Counts {
+    /// The count in one state.
+    pub fn get(&self, state: DeploymentState) -> u64 {
+        self.states.get(&state).copied().unwrap_or(0)
+    }
+}
+
+/// One prefecture's counts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PrefectureCounts {
+    pub prefecture: Prefecture,
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// A campaign's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Progress {
+    pub campaign: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub all: Counts,
+    pub by_device: BTreeMap<DeviceKind, Counts>,
+    pub by_prefecture: Vec<PrefectureCounts>,
+    pub by_kind: BTreeMap<InstitutionKind, Counts>,
+    pub by_vendor: BTreeMap<Vendor, Counts>,
+    /// Download slots held now.
+    pub live_downloads: u64,
+}
+
+/// The format of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// `GET /api/v1/admin/campaigns/{id}/devices` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DevicesQuery {
+    pub state: Option<DeploymentState>,
+    pub device: Option<DeviceKind>,
+    /// 1–47 or a prefecture's name.
+    pub prefecture: Option<String>,
+    pub kind: Option<InstitutionKind>,
+    pub vendor: Option<Vendor>,
+    #[param(maximum = 10000)]
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+    pub format: Option<Format>,
+}
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Device {
+    pub id: i64,
+    pub institution: InstitutionCode,
+    pub kind: DeviceKind,
+    pub vendor: Option<Vendor>,
+    pub serial: String,
+    /// The terminal a card reader is attached to.
+    pub parent: Option<i64>,
+    pub installed: Option<Version>,
+    pub running: Option<Version>,
+    #[schema(format = DateTime)]
+    pub last_contact: Option<String>,
+}
+
+/// One device of a campaign, with its site.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentListing {
+    pub institution: Institution,
+    pub device: Device,
+    pub state: DeploymentState,
+    pub bytes: u64,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// `GET /api/v1/admin/audit` (newest first).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    #[param(maximum = 10000)]
+    pub limit: Option<u32>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// `PUT /api/v1/admin/clock`: move a simulated clock.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockInput {
+    /// An RFC 3339 instant.
+    #[schema(format = DateTime)]
+    pub now: String,
+}
+
+/// The server's clock after a change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClockNow {
+    #[schema(format = DateTime)]
+    pub now: String,
+}
+
+/// `GET /api/v1/admin/notices` filters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NoticesQuery {
+    #[param(value_type = Option<InstitutionCode>)]
+    pub institution: Option<String>,
+    #[param(maximum = 10000)]
+    pub limit: Option<u32>,
+}
+
+/// A notice mail in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Mail {
+    pub id: i64,
+    pub campaign: String,
+    pub institution: InstitutionCode,
+    pub kind: NoticeKind,
+    pub key: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: u32,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+}
+
+/// Sent and pending mails of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailCount {
+    pub sent: u64,
+    pub pending: u64,
+}
+
+/// How many mails were sent and wait, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailSummary {
+    pub sent: u64,
+    pub pending: u64,
+    /// Pending mails that failed at least once.
+    pub retrying: u64,
+    pub by_kind: BTreeMap<NoticeKind, MailCount>,
+}

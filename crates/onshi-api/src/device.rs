@@ -1,0 +1,331 @@
+//! The device API: what the terminal's distribution agent (`onshi-agent`) speaks. Enrolment,
+//! check-in (the window-gated offer), state reports, the signed manifest and the packages.
+
+use jiff::Timestamp;
+use onshi_core::deployment::{DeploymentEvent, DeploymentState};
+use onshi_core::institution::InstitutionCode;
+use onshi_core::offer::Action;
+use onshi_core::release::Sha256;
+use onshi_core::schedule::Phase;
+use onshi_core::vendor::Vendor;
+use onshi_core::version::Version;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The longest `detail` of a report, in characters.
+pub const MAX_DETAIL_CHARS: usize = 500;
+
+/// A device serial: 1–64 characters of letters, digits, `-`, `_`, `.`, `:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9._:-]{1,64}$", example = "terminal-0110113719")]
+pub struct Serial(String);
+
+/// Why a text is not a [`Serial`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSerial;
+
+impl std::fmt::Display for BadSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("serial must be 1–64 characters of letters, digits, '-', '_', '.', ':'")
+    }
+}
+
+impl std::error::Error for BadSerial {}
+
+impl Serial {
+    /// Parses a serial.
+    pub fn parse(s: &str) -> Result<Self, BadSerial> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BadSerial)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Serial {
+    type Error = BadSerial;
+    fn try_from(s: String) -> Result<Self, BadSerial> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Serial> for String {
+    fn from(s: Serial) -> String {
+        s.0
+    }
+}
+
+impl std::fmt::Display for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `POST /api/v1/enroll`: a terminal enrols itself with its site's enrollment key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// Checked by the server (the check digit included) and answered 400
+    /// `invalid_institution_code` when wrong.
+    #[schema(value_type = InstitutionCode)]
+    pub institution_code: String,
+    /// The key the operator issued for this institution.
+    #[schema(min_length = 1, max_length = 256)]
+    pub enrollment_key: String,
+    #[schema(value_type = Serial)]
+    pub serial: String,
+}
+
+/// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderRequest {
+    pub vendor: Vendor,
+    #[schema(value_type = Serial)]
+    pub serial: String,
+}
+
+/// The answer to an enrolment: the device's own credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Enrolled {
+    pub device_id: i64,
+    /// The device's bearer token; shown once, stored only as a hash.
+    pub device_token: String,
+    /// The operator's Ed25519 public key (base64), to pin for manifest verification.
+    pub signing_public_key: String,
+    /// The site's daily automatic restart time (HH:MM, Japan time), if it set one; the agent
+    /// restarts the terminal then, after 05:00, when an installed update waits for a restart.
+    #[serde(default)]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub auto_restart: Option<String>,
+}
+
+/// `GET /api/v1/public-key`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicKey {
+    /// The operator's Ed25519 public key (base64).
+    pub signing_public_key: String,
+}
+
+/// `POST /api/v1/checkin`: where the device stands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    /// The version installed on the device (for a terminal: in the active slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<Version>,
+    /// The version the running application started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<Version>,
+}
+
+/// The server's answer to a check-in: what to do now and when to ask again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckinResponse {
+    pub action: Action,
+    /// When to check in next, jittered: about 30 s while downloading or installing, about 2 min
+    /// after `retry_later`, otherwise the campaign's poll interval; at most 6 h.
+    #[schema(minimum = 1, maximum = 21600)]
+    pub poll_after_seconds: u64,
+    /// The server's clock (UTC). Devices' clocks are never trusted: the server decides.
+    #[schema(value_type = String, format = DateTime)]
+    pub server_time: Timestamp,
+    /// When the next distribution window opens, if not distributing now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_window: Option<Timestamp>,
+    /// The campaign the device is in; absent when none is open for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignOffer>,
+}
+
+/// The campaign a device is in, as the server sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignOffer {
+    pub id: String,
+    pub state: DeploymentState,
+    pub phase: Phase,
+    pub release_id: String,
+    pub version: Version,
+    /// The last report `seq` the server accepted for this device and campaign, so an agent
+    /// that lost its own count carries on above it.
+    #[serde(default)]
+    pub seq: i64,
+    /// The device's package, with `download` and `install`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactInfo>,
+}
+
+/// The device's package.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactInfo {
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Where to download it (`/api/v1/artifacts/{sha256}`), with the device token.
+    pub url: String,
+}
+
+impl ArtifactInfo {
+    /// The package's download path.
+    pub fn url_of(sha256: Sha256) -> String {
+        format!("{}/artifacts/{sha256}", crate::PREFIX)
+    }
+}
+
+/// What happened on the device: the report's `event`, one per [`DeploymentEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportEvent {
+    DownloadStarted,
+    DownloadPaused,
+    DownloadVerified,
+    InstallStarted,
+    InstallCompleted,
+    ReaderActivated,
+    /// With `version`: the version the device now runs.
+    Running,
+    Failed,
+    Retry,
+}
+
+/// A `running` report without its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingVersion;
+
+/// `POST /api/v1/report`: a state report, checked against the deployment state machine and
+/// committed before the answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub campaign_id: String,
+    /// Increases with every report the agent makes for this campaign. A repeated or older
+    /// `seq` changes nothing (answered with `applied: false`), so retries are safe.
+    #[schema(minimum = 1)]
+    pub seq: i64,
+    pub event: ReportEvent,
+    /// For `running`: the version the device now runs (required then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// Bytes downloaded so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// What went wrong, for `failed` (e.g. "SHA-256 mismatch"); kept in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500)]
+    pub detail: Option<String>,
+}
+
+impl ReportRequest {
+    /// The report of `event` in `campaign_id`, numbered `seq`.
+    pub fn new(campaign_id: &str, seq: i64, event: &DeploymentEvent) -> Self {
+        let (event, version) = match event {
+            DeploymentEvent::DownloadStarted => (ReportEvent::DownloadStarted, None),
+            DeploymentEvent::DownloadPaused => (ReportEvent::DownloadPaused, None),
+            DeploymentEvent::DownloadVerified => (ReportEvent::DownloadVerified, None),
+            DeploymentEvent::InstallStarted => (ReportEvent::InstallStarted, None),
+            DeploymentEvent::InstallCompleted => (ReportEvent::InstallCompleted, None),
+            DeploymentEvent::ReaderActivated => (ReportEvent::ReaderActivated, None),
+            DeploymentEvent::Running(v) => (ReportEvent::Running, Some(v.clone())),
+            DeploymentEvent::Failed => (ReportEvent::Failed, None),
+            DeploymentEvent::Retry => (ReportEvent::Retry, None),
+        };
+        Self {
+            campaign_id: campaign_id.to_owned(),
+            seq,
+            event,
+            version,
+            bytes: None,
+            detail: None,
+        }
+    }
+
+    /// With the bytes downloaded so far.
+    pub fn with_bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
+        self
+    }
+
+    /// With what went wrong.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The domain event this report stands for.
+    pub fn event(&self) -> Result<DeploymentEvent, MissingVersion> {
+        Ok(match self.event {
+            ReportEvent::DownloadStarted => DeploymentEvent::DownloadStarted,
+            ReportEvent::DownloadPaused => DeploymentEvent::DownloadPaused,
+            ReportEvent::DownloadVerified => DeploymentEvent::DownloadVerified,
+            ReportEvent::InstallStarted => DeploymentEvent::InstallStarted,
+            ReportEvent::InstallCompleted => DeploymentEvent::InstallCompleted,
+            ReportEvent::ReaderActivated => DeploymentEvent::ReaderActivated,
+            ReportEvent::Running => {
+                DeploymentEvent::Running(self.version.clone().ok_or(MissingVersion)?)
+            }
+            ReportEvent::Failed => DeploymentEvent::Failed,
+            ReportEvent::Retry => DeploymentEvent::Retry,
+        })
+    }
+}
+
+/// The answer to a report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReportResponse {
+    pub state: DeploymentState,
+    /// `false` when the report was a repeat or arrived late and changed nothing.
+    pub applied: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_deployment_event_survives_the_wire() {
+        let v = Version::parse("2.0.0").unwrap_or_else(|e| panic!("{e}"));
+        for event in [
+            DeploymentEvent::DownloadStarted,
+            DeploymentEvent::DownloadPaused,
+            DeploymentEvent::DownloadVerified,
+            DeploymentEvent::InstallStarted,
+            DeploymentEvent::InstallCompleted,
+            DeploymentEvent::ReaderActivated,
+            DeploymentEvent::Running(v),
+            DeploymentEvent::Failed,
+            DeploymentEvent::Retry,
+        ] {
+            let json = serde_json::to_string(&ReportRequest::new("2026-01", 3, &event))
+                .unwrap_or_default();
+            let back: ReportRequest =
+                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back.event(), Ok(event), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_running_report_without_a_version_is_refused() {
+        let r: ReportRequest =
+            serde_json::from_str(r#"{"campaign_id":"c","seq":1,"event":"running"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.event(), Err(MissingVersion));
+    }
+
+    #[test]
+    fn a_serial_outside_its_alphabet_is_refused() {
+        assert!(Serial::parse("terminal-0110113719").is_ok());
+        assert!(Serial::parse("").is_err());
+        assert!(Serial::parse("a b").is_err());
+        assert!(Serial::parse(&"x".repeat(65)).is_err());
+    }
+}

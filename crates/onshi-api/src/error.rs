@@ -1,0 +1,175 @@
+//! Every error leaves the server as `{"code": "...", "message": "..."}` with a stable `code`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The stable error codes. A client treats a code it does not know like any other failure of
+/// that HTTP status; `message` is for people and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 413: the body is over the limit (64 MiB for JSON, 8 GiB for a package).
+    BodyTooLarge,
+    /// 409: the thing already exists, or a concurrent report changed the deployment first.
+    Conflict,
+    /// 503: the database cannot be reached now; nothing was stored, retry later.
+    DatabaseUnavailable,
+    /// 400: an uploaded package has no bytes.
+    EmptyPackage,
+    /// 500: a server fault; details are only in the server log.
+    Internal,
+    /// 409: the campaign's status does not allow this control (e.g. pausing a draft).
+    InvalidCampaignTransition,
+    /// 400: a mock qualification card id is not 1–64 letters, digits or `-`.
+    InvalidCardId,
+    /// 400: the institution CSV is malformed or has no lines.
+    InvalidCsv,
+    /// 400: a report's `detail` is longer than 500 characters.
+    InvalidDetail,
+    /// 400: not a reception event.
+    InvalidEvent,
+    /// 400: `format` is not `json` or `csv`.
+    InvalidFormat,
+    /// 400: an id is not 1–64 characters of letters, digits, `.`, `_`, `-`.
+    InvalidId,
+    /// 400: an instant is not RFC 3339.
+    InvalidInstant,
+    /// 400: an institution record fails validation; the message names the item or CSV line.
+    InvalidInstitution,
+    /// 400: not a valid 医療機関コード (10 digits, known prefecture and 点数表, check digit).
+    InvalidInstitutionCode,
+    /// 400 (not JSON) or 422 (JSON of the wrong shape: unknown field, wrong type, bad value).
+    InvalidJson,
+    /// 400: a `prefecture` value is not 1–47 or a prefecture name.
+    InvalidPrefecture,
+    /// 400: a query parameter is unknown, malformed, or not one of the listed values.
+    InvalidQuery,
+    /// 400: a release has no components or lists a target twice.
+    InvalidRelease,
+    /// 400: the campaign TOML does not parse or validate, or the preset is unknown.
+    InvalidSchedule,
+    /// 400: `seq` is not positive.
+    InvalidSeq,
+    /// 400: a serial is not 1–64 characters of letters, digits, `-`, `_`, `.`, `:`.
+    InvalidSerial,
+    /// 400: a digest is not 64 lower-case hex digits.
+    InvalidSha256,
+    /// 409: the reception step does not follow the current screen.
+    InvalidStep,
+    /// 400: not `up-to-date` or `pending-restart`.
+    InvalidTerminal,
+    /// 400: a throttle value is out of range.
+    InvalidThrottle,
+    /// 409: the reported event is not a legal step from the deployment's current state.
+    InvalidTransition,
+    /// 400: not one of the five vendors.
+    InvalidVendor,
+    /// 403: the mock qualification service answers loopback clients only.
+    LoopbackOnly,
+    /// 405: the route exists but does not take this HTTP method.
+    MethodNotAllowed,
+    /// 400: a `running` report without `version`.
+    MissingVersion,
+    /// 429: the device holds no live download slot; check in to get one.
+    NoDownloadSlot,
+    /// 403: only a terminal may enrol card readers.
+    NotATerminal,
+    /// 404: no such route or resource, or nothing open for this device.
+    NotFound,
+    /// 403: distribution is closed now (outside the windows, or the campaign is not active).
+    OutsideWindow,
+    /// 416: the `Range` lies outside the artifact.
+    RangeNotSatisfiable,
+    /// 409: the server runs on real time; only a simulated clock can be set.
+    RealClock,
+    /// 401: missing, malformed or wrong bearer credential (or wrong enrollment key).
+    Unauthorized,
+    /// 400: a release component names a package that was never uploaded.
+    UnknownArtifact,
+    /// 415: a JSON body without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// 400: the package upload stream broke off.
+    UploadInterrupted,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire (`invalid_seq`); a test keeps it equal to serde's.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BodyTooLarge => "body_too_large",
+            Conflict => "conflict",
+            DatabaseUnavailable => "database_unavailable",
+            EmptyPackage => "empty_package",
+            Internal => "internal",
+            InvalidCampaignTransition => "invalid_campaign_transition",
+            InvalidCardId => "invalid_card_id",
+            InvalidCsv => "invalid_csv",
+            InvalidDetail => "invalid_detail",
+            InvalidEvent => "invalid_event",
+            InvalidFormat => "invalid_format",
+            InvalidId => "invalid_id",
+            InvalidInstant => "invalid_instant",
+            InvalidInstitution => "invalid_institution",
+            InvalidInstitutionCode => "invalid_institution_code",
+            InvalidJson => "invalid_json",
+            InvalidPrefecture => "invalid_prefecture",
+            InvalidQuery => "invalid_query",
+            InvalidRelease => "invalid_release",
+            InvalidSchedule => "invalid_schedule",
+            InvalidSeq => "invalid_seq",
+            InvalidSerial => "invalid_serial",
+            InvalidSha256 => "invalid_sha256",
+            InvalidStep => "invalid_step",
+            InvalidTerminal => "invalid_terminal",
+            InvalidThrottle => "invalid_throttle",
+            InvalidTransition => "invalid_transition",
+            InvalidVendor => "invalid_vendor",
+            LoopbackOnly => "loopback_only",
+            MethodNotAllowed => "method_not_allowed",
+            MissingVersion => "missing_version",
+            NoDownloadSlot => "no_download_slot",
+            NotATerminal => "not_a_terminal",
+            NotFound => "not_found",
+            OutsideWindow => "outside_window",
+            RangeNotSatisfiable => "range_not_satisfiable",
+            RealClock => "real_clock",
+            Unauthorized => "unauthorized",
+            UnknownArtifact => "unknown_artifact",
+            UnsupportedMediaType => "unsupported_media_type",
+            UploadInterrupted => "upload_interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// For people: what went wrong and what to do; may change between versions.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_name_of_every_code_is_its_serde_name() {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        let names = schema["enum"].as_array().cloned().unwrap_or_default();
+        assert_eq!(names.len(), 41, "{schema}");
+        for name in names {
+            let code: ErrorCode =
+                serde_json::from_value(name.clone()).unwrap_or(ErrorCode::Internal);
+            assert_eq!(code.as_str(), name.as_str().unwrap_or(""), "{name}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! OpenAPI schemas of the domain types that travel on the wire (feature `openapi`, enabled only
+//! by `onshi-api`). Each schema states exactly what the type's parsing constructor accepts, or
+//! something stricter, so a client built from the document sends what the server takes.
+
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{RefOr, SchemaFormat};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::institution::{InstitutionCode, Prefecture};
+use crate::release::{Sha256, Target};
+use crate::vendor::Vendor;
+use crate::version::Version;
+
+/// The pattern of a [`Version`]: 1–4 dotted parts of at most 9 digits (so each fits a `u32`).
+pub const VERSION_PATTERN: &str = r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$";
+
+fn string(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(description))
+}
+
+fn enumeration<'a>(description: &str, values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
+    string(description)
+        .enum_values(Some(values.into_iter().map(str::to_owned)))
+        .into()
+}
+
+macro_rules! named {
+    ($($ty:ty),* $(,)?) => {$(
+        impl ToSchema for $ty {}
+    )*};
+}
+
+named!(Version, Sha256, InstitutionCode, Prefecture, Target, Vendor);
+
+impl PartialSchema for Version {
+    fn schema() -> RefOr<Schema> {
+        string(
+            "Dotted numeric version, 1–4 parts. Compared numerically with missing parts as 0 \
+             (`1.8` = `1.8.0` < `1.10`), which is what lets agents refuse a rollback.",
+        )
+        .pattern(Some(VERSION_PATTERN))
+        .examples(["2.0.0"])
+        .into()
+    }
+}
+
+impl PartialSchema for Sha256 {
+    fn schema() -> RefOr<Schema> {
+        string("SHA-256 as 64 lower-case hex digits: a package's identity, file name and ETag.")
+            .pattern(Some("^[0-9a-f]{64}$"))
+            .into()
+    }
+}
+
+impl PartialSchema for InstitutionCode {
+    fn schema() -> RefOr<Schema> {
+        string(
+            "医療機関コード: prefecture (2 digits, 01–47), 点数表 (1 医科, 3 歯科, 4 調剤, \
+             6 訪問看護), 郡市区 (2), number (4) and a Luhn-style check digit over the first 9 \
+             digits (weights 2,1,2,… from the right). The pattern says all but the check digit.",
+        )
+        .pattern(Some("^(0[1-9]|[1-3][0-9]|4[0-7])[1346][0-9]{7}$"))
+        .format(Some(SchemaFormat::Custom("institution-code".into())))
+        .examples(["0110113719", "2714206386"])
+        .into()
+    }
+}
+
+impl PartialSchema for Prefecture {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(1))
+            .maximum(Some(47))
+            .description(Some(
+                "都道府県 as its JIS X 0401 number, 1 (北海道) to 47 (沖縄県).",
+            ))
+            .into()
+    }
+}
+
+impl PartialSchema for Target {
+    fn schema() -> RefOr<Schema> {
+        let targets = std::iter::once(Target::Terminal)
+            .chain(Vendor::ALL.into_iter().map(Target::CardReader))
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>();
+        enumeration(
+            "The component a package is for: `terminal` or `card_reader:VENDOR`.",
+            targets.iter().map(String::as_str),
+        )
+    }
+}
+
+impl PartialSchema for Vendor {
+    fn schema() -> RefOr<Schema> {
+        enumeration(
+            "A face-authentication card reader's vendor.",
+            Vendor::ALL.iter().map(|v| v.slug()),
+        )
+    }
+}
