@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
 use jiff::civil::Time;
-use onshi_core::deployment::DeploymentState;
+use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::offer::Action;
 use onshi_core::release::{Manifest, SignedManifest, decode_public_key};
 use onshi_core::version::Version;
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::client::{Checkin, Client, ClientError, Offer, Report, ReportAnswer};
+use onshi_api::device::{
+    CampaignOffer as Offer, CheckinResponse as Checkin, ReportRequest, ReportResponse,
+};
+
+use crate::client::{Client, ClientError};
 use crate::download::{self, DownloadError, Fetched};
 use crate::files;
 use crate::layout::{
@@ -334,18 +338,25 @@ impl Agent {
                     .get(&offer.release_id)
                     .and_then(|m| m.component(component.target()))
                     .map(|c| download::partial_len(&self.dir, c.sha256));
-                self.send(cred, offer, "download_paused", None, bytes, None)
-                    .await;
+                self.send(cred, offer, DeploymentEvent::DownloadPaused, |r| {
+                    r.with_bytes(bytes)
+                })
+                .await;
             }
             (DeploymentState::Installed, Component::Reader { .. })
                 if installed >= &offer.version =>
             {
-                self.send(cred, offer, "reader_activated", None, None, None)
+                self.send(cred, offer, DeploymentEvent::ReaderActivated, |r| r)
                     .await;
             }
             (DeploymentState::Installed, Component::Terminal) if running >= &offer.version => {
-                self.send(cred, offer, "running", Some(running), None, None)
-                    .await;
+                self.send(
+                    cred,
+                    offer,
+                    DeploymentEvent::Running(running.clone()),
+                    |r| r,
+                )
+                .await;
             }
             _ => {}
         }
@@ -362,8 +373,13 @@ impl Agent {
         poll: Duration,
     ) -> Result<Next, AgentError> {
         if running >= offer.version {
-            self.send(cred, offer, "running", Some(&running), None, None)
-                .await;
+            self.send(
+                cred,
+                offer,
+                DeploymentEvent::Running(running.clone()),
+                |r| r,
+            )
+            .await;
             return Ok(Next::After(poll));
         }
         let Some(at) = self.auto_restart() else {
@@ -382,8 +398,13 @@ impl Agent {
         if now >= due {
             tracing::info!(at = %due, "automatic restart time reached; restarting the terminal");
             let running = self.restart_terminal().await?;
-            self.send(cred, offer, "running", Some(&running), None, None)
-                .await;
+            self.send(
+                cred,
+                offer,
+                DeploymentEvent::Running(running.clone()),
+                |r| r,
+            )
+            .await;
             return Ok(Next::After(poll));
         }
         let until = Duration::try_from(due.duration_since(now)).unwrap_or(poll);
@@ -452,7 +473,7 @@ impl Agent {
             return self.refuse(cred, offer, &why, poll).await;
         }
         if offer.state == DeploymentState::Failed {
-            self.send(cred, offer, "retry", None, None, None).await;
+            self.send(cred, offer, DeploymentEvent::Retry, |r| r).await;
         }
         let progress = download::Progress::default();
         let bar = self.progress_bar(artifact.size, &progress);
@@ -483,7 +504,7 @@ impl Agent {
                     () = progress.accepted(), if !started => {
                         started = true;
                         let have = Some(progress.resumed_from());
-                        self.send(cred, offer, "download_started", None, have, None).await;
+                        self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| r.with_bytes(have)).await;
                     }
                     answer = &mut heartbeat => {
                         if let Some(c) = answer {
@@ -505,14 +526,9 @@ impl Agent {
         // still a download that failed. Either way the state machine wants a start first.
         let finished = matches!(outcome, Some(Ok(_) | Err(DownloadError::Io { .. })));
         if finished && !started {
-            self.send(
-                cred,
-                offer,
-                "download_started",
-                None,
-                Some(progress.resumed_from()),
-                None,
-            )
+            self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| {
+                r.with_bytes(Some(progress.resumed_from()))
+            })
             .await;
         }
         match outcome {
@@ -522,28 +538,18 @@ impl Agent {
                     "distribution stopped (window closed or slot lost); download paused"
                 );
                 if started {
-                    self.send(
-                        cred,
-                        offer,
-                        "download_paused",
-                        None,
-                        Some(progress.bytes()),
-                        None,
-                    )
+                    self.send(cred, offer, DeploymentEvent::DownloadPaused, |r| {
+                        r.with_bytes(Some(progress.bytes()))
+                    })
                     .await;
                 }
                 Ok(Next::After(poll))
             }
             Some(Ok(Fetched::Verified)) => {
                 tracing::info!(sha = %artifact.sha256, size = artifact.size, resumed_from = progress.resumed_from(), "package downloaded and verified");
-                self.send(
-                    cred,
-                    offer,
-                    "download_verified",
-                    None,
-                    Some(artifact.size),
-                    None,
-                )
+                self.send(cred, offer, DeploymentEvent::DownloadVerified, |r| {
+                    r.with_bytes(Some(artifact.size))
+                })
                 .await;
                 Ok(Next::Now)
             }
@@ -553,8 +559,10 @@ impl Agent {
                     artifact.sha256
                 );
                 tracing::warn!("{why}");
-                self.send(cred, offer, "failed", None, Some(0), Some(&why))
-                    .await;
+                self.send(cred, offer, DeploymentEvent::Failed, |r| {
+                    r.with_bytes(Some(0)).with_detail(why.clone())
+                })
+                .await;
                 Ok(Next::Now)
             }
             Some(Err(DownloadError::Io { path, source })) => {
@@ -564,28 +572,19 @@ impl Agent {
                     files::explain(&source)
                 );
                 tracing::error!("{why}; the installed version keeps running");
-                self.send(
-                    cred,
-                    offer,
-                    "failed",
-                    None,
-                    Some(progress.bytes()),
-                    Some(&why),
-                )
+                self.send(cred, offer, DeploymentEvent::Failed, |r| {
+                    r.with_bytes(Some(progress.bytes()))
+                        .with_detail(why.clone())
+                })
                 .await;
                 Ok(Next::After(MAX_BACKOFF))
             }
             Some(Err(e)) => {
                 if started {
                     tracing::warn!(error = %e, bytes = progress.bytes(), "download interrupted; it will resume");
-                    self.send(
-                        cred,
-                        offer,
-                        "download_paused",
-                        None,
-                        Some(progress.bytes()),
-                        None,
-                    )
+                    self.send(cred, offer, DeploymentEvent::DownloadPaused, |r| {
+                        r.with_bytes(Some(progress.bytes()))
+                    })
                     .await;
                 } else {
                     tracing::info!(error = %e, "download not started; checking in again");
@@ -620,12 +619,16 @@ impl Agent {
         drop(_lock);
         // "failed" is a step of a download: a refusal before any byte is a download that failed.
         if offer.state == DeploymentState::Waiting {
-            self.send(cred, offer, "download_started", None, Some(0), None)
-                .await;
+            self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| {
+                r.with_bytes(Some(0))
+            })
+            .await;
         }
         if offer.state != DeploymentState::Failed {
-            self.send(cred, offer, "failed", None, None, Some(why))
-                .await;
+            self.send(cred, offer, DeploymentEvent::Failed, |r| {
+                r.with_detail(why.to_string())
+            })
+            .await;
         }
         Ok(Next::After(poll))
     }
@@ -649,11 +652,13 @@ impl Agent {
         if !already && !file.is_file() {
             let why = "the verified package is missing on the device; downloading it again";
             tracing::warn!("{why}");
-            self.send(cred, offer, "failed", None, Some(0), Some(why))
-                .await;
+            self.send(cred, offer, DeploymentEvent::Failed, |r| {
+                r.with_bytes(Some(0)).with_detail(why.to_string())
+            })
+            .await;
             return Ok(Next::Now);
         }
-        self.send(cred, offer, "install_started", None, None, None)
+        self.send(cred, offer, DeploymentEvent::InstallStarted, |r| r)
             .await;
         let info = SlotInfo {
             version: manifest.version.clone(),
@@ -670,17 +675,19 @@ impl Agent {
                 e.io().map_or_else(|| e.to_string(), files::explain)
             );
             tracing::error!("{why}; the previous version stays installed and running");
-            self.send(cred, offer, "failed", None, None, Some(&why))
-                .await;
+            self.send(cred, offer, DeploymentEvent::Failed, |r| {
+                r.with_detail(why.clone())
+            })
+            .await;
             return Ok(Next::After(MAX_BACKOFF));
         }
         self.forget_package(component, &manifest, &file)?;
         tracing::info!(version = %manifest.version, "installed into its slot; pointer switched");
-        self.send(cred, offer, "install_completed", None, None, None)
+        self.send(cred, offer, DeploymentEvent::InstallCompleted, |r| r)
             .await;
         if let Component::Reader { .. } = component {
             // A reader's component applies as soon as it is installed; no terminal restart.
-            self.send(cred, offer, "reader_activated", None, None, None)
+            self.send(cred, offer, DeploymentEvent::ReaderActivated, |r| r)
                 .await;
             tracing::info!(version = %manifest.version, "card reader activated the new component");
         }
@@ -739,11 +746,9 @@ impl Agent {
         &self,
         cred: &Credential,
         offer: &Offer,
-        event: &'static str,
-        version: Option<&Version>,
-        bytes: Option<u64>,
-        detail: Option<&str>,
-    ) -> Option<ReportAnswer> {
+        event: DeploymentEvent,
+        with: impl FnOnce(ReportRequest) -> ReportRequest,
+    ) -> Option<ReportResponse> {
         let seq = match self.next_seq(cred) {
             Ok(s) => s,
             Err(e) => {
@@ -751,18 +756,12 @@ impl Agent {
                 return None;
             }
         };
-        let report = Report {
-            campaign_id: &offer.id,
-            seq,
-            event,
-            version,
-            bytes,
-            detail,
-        };
+        let report = with(ReportRequest::new(&offer.id, seq, &event));
+        let event = report.event;
         for attempt in 0..3u32 {
             match self.client.report(&cred.token, &report).await {
                 Ok(answer) => {
-                    tracing::info!(event, seq, state = %answer.state, applied = answer.applied, "reported");
+                    tracing::info!(event = ?event, seq, state = %answer.state, applied = answer.applied, "reported");
                     let _ = self.note_state(cred, answer.state);
                     return Some(answer);
                 }
@@ -770,7 +769,7 @@ impl Agent {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
                 Err(e) => {
-                    tracing::warn!(event, seq, error = %e, "report not accepted; the next check-in resynchronises");
+                    tracing::warn!(event = ?event, seq, error = %e, "report not accepted; the next check-in resynchronises");
                     return None;
                 }
             }

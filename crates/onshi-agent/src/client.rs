@@ -1,19 +1,19 @@
-//! The device API as the agent speaks it (the server side is `onshi-server`'s
-//! `routes/device.rs`; `tests/` run both against each other, which keeps them in step).
+//! The device API as the agent speaks it: the requests and answers are `onshi-api`'s types,
+//! the same ones the server uses, so the two cannot drift apart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
-use onshi_core::deployment::DeploymentState;
-use onshi_core::offer::Action;
+use onshi_api::device::{
+    CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, ReaderRequest, ReportRequest,
+    ReportResponse,
+};
+use onshi_api::{ErrorBody, ErrorCode};
 use onshi_core::release::{Sha256, SignedManifest};
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// A failed exchange with the server.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +26,11 @@ pub enum ClientError {
         source: reqwest::Error,
     },
     /// The server answered with an error.
-    #[error("the server answered {status} {code}: {message}")]
+    #[error("the server answered {status} {}: {message}", code.map_or("(no code)", ErrorCode::as_str))]
     Api {
         status: u16,
-        code: String,
+        /// `None` when the answer was not an error body of the API (a proxy's page, say).
+        code: Option<ErrorCode>,
         message: String,
     },
     /// The answer is not what the device API promises.
@@ -39,9 +40,9 @@ pub enum ClientError {
 
 impl ClientError {
     /// The server's error code, if it answered.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { code, .. } => *code,
             _ => None,
         }
     }
@@ -53,76 +54,6 @@ impl ClientError {
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
-
-/// The answer to an enrolment.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Enrolled {
-    pub device_id: i64,
-    pub device_token: String,
-    pub signing_public_key: String,
-    #[serde(default)]
-    pub auto_restart: Option<String>,
-}
-
-/// The answer to a check-in.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Checkin {
-    pub action: Action,
-    pub poll_after_seconds: u64,
-    pub server_time: Timestamp,
-    #[serde(default)]
-    pub next_window: Option<Timestamp>,
-    #[serde(default)]
-    pub campaign: Option<Offer>,
-}
-
-/// The campaign the device is in, as the server sees it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Offer {
-    pub id: String,
-    pub state: DeploymentState,
-    pub release_id: String,
-    pub version: Version,
-    #[serde(default)]
-    pub seq: i64,
-    #[serde(default)]
-    pub artifact: Option<Artifact>,
-}
-
-/// The device's package.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Artifact {
-    pub sha256: Sha256,
-    pub size: u64,
-    pub url: String,
-}
-
-/// The answer to a report.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ReportAnswer {
-    pub state: DeploymentState,
-    pub applied: bool,
-}
-
-/// A state report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report<'a> {
-    pub campaign_id: &'a str,
-    pub seq: i64,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<&'a Version>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct ApiErrorBody {
-    code: String,
-    message: String,
-}
 
 /// Counts of a client's requests and their latency, for load tests (`onshi simulate --against`).
 #[derive(Debug, Default)]
@@ -253,9 +184,11 @@ impl Client {
     /// `POST /api/v1/enroll`.
     pub async fn enroll(&self, institution: &str, key: &str, serial: &str) -> Result<Enrolled> {
         let url = self.url("/api/v1/enroll");
-        let req = self.http.post(&url).json(&json!({
-            "institution_code": institution, "enrollment_key": key, "serial": serial,
-        }));
+        let req = self.http.post(&url).json(&EnrollRequest {
+            institution_code: institution.to_owned(),
+            enrollment_key: key.to_owned(),
+            serial: serial.to_owned(),
+        });
         self.send(req, url).await
     }
 
@@ -271,7 +204,10 @@ impl Client {
             .http
             .post(&url)
             .bearer_auth(terminal_token)
-            .json(&json!({ "vendor": vendor.slug(), "serial": serial }));
+            .json(&ReaderRequest {
+                vendor,
+                serial: serial.to_owned(),
+            });
         self.send(req, url).await
     }
 
@@ -281,18 +217,21 @@ impl Client {
         token: &str,
         installed: &Version,
         running: &Version,
-    ) -> Result<Checkin> {
+    ) -> Result<CheckinResponse> {
         let url = self.url("/api/v1/checkin");
         let req = self
             .http
             .post(&url)
             .bearer_auth(token)
-            .json(&json!({ "installed": installed, "running": running }));
+            .json(&CheckinRequest {
+                installed: Some(installed.clone()),
+                running: Some(running.clone()),
+            });
         self.send(req, url).await
     }
 
     /// `POST /api/v1/report`.
-    pub async fn report(&self, token: &str, report: &Report<'_>) -> Result<ReportAnswer> {
+    pub async fn report(&self, token: &str, report: &ReportRequest) -> Result<ReportResponse> {
         let url = self.url("/api/v1/report");
         let req = self.http.post(&url).bearer_auth(token).json(report);
         self.send(req, url).await
@@ -342,15 +281,15 @@ impl Client {
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
-    match serde_json::from_slice::<ApiErrorBody>(body) {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => ClientError::Api {
             status: status.as_u16(),
-            code: e.code,
+            code: Some(e.code),
             message: e.message,
         },
         Err(_) => ClientError::Api {
             status: status.as_u16(),
-            code: "http_error".into(),
+            code: None,
             message: String::from_utf8_lossy(body).chars().take(200).collect(),
         },
     }

@@ -15,7 +15,10 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256 as Hasher};
 use tokio::sync::Notify;
 
-use crate::client::{Artifact, Client, ClientError};
+use onshi_api::ErrorCode;
+use onshi_api::device::ArtifactInfo as Artifact;
+
+use crate::client::{Client, ClientError};
 use crate::files::sync_dir;
 use crate::layout::StateDir;
 
@@ -123,7 +126,7 @@ pub async fn fetch(
             .download(token, &artifact.url, offset, sha)
             .await
             .inspect_err(|e| {
-                if e.code() == Some("range_not_satisfiable") {
+                if e.code() == Some(ErrorCode::RangeNotSatisfiable) {
                     tracing::warn!(sha = %sha, offset, "server refused the resume range");
                 }
             })?;

@@ -178,6 +178,17 @@ pub enum CampaignControl {
     Close,
 }
 
+/// The path of a campaign control.
+pub fn control_path(campaign: &str, control: CampaignControl) -> String {
+    let verb = match control {
+        CampaignControl::Activate => "activate",
+        CampaignControl::Pause => "pause",
+        CampaignControl::Resume => "resume",
+        CampaignControl::Close => "close",
+    };
+    format!("{}/admin/campaigns/{campaign}/{verb}", crate::PREFIX)
+}
+
 /// Device counts: in all, per state, and terminals waiting for their restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counts {

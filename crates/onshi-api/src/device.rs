@@ -250,8 +250,8 @@ impl ReportRequest {
     }
 
     /// With the bytes downloaded so far.
-    pub fn with_bytes(mut self, bytes: u64) -> Self {
-        self.bytes = Some(bytes);
+    pub fn with_bytes(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.bytes = bytes.into();
         self
     }
 

@@ -3,11 +3,15 @@
 
 use anyhow::Context as _;
 use jiff::Timestamp;
-use onshi_core::deployment::DeploymentState;
+use onshi_api::admin::{
+    self, CampaignControl, CampaignInput, CampaignView, ComponentInput, DeploymentListing,
+    EnrollmentKey, Imported, MailSummary, Progress, ReleaseInput, Throttle, Uploaded,
+};
+use onshi_api::device::PublicKey;
+use onshi_core::release::{Sha256, Target};
+use onshi_core::version::Version;
 use reqwest::{Method, RequestBuilder};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 /// The campaign the demo runs (the preset's id).
 pub const CAMPAIGN: &str = "2026-01";
@@ -20,47 +24,13 @@ pub struct Operator {
     token: String,
 }
 
-/// Progress of the campaign, as `GET …/progress` answers (the fields the demo reads).
-#[derive(Debug, Deserialize)]
-pub struct Progress {
-    pub all: Counts,
-    pub by_device: std::collections::BTreeMap<String, Counts>,
-}
-
-/// Device counts by state.
-#[derive(Debug, Deserialize)]
-pub struct Counts {
-    pub total: u64,
-    pub states: std::collections::BTreeMap<String, u64>,
-    pub restart_required: u64,
-}
-
-impl Counts {
-    /// The count in `state` (0 if the server left it out).
-    pub fn of(&self, state: DeploymentState) -> u64 {
-        self.states.get(state.slug()).copied().unwrap_or(0)
-    }
-}
-
-/// One audit log entry.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+/// One audit log entry, as the demo compares them (the instant parsed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AuditEntry {
     pub at: Timestamp,
     pub action: String,
     pub subject: String,
     pub detail: String,
-}
-
-/// One device of the campaign with its site and state.
-#[derive(Debug, Deserialize)]
-pub struct DeviceRow {
-    pub institution: DeviceSite,
-    pub state: DeploymentState,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeviceSite {
-    pub code: String,
 }
 
 /// The most audit entries one request returns (the server's cap).
@@ -113,7 +83,7 @@ impl Operator {
     /// A request the server answers at once (its public key): how long it takes is how far
     /// behind the server is.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let _: Value = self
+        let _: PublicKey = self
             .call(
                 "asking for the public key",
                 self.http.get(format!("{}/api/v1/public-key", self.base)),
@@ -124,7 +94,7 @@ impl Operator {
 
     /// Imports institutions from CSV; answers how many.
     pub async fn import_institutions(&self, csv: String) -> anyhow::Result<u64> {
-        let v: Value = self
+        let answer: Imported = self
             .call(
                 "importing institutions",
                 self.request(Method::POST, "/api/v1/admin/institutions/import")
@@ -132,44 +102,41 @@ impl Operator {
                     .body(csv),
             )
             .await?;
-        v["imported"]
-            .as_u64()
-            .context("importing institutions: no count in the answer")
+        Ok(answer.imported as u64)
     }
 
     /// Uploads a package; answers its SHA-256.
-    pub async fn upload(&self, bytes: Vec<u8>) -> anyhow::Result<String> {
-        let v: Value = self
+    pub async fn upload(&self, bytes: Vec<u8>) -> anyhow::Result<Sha256> {
+        let answer: Uploaded = self
             .call(
                 "uploading a package",
                 self.request(Method::PUT, "/api/v1/admin/artifacts")
                     .body(bytes),
             )
             .await?;
-        v["sha256"]
-            .as_str()
-            .map(str::to_owned)
-            .context("uploading a package: no sha256 in the answer")
+        Ok(answer.sha256)
     }
 
     /// Creates a signed release from uploaded packages: `(target, sha256)` pairs.
     pub async fn create_release(
         &self,
         id: &str,
-        version: &str,
-        components: &[(String, String)],
+        version: &Version,
+        components: &[(Target, Sha256)],
     ) -> anyhow::Result<()> {
-        let components: Vec<Value> = components
-            .iter()
-            .map(|(target, sha)| json!({"target": target, "sha256": sha}))
-            .collect();
-        let _: Value = self
+        let release = ReleaseInput {
+            id: id.to_owned(),
+            version: version.clone(),
+            components: components
+                .iter()
+                .map(|&(target, sha256)| ComponentInput { target, sha256 })
+                .collect(),
+        };
+        let _: serde_json::Value = self
             .call(
                 "creating the release",
                 self.request(Method::POST, "/api/v1/admin/releases")
-                    .json(&json!({
-                        "id": id, "version": version, "components": components,
-                    })),
+                    .json(&release),
             )
             .await?;
         Ok(())
@@ -182,26 +149,28 @@ impl Operator {
         max_downloads: u32,
         poll_interval_seconds: u64,
     ) -> anyhow::Result<()> {
-        let _: Value = self
+        let campaign = CampaignInput {
+            schedule: format!("preset:{CAMPAIGN}"),
+            release_id: release.to_owned(),
+            selector: Default::default(),
+            throttle: Throttle {
+                max_concurrent_downloads: max_downloads,
+                poll_interval_seconds,
+            },
+        };
+        let _: CampaignView = self
             .call(
                 "creating the campaign",
                 self.request(Method::POST, "/api/v1/admin/campaigns")
-                    .json(&json!({
-                        "schedule": format!("preset:{CAMPAIGN}"),
-                        "release_id": release,
-                        "throttle": {
-                            "max_concurrent_downloads": max_downloads,
-                            "poll_interval_seconds": poll_interval_seconds,
-                        },
-                    })),
+                    .json(&campaign),
             )
             .await?;
-        let _: Value = self
+        let _: CampaignView = self
             .call(
                 "activating the campaign",
                 self.request(
                     Method::POST,
-                    &format!("/api/v1/admin/campaigns/{CAMPAIGN}/activate"),
+                    &admin::control_path(CAMPAIGN, CampaignControl::Activate),
                 ),
             )
             .await?;
@@ -210,7 +179,7 @@ impl Operator {
 
     /// A fresh enrolment key for a site's terminal.
     pub async fn enrollment_key(&self, code: &str) -> anyhow::Result<String> {
-        let v: Value = self
+        let answer: EnrollmentKey = self
             .call(
                 "creating an enrolment key",
                 self.request(
@@ -219,10 +188,7 @@ impl Operator {
                 ),
             )
             .await?;
-        v["enrollment_key"]
-            .as_str()
-            .map(str::to_owned)
-            .context("creating an enrolment key: no key in the answer")
+        Ok(answer.enrollment_key)
     }
 
     /// The campaign's progress.
@@ -238,7 +204,7 @@ impl Operator {
     }
 
     /// Every device of the campaign with its state.
-    pub async fn devices(&self) -> anyhow::Result<Vec<DeviceRow>> {
+    pub async fn devices(&self) -> anyhow::Result<Vec<DeploymentListing>> {
         self.call(
             "listing the campaign's devices",
             self.request(
@@ -254,26 +220,39 @@ impl Operator {
 
     /// How many notice mails were sent (the outbox's summary).
     pub async fn mails_sent(&self) -> anyhow::Result<u64> {
-        let v: serde_json::Value = self
+        let summary: MailSummary = self
             .call(
                 "reading the notices summary",
                 self.request(Method::GET, "/api/v1/admin/notices/summary"),
             )
             .await?;
-        v["sent"]
-            .as_u64()
-            .context("reading the notices summary: no `sent` count")
+        Ok(summary.sent)
     }
 
     /// The newest `limit` audit entries (at most [`AUDIT_LIMIT`]), newest first.
     pub async fn audit(&self, limit: u32) -> anyhow::Result<Vec<AuditEntry>> {
-        self.call(
-            "reading the audit log",
-            self.request(
-                Method::GET,
-                &format!("/api/v1/admin/audit?limit={}", limit.min(AUDIT_LIMIT)),
-            ),
-        )
-        .await
+        let entries: Vec<admin::AuditEntry> = self
+            .call(
+                "reading the audit log",
+                self.request(
+                    Method::GET,
+                    &format!("/api/v1/admin/audit?limit={}", limit.min(AUDIT_LIMIT)),
+                ),
+            )
+            .await?;
+        entries
+            .into_iter()
+            .map(|e| {
+                Ok(AuditEntry {
+                    at: e
+                        .at
+                        .parse()
+                        .with_context(|| format!("audit entry at {:?}", e.at))?,
+                    action: e.action,
+                    subject: e.subject,
+                    detail: e.detail,
+                })
+            })
+            .collect()
     }
 }

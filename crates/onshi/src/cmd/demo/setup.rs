@@ -38,15 +38,15 @@ pub async fn campaign(op: &Operator, population: &Population) -> anyhow::Result<
         population.sites.len()
     );
     let mut components = vec![(
-        Target::Terminal.to_string(),
+        Target::Terminal,
         op.upload(fleet::package(PACKAGE_SIZE, 0)).await?,
     )];
     for (seed, vendor) in (1u64..).zip(Vendor::ALL) {
         let sha = op.upload(fleet::package(PACKAGE_SIZE, seed)).await?;
-        components.push((Target::CardReader(vendor).to_string(), sha));
+        components.push((Target::CardReader(vendor), sha));
     }
-    op.create_release(RELEASE_ID, RELEASE_VERSION, &components)
-        .await?;
+    let version = Version::parse(RELEASE_VERSION).context("the release version")?;
+    op.create_release(RELEASE_ID, &version, &components).await?;
     op.start_campaign(RELEASE_ID, MAX_DOWNLOADS, POLL_INTERVAL_SECONDS)
         .await
 }

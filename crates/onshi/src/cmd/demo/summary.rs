@@ -10,6 +10,7 @@ use onshi_core::deployment::DeploymentState;
 use onshi_core::jst;
 use onshi_core::lang::Lang;
 use onshi_core::schedule::Campaign;
+use onshi_core::vendor::DeviceKind;
 use serde::Serialize;
 
 use super::driver::{SiteOutcome, Tally};
@@ -157,11 +158,11 @@ impl Summary {
         let mails_sent = op.mails_sent().await?;
         let devices = op.devices().await?;
         let all = &progress.all;
-        let by = |kind: &str| progress.by_device.get(kind).map_or(0, |c| c.total);
-        let mut states_by_site: HashMap<&str, Vec<DeploymentState>> = HashMap::new();
+        let by = |kind: DeviceKind| progress.by_device.get(&kind).map_or(0, |c| c.total);
+        let mut states_by_site: HashMap<String, Vec<DeploymentState>> = HashMap::new();
         for d in &devices {
             states_by_site
-                .entry(d.institution.code.as_str())
+                .entry(d.institution.code.to_string())
                 .or_default()
                 .push(d.state);
         }
@@ -182,16 +183,16 @@ impl Summary {
             institutions: sites,
             sites,
             devices: all.total,
-            terminals: by("terminal"),
-            card_readers: by("card_reader"),
+            terminals: by(DeviceKind::Terminal),
+            card_readers: by(DeviceKind::CardReader),
             states: States {
-                waiting: all.of(DeploymentState::Waiting),
-                downloading: all.of(DeploymentState::Downloading),
-                downloaded: all.of(DeploymentState::Downloaded),
-                installing: all.of(DeploymentState::Installing),
-                installed: all.of(DeploymentState::Installed),
-                applied: all.of(DeploymentState::Applied),
-                failed: all.of(DeploymentState::Failed),
+                waiting: all.get(DeploymentState::Waiting),
+                downloading: all.get(DeploymentState::Downloading),
+                downloaded: all.get(DeploymentState::Downloaded),
+                installing: all.get(DeploymentState::Installing),
+                installed: all.get(DeploymentState::Installed),
+                applied: all.get(DeploymentState::Applied),
+                failed: all.get(DeploymentState::Failed),
             },
             restart_required: all.restart_required,
             downloads_started: watch.started,

@@ -147,7 +147,7 @@ async fn drive(load: &Load<'_>, token: &str) -> anyhow::Result<LoadReport> {
         latency_p99_ms: metrics.quantile(0.99).as_secs_f64() * 1000.0,
         states: DeploymentState::ALL
             .iter()
-            .map(|s| (s.slug().to_owned(), progress.all.of(*s)))
+            .map(|s| (s.slug().to_owned(), progress.all.get(*s)))
             .collect(),
         agent_errors,
     })
