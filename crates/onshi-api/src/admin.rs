@@ -13,42 +13,109 @@ use onshi_core::selector::Selector;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 /// The pattern of release and campaign ids.
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
 
-/// One institution as the operator sends it (JSON, or a CSV line with the same columns).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// The pattern of an institution's e-mail address (at most 254 characters).
+pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]+$";
+/// The pattern of a daily automatic restart time, HH:MM (or empty: none).
+pub const HHMM_PATTERN: &str = "^(([01][0-9]|2[0-3]):[0-5][0-9])?$";
+
+/// One institution as the operator sends it as JSON. Its prefecture is the code's; its kind
+/// must fit the code's 点数表 digit (1: hospital or clinic, 3: dental, 4: pharmacy), which the
+/// schema states as one variant per digit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstitutionInput {
-    #[schema(value_type = InstitutionCode)]
     pub code: String,
-    /// 1–200 characters.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// 1–200 characters, not only spaces.
     pub name: String,
-    #[schema(value_type = InstitutionKind)]
     pub kind: String,
-    /// Must be the prefecture of the code, if given (number or name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefecture: Option<PrefectureInput>,
     /// Where the portal mails go.
-    #[schema(max_length = 254, pattern = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]+$")]
     pub email: String,
     /// The daily automatic restart time, HH:MM Japan time (empty: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^(([01][0-9]|2[0-3]):[0-5][0-9])?$")]
     pub auto_restart: Option<String>,
 }
 
-/// A prefecture as JSON gives it (number, as responses write it) or CSV (text: number or name).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum PrefectureInput {
-    #[schema(value_type = Prefecture)]
-    Number(u8),
-    /// A prefecture's name (`東京都`, `Tokyo`) or number.
-    Text(String),
+impl utoipa::ToSchema for InstitutionInput {}
+
+impl utoipa::PartialSchema for InstitutionInput {
+    fn schema() -> RefOr<Schema> {
+        use onshi_core::institution::ScoreTable;
+        let variant = |table: ScoreTable| {
+            let kinds = InstitutionKind::ALL
+                .into_iter()
+                .filter(|k| k.matches(table))
+                .map(|k| k.slug().to_owned());
+            ObjectBuilder::new()
+                .property("code", onshi_core::openapi::institution_code(Some(table)))
+                .required("code")
+                .property(
+                    "name",
+                    text("1–200 characters, not only spaces.")
+                        .min_length(Some(1))
+                        .max_length(Some(200))
+                        .pattern(Some(r"\S")),
+                )
+                .required("name")
+                .property(
+                    "kind",
+                    text("The kind of site; it must fit the code's 点数表 digit.")
+                        .enum_values(Some(kinds)),
+                )
+                .required("kind")
+                .property(
+                    "email",
+                    text("Where the portal mails go.")
+                        .max_length(Some(254))
+                        .pattern(Some(EMAIL_PATTERN)),
+                )
+                .required("email")
+                .property(
+                    "auto_restart",
+                    text("The daily automatic restart time, HH:MM Japan time (empty: none).")
+                        .pattern(Some(HHMM_PATTERN)),
+                )
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(variant(ScoreTable::Medical))
+            .item(variant(ScoreTable::Dental))
+            .item(variant(ScoreTable::Pharmacy))
+            .description(Some(
+                "One institution. Its prefecture is the code's; its kind must fit the code's \
+                 点数表 digit (1: hospital or clinic, 3: dental, 4: pharmacy).",
+            ))
+            .into()
+    }
+}
+
+fn text(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(description))
+}
+
+/// One line of the institution CSV (`code,name,kind,prefecture,email,auto_restart`): the JSON
+/// fields and a prefecture column (number or name), which must be the code's if filled in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionCsvRow {
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub prefecture: Option<String>,
+    pub email: String,
+    #[serde(default)]
+    pub auto_restart: Option<String>,
 }
 
 /// An institution as stored.
@@ -74,7 +141,7 @@ pub struct Imported {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// 1–47 or a prefecture's name.
+    #[param(schema_with = onshi_core::openapi::prefecture_text)]
     pub prefecture: Option<String>,
     pub kind: Option<InstitutionKind>,
     #[param(maximum = 10000)]
@@ -246,7 +313,7 @@ pub enum Format {
 pub struct DevicesQuery {
     pub state: Option<DeploymentState>,
     pub device: Option<DeviceKind>,
-    /// 1–47 or a prefecture's name.
+    #[param(schema_with = onshi_core::openapi::prefecture_text)]
     pub prefecture: Option<String>,
     pub kind: Option<InstitutionKind>,
     pub vendor: Option<Vendor>,

@@ -12,7 +12,6 @@
 pub mod admin;
 pub mod device;
 pub mod error;
-pub mod forms;
 pub mod institution;
 pub mod qualification;
 

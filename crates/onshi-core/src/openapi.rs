@@ -6,7 +6,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{RefOr, SchemaFormat};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::institution::{InstitutionCode, Prefecture};
+use crate::institution::{InstitutionCode, Prefecture, ScoreTable};
 use crate::release::{Sha256, Target};
 use crate::vendor::Vendor;
 use crate::version::Version;
@@ -56,16 +56,37 @@ impl PartialSchema for Sha256 {
 
 impl PartialSchema for InstitutionCode {
     fn schema() -> RefOr<Schema> {
-        string(
-            "医療機関コード: prefecture (2 digits, 01–47), 点数表 (1 医科, 3 歯科, 4 調剤, \
-             6 訪問看護), 郡市区 (2), number (4) and a Luhn-style check digit over the first 9 \
-             digits (weights 2,1,2,… from the right). The pattern says all but the check digit.",
-        )
-        .pattern(Some("^(0[1-9]|[1-3][0-9]|4[0-7])[1346][0-9]{7}$"))
-        .format(Some(SchemaFormat::Custom("institution-code".into())))
-        .examples(["0110113719", "2714206386"])
-        .into()
+        institution_code(None).into()
     }
+}
+
+/// The schema of a 医療機関コード, of any 点数表 or of one. Its `format` names the check digit
+/// (`institution-code`, or `institution-code-1` for 医科 codes, …), which no pattern of sensible
+/// size can say; the pattern says everything else.
+pub fn institution_code(table: Option<ScoreTable>) -> ObjectBuilder {
+    let (digits, format) = match table {
+        None => ("[1346]".to_owned(), "institution-code".to_owned()),
+        Some(t) => (t.digit().to_string(), format!("institution-code-{}", t.digit())),
+    };
+    string(
+        "医療機関コード: prefecture (2 digits, 01–47), 点数表 (1 医科, 3 歯科, 4 調剤, \
+         6 訪問看護), 郡市区 (2), number (4) and a Luhn-style check digit over the first 9 \
+         digits (from the right, weights 2,1,2,…; the digits of each product are added; check = \
+         (10 − sum mod 10) mod 10). The pattern says all but the check digit.",
+    )
+    .pattern(Some(format!("^(0[1-9]|[1-3][0-9]|4[0-7]){digits}[0-9]{{7}}$")))
+    .format(Some(SchemaFormat::Custom(format)))
+    .examples(["0110113719", "2714206386"])
+}
+
+/// A prefecture as a query parameter: its number, Japanese name or English name.
+pub fn prefecture_text() -> RefOr<Schema> {
+    let names = Prefecture::all()
+        .flat_map(|p| [p.name_ja().to_owned(), p.name_en().to_owned()])
+        .chain((1..=47).map(|n| n.to_string()));
+    string("A prefecture: its JIS number (1–47), Japanese name (東京都) or English name (Tokyo).")
+        .enum_values(Some(names))
+        .into()
 }
 
 impl PartialSchema for Prefecture {
