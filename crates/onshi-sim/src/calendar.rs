@@ -3,9 +3,8 @@
 //! way back to real instants for the schedule and the call centre.
 
 use jiff::Timestamp;
-use jiff::civil::{Date, Time, Weekday};
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use onshi_core::holidays;
 use onshi_core::institution::InstitutionKind;
 
 use crate::scenario::{Scenario, kind_index};
@@ -18,7 +17,7 @@ pub type SimTime = u32;
 const LOOKAHEAD_DAYS: usize = 14;
 
 /// Staff switch the terminal on this long before opening.
-pub const SWITCH_ON_BEFORE_OPENING: SimTime = 30 * 60;
+pub const SWITCH_ON_BEFORE_OPENING: SimTime = crate::scenario::SWITCH_ON_BEFORE_OPENING;
 
 /// The calendar of one run.
 #[derive(Debug, Clone)]
@@ -69,13 +68,8 @@ impl Calendar {
             dates
                 .iter()
                 .map(|date| {
-                    let open_day = !holidays::is_holiday(*date)
-                        && match date.weekday() {
-                            Weekday::Sunday => false,
-                            Weekday::Saturday => k.saturday,
-                            _ => true,
-                        };
-                    open_day.then(|| (secs(local(*date, k.opens)), secs(local(*date, k.closes))))
+                    k.open_on(*date)
+                        .then(|| (secs(local(*date, k.opens)), secs(local(*date, k.closes))))
                 })
                 .collect()
         });

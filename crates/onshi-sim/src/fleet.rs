@@ -6,13 +6,21 @@
 //! scenarios with the same seed and counts differ only where their parameters differ (raising
 //! `auto_restart` from 20 % to 60 % turns 40 % more sites into auto-restart sites, and leaves
 //! every site's nights, vendor and downlink as they were).
+//!
+//! This is the one model of the country's sites: [`sites`] (in `fleet/site.rs`) draws sites one
+//! at a time with the same draws (`draw`), plus a prefecture, for `onshi demo`, its load mode
+//! and the benchmark fixture.
 
 use onshi_core::institution::InstitutionKind;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SiteKind};
+
+mod site;
+
+pub use site::{SiteModel, Sites, sites};
 
 /// What staff do after the install, at a site whose terminal does not restart itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,58 +86,21 @@ impl Fleet {
             site_jitter: Vec::with_capacity(sites),
             device_site: Vec::with_capacity(sites * 2),
         };
-        let (lo, hi) = scenario.distribution.site_downlink_bps;
-        let staff = &scenario.staff;
         for params in &scenario.sites {
             for _ in 0..params.count {
                 let site = fleet.site_kind.len() as u32;
-                let readers = pick(&params.readers, rng.r#gen());
-                let vendor = Vendor::ALL[pick(&scenario.vendors, rng.r#gen())];
-                let mut flags = 0;
-                if rng.r#gen::<f64>() < params.always_on {
-                    flags |= flag::ALWAYS_ON;
-                }
-                if rng.r#gen::<f64>() < params.auto_restart {
-                    flags |= flag::AUTO_RESTART;
-                }
-                if rng.r#gen::<f64>() < staff.call_share {
-                    flags |= flag::CALLS;
-                }
-                let mail_draw: f64 = rng.r#gen();
-                if scenario
-                    .mail
-                    .as_ref()
-                    .is_some_and(|m| mail_draw < m.acts_share)
-                {
-                    flags |= flag::MAIL_ACTS;
-                }
-                let habit = [Habit::NextMorning, Habit::OnError, Habit::DaysLater][pick(
-                    &[staff.next_morning, staff.on_error, staff.days_later],
-                    rng.r#gen(),
-                )];
-                // "Some days later": at least one day, exponential with the given mean.
-                let u: f64 = rng.r#gen();
-                let extra = -(1.0 - u).ln() * (staff.days_later_mean_days - 1.0);
-                let days_later = (1.0 + extra).round().clamp(1.0, 365.0) as u16;
-                let downlink = lo + (hi - lo) * rng.r#gen::<f64>();
-                let jitter: f32 = rng.r#gen();
-                let mut words = vec![0u64; words_per_site];
-                for day in 0..days {
-                    if rng.r#gen::<f64>() < params.night_on {
-                        words[day / 64] |= 1 << (day % 64);
-                    }
-                }
+                let d = draw(scenario, params, days, words_per_site, &mut rng);
                 fleet.site_kind.push(params.kind);
-                fleet.site_vendor.push((readers > 0).then_some(vendor));
+                fleet.site_vendor.push((d.readers > 0).then_some(d.vendor));
                 fleet.site_first_device.push(fleet.device_site.len() as u32);
-                fleet.site_devices.push(1 + readers as u8);
-                fleet.site_downlink_bps.push(downlink as f32);
-                fleet.site_flags.push(flags);
-                fleet.site_habit.push(habit);
-                fleet.site_days_later.push(days_later);
-                fleet.night_on.extend(words);
-                fleet.site_jitter.push(jitter);
-                for _ in 0..=readers {
+                fleet.site_devices.push(1 + d.readers);
+                fleet.site_downlink_bps.push(d.downlink_bps as f32);
+                fleet.site_flags.push(d.flags);
+                fleet.site_habit.push(d.habit);
+                fleet.site_days_later.push(d.days_later);
+                fleet.night_on.extend(d.nights);
+                fleet.site_jitter.push(d.jitter);
+                for _ in 0..=d.readers {
                     fleet.device_site.push(site);
                 }
             }
@@ -219,15 +190,98 @@ impl Fleet {
         day < w * 64 && self.night_on[site * w + day / 64] & (1 << (day % 64)) != 0
     }
 
-    /// A fixed per-site number in [0, 1), for the minutes of a staff restart.
-    pub fn jitter(&self, site: usize) -> f64 {
-        f64::from(self.site_jitter[site])
+    /// How long after arriving in the morning staff restart the terminal, in seconds.
+    pub fn staff_restart_delay(&self, site: usize) -> u32 {
+        staff_restart_delay(self.site_jitter[site])
     }
 
     /// How many devices of each kind: (terminals, readers).
     pub fn device_counts(&self) -> (u64, u64) {
         let terminals = self.sites() as u64;
         (terminals, self.devices() as u64 - terminals)
+    }
+}
+
+/// Staff restart the terminal within this long after they arrive (before opening), in seconds.
+const STAFF_RESTART_SPREAD: f64 = 25.0 * 60.0;
+
+/// How long after arriving staff restart, for a site's fixed draw `jitter` in [0, 1).
+fn staff_restart_delay(jitter: f32) -> u32 {
+    (STAFF_RESTART_SPREAD * f64::from(jitter)) as u32
+}
+
+/// What the model draws for one site, in the order it draws it. The simulator's [`Fleet`] and
+/// the sites of [`sites`] both come from here.
+struct Draw {
+    readers: u8,
+    /// Drawn for every site, so that the readers' shares change nothing else; a site with no
+    /// face-authentication reader has no maker.
+    vendor: Vendor,
+    flags: u8,
+    habit: Habit,
+    days_later: u16,
+    downlink_bps: f64,
+    jitter: f32,
+    /// One bit per simulated evening: staff leave the terminal on that night.
+    nights: Vec<u64>,
+}
+
+/// Draws one site of kind `params` (the same draws in the same order whatever the shares).
+fn draw(
+    scenario: &Scenario,
+    params: &SiteKind,
+    days: usize,
+    words: usize,
+    rng: &mut ChaCha8Rng,
+) -> Draw {
+    let (lo, hi) = scenario.distribution.site_downlink_bps;
+    let staff = &scenario.staff;
+    let readers = pick(&params.readers, rng.r#gen());
+    let vendor = Vendor::ALL[pick(&scenario.vendors, rng.r#gen())];
+    let mut flags = 0;
+    if rng.r#gen::<f64>() < params.always_on {
+        flags |= flag::ALWAYS_ON;
+    }
+    if rng.r#gen::<f64>() < params.auto_restart {
+        flags |= flag::AUTO_RESTART;
+    }
+    if rng.r#gen::<f64>() < staff.call_share {
+        flags |= flag::CALLS;
+    }
+    let mail_draw: f64 = rng.r#gen();
+    if scenario
+        .mail
+        .as_ref()
+        .is_some_and(|m| mail_draw < m.acts_share)
+    {
+        flags |= flag::MAIL_ACTS;
+    }
+    let habit = [Habit::NextMorning, Habit::OnError, Habit::DaysLater][pick(
+        &[staff.next_morning, staff.on_error, staff.days_later],
+        rng.r#gen(),
+    )];
+    // "Some days later": at least one day, exponential with the given mean.
+    let u: f64 = rng.r#gen();
+    let extra = -(1.0 - u).ln() * (staff.days_later_mean_days - 1.0);
+    let days_later = (1.0 + extra).round().clamp(1.0, 365.0) as u16;
+    let downlink_bps = lo + (hi - lo) * rng.r#gen::<f64>();
+    let jitter: f32 = rng.r#gen();
+    let mut nights = vec![0u64; words];
+    for day in 0..days {
+        if rng.r#gen::<f64>() < params.night_on {
+            nights[day / 64] |= 1 << (day % 64);
+        }
+    }
+    Draw {
+        // At most MAX_READERS (3): the scenario lists at most four shares.
+        readers: readers as u8,
+        vendor,
+        flags,
+        habit,
+        days_later,
+        downlink_bps,
+        jitter,
+        nights,
     }
 }
 

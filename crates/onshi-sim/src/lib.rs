@@ -7,8 +7,8 @@
 //! call-centre hours) and carries no copy of them. Layout: [`scenario`] reads and validates the
 //! TOML, [`fleet`] draws the sites and devices, [`des`] is the discrete-event simulation,
 //! [`report`] its time series and summary, [`chart`] the SVG and PNG charts, [`compare`] the
-//! what-if of two scenarios. A load generator against a real server would sit beside [`des`],
-//! reusing [`scenario`] and [`fleet`].
+//! what-if of two scenarios. [`fleet::sites`] hands the same model's sites out one by one to
+//! what needs sites without a simulation: `onshi demo`, its load mode and the benchmark fixture.
 
 pub mod calendar;
 pub mod chart;

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use jiff::civil::{Date, Time};
+use jiff::SignedDuration;
+use jiff::civil::{Date, Time, Weekday};
+use onshi_core::holidays;
 use onshi_core::institution::InstitutionKind;
 use onshi_core::schedule::Campaign;
 use toml::{Table, Value};
@@ -71,6 +73,9 @@ pub struct Scenario {
     pub distribution: Distribution,
     /// Share of sites per reader maker, in [`onshi_core::vendor::Vendor::ALL`] order.
     pub vendors: [f64; 5],
+    /// Share of sites per prefecture, in JIS order (index 0 is 北海道). The simulation does not
+    /// use it; sites drawn with [`crate::fleet::sites`] are placed by it.
+    pub prefectures: [f64; 47],
     pub staff: Staff,
     /// The morning "restart required" e-mail, when enabled.
     pub mail: Option<Mail>,
@@ -175,6 +180,46 @@ impl Scenario {
     pub fn site_count(&self) -> u64 {
         self.sites.iter().map(|k| u64::from(k.count)).sum()
     }
+}
+
+impl SiteKind {
+    /// Whether sites of this kind see patients on `date`: Monday to Friday, Saturday when
+    /// `saturday`, never on Sundays and 祝日.
+    pub fn open_on(&self, date: Date) -> bool {
+        !holidays::is_holiday(date)
+            && match date.weekday() {
+                Weekday::Sunday => false,
+                Weekday::Saturday => self.saturday,
+                _ => true,
+            }
+    }
+
+    /// How long an open day's reception hours last, in seconds.
+    pub fn open_seconds(&self) -> f64 {
+        let secs = |t: Time| {
+            f64::from(t.hour()) * 3600.0 + f64::from(t.minute()) * 60.0 + f64::from(t.second())
+        };
+        secs(self.closes) - secs(self.opens)
+    }
+
+    /// When staff switch the terminal on: [`SWITCH_ON_BEFORE_OPENING`] before opening.
+    pub fn switch_on_at(&self) -> Time {
+        before(self.opens, SWITCH_ON_BEFORE_OPENING)
+    }
+
+    /// When the terminals of this kind that restart themselves do so, every day.
+    pub fn auto_restart_at(&self) -> Time {
+        before(self.opens, self.auto_restart_before_secs)
+    }
+}
+
+/// Staff switch the terminal on this long before opening, in seconds.
+pub const SWITCH_ON_BEFORE_OPENING: u32 = 30 * 60;
+
+/// `secs` seconds before `time`, no earlier than midnight.
+fn before(time: Time, secs: u32) -> Time {
+    time.checked_sub(SignedDuration::from_secs(i64::from(secs)))
+        .unwrap_or(Time::midnight())
 }
 
 /// Loads `preset:NAME` campaigns only: the campaign loader for scenarios without files.

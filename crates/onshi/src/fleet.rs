@@ -1,71 +1,22 @@
-//! The synthetic fleet that `onshi fixture` and `onshi demo` build: institution kinds in their
-//! national proportions, prefectures weighted by population, valid but synthetic 医療機関コード,
-//! obviously fake names (`テスト診療所 000123`, `@example.invalid`) and deterministic package
-//! bytes. One place, so the benchmark fixture and the demo describe the same kind of country.
+//! What the synthetic fleet of `onshi demo`, its load mode and `onshi fixture` is made of. The
+//! sites themselves — kinds, prefectures, readers and vendors, habits — come from the one model
+//! of the country, the simulator's ([`model`], drawn with `onshi_sim::fleet::sites`). This
+//! module adds only their synthetic identity: valid but synthetic 医療機関コード, obviously fake
+//! names (`テスト診療所 000123`, `@example.invalid`), and deterministic package bytes.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
+use anyhow::Context as _;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture, ScoreTable};
+use onshi_sim::Scenario;
 
-/// How many sites of each kind there are in every 200: hospitals 3.5 %, clinics 39 %, dental
-/// clinics 30.5 %, pharmacies 27 % (roughly the national counts: ~8,000 hospitals, ~90,000
-/// clinics, ~67,000 dental clinics, ~62,000 pharmacies).
-pub const KIND_MIX: [(InstitutionKind, u32); 4] = [
-    (InstitutionKind::Hospital, 7),
-    (InstitutionKind::Clinic, 78),
-    (InstitutionKind::Dental, 61),
-    (InstitutionKind::Pharmacy, 54),
-];
+/// The simulator's preset whose sites the demo, the load mode and the fixture draw.
+const MODEL: &str = "national-2026-01";
 
-const KIND_MIX_TOTAL: u32 = 200;
-
-/// The kind of site number `i`: the [`KIND_MIX`] proportions, spread evenly over every run of
-/// 200 consecutive sites (so 20 sites already hold a hospital and every other kind).
-pub fn kind_at(i: u32) -> InstitutionKind {
-    static PATTERN: OnceLock<Vec<InstitutionKind>> = OnceLock::new();
-    let pattern = PATTERN.get_or_init(|| {
-        // Each slot goes to the kind furthest behind its share so far; no kind ever passes its
-        // quota, so after 200 slots every kind has exactly its count.
-        let mut given = [0u32; 4];
-        (0..KIND_MIX_TOTAL)
-            .map(|slot| {
-                let behind = |k: usize| {
-                    i64::from((slot + 1) * KIND_MIX[k].1) - i64::from(KIND_MIX_TOTAL * given[k])
-                };
-                let k = (0..KIND_MIX.len())
-                    .max_by_key(|&k| (behind(k), std::cmp::Reverse(k)))
-                    .unwrap_or(1);
-                given[k] += 1;
-                KIND_MIX[k].0
-            })
-            .collect()
-    });
-    pattern
-        .get(usize::try_from(i % KIND_MIX_TOTAL).unwrap_or(0))
-        .copied()
-        .unwrap_or(InstitutionKind::Clinic)
-}
-
-/// Population by prefecture in units of 10,000 (2020 census, rounded), in JIS order: the
-/// weight with which the demo places its sites.
-pub const PREFECTURE_POPULATION: [u32; 47] = [
-    522, 124, 121, 230, 96, 107, 183, 287, 193, 194, 734, 628, 1405, 924, 220, 103, 113, 77, 81,
-    205, 198, 363, 754, 177, 141, 258, 884, 547, 132, 92, 55, 67, 189, 280, 134, 72, 95, 133, 69,
-    514, 81, 131, 174, 112, 107, 159, 147,
-];
-
-/// The prefecture whose share of the population covers `u` (uniform in [0, 1)).
-pub fn prefecture_by_population(u: f64) -> Prefecture {
-    let total: u32 = PREFECTURE_POPULATION.iter().sum();
-    let mut target = u.clamp(0.0, 1.0) * f64::from(total);
-    for (n, weight) in (1u8..).zip(PREFECTURE_POPULATION) {
-        target -= f64::from(weight);
-        if target < 0.0 {
-            return Prefecture::from_number(n).unwrap_or_else(|| unreachable!("1–47"));
-        }
-    }
-    Prefecture::from_number(47).unwrap_or_else(|| unreachable!("Okinawa is 47"))
+/// The model of the country's sites: the simulator's national preset
+/// (`crates/onshi-sim/presets/national-2026-01.toml`).
+pub fn model() -> anyhow::Result<Scenario> {
+    Scenario::preset(MODEL).with_context(|| format!("the simulator's preset {MODEL}"))
 }
 
 /// The 点数表 a site of this kind bills under.
@@ -144,39 +95,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_200_sites_hold_the_national_mix_of_kinds() {
-        for start in [0, 200, 4000] {
-            for (kind, n) in KIND_MIX {
-                let got = (start..start + 200).filter(|&i| kind_at(i) == kind).count();
-                assert_eq!(got, usize::try_from(n).expect("small"), "{kind}");
-            }
-        }
-        // Spread out: the first 20 sites already hold a hospital and each other kind.
-        let first: Vec<_> = (0..20).map(kind_at).collect();
-        for (kind, _) in KIND_MIX {
-            assert!(first.contains(&kind), "{kind} missing from {first:?}");
-        }
-    }
-
-    #[test]
-    fn tokyo_is_the_most_likely_prefecture_and_every_one_is_reachable() {
-        let mut seen = [0u32; 47];
-        for k in 0..10_000 {
-            let p = prefecture_by_population((f64::from(k) + 0.5) / 10_000.0);
-            seen[usize::from(p.number() - 1)] += 1;
-        }
-        assert!(seen.iter().all(|&n| n > 0));
-        let max = seen.iter().copied().max().expect("47");
-        assert_eq!(seen[12], max, "Tokyo (13) has the most sites");
-    }
-
-    #[test]
     fn codes_are_valid_distinct_and_match_the_kind() {
         let mut codes = Codes::default();
         let tokyo = Prefecture::from_number(13).expect("Tokyo");
         let mut all = std::collections::HashSet::new();
         for i in 0..25_000 {
-            let kind = kind_at(i);
+            let kind = InstitutionKind::ALL[i % 4];
             let code = codes.next(tokyo, kind).expect("room");
             assert!(kind.matches(code.score_table()));
             assert_eq!(InstitutionCode::parse(&code.to_string()), Ok(code));

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// The same 20 sites every run.
 const SITES: &str = "20";
-const SEED: &str = "7";
+/// With this seed, of the sites drawn from the simulator's preset, some keep their terminal on
+/// through the first nights and a few of those wait for an error or for days before restarting.
+const SEED: &str = "5";
 
 fn onshi(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_onshi"))
@@ -68,7 +70,7 @@ fn consistent(s: &Value) {
 fn a_night_and_two_mornings_of_a_small_fleet() {
     // The first night, up to 08:00: sites that kept their terminal on have the update; some
     // terminals still wait for their restart, but no reception has opened since the installs
-    // (the last patients came to the pharmacies before 19:00), so no patient met error 901.
+    // (the last patients came before 19:00), so no patient met error 901.
     let morning = demo_until("2026-01-20T08:00:00+09:00");
     consistent(&morning);
     assert!(n(&morning["restart_required"]) > 0, "{morning}");

@@ -2,7 +2,6 @@
 //! (automatic, the next morning, on the first error, days later, or prompted by the morning
 //! e-mail), the patients who meet the error meanwhile, and their calls to the call centre.
 
-use jiff::civil::Time;
 use onshi_core::callcentre;
 use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
 
@@ -10,14 +9,8 @@ use super::{Kind, Sim, vendor_index};
 use crate::calendar::{SWITCH_ON_BEFORE_OPENING, SimTime};
 use crate::fleet::Habit;
 
-/// Staff restart the terminal within this long after they arrive (before opening).
-const STAFF_RESTART_SPREAD: f64 = 25.0 * 60.0;
 /// A call is placed within this long after the error, or after the call centre opens.
 const CALL_DELAY: f64 = 30.0 * 60.0;
-
-fn seconds_of_day(t: Time) -> f64 {
-    f64::from(t.hour()) * 3600.0 + f64::from(t.minute()) * 60.0 + f64::from(t.second())
-}
 
 impl Sim<'_> {
     /// Staff arrive and switch the terminal and readers on. Booting is a restart: a terminal
@@ -102,10 +95,7 @@ impl Sim<'_> {
                 .and_then(|(d, (opens, _))| {
                     let read = self.cal.at_local(d, mail.at)?;
                     let arrive = opens.saturating_sub(SWITCH_ON_BEFORE_OPENING);
-                    Some(
-                        read.max(arrive)
-                            + (STAFF_RESTART_SPREAD * self.fleet.jitter(site)) as SimTime,
-                    )
+                    Some(read.max(arrive) + self.fleet.staff_restart_delay(site))
                 });
             plan = match (plan, by_mail) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -123,7 +113,7 @@ impl Sim<'_> {
     /// When staff restart the terminal on the first morning after `t`.
     fn staff_morning(&self, site: usize, t: SimTime) -> Option<SimTime> {
         let (_, arrive) = self.cal.next_switch_on(self.fleet.kind(site), t)?;
-        Some(arrive + (STAFF_RESTART_SPREAD * self.fleet.jitter(site)) as SimTime)
+        Some(arrive + self.fleet.staff_restart_delay(site))
     }
 
     /// A planned restart: it applies the update if the terminal is on and still waits for it.
@@ -146,8 +136,7 @@ impl Sim<'_> {
     fn next_patient(&mut self, site: usize, t: SimTime) -> Option<SimTime> {
         let kind = self.fleet.kind(site);
         let p = self.sc.site_kind(kind);
-        let open_secs = seconds_of_day(p.closes) - seconds_of_day(p.opens);
-        let per_second = p.patients_per_day * p.mynumber_share / open_secs;
+        let per_second = p.patients_per_day * p.mynumber_share / p.open_seconds();
         if per_second <= 0.0 || !self.terminal_fails {
             return None;
         }

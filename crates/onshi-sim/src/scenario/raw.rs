@@ -23,6 +23,7 @@ pub(super) struct RawScenario {
     seed: i64,
     distribution: RawDistribution,
     vendors: RawVendors,
+    prefectures: RawPrefectures,
     staff: RawStaff,
     mail: RawMail,
     sites: RawSites,
@@ -52,6 +53,12 @@ struct RawVendors {
     #[serde(rename = "fujitsu-japan")]
     fujitsu_japan: f64,
     atlus: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrefectures {
+    weights: Vec<i64>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +269,8 @@ impl RawScenario {
         shares_sum_to_one("vendors", &vendors)?;
         debug_assert_eq!(Vendor::ALL[2], Vendor::UsenAlmex);
 
+        let prefectures = self.prefectures.validate()?;
+
         let s = self.staff;
         shares_sum_to_one(
             "staff (next_morning, on_error, days_later)",
@@ -320,10 +329,37 @@ impl RawScenario {
             seed,
             distribution,
             vendors,
+            prefectures,
             staff,
             mail,
             sites,
         })
+    }
+}
+
+impl RawPrefectures {
+    /// The weights as shares, one per prefecture in JIS order.
+    fn validate(self) -> Result<[f64; 47], ScenarioError> {
+        let field = "prefectures.weights";
+        let weights: [i64; 47] = self.weights.as_slice().try_into().map_err(|_| {
+            invalid(
+                field,
+                format!("a list of {}", self.weights.len()),
+                "must list 47 weights, one per prefecture in JIS order (北海道 … 沖縄県)",
+            )
+        })?;
+        for (i, w) in weights.iter().enumerate() {
+            whole(&format!("{field}[{i}]"), *w, 0, 1_000_000_000)?;
+        }
+        let total: i64 = weights.iter().sum();
+        if total == 0 {
+            return Err(invalid(
+                field,
+                0,
+                "at least one prefecture needs a weight above 0",
+            ));
+        }
+        Ok(weights.map(|w| w as f64 / total as f64))
     }
 }
 

@@ -33,6 +33,15 @@ fn the_national_preset_has_the_brief_s_fleet_and_the_notice_s_campaign() {
     assert_eq!(s.distribution.max_concurrent_downloads, 20_000);
     assert_eq!(s.distribution.egress_bps, 40e9);
     assert!(s.mail.is_none(), "the notice sends no morning e-mail");
+    // Sites by population: Tokyo (13) about 11 %, Tottori (31) the fewest.
+    assert!((s.prefectures.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(
+        (0.11..0.12).contains(&s.prefectures[12]),
+        "{}",
+        s.prefectures[12]
+    );
+    let least = s.prefectures.iter().copied().fold(f64::MAX, f64::min);
+    assert_eq!(s.prefectures[30], least);
 }
 
 #[test]
@@ -100,6 +109,23 @@ fn wrong_types_and_out_of_range_values_name_the_field() {
     assert!(e.contains("`days` = 0"), "{e}");
     let e = error("[distribution]\nsite_downlink_mbps = [100.0, 10.0]\n");
     assert!(e.contains("`distribution.site_downlink_mbps`"), "{e}");
+    let e = error("[prefectures]\nweights = [1, 2, 3]\n");
+    assert!(
+        e.contains("`prefectures.weights`") && e.contains("47 weights"),
+        "{e}"
+    );
+    let mut zeros = vec!["0"; 47];
+    let e = error(&format!(
+        "[prefectures]\nweights = [{}]\n",
+        zeros.join(", ")
+    ));
+    assert!(e.contains("above 0"), "{e}");
+    zeros[3] = "-1";
+    let e = error(&format!(
+        "[prefectures]\nweights = [{}]\n",
+        zeros.join(", ")
+    ));
+    assert!(e.contains("`prefectures.weights[3]` = -1"), "{e}");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! not restarted. Live (until Ctrl-C) with the dashboard's address and a line per simulated
 //! hour, or `--headless` to a given instant with a summary (`--json` for scripts).
 //!
-//! Sub-modules: `population` (who the sites are and how their staff behave), `setup` (the
+//! Sub-modules: `population` (who the sites are and how their staff behave, drawn from the
+//! simulator's model of the country), `setup` (the
 //! operator API calls), `site` (one terminal's agent as a task), `driver` (the simulated day,
 //! run on an OS thread of its own), `governor` (how fast a headless run's clock goes),
 //! `summary` (what is reported), `view` (the live view), `operator` (the operator API client).

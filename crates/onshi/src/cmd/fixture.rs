@@ -1,6 +1,7 @@
 //! `onshi fixture`: a fresh data directory with a synthetic fleet and the 2026-01 campaign, for
 //! benchmarks (`bench/checkin`). Written straight through the store, not over HTTP, so 100,000
-//! devices take seconds. The sites come from [`crate::fleet`], as the demo's do.
+//! devices take seconds. The sites are the model's ([`crate::fleet::model`]), as the demo's are:
+//! kinds, prefectures and automatic restarts as the simulator draws them; each gets a terminal.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
-use onshi_core::institution::Prefecture;
 use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Component, Manifest, Sha256, SignedManifest, Target};
 use onshi_core::schedule::{Campaign, PRESET_2026_01};
@@ -17,6 +17,8 @@ use onshi_core::selector::Selector;
 use onshi_core::vendor::DeviceKind;
 use onshi_core::version::Version;
 use onshi_server::auth::{hash_secret, new_secret};
+use onshi_sim::Scenario;
+use onshi_sim::fleet::SiteModel;
 use onshi_store::{
     CampaignRecord, Institution, NewDevice, PostgresStore, Release, Report, SqliteStore, Store,
 };
@@ -92,9 +94,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let at = instant(CREATED_AT)?;
 
+    let model = fleet::model()?;
     let mut codes = fleet::Codes::default();
     let institutions: Vec<Institution> = (0..args.devices)
-        .map(|i| synthetic_site(&mut codes, i))
+        .zip(onshi_sim::fleet::sites(&model, model.seed))
+        .map(|(i, site)| synthetic_site(&model, &mut codes, i, &site))
         .collect::<anyhow::Result<_>>()?;
     store
         .upsert_institutions(&institutions, at)
@@ -155,22 +159,25 @@ fn instant(text: &str) -> anyhow::Result<Timestamp> {
         .with_context(|| format!("fixture instant {text:?}"))
 }
 
-/// Site number `i`: prefectures in turn (so every prefecture has sites at once), kinds in the
-/// national mix of [`fleet::kind_at`].
-fn synthetic_site(codes: &mut fleet::Codes, i: u32) -> anyhow::Result<Institution> {
-    let prefecture = Prefecture::from_number(u8::try_from(i % 47)? + 1)
-        .context("prefecture numbers are 1–47")?;
-    let kind = fleet::kind_at(i / 47);
+/// Site number `i` as the model drew it, with its synthetic identity.
+fn synthetic_site(
+    model: &Scenario,
+    codes: &mut fleet::Codes,
+    i: u32,
+    site: &SiteModel,
+) -> anyhow::Result<Institution> {
     let code = codes
-        .next(prefecture, kind)
+        .next(site.prefecture, site.kind)
         .with_context(|| format!("no 医療機関コード left for site {i}"))?;
     Ok(Institution {
         code,
-        name: fleet::name(kind, i),
-        kind,
-        prefecture,
+        name: fleet::name(site.kind, i),
+        kind: site.kind,
+        prefecture: site.prefecture,
         email: fleet::email(i),
-        auto_restart: None,
+        auto_restart: site
+            .auto_restart
+            .then(|| model.site_kind(site.kind).auto_restart_at()),
     })
 }
 

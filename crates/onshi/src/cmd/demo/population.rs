@@ -1,29 +1,27 @@
-//! The demo's sites: who they are (kind, prefecture, card readers and their vendor, automatic
-//! restart) and how their staff behave (opening hours, patients per hour, switching the terminal
-//! off at night, when they restart it after an install). Seeded: the same `--seed` gives the same
-//! sites with the same habits.
+//! The demo's sites, drawn from the simulator's model of the country (`onshi_sim::fleet::sites`
+//! over the preset, see [`crate::fleet::model`]): kind, prefecture, card readers and their maker,
+//! automatic restart, the nights staff leave the terminal on, the restart habit, and the hours,
+//! patients and card share of each kind. This module adds the synthetic identity of each site
+//! ([`crate::fleet`]) and turns the model's days and times into instants on the calendar. Seeded:
+//! the same `--seed` gives the same sites with the same habits.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use jiff::civil::{Date, Time, Weekday};
-use jiff::{SignedDuration, Timestamp};
+use jiff::civil::{Date, Time};
+use jiff::{Timestamp, ToSpan as _};
 use onshi_core::institution::{InstitutionCode, InstitutionKind};
 use onshi_core::vendor::Vendor;
-use onshi_core::{auto_restart, holidays, jst};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use onshi_core::{auto_restart, jst};
+use onshi_sim::fleet::{Habit, SiteModel};
+use onshi_sim::scenario::SiteKind;
 
 use crate::fleet;
 
-/// Share of sites that set a daily automatic restart (日々の診療等の開始前に自動で再起動).
-const AUTO_RESTART_SHARE: f64 = 0.30;
-/// Share of sites whose staff switch the terminal off every evening.
-const ALWAYS_OFF_SHARE: f64 = 0.05;
-/// The chance that any other site switches it off on a given evening; with the sites above,
-/// about 15 % of terminals are off on a given night.
-const SOMETIMES_OFF_RATE: f64 = 0.105;
-/// Share of patients who use their My Number card (マイナ保険証) at the reception.
-pub const CARD_SHARE: f64 = 0.8;
+/// Share of patients using their My Number card (マイナ保険証) at the reception: the preset's
+/// `mynumber_share`, the same for every kind (a test keeps the two equal). The driver draws with
+/// it; once it reads each kind's share from the model instead, this goes.
+pub const CARD_SHARE: f64 = 0.45;
 
 /// All the sites of one demo.
 #[derive(Debug, Clone)]
@@ -38,19 +36,19 @@ pub struct Site {
     pub name: String,
     pub kind: InstitutionKind,
     pub email: String,
-    /// The maker of the site's card readers (a site buys its readers from one vendor).
+    /// The maker of the site's card readers (a site buys its readers from one vendor). A site
+    /// without face-authentication readers still has the maker the model drew, whose screens
+    /// the demo's reception shows.
     pub vendor: Vendor,
-    /// How many card readers hang off the terminal: up to 3 at a hospital, otherwise 1.
+    /// How many face-authentication card readers hang off the terminal (0–3).
     pub readers: u8,
     pub habit: RestartHabit,
-    /// The chance that staff switch the terminal off on an evening the site was open.
-    night_off: f64,
-    /// When staff switch the terminal off in the evening (if they do) …
-    pub evening: Time,
-    /// … and on again in the morning of the next day the site opens.
-    pub morning: Time,
-    /// Mixed into the per-night decisions.
-    seed: u64,
+    /// The model's draws for this site.
+    model: SiteModel,
+    /// The model's parameters of the site's kind: opening hours, patients.
+    params: Arc<SiteKind>,
+    /// Day 0 of the model's nights (the preset's first day).
+    start: Date,
 }
 
 /// When a terminal with an installed update gets restarted (the notice: restart it the next
@@ -59,110 +57,47 @@ pub struct Site {
 pub enum RestartHabit {
     /// The site set a daily automatic restart; the agent restarts the terminal at this time.
     Automatic(Time),
-    /// Staff restart it the next morning they come in, before opening (about 60 %).
-    NextMorning(Time),
-    /// Staff restart it when the first patient meets the error (about 30 %).
+    /// Staff restart it the next morning they come in, before opening.
+    NextMorning,
+    /// Staff restart it when the first patient meets the error.
     OnFirstError,
-    /// Staff get round to it days later (about 10 %).
-    DaysLater { days: u8, at: Time },
-}
-
-/// Opening hours and patients of a kind of site.
-struct Hours {
-    opens: Time,
-    closes: Time,
-    saturday_closes: Time,
-    patients_per_hour: f64,
-}
-
-fn hours(kind: InstitutionKind) -> Hours {
-    let t = |h, m| Time::constant(h, m, 0, 0);
-    match kind {
-        InstitutionKind::Hospital => Hours {
-            opens: t(8, 30),
-            closes: t(17, 0),
-            saturday_closes: t(12, 0),
-            patients_per_hour: 20.0,
-        },
-        InstitutionKind::Clinic => Hours {
-            opens: t(9, 0),
-            closes: t(18, 0),
-            saturday_closes: t(12, 0),
-            patients_per_hour: 4.0,
-        },
-        InstitutionKind::Dental => Hours {
-            opens: t(9, 0),
-            closes: t(18, 0),
-            saturday_closes: t(13, 0),
-            patients_per_hour: 3.0,
-        },
-        InstitutionKind::Pharmacy => Hours {
-            opens: t(9, 0),
-            closes: t(19, 0),
-            saturday_closes: t(13, 0),
-            patients_per_hour: 6.0,
-        },
-    }
+    /// Staff restart it in the morning this many days after the install's day.
+    DaysLater(u16),
 }
 
 impl Population {
-    /// `n` sites from `seed`: kinds in the national mix, prefectures by population, a fifth of
-    /// readers from each vendor, habits in the shares above.
+    /// `n` sites from `seed`, as the model draws them.
     pub fn generate(n: u32, seed: u64) -> anyhow::Result<Self> {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let scenario = fleet::model()?;
+        let params = scenario.sites.clone().map(Arc::new);
         let mut codes = fleet::Codes::default();
         let mut sites = Vec::with_capacity(usize::try_from(n)?);
-        for index in 0..n {
-            let kind = fleet::kind_at(index);
-            let prefecture = fleet::prefecture_by_population(rng.r#gen());
+        for (index, model) in (0..n).zip(onshi_sim::fleet::sites(&scenario, seed)) {
+            let kind = model.kind;
+            let params = params[onshi_sim::scenario::kind_index(kind)].clone();
             let code = codes
-                .next(prefecture, kind)
+                .next(model.prefecture, kind)
                 .ok_or_else(|| anyhow::anyhow!("no 医療機関コード left for site {index}"))?;
-            let h = hours(kind);
-            let vendor = Vendor::ALL[rng.gen_range(0..Vendor::ALL.len())];
-            let readers = if kind == InstitutionKind::Hospital {
-                rng.gen_range(1..=3)
+            let habit = if model.auto_restart {
+                RestartHabit::Automatic(params.auto_restart_at())
             } else {
-                1
-            };
-            let evening =
-                add_minutes(h.closes, 5 * rng.gen_range(3..=12)).min(Time::constant(19, 55, 0, 0));
-            let morning = add_minutes(h.opens, -5 * rng.gen_range(4..=12));
-            let habit = if rng.gen_bool(AUTO_RESTART_SHARE) {
-                RestartHabit::Automatic(add_minutes(
-                    Time::constant(6, 0, 0, 0),
-                    15 * rng.gen_range(0..=10),
-                ))
-            } else {
-                let u: f64 = rng.r#gen();
-                if u < 0.6 {
-                    RestartHabit::NextMorning(add_minutes(morning, 5 * rng.gen_range(1..=3)))
-                } else if u < 0.9 {
-                    RestartHabit::OnFirstError
-                } else {
-                    RestartHabit::DaysLater {
-                        days: rng.gen_range(2..=4),
-                        at: add_minutes(Time::constant(12, 0, 0, 0), 15 * rng.gen_range(0..=6)),
-                    }
+                match model.habit {
+                    Habit::NextMorning => RestartHabit::NextMorning,
+                    Habit::OnError => RestartHabit::OnFirstError,
+                    Habit::DaysLater => RestartHabit::DaysLater(model.days_later),
                 }
-            };
-            let night_off = if rng.gen_bool(ALWAYS_OFF_SHARE) {
-                1.0
-            } else {
-                SOMETIMES_OFF_RATE
             };
             sites.push(Site {
                 code,
                 name: fleet::name(kind, index),
                 kind,
                 email: fleet::email(index),
-                vendor,
-                readers,
+                vendor: model.vendor,
+                readers: model.readers,
                 habit,
-                night_off,
-                evening,
-                morning,
-                seed: rng.r#gen(),
+                model,
+                params,
+                start: scenario.start,
             });
         }
         Ok(Self { sites })
@@ -213,45 +148,38 @@ impl Site {
             .collect()
     }
 
-    /// Whether the site sees patients on `date`: Monday to Saturday, not on national holidays.
+    /// Whether the site sees patients on `date` (the model's week: closed on Sundays and
+    /// 祝日, Saturdays per kind).
     pub fn opens_on(&self, date: Date) -> bool {
-        date.weekday() != Weekday::Sunday && !holidays::is_holiday(date)
+        self.params.open_on(date)
     }
 
     /// Whether the reception is open at `at`.
     pub fn is_open(&self, at: Timestamp) -> bool {
         let now = jst::civil(at);
-        if !self.opens_on(now.date()) {
-            return false;
-        }
-        let h = hours(self.kind);
-        let closes = if now.date().weekday() == Weekday::Saturday {
-            h.saturday_closes
-        } else {
-            h.closes
-        };
-        h.opens <= now.time() && now.time() < closes
+        self.opens_on(now.date())
+            && self.params.opens <= now.time()
+            && now.time() < self.params.closes
     }
 
     /// Patients arriving per hour while open.
     pub fn patients_per_hour(&self) -> f64 {
-        hours(self.kind).patients_per_hour
+        self.params.patients_per_day / self.params.open_seconds() * 3600.0
     }
 
-    /// Whether staff switch the terminal off on the evening of `date` (a fixed answer per site
-    /// and date, so a run is repeatable).
+    /// Whether staff switch the terminal off on the evening of `date`: unless it is never
+    /// switched off, on the nights the model did not draw it left on.
     pub fn powers_off(&self, date: Date) -> bool {
-        let day = i64::from(date.year()) * 400 + i64::from(date.day_of_year());
-        let h = splitmix64(self.seed ^ (day as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
-        u < self.night_off
+        let day = self.start.until(date).map_or(0, |span| span.get_days());
+        !self.model.always_on && !self.model.night_on(i64::from(day))
     }
 
-    /// The first evening switch-off moment at or after `at`, on a day the site was open.
+    /// The first closing time at or after `at`, on a day the site was open: when staff switch
+    /// the terminal off if they do.
     pub fn next_evening(&self, at: Timestamp) -> Timestamp {
         let mut date = jst::civil(at).date();
         for _ in 0..400 {
-            let t = instant(date, self.evening).unwrap_or(at);
+            let t = instant(date, self.params.closes).unwrap_or(at);
             if t >= at && self.opens_on(date) {
                 return t;
             }
@@ -276,39 +204,30 @@ impl Site {
         t
     }
 
-    /// When staff switch a terminal that went off at `off` on again.
+    /// When staff switch a terminal that went off at `off` on again: before opening on their
+    /// next working day.
     pub fn power_on_after(&self, off: Timestamp) -> Timestamp {
-        self.next_workday_at(off, self.morning)
+        self.next_workday_at(off, self.params.switch_on_at())
     }
 
     /// When staff restart a terminal whose update finished installing at `installed_at`; `None`
     /// when the habit is not a planned restart (the agent's automatic one, or at the first
     /// error).
     pub fn staff_restart_due(&self, installed_at: Timestamp) -> Option<Timestamp> {
-        match self.habit {
-            RestartHabit::NextMorning(at) => Some(self.next_workday_at(installed_at, at)),
-            RestartHabit::DaysLater { days, at } => {
-                let later = installed_at
-                    .checked_add(SignedDuration::from_hours(24 * i64::from(days) - 12))
-                    .unwrap_or(installed_at);
-                Some(self.next_workday_at(later, at))
+        let from = match self.habit {
+            RestartHabit::NextMorning => installed_at,
+            RestartHabit::DaysLater(days) => {
+                let day = jst::civil(installed_at)
+                    .date()
+                    .checked_add(i64::from(days).days())
+                    .ok()?;
+                instant(day, Time::midnight())?
             }
-            RestartHabit::Automatic(_) | RestartHabit::OnFirstError => None,
-        }
+            RestartHabit::Automatic(_) | RestartHabit::OnFirstError => return None,
+        };
+        let arrive = self.next_workday_at(from, self.params.switch_on_at());
+        arrive.checked_add(self.model.staff_restart_delay).ok()
     }
-}
-
-/// `time` shifted by `minutes` within the day (clamped to the day).
-fn add_minutes(time: Time, minutes: i32) -> Time {
-    let secs = i64::from(time.hour()) * 3600 + i64::from(time.minute()) * 60;
-    let secs = (secs + i64::from(minutes) * 60).clamp(0, 86_399);
-    Time::new(
-        i8::try_from(secs / 3600).unwrap_or(0),
-        i8::try_from(secs / 60 % 60).unwrap_or(0),
-        0,
-        0,
-    )
-    .unwrap_or(time)
 }
 
 /// `date` at `time` in Japan.
@@ -319,20 +238,16 @@ fn instant(date: Date, time: Time) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// A well-mixed 64-bit hash (SplitMix64's finaliser).
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("instant")
+    }
+
+    fn preset() -> onshi_sim::Scenario {
+        fleet::model().expect("the preset")
     }
 
     #[test]
@@ -347,46 +262,111 @@ mod tests {
     }
 
     #[test]
-    fn shares_of_habits_and_readers_are_near_the_brief() {
-        let p = Population::generate(2000, 1).expect("population");
-        let share = |f: &dyn Fn(&Site) -> bool| {
-            p.sites.iter().filter(|s| f(s)).count() as f64 / p.sites.len() as f64
-        };
-        let auto = share(&|s| matches!(s.habit, RestartHabit::Automatic(_)));
-        assert!((0.26..0.34).contains(&auto), "{auto}");
-        let morning = share(&|s| matches!(s.habit, RestartHabit::NextMorning(_)));
-        assert!((0.38..0.46).contains(&morning), "{morning}");
-        for s in &p.sites {
-            assert!(s.readers >= 1 && s.readers <= 3);
-            if s.kind != InstitutionKind::Hospital {
-                assert_eq!(s.readers, 1);
-            }
-            assert!(
-                s.evening < Time::constant(20, 0, 0, 0),
-                "off before the window"
-            );
+    fn the_card_share_is_the_preset_s() {
+        for kind in preset().sites {
+            assert_eq!(kind.mynumber_share, CARD_SHARE, "{:?}", kind.kind);
         }
-        let night = jiff::civil::date(2026, 1, 20);
-        let off = share(&|s| s.powers_off(night));
-        assert!(
-            (0.11..0.19).contains(&off),
-            "{off} of terminals off on a night"
-        );
     }
 
     #[test]
-    fn a_clinic_is_closed_on_sunday_and_saturday_afternoon() {
+    fn sites_have_the_preset_s_readers_habits_and_nights() {
+        let s = preset();
+        let p = Population::generate(2000, 1).expect("population");
+        let share = |f: &dyn Fn(&Site) -> bool| {
+            p.sites.iter().filter(|x| f(x)).count() as f64 / p.sites.len() as f64
+        };
+        // Expected over the preset's mix of kinds.
+        let expect = |f: &dyn Fn(&SiteKind) -> f64| {
+            s.sites
+                .iter()
+                .map(|k| f64::from(k.count) * f(k))
+                .sum::<f64>()
+                / s.site_count() as f64
+        };
+        let auto = share(&|x| matches!(x.habit, RestartHabit::Automatic(_)));
+        let want = expect(&|k| k.auto_restart);
+        assert!(
+            (auto - want).abs() < 0.03,
+            "auto-restart {auto}, preset {want}"
+        );
+        let morning = share(&|x| x.habit == RestartHabit::NextMorning);
+        let want = (1.0 - want) * s.staff.next_morning;
+        assert!(
+            (morning - want).abs() < 0.03,
+            "next morning {morning}, preset {want}"
+        );
+        let night = jiff::civil::date(2026, 1, 20);
+        let off = share(&|x| x.powers_off(night));
+        let want = expect(&|k| (1.0 - k.always_on) * (1.0 - k.night_on));
+        assert!(
+            (off - want).abs() < 0.03,
+            "off on a night {off}, preset {want}"
+        );
+        for x in &p.sites {
+            let kind = s.site_kind(x.kind);
+            assert!(
+                kind.readers[usize::from(x.readers)] > 0.0,
+                "{} readers",
+                x.readers
+            );
+            assert_eq!(x.reader_serials().len(), usize::from(x.readers));
+            if let RestartHabit::Automatic(at) = x.habit {
+                assert_eq!(at, kind.auto_restart_at());
+            }
+            let evening = jst::civil(x.next_evening(ts("2026-01-20T00:00:00+09:00")));
+            assert_eq!(evening.time(), kind.closes);
+            assert!(
+                evening.time() <= Time::constant(20, 0, 0, 0),
+                "off before the window"
+            );
+        }
+    }
+
+    #[test]
+    fn the_nights_a_site_stays_on_are_the_model_s() {
+        let p = Population::generate(100, 3).expect("population");
+        let start = preset().start;
+        let mut on = 0;
+        for x in &p.sites {
+            for d in 0..21 {
+                let date = start.checked_add(d.days()).expect("a date");
+                let off = x.powers_off(date);
+                assert_eq!(
+                    off,
+                    !x.model.always_on && !x.model.night_on(d),
+                    "{} {date}",
+                    x.code
+                );
+                on += u32::from(!off);
+            }
+        }
+        assert!(on > 0);
+    }
+
+    #[test]
+    fn a_clinic_is_open_in_the_preset_s_hours_and_never_on_sunday_or_a_holiday() {
         let p = Population::generate(20, 3).expect("population");
         let clinic = p
             .sites
             .iter()
             .find(|s| s.kind == InstitutionKind::Clinic)
             .expect("a clinic among 20");
-        assert!(clinic.is_open(ts("2026-01-19T10:00:00+09:00")));
-        assert!(!clinic.is_open(ts("2026-01-19T08:00:00+09:00")));
-        assert!(clinic.is_open(ts("2026-01-24T11:00:00+09:00")));
-        assert!(!clinic.is_open(ts("2026-01-24T14:00:00+09:00")));
-        assert!(!clinic.is_open(ts("2026-01-25T10:00:00+09:00")));
+        let k = preset().site_kind(InstitutionKind::Clinic).clone();
+        let at =
+            |date: &str, time: Time| instant(date.parse().expect("date"), time).expect("instant");
+        let minute = jiff::SignedDuration::from_mins(1);
+        let before = |t: Time| t.checked_sub(minute).expect("a time");
+        // Monday 19th.
+        assert!(clinic.is_open(at("2026-01-19", k.opens)));
+        assert!(!clinic.is_open(at("2026-01-19", before(k.opens))));
+        assert!(clinic.is_open(at("2026-01-19", before(k.closes))));
+        assert!(!clinic.is_open(at("2026-01-19", k.closes)));
+        // Saturday 24th as the preset says, Sunday 25th and 建国記念の日 never.
+        assert_eq!(clinic.is_open(at("2026-01-24", k.opens)), k.saturday);
+        assert!(!clinic.is_open(at("2026-01-25", k.opens)));
+        assert!(!clinic.is_open(at("2026-02-11", k.opens)));
+        let per_hour = k.patients_per_day / k.open_seconds() * 3600.0;
+        assert!((clinic.patients_per_hour() - per_hour).abs() < 1e-9);
     }
 
     #[test]
@@ -395,18 +375,45 @@ mod tests {
         let site = p
             .sites
             .iter()
-            .find(|s| matches!(s.habit, RestartHabit::NextMorning(_)))
+            .find(|s| s.habit == RestartHabit::NextMorning)
             .expect("a next-morning site");
-        let RestartHabit::NextMorning(at) = site.habit else {
-            unreachable!()
-        };
-        // Installed in the night of Saturday 24th: nobody is in on Sunday, so Monday morning.
+        // Installed in the night of Saturday 24th: nobody is in on Sunday, so Monday morning,
+        // once staff have switched the terminal on and before the first patient.
         let due = site
             .staff_restart_due(ts("2026-01-24T21:00:00+09:00"))
             .expect("planned");
         let civil = jst::civil(due);
         assert_eq!(civil.date(), jiff::civil::date(2026, 1, 26));
-        assert_eq!(civil.time(), at);
-        assert!(at < hours(site.kind).opens, "before the first patient");
+        let arrive = site.params.switch_on_at();
+        assert_eq!(
+            arrive.duration_until(civil.time()),
+            site.model.staff_restart_delay
+        );
+        assert!(civil.time() < site.params.opens, "before the first patient");
+    }
+
+    #[test]
+    fn staff_who_wait_days_restart_in_the_morning_that_many_days_later() {
+        let p = Population::generate(400, 5).expect("population");
+        let site = p
+            .sites
+            .iter()
+            .find(|s| matches!(s.habit, RestartHabit::DaysLater(_)))
+            .expect("a days-later site");
+        let RestartHabit::DaysLater(days) = site.habit else {
+            unreachable!()
+        };
+        // Installed on the night of Monday 19th.
+        let due = site
+            .staff_restart_due(ts("2026-01-19T22:00:00+09:00"))
+            .expect("planned");
+        let mut first = jiff::civil::date(2026, 1, 19)
+            .checked_add(i64::from(days).days())
+            .expect("a date");
+        while !site.opens_on(first) {
+            first = first.tomorrow().expect("a date");
+        }
+        assert_eq!(jst::civil(due).date(), first);
+        assert!(jst::civil(due).time() < site.params.opens);
     }
 }

@@ -1,9 +1,11 @@
 //! `onshi simulate --against URL`: the load mode. Drives a real `onshi serve` (a fresh data
 //! directory, usually on a simulated clock) with N sites whose terminals and readers run the
-//! real agent library in this process, for capacity tests on loopback. It sets the server up
-//! through the operator API the way the demo does (institutions, a generated release, the
-//! 2026-01 campaign), runs the agents for a while and reports requests per second, latency and
-//! where the devices ended.
+//! real agent library in this process, for capacity tests on loopback. The sites are the demo's
+//! population, drawn from the simulator's model (the `national-2026-01` preset: kinds,
+//! prefectures, readers and vendors, automatic restarts). It sets the server up through the
+//! operator API the way the demo does (institutions, a generated release, the 2026-01 campaign),
+//! runs the agents for a while and reports requests per second, latency and where the devices
+//! ended.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
