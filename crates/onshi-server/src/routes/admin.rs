@@ -25,12 +25,12 @@ use crate::attachment;
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiJson, ApiQuery};
-use crate::secrets::{hash_secret, new_secret};
 use crate::services::OPERATOR;
 use crate::services::campaigns::{
     self, CampaignInput, Throttle, change_campaign_status, load_campaign, new_campaign,
 };
 use crate::services::devices::{campaign_device_rows, devices_csv};
+use crate::services::institutions;
 use crate::services::progress::{self, Progress, progress_of};
 use crate::services::releases::{ReleaseInput, sign_release, store_artifact};
 use crate::state::AppState;
@@ -171,17 +171,7 @@ async fn save_institutions(
     state: &AppState,
     list: Vec<Institution>,
 ) -> ApiResult<(StatusCode, Json<Imported>)> {
-    let now = state.now();
-    let n = list.len();
-    let imported = state.db(move |s| s.upsert_institutions(&list, now)).await?;
-    state
-        .audit(
-            OPERATOR,
-            "institutions_upserted",
-            "institutions",
-            format!("{n}"),
-        )
-        .await?;
+    let imported = institutions::save(state, list).await?;
     Ok((StatusCode::CREATED, Json(Imported { imported })))
 }
 
@@ -257,18 +247,7 @@ pub async fn access_key(
 }
 
 async fn issue_key(state: &AppState, code: &str, which: InstitutionKey) -> ApiResult<String> {
-    let code = parse_code(code)?;
-    let key = new_secret();
-    let hash = hash_secret(&key);
-    state
-        .db(move |s| s.set_institution_key(code, which, &hash))
-        .await?;
-    let action = match which {
-        InstitutionKey::Enrollment => "enrollment_key_issued",
-        InstitutionKey::Access => "access_key_issued",
-    };
-    state.audit(OPERATOR, action, code.to_string(), "").await?;
-    Ok(key)
+    institutions::issue_key(state, parse_code(code)?, which).await
 }
 
 // ---------- packages and releases ----------

@@ -9,6 +9,7 @@
 
 pub mod campaigns;
 pub mod devices;
+pub mod institutions;
 pub mod progress;
 pub mod qualification;
 pub mod releases;
