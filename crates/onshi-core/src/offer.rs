@@ -62,6 +62,114 @@ impl CampaignStatus {
     }
 }
 
+/// What the operator can do to a campaign (the dashboard's buttons, the admin API's verbs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CampaignAction {
+    /// Start a draft: its devices are targeted and distribution follows the schedule.
+    Activate,
+    /// Stop offering for now; devices keep what they have.
+    Pause,
+    /// Offer again after a pause.
+    Resume,
+    /// End the campaign for good, from any state but closed.
+    Close,
+}
+
+impl CampaignAction {
+    /// Every action, in the order the dashboard shows them.
+    pub const ALL: [Self; 4] = [Self::Activate, Self::Pause, Self::Resume, Self::Close];
+
+    /// `activate`, `pause`, `resume`, `close`: the verb in the API's path.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::Activate => "activate",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Close => "close",
+        }
+    }
+
+    /// Parses a verb.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.slug() == s)
+    }
+}
+
+impl std::fmt::Display for CampaignAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.slug())
+    }
+}
+
+/// An action the campaign's current status does not allow (e.g. resuming an active campaign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} a {} campaign", from.slug())]
+pub struct InvalidTransition {
+    pub from: CampaignStatus,
+    pub action: CampaignAction,
+}
+
+impl CampaignStatus {
+    /// The campaign's life: draft → active ⇄ paused, and closed from any of them. Closed is
+    /// final; every other pair is refused.
+    pub fn apply(self, action: CampaignAction) -> Result<Self, InvalidTransition> {
+        use CampaignAction as A;
+        use CampaignStatus as S;
+        match (action, self) {
+            (A::Activate, S::Draft) => Ok(S::Active),
+            (A::Pause, S::Active) => Ok(S::Paused),
+            (A::Resume, S::Paused) => Ok(S::Active),
+            (A::Close, S::Draft | S::Active | S::Paused) => Ok(S::Closed),
+            (action, from) => Err(InvalidTransition { from, action }),
+        }
+    }
+}
+
+/// Why a device may not download its package now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDownload {
+    /// The campaign is not active, or its schedule is not distributing now (outside the
+    /// night windows and the catch-up period).
+    Closed,
+    /// The device has nothing to download: it already has the package, or installed it.
+    NotNeeded,
+    /// The device holds no download slot (the campaign's throttle).
+    NoSlot,
+}
+
+/// Whether a device in `state` may download now, short of the download slot: the campaign is
+/// active, its schedule is distributing, and the device still needs the package. The server
+/// asks this before it tries to take a slot.
+pub fn download_open(
+    campaign: CampaignStatus,
+    distributing: bool,
+    state: DeploymentState,
+) -> Result<(), NoDownload> {
+    if campaign != CampaignStatus::Active || !distributing {
+        Err(NoDownload::Closed)
+    } else if !wants_download(state) {
+        Err(NoDownload::NotNeeded)
+    } else {
+        Ok(())
+    }
+}
+
+/// May this device download its package now? [`download_open`], and it holds a download slot.
+/// The one rule behind the check-in's `download` and the artifact download itself.
+pub fn may_download(
+    campaign: CampaignStatus,
+    distributing: bool,
+    state: DeploymentState,
+    slot_held: bool,
+) -> Result<(), NoDownload> {
+    download_open(campaign, distributing, state)?;
+    if slot_held {
+        Ok(())
+    } else {
+        Err(NoDownload::NoSlot)
+    }
+}
+
 /// The longest a device is told to wait before its next check-in, so that a change the
 /// operator makes (pause, resume) reaches every device within this time.
 pub const MAX_POLL: Duration = Duration::from_secs(6 * 3600);
@@ -148,7 +256,9 @@ pub fn decide(s: &Situation) -> Decision {
     let action = match s.state {
         DeploymentState::Downloaded | DeploymentState::Installing => Action::Install,
         DeploymentState::Installed => Action::None, // a card reader activating
-        _ if s.has_slot => Action::Download,
+        _ if may_download(s.campaign, s.schedule.distributing, s.state, s.has_slot).is_ok() => {
+            Action::Download
+        }
         _ => Action::RetryLater,
     };
     let poll_after = match action {
@@ -248,6 +358,126 @@ mod tests {
         let mut s = situation("2026-01-19T21:00:00+09:00", DeploymentState::Waiting, true);
         s.campaign = CampaignStatus::Paused;
         assert_eq!(decide(&s).action, Action::None);
+    }
+
+    #[test]
+    fn a_draft_is_activated_an_active_campaign_paused_and_a_paused_one_resumed() {
+        use CampaignAction as A;
+        use CampaignStatus as S;
+        assert_eq!(S::Draft.apply(A::Activate), Ok(S::Active));
+        assert_eq!(S::Active.apply(A::Pause), Ok(S::Paused));
+        assert_eq!(S::Paused.apply(A::Resume), Ok(S::Active));
+    }
+
+    #[test]
+    fn any_campaign_but_a_closed_one_can_be_closed() {
+        use CampaignStatus as S;
+        for from in [S::Draft, S::Active, S::Paused] {
+            assert_eq!(from.apply(CampaignAction::Close), Ok(S::Closed), "{from:?}");
+        }
+    }
+
+    #[test]
+    fn every_other_transition_is_refused_and_says_why() {
+        use CampaignAction as A;
+        use CampaignStatus as S;
+        let allowed = [
+            (S::Draft, A::Activate),
+            (S::Active, A::Pause),
+            (S::Paused, A::Resume),
+            (S::Draft, A::Close),
+            (S::Active, A::Close),
+            (S::Paused, A::Close),
+        ];
+        for from in [S::Draft, S::Active, S::Paused, S::Closed] {
+            for action in CampaignAction::ALL {
+                if allowed.contains(&(from, action)) {
+                    continue;
+                }
+                assert_eq!(
+                    from.apply(action),
+                    Err(InvalidTransition { from, action }),
+                    "{action} from {from:?}"
+                );
+            }
+        }
+        let refused = S::Active.apply(A::Resume).expect_err("refused");
+        assert_eq!(refused.to_string(), "cannot resume a active campaign");
+        assert_eq!(
+            S::Closed
+                .apply(A::Activate)
+                .expect_err("refused")
+                .to_string(),
+            "cannot activate a closed campaign"
+        );
+    }
+
+    #[test]
+    fn campaign_actions_are_named_by_their_verbs() {
+        for a in CampaignAction::ALL {
+            assert_eq!(CampaignAction::parse(a.slug()), Some(a));
+        }
+        assert_eq!(CampaignAction::parse("delete"), None);
+    }
+
+    #[test]
+    fn a_device_downloads_only_in_an_active_distributing_campaign_with_a_slot() {
+        use DeploymentState as D;
+        let active = CampaignStatus::Active;
+        for state in [D::Waiting, D::Downloading, D::Failed] {
+            assert_eq!(may_download(active, true, state, true), Ok(()), "{state}");
+            assert_eq!(
+                may_download(active, true, state, false),
+                Err(NoDownload::NoSlot),
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_downloaded_outside_the_windows_or_unless_the_campaign_is_active() {
+        use CampaignStatus as S;
+        let waiting = DeploymentState::Waiting;
+        assert_eq!(
+            may_download(S::Active, false, waiting, true),
+            Err(NoDownload::Closed)
+        );
+        for campaign in [S::Draft, S::Paused, S::Closed] {
+            assert_eq!(
+                may_download(campaign, true, waiting, true),
+                Err(NoDownload::Closed),
+                "{campaign:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_device_that_has_its_package_downloads_nothing_even_with_a_slot() {
+        use DeploymentState as D;
+        for state in [D::Downloaded, D::Installing, D::Installed, D::Applied] {
+            assert_eq!(
+                may_download(CampaignStatus::Active, true, state, true),
+                Err(NoDownload::NotNeeded),
+                "{state}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_slot_is_asked_for_only_when_the_download_is_otherwise_open() {
+        use DeploymentState as D;
+        assert_eq!(
+            download_open(CampaignStatus::Active, true, D::Waiting),
+            Ok(())
+        );
+        assert_eq!(
+            download_open(CampaignStatus::Paused, true, D::Waiting),
+            Err(NoDownload::Closed)
+        );
+        assert_eq!(
+            download_open(CampaignStatus::Active, true, D::Installed),
+            Err(NoDownload::NotNeeded)
+        );
     }
 
     #[test]

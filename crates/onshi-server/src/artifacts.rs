@@ -4,7 +4,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_lite::StreamExt as _;
@@ -24,20 +24,21 @@ pub fn path_of(data_dir: &Path, sha: Sha256) -> PathBuf {
 
 /// Streams an upload to disk while hashing it, then moves it to its content address. Returns
 /// the digest and size.
-pub async fn store_upload<S, E>(
+pub async fn store_upload<S, B, E>(
     data_dir: &Path,
     body: S,
     max_size: u64,
 ) -> Result<(Sha256, u64), ApiError>
 where
-    S: futures_lite::Stream<Item = Result<Bytes, E>>,
+    S: futures_lite::Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
     let tmp_dir = data_dir.join("artifacts").join("tmp");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
         .map_err(ApiError::internal)?;
-    let tmp = tmp_dir.join(format!("upload-{}", crate::auth::new_secret()));
+    let tmp = tmp_dir.join(format!("upload-{}", crate::secrets::new_secret()));
     let result = write_hashed(&tmp, body, max_size).await;
     let (sha, size) = match result {
         Ok(v) => v,
@@ -58,9 +59,14 @@ where
     Ok((sha, size))
 }
 
-async fn write_hashed<S, E>(tmp: &Path, body: S, max_size: u64) -> Result<(Sha256, u64), ApiError>
+async fn write_hashed<S, B, E>(
+    tmp: &Path,
+    body: S,
+    max_size: u64,
+) -> Result<(Sha256, u64), ApiError>
 where
-    S: futures_lite::Stream<Item = Result<Bytes, E>>,
+    S: futures_lite::Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
     let mut file = tokio::fs::File::create(tmp)
@@ -70,9 +76,10 @@ where
     let mut size = 0u64;
     let mut stream = std::pin::pin!(body);
     while let Some(chunk) = stream.next().await {
-        let chunk: Bytes = chunk.map_err(|e| {
+        let chunk = chunk.map_err(|e| {
             ApiError::bad_request("upload_interrupted", format!("upload interrupted: {e}"))
         })?;
+        let chunk = chunk.as_ref();
         size += chunk.len() as u64;
         if size > max_size {
             return Err(ApiError::new(
@@ -81,8 +88,8 @@ where
                 format!("package larger than {max_size} bytes"),
             ));
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        hasher.update(chunk);
+        file.write_all(chunk).await.map_err(ApiError::internal)?;
     }
     if size == 0 {
         return Err(ApiError::bad_request(

@@ -1,40 +1,15 @@
-//! Secrets and who may do what: the operator token, device tokens, institution enrollment and
-//! access keys. Only SHA-256 hashes of secrets are stored; tokens are 256-bit random values, so
-//! a fast hash is enough and look-ups by hash leak nothing useful.
+//! Who may do what: the operator token and device tokens presented as bearer tokens. Only
+//! SHA-256 hashes of secrets are stored ([`crate::secrets`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onshi_store::{Deployment, Device};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+pub use crate::secrets::{hash_secret, new_secret, secret_matches};
 use crate::state::AppState;
-
-/// A new random secret (256 bits, URL-safe base64).
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The stored form of a secret.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Compares a presented secret with a stored hash in constant time.
-pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
-    hash_secret(secret)
-        .as_bytes()
-        .ct_eq(stored_hash.as_bytes())
-        .into()
-}
 
 /// The bearer token of a request.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -97,22 +72,5 @@ impl FromRequestParts<AppState> for DeviceAuth {
                 })
         };
         found.ok_or_else(|| ApiError::unauthorized("unknown device token"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_random_and_only_their_hash_matches() {
-        let a = new_secret();
-        let b = new_secret();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        let stored = hash_secret(&a);
-        assert!(secret_matches(&a, &stored));
-        assert!(!secret_matches(&b, &stored));
-        assert!(!secret_matches(&stored, &stored));
     }
 }

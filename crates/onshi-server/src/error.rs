@@ -71,6 +71,40 @@ impl ApiError {
     }
 }
 
+/// The refusals of the service layer, each with its stable code, so that a service names what
+/// went wrong and never picks an HTTP status itself.
+impl ApiError {
+    /// A campaign schedule that does not parse, or an unknown preset.
+    pub fn invalid_schedule(message: impl Into<String>) -> Self {
+        Self::bad_request("invalid_schedule", message)
+    }
+
+    /// A campaign throttle out of bounds.
+    pub fn invalid_throttle(message: impl Into<String>) -> Self {
+        Self::bad_request("invalid_throttle", message)
+    }
+
+    /// A campaign action its status does not allow (`onshi_core::offer::InvalidTransition`).
+    pub fn invalid_campaign_transition(message: impl Into<String>) -> Self {
+        Self::conflict("invalid_campaign_transition", message)
+    }
+
+    /// An id (release, campaign) that is not 1–64 letters, digits, '.', '_', '-'.
+    pub fn invalid_id(message: impl Into<String>) -> Self {
+        Self::bad_request("invalid_id", message)
+    }
+
+    /// A release without components or with a target listed twice.
+    pub fn invalid_release(message: impl Into<String>) -> Self {
+        Self::bad_request("invalid_release", message)
+    }
+
+    /// A release naming a package that was never uploaded.
+    pub fn unknown_artifact(message: impl Into<String>) -> Self {
+        Self::bad_request("unknown_artifact", message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(Body {

@@ -1,18 +1,13 @@
 //! Counts per state over time, for the dashboard's chart. The store keeps only each device's
 //! current state, so the server samples every running campaign's counts (the same numbers as
-//! the progress API) on its own clock and keeps them in memory: the chart starts when the
-//! server started and is not shared between replicas.
+//! the progress API; the sampler is [`crate::services::progress`]) on its own clock and keeps
+//! them in memory: the chart starts when the server started and is not shared between replicas.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use onshi_core::deployment::DeploymentState;
-use onshi_core::offer::CampaignStatus;
-
-use crate::routes::admin::{Counts, progress_of};
-use crate::state::AppState;
 
 /// One campaign's counts at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +20,6 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// A sample of the progress counts.
-    pub fn of(at: Timestamp, counts: &Counts) -> Self {
-        Self {
-            at,
-            states: DeploymentState::ALL.map(|s| counts.get(s)),
-            restart_required: counts.restart_required,
-        }
-    }
-
     /// The count in one state.
     pub fn get(&self, state: DeploymentState) -> u64 {
         DeploymentState::ALL
@@ -48,10 +34,6 @@ const MAX_SAMPLES: usize = 2000;
 
 /// How far the server's clock moves between two samples.
 pub const SAMPLE_EVERY: SignedDuration = SignedDuration::from_mins(10);
-
-/// How often (real time) the sampler looks at the clock: a simulated clock running fast gets a
-/// sample at every look.
-const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// Every campaign's samples, oldest first.
 #[derive(Default)]
@@ -89,40 +71,6 @@ impl History {
 /// Whether a new sample is due: none yet, the clock moved [`SAMPLE_EVERY`], or it went back.
 pub fn due(last: Option<Timestamp>, now: Timestamp) -> bool {
     last.is_none_or(|last| now < last || now.duration_since(last) >= SAMPLE_EVERY)
-}
-
-/// Samples every active or paused campaign whenever the server's clock has moved on enough.
-pub fn spawn_sampler(state: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(LOOK_EVERY);
-        loop {
-            tick.tick().await;
-            if let Err(e) = sample_running(&state, false).await {
-                tracing::warn!(error = %e.message, "sampling campaign progress failed");
-            }
-        }
-    });
-}
-
-/// Samples every active or paused campaign: when due, or at once with `force` (before the
-/// operator moves a simulated clock, so a jump does not skip what happened before it).
-pub async fn sample_running(state: &AppState, force: bool) -> crate::error::ApiResult<()> {
-    let records = state.db(|s| s.campaigns()).await?;
-    for record in records {
-        if !matches!(
-            record.status,
-            CampaignStatus::Active | CampaignStatus::Paused
-        ) {
-            continue;
-        }
-        let now = state.now();
-        if !force && !due(lock(&state.history).last(&record.id), now) {
-            continue;
-        }
-        let progress = progress_of(state, &record).await?;
-        lock(&state.history).record(&record.id, Sample::of(now, &progress.all));
-    }
-    Ok(())
 }
 
 /// Locks the history, surviving a poisoned lock (the data stays usable).

@@ -24,13 +24,18 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 mod artifacts;
+mod attachment;
 pub mod auth;
+mod desks;
 mod error;
 mod history;
 mod json;
 pub mod notices;
 mod pages;
 mod routes;
+mod secrets;
+mod services;
+mod sessions;
 mod state;
 mod targeting;
 
@@ -243,7 +248,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map_or_else(|| "sqlite".to_owned(), onshi_store::postgres::redact);
     tracing::info!(%addr, data = %config.data_dir.display(), %database, simulated_clock = config.clock.is_simulated(), "onshi serve listening");
     spawn_flusher(store.clone());
-    history::spawn_sampler(state.clone());
+    services::progress::spawn_sampler(state.clone());
     notices::spawn(state.clone(), transport, from);
     let app = router(state.clone());
     let server = tokio::spawn(async move {

@@ -12,10 +12,10 @@ use onshi_clock::Clock;
 use onshi_core::schedule::Campaign;
 use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 
+use crate::desks::Desks;
 use crate::error::{ApiError, ApiResult};
 use crate::history::History;
-use crate::pages::reception::Desks;
-use crate::pages::session::Sessions;
+use crate::sessions::Sessions;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]

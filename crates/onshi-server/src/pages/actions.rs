@@ -16,7 +16,9 @@ use serde::Deserialize;
 
 use super::operator::{operator_session, to_login};
 use super::{PageError, href, lang_of, layout, when};
-use crate::routes::admin::{csv_download, load_campaign};
+use crate::attachment;
+use crate::services::campaigns::load_campaign;
+use crate::services::devices::{campaign_device_rows, devices_csv};
 use crate::state::AppState;
 
 /// Rows per page.
@@ -285,12 +287,12 @@ pub async fn csv(
     let record = load_campaign(&state, id)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let cid = record.id.clone();
-    let filter = f.store_filter(u32::MAX, 0);
-    let rows = state
-        .db(move |s| s.deployments(&cid, &filter))
+    let rows = campaign_device_rows(&state, &record, f.store_filter(u32::MAX, 0))
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    csv_download(&format!("{}-{}.csv", record.id, f.need.slug()), &rows)
-        .map_err(|e| PageError::from_api(e, lang))
+    let bytes = devices_csv(&rows).map_err(|e| PageError::from_api(e, lang))?;
+    Ok(attachment::csv(
+        &format!("{}-{}.csv", record.id, f.need.slug()),
+        bytes,
+    ))
 }

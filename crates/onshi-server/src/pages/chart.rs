@@ -9,7 +9,7 @@ use onshi_core::jst;
 use onshi_core::lang::Lang;
 use onshi_core::schedule::Campaign;
 
-use super::dashboard::Group;
+use super::groups::Group;
 use crate::history::Sample;
 
 const W: f64 = 800.0;

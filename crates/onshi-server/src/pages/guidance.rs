@@ -52,7 +52,7 @@ pub async fn page(
         Some((_, s)) => s,
         None => Arc::new(
             Campaign::preset("2026-01")
-                .map_err(|e| PageError::from_api(crate::ApiError::internal(e), lang))?,
+                .map_err(|e| PageError::from_api(crate::error::ApiError::internal(e), lang))?,
         ),
     };
     let now = state.now();

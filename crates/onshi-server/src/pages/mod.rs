@@ -20,6 +20,7 @@ pub mod actions;
 pub mod calendar;
 pub mod chart;
 pub mod dashboard;
+pub mod groups;
 pub mod guidance;
 pub mod home;
 pub mod operator;

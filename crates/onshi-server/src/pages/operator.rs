@@ -19,11 +19,11 @@ use super::session::{
     Current, OPERATOR_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
 };
 use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
-use crate::auth::secret_matches;
-use crate::routes::admin::{
-    self, CampaignInput, ComponentInput, ReleaseInput, Throttle, change_campaign_status,
-    new_campaign, sign_release,
+use crate::secrets::secret_matches;
+use crate::services::campaigns::{
+    self, CampaignInput, Throttle, change_campaign_status, new_campaign,
 };
+use crate::services::releases::{self, ComponentInput, ReleaseInput, sign_release};
 use crate::state::AppState;
 
 /// The operator's session, if the request has one.
@@ -276,7 +276,11 @@ pub async fn control(
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
     let current = operator_post(&state, &headers, &form.csrf, lang)?;
-    match change_campaign_status(&state, id.clone(), &form.action).await {
+    let changed = match campaigns::action(&form.action) {
+        Ok(action) => change_campaign_status(&state, id.clone(), action).await,
+        Err(e) => Err(e),
+    };
+    match changed {
         Ok(r) => state.flash(
             &current,
             true,
@@ -391,7 +395,7 @@ pub async fn upload_release(
                 continue;
             };
             let stream = futures_lite::stream::once(Ok(first)).chain(field);
-            let (sha256, _) = admin::store_artifact(&state, stream)
+            let (sha256, _) = releases::store_artifact(&state, stream)
                 .await
                 .map_err(|e| e.message)?;
             components.push(ComponentInput { target, sha256 });

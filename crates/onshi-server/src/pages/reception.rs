@@ -3,8 +3,6 @@
 //! shows — what staff do next: restart, retry, the call centre (open now?) and the fallback
 //! procedure (KB0011769).
 
-use std::collections::HashMap;
-
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,69 +10,20 @@ use maud::{Markup, html};
 use onshi_core::callcentre;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
-use onshi_core::reception::{Reception, ReceptionEvent, ReceptionLog, TerminalState};
+use onshi_core::reception::{Reception, ReceptionEvent, TerminalState};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use serde::Deserialize;
 
 use super::{LangQuery, layout};
-use crate::auth::new_secret;
+use crate::desks::Desk;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::institution::access_key_matches;
-use crate::routes::qualification::{self, CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
+use crate::services::devices::access_key_matches;
+use crate::services::qualification::{self, CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
 use crate::state::AppState;
 
 /// The portal article for confirming qualification when the My Number card cannot be used.
 pub const FALLBACK_URL: &str =
     "https://iryohokenjyoho.service-now.com/csm?id=kb_article_view&sysparm_article=KB0011769#B";
-
-/// At most this many desks are kept; the oldest is dropped first.
-const MAX_DESKS: usize = 1000;
-
-/// One emulated desk: its state, its log, and where its terminal state came from.
-#[derive(Debug, Clone)]
-pub struct Desk {
-    desk: Reception,
-    log: ReceptionLog,
-    recorded: bool,
-    card: String,
-    linked: Option<InstitutionCode>,
-    created: u64,
-}
-
-/// All desks, by their unguessable id.
-#[derive(Default)]
-pub struct Desks {
-    map: HashMap<String, Desk>,
-    counter: u64,
-}
-
-impl Desks {
-    fn insert(&mut self, desk: Reception, linked: Option<InstitutionCode>) -> String {
-        if self.map.len() >= MAX_DESKS
-            && let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, d)| d.created)
-                .map(|(k, _)| k.clone())
-        {
-            self.map.remove(&oldest);
-        }
-        self.counter += 1;
-        let id = new_secret();
-        self.map.insert(
-            id.clone(),
-            Desk {
-                desk,
-                log: ReceptionLog::default(),
-                recorded: false,
-                card: "test-card-0001".to_owned(),
-                linked,
-                created: self.counter,
-            },
-        );
-        id
-    }
-}
 
 #[derive(Deserialize, Default)]
 pub struct NewDesk {
@@ -171,7 +120,7 @@ pub async fn event(
             d.recorded = false;
         }
         d.desk
-            .apply(event, || qualification::lookup(&card).0)
+            .apply(event, || qualification::outcome(&card))
             .map_err(|e| ApiError::conflict("invalid_step", e.to_string()))?;
         if d.desk.attempt_over() && !d.recorded {
             d.log.record(&d.desk);

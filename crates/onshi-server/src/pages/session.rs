@@ -7,17 +7,13 @@
 //!
 //! `Secure` is added when the request came through a TLS-terminating proxy that says so
 //! (`X-Forwarded-Proto: https`); onshi itself speaks plain HTTP and cannot know otherwise.
-//! Expiry uses the machine's monotonic time, not the server's (possibly simulated) clock, so a
-//! demo clock running 600× fast does not log people out.
-
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+//!
+//! The sessions themselves are kept by [`crate::sessions`].
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use onshi_core::institution::InstitutionCode;
-use subtle::ConstantTimeEq;
 
-use crate::auth::{hash_secret, new_secret};
+pub use crate::sessions::{Current, Who, csrf_matches};
+use crate::sessions::{MAX_AGE, Sessions};
 use crate::state::AppState;
 
 /// The operator's session cookie.
@@ -25,134 +21,31 @@ pub const OPERATOR_COOKIE: &str = "onshi_operator";
 /// A site's session cookie.
 pub const SITE_COOKIE: &str = "onshi_site";
 
-/// A session ends after this long without a request…
-const IDLE: Duration = Duration::from_secs(2 * 3600);
-/// …and at the latest this long after login.
-const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
-/// At most this many sessions are kept; the least recently used goes first.
-const MAX_SESSIONS: usize = 10_000;
-
-/// Who a session speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    Operator,
-    Site(InstitutionCode),
-}
-
-/// A message shown once on the next page (post/redirect/get).
-#[derive(Debug, Clone)]
-pub struct Flash {
-    pub ok: bool,
-    pub text: String,
-}
-
-#[derive(Debug)]
-struct Session {
-    who: Who,
-    csrf: String,
-    created: Instant,
-    last_seen: Instant,
-    flash: Option<Flash>,
-}
-
-/// What a page needs of its session.
-#[derive(Debug, Clone)]
-pub struct Current {
-    pub who: Who,
-    pub csrf: String,
-    pub flash: Option<Flash>,
-    key: String,
-}
-
-/// Every live session, by the hash of its id.
-#[derive(Default)]
-pub struct Sessions {
-    map: HashMap<String, Session>,
-}
-
-impl Sessions {
-    fn purge(&mut self, now: Instant) {
-        self.map.retain(|_, s| alive(s, now));
-        if self.map.len() >= MAX_SESSIONS
-            && let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| k.clone())
-        {
-            self.map.remove(&oldest);
-        }
-    }
-}
-
-fn alive(s: &Session, now: Instant) -> bool {
-    now.duration_since(s.last_seen) < IDLE && now.duration_since(s.created) < MAX_AGE
-}
-
 impl AppState {
     /// Starts a session; returns the session id for the cookie.
     pub fn login(&self, who: Who) -> String {
-        let id = new_secret();
-        let now = Instant::now();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.purge(now);
-        sessions.map.insert(
-            hash_secret(&id),
-            Session {
-                who,
-                csrf: new_secret(),
-                created: now,
-                last_seen: now,
-                flash: None,
-            },
-        );
-        id
+        self.sessions_lock().login(who)
     }
 
     /// The live session named by `cookie` in the request, taking its flash message.
     pub fn session(&self, headers: &HeaderMap, cookie: &str) -> Option<Current> {
         let id = cookie_value(headers, cookie)?;
-        let key = hash_secret(id);
-        let now = Instant::now();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let s = sessions.map.get_mut(&key)?;
-        if !alive(s, now) {
-            sessions.map.remove(&key);
-            return None;
-        }
-        s.last_seen = now;
-        Some(Current {
-            who: s.who,
-            csrf: s.csrf.clone(),
-            flash: s.flash.take(),
-            key,
-        })
+        self.sessions_lock().resume(id)
     }
 
     /// Leaves a message for the session's next page.
     pub fn flash(&self, current: &Current, ok: bool, text: impl Into<String>) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = sessions.map.get_mut(&current.key) {
-            s.flash = Some(Flash {
-                ok,
-                text: text.into(),
-            });
-        }
+        self.sessions_lock().flash(current, ok, text.into());
     }
 
     /// Ends a session.
     pub fn logout(&self, current: &Current) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .remove(&current.key);
+        self.sessions_lock().logout(current);
     }
-}
 
-/// Whether a posted CSRF token is the session's.
-pub fn csrf_matches(current: &Current, posted: &str) -> bool {
-    !posted.is_empty() && bool::from(posted.as_bytes().ct_eq(current.csrf.as_bytes()))
+    fn sessions_lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Whether a form post comes from this site: an `Origin` header, when the browser sends one,

@@ -18,7 +18,7 @@ use super::session::{
     Current, SITE_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
 };
 use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
-use crate::routes::institution::{SiteStatus, access_key_matches, site_status};
+use crate::services::devices::{SiteStatus, access_key_matches, site_status};
 use crate::state::AppState;
 
 /// `GET /site`: the site's status when logged in, the login form otherwise.

@@ -11,7 +11,7 @@ use axum::response::Response;
 use jiff::Timestamp;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::institution::InstitutionCode;
-use onshi_core::offer::{self, Action, CampaignStatus, Situation};
+use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
 use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
@@ -259,9 +259,9 @@ pub async fn checkin(
     };
     let schedule = state.schedule(&record)?;
     let status = schedule.status(now);
-    let wants_slot = record.status == CampaignStatus::Active
-        && status.distributing
-        && offer::wants_download(deployment.state);
+    // A slot is taken only when the device may download but for the slot.
+    let wants_slot =
+        offer::download_open(record.status, status.distributing, deployment.state).is_ok();
     let has_slot = if wants_slot {
         let (cid, did, max) = (record.id.clone(), device.id, record.max_downloads);
         let expires = lease_expiry(&state, now);
@@ -539,26 +539,38 @@ pub async fn artifact(
         return Err(ApiError::not_found(format!("artifact {sha}")));
     }
     let now = state.now();
-    if record.status != CampaignStatus::Active || !state.schedule(&record)?.is_distributing(now) {
-        return Err(ApiError::forbidden(
-            "outside_window",
-            "distribution is closed now; check in for the next window",
-        ));
-    }
-    let (cid, did) = (record.id.clone(), device.id);
-    let expires = lease_expiry(&state, now);
-    let max = record.max_downloads;
-    let slot = state
-        .db(move |s| {
-            Ok(s.has_lease(&cid, did, now)? && s.acquire_lease(&cid, did, now, expires, max)?)
-        })
-        .await?;
-    if !slot {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "no_download_slot",
-            "no download slot is held; check in to get one",
-        ));
+    let distributing = state.schedule(&record)?.is_distributing(now);
+    // The slot is renewed only when the download is otherwise open (the check-in's rule).
+    let slot_held = match offer::download_open(record.status, distributing, deployment.state) {
+        Ok(()) => {
+            let (cid, did) = (record.id.clone(), device.id);
+            let expires = lease_expiry(&state, now);
+            let max = record.max_downloads;
+            state
+                .db(move |s| {
+                    Ok(s.has_lease(&cid, did, now)?
+                        && s.acquire_lease(&cid, did, now, expires, max)?)
+                })
+                .await?
+        }
+        Err(_) => false,
+    };
+    match offer::may_download(record.status, distributing, deployment.state, slot_held) {
+        Ok(()) => {}
+        Err(NoDownload::Closed) => {
+            return Err(ApiError::forbidden(
+                "outside_window",
+                "distribution is closed now; check in for the next window",
+            ));
+        }
+        // A device that has its package is never given a slot, so it holds none.
+        Err(NoDownload::NotNeeded | NoDownload::NoSlot) => {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "no_download_slot",
+                "no download slot is held; check in to get one",
+            ));
+        }
     }
     tracing::debug!(device = device.id, state = %deployment.state, "serving artifact");
     artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await

@@ -12,11 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::services::qualification;
 use crate::state::AppState;
-
-/// Card ids that stand for the real-world refusals.
-pub const CARD_NO_QUALIFICATION: &str = "test-no-qualification";
-pub const CARD_EXPIRED_CERTIFICATE: &str = "test-expired-certificate";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,26 +47,19 @@ pub enum QueryResponse {
 
 /// The answer for a card: a fake patient, or one of the two refusals.
 pub fn lookup(card_id: &str) -> (QueryOutcome, QueryResponse) {
-    match card_id {
-        CARD_NO_QUALIFICATION => (
-            QueryOutcome::NoQualification,
-            QueryResponse::NoQualification {
-                message: "資格情報が存在しません。（資格なし）",
-            },
-        ),
-        CARD_EXPIRED_CERTIFICATE => (
-            QueryOutcome::CertificateExpired,
-            QueryResponse::CertificateExpired {
-                message: "電子証明書の有効期限が切れています。",
-            },
-        ),
-        _ => (
-            QueryOutcome::Confirmed,
-            QueryResponse::Confirmed {
-                patient: patient(card_id),
-            },
-        ),
-    }
+    let outcome = qualification::outcome(card_id);
+    let response = match outcome {
+        QueryOutcome::NoQualification => QueryResponse::NoQualification {
+            message: "資格情報が存在しません。（資格なし）",
+        },
+        QueryOutcome::CertificateExpired => QueryResponse::CertificateExpired {
+            message: "電子証明書の有効期限が切れています。",
+        },
+        QueryOutcome::Confirmed => QueryResponse::Confirmed {
+            patient: patient(card_id),
+        },
+    };
+    (outcome, response)
 }
 
 const GIVEN: [(&str, &str); 6] = [
@@ -161,6 +151,7 @@ mod tests {
 
     #[test]
     fn the_two_refusal_cards_are_refused() {
+        use crate::services::qualification::{CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
         assert_eq!(
             lookup(CARD_NO_QUALIFICATION).0,
             QueryOutcome::NoQualification

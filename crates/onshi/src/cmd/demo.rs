@@ -34,8 +34,8 @@ use onshi_core::schedule::Campaign;
 use onshi_core::version::Version;
 
 use crate::exit::bad_input;
-use driver::{Driver, TICK};
-use governor::Governor;
+use driver::Driver;
+use governor::{Governor, TICK};
 use operator::{CAMPAIGN, Operator};
 use population::Population;
 use site::SiteTask;

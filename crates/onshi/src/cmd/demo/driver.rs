@@ -17,12 +17,9 @@ use onshi_core::version::Version;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::governor::Governor;
+use super::governor::{Governor, TICK};
 use super::population::{CARD_SHARE, RestartHabit, Site};
 use super::site::{Command, SiteTask};
-
-/// The driver's step in simulated time.
-pub const TICK: SignedDuration = SignedDuration::from_mins(10);
 
 /// What happened at the sites, counted by the driver.
 #[derive(Debug, Default, Clone)]

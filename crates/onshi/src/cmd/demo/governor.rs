@@ -15,7 +15,9 @@ use jiff::{SignedDuration, Timestamp};
 use onshi_agent::{Options, Pace};
 use onshi_clock::Clock;
 
-use super::driver::TICK;
+/// The driver's step in simulated time. It lives here, below the driver that steps by it,
+/// because the governor counts lag and slow-downs in steps too.
+pub const TICK: SignedDuration = SignedDuration::from_mins(10);
 
 /// Sets the clock's speed in a headless run: slow while a window is open (or opens within
 /// [`Governor::LEAD`]) and powered sites still have packages to fetch, fast otherwise. The slow

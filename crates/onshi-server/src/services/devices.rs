@@ -1,0 +1,147 @@
+//! A site's devices and a campaign's device rows: the institution API's and the site page's
+//! status, the access-key check, and the CSV export of device rows.
+
+use onshi_core::deployment::DeploymentState;
+use onshi_core::institution::InstitutionCode;
+use onshi_store::{
+    CampaignRecord, DeploymentFilter, DeploymentListing, Device, Institution, InstitutionKey,
+};
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::secrets::secret_matches;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct SiteDevice {
+    #[serde(flatten)]
+    pub device: Device,
+    pub campaign: Option<String>,
+    pub state: Option<DeploymentState>,
+    pub restart_required: bool,
+    pub label_ja: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+pub struct SiteStatus {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub devices: Vec<SiteDevice>,
+    /// The site as stored (for its auto-restart time); not part of the API answer.
+    #[serde(skip)]
+    pub institution: Institution,
+}
+
+/// Whether `key` is the institution's access key (the API's bearer and the site page's login).
+pub async fn access_key_matches(
+    state: &AppState,
+    code: InstitutionCode,
+    key: String,
+) -> ApiResult<bool> {
+    let stored = state
+        .db(move |s| s.institution_key(code, InstitutionKey::Access))
+        .await?;
+    Ok(stored.is_some_and(|h| secret_matches(&key, &h)))
+}
+
+/// Each of a site's devices with its open deployment: the API answer and the site page's data.
+pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<SiteStatus> {
+    let (institution, rows) = state
+        .db(move |s| {
+            let inst = s.institution(code)?;
+            let mut rows = Vec::new();
+            for d in s.devices_of(code)? {
+                let dep = s.open_deployments_of(d.id)?.into_iter().next();
+                rows.push((d, dep));
+            }
+            Ok((inst, rows))
+        })
+        .await?;
+    let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
+    Ok(SiteStatus {
+        code,
+        name: institution.name.clone(),
+        institution,
+        devices: rows
+            .into_iter()
+            .map(|(device, dep)| SiteDevice {
+                restart_required: dep
+                    .as_ref()
+                    .is_some_and(|d| d.state.restart_required(device.kind)),
+                label_ja: dep.as_ref().map(|d| d.state.label_ja(device.kind)),
+                campaign: dep.as_ref().map(|d| d.campaign_id.clone()),
+                state: dep.map(|d| d.state),
+                device,
+            })
+            .collect(),
+    })
+}
+
+/// A campaign's device rows, filtered (e.g. every terminal that still needs a restart).
+pub async fn campaign_device_rows(
+    state: &AppState,
+    record: &CampaignRecord,
+    filter: DeploymentFilter,
+) -> ApiResult<Vec<DeploymentListing>> {
+    let cid = record.id.clone();
+    state.db(move |s| s.deployments(&cid, &filter)).await
+}
+
+/// A campaign's device rows as CSV (UTF-8, one header line): the API's `format=csv` and the
+/// dashboard's export of the sites needing action.
+pub fn devices_csv(rows: &[DeploymentListing]) -> ApiResult<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "institution_code",
+        "institution_name",
+        "prefecture",
+        "kind",
+        "email",
+        "device_id",
+        "device_kind",
+        "vendor",
+        "serial",
+        "state",
+        "restart_required",
+        "installed_version",
+        "running_version",
+        "last_contact",
+        "updated_at",
+    ];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for r in rows {
+        let fields = [
+            r.institution.code.to_string(),
+            r.institution.name.clone(),
+            r.institution.prefecture.name_ja().to_owned(),
+            r.institution.kind.slug().to_owned(),
+            r.institution.email.clone(),
+            r.device.id.to_string(),
+            r.device.kind.slug().to_owned(),
+            r.device
+                .vendor
+                .map(|v| v.slug().to_owned())
+                .unwrap_or_default(),
+            r.device.serial.clone(),
+            r.state.slug().to_owned(),
+            r.state.restart_required(r.device.kind).to_string(),
+            r.device
+                .installed
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            r.device
+                .running
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            r.device
+                .last_contact
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            r.updated_at.to_string(),
+        ];
+        w.write_record(fields).map_err(ApiError::internal)?;
+    }
+    w.into_inner().map_err(ApiError::internal)
+}
