@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::notice::NoticeKind;
-use onshi_core::offer::CampaignStatus;
+use onshi_core::offer::{CampaignAction, CampaignStatus};
 use onshi_core::release::{Sha256, Target};
 use onshi_core::schedule::StatusReport;
 use onshi_core::selector::Selector;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
-use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 /// The pattern of release and campaign ids.
@@ -97,6 +97,38 @@ impl utoipa::PartialSchema for InstitutionInput {
     }
 }
 
+/// `POST /api/v1/admin/institutions`: one or more institutions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstitutionBatch(pub Vec<InstitutionInput>);
+
+impl utoipa::ToSchema for InstitutionBatch {}
+
+impl utoipa::PartialSchema for InstitutionBatch {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(InstitutionInput::schema())
+            .min_items(Some(1))
+            .description(Some(
+                "Institutions to create or update; all or none are stored.",
+            ))
+            .into()
+    }
+}
+
+impl From<InstitutionInput> for InstitutionCsvRow {
+    fn from(i: InstitutionInput) -> Self {
+        Self {
+            code: i.code,
+            name: i.name,
+            kind: i.kind,
+            prefecture: None,
+            email: i.email,
+            auto_restart: i.auto_restart,
+        }
+    }
+}
+
 fn text(description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
@@ -144,7 +176,7 @@ pub struct ListQuery {
     #[param(schema_with = onshi_core::openapi::prefecture_text)]
     pub prefecture: Option<String>,
     pub kind: Option<InstitutionKind>,
-    #[param(maximum = 10000)]
+    /// At most this many (default 1,000); more than 10,000 counts as 10,000.
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }
@@ -231,29 +263,12 @@ pub struct CampaignView {
     pub selector: Selector,
     pub throttle: Throttle,
     /// Where the schedule stands now (the `onshi schedule --at` contract).
-    #[schema(value_type = StatusReport)]
-    pub schedule: serde_json::Value,
-}
-
-/// A control of a campaign's lifecycle (`POST /api/v1/admin/campaigns/{id}/{action}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CampaignControl {
-    Activate,
-    Pause,
-    Resume,
-    Close,
+    pub schedule: StatusReport,
 }
 
 /// The path of a campaign control.
-pub fn control_path(campaign: &str, control: CampaignControl) -> String {
-    let verb = match control {
-        CampaignControl::Activate => "activate",
-        CampaignControl::Pause => "pause",
-        CampaignControl::Resume => "resume",
-        CampaignControl::Close => "close",
-    };
-    format!("{}/admin/campaigns/{campaign}/{verb}", crate::PREFIX)
+pub fn control_path(campaign: &str, action: CampaignAction) -> String {
+    format!("{}/admin/campaigns/{campaign}/{action}", crate::PREFIX)
 }
 
 /// Device counts: in all, per state, and terminals waiting for their restart.
@@ -267,9 +282,27 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// No device yet, with every state present.
+    pub fn zeroed() -> Self {
+        Self {
+            total: 0,
+            states: DeploymentState::ALL.into_iter().map(|s| (s, 0)).collect(),
+            restart_required: 0,
+        }
+    }
+
     /// The count in one state.
     pub fn get(&self, state: DeploymentState) -> u64 {
         self.states.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Adds `n` devices of `device` kind in `state`.
+    pub fn add(&mut self, state: DeploymentState, device: DeviceKind, n: u64) {
+        self.total += n;
+        *self.states.entry(state).or_default() += n;
+        if state.restart_required(device) {
+            self.restart_required += n;
+        }
     }
 }
 
@@ -317,7 +350,7 @@ pub struct DevicesQuery {
     pub prefecture: Option<String>,
     pub kind: Option<InstitutionKind>,
     pub vendor: Option<Vendor>,
-    #[param(maximum = 10000)]
+    /// At most this many (default 1,000 as JSON, every one as CSV).
     pub limit: Option<u32>,
     pub offset: Option<u32>,
     pub format: Option<Format>,
@@ -355,7 +388,7 @@ pub struct DeploymentListing {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    #[param(maximum = 10000)]
+    /// At most this many (default 100); more than 10,000 counts as 10,000.
     pub limit: Option<u32>,
 }
 
@@ -393,7 +426,7 @@ pub struct ClockNow {
 pub struct NoticesQuery {
     #[param(value_type = Option<InstitutionCode>)]
     pub institution: Option<String>,
-    #[param(maximum = 10000)]
+    /// At most this many (default 1,000).
     pub limit: Option<u32>,
 }
 

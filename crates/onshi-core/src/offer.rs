@@ -63,7 +63,9 @@ impl CampaignStatus {
 }
 
 /// What the operator can do to a campaign (the dashboard's buttons, the admin API's verbs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum CampaignAction {
     /// Start a draft: its devices are targeted and distribution follows the schedule.
     Activate,

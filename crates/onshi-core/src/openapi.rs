@@ -66,7 +66,10 @@ impl PartialSchema for InstitutionCode {
 pub fn institution_code(table: Option<ScoreTable>) -> ObjectBuilder {
     let (digits, format) = match table {
         None => ("[1346]".to_owned(), "institution-code".to_owned()),
-        Some(t) => (t.digit().to_string(), format!("institution-code-{}", t.digit())),
+        Some(t) => (
+            t.digit().to_string(),
+            format!("institution-code-{}", t.digit()),
+        ),
     };
     string(
         "医療機関コード: prefecture (2 digits, 01–47), 点数表 (1 医科, 3 歯科, 4 調剤, \
@@ -74,7 +77,9 @@ pub fn institution_code(table: Option<ScoreTable>) -> ObjectBuilder {
          digits (from the right, weights 2,1,2,…; the digits of each product are added; check = \
          (10 − sum mod 10) mod 10). The pattern says all but the check digit.",
     )
-    .pattern(Some(format!("^(0[1-9]|[1-3][0-9]|4[0-7]){digits}[0-9]{{7}}$")))
+    .pattern(Some(format!(
+        "^(0[1-9]|[1-3][0-9]|4[0-7]){digits}[0-9]{{7}}$"
+    )))
     .format(Some(SchemaFormat::Custom(format)))
     .examples(["0110113719", "2714206386"])
 }

@@ -161,7 +161,7 @@ pub struct Status {
 
 /// [`Status`] as the `onshi schedule --at` JSON contract writes it: RFC 3339 instants with the
 /// campaign's offset at that instant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     pub at: String,

@@ -1,6 +1,7 @@
 //! Content-addressed package storage under `DATA/artifacts/`, and serving it with `Range`,
 //! `If-Range` and `ETag`, streamed from disk (never buffered whole).
 
+use onshi_api::ErrorCode;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
@@ -77,14 +78,17 @@ where
     let mut stream = std::pin::pin!(body);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("upload_interrupted", format!("upload interrupted: {e}"))
+            ApiError::bad_request(
+                ErrorCode::UploadInterrupted,
+                format!("upload interrupted: {e}"),
+            )
         })?;
         let chunk = chunk.as_ref();
         size += chunk.len() as u64;
         if size > max_size {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("package larger than {max_size} bytes"),
             ));
         }
@@ -93,7 +97,7 @@ where
     }
     if size == 0 {
         return Err(ApiError::bad_request(
-            "empty_package",
+            ErrorCode::EmptyPackage,
             "the package is empty",
         ));
     }
@@ -184,7 +188,7 @@ pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Resp
         RangeRequest::Unsatisfiable => {
             let mut resp = ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 format!("the artifact has {size} bytes"),
             )
             .into_response();

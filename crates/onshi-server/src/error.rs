@@ -5,25 +5,19 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use onshi_api::{ErrorBody, ErrorCode};
 use onshi_store::StoreError;
-use serde::Serialize;
 
 /// An error answered to a client.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -31,23 +25,23 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
@@ -56,7 +50,7 @@ impl ApiError {
         tracing::warn!(error = %err, "database unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "the database cannot be reached now; nothing was stored, retry later",
         )
     }
@@ -65,7 +59,7 @@ impl ApiError {
         tracing::error!(error = %err, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; see the server log",
         )
     }
@@ -76,40 +70,40 @@ impl ApiError {
 impl ApiError {
     /// A campaign schedule that does not parse, or an unknown preset.
     pub fn invalid_schedule(message: impl Into<String>) -> Self {
-        Self::bad_request("invalid_schedule", message)
+        Self::bad_request(ErrorCode::InvalidSchedule, message)
     }
 
     /// A campaign throttle out of bounds.
     pub fn invalid_throttle(message: impl Into<String>) -> Self {
-        Self::bad_request("invalid_throttle", message)
+        Self::bad_request(ErrorCode::InvalidThrottle, message)
     }
 
     /// A campaign action its status does not allow (`onshi_core::offer::InvalidTransition`).
     pub fn invalid_campaign_transition(message: impl Into<String>) -> Self {
-        Self::conflict("invalid_campaign_transition", message)
+        Self::conflict(ErrorCode::InvalidCampaignTransition, message)
     }
 
     /// An id (release, campaign) that is not 1–64 letters, digits, '.', '_', '-'.
     pub fn invalid_id(message: impl Into<String>) -> Self {
-        Self::bad_request("invalid_id", message)
+        Self::bad_request(ErrorCode::InvalidId, message)
     }
 
     /// A release without components or with a target listed twice.
     pub fn invalid_release(message: impl Into<String>) -> Self {
-        Self::bad_request("invalid_release", message)
+        Self::bad_request(ErrorCode::InvalidRelease, message)
     }
 
     /// A release naming a package that was never uploaded.
     pub fn unknown_artifact(message: impl Into<String>) -> Self {
-        Self::bad_request("unknown_artifact", message)
+        Self::bad_request(ErrorCode::UnknownArtifact, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(Body {
+        let body = Json(ErrorBody {
             code: self.code,
-            message: &self.message,
+            message: self.message,
         });
         (self.status, body).into_response()
     }
@@ -119,7 +113,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(what) => Self::conflict("conflict", what),
+            StoreError::Conflict(what) => Self::conflict(ErrorCode::Conflict, what),
             StoreError::Unavailable(why) => Self::unavailable(why),
             other => Self::internal(other),
         }
@@ -130,9 +124,9 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
         let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "invalid_json",
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            _ => ErrorCode::InvalidJson,
         };
         Self::new(status, code, rejection.body_text())
     }
@@ -156,7 +150,7 @@ pub async fn no_route() -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }

@@ -3,9 +3,13 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
+use onshi_api::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+
+/// The largest JSON or CSV body accepted (a CSV of 230,000 institutions fits).
+pub const MAX_BODY: usize = 64 << 20;
 
 /// A query string; a malformed one answers 400 `invalid_query`.
 pub struct ApiQuery<T>(pub T);
@@ -20,7 +24,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Query(value) = Query::<T>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))?;
         Ok(Self(value))
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use ed25519_dalek::SigningKey;
 use onshi_clock::Clock;
 use onshi_core::release::{decode_signing_key, encode_public_key, encode_signing_key};
@@ -31,6 +31,7 @@ mod error;
 mod history;
 mod json;
 pub mod notices;
+pub mod openapi;
 mod pages;
 mod routes;
 mod secrets;
@@ -38,15 +39,16 @@ mod services;
 mod sessions;
 mod state;
 mod targeting;
+mod wire;
 
 pub use error::ApiError;
 pub use state::AppState;
 
-/// The OpenAPI document of the three APIs, checked in next to this crate.
+/// The OpenAPI document of the three APIs as checked in next to this crate (a test keeps it
+/// equal to the generated [`openapi_json`]).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// The largest JSON or CSV body accepted (a CSV of 230,000 institutions fits).
-pub const MAX_BODY: usize = 64 << 20;
+pub use json::MAX_BODY;
 
 /// How the server is started.
 #[derive(Debug, Clone)]
@@ -95,68 +97,12 @@ impl Running {
     }
 }
 
-/// The router, with every route and its limits.
+/// The router: the JSON APIs, the OpenAPI document and the HTML pages, with their limits.
 pub fn router(state: AppState) -> Router {
     use pages::{actions, dashboard, guidance, home, operator, site};
-    use routes::{admin, device, institution, qualification};
-    // Package uploads are streamed to disk with their own size limit (MAX_PACKAGE per package).
-    let uploads = Router::new()
-        .route("/api/v1/admin/artifacts", put(admin::upload_artifact))
-        .route("/operator/releases", post(operator::upload_release))
-        .layer(DefaultBodyLimit::disable());
-    Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/public-key", get(device::public_key))
-        .route("/api/v1/enroll", post(device::enroll))
-        .route("/api/v1/readers", post(device::enroll_reader))
-        .route("/api/v1/checkin", post(device::checkin))
-        .route("/api/v1/report", post(device::report))
-        .route("/api/v1/releases/{id}/manifest", get(device::manifest))
-        .route("/api/v1/artifacts/{sha256}", get(device::artifact))
-        .route(
-            "/api/v1/institutions/{code}/devices",
-            get(institution::devices),
-        )
-        .route(
-            "/api/v1/institutions/{code}/notices",
-            get(institution::notices),
-        )
-        .route(
-            "/api/v1/admin/institutions",
-            post(admin::create_institutions).get(admin::list_institutions),
-        )
-        .route(
-            "/api/v1/admin/institutions/import",
-            post(admin::import_institutions),
-        )
-        .route(
-            "/api/v1/admin/institutions/{code}/enrollment-key",
-            post(admin::enrollment_key),
-        )
-        .route(
-            "/api/v1/admin/institutions/{code}/access-key",
-            post(admin::access_key),
-        )
-        .route("/api/v1/admin/releases", post(admin::create_release))
-        .route("/api/v1/admin/releases/{id}", get(admin::get_release))
-        .route(
-            "/api/v1/admin/campaigns",
-            post(admin::create_campaign).get(admin::list_campaigns),
-        )
-        .route("/api/v1/admin/campaigns/{id}", get(admin::get_campaign))
-        .route(
-            "/api/v1/admin/campaigns/{id}/progress",
-            get(admin::progress),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{id}/devices",
-            get(admin::campaign_devices),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{id}/{action}",
-            post(admin::control_campaign),
-        )
-        .route("/api/v1/qualification", post(qualification::query))
+    let (api, _) = routes::api().split_for_parts();
+    let pages = Router::new()
+        .route("/api/v1/openapi.json", get(serve_openapi))
         .route("/", get(home::page))
         .route("/guidance", get(guidance::page))
         .route("/site", get(site::page))
@@ -177,11 +123,12 @@ pub fn router(state: AppState) -> Router {
         .route("/reception/{id}", get(pages::reception::page))
         .route("/reception/{id}/event", post(pages::reception::event))
         .route("/reception/{id}/setup", post(pages::reception::setup))
-        .route("/api/v1/admin/audit", get(admin::audit))
-        .route("/api/v1/admin/notices", get(admin::notices))
-        .route("/api/v1/admin/notices/summary", get(admin::notices_summary))
-        .route("/api/v1/admin/clock", put(admin::set_clock))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    // The dashboard's release upload is a package upload too.
+    let uploads = Router::new()
+        .route("/operator/releases", post(operator::upload_release))
+        .layer(DefaultBodyLimit::disable());
+    api.merge(pages)
         .merge(uploads)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -189,10 +136,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn openapi() -> impl axum::response::IntoResponse {
+/// The OpenAPI document as pretty JSON with a final newline: what `/api/v1/openapi.json`
+/// serves and `openapi.json` holds.
+pub fn openapi_json() -> String {
+    let mut text = routes::api()
+        .into_openapi()
+        .to_pretty_json()
+        .unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `GET /api/v1/openapi.json`: the generated document (the same as the checked-in one).
+async fn serve_openapi() -> impl axum::response::IntoResponse {
+    static JSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
+        JSON.get_or_init(openapi_json).as_str(),
     )
 }
 

@@ -1,9 +1,8 @@
-//! The OpenAPI document, generated from `onshi-api`'s types and the handlers' `#[utoipa::path]`
-//! attributes as the router registers them ([`crate::api_routes`]): the document and the
-//! routes come from one list, so neither can drift from the other. The checked-in
-//! `openapi.json` is this document; a test fails when they differ.
-
-use std::sync::OnceLock;
+//! The OpenAPI document's skeleton (info, tags, the three bearer schemes). The operations and
+//! their schemas are added by the router that registers them (`routes::api`), from
+//! `onshi-api`'s types and the handlers' `#[utoipa::path]` attributes, so the document and the
+//! routes come from one list. The checked-in `openapi.json` is the result; a test fails when
+//! they differ.
 
 use utoipa::Modify;
 use utoipa::openapi::OpenApi;
@@ -20,7 +19,19 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerSchemes),
-    components(schemas(onshi_api::ErrorCode)),
+    // The schemas only query and path parameters name (the operations register the others).
+    components(schemas(
+        onshi_api::ErrorCode,
+        onshi_api::admin::Format,
+        onshi_core::deployment::DeploymentState,
+        onshi_core::institution::InstitutionCode,
+        onshi_core::institution::InstitutionKind,
+        onshi_core::lang::Lang,
+        onshi_core::offer::CampaignAction,
+        onshi_core::release::Sha256,
+        onshi_core::vendor::DeviceKind,
+        onshi_core::vendor::Vendor,
+    )),
     tags(
         (name = "device", description = "資格確認端末の配信アプリケーション: enrolment, check-in, reports, packages"),
         (name = "institution", description = "医療機関・薬局: a site's devices and notices (its access key)"),
@@ -37,8 +48,14 @@ impl Modify for BearerSchemes {
     fn modify(&self, doc: &mut OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
         for (name, what) in [
-            (onshi_api::security::DEVICE, "A device's own token, from its enrolment."),
-            (onshi_api::security::INSTITUTION, "The institution's access key."),
+            (
+                onshi_api::security::DEVICE,
+                "A device's own token, from its enrolment.",
+            ),
+            (
+                onshi_api::security::INSTITUTION,
+                "The institution's access key.",
+            ),
             (onshi_api::security::OPERATOR, "The operator token."),
         ] {
             components.add_security_scheme(
@@ -57,17 +74,4 @@ impl Modify for BearerSchemes {
 /// The document's skeleton: info, tags, security schemes; the router adds the operations.
 pub fn base() -> OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
-}
-
-/// The whole document, as served at `/api/v1/openapi.json` and checked in as `openapi.json`.
-pub fn document() -> &'static OpenApi {
-    static DOC: OnceLock<OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| crate::api_routes().split_for_parts().1)
-}
-
-/// The document as pretty JSON with a final newline (the checked-in file's form).
-pub fn json() -> String {
-    let mut text = document().to_pretty_json().unwrap_or_default();
-    text.push('\n');
-    text
 }

@@ -174,7 +174,7 @@ async fn a_whole_campaign_runs_by_the_notice() {
     app.set_clock("2026-01-19T19:00:00+09:00").await;
     let v = checkin(&app, &sapporo).await;
     assert_eq!(v["action"], "none");
-    assert_eq!(v["next_window"], "2026-01-19T20:00:00+09:00");
+    assert_eq!(v["next_window"], "2026-01-19T11:00:00Z");
     assert!(v["poll_after_seconds"].as_u64().expect("poll") >= 3600);
     let (status, _) = get_range(&app, &sapporo, &terminal_sha, "bytes=0-").await;
     assert_eq!(status, 403, "no download outside a window");
@@ -358,7 +358,7 @@ async fn a_whole_campaign_runs_by_the_notice() {
     app.set_clock("2026-01-25T21:00:00+09:00").await;
     let v = checkin(&app, &osaka).await;
     assert_eq!(v["action"], "none");
-    assert_eq!(v["next_window"], "2026-01-26T20:00:00+09:00");
+    assert_eq!(v["next_window"], "2026-01-26T11:00:00Z");
 
     // From the 31st, all day.
     app.set_clock("2026-02-02T13:00:00+09:00").await;

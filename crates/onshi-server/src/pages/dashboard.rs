@@ -20,7 +20,7 @@ use super::operator::{flash, logout_form, operator_session, status_label, to_log
 use super::{PageError, calendar, chart, href, lang_of, layout, when};
 use crate::history;
 use crate::services::campaigns::load_campaign;
-use crate::services::progress::{Counts, Progress, progress_of};
+use crate::services::progress::{self, Counts, Progress, progress_of};
 use crate::state::AppState;
 
 /// A sortable column of the breakdown tables.
@@ -82,7 +82,7 @@ pub async fn page(
         let mut h = history::lock(&state.history);
         // The chart ends at the numbers on this page.
         if record.status != CampaignStatus::Draft {
-            h.record(&record.id, progress.all.sample(now));
+            h.record(&record.id, progress::sample(&progress.all, now));
         }
         h.samples(&record.id)
     };
@@ -244,7 +244,7 @@ fn count_cells(c: &Counts) -> Markup {
 fn prefecture_table(p: &Progress, base: &str, sort: (&str, Col), desc: bool, lang: Lang) -> Markup {
     let mut rows: Vec<_> = p.by_prefecture.iter().collect();
     rows.sort_by_key(|r| match sort.1 {
-        Col::Code => u64::from(r.prefecture),
+        Col::Code => u64::from(r.prefecture.number()),
         Col::Total => r.counts.total,
         Col::Group(g) => g.of_counts(&r.counts),
         Col::Rate => rate(&r.counts),
@@ -286,8 +286,8 @@ fn prefecture_table(p: &Progress, base: &str, sort: (&str, Col), desc: bool, lan
                     }
                 }
                 @for r in &rows {
-                    tr data-prefecture=(r.prefecture) {
-                        td { (r.prefecture) " " (prefecture_name(r.prefecture, lang)) }
+                    tr data-prefecture=(r.prefecture.number()) {
+                        td { (r.prefecture.number()) " " (lang.pick(r.prefecture.name_ja(), r.prefecture.name_en())) }
                         (count_cells(&r.counts))
                     }
                 }
@@ -296,17 +296,12 @@ fn prefecture_table(p: &Progress, base: &str, sort: (&str, Col), desc: bool, lan
     }
 }
 
-fn prefecture_name(n: u8, lang: Lang) -> &'static str {
-    onshi_core::institution::Prefecture::from_number(n)
-        .map_or("", |p| lang.pick(p.name_ja(), p.name_en()))
-}
-
 fn kind_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
     InstitutionKind::ALL
         .iter()
         .filter_map(|k| {
             p.by_kind
-                .get(k.slug())
+                .get(k)
                 .map(|c| (lang.pick(k.name_ja(), k.name_en()).to_owned(), c))
         })
         .collect()
@@ -317,7 +312,7 @@ fn vendor_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
         .iter()
         .filter_map(|v| {
             p.by_vendor
-                .get(v.slug())
+                .get(v)
                 .map(|c| (lang.pick(v.name_ja(), v.name_en()).to_owned(), c))
         })
         .collect()
@@ -328,7 +323,7 @@ fn device_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
         .iter()
         .filter_map(|d| {
             p.by_device
-                .get(d.slug())
+                .get(d)
                 .map(|c| (lang.pick(d.name_ja(), d.name_en()).to_owned(), c))
         })
         .collect()

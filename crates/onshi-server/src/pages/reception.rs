@@ -7,6 +7,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
+use onshi_api::ErrorCode;
 use onshi_core::callcentre;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
@@ -100,7 +101,7 @@ pub async fn event(
     let event: ReceptionEvent = form
         .event
         .parse()
-        .map_err(|e: String| ApiError::bad_request("invalid_event", e))?;
+        .map_err(|e: String| ApiError::bad_request(ErrorCode::InvalidEvent, e))?;
     {
         let mut desks = state.desks.lock().unwrap_or_else(|e| e.into_inner());
         let d = desks
@@ -121,7 +122,7 @@ pub async fn event(
         }
         d.desk
             .apply(event, || qualification::outcome(&card))
-            .map_err(|e| ApiError::conflict("invalid_step", e.to_string()))?;
+            .map_err(|e| ApiError::conflict(ErrorCode::InvalidStep, e.to_string()))?;
         if d.desk.attempt_over() && !d.recorded {
             d.log.record(&d.desk);
             d.recorded = true;
@@ -154,13 +155,13 @@ pub async fn setup(
         .vendor
         .parse()
         .map_err(|e: onshi_core::vendor::UnknownVendor| {
-            ApiError::bad_request("invalid_vendor", e.to_string())
+            ApiError::bad_request(ErrorCode::InvalidVendor, e.to_string())
         })?;
     let mut terminal: TerminalState =
         form.terminal
             .parse()
             .map_err(|e: onshi_core::reception::UnknownTerminalState| {
-                ApiError::bad_request("invalid_terminal", e.to_string())
+                ApiError::bad_request(ErrorCode::InvalidTerminal, e.to_string())
             })?;
     let mut linked = None;
     if let Some(code) = form
@@ -170,7 +171,7 @@ pub async fn setup(
         .filter(|c| !c.is_empty())
     {
         let code = InstitutionCode::parse(code)
-            .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
         let key = form.access_key.unwrap_or_default();
         if !access_key_matches(&state, code, key).await? {
             return Err(ApiError::unauthorized("wrong institution access key"));

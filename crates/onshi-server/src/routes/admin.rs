@@ -9,17 +9,18 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Time;
-use onshi_core::deployment::DeploymentState;
+use onshi_api::ErrorCode;
+use onshi_api::admin::{
+    AccessKey, AuditEntry, AuditQuery, CampaignView, ClockInput, ClockNow, DevicesQuery,
+    EnrollmentKey, Format, Imported, InstitutionBatch, InstitutionCsvRow, InstitutionList,
+    ListQuery, Mail, MailSummary, NoticesQuery, Uploaded,
+};
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
-use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::release::SignedManifest;
 use onshi_core::schedule::Campaign;
-use onshi_core::selector::Selector;
-use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_store::{
     CampaignRecord, DeploymentFilter, Institution, InstitutionFilter, InstitutionKey,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::attachment;
 use crate::auth::Operator;
@@ -34,33 +35,15 @@ use crate::services::institutions;
 use crate::services::progress::{self, Progress, progress_of};
 use crate::services::releases::{ReleaseInput, sign_release, store_artifact};
 use crate::state::AppState;
+use crate::wire;
 
 // ---------- institutions ----------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstitutionInput {
-    code: String,
-    name: String,
-    kind: String,
-    #[serde(default)]
-    prefecture: Option<PrefectureInput>,
-    email: String,
-    #[serde(default)]
-    auto_restart: Option<String>,
-}
-
-/// A prefecture as JSON gives it (number, as responses write it) or CSV (text: number or name).
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum PrefectureInput {
-    Number(u8),
-    Text(String),
-}
-
 /// Validates one institution; `line` names the CSV line or array index in errors.
-fn parse_institution(input: InstitutionInput, place: &str) -> ApiResult<Institution> {
-    let bad = |msg: String| ApiError::bad_request("invalid_institution", format!("{place}: {msg}"));
+fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institution> {
+    let bad = |msg: String| {
+        ApiError::bad_request(ErrorCode::InvalidInstitution, format!("{place}: {msg}"))
+    };
     let code = InstitutionCode::parse(input.code.trim()).map_err(|e| bad(e.to_string()))?;
     let kind: InstitutionKind = input.kind.trim().parse().map_err(|e| bad(format!("{e}")))?;
     if !kind.matches(code.score_table()) {
@@ -68,11 +51,11 @@ fn parse_institution(input: InstitutionInput, place: &str) -> ApiResult<Institut
             "kind {kind} does not match the 点数表 digit of code {code}"
         )));
     }
-    let prefecture = match &input.prefecture {
-        Some(PrefectureInput::Number(n)) => Some(n.to_string()),
-        Some(PrefectureInput::Text(t)) => Some(t.trim().to_owned()).filter(|t| !t.is_empty()),
-        None => None,
-    };
+    let prefecture = input
+        .prefecture
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     if let Some(p) = prefecture {
         let p: Prefecture = p.parse().map_err(|e| bad(format!("{e}")))?;
         if p != code.prefecture() {
@@ -88,7 +71,7 @@ fn parse_institution(input: InstitutionInput, place: &str) -> ApiResult<Institut
         return Err(bad("name must be 1–200 characters".into()));
     }
     let email = input.email.trim().to_owned();
-    let email_ok = email.len() <= 254
+    let email_ok = email.chars().count() <= 254
         && email
             .split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
@@ -113,54 +96,80 @@ fn parse_institution(input: InstitutionInput, place: &str) -> ApiResult<Institut
     })
 }
 
-#[derive(Serialize)]
-pub struct Imported {
-    imported: usize,
-}
-
 /// `POST /api/v1/admin/institutions`: create or update institutions (a JSON array).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/institutions",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body = onshi_api::admin::InstitutionBatch,
+    responses(
+        (status = 201, description = "created or updated", body = onshi_api::admin::Imported),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn create_institutions(
     State(state): State<AppState>,
     _: Operator,
-    ApiJson(inputs): ApiJson<Vec<InstitutionInput>>,
+    ApiJson(InstitutionBatch(inputs)): ApiJson<InstitutionBatch>,
 ) -> ApiResult<(StatusCode, Json<Imported>)> {
     if inputs.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_institution",
+            ErrorCode::InvalidInstitution,
             "the array is empty: send at least one institution",
         ));
     }
     let list = inputs
         .into_iter()
         .enumerate()
-        .map(|(i, input)| parse_institution(input, &format!("item {i}")))
+        .map(|(i, input)| parse_institution(input.into(), &format!("item {i}")))
         .collect::<ApiResult<Vec<_>>>()?;
     save_institutions(&state, list).await
 }
 
 /// `POST /api/v1/admin/institutions/import`: CSV with the header
 /// `code,name,kind,prefecture,email,auto_restart`; all lines or none.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/institutions/import",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body(content = String, content_type = "text/csv", description = "code,name,kind,prefecture,email,auto_restart with a header line"),
+    responses(
+        (status = 201, description = "created or updated", body = onshi_api::admin::Imported),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn import_institutions(
     State(state): State<AppState>,
     _: Operator,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Imported>)> {
-    let body = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the CSV is not UTF-8: {e}")))?;
+    let body = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(ErrorCode::InvalidCsv, format!("the CSV is not UTF-8: {e}"))
+    })?;
     let body = body.strip_prefix('\u{feff}').unwrap_or(body);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(body.as_bytes());
     let mut list = Vec::new();
-    for (i, row) in reader.deserialize::<InstitutionInput>().enumerate() {
+    for (i, row) in reader.deserialize::<InstitutionCsvRow>().enumerate() {
         let place = format!("line {}", i + 2);
         let input =
-            row.map_err(|e| ApiError::bad_request("invalid_csv", format!("{place}: {e}")))?;
+            row.map_err(|e| ApiError::bad_request(ErrorCode::InvalidCsv, format!("{place}: {e}")))?;
         list.push(parse_institution(input, &place)?);
     }
     if list.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_csv",
+            ErrorCode::InvalidCsv,
             "no institutions: expected a header code,name,kind,prefecture,email,auto_restart and one line per site",
         ));
     }
@@ -175,22 +184,20 @@ async fn save_institutions(
     Ok((StatusCode::CREATED, Json(Imported { imported })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    prefecture: Option<String>,
-    kind: Option<InstitutionKind>,
-    limit: Option<u32>,
-    offset: Option<u32>,
-}
-
-#[derive(Serialize)]
-pub struct InstitutionList {
-    total: u64,
-    institutions: Vec<Institution>,
-}
-
 /// `GET /api/v1/admin/institutions?prefecture=&kind=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/institutions",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(onshi_api::admin::ListQuery),
+    responses(
+        (status = 200, description = "a page of institutions", body = onshi_api::admin::InstitutionList),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn list_institutions(
     State(state): State<AppState>,
     _: Operator,
@@ -205,7 +212,7 @@ pub async fn list_institutions(
     let (institutions, total) = state.db(move |s| s.institutions(&filter)).await?;
     Ok(Json(InstitutionList {
         total,
-        institutions,
+        institutions: institutions.iter().map(wire::institution).collect(),
     }))
 }
 
@@ -213,7 +220,7 @@ fn parse_prefecture(p: Option<&str>) -> ApiResult<Option<Prefecture>> {
     p.map(|p| {
         p.parse()
             .map_err(|e: onshi_core::institution::UnknownPrefecture| {
-                ApiError::bad_request("invalid_prefecture", e.to_string())
+                ApiError::bad_request(ErrorCode::InvalidPrefecture, e.to_string())
             })
     })
     .transpose()
@@ -221,29 +228,57 @@ fn parse_prefecture(p: Option<&str>) -> ApiResult<Option<Prefecture>> {
 
 fn parse_code(code: &str) -> ApiResult<InstitutionCode> {
     InstitutionCode::parse(code)
-        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))
 }
 
 /// `POST /api/v1/admin/institutions/{code}/enrollment-key`: a new key for enrolling the
 /// site's terminal (shown once; only its hash is kept).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/institutions/{code}/enrollment-key",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
+    responses(
+        (status = 200, description = "a new key; the old one stops working", body = onshi_api::admin::EnrollmentKey),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn enrollment_key(
     State(state): State<AppState>,
     _: Operator,
     Path(code): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let key = issue_key(&state, &code, InstitutionKey::Enrollment).await?;
-    Ok(Json(serde_json::json!({ "enrollment_key": key })))
+) -> ApiResult<Json<EnrollmentKey>> {
+    let enrollment_key = issue_key(&state, &code, InstitutionKey::Enrollment).await?;
+    Ok(Json(EnrollmentKey { enrollment_key }))
 }
 
 /// `POST /api/v1/admin/institutions/{code}/access-key`: a new key for the site's staff to read
 /// their own devices' status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/institutions/{code}/access-key",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
+    responses(
+        (status = 200, description = "a new key; the old one stops working", body = onshi_api::admin::AccessKey),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn access_key(
     State(state): State<AppState>,
     _: Operator,
     Path(code): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let key = issue_key(&state, &code, InstitutionKey::Access).await?;
-    Ok(Json(serde_json::json!({ "access_key": key })))
+) -> ApiResult<Json<AccessKey>> {
+    let access_key = issue_key(&state, &code, InstitutionKey::Access).await?;
+    Ok(Json(AccessKey { access_key }))
 }
 
 async fn issue_key(state: &AppState, code: &str, which: InstitutionKey) -> ApiResult<String> {
@@ -252,13 +287,21 @@ async fn issue_key(state: &AppState, code: &str, which: InstitutionKey) -> ApiRe
 
 // ---------- packages and releases ----------
 
-#[derive(Serialize)]
-pub struct Uploaded {
-    sha256: Sha256,
-    size: u64,
-}
-
 /// `PUT /api/v1/admin/artifacts`: the raw package bytes; stored under their SHA-256.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/artifacts",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the package bytes (at most 8 GiB)"),
+    responses(
+        (status = 201, description = "stored under its SHA-256", body = onshi_api::admin::Uploaded),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn upload_artifact(
     State(state): State<AppState>,
     _: Operator,
@@ -269,6 +312,23 @@ pub async fn upload_artifact(
 }
 
 /// `POST /api/v1/admin/releases`: builds and signs a release manifest from uploaded packages.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/releases",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body = onshi_api::admin::ReleaseInput,
+    responses(
+        (status = 201, description = "signed", body = onshi_core::release::SignedManifest),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn create_release(
     State(state): State<AppState>,
     _: Operator,
@@ -279,6 +339,19 @@ pub async fn create_release(
 }
 
 /// `GET /api/v1/admin/releases/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/releases/{id}",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn get_release(
     State(state): State<AppState>,
     _: Operator,
@@ -292,17 +365,6 @@ pub async fn get_release(
 }
 
 // ---------- campaigns ----------
-
-#[derive(Serialize)]
-pub struct CampaignView {
-    id: String,
-    title: String,
-    status: CampaignStatus,
-    release_id: String,
-    selector: Selector,
-    throttle: Throttle,
-    schedule: onshi_core::schedule::StatusReport,
-}
 
 fn view(record: &CampaignRecord, schedule: &Campaign, now: jiff::Timestamp) -> CampaignView {
     CampaignView {
@@ -321,6 +383,23 @@ fn view(record: &CampaignRecord, schedule: &Campaign, now: jiff::Timestamp) -> C
 
 /// `POST /api/v1/admin/campaigns`: a draft campaign from a schedule, a release, targets and a
 /// throttle.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/campaigns",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body = onshi_api::admin::CampaignInput,
+    responses(
+        (status = 201, description = "a draft campaign", body = onshi_api::admin::CampaignView),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn create_campaign(
     State(state): State<AppState>,
     _: Operator,
@@ -334,6 +413,17 @@ pub async fn create_campaign(
 }
 
 /// `GET /api/v1/admin/campaigns`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/campaigns",
+    tag = "operator",
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "every campaign", body = Vec<onshi_api::admin::CampaignView>),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn list_campaigns(
     State(state): State<AppState>,
     _: Operator,
@@ -348,6 +438,19 @@ pub async fn list_campaigns(
 }
 
 /// `GET /api/v1/admin/campaigns/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/campaigns/{id}",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign id")),
+    responses(
+        (status = 200, description = "the campaign", body = onshi_api::admin::CampaignView),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn get_campaign(
     State(state): State<AppState>,
     _: Operator,
@@ -358,11 +461,26 @@ pub async fn get_campaign(
 }
 
 /// `POST /api/v1/admin/campaigns/{id}/{activate|pause|resume|close}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/campaigns/{id}/{action}",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign id"), ("action" = onshi_core::offer::CampaignAction, Path)),
+    responses(
+        (status = 200, description = "the campaign after the change", body = onshi_api::admin::CampaignView),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn control_campaign(
     State(state): State<AppState>,
     _: Operator,
     Path((id, verb)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
+    // Parsed here (not by the extractor) so an unknown verb is a 404 like an unknown route.
     let action = campaigns::action(&verb)?;
     let record = change_campaign_status(&state, id, action).await?;
     Ok(Json(view(&record, &*state.schedule(&record)?, state.now())))
@@ -370,6 +488,19 @@ pub async fn control_campaign(
 
 /// `GET /api/v1/admin/campaigns/{id}/progress`: counts per state, by device kind, prefecture,
 /// institution kind and reader vendor.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/campaigns/{id}/progress",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign id")),
+    responses(
+        (status = 200, description = "counts by state, device, prefecture, kind and vendor", body = onshi_api::admin::Progress),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn progress(
     State(state): State<AppState>,
     _: Operator,
@@ -379,37 +510,29 @@ pub async fn progress(
     Ok(Json(progress_of(&state, &record).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DevicesQuery {
-    state: Option<DeploymentState>,
-    device: Option<DeviceKind>,
-    prefecture: Option<String>,
-    kind: Option<InstitutionKind>,
-    vendor: Option<Vendor>,
-    limit: Option<u32>,
-    offset: Option<u32>,
-    format: Option<String>,
-}
-
 /// `GET /api/v1/admin/campaigns/{id}/devices?state=installed&device=terminal&format=csv`:
 /// e.g. every terminal that still needs a restart.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/campaigns/{id}/devices",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign id"), onshi_api::admin::DevicesQuery),
+    responses(
+        (status = 200, description = "the devices (JSON, or CSV with `format=csv`)", body = Vec<onshi_api::admin::DeploymentListing>),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn campaign_devices(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DevicesQuery>,
 ) -> ApiResult<Response> {
-    let csv_out = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_format",
-                format!("format {other:?}: expected json or csv"),
-            ));
-        }
-    };
+    let csv_out = q.format == Some(Format::Csv);
     let filter = DeploymentFilter {
         state: q.state,
         device: q.device,
@@ -426,6 +549,7 @@ pub async fn campaign_devices(
     let record = load_campaign(&state, id).await?;
     let rows = campaign_device_rows(&state, &record, filter).await?;
     if !csv_out {
+        let rows: Vec<_> = rows.iter().map(wire::listing).collect();
         return Ok(Json(rows).into_response());
     }
     Ok(attachment::csv(
@@ -434,38 +558,57 @@ pub async fn campaign_devices(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    limit: Option<u32>,
-}
-
 /// `GET /api/v1/admin/audit?limit=N`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(onshi_api::admin::AuditQuery),
+    responses(
+        (status = 200, description = "newest first", body = Vec<onshi_api::admin::AuditEntry>),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn audit(
     State(state): State<AppState>,
     _: Operator,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<Vec<onshi_store::AuditEntry>>> {
+) -> ApiResult<Json<Vec<AuditEntry>>> {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    Ok(Json(state.db(move |s| s.audit_log(limit)).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClockInput {
-    now: String,
+    let entries = state.db(move |s| s.audit_log(limit)).await?;
+    Ok(Json(entries.iter().map(wire::audit_entry).collect()))
 }
 
 /// `PUT /api/v1/admin/clock`: moves a simulated clock (tests and demos); refused on real time.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/clock",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body = onshi_api::admin::ClockInput,
+    responses(
+        (status = 200, description = "the clock now", body = onshi_api::admin::ClockNow),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn set_clock(
     State(state): State<AppState>,
     _: Operator,
     ApiJson(input): ApiJson<ClockInput>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ClockNow>> {
     let to: jiff::Timestamp = input
         .now
         .parse()
-        .map_err(|e| ApiError::bad_request("invalid_instant", format!("now: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstant, format!("now: {e}")))?;
     if state.clock.is_simulated() {
         // The chart keeps the counts as they were just before the jump.
         progress::sample_running(&state, true).await?;
@@ -473,41 +616,62 @@ pub async fn set_clock(
     state
         .clock
         .set(to)
-        .map_err(|e| ApiError::conflict("real_clock", e.to_string()))?;
+        .map_err(|e| ApiError::conflict(ErrorCode::RealClock, e.to_string()))?;
     state.notices_nudge.notify_one();
     state
         .audit(OPERATOR, "clock_set", "clock", to.to_string())
         .await?;
-    Ok(Json(serde_json::json!({ "now": state.now().to_string() })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoticesQuery {
-    institution: Option<String>,
-    limit: Option<u32>,
+    Ok(Json(ClockNow {
+        now: state.now().to_string(),
+    }))
 }
 
 /// `GET /api/v1/admin/notices?institution=CODE&limit=N`: the outbox, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/notices",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(onshi_api::admin::NoticesQuery),
+    responses(
+        (status = 200, description = "the outbox, newest first", body = Vec<onshi_api::admin::Mail>),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn notices(
     State(state): State<AppState>,
     _: Operator,
     ApiQuery(q): ApiQuery<NoticesQuery>,
-) -> ApiResult<Json<Vec<onshi_store::Mail>>> {
+) -> ApiResult<Json<Vec<Mail>>> {
     let institution = q
         .institution
         .as_deref()
         .map(InstitutionCode::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
     let limit = q.limit.unwrap_or(onshi_store::DEFAULT_LIMIT);
-    Ok(Json(state.db(move |s| s.mails(institution, limit)).await?))
+    let mails = state.db(move |s| s.mails(institution, limit)).await?;
+    Ok(Json(mails.iter().map(wire::mail).collect()))
 }
 
 /// `GET /api/v1/admin/notices/summary`: mails sent and pending, per kind.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/notices/summary",
+    tag = "operator",
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "sent and pending mails per kind", body = onshi_api::admin::MailSummary),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn notices_summary(
     State(state): State<AppState>,
     _: Operator,
-) -> ApiResult<Json<onshi_store::MailSummary>> {
-    Ok(Json(state.db(|s| s.mail_summary()).await?))
+) -> ApiResult<Json<MailSummary>> {
+    let summary = state.db(|s| s.mail_summary()).await?;
+    Ok(Json(wire::mail_summary(&summary)))
 }

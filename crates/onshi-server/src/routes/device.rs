@@ -9,17 +9,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;
-use onshi_core::deployment::{DeploymentEvent, DeploymentState};
+use onshi_api::ErrorCode;
+use onshi_api::device::{
+    ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
+    MAX_DETAIL_CHARS, PublicKey, ReaderRequest, ReportRequest, ReportResponse, Serial,
+};
+use onshi_core::deployment::DeploymentEvent;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
 use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
-use onshi_core::vendor::{DeviceKind, Vendor};
-use onshi_core::version::Version;
+use onshi_core::vendor::DeviceKind;
 use onshi_store::{
     AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome,
 };
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
 use crate::error::{ApiError, ApiResult};
@@ -33,47 +36,34 @@ pub const LEASE_TTL: Duration = Duration::from_secs(120);
 /// takes real time however fast a simulated clock runs (at 36,000× speed, 120 s is 3 ms).
 pub const LEASE_MIN_REAL: Duration = Duration::from_secs(1);
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    institution_code: String,
-    enrollment_key: String,
-    serial: String,
-}
-
-#[derive(Serialize)]
-pub struct Enrolled {
-    device_id: i64,
-    device_token: String,
-    /// The operator's Ed25519 public key (base64), to pin for manifest verification.
-    signing_public_key: String,
-    /// The site's daily automatic restart time (HH:MM, Japan time), if it set one; the agent
-    /// restarts the terminal then, after 05:00, when an installed update waits for a restart.
-    auto_restart: Option<String>,
-}
-
 fn valid_serial(serial: &str) -> ApiResult<String> {
-    let ok = (1..=64).contains(&serial.len())
-        && serial
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    if ok {
-        Ok(serial.to_owned())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_serial",
-            "serial must be 1–64 characters of letters, digits, '-', '_', '.', ':'",
-        ))
-    }
+    Serial::parse(serial)
+        .map(String::from)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidSerial, e.to_string()))
 }
 
 /// `POST /api/v1/enroll`: a terminal enrols with its institution's enrollment key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/enroll",
+    tag = "device",
+    request_body = onshi_api::device::EnrollRequest,
+    responses(
+        (status = 201, description = "enrolled", body = onshi_api::device::Enrolled),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     let code = InstitutionCode::parse(&req.institution_code)
-        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
     let serial = valid_serial(&req.serial)?;
     let stored = state
         .db(move |s| s.institution_key(code, InstitutionKey::Enrollment))
@@ -95,14 +85,24 @@ pub async fn enroll(
     enrol(&state, device, "enroll").await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReaderRequest {
-    vendor: Vendor,
-    serial: String,
-}
-
 /// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
+#[utoipa::path(
+    post,
+    path = "/api/v1/readers",
+    tag = "device",
+    security(("device_token" = [])),
+    request_body = onshi_api::device::ReaderRequest,
+    responses(
+        (status = 201, description = "the reader is enrolled as the terminal's child", body = onshi_api::device::Enrolled),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 403, description = "refused", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn enroll_reader(
     State(state): State<AppState>,
     DeviceAuth {
@@ -112,7 +112,7 @@ pub async fn enroll_reader(
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     if terminal.kind != DeviceKind::Terminal {
         return Err(ApiError::forbidden(
-            "not_a_terminal",
+            ErrorCode::NotATerminal,
             "only a terminal can enrol card readers",
         ));
     }
@@ -166,49 +166,6 @@ async fn enrol(
     ))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CheckinRequest {
-    /// The version installed on the device (for a terminal: in the active slot).
-    #[serde(default)]
-    installed: Option<Version>,
-    /// The version the running application started with.
-    #[serde(default)]
-    running: Option<Version>,
-}
-
-#[derive(Serialize)]
-pub struct CheckinResponse {
-    action: Action,
-    poll_after_seconds: u64,
-    server_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_window: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    campaign: Option<CampaignInfo>,
-}
-
-#[derive(Serialize)]
-pub struct CampaignInfo {
-    id: String,
-    state: DeploymentState,
-    phase: onshi_core::schedule::Phase,
-    release_id: String,
-    version: Version,
-    /// The last report `seq` the server accepted for this device and campaign, so an agent
-    /// that lost its own count carries on above it.
-    seq: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    artifact: Option<ArtifactInfo>,
-}
-
-#[derive(Serialize)]
-pub struct ArtifactInfo {
-    sha256: Sha256,
-    size: u64,
-    url: String,
-}
-
 /// The campaign a device is working on: its newest deployment in a campaign that is not a
 /// draft and not closed.
 async fn current(
@@ -236,6 +193,22 @@ async fn current(
 }
 
 /// `POST /api/v1/checkin`: the device says where it stands; the server says what to do.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkin",
+    tag = "device",
+    security(("device_token" = [])),
+    request_body = onshi_api::device::CheckinRequest,
+    responses(
+        (status = 200, description = "what to do now", body = onshi_api::device::CheckinResponse),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn checkin(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -252,7 +225,7 @@ pub async fn checkin(
         return Ok(Json(CheckinResponse {
             action: Action::None,
             poll_after_seconds: offer::MAX_POLL.mul_f64(0.8 + 0.2 * jitter).as_secs(),
-            server_time: now.to_string(),
+            server_time: now,
             next_window: None,
             campaign: None,
         }));
@@ -288,14 +261,14 @@ pub async fn checkin(
         .map(|c| ArtifactInfo {
             sha256: c.sha256,
             size: c.size,
-            url: format!("/api/v1/artifacts/{}", c.sha256),
+            url: ArtifactInfo::url_of(c.sha256),
         });
     Ok(Json(CheckinResponse {
         action: decision.action,
         poll_after_seconds: decision.poll_after.as_secs().max(1),
-        server_time: schedule.rfc3339(now),
-        next_window: decision.next_window.map(|t| schedule.rfc3339(t)),
-        campaign: Some(CampaignInfo {
+        server_time: now,
+        next_window: decision.next_window,
+        campaign: Some(CampaignOffer {
             id: record.id.clone(),
             state: deployment.state,
             phase: status.phase,
@@ -319,72 +292,49 @@ fn lease_ttl(speed: f64) -> Duration {
     onshi_clock::at_least_real(LEASE_TTL, LEASE_MIN_REAL, speed)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportRequest {
-    campaign_id: String,
-    /// Increases with every report the agent makes; repeats and late reports are ignored.
-    seq: i64,
-    event: ReportEvent,
-    /// For `running`: the version the device now runs.
-    #[serde(default)]
-    version: Option<Version>,
-    #[serde(default)]
-    bytes: Option<u64>,
-    /// What went wrong, for `failed` (e.g. "SHA-256 mismatch"); kept in the audit log.
-    #[serde(default)]
-    detail: Option<String>,
-}
-
-#[derive(Deserialize, Clone, Copy, Debug)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportEvent {
-    DownloadStarted,
-    DownloadPaused,
-    DownloadVerified,
-    InstallStarted,
-    InstallCompleted,
-    ReaderActivated,
-    Running,
-    Failed,
-    Retry,
-}
-
-#[derive(Serialize)]
-pub struct ReportResponse {
-    state: DeploymentState,
-    /// `false` when the report was a repeat or arrived late and changed nothing.
-    applied: bool,
-}
-
 /// `POST /api/v1/report`: a state report, checked against the deployment state machine.
+#[utoipa::path(
+    post,
+    path = "/api/v1/report",
+    tag = "device",
+    security(("device_token" = [])),
+    request_body = onshi_api::device::ReportRequest,
+    responses(
+        (status = 200, description = "committed (or a repeat that changed nothing)", body = onshi_api::device::ReportResponse),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn report(
     State(state): State<AppState>,
     DeviceAuth { device, .. }: DeviceAuth,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> ApiResult<Json<ReportResponse>> {
     if req.seq <= 0 {
-        return Err(ApiError::bad_request("invalid_seq", "seq must be positive"));
-    }
-    if req.detail.as_ref().is_some_and(|d| d.chars().count() > 500) {
         return Err(ApiError::bad_request(
-            "invalid_detail",
+            ErrorCode::InvalidSeq,
+            "seq must be positive",
+        ));
+    }
+    if req
+        .detail
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DETAIL_CHARS)
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidDetail,
             "detail must be at most 500 characters",
         ));
     }
-    let event = match req.event {
-        ReportEvent::DownloadStarted => DeploymentEvent::DownloadStarted,
-        ReportEvent::DownloadPaused => DeploymentEvent::DownloadPaused,
-        ReportEvent::DownloadVerified => DeploymentEvent::DownloadVerified,
-        ReportEvent::InstallStarted => DeploymentEvent::InstallStarted,
-        ReportEvent::InstallCompleted => DeploymentEvent::InstallCompleted,
-        ReportEvent::ReaderActivated => DeploymentEvent::ReaderActivated,
-        ReportEvent::Failed => DeploymentEvent::Failed,
-        ReportEvent::Retry => DeploymentEvent::Retry,
-        ReportEvent::Running => DeploymentEvent::Running(req.version.clone().ok_or_else(|| {
-            ApiError::bad_request("missing_version", "a running report needs version")
-        })?),
-    };
+    let event = req.event().map_err(|_| {
+        ApiError::bad_request(ErrorCode::MissingVersion, "a running report needs version")
+    })?;
     let (cid, did) = (req.campaign_id.clone(), device.id);
     let found = state
         .db(move |s| {
@@ -433,7 +383,7 @@ pub async fn report(
         .apply(device.kind, &event, &target)
         .map_err(|e| {
             tracing::warn!(device = device.id, campaign = %req.campaign_id, error = %e, "impossible transition refused");
-            ApiError::conflict("invalid_transition", e.to_string())
+            ApiError::conflict(ErrorCode::InvalidTransition, e.to_string())
         })?;
     let now = state.now();
     let bytes = req.bytes.unwrap_or(deployment.bytes);
@@ -503,6 +453,19 @@ pub async fn report(
 }
 
 /// `GET /api/v1/releases/{id}/manifest`: the signed manifest of a release the device is in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}/manifest",
+    tag = "device",
+    security(("device_token" = [])),
+    params(("id" = String, Path, description = "the release id")),
+    responses(
+        (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn manifest(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -519,6 +482,24 @@ pub async fn manifest(
 
 /// `GET /api/v1/artifacts/{sha256}`: the device's own package, only inside a window and only
 /// with a download slot; `Range` resumes.
+#[utoipa::path(
+    get,
+    path = "/api/v1/artifacts/{sha256}",
+    tag = "device",
+    security(("device_token" = [])),
+    params(("sha256" = onshi_core::release::Sha256, Path, description = "the package's digest")),
+    responses(
+        (status = 200, description = "the package (`Range` resumes: 206)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "the rest of the package from the range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 403, description = "refused", body = onshi_api::ErrorBody),
+        (status = 404, description = "not found", body = onshi_api::ErrorBody),
+        (status = 416, description = "range outside the artifact", body = onshi_api::ErrorBody),
+        (status = 429, description = "no download slot", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn artifact(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -526,8 +507,8 @@ pub async fn artifact(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let device = &auth.device;
-    let sha =
-        Sha256::parse(&sha).map_err(|e| ApiError::bad_request("invalid_sha256", e.to_string()))?;
+    let sha = Sha256::parse(&sha)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidSha256, e.to_string()))?;
     let Some((deployment, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found(format!("artifact {sha}")));
     };
@@ -559,7 +540,7 @@ pub async fn artifact(
         Ok(()) => {}
         Err(NoDownload::Closed) => {
             return Err(ApiError::forbidden(
-                "outside_window",
+                ErrorCode::OutsideWindow,
                 "distribution is closed now; check in for the next window",
             ));
         }
@@ -567,7 +548,7 @@ pub async fn artifact(
         Err(NoDownload::NotNeeded | NoDownload::NoSlot) => {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "no_download_slot",
+                ErrorCode::NoDownloadSlot,
                 "no download slot is held; check in to get one",
             ));
         }
@@ -577,10 +558,18 @@ pub async fn artifact(
 }
 
 /// `GET /api/v1/public-key`: the operator's public key, for agents to pin.
-pub async fn public_key(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "signing_public_key": encode_public_key(&state.signing_key.verifying_key())
-    }))
+#[utoipa::path(
+    get,
+    path = "/api/v1/public-key",
+    tag = "device",
+    responses(
+        (status = 200, description = "the operator's public key", body = onshi_api::device::PublicKey),
+    ),
+)]
+pub async fn public_key(State(state): State<AppState>) -> Json<PublicKey> {
+    Json(PublicKey {
+        signing_public_key: encode_public_key(&state.signing_key.verifying_key()),
+    })
 }
 
 #[cfg(test)]

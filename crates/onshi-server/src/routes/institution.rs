@@ -5,13 +5,15 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use onshi_api::ErrorCode;
+use onshi_api::institution::{BillingNotice, BillingNotices, NoticesQuery, SiteStatus};
 use onshi_core::institution::InstitutionCode;
-use serde::Serialize;
 
 use crate::auth::bearer;
 use crate::error::{ApiError, ApiResult};
-use crate::services::devices::{SiteStatus, access_key_matches, site_status};
+use crate::services::devices::{access_key_matches, site_status};
 use crate::state::AppState;
+use crate::wire;
 
 /// Checks the institution's access key against the path's code.
 async fn authorise(state: &AppState, headers: &HeaderMap, code: InstitutionCode) -> ApiResult<()> {
@@ -24,42 +26,45 @@ async fn authorise(state: &AppState, headers: &HeaderMap, code: InstitutionCode)
 }
 
 /// `GET /api/v1/institutions/{code}/devices`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/institutions/{code}/devices",
+    tag = "institution",
+    security(("institution_access_key" = [])),
+    params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
+    responses(
+        (status = 200, description = "the site's devices", body = onshi_api::institution::SiteStatus),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn devices(
     State(state): State<AppState>,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<SiteStatus>> {
     let code = InstitutionCode::parse(&code)
-        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
     authorise(&state, &headers, code).await?;
-    Ok(Json(site_status(&state, code).await?))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoticesQuery {
-    lang: Option<onshi_core::lang::Lang>,
-}
-
-/// One notice in force for a site, as the billing screen shows it.
-#[derive(Serialize)]
-pub struct BillingNotice {
-    campaign: String,
-    kind: onshi_core::notice::NoticeKind,
-    title: String,
-    message: String,
-}
-
-#[derive(Serialize)]
-pub struct BillingNotices {
-    code: InstitutionCode,
-    name: String,
-    generated_at: String,
-    notices: Vec<BillingNotice>,
+    Ok(Json(wire::site_status(&site_status(&state, code).await?)))
 }
 
 /// `GET /api/v1/institutions/{code}/notices?lang=ja|en`: the notices in force for the site now,
 /// for the billing system's screen (オンライン請求時の画面で通知), with the site's own status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/institutions/{code}/notices",
+    tag = "institution",
+    security(("institution_access_key" = [])),
+    params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード"), onshi_api::institution::NoticesQuery),
+    responses(
+        (status = 200, description = "the notices in force", body = onshi_api::institution::BillingNotices),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
+        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn notices(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -69,7 +74,7 @@ pub async fn notices(
     use onshi_core::notice;
     use onshi_core::offer::CampaignStatus;
     let code = InstitutionCode::parse(&code)
-        .map_err(|e| ApiError::bad_request("invalid_institution_code", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
     authorise(&state, &headers, code).await?;
     let lang = q.lang.unwrap_or_default();
     let now = state.now();

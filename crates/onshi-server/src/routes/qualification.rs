@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
+use onshi_api::ErrorCode;
+use onshi_api::qualification::{Patient, QueryRequest, QueryResponse};
 use onshi_core::reception::QueryOutcome;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
@@ -15,45 +16,15 @@ use crate::json::ApiJson;
 use crate::services::qualification;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    card_id: String,
-}
-
-/// A synthetic insured person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Patient {
-    pub name: String,
-    pub name_kana: String,
-    pub birth_date: String,
-    /// 保険者番号: 8 digits with a check digit.
-    pub insurer_number: String,
-    /// 記号
-    pub symbol: String,
-    /// 番号
-    pub number: String,
-    /// 枝番
-    pub branch: String,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum QueryResponse {
-    Confirmed { patient: Patient },
-    NoQualification { message: &'static str },
-    CertificateExpired { message: &'static str },
-}
-
 /// The answer for a card: a fake patient, or one of the two refusals.
 pub fn lookup(card_id: &str) -> (QueryOutcome, QueryResponse) {
     let outcome = qualification::outcome(card_id);
     let response = match outcome {
         QueryOutcome::NoQualification => QueryResponse::NoQualification {
-            message: "資格情報が存在しません。（資格なし）",
+            message: "資格情報が存在しません。（資格なし）".to_owned(),
         },
         QueryOutcome::CertificateExpired => QueryResponse::CertificateExpired {
-            message: "電子証明書の有効期限が切れています。",
+            message: "電子証明書の有効期限が切れています。".to_owned(),
         },
         QueryOutcome::Confirmed => QueryResponse::Confirmed {
             patient: patient(card_id),
@@ -110,6 +81,20 @@ pub fn insurer_check_digit(first7: &str) -> u32 {
 
 /// `POST /api/v1/qualification`: the mock central service (loopback clients only unless the
 /// server was started with it public).
+#[utoipa::path(
+    post,
+    path = "/api/v1/qualification",
+    tag = "qualification",
+    request_body = onshi_api::qualification::QueryRequest,
+    responses(
+        (status = 200, description = "the mock answer", body = onshi_api::qualification::QueryResponse),
+        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
+        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
+        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
+        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
+        (status = 403, description = "refused", body = onshi_api::ErrorBody),
+    ),
+)]
 pub async fn query(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -117,7 +102,7 @@ pub async fn query(
 ) -> ApiResult<Json<QueryResponse>> {
     if !state.qualification_public && !peer.ip().is_loopback() {
         return Err(ApiError::forbidden(
-            "loopback_only",
+            ErrorCode::LoopbackOnly,
             "the mock qualification service answers only loopback clients",
         ));
     }
@@ -128,7 +113,7 @@ pub async fn query(
             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !ok {
         return Err(ApiError::bad_request(
-            "invalid_card_id",
+            ErrorCode::InvalidCardId,
             "card_id must be 1–64 letters, digits or '-'",
         ));
     }

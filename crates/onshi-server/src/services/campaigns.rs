@@ -3,9 +3,7 @@
 
 use onshi_core::offer::{CampaignAction, CampaignStatus};
 use onshi_core::schedule::Campaign;
-use onshi_core::selector::Selector;
 use onshi_store::CampaignRecord;
-use serde::{Deserialize, Serialize};
 
 use super::OPERATOR;
 use super::progress::progress_of;
@@ -14,23 +12,7 @@ use crate::history;
 use crate::state::AppState;
 use crate::targeting;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignInput {
-    /// The campaign TOML (DESIGN.md §4), or `preset:2026-01`.
-    pub schedule: String,
-    pub release_id: String,
-    #[serde(default)]
-    pub selector: Selector,
-    pub throttle: Throttle,
-}
-
-#[derive(Deserialize, Serialize, Clone, Copy)]
-#[serde(deny_unknown_fields)]
-pub struct Throttle {
-    pub max_concurrent_downloads: u32,
-    pub poll_interval_seconds: u64,
-}
+pub use onshi_api::admin::{CampaignInput, Throttle};
 
 /// Validates and stores a draft campaign: shared by the API and the dashboard.
 pub async fn new_campaign(
@@ -144,7 +126,8 @@ pub async fn change_campaign_status(
     if matches!(to, CampaignStatus::Active | CampaignStatus::Paused) {
         // The dashboard's chart starts at activation and marks pauses.
         let p = progress_of(state, &record).await?;
-        history::lock(&state.history).record(&record.id, p.all.sample(now));
+        history::lock(&state.history)
+            .record(&record.id, crate::services::progress::sample(&p.all, now));
     }
     Ok(record)
 }

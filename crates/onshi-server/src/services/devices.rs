@@ -6,15 +6,14 @@ use onshi_core::institution::InstitutionCode;
 use onshi_store::{
     CampaignRecord, DeploymentFilter, DeploymentListing, Device, Institution, InstitutionKey,
 };
-use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::secret_matches;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+/// One of a site's devices and where it stands (the API answers it as
+/// [`onshi_api::institution::SiteDevice`]).
 pub struct SiteDevice {
-    #[serde(flatten)]
     pub device: Device,
     pub campaign: Option<String>,
     pub state: Option<DeploymentState>,
@@ -22,13 +21,12 @@ pub struct SiteDevice {
     pub label_ja: Option<&'static str>,
 }
 
-#[derive(Serialize)]
+/// A site's devices (the API answers it as [`onshi_api::institution::SiteStatus`]).
 pub struct SiteStatus {
     pub code: InstitutionCode,
     pub name: String,
     pub devices: Vec<SiteDevice>,
     /// The site as stored (for its auto-restart time); not part of the API answer.
-    #[serde(skip)]
     pub institution: Institution,
 }
 

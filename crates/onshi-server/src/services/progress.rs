@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+pub use onshi_api::admin::{Counts, PrefectureCounts, Progress};
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionKind, Prefecture};
 use onshi_core::offer::CampaignStatus;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_store::CampaignRecord;
-use serde::Serialize;
 
 use crate::error::ApiResult;
 use crate::history::{Sample, due, lock};
@@ -21,64 +21,13 @@ use crate::state::AppState;
 /// sample at every look.
 const LOOK_EVERY: Duration = Duration::from_secs(5);
 
-#[derive(Serialize, Default, Clone)]
-pub struct Counts {
-    pub total: u64,
-    pub states: BTreeMap<&'static str, u64>,
-    /// Terminals installed but not restarted (再起動が必要).
-    pub restart_required: u64,
-}
-
-impl Counts {
-    /// The count in one state.
-    pub fn get(&self, state: DeploymentState) -> u64 {
-        self.states.get(state.slug()).copied().unwrap_or(0)
+/// These counts as a sample of the chart at `at`.
+pub fn sample(counts: &Counts, at: Timestamp) -> Sample {
+    Sample {
+        at,
+        states: DeploymentState::ALL.map(|s| counts.get(s)),
+        restart_required: counts.restart_required,
     }
-
-    fn add(&mut self, state: DeploymentState, device: DeviceKind, n: u64) {
-        self.total += n;
-        *self.states.entry(state.slug()).or_default() += n;
-        if state.restart_required(device) {
-            self.restart_required += n;
-        }
-    }
-
-    /// These counts as a sample of the chart at `at`.
-    pub fn sample(&self, at: Timestamp) -> Sample {
-        Sample {
-            at,
-            states: DeploymentState::ALL.map(|s| self.get(s)),
-            restart_required: self.restart_required,
-        }
-    }
-
-    fn zeroed() -> Self {
-        let mut c = Self::default();
-        for s in DeploymentState::ALL {
-            c.states.insert(s.slug(), 0);
-        }
-        c
-    }
-}
-
-#[derive(Serialize)]
-pub struct Progress {
-    pub campaign: String,
-    pub at: String,
-    pub all: Counts,
-    pub by_device: BTreeMap<&'static str, Counts>,
-    pub by_prefecture: Vec<PrefectureCounts>,
-    pub by_kind: BTreeMap<&'static str, Counts>,
-    pub by_vendor: BTreeMap<&'static str, Counts>,
-    pub live_downloads: u64,
-}
-
-#[derive(Serialize)]
-pub struct PrefectureCounts {
-    pub prefecture: u8,
-    pub name: &'static str,
-    #[serde(flatten)]
-    pub counts: Counts,
 }
 
 /// A campaign's counts now: the one computation behind the API, the dashboard and its chart.
@@ -89,26 +38,26 @@ pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult
         .db(move |s| Ok((s.progress(&cid)?, s.live_leases(&cid, now)?)))
         .await?;
     let mut all = Counts::zeroed();
-    let mut by_device: BTreeMap<&'static str, Counts> =
+    let mut by_device: BTreeMap<DeviceKind, Counts> =
         [DeviceKind::Terminal, DeviceKind::CardReader]
-            .iter()
-            .map(|d| (d.slug(), Counts::zeroed()))
+            .into_iter()
+            .map(|d| (d, Counts::zeroed()))
             .collect();
     let mut by_pref: BTreeMap<u8, Counts> = Prefecture::all()
         .map(|p| (p.number(), Counts::zeroed()))
         .collect();
-    let mut by_kind: BTreeMap<&'static str, Counts> = InstitutionKind::ALL
-        .iter()
-        .map(|k| (k.slug(), Counts::zeroed()))
+    let mut by_kind: BTreeMap<InstitutionKind, Counts> = InstitutionKind::ALL
+        .into_iter()
+        .map(|k| (k, Counts::zeroed()))
         .collect();
-    let mut by_vendor: BTreeMap<&'static str, Counts> = Vendor::ALL
-        .iter()
-        .map(|v| (v.slug(), Counts::zeroed()))
+    let mut by_vendor: BTreeMap<Vendor, Counts> = Vendor::ALL
+        .into_iter()
+        .map(|v| (v, Counts::zeroed()))
         .collect();
     for r in rows {
         all.add(r.state, r.device, r.count);
         by_device
-            .entry(r.device.slug())
+            .entry(r.device)
             .or_insert_with(Counts::zeroed)
             .add(r.state, r.device, r.count);
         by_pref
@@ -116,12 +65,12 @@ pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult
             .or_insert_with(Counts::zeroed)
             .add(r.state, r.device, r.count);
         by_kind
-            .entry(r.kind.slug())
+            .entry(r.kind)
             .or_insert_with(Counts::zeroed)
             .add(r.state, r.device, r.count);
         if let Some(v) = r.vendor {
             by_vendor
-                .entry(v.slug())
+                .entry(v)
                 .or_insert_with(Counts::zeroed)
                 .add(r.state, r.device, r.count);
         }
@@ -136,8 +85,8 @@ pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult
             .into_iter()
             .filter_map(|(n, counts)| {
                 Prefecture::from_number(n).map(|p| PrefectureCounts {
-                    prefecture: n,
-                    name: p.name_ja(),
+                    prefecture: p,
+                    name: p.name_ja().to_owned(),
                     counts,
                 })
             })
@@ -177,7 +126,7 @@ pub async fn sample_running(state: &AppState, force: bool) -> ApiResult<()> {
             continue;
         }
         let progress = progress_of(state, &record).await?;
-        lock(&state.history).record(&record.id, progress.all.sample(now));
+        lock(&state.history).record(&record.id, sample(&progress.all, now));
     }
     Ok(())
 }

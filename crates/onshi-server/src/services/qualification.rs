@@ -5,8 +5,7 @@
 use onshi_core::reception::QueryOutcome;
 
 /// Card ids that stand for the real-world refusals.
-pub const CARD_NO_QUALIFICATION: &str = "test-no-qualification";
-pub const CARD_EXPIRED_CERTIFICATE: &str = "test-expired-certificate";
+pub use onshi_api::qualification::{CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
 
 /// What the central service answers for a card.
 pub fn outcome(card_id: &str) -> QueryOutcome {

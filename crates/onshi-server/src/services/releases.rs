@@ -1,10 +1,8 @@
 //! Packages and signed releases: the one way a package enters (API upload or the dashboard's
 //! form) and the one way a release is checked, signed and stored.
 
-use onshi_core::release::{Component, Manifest, Sha256, SignedManifest, Target};
-use onshi_core::version::Version;
+use onshi_core::release::{Component, Manifest, Sha256, SignedManifest};
 use onshi_store::Release;
-use serde::Deserialize;
 
 use super::OPERATOR;
 use crate::artifacts;
@@ -36,20 +34,7 @@ where
     Ok((sha, size))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseInput {
-    pub id: String,
-    pub version: Version,
-    pub components: Vec<ComponentInput>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentInput {
-    pub target: Target,
-    pub sha256: Sha256,
-}
+pub use onshi_api::admin::{ComponentInput, ReleaseInput};
 
 fn valid_id(id: &str, what: &str) -> ApiResult<()> {
     let ok = (1..=64).contains(&id.len())

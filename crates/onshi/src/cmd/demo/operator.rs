@@ -4,10 +4,11 @@
 use anyhow::Context as _;
 use jiff::Timestamp;
 use onshi_api::admin::{
-    self, CampaignControl, CampaignInput, CampaignView, ComponentInput, DeploymentListing,
-    EnrollmentKey, Imported, MailSummary, Progress, ReleaseInput, Throttle, Uploaded,
+    self, CampaignInput, CampaignView, ComponentInput, DeploymentListing, EnrollmentKey, Imported,
+    MailSummary, Progress, ReleaseInput, Throttle, Uploaded,
 };
 use onshi_api::device::PublicKey;
+use onshi_core::offer::CampaignAction;
 use onshi_core::release::{Sha256, Target};
 use onshi_core::version::Version;
 use reqwest::{Method, RequestBuilder};
@@ -170,7 +171,7 @@ impl Operator {
                 "activating the campaign",
                 self.request(
                     Method::POST,
-                    &admin::control_path(CAMPAIGN, CampaignControl::Activate),
+                    &admin::control_path(CAMPAIGN, CampaignAction::Activate),
                 ),
             )
             .await?;
