@@ -77,7 +77,7 @@ async fn rollout(api: &Api, sites: usize) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reports_answered_2xx_survive_sigkill() {
+async fn every_report_answered_2xx_survives_sigkill() {
     let data = tempfile::tempdir().expect("temp dir");
     let schema = test_schema();
     let mut server = serve(data.path(), schema.as_ref(), NIGHT, None);
