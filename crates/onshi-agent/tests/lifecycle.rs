@@ -5,13 +5,15 @@
 mod common;
 
 use common::*;
+use onshi_testkit::agent::{log_events, part_len};
+use onshi_testkit::wait_for;
 
 const MIB: usize = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_applies_on_restart() {
     let terminal_pkg = package(6 * MIB, 1);
-    let server = Server::start(
+    let server = start_server(
         "2026-01-19T18:00:00+09:00",
         "2.0.0",
         &terminal_pkg,
@@ -20,19 +22,21 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     .await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("clinic");
-    let (terminal, readers) = enroll(&server, CLINIC, &dir, &["--reader", "canon:R-1"]).await;
+    let (terminal, readers) = AGENT
+        .enroll(&server, CLINIC, &dir, &["--reader", "canon:R-1"])
+        .await;
     let reader = readers[0];
     let rate = ["--max-rate", "2000000"];
 
     // Before 20:00: the agent checks in and is told to wait; nothing is downloaded.
-    let agent = Running::start(&dir, &rate);
+    let agent = AGENT.run(&dir, &rate);
     wait_for("a first check-in", || {
         log_events(&agent.log_text(), "reported").is_empty()
             && std::fs::read_to_string(dir.join("state.json"))
                 .is_ok_and(|s| s.contains("last_contact"))
     })
     .await;
-    let before = status(&dir).await;
+    let before = AGENT.status(&dir).await;
     assert_eq!(
         before["components"][0]["advice"], "keep_power_on",
         "{before}"
@@ -55,7 +59,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     assert!(first < terminal_pkg.len() as u64, "killed mid-download");
 
     // Started again: it resumes where it stopped (the bytes on disk are not fetched again).
-    let agent = Running::start(&dir, &rate);
+    let agent = AGENT.run(&dir, &rate);
     wait_for("the resume", || {
         !log_events(&agent.log_text(), "resuming download").is_empty()
     })
@@ -81,7 +85,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     std::fs::write(dir.join("state.json"), b"{\"devices\": {").expect("damage state");
 
     // The corrupted package is detected, deleted, reported and fetched again, then installed.
-    let agent = Running::start(&dir, &rate);
+    let agent = AGENT.run(&dir, &rate);
     server.wait_state(terminal, "installed").await;
     let log = agent.log_text();
     assert!(
@@ -124,19 +128,20 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     server.wait_state(reader, "applied").await;
 
     // Installed — restart required, both on the server and in the site's own status.
-    let s = status(&dir).await;
+    let s = AGENT.status(&dir).await;
     let t = &s["components"][0];
     assert_eq!(t["installed"], "2.0.0", "{s}");
     assert_eq!(t["running"], "1.0.0", "{s}");
     assert_eq!(t["restart_required"], true, "{s}");
     assert_eq!(t["advice"], "restart", "{s}");
     assert_eq!(s["components"][1]["advice"], "done", "{s}");
-    let text = agent_output(vec![
-        "status".into(),
-        "--state-dir".into(),
-        dir.display().to_string(),
-    ])
-    .await;
+    let text = AGENT
+        .output(vec![
+            "status".into(),
+            "--state-dir".into(),
+            dir.display().to_string(),
+        ])
+        .await;
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
         text.contains(
@@ -149,19 +154,20 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
 
     // Staff restart the terminal (the morning after): applied.
     server.set_clock("2026-01-20T07:00:00+09:00").await;
-    let out = agent_output(vec![
-        "restart".into(),
-        "--state-dir".into(),
-        dir.display().to_string(),
-    ])
-    .await;
+    let out = AGENT
+        .output(vec![
+            "restart".into(),
+            "--state-dir".into(),
+            dir.display().to_string(),
+        ])
+        .await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     server.wait_state(terminal, "applied").await;
-    let s = status(&dir).await;
+    let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][0]["running"], "2.0.0", "{s}");
     assert_eq!(s["components"][0]["restart_required"], false, "{s}");
     assert_eq!(s["components"][0]["advice"], "done", "{s}");

@@ -3,10 +3,8 @@
 //! reported; the terminal `installed` until it reports the new running version; the card reader
 //! straight to `applied`; the night of the 25th closed; catch-up from the 31st.
 
-mod common;
-
-use common::{TestApp, spawn_app};
 use onshi_core::release::{SignedManifest, decode_public_key};
+use onshi_testkit::{TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -86,47 +84,10 @@ async fn setup() -> Fixture {
     }
 }
 
-async fn enroll_terminal(app: &TestApp, code: &str, serial: &str) -> String {
-    let key = app
-        .expect(
-            app.admin(
-                Method::POST,
-                &format!("/api/v1/admin/institutions/{code}/enrollment-key"),
-            ),
-            200,
-        )
-        .await["enrollment_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    let v = app
-        .expect(
-            app.client.post(app.url("/api/v1/enroll")).json(&json!({
-                "institution_code": code, "enrollment_key": key, "serial": serial
-            })),
-            201,
-        )
-        .await;
-    v["device_token"].as_str().expect("token").to_owned()
-}
-
 async fn checkin(app: &TestApp, token: &str) -> Value {
     app.expect(
         app.as_device(Method::POST, "/api/v1/checkin", token)
             .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
-        200,
-    )
-    .await
-}
-
-async fn report(app: &TestApp, token: &str, seq: i64, event: &str, extra: Value) -> Value {
-    let mut body = json!({"campaign_id": "2026-01", "seq": seq, "event": event});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    app.expect(
-        app.as_device(Method::POST, "/api/v1/report", token)
-            .json(&body),
         200,
     )
     .await
@@ -150,8 +111,8 @@ async fn a_whole_campaign_runs_by_the_notice() {
         terminal_pkg,
         terminal_sha,
     } = setup().await;
-    let sapporo = enroll_terminal(&app, "0110113719", "TERM-A").await;
-    let osaka = enroll_terminal(&app, "2714206386", "TERM-B").await;
+    let sapporo = app.enroll("0110113719", "TERM-A").await;
+    let osaka = app.enroll("2714206386", "TERM-B").await;
     let reader = app
         .expect(
             app.as_device(Method::POST, "/api/v1/readers", &sapporo)
@@ -210,7 +171,8 @@ async fn a_whole_campaign_runs_by_the_notice() {
     assert_eq!(manifest.version.to_string(), "2.0.0");
 
     // Download in two parts: the second resumes with Range.
-    report(&app, &sapporo, 1, "download_started", json!({})).await;
+    app.expect(app.report(&sapporo, 1, "download_started", json!({})), 200)
+        .await;
     let (status, first) = get_range(&app, &sapporo, &terminal_sha, "bytes=0-99999").await;
     assert_eq!((status, first.len()), (206, 100_000));
     let (status, rest) = get_range(&app, &sapporo, &terminal_sha, "bytes=100000-").await;
@@ -218,14 +180,12 @@ async fn a_whole_campaign_runs_by_the_notice() {
     let whole = [first, rest].concat();
     assert_eq!(whole, terminal_pkg);
     assert_eq!(hex::encode(sha2::Sha256::digest(&whole)), terminal_sha);
-    let v = report(
-        &app,
-        &sapporo,
-        2,
-        "download_verified",
-        json!({"bytes": 300_000}),
-    )
-    .await;
+    let v = app
+        .expect(
+            app.report(&sapporo, 2, "download_verified", json!({"bytes": 300_000})),
+            200,
+        )
+        .await;
     assert_eq!(v["state"], "downloaded");
 
     // The slot is free again for Osaka.
@@ -235,8 +195,11 @@ async fn a_whole_campaign_runs_by_the_notice() {
     // Install; the terminal stays "restart required".
     let v = checkin(&app, &sapporo).await;
     assert_eq!(v["action"], "install");
-    report(&app, &sapporo, 3, "install_started", json!({})).await;
-    let v = report(&app, &sapporo, 4, "install_completed", json!({})).await;
+    app.expect(app.report(&sapporo, 3, "install_started", json!({})), 200)
+        .await;
+    let v = app
+        .expect(app.report(&sapporo, 4, "install_completed", json!({})), 200)
+        .await;
     assert_eq!(v["state"], "installed");
     let v = checkin(&app, &sapporo).await;
     assert_eq!(v["action"], "restart_required");
@@ -283,12 +246,27 @@ async fn a_whole_campaign_runs_by_the_notice() {
     );
 
     // Running the old version keeps it installed; the new one applies it.
-    let v = report(&app, &sapporo, 5, "running", json!({"version": "1.0.0"})).await;
+    let v = app
+        .expect(
+            app.report(&sapporo, 5, "running", json!({"version": "1.0.0"})),
+            200,
+        )
+        .await;
     assert_eq!(v["state"], "installed");
-    let v = report(&app, &sapporo, 6, "running", json!({"version": "2.0.0"})).await;
+    let v = app
+        .expect(
+            app.report(&sapporo, 6, "running", json!({"version": "2.0.0"})),
+            200,
+        )
+        .await;
     assert_eq!(v["state"], "applied");
     // A repeated report changes nothing; an impossible one is refused with 409.
-    let v = report(&app, &sapporo, 6, "running", json!({"version": "2.0.0"})).await;
+    let v = app
+        .expect(
+            app.report(&sapporo, 6, "running", json!({"version": "2.0.0"})),
+            200,
+        )
+        .await;
     assert_eq!(v["applied"], false);
     let v = app
         .expect(
@@ -301,8 +279,10 @@ async fn a_whole_campaign_runs_by_the_notice() {
 
     // Osaka finishes its download; then the card reader takes the slot and applies without a
     // restart.
-    report(&app, &osaka, 1, "download_started", json!({})).await;
-    report(&app, &osaka, 2, "download_verified", json!({})).await;
+    app.expect(app.report(&osaka, 1, "download_started", json!({})), 200)
+        .await;
+    app.expect(app.report(&osaka, 2, "download_verified", json!({})), 200)
+        .await;
     let v = checkin(&app, &reader).await;
     assert_eq!(v["action"], "download");
     for (seq, event) in [
@@ -311,9 +291,12 @@ async fn a_whole_campaign_runs_by_the_notice() {
         (3, "install_started"),
         (4, "install_completed"),
     ] {
-        report(&app, &reader, seq, event, json!({})).await;
+        app.expect(app.report(&reader, seq, event, json!({})), 200)
+            .await;
     }
-    let v = report(&app, &reader, 5, "reader_activated", json!({})).await;
+    let v = app
+        .expect(app.report(&reader, 5, "reader_activated", json!({})), 200)
+        .await;
     assert_eq!(v["state"], "applied");
 
     // The site's own check (institution access key).
@@ -393,7 +376,7 @@ async fn bad_input_gets_a_clear_json_error() {
     let Fixture {
         app, terminal_sha, ..
     } = setup().await;
-    let token = enroll_terminal(&app, "0110113719", "TERM-A").await;
+    let token = app.enroll("0110113719", "TERM-A").await;
 
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (
@@ -511,8 +494,8 @@ async fn bad_input_gets_a_clear_json_error() {
 #[tokio::test]
 async fn a_download_slot_expires_when_progress_stops() {
     let Fixture { app, .. } = setup().await;
-    let a = enroll_terminal(&app, "0110113719", "TERM-A").await;
-    let b = enroll_terminal(&app, "2714206386", "TERM-B").await;
+    let a = app.enroll("0110113719", "TERM-A").await;
+    let b = app.enroll("2714206386", "TERM-B").await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
         200,
@@ -534,7 +517,7 @@ async fn a_client_that_disconnects_mid_download_leaves_the_server_serving() {
         terminal_sha,
         terminal_pkg,
     } = setup().await;
-    let token = enroll_terminal(&app, "0110113719", "TERM-A").await;
+    let token = app.enroll("0110113719", "TERM-A").await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
         200,

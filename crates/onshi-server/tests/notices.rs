@@ -1,12 +1,14 @@
 //! Notice mails through a real SMTP listener on loopback, the outbox's retry, and the billing
 //! screen's JSON.
 
-mod common;
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use common::smtp::smtp_listener;
-use common::*;
+use jiff::Timestamp;
+use onshi_testkit::smtp::{smtp_listener, smtp_listener_stalling_first, smtp_server};
+use onshi_testkit::trace::{self, Spans};
+use onshi_testkit::{
+    TestApp, spawn_app_with_smtp, terminal_campaign, wait_for, wait_until, wait_until_within,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -16,46 +18,9 @@ const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
 0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
 ";
 
-async fn wait_until(what: &str, cond: impl AsyncFnMut() -> bool) {
-    wait_up_to(Duration::from_secs(15), what, cond).await;
-}
-
-async fn wait_up_to(limit: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// One clinic, a release, the 2026-01 campaign activated at `now`.
 async fn setup(app: &TestApp) {
     terminal_campaign(app, SITES_CSV.to_owned(), 1000, "r1", 10, 600).await;
-}
-
-async fn enroll(app: &TestApp) -> String {
-    let key = app
-        .expect(
-            app.admin(
-                Method::POST,
-                &format!("/api/v1/admin/institutions/{CODE}/enrollment-key"),
-            ),
-            200,
-        )
-        .await["enrollment_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    app.expect(
-        app.client.post(app.url("/api/v1/enroll")).json(&json!({
-            "institution_code": CODE, "enrollment_key": key, "serial": "T-1"
-        })),
-        201,
-    )
-    .await["device_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
 }
 
 /// A server sending to `smtp` (else to `.eml` files), with one site's terminal enrolled and the
@@ -63,7 +28,7 @@ async fn enroll(app: &TestApp) -> String {
 async fn activated(smtp: Option<String>) -> TestApp {
     let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", smtp).await;
     setup(&app).await;
-    enroll(&app).await;
+    app.enroll(CODE, "T-1").await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
         200,
@@ -73,18 +38,37 @@ async fn activated(smtp: Option<String>) -> TestApp {
 }
 
 async fn summary(app: &TestApp) -> Value {
-    app.expect(app.admin(Method::GET, "/api/v1/admin/notices/summary"), 200)
-        .await
+    app.notices_summary().await
+}
+
+/// Moves the clock to `at` and waits until the notices worker has planned at that time or later
+/// (a round ends before the next begins, so the mails of the round before are out too).
+async fn planned_at(app: &TestApp, spans: &Spans, at: &str) {
+    app.set_clock(at).await;
+    let at: Timestamp = at.parse().expect("an instant");
+    wait_for(&format!("the notices worker's round at {at}"), || {
+        spans.notices_planned_since(at)
+    })
+    .await;
+}
+
+/// Waits until no mail is being sent and none waits in the outbox: nothing is left that could
+/// go out again.
+async fn outbox_settled(app: &TestApp, spans: &Spans) {
+    wait_until("every mail marked sent", async || {
+        summary(app).await["pending"] == 0
+    })
+    .await;
+    wait_for("no send in flight", || spans.open("notice_send") == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen_shows_it() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let smtp = format!("smtp://{}", listener.local_addr().expect("addr"));
-    let inbox = smtp_listener(listener).await;
+    let spans = trace::spans();
+    let (inbox, smtp) = smtp_server().await;
     let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(smtp)).await;
     setup(&app).await;
-    let token = enroll(&app).await;
+    let token = app.enroll(CODE, "T-1").await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
         200,
@@ -107,25 +91,17 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
         )
         .await;
     assert_eq!(offer["action"], "download", "{offer}");
-    for (seq, event) in [
+    let install = [
         "download_started",
         "download_verified",
         "install_started",
         "install_completed",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        app.expect(
-            app.as_device(Method::POST, "/api/v1/report", &token)
-                .json(&json!({"campaign_id": "2026-01", "seq": seq + 1, "event": event})),
-            200,
-        )
-        .await;
-    }
-    // 04:59: still night, no restart mail yet.
-    app.set_clock("2026-01-20T04:59:00+09:00").await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    ];
+    app.report_steps(&token, &install, "2.0.0").await;
+    // 04:59: still night; the worker's round plans no restart mail.
+    planned_at(&app, &spans, "2026-01-20T04:59:00+09:00").await;
+    let s = summary(&app).await;
+    assert!(s["by_kind"]["restart_required"].is_null(), "{s}");
     assert_eq!(inbox.of_kind("restart_required"), 0);
 
     // After 05:00: the restart-required mail, with the site's own status.
@@ -174,11 +150,10 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
     );
     assert!(body.contains("再起動待ち 1台"), "{body}");
 
-    // The next ticks of the same morning send nothing more.
-    app.set_clock("2026-01-20T06:30:00+09:00").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    app.set_clock("2026-01-20T11:00:00+09:00").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The next rounds of the same morning plan and send nothing more.
+    planned_at(&app, &spans, "2026-01-20T06:30:00+09:00").await;
+    planned_at(&app, &spans, "2026-01-20T11:00:00+09:00").await;
+    outbox_settled(&app, &spans).await;
     assert_eq!(inbox.of_kind("restart_required"), 1);
     assert_eq!(inbox.of_kind("announcement"), 1);
     let s = summary(&app).await;
@@ -250,6 +225,7 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = probe.local_addr().expect("addr");
     drop(probe);
+    let spans = trace::spans();
     let app = activated(Some(format!("smtp://{addr}"))).await;
     wait_until("a failed attempt", async || {
         summary(&app).await["retrying"] == 1
@@ -272,7 +248,7 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     let inbox = smtp_listener(listener).await;
     app.set_clock("2026-01-19T10:30:00+09:00").await;
     wait_until("the delivery", async || inbox.mails().len() == 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    outbox_settled(&app, &spans).await;
     assert_eq!(inbox.mails().len(), 1);
     let s = summary(&app).await;
     assert_eq!(s["sent"], 1, "{s}");
@@ -285,9 +261,9 @@ async fn a_relay_that_never_answers_costs_one_attempt_and_the_mail_goes_out_on_t
     // only the connection): the worker gives up after its send timeout, 20 s of real time.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let smtp = format!("smtp://{}", listener.local_addr().expect("addr"));
-    let relay = common::smtp::smtp_listener_stalling_first(listener, 1).await;
+    let relay = smtp_listener_stalling_first(listener, 1).await;
     let app = activated(Some(smtp)).await;
-    wait_up_to(
+    wait_until_within(
         Duration::from_secs(60),
         "the stalled send to end",
         async || summary(&app).await["retrying"] == 1,

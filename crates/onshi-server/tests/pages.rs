@@ -4,13 +4,11 @@
 //! keeps them safe: failed logins, CSRF and cross-site posts refused, cookie flags, the language
 //! switch, the CSV export and the release upload form.
 
-mod common;
-
-use common::browser::Browser;
-use common::{OPERATOR_TOKEN, TestApp, spawn_app};
+use onshi_testkit::browser::Browser;
+use onshi_testkit::{OPERATOR_TOKEN, TestApp, spawn_app};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
 0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
@@ -32,56 +30,16 @@ fn artifact(name: &str, png: &[u8]) {
     eprintln!("screenshot: {}", path.display());
 }
 
-async fn enroll_terminal(app: &TestApp, code: &str) -> String {
-    let key = app
-        .expect(
-            app.admin(
-                Method::POST,
-                &format!("/api/v1/admin/institutions/{code}/enrollment-key"),
-            ),
-            200,
-        )
-        .await["enrollment_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    app.expect(
-        app.client.post(app.url("/api/v1/enroll")).json(&json!({
-            "institution_code": code, "enrollment_key": key, "serial": format!("TERM-{code}")
-        })),
-        201,
-    )
-    .await["device_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
-}
-
-async fn report(app: &TestApp, token: &str, events: &[&str]) {
-    for (i, event) in events.iter().enumerate() {
-        let mut body = json!({"campaign_id": "2026-01", "seq": i + 1, "event": event});
-        if *event == "running" {
-            body["version"] = json!("2.0.0");
-        }
-        app.expect(
-            app.as_device(Method::POST, "/api/v1/report", token)
-                .json(&body),
-            200,
-        )
-        .await;
-    }
-}
-
 /// Four sites in three prefectures, a campaign on the 2026-01 preset, and one night's work:
 /// returns the app (clock on Tuesday 2026-01-20 08:30, call centre open) and Sapporo's access
 /// key.
 async fn campaign_after_first_night() -> (TestApp, String) {
     let app = spawn_app("2026-01-19T12:00:00+09:00").await;
-    common::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
+    onshi_testkit::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
     let codes = ["0110113719", "2714206386", "1341010005", "1311111114"];
     let mut tokens = Vec::new();
     for code in codes {
-        tokens.push(enroll_terminal(&app, code).await);
+        tokens.push(app.enroll(code, &format!("TERM-{code}")).await);
     }
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
@@ -95,11 +53,12 @@ async fn campaign_after_first_night() -> (TestApp, String) {
         "install_started",
         "install_completed",
     ];
-    report(&app, &tokens[0], &install).await;
+    app.report_steps(&tokens[0], &install, "2.0.0").await;
     let mut applied = install.to_vec();
     applied.push("running");
-    report(&app, &tokens[2], &applied).await;
-    report(&app, &tokens[3], &["download_started", "failed"]).await;
+    app.report_steps(&tokens[2], &applied, "2.0.0").await;
+    app.report_steps(&tokens[3], &["download_started", "failed"], "2.0.0")
+        .await;
     app.set_clock("2026-01-20T08:30:00+09:00").await;
     let key = app
         .expect(

@@ -1,9 +1,7 @@
 //! The reception emulator without a browser: the mock qualification service, and a desk whose
 //! terminal state comes from a real enrolled terminal.
 
-mod common;
-
-use common::spawn_app;
+use onshi_testkit::spawn_app;
 use reqwest::Method;
 use serde_json::json;
 

@@ -2,10 +2,8 @@
 //! terminal that was not restarted; staff see what to do, restart, and the same patient
 //! succeeds. Screenshots are saved as test artifacts.
 
-mod common;
-
-use common::browser::Browser;
-use common::spawn_app;
+use onshi_testkit::browser::Browser;
+use onshi_testkit::spawn_app;
 
 fn artifact(name: &str, png: &[u8]) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");

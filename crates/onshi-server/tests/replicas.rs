@@ -6,14 +6,16 @@
 //! These tests need PostgreSQL (`ONSHI_TEST_POSTGRES`, default the CI database); outside CI they
 //! are skipped when it is not running.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestApp, spawn_replicas, spawn_with_url, test_schema};
 use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
+use onshi_testkit::smtp::smtp_server;
+use onshi_testkit::{
+    TestApp, TestSchema, spawn_full, spawn_replicas, spawn_with_url, terminal_campaign,
+    test_database, test_schema, test_url, trace, wait_for, wait_until_within,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -24,7 +26,7 @@ const VERSION: &str = "2.0.0";
 
 /// Whether PostgreSQL is there to test against (always in CI, where `.ci/run` starts it).
 fn postgres_available() -> bool {
-    onshi_store::testing::TestSchema::create().is_some()
+    TestSchema::create().is_some()
 }
 
 /// Valid synthetic 医療機関コード: 47 prefectures × numbers 1–999.
@@ -43,33 +45,10 @@ async fn campaign_with_terminals(app: &TestApp, sites: usize, throttle: u32) -> 
     sites_and_campaign(app, sites, throttle, 60).await;
     let mut tokens = Vec::new();
     for i in 0..sites {
-        let key = enrollment_key(app, i).await;
-        let v = app
-            .expect(
-                app.client.post(app.url("/api/v1/enroll")).json(&json!({
-                    "institution_code": code(i), "enrollment_key": key, "serial": format!("T{i}")
-                })),
-                201,
-            )
-            .await;
-        tokens.push(v["device_token"].as_str().expect("token").to_owned());
+        tokens.push(app.enroll(&code(i), &format!("T{i}")).await);
     }
     activate(app).await;
     tokens
-}
-
-async fn enrollment_key(app: &TestApp, i: usize) -> String {
-    app.expect(
-        app.admin(
-            Method::POST,
-            &format!("/api/v1/admin/institutions/{}/enrollment-key", code(i)),
-        ),
-        200,
-    )
-    .await["enrollment_key"]
-        .as_str()
-        .expect("key")
-        .to_owned()
 }
 
 async fn activate(app: &TestApp) {
@@ -95,7 +74,7 @@ async fn sites_and_campaign(app: &TestApp, sites: usize, throttle: u32, poll_sec
             )
         }))
         .collect();
-    common::terminal_campaign(app, csv, 64 << 10, "r1", throttle, poll_seconds).await;
+    terminal_campaign(app, csv, 64 << 10, "r1", throttle, poll_seconds).await;
 }
 
 /// Samples the database's count of download slots every 20 ms until stopped.
@@ -106,7 +85,7 @@ struct SlotSampler {
 }
 
 impl SlotSampler {
-    fn start(schema: Arc<onshi_store::testing::TestSchema>) -> Self {
+    fn start(schema: Arc<TestSchema>) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let most = Arc::new(AtomicUsize::new(0));
         let (d, m) = (done.clone(), most.clone());
@@ -133,13 +112,14 @@ impl SlotSampler {
     }
 }
 
-async fn report(app: &TestApp, token: &str, seq: i64, event: &str) -> reqwest::Response {
-    let mut body = json!({"campaign_id": CAMPAIGN, "seq": seq, "event": event});
-    if event == "running" {
-        body["version"] = json!(VERSION);
-    }
-    app.as_device(Method::POST, "/api/v1/report", token)
-        .json(&body)
+/// Sends the report of `event` (`running` with [`VERSION`]); answers the response.
+async fn send_report(app: &TestApp, token: &str, seq: i64, event: &str) -> reqwest::Response {
+    let extra = if event == "running" {
+        json!({ "version": VERSION })
+    } else {
+        json!({})
+    };
+    app.report(token, seq, event, extra)
         .send()
         .await
         .expect("report sent")
@@ -194,7 +174,10 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
     }
     downloads.start();
     let a = app();
-    assert_eq!(report(a, &token, 1, "download_started").await.status(), 200);
+    assert_eq!(
+        send_report(a, &token, 1, "download_started").await.status(),
+        200
+    );
     let url = format!("/api/v1/artifacts/{}", sha_of_package());
     let b = app();
     let r = b
@@ -217,14 +200,14 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
         (4, "install_completed", "installed"),
         (5, "running", "applied"),
     ] {
-        let first = report(app(), &token, seq, event).await;
+        let first = send_report(app(), &token, seq, event).await;
         assert_eq!(first.status(), 200, "device {i} {event}");
         let first: Value = first.json().await.expect("json");
         assert_eq!(
             (first["state"].as_str(), first["applied"].as_bool()),
             (Some(state), Some(true))
         );
-        let again: Value = report(app(), &token, seq, event)
+        let again: Value = send_report(app(), &token, seq, event)
             .await
             .json()
             .await
@@ -352,7 +335,7 @@ async fn a_database_that_drops_every_connection_loses_no_acknowledged_report() {
         loop {
             tries += 1;
             assert!(tries < 100, "{event}: the server did not recover");
-            let r = report(app, token, seq, event).await;
+            let r = send_report(app, token, seq, event).await;
             match r.status().as_u16() {
                 200 => break,
                 503 => {
@@ -452,7 +435,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     if !postgres_available() {
         return;
     }
-    let schema = test_schema(&onshi_store::testing::test_url());
+    let schema = test_schema(&test_url());
     // postgres://user@HOST:PORT/db?… → the same through the proxy.
     let (head, tail) = schema.url.split_once('@').expect("a user in the test URL");
     let (authority, path) = tail.split_at(tail.find('/').expect("a database in the test URL"));
@@ -464,7 +447,9 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     let token = &tokens[0];
     app.set_clock(NIGHT).await;
     assert_eq!(
-        report(&app, token, 1, "download_started").await.status(),
+        send_report(&app, token, 1, "download_started")
+            .await
+            .status(),
         200
     );
     // Several connections in the pool, all idle when the database goes away.
@@ -472,7 +457,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     all_answer_200(&app, &devices, 12).await;
 
     proxy.set_up(false);
-    let down = report(&app, token, 2, "download_verified").await;
+    let down = send_report(&app, token, 2, "download_verified").await;
     assert_eq!(down.status(), 503);
     let body: Value = down.json().await.expect("a JSON error");
     assert_eq!(body["code"], "database_unavailable", "{body}");
@@ -492,7 +477,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
             tries < 200,
             "the server did not come back with the database"
         );
-        let r = report(&app, token, 2, "download_verified").await;
+        let r = send_report(&app, token, 2, "download_verified").await;
         if r.status() == 200 {
             break;
         }
@@ -507,7 +492,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
         (5, "running"),
     ] {
         assert_eq!(
-            report(&app, token, seq, event).await.status(),
+            send_report(&app, token, seq, event).await.status(),
             200,
             "{event}"
         );
@@ -537,28 +522,24 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     if !postgres_available() {
         return;
     }
-    // The 2,000 by default; ONSHI_REPLICA_SITES=300 (say) for a quicker run.
+    // 300 in CI; the 2,000 is `bench/replicas` (ONSHI_REPLICA_SITES=2000, release).
     let sites: usize = std::env::var("ONSHI_REPLICA_SITES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(300);
     const THROTTLE: u32 = 50;
     // Simulated seconds per real second on both replicas and in the agents.
     const SPEED: f64 = 30.0;
     let started = std::time::Instant::now();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let smtp = format!("smtp://{}", listener.local_addr().expect("addr"));
-    let inbox = common::smtp::smtp_listener(listener).await;
+    let spans = trace::spans();
+    let (inbox, smtp) = smtp_server().await;
     let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let schema =
-        test_schema(&common::test_database().unwrap_or_else(onshi_store::testing::test_url));
+    let schema = test_schema(&test_database().unwrap_or_else(test_url));
     let mut apps = Vec::new();
     for _ in 0..2 {
         let url = Some(schema.url.clone());
         apps.push(
-            common::spawn_full(
+            spawn_full(
                 "2026-01-19T18:00:00+09:00",
                 data.clone(),
                 Some(schema.clone()),
@@ -583,7 +564,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
             dirs.push(done.expect("enrolment task"));
         }
         let app = &apps[i % 2];
-        let key = enrollment_key(&apps[0], i).await;
+        let key = apps[0].enrollment_key(&code(i)).await;
         let client = Client::with_http(http.clone(), &app.url(""));
         let dir = StateDir::new(agents_root.path().join(code(i)));
         enrolling.spawn(async move {
@@ -695,8 +676,19 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Both workers keep running for a while longer: still exactly one of each per site.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Both workers keep running. Once the shared outbox has nothing left to claim (every mail
+    // marked sent) and neither replica has a send in flight, nothing more can go out: still
+    // exactly one of each per site.
+    wait_until_within(
+        Duration::from_secs(120),
+        "every mail marked sent",
+        async || apps[0].notices_summary().await["pending"] == 0,
+    )
+    .await;
+    wait_for("no send in flight on either replica", || {
+        spans.open("notice_send") == 0
+    })
+    .await;
     let _ = stop.send(true);
     while running.join_next().await.is_some() {}
     let mails = inbox.mails();

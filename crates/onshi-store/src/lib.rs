@@ -28,6 +28,7 @@ mod rows;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod time;
 

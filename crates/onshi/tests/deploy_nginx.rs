@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use onshi_store::testing::TestSchema;
+use onshi_testkit::TestSchema;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -4,22 +4,16 @@
 //! killed while its notices worker is sending: the mails it had claimed go out once, through the
 //! next server.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use onshi_store::testing::TestSchema;
-use tokio::net::TcpListener;
+use onshi_testkit::serve::Serve;
+use onshi_testkit::smtp::{self, Inbox};
+use onshi_testkit::{Api, TestSchema, terminal_campaign, test_database, wait_for, wait_until};
+use reqwest::Method;
+use serde_json::json;
 
-#[path = "../../onshi-server/tests/common/smtp.rs"]
-mod smtp;
-use reqwest::Client;
-use serde_json::{Value, json};
-
-const TOKEN: &str = "crash-test-operator-token-0123";
 const SITES: usize = 40;
 /// Inside the first night's window.
 const NIGHT: &str = "2026-01-19T21:00:00+09:00";
@@ -32,59 +26,17 @@ const EVENTS: [(&str, &str); 4] = [
 
 /// The PostgreSQL schema `ONSHI_TEST_DATABASE` asks for, if any (else SQLite in DATA).
 fn test_schema() -> Option<TestSchema> {
-    let url = match std::env::var("ONSHI_TEST_DATABASE").ok()?.as_str() {
-        "" | "sqlite" => return None,
-        "postgres" => onshi_store::testing::test_url(),
-        url => url.to_owned(),
-    };
-    Some(TestSchema::create_in(&url).unwrap_or_else(|e| panic!("{e}")))
+    test_database().map(|url| TestSchema::create_in(&url).unwrap_or_else(|e| panic!("{e}")))
 }
 
-/// Starts `onshi serve` on a random loopback port with its clock at `clock` (running at real
-/// speed) and, if given, mails going to `smtp`; returns the child and its base URL.
+/// `onshi serve` on `data` (and `schema`), its clock at `clock`, mails to `smtp` if given.
 fn serve(
-    data: &Path,
+    data: &std::path::Path,
     schema: Option<&TestSchema>,
     clock: &str,
     smtp: Option<&str>,
-) -> (Child, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_onshi"));
-    command.arg("serve");
-    if let Some(schema) = schema {
-        command.arg("--database").arg(&schema.url);
-    }
-    if let Some(smtp) = smtp {
-        command.arg("--smtp").arg(smtp);
-    }
-    let mut child = command
-        .args(["--listen", "127.0.0.1:0", "--clock", clock])
-        .arg("--data")
-        .arg(data)
-        .env("ONSHI_OPERATOR_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("onshi serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("serve printed its address")
-            .expect("utf-8 line");
-        if let Some(url) = line.strip_prefix("onshi serve: listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    (child, url)
-}
-
-async fn call(client: &Client, req: reqwest::RequestBuilder, status: u16) -> Value {
-    let _ = client;
-    let r = req.send().await.expect("request");
-    assert_eq!(r.status().as_u16(), status);
-    r.json().await.expect("json")
+) -> Serve {
+    Serve::start(env!("CARGO_BIN_EXE_onshi"), data, schema, clock, smtp)
 }
 
 fn code(i: usize) -> String {
@@ -100,11 +52,9 @@ fn code(i: usize) -> String {
     .to_string()
 }
 
-/// On the server at `url`: `sites` clinics (each with an e-mail address) with one enrolled
-/// terminal each, a release and the 2026-01 campaign, activated. Returns the device tokens.
-async fn rollout(client: &Client, url: &str, sites: usize) -> Vec<String> {
-    let admin =
-        |m: reqwest::Method, p: &str| client.request(m, format!("{url}{p}")).bearer_auth(TOKEN);
+/// On `api`'s server: `sites` clinics (each with an e-mail address) with one enrolled terminal
+/// each, a release and the 2026-01 campaign, activated. Returns the device tokens.
+async fn rollout(api: &Api, sites: usize) -> Vec<String> {
     let csv: String = std::iter::once("code,name,kind,prefecture,email,auto_restart\n".to_owned())
         .chain((0..sites).map(|i| {
             format!(
@@ -113,83 +63,27 @@ async fn rollout(client: &Client, url: &str, sites: usize) -> Vec<String> {
             )
         }))
         .collect();
-    call(
-        client,
-        admin(reqwest::Method::POST, "/api/v1/admin/institutions/import").body(csv),
-        201,
-    )
-    .await;
-    let sha = call(
-        client,
-        admin(reqwest::Method::PUT, "/api/v1/admin/artifacts").body(vec![7u8; 1000]),
-        201,
-    )
-    .await["sha256"]
-        .as_str()
-        .expect("sha")
-        .to_owned();
-    call(
-        client,
-        admin(reqwest::Method::POST, "/api/v1/admin/releases").json(&json!({
-            "id": "r1", "version": "2.0.0", "components": [{"target": "terminal", "sha256": sha}]
-        })),
-        201,
-    )
-    .await;
-    call(
-        client,
-        admin(reqwest::Method::POST, "/api/v1/admin/campaigns").json(&json!({
-            "schedule": "preset:2026-01", "release_id": "r1",
-            "throttle": {"max_concurrent_downloads": 1000, "poll_interval_seconds": 60}
-        })),
-        201,
-    )
-    .await;
+    terminal_campaign(api, csv, 1000, "r1", 1000, 60).await;
     let mut tokens = Vec::new();
     for i in 0..sites {
-        let key = call(
-            client,
-            admin(
-                reqwest::Method::POST,
-                &format!("/api/v1/admin/institutions/{}/enrollment-key", code(i)),
-            ),
-            200,
-        )
-        .await["enrollment_key"]
-            .as_str()
-            .expect("key")
-            .to_owned();
-        let v = call(
-            client,
-            client.post(format!("{url}/api/v1/enroll")).json(&json!({
-                "institution_code": code(i), "enrollment_key": key, "serial": format!("T{i}")
-            })),
-            201,
-        )
-        .await;
-        tokens.push(v["device_token"].as_str().expect("token").to_owned());
+        tokens.push(api.enroll(&code(i), &format!("T{i}")).await);
     }
-    call(
-        client,
-        admin(
-            reqwest::Method::POST,
-            "/api/v1/admin/campaigns/2026-01/activate",
-        ),
+    api.expect(
+        api.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
         200,
     )
     .await;
-
     tokens
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reports_answered_2xx_survive_sigkill() {
+async fn every_report_answered_2xx_survives_sigkill() {
     let data = tempfile::tempdir().expect("temp dir");
     let schema = test_schema();
-    let (mut child, url) = serve(data.path(), schema.as_ref(), NIGHT, None);
-    let client = Client::new();
+    let mut server = serve(data.path(), schema.as_ref(), NIGHT, None);
+    let api = server.api();
 
-    let tokens = rollout(&client, &url, SITES).await;
+    let tokens = rollout(&api, SITES).await;
 
     // The burst: every device reports its four steps as fast as it can; each task remembers the
     // last step the server acknowledged. Kill the server once some reports are through.
@@ -197,19 +91,14 @@ async fn reports_answered_2xx_survive_sigkill() {
     let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        let (api, token) = (api.clone(), token.clone());
         let (acked, answered) = (acked.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
-            for (seq, (event, _)) in EVENTS.iter().enumerate() {
-                let r = client
-                    .post(format!("{url}/api/v1/report"))
-                    .bearer_auth(&token)
-                    .json(&json!({"campaign_id": "2026-01", "seq": seq + 1, "event": event}))
-                    .send()
-                    .await;
+            for (seq, (event, _)) in (1..).zip(EVENTS) {
+                let r = api.report(&token, seq, event, json!({})).send().await;
                 match r {
                     Ok(r) if r.status().is_success() => {
-                        acked[i].store(seq + 1, Ordering::SeqCst);
+                        acked[i].store(seq as usize, Ordering::SeqCst);
                         answered.fetch_add(1, Ordering::SeqCst);
                     }
                     _ => return,
@@ -220,8 +109,7 @@ async fn reports_answered_2xx_survive_sigkill() {
     while answered.load(Ordering::SeqCst) < SITES {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    server.kill();
     for t in tasks {
         let _ = t.await;
     }
@@ -235,15 +123,14 @@ async fn reports_answered_2xx_survive_sigkill() {
         "the kill came mid-burst"
     );
 
-    let (mut child, url) = serve(data.path(), schema.as_ref(), NIGHT, None);
-    let list = call(
-        &client,
-        client
-            .get(format!("{url}/api/v1/admin/campaigns/2026-01/devices"))
-            .bearer_auth(TOKEN),
-        200,
-    )
-    .await;
+    let server = serve(data.path(), schema.as_ref(), NIGHT, None);
+    let api = server.api();
+    let list = api
+        .expect(
+            api.admin(Method::GET, "/api/v1/admin/campaigns/2026-01/devices"),
+            200,
+        )
+        .await;
     let order = |s: &str| {
         [
             "waiting",
@@ -265,17 +152,6 @@ async fn reports_answered_2xx_survive_sigkill() {
             "device {i}: acknowledged step {last_ack} lost (stored {stored})"
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Waits up to 30 s for `cond`.
-async fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The Message-IDs of `mails`, sorted.
@@ -296,8 +172,10 @@ async fn serve_with_relay(
     schema: Option<&TestSchema>,
     time: &str,
     answering: bool,
-) -> (smtp::Inbox, Child, String) {
-    let relay = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+) -> (Inbox, Serve) {
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let relay_url = format!("smtp://{}", relay.local_addr().expect("addr"));
     let inbox = if answering {
         smtp::smtp_listener(relay).await
@@ -305,8 +183,7 @@ async fn serve_with_relay(
         smtp::stalling_smtp_listener(relay).await
     };
     let clock = format!("2026-01-19T{time}:00+09:00");
-    let (child, url) = serve(data.path(), schema, &clock, Some(&relay_url));
-    (inbox, child, url)
+    (inbox, serve(data.path(), schema, &clock, Some(&relay_url)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,44 +191,34 @@ async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
     const MAIL_SITES: usize = 3;
     let data = tempfile::tempdir().expect("temp dir");
     let schema = test_schema();
-    let client = Client::new();
 
     // The first server's SMTP relay takes each mail's DATA and never answers: the server dies
     // with its claimed mails mid-send. 09:00, before noon: only the announcements are due.
-    let (stalled, mut child, url) = serve_with_relay(&data, schema.as_ref(), "09:00", false).await;
-    rollout(&client, &url, MAIL_SITES).await;
+    let (stalled, mut first) = serve_with_relay(&data, schema.as_ref(), "09:00", false).await;
+    rollout(&first.api(), MAIL_SITES).await;
     wait_for("every announcement reached the stalled relay", || {
         stalled.of_kind("announcement") == MAIL_SITES
     })
     .await;
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    first.kill();
 
     // The next server (a restart, or another replica on PostgreSQL), its clock past the
     // 10-minute claim, sends them to a relay that answers.
-    let (inbox, mut child, url) = serve_with_relay(&data, schema.as_ref(), "09:11", true).await;
+    let (inbox, next) = serve_with_relay(&data, schema.as_ref(), "09:11", true).await;
+    let api = next.api();
     wait_for("every announcement was delivered", || {
         inbox.of_kind("announcement") == MAIL_SITES
     })
     .await;
-    // The worker ticks every 100 ms: many more rounds, and nothing is sent again.
-    let summary = client
-        .get(format!("{url}/api/v1/admin/notices/summary"))
-        .bearer_auth(TOKEN);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = call(&client, summary.try_clone().expect("clonable"), 200).await;
-        if s["sent"] == MAIL_SITES {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not marked sent: {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every mail is marked sent and none waits: the outbox has nothing a later round could
+    // send again (the first server, which held the claims, is gone).
+    wait_until("every mail marked sent, none pending", async || {
+        let s = api.notices_summary().await;
+        s["sent"] == MAIL_SITES && s["pending"] == 0
+    })
+    .await;
     let delivered = inbox.mails();
     assert_eq!(delivered.len(), MAIL_SITES, "a mail was delivered twice");
     // The same messages the first server had started to send (same Message-IDs), once each.
     assert_eq!(message_ids(&delivered), message_ids(&stalled.mails()));
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -3,6 +3,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use onshi_testkit::OPERATOR_TOKEN;
+use onshi_testkit::serve::Serve;
+
 fn onshi(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_onshi"))
         .arg("simulate")
@@ -222,41 +225,18 @@ fn bad_scenarios_exit_2_naming_the_field() {
     fails_with_2(&["--compare", &unknown, &range], "night_onn");
 }
 
-/// `onshi serve` on a fresh data directory with its clock inside the first night; answers the
-/// child and its URL.
-fn serve_in_the_night(data: &Path) -> (std::process::Child, String) {
-    use std::io::{BufRead as _, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--clock", "2026-01-19T20:30:00+09:00"])
-        .arg("--data")
-        .arg(data)
-        .env("ONSHI_OPERATOR_TOKEN", LOAD_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("onshi serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("serve printed its address")
-            .expect("utf-8 line");
-        if let Some(url) = line.strip_prefix("onshi serve: listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    (child, url)
-}
-
-const LOAD_TOKEN: &str = "load-test-operator-token-0123456789";
-
 #[test]
 fn load_mode_drives_a_real_server_with_agents_and_reports_what_it_measured() {
     let data = tempfile::tempdir().expect("temp dir");
-    let (mut server, url) = serve_in_the_night(data.path());
+    // `onshi serve` on a fresh data directory, its clock inside the first night.
+    let server = Serve::start(
+        env!("CARGO_BIN_EXE_onshi"),
+        data.path(),
+        None,
+        "2026-01-19T20:30:00+09:00",
+        None,
+    );
+    let url = server.url.clone();
     let out = Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args([
             "simulate",
@@ -268,12 +248,11 @@ fn load_mode_drives_a_real_server_with_agents_and_reports_what_it_measured() {
             "4",
             "--json",
         ])
-        .env("ONSHI_OPERATOR_TOKEN", LOAD_TOKEN)
+        .env("ONSHI_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .env("RUST_LOG", "warn")
         .output()
         .expect("onshi simulate runs");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(
         out.status.success(),
         "{}",

@@ -1,5 +1,5 @@
-//! A minimal SMTP server on loopback for the notice tests: accepts every mail and keeps it (or,
-//! stalling, keeps it and never answers). Also used by `crates/onshi/tests/serve_crash.rs`.
+//! A real SMTP listener on loopback for the notice tests (DESIGN.md §6: no mock object): accepts
+//! every mail and keeps it, or, stalling, keeps it and never answers.
 
 use std::sync::{Arc, Mutex};
 
@@ -28,15 +28,21 @@ pub async fn smtp_listener(listener: TcpListener) -> Inbox {
     serve(listener, 0).await
 }
 
+/// [`smtp_listener`] on a fresh loopback port; answers the inbox and the `smtp://HOST:PORT` URL
+/// a server sends to.
+pub async fn smtp_server() -> (Inbox, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("smtp://{}", listener.local_addr().expect("addr"));
+    (smtp_listener(listener).await, url)
+}
+
 /// A server that hangs: takes each mail's DATA (kept in the inbox) but never answers it, so no
 /// mail is ever accepted; the sender waits until it times out or dies.
-#[allow(dead_code)] // not every test binary that shares this module uses it
 pub async fn stalling_smtp_listener(listener: TcpListener) -> Inbox {
     serve(listener, usize::MAX).await
 }
 
 /// Hangs on the first `n` mails (as [`stalling_smtp_listener`]), accepts the rest.
-#[allow(dead_code)]
 pub async fn smtp_listener_stalling_first(listener: TcpListener, n: usize) -> Inbox {
     serve(listener, n).await
 }

@@ -1,0 +1,375 @@
+//! The one way tests start the server in-process: the real router on a random loopback port, a
+//! temp DATA directory, and a simulated clock the test moves with `PUT /api/v1/admin/clock`.
+//!
+//! The store is SQLite in DATA, or, when `ONSHI_TEST_DATABASE` is set (`postgres`, or the URL of
+//! a PostgreSQL database), a fresh PostgreSQL schema per app: `.ci/run` runs the server, CLI and
+//! agent tests both ways. [`spawn_replicas`] starts several servers on one schema and one DATA.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use onshi_clock::Clock;
+use onshi_store::testing::{TestSchema, test_url};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+use crate::wait::wait_until;
+
+/// The campaign of the 2026-01 preset, which every fixture creates.
+pub const CAMPAIGN: &str = "2026-01";
+
+/// The operator token of every test server, in-process or the binary.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// A server's HTTP API as a test calls it: the base URL and one client; the operator's requests
+/// carry [`OPERATOR_TOKEN`]. The in-process server ([`TestApp`], through `Deref`) and the
+/// `onshi serve` binary ([`crate::serve::Serve::api`]) both offer it.
+#[derive(Clone)]
+pub struct Api {
+    /// `http://ADDR`.
+    pub base: String,
+    pub client: Client,
+}
+
+/// A server started in-process, and its [`Api`].
+pub struct TestApp {
+    pub api: Api,
+    pub addr: SocketAddr,
+    pub data: Arc<tempfile::TempDir>,
+    /// The PostgreSQL schema the app uses (`None`: SQLite in DATA).
+    pub schema: Option<Arc<TestSchema>>,
+    pub state: onshi_server::AppState,
+}
+
+/// The PostgreSQL database `ONSHI_TEST_DATABASE` asks for, if any.
+pub fn test_database() -> Option<String> {
+    match std::env::var("ONSHI_TEST_DATABASE").ok()?.as_str() {
+        "" | "sqlite" => None,
+        "postgres" => Some(test_url()),
+        url => Some(url.to_owned()),
+    }
+}
+
+/// A fresh schema in the PostgreSQL test database.
+pub fn test_schema(base_url: &str) -> Arc<TestSchema> {
+    Arc::new(TestSchema::create_in(base_url).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Starts a server whose simulated clock stands at `start` (it runs at real speed from there;
+/// tests set it explicitly before every time-dependent step).
+pub async fn spawn_app(start: &str) -> TestApp {
+    spawn_app_with_smtp(start, None).await
+}
+
+/// [`spawn_app`] with notice mails sent to an SMTP server (`smtp://HOST:PORT`).
+pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_full(start, data, schema, url, smtp).await
+}
+
+/// Starts `n` servers (replicas) sharing one fresh PostgreSQL schema and one DATA directory,
+/// as `deploy/README.md` runs them.
+pub async fn spawn_replicas(start: &str, n: usize) -> Vec<TestApp> {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_schema(&test_database().unwrap_or_else(test_url));
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(spawn_on(start, data.clone(), Some(schema.clone())).await);
+    }
+    apps
+}
+
+/// Starts a server on `data` and, if given, the PostgreSQL `schema`.
+pub async fn spawn_on(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+) -> TestApp {
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_with_url(start, data, schema, url).await
+}
+
+/// Starts a server on `data` that reaches `schema` through `url` (a proxy in front of it, say).
+pub async fn spawn_with_url(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+) -> TestApp {
+    spawn_full(start, data, schema, url, None).await
+}
+
+/// The one place a test server starts.
+pub async fn spawn_full(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+    smtp: Option<String>,
+) -> TestApp {
+    let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
+    let running = onshi_server::start(onshi_server::Config {
+        data_dir: data.path().to_path_buf(),
+        database: url,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        clock,
+        signing_key: None,
+        operator_token: Some(OPERATOR_TOKEN.to_owned()),
+        qualification_public: false,
+        smtp,
+        mail_from: None,
+    })
+    .await
+    .expect("server starts");
+    let addr = running.addr;
+    let state = running.state.clone();
+    tokio::spawn(running.wait());
+    TestApp {
+        api: Api::new(&format!("http://{addr}")),
+        addr,
+        data,
+        schema,
+        state,
+    }
+}
+
+impl TestApp {
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
+    /// The API of the server at `base` (`http://ADDR`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: Client::new(),
+        }
+    }
+
+    /// The base URL followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the operator's token.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(OPERATOR_TOKEN)
+    }
+
+    /// A request with a device's token.
+    pub fn as_device(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// Moves the server's simulated clock to `at` (it runs on from there).
+    pub async fn set_clock(&self, at: &str) {
+        let r = self
+            .admin(Method::PUT, "/api/v1/admin/clock")
+            .json(&json!({ "now": at }))
+            .send()
+            .await
+            .expect("clock request");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+
+    /// Sends, asserts the status, returns the JSON body.
+    pub async fn expect(&self, req: RequestBuilder, status: u16) -> Value {
+        let r: Response = req.send().await.expect("request");
+        let got = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        assert_eq!(got, status, "body: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    /// A fresh enrolment key of the site `code`.
+    pub async fn enrollment_key(&self, code: &str) -> String {
+        self.expect(
+            self.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{code}/enrollment-key"),
+            ),
+            200,
+        )
+        .await["enrollment_key"]
+            .as_str()
+            .expect("an enrolment key")
+            .to_owned()
+    }
+
+    /// Enrols a terminal of the site `code` over the device API, as an agent would; answers its
+    /// device token.
+    pub async fn enroll(&self, code: &str, serial: &str) -> String {
+        let key = self.enrollment_key(code).await;
+        self.expect(
+            self.client.post(self.url("/api/v1/enroll")).json(&json!({
+                "institution_code": code, "enrollment_key": key, "serial": serial
+            })),
+            201,
+        )
+        .await["device_token"]
+            .as_str()
+            .expect("a device token")
+            .to_owned()
+    }
+
+    /// A state report of the 2026-01 campaign (`seq`, `event` and the fields of `extra`, such as
+    /// `{"version": "2.0.0"}` with `running`), as an agent sends it; send it with
+    /// [`TestApp::expect`] or `.send()`.
+    pub fn report(&self, token: &str, seq: i64, event: &str, extra: Value) -> RequestBuilder {
+        let mut body = json!({"campaign_id": CAMPAIGN, "seq": seq, "event": event});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.as_device(Method::POST, "/api/v1/report", token)
+            .json(&body)
+    }
+
+    /// Reports `events` in order with seq 1, 2, …, each answered 200; `running` reports run
+    /// `version`.
+    pub async fn report_steps(&self, token: &str, events: &[&str], version: &str) {
+        for (seq, event) in (1..).zip(events) {
+            let extra = if *event == "running" {
+                json!({ "version": version })
+            } else {
+                json!({})
+            };
+            self.expect(self.report(token, seq, event, extra), 200)
+                .await;
+        }
+    }
+
+    /// The server's deployment state of every device of the campaign, by device id.
+    pub async fn states(&self) -> Vec<(i64, String)> {
+        let rows = self
+            .expect(
+                self.admin(
+                    Method::GET,
+                    &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+                ),
+                200,
+            )
+            .await;
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                (
+                    r["device"]["id"].as_i64().expect("device id"),
+                    r["state"].as_str().expect("state").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The server's deployment state of `device`.
+    pub async fn state_of(&self, device: i64) -> String {
+        self.states()
+            .await
+            .into_iter()
+            .find(|(id, _)| *id == device)
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| panic!("device {device} is not in the campaign"))
+    }
+
+    /// Waits until `device` reaches `state` on the server.
+    pub async fn wait_state(&self, device: i64, state: &str) {
+        wait_until(&format!("device {device} to be {state}"), async || {
+            self.state_of(device).await == state
+        })
+        .await;
+    }
+
+    /// The audit log (the last 1,000 entries) as JSON text.
+    pub async fn audit(&self) -> String {
+        self.expect(
+            self.admin(Method::GET, "/api/v1/admin/audit?limit=1000"),
+            200,
+        )
+        .await
+        .to_string()
+    }
+
+    /// Waits until the audit log mentions `text`.
+    pub async fn wait_for_audit(&self, text: &str) {
+        wait_until(&format!("the audit log to mention {text:?}"), async || {
+            self.audit().await.contains(text)
+        })
+        .await;
+    }
+
+    /// The outbox's counts (`GET /api/v1/admin/notices/summary`): sent, pending, retrying.
+    pub async fn notices_summary(&self) -> Value {
+        self.expect(
+            self.admin(Method::GET, "/api/v1/admin/notices/summary"),
+            200,
+        )
+        .await
+    }
+}
+
+/// On `app`: the institutions of `csv`, one terminal package of `package_len` bytes, release
+/// `release` (version 2.0.0) and the 2026-01 campaign as a draft with the given throttle.
+pub async fn terminal_campaign(
+    app: &Api,
+    csv: String,
+    package_len: usize,
+    release: &str,
+    max_downloads: u32,
+    poll_interval_seconds: u64,
+) {
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(csv),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![7u8; package_len]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_owned();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/releases")
+            .json(&json!({
+                "id": release, "version": "2.0.0",
+                "components": [{"target": "terminal", "sha256": sha}]
+            })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": "preset:2026-01", "release_id": release,
+                "throttle": {
+                    "max_concurrent_downloads": max_downloads,
+                    "poll_interval_seconds": poll_interval_seconds,
+                }
+            })),
+        201,
+    )
+    .await;
+}
