@@ -23,7 +23,9 @@ use utoipa::{IntoParams, ToSchema};
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
 
 /// The pattern of an institution's e-mail address (at most 254 characters).
-pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s.][^@\s]*\.[^@\s]+$";
+pub const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f-\x9f][^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]+$";
+/// A name must hold at least one character that is neither a space nor a control character.
+pub const NAME_PATTERN: &str = r"[^\s\x00-\x1f\x7f-\x9f]";
 /// The pattern of a daily automatic restart time, HH:MM (or empty: none).
 pub const HHMM_PATTERN: &str = "^(([01][0-9]|2[0-3]):[0-5][0-9])?$";
 
@@ -62,7 +64,7 @@ impl utoipa::PartialSchema for InstitutionInput {
                     text("1–200 characters, not only spaces.")
                         .min_length(Some(1))
                         .max_length(Some(200))
-                        .pattern(Some(r"\S")),
+                        .pattern(Some(NAME_PATTERN)),
                 )
                 .required("name")
                 .property(
@@ -231,8 +233,10 @@ pub struct ComponentInput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
-    /// The campaign TOML (DESIGN.md §4), or `preset:2026-01`.
-    #[schema(min_length = 1, example = "preset:2026-01")]
+    /// A built-in schedule, `preset:NAME`. The server also takes the text of a campaign file
+    /// (TOML, DESIGN.md §4) here; no string schema can say what makes one valid, so the
+    /// document lists the presets only (a refused file answers 400 `invalid_schedule`).
+    #[schema(schema_with = schedule_schema)]
     pub schedule: String,
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub release_id: String,
@@ -241,15 +245,25 @@ pub struct CampaignInput {
     pub throttle: Throttle,
 }
 
+fn schedule_schema() -> ObjectBuilder {
+    let presets = onshi_core::schedule::PRESETS
+        .iter()
+        .map(|(name, _)| format!("preset:{name}"));
+    text("A built-in schedule (`preset:2026-01`: the notice's nights and catch-up phase).")
+        .enum_values(Some(presets))
+}
+
 /// How fast a campaign goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Throttle {
     /// Download slots held at once, across every replica.
     #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(deserialize_with = "crate::int::u32")]
     pub max_concurrent_downloads: u32,
     /// How often an idle device checks in.
-    #[schema(minimum = 10, maximum = 21600)]
+    #[schema(minimum = 5, maximum = 86400)]
+    #[serde(deserialize_with = "crate::int::u64")]
     pub poll_interval_seconds: u64,
 }
 

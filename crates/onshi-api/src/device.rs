@@ -11,6 +11,7 @@ use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::{KnownFormat, RefOr, Schema, SchemaFormat};
 
 /// The longest `detail` of a report, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;
@@ -202,27 +203,118 @@ pub enum ReportEvent {
 pub struct MissingVersion;
 
 /// `POST /api/v1/report`: a state report, checked against the deployment state machine and
-/// committed before the answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// committed before the answer. Its schema has one variant for `running` (which needs
+/// `version`) and one for every other event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub campaign_id: String,
     /// Increases with every report the agent makes for this campaign. A repeated or older
     /// `seq` changes nothing (answered with `applied: false`), so retries are safe.
-    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::int::i64")]
     pub seq: i64,
     pub event: ReportEvent,
     /// For `running`: the version the device now runs (required then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
     /// Bytes downloaded so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::opt_u64"
+    )]
     pub bytes: Option<u64>,
     /// What went wrong, for `failed` (e.g. "SHA-256 mismatch"); kept in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 500)]
     pub detail: Option<String>,
+}
+
+impl utoipa::ToSchema for ReportRequest {}
+
+impl utoipa::PartialSchema for ReportRequest {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+        };
+        let variant = |events: Vec<&str>, version_required: bool| {
+            let mut o = ObjectBuilder::new()
+                .property(
+                    "campaign_id",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::String))
+                        .pattern(Some(r"^[A-Za-z0-9._-]{1,64}$")),
+                )
+                .required("campaign_id")
+                .property(
+                    "seq",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::Integer))
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(1))
+                        .description(Some(
+                            "Increases with every report the agent makes for this campaign. A \
+                             repeated or older `seq` changes nothing (answered with `applied: \
+                             false`), so retries are safe.",
+                        )),
+                )
+                .required("seq")
+                .property(
+                    "event",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::String))
+                        .enum_values(Some(events)),
+                )
+                .required("event")
+                .property("version", Version::schema())
+                .property(
+                    "bytes",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::Integer))
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(0))
+                        .description(Some("Bytes downloaded so far.")),
+                )
+                .property(
+                    "detail",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::String))
+                        .max_length(Some(MAX_DETAIL_CHARS))
+                        .description(Some(
+                            "What went wrong, for `failed` (e.g. \"SHA-256 mismatch\"); kept in \
+                             the audit log.",
+                        )),
+                )
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            if version_required {
+                o = o.required("version");
+            }
+            o
+        };
+        let all = serde_json::to_value(ReportEvent::schema()).unwrap_or_default();
+        let names: Vec<String> = all["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let running = serde_json::to_value(ReportEvent::Running)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let others: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != running)
+            .collect();
+        OneOfBuilder::new()
+            .item(variant(vec![running.as_str()], true))
+            .item(variant(others, false))
+            .description(Some(
+                "A state report, checked against the deployment state machine and committed \
+                 before the answer. `running` carries the version the device now runs.",
+            ))
+            .into()
+    }
 }
 
 impl ReportRequest {

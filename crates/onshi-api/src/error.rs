@@ -84,7 +84,7 @@ pub enum ErrorCode {
     RealClock,
     /// 401: missing, malformed or wrong bearer credential (or wrong enrollment key).
     Unauthorized,
-    /// 400: a release component names a package that was never uploaded.
+    /// 409: a release component names a package that was never uploaded.
     UnknownArtifact,
     /// 415: a JSON body without `Content-Type: application/json`.
     UnsupportedMediaType,

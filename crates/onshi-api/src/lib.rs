@@ -13,6 +13,7 @@ pub mod admin;
 pub mod device;
 pub mod error;
 pub mod institution;
+pub mod int;
 pub mod qualification;
 
 pub use error::{ErrorBody, ErrorCode};

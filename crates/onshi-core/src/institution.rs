@@ -281,7 +281,8 @@ impl fmt::Display for InstitutionKind {
 
 /// 都道府県 — one of the 47 prefectures, numbered as in JIS X 0401 and the 医療機関コード.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "u8", into = "u8")]
+// Read through f64 so that `13.0` is 13, as JSON Schema counts whole numbers; `13.5` is refused.
+#[serde(try_from = "f64", into = "u8")]
 pub struct Prefecture(u8);
 
 const PREFECTURES: [(&str, &str); 47] = [
@@ -365,6 +366,15 @@ impl Prefecture {
     /// Tokyo, Hokkaido, …
     pub fn name_en(self) -> &'static str {
         PREFECTURES[usize::from(self.0 - 1)].1
+    }
+}
+
+impl TryFrom<f64> for Prefecture {
+    type Error = UnknownPrefecture;
+    fn try_from(n: f64) -> Result<Self, Self::Error> {
+        (n.fract() == 0.0 && (1.0..=47.0).contains(&n))
+            .then_some(Self(n as u8))
+            .ok_or_else(|| UnknownPrefecture(n.to_string()))
     }
 }
 

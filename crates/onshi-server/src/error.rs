@@ -95,7 +95,9 @@ impl ApiError {
 
     /// A release naming a package that was never uploaded.
     pub fn unknown_artifact(message: impl Into<String>) -> Self {
-        Self::bad_request(ErrorCode::UnknownArtifact, message)
+        // Well formed, but it names a package this server does not hold: a conflict with the
+        // server's state (upload the package first), not a malformed request.
+        Self::conflict(ErrorCode::UnknownArtifact, message)
     }
 }
 

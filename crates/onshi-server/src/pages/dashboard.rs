@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::InstitutionKind;
 use onshi_core::lang::Lang;
-use onshi_core::offer::CampaignStatus;
+use onshi_core::offer::{CampaignAction, CampaignStatus};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use serde::Deserialize;
 
@@ -183,35 +183,33 @@ fn card(id: &str, label: &str, n: u64, link: Option<String>) -> Markup {
     }
 }
 
-/// The buttons for the transitions the campaign allows now.
+/// The buttons for the transitions the campaign allows now: the core's state machine decides
+/// which (`CampaignStatus::apply`), in the order of [`CampaignAction::ALL`].
 fn controls(id: &str, status: CampaignStatus, csrf: &str, lang: Lang) -> Markup {
-    use CampaignStatus::*;
-    let actions: &[(&str, &str, &str)] = match status {
-        Draft => &[
-            (
-                "activate",
-                "開始する（対象の機器を割り当て）",
-                "Activate (target the devices)",
-            ),
-            ("close", "終了する", "Close"),
-        ],
-        Active => &[
-            ("pause", "一時停止", "Pause"),
-            ("close", "終了する", "Close"),
-        ],
-        Paused => &[("resume", "再開", "Resume"), ("close", "終了する", "Close")],
-        Closed => &[],
+    let label = |a: CampaignAction| match a {
+        CampaignAction::Activate => (
+            "開始する（対象の機器を割り当て）",
+            "Activate (target the devices)",
+        ),
+        CampaignAction::Pause => ("一時停止", "Pause"),
+        CampaignAction::Resume => ("再開", "Resume"),
+        CampaignAction::Close => ("終了する", "Close"),
     };
+    let actions: Vec<_> = CampaignAction::ALL
+        .into_iter()
+        .filter(|a| status.apply(*a).is_ok())
+        .map(|a| (a, label(a).0, label(a).1))
+        .collect();
     html! {
         div class="buttons" id="controls" {
             @for (action, ja, en) in actions {
                 form method="post" action={ "/operator/campaigns/" (id) "/control" } class="inline" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="lang" value=(lang.code());
-                    input type="hidden" name="action" value=(action);
-                    button type="submit" id={ "control-" (action) }
-                        class=[match *action { "close" => Some("danger"), "activate" | "resume" => Some("primary"), _ => None }]
-                        onclick=[(*action == "close").then_some(lang.pick("return confirm('キャンペーンを終了しますか？ 元に戻せません。')", "return confirm('Close the campaign? This cannot be undone.')"))] {
+                    input type="hidden" name="action" value=(action.slug());
+                    button type="submit" id={ "control-" (action.slug()) }
+                        class=[match action { CampaignAction::Close => Some("danger"), CampaignAction::Activate | CampaignAction::Resume => Some("primary"), CampaignAction::Pause => None }]
+                        onclick=[(action == CampaignAction::Close).then_some(lang.pick("return confirm('キャンペーンを終了しますか？ 元に戻せません。')", "return confirm('Close the campaign? This cannot be undone.')"))] {
                         (lang.pick(ja, en))
                     }
                 }

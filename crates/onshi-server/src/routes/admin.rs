@@ -67,7 +67,8 @@ fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institu
         }
     }
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if !name.contains(|c: char| !c.is_whitespace() && !c.is_control()) || name.chars().count() > 200
+    {
         return Err(bad("name must be 1–200 characters".into()));
     }
     let email = input.email.trim().to_owned();
@@ -75,7 +76,7 @@ fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institu
         && email
             .split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !email.contains(char::is_whitespace);
+        && !email.contains(|c: char| c.is_whitespace() || c.is_control());
     if !email_ok {
         return Err(bad(format!("e-mail {email:?} is not an address")));
     }
