@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::governor::{Governor, TICK};
-use super::population::{CARD_SHARE, RestartHabit, Site};
+use super::population::{RestartHabit, Site};
 use super::site::{Command, SiteTask};
 
 /// What happened at the sites, counted by the driver.
@@ -276,7 +276,7 @@ impl Driver {
         let expected = s.site.patients_per_hour() * TICK.as_secs_f64() / 3600.0;
         for _ in 0..poisson(&mut self.rng, expected) {
             self.tally.patients += 1;
-            if !self.rng.gen_bool(CARD_SHARE) {
+            if !self.rng.gen_bool(s.site.card_share().clamp(0.0, 1.0)) {
                 continue;
             }
             self.tally.card_patients += 1;

@@ -18,11 +18,6 @@ use onshi_sim::scenario::SiteKind;
 
 use crate::fleet;
 
-/// Share of patients using their My Number card (マイナ保険証) at the reception: the preset's
-/// `mynumber_share`, the same for every kind (a test keeps the two equal). The driver draws with
-/// it; once it reads each kind's share from the model instead, this goes.
-pub const CARD_SHARE: f64 = 0.45;
-
 /// All the sites of one demo.
 #[derive(Debug, Clone)]
 pub struct Population {
@@ -167,6 +162,12 @@ impl Site {
         self.params.patients_per_day / self.params.open_seconds() * 3600.0
     }
 
+    /// The share of the site's patients who use their My Number card (マイナ保険証) at the
+    /// reception: the model's `mynumber_share` for the site's kind.
+    pub fn card_share(&self) -> f64 {
+        self.params.mynumber_share
+    }
+
     /// Whether staff switch the terminal off on the evening of `date`: unless it is never
     /// switched off, on the nights the model did not draw it left on.
     pub fn powers_off(&self, date: Date) -> bool {
@@ -262,9 +263,15 @@ mod tests {
     }
 
     #[test]
-    fn the_card_share_is_the_preset_s() {
-        for kind in preset().sites {
-            assert_eq!(kind.mynumber_share, CARD_SHARE, "{:?}", kind.kind);
+    fn each_site_draws_card_patients_with_its_kind_s_share() {
+        let p = Population::generate(200, 1).expect("population");
+        for site in &p.sites {
+            let kind = preset()
+                .sites
+                .into_iter()
+                .find(|k| k.kind == site.kind)
+                .expect("every kind is in the preset");
+            assert_eq!(site.card_share(), kind.mynumber_share, "{:?}", site.kind);
         }
     }
 
