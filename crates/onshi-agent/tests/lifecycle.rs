@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use onshi_core::deployment::DeploymentState as S;
 use onshi_testkit::agent::{log_events, part_len};
 use onshi_testkit::wait_for;
 
@@ -46,7 +47,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         None,
         "nothing may be downloaded before the window"
     );
-    assert_eq!(server.state_of(terminal).await, "waiting");
+    assert_eq!(server.state_of(terminal).await, S::Waiting);
 
     // 20:00, the first night: the download starts. Kill -9 once a megabyte is on disk.
     server.set_clock("2026-01-19T20:00:00+09:00").await;
@@ -86,7 +87,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
 
     // The corrupted package is detected, deleted, reported and fetched again, then installed.
     let agent = AGENT.run(&dir, &rate);
-    server.wait_state(terminal, "installed").await;
+    server.wait_state(terminal, S::Installed).await;
     let log = agent.log_text();
     assert!(
         !log_events(
@@ -125,7 +126,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     );
 
     // The reader applied its component without any restart.
-    server.wait_state(reader, "applied").await;
+    server.wait_state(reader, S::Applied).await;
 
     // Installed — restart required, both on the server and in the site's own status.
     let s = AGENT.status(&dir).await;
@@ -149,7 +150,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         ),
         "{text}"
     );
-    assert_eq!(server.state_of(terminal).await, "installed");
+    assert_eq!(server.state_of(terminal).await, S::Installed);
     agent.kill();
 
     // Staff restart the terminal (the morning after): applied.
@@ -166,7 +167,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    server.wait_state(terminal, "applied").await;
+    server.wait_state(terminal, S::Applied).await;
     let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][0]["running"], "2.0.0", "{s}");
     assert_eq!(s["components"][0]["restart_required"], false, "{s}");

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState as S;
 use onshi_testkit::agent::{last_contact, part_len, wait_for_step_after};
 use onshi_testkit::wait_for;
 
@@ -51,9 +52,9 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     // Night 1: the terminal and the reader that is on take the update; R-2 does not.
     server.set_clock("2026-01-19T20:00:00+09:00").await;
     let agent = AGENT.run(&dir, &[]);
-    server.wait_state(terminal, "installed").await;
-    server.wait_state(readers[0], "applied").await;
-    assert_eq!(server.state_of(readers[1]).await, "waiting");
+    server.wait_state(terminal, S::Installed).await;
+    server.wait_state(readers[0], S::Applied).await;
+    assert_eq!(server.state_of(readers[1]).await, S::Waiting);
     let s = AGENT.status(&dir).await;
     assert_eq!(s["auto_restart"], "06:30", "{s}");
     assert_eq!(s["components"][0]["advice"], "restart_automatically", "{s}");
@@ -64,7 +65,7 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     // The agent has checked in at 06:29 and finished that step (it checked in again)...
     wait_for_step_after(&dir, terminal, at("2026-01-20T06:29:00+09:00")).await;
     // ...and has not restarted.
-    assert_eq!(server.state_of(terminal).await, "installed");
+    assert_eq!(server.state_of(terminal).await, S::Installed);
     assert_eq!(
         AGENT.status(&dir).await["components"][0]["running"],
         "1.0.0"
@@ -72,7 +73,7 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
 
     // 06:30: the automatic restart applies the update.
     server.set_clock("2026-01-20T06:31:00+09:00").await;
-    server.wait_state(terminal, "applied").await;
+    server.wait_state(terminal, S::Applied).await;
     let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][0]["running"], "2.0.0", "{s}");
 
@@ -91,12 +92,12 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     assert!(on.status.success());
     server.set_clock("2026-01-20T10:00:00+09:00").await;
     wait_for_step_after(&dir, readers[1], at("2026-01-20T10:00:00+09:00")).await;
-    assert_eq!(server.state_of(readers[1]).await, "waiting");
+    assert_eq!(server.state_of(readers[1]).await, S::Waiting);
     assert!(part_len(&dir).is_none());
 
     // Night 2: it catches up, without a terminal restart.
     server.set_clock("2026-01-20T20:00:00+09:00").await;
-    server.wait_state(readers[1], "applied").await;
+    server.wait_state(readers[1], S::Applied).await;
     let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][2]["installed"], "2.0.0", "{s}");
     assert_eq!(s["components"][2]["advice"], "done", "{s}");
@@ -120,12 +121,12 @@ async fn a_manifest_signed_by_another_key_is_refused_reported_and_never_installe
         .enroll(&server, CLINIC, &dir, &["--trust-key", other])
         .await;
     let agent = AGENT.run(&dir, &[]);
-    server.wait_state(terminal, "failed").await;
+    server.wait_state(terminal, S::Failed).await;
     // Still refused after many more check-ins, reported once, nothing downloaded or installed.
     for _ in 0..5 {
         wait_for_step_after(&dir, terminal, server.state.clock.now()).await;
     }
-    assert_eq!(server.state_of(terminal).await, "failed");
+    assert_eq!(server.state_of(terminal).await, S::Failed);
     let audit = server.audit().await;
     assert_eq!(audit.matches("manifest refused").count(), 1, "{audit}");
     assert!(!dir.join("versions/2.0.0").exists());
@@ -152,7 +153,7 @@ async fn an_older_release_is_refused_as_a_rollback() {
         .enroll(&server, CLINIC, &dir, &["--base-version", "3.1.0"])
         .await;
     let agent = AGENT.run(&dir, &[]);
-    server.wait_state(terminal, "failed").await;
+    server.wait_state(terminal, S::Failed).await;
     // The audit entry follows the state change.
     server.wait_for_audit("rollback refused").await;
     assert_eq!(
@@ -258,7 +259,7 @@ async fn a_full_disk_is_reported_clearly_and_the_old_version_keeps_running() {
     let (terminal, _) = AGENT.enroll(&server, CLINIC, &dir, &[]).await;
     // The log goes elsewhere: the disk is about to be full.
     let mut agent = AGENT.run_with_log(&dir, &tmp.path().join("agent.log"), &[]);
-    server.wait_state(terminal, "failed").await;
+    server.wait_state(terminal, S::Failed).await;
     server.wait_for_audit("no space left").await;
     // The agent carries on: it checks in again after the failure (the state file records it,
     // or, the disk being full, the log says it could not)...

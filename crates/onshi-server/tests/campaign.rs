@@ -3,10 +3,20 @@
 //! reported; the terminal `installed` until it reports the new running version; the card reader
 //! straight to `applied`; the night of the 25th closed; catch-up from the 31st.
 
+use jiff::Timestamp;
+use onshi_api::ErrorCode;
+use onshi_api::admin::{CampaignView, Progress, control_path};
+use onshi_api::device::{CheckinResponse, ReportRequest, ReportResponse};
+use onshi_api::institution::SiteStatus;
+use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
+use onshi_core::offer::{Action, CampaignAction, CampaignStatus};
 use onshi_core::release::{SignedManifest, decode_public_key};
-use onshi_testkit::{TestApp, spawn_app};
+use onshi_core::schedule::Phase;
+use onshi_core::vendor::{DeviceKind, Vendor};
+use onshi_core::version::Version;
+use onshi_testkit::{CAMPAIGN, TestApp, spawn_app};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::Digest;
 
 const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
@@ -64,8 +74,8 @@ async fn setup() -> Fixture {
         201,
     )
     .await;
-    let v = app
-        .expect(
+    let v: CampaignView = app
+        .expect_as(
             app.admin(Method::POST, "/api/v1/admin/campaigns")
                 .json(&json!({
                     "schedule": "preset:2026-01",
@@ -75,8 +85,8 @@ async fn setup() -> Fixture {
             201,
         )
         .await;
-    assert_eq!(v["id"], "2026-01");
-    assert_eq!(v["status"], "draft");
+    assert_eq!(v.id, "2026-01");
+    assert_eq!(v.status, CampaignStatus::Draft);
     Fixture {
         app,
         terminal_pkg,
@@ -84,13 +94,22 @@ async fn setup() -> Fixture {
     }
 }
 
-async fn checkin(app: &TestApp, token: &str) -> Value {
-    app.expect(
-        app.as_device(Method::POST, "/api/v1/checkin", token)
-            .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
-        200,
-    )
-    .await
+async fn checkin(app: &TestApp, token: &str) -> CheckinResponse {
+    app.checkin(token, "1.0.0", "1.0.0").await
+}
+
+/// The instant `at` (RFC 3339).
+fn instant(at: &str) -> Timestamp {
+    at.parse().expect("instant")
+}
+
+/// The state a report moved the deployment to.
+async fn reported(app: &TestApp, req: reqwest::RequestBuilder) -> ReportResponse {
+    app.expect_as(req, 200).await
+}
+
+fn version(v: &str) -> Version {
+    Version::parse(v).expect("version")
 }
 
 async fn get_range(app: &TestApp, token: &str, sha: &str, range: &str) -> (u16, Vec<u8>) {
@@ -123,30 +142,28 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .as_str()
         .expect("reader token")
         .to_owned();
-    let v = app
-        .expect(
-            app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-            200,
-        )
+    let v: CampaignView = app
+        .expect_as(app.control(CAMPAIGN, CampaignAction::Activate), 200)
         .await;
-    assert_eq!(v["status"], "active");
+    assert_eq!(v.status, CampaignStatus::Active);
 
     // Before the first night: nothing, and the next window is announced.
     app.set_clock("2026-01-19T19:00:00+09:00").await;
     let v = checkin(&app, &sapporo).await;
-    assert_eq!(v["action"], "none");
-    assert_eq!(v["next_window"], "2026-01-19T11:00:00Z");
-    assert!(v["poll_after_seconds"].as_u64().expect("poll") >= 3600);
+    assert_eq!(v.action, Action::None);
+    assert_eq!(v.next_window, Some(instant("2026-01-19T11:00:00Z")));
+    assert!(v.poll_after_seconds >= 3600);
     let (status, _) = get_range(&app, &sapporo, &terminal_sha, "bytes=0-").await;
     assert_eq!(status, 403, "no download outside a window");
 
     // Inside the first night: one slot (throttle 1).
     app.set_clock("2026-01-19T20:30:00+09:00").await;
     let v = checkin(&app, &sapporo).await;
-    assert_eq!(v["action"], "download");
-    assert_eq!(v["campaign"]["artifact"]["sha256"], terminal_sha.as_str());
+    assert_eq!(v.action, Action::Download);
+    let artifact = v.campaign.and_then(|c| c.artifact).expect("the package");
+    assert_eq!(artifact.sha256.to_string(), terminal_sha);
     let v = checkin(&app, &osaka).await;
-    assert_eq!(v["action"], "retry_later", "the only slot is taken");
+    assert_eq!(v.action, Action::RetryLater, "the only slot is taken");
     let (status, _) = get_range(&app, &osaka, &terminal_sha, "bytes=0-").await;
     assert_eq!(status, 429, "no slot, no download");
 
@@ -171,8 +188,7 @@ async fn a_whole_campaign_runs_by_the_notice() {
     assert_eq!(manifest.version.to_string(), "2.0.0");
 
     // Download in two parts: the second resumes with Range.
-    app.expect(app.report(&sapporo, 1, "download_started", json!({})), 200)
-        .await;
+    reported(&app, app.report(&sapporo, 1, &E::DownloadStarted)).await;
     let (status, first) = get_range(&app, &sapporo, &terminal_sha, "bytes=0-99999").await;
     assert_eq!((status, first.len()), (206, 100_000));
     let (status, rest) = get_range(&app, &sapporo, &terminal_sha, "bytes=100000-").await;
@@ -180,43 +196,36 @@ async fn a_whole_campaign_runs_by_the_notice() {
     let whole = [first, rest].concat();
     assert_eq!(whole, terminal_pkg);
     assert_eq!(hex::encode(sha2::Sha256::digest(&whole)), terminal_sha);
-    let v = app
-        .expect(
-            app.report(&sapporo, 2, "download_verified", json!({"bytes": 300_000})),
-            200,
-        )
-        .await;
-    assert_eq!(v["state"], "downloaded");
+    let verified = ReportRequest::new(CAMPAIGN, 2, &E::DownloadVerified).with_bytes(300_000);
+    let v = reported(&app, app.send_report(&sapporo, &verified)).await;
+    assert_eq!(v.state, S::Downloaded);
 
     // The slot is free again for Osaka.
     let v = checkin(&app, &osaka).await;
-    assert_eq!(v["action"], "download");
+    assert_eq!(v.action, Action::Download);
 
     // Install; the terminal stays "restart required".
     let v = checkin(&app, &sapporo).await;
-    assert_eq!(v["action"], "install");
-    app.expect(app.report(&sapporo, 3, "install_started", json!({})), 200)
-        .await;
-    let v = app
-        .expect(app.report(&sapporo, 4, "install_completed", json!({})), 200)
-        .await;
-    assert_eq!(v["state"], "installed");
+    assert_eq!(v.action, Action::Install);
+    reported(&app, app.report(&sapporo, 3, &E::InstallStarted)).await;
+    let v = reported(&app, app.report(&sapporo, 4, &E::InstallCompleted)).await;
+    assert_eq!(v.state, S::Installed);
     let v = checkin(&app, &sapporo).await;
-    assert_eq!(v["action"], "restart_required");
+    assert_eq!(v.action, Action::RestartRequired);
 
-    let p = app
-        .expect(
+    let p: Progress = app
+        .expect_as(
             app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01/progress"),
             200,
         )
         .await;
-    assert_eq!(p["all"]["total"], 3);
-    assert_eq!(p["all"]["restart_required"], 1);
-    assert_eq!(p["by_device"]["terminal"]["states"]["installed"], 1);
-    assert_eq!(p["by_vendor"]["canon"]["states"]["waiting"], 1);
-    let hokkaido = &p["by_prefecture"][0];
-    assert_eq!(hokkaido["name"], "北海道");
-    assert_eq!(hokkaido["restart_required"], 1);
+    assert_eq!(p.all.total, 3);
+    assert_eq!(p.all.restart_required, 1);
+    assert_eq!(p.by_device[&DeviceKind::Terminal].get(S::Installed), 1);
+    assert_eq!(p.by_vendor[&Vendor::Canon].get(S::Waiting), 1);
+    let hokkaido = &p.by_prefecture[0];
+    assert_eq!(hokkaido.name, "北海道");
+    assert_eq!(hokkaido.counts.restart_required, 1);
     let list = app
         .expect(
             app.admin(
@@ -246,58 +255,36 @@ async fn a_whole_campaign_runs_by_the_notice() {
     );
 
     // Running the old version keeps it installed; the new one applies it.
-    let v = app
-        .expect(
-            app.report(&sapporo, 5, "running", json!({"version": "1.0.0"})),
-            200,
-        )
-        .await;
-    assert_eq!(v["state"], "installed");
-    let v = app
-        .expect(
-            app.report(&sapporo, 6, "running", json!({"version": "2.0.0"})),
-            200,
-        )
-        .await;
-    assert_eq!(v["state"], "applied");
+    let v = reported(&app, app.report(&sapporo, 5, &E::Running(version("1.0.0")))).await;
+    assert_eq!(v.state, S::Installed);
+    let v = reported(&app, app.report(&sapporo, 6, &E::Running(version("2.0.0")))).await;
+    assert_eq!(v.state, S::Applied);
     // A repeated report changes nothing; an impossible one is refused with 409.
-    let v = app
-        .expect(
-            app.report(&sapporo, 6, "running", json!({"version": "2.0.0"})),
-            200,
-        )
-        .await;
-    assert_eq!(v["applied"], false);
-    let v = app
-        .expect(
-            app.as_device(Method::POST, "/api/v1/report", &sapporo)
-                .json(&json!({"campaign_id": "2026-01", "seq": 7, "event": "download_started"})),
-            409,
-        )
-        .await;
-    assert_eq!(v["code"], "invalid_transition");
+    let v = reported(&app, app.report(&sapporo, 6, &E::Running(version("2.0.0")))).await;
+    assert!(!v.applied);
+    app.expect_error(
+        app.report(&sapporo, 7, &E::DownloadStarted),
+        409,
+        ErrorCode::InvalidTransition,
+    )
+    .await;
 
     // Osaka finishes its download; then the card reader takes the slot and applies without a
     // restart.
-    app.expect(app.report(&osaka, 1, "download_started", json!({})), 200)
-        .await;
-    app.expect(app.report(&osaka, 2, "download_verified", json!({})), 200)
-        .await;
+    reported(&app, app.report(&osaka, 1, &E::DownloadStarted)).await;
+    reported(&app, app.report(&osaka, 2, &E::DownloadVerified)).await;
     let v = checkin(&app, &reader).await;
-    assert_eq!(v["action"], "download");
+    assert_eq!(v.action, Action::Download);
     for (seq, event) in [
-        (1, "download_started"),
-        (2, "download_verified"),
-        (3, "install_started"),
-        (4, "install_completed"),
+        (1, E::DownloadStarted),
+        (2, E::DownloadVerified),
+        (3, E::InstallStarted),
+        (4, E::InstallCompleted),
     ] {
-        app.expect(app.report(&reader, seq, event, json!({})), 200)
-            .await;
+        reported(&app, app.report(&reader, seq, &event)).await;
     }
-    let v = app
-        .expect(app.report(&reader, 5, "reader_activated", json!({})), 200)
-        .await;
-    assert_eq!(v["state"], "applied");
+    let v = reported(&app, app.report(&reader, 5, &E::ReaderActivated)).await;
+    assert_eq!(v.state, S::Applied);
 
     // The site's own check (institution access key).
     let key = app
@@ -312,42 +299,37 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .as_str()
         .expect("key")
         .to_owned();
-    let site = app
-        .expect(
+    let site: SiteStatus = app
+        .expect_as(
             app.client
                 .get(app.url("/api/v1/institutions/0110113719/devices"))
                 .bearer_auth(&key),
             200,
         )
         .await;
-    let states: Vec<&str> = site["devices"]
-        .as_array()
-        .expect("devices")
-        .iter()
-        .map(|d| d["state"].as_str().expect("state"))
-        .collect();
-    assert_eq!(states, ["applied", "applied"]);
-    let v = app
-        .expect(
-            app.client
-                .get(app.url("/api/v1/institutions/2714206386/devices"))
-                .bearer_auth(&key),
-            401,
-        )
-        .await;
-    assert_eq!(v["code"], "unauthorized", "another site's key is refused");
+    let states: Vec<Option<S>> = site.devices.iter().map(|d| d.state).collect();
+    assert_eq!(states, [Some(S::Applied), Some(S::Applied)]);
+    // Another site's key is refused.
+    app.expect_error(
+        app.client
+            .get(app.url("/api/v1/institutions/2714206386/devices"))
+            .bearer_auth(&key),
+        401,
+        ErrorCode::Unauthorized,
+    )
+    .await;
 
     // The night of the 25th is closed; Osaka waits for the 26th.
     app.set_clock("2026-01-25T21:00:00+09:00").await;
     let v = checkin(&app, &osaka).await;
-    assert_eq!(v["action"], "none");
-    assert_eq!(v["next_window"], "2026-01-26T11:00:00Z");
+    assert_eq!(v.action, Action::None);
+    assert_eq!(v.next_window, Some(instant("2026-01-26T11:00:00Z")));
 
     // From the 31st, all day.
     app.set_clock("2026-02-02T13:00:00+09:00").await;
     let v = checkin(&app, &osaka).await;
-    assert_eq!(v["action"], "install");
-    assert_eq!(v["campaign"]["phase"], "catch_up");
+    assert_eq!(v.action, Action::Install);
+    assert_eq!(v.campaign.map(|c| c.phase), Some(Phase::CatchUp));
 
     let audit = app
         .expect(app.admin(Method::GET, "/api/v1/admin/audit?limit=500"), 200)
@@ -378,41 +360,41 @@ async fn bad_input_gets_a_clear_json_error() {
     } = setup().await;
     let token = app.enroll("0110113719", "TERM-A").await;
 
-    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+    let cases: Vec<(reqwest::RequestBuilder, u16, ErrorCode)> = vec![
         (
             app.as_device(Method::POST, "/api/v1/checkin", &token)
                 .header("content-type", "application/json")
                 .body("{not json"),
             400,
-            "invalid_json",
+            ErrorCode::InvalidJson,
         ),
         (
             app.as_device(Method::POST, "/api/v1/checkin", &token)
                 .json(&json!({"installed": "1.0.0", "colour": "blue"})),
             422,
-            "invalid_json",
+            ErrorCode::InvalidJson,
         ),
         (
             app.as_device(Method::POST, "/api/v1/checkin", &token)
                 .json(&json!({"installed": "v1"})),
             422,
-            "invalid_json",
+            ErrorCode::InvalidJson,
         ),
         (
             app.as_device(Method::POST, "/api/v1/checkin", "wrong-token")
                 .json(&json!({})),
             401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
         ),
         (
             app.client.post(app.url("/api/v1/checkin")).json(&json!({})),
             401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
         ),
         (
             app.as_device(Method::GET, "/api/v1/artifacts/..%2F..%2Fetc%2Fpasswd", &token),
             400,
-            "invalid_sha256",
+            ErrorCode::InvalidSha256,
         ),
         (
             app.as_device(
@@ -421,20 +403,20 @@ async fn bad_input_gets_a_clear_json_error() {
                 &token,
             ),
             404,
-            "not_found",
+            ErrorCode::NotFound,
         ),
         (
             app.client
-                .post(app.url("/api/v1/admin/campaigns/2026-01/activate"))
+                .post(app.url(&control_path(CAMPAIGN, CampaignAction::Activate)))
                 .bearer_auth(&token),
             401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
         ),
         (
             app.admin(Method::POST, "/api/v1/admin/institutions/import")
                 .body("code,name,kind,prefecture,email,auto_restart\n1311111111,x,clinic,13,a@b.jp,\n"),
             400,
-            "invalid_institution",
+            ErrorCode::InvalidInstitution,
         ),
         (
             app.admin(Method::POST, "/api/v1/admin/campaigns").json(&json!({
@@ -443,50 +425,45 @@ async fn bad_input_gets_a_clear_json_error() {
                 "throttle": {"max_concurrent_downloads": 1, "poll_interval_seconds": 60},
             })),
             400,
-            "invalid_schedule",
+            ErrorCode::InvalidSchedule,
         ),
         (
-            app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/resume"),
+            app.control(CAMPAIGN, CampaignAction::Resume),
             409,
-            "invalid_campaign_transition",
+            ErrorCode::InvalidCampaignTransition,
         ),
         (
             app.admin(Method::GET, "/api/v1/admin/audit?limit=many"),
             400,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
         ),
         (
             app.admin(Method::DELETE, "/api/v1/admin/audit"),
             405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
         ),
         (
             app.admin(Method::POST, "/api/v1/admin/institutions/import")
                 .body(vec![0xff, 0xfe, 0x00]),
             400,
-            "invalid_csv",
+            ErrorCode::InvalidCsv,
         ),
         (
             app.admin(Method::POST, "/api/v1/admin/institutions")
                 .header("content-type", "application/json")
                 .body(vec![b' '; onshi_server::MAX_BODY + 1]),
             413,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
         ),
     ];
     for (req, status, code) in cases {
-        let v = app.expect(req, status).await;
-        assert_eq!(v["code"], code, "{v}");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        app.expect_error(req, status, code).await;
     }
     // A device never gets another target's package.
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app.set_clock("2026-01-19T21:00:00+09:00").await;
-    assert_eq!(checkin(&app, &token).await["action"], "download");
+    assert_eq!(checkin(&app, &token).await.action, Action::Download);
     let (status, bytes) = get_range(&app, &token, &terminal_sha, "bytes=300000-").await;
     assert_eq!(status, 416, "{}", String::from_utf8_lossy(&bytes));
 }
@@ -496,18 +473,15 @@ async fn a_download_slot_expires_when_progress_stops() {
     let Fixture { app, .. } = setup().await;
     let a = app.enroll("0110113719", "TERM-A").await;
     let b = app.enroll("2714206386", "TERM-B").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app.set_clock("2026-01-20T01:00:00+09:00").await;
-    assert_eq!(checkin(&app, &a).await["action"], "download");
-    assert_eq!(checkin(&app, &b).await["action"], "retry_later");
+    assert_eq!(checkin(&app, &a).await.action, Action::Download);
+    assert_eq!(checkin(&app, &b).await.action, Action::RetryLater);
     // A goes silent for longer than the slot's lifetime (120 s): B gets the slot.
     app.set_clock("2026-01-20T01:03:00+09:00").await;
-    assert_eq!(checkin(&app, &b).await["action"], "download");
-    assert_eq!(checkin(&app, &a).await["action"], "retry_later");
+    assert_eq!(checkin(&app, &b).await.action, Action::Download);
+    assert_eq!(checkin(&app, &a).await.action, Action::RetryLater);
 }
 
 #[tokio::test]
@@ -518,13 +492,10 @@ async fn a_client_that_disconnects_mid_download_leaves_the_server_serving() {
         terminal_pkg,
     } = setup().await;
     let token = app.enroll("0110113719", "TERM-A").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app.set_clock("2026-01-20T01:00:00+09:00").await;
-    assert_eq!(checkin(&app, &token).await["action"], "download");
+    assert_eq!(checkin(&app, &token).await.action, Action::Download);
     let mut r = app
         .as_device(
             Method::GET,

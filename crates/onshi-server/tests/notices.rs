@@ -4,13 +4,18 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use onshi_api::admin::{Mail, MailSummary};
+use onshi_api::institution::BillingNotices;
+use onshi_core::deployment::DeploymentEvent as E;
+use onshi_core::notice::NoticeKind;
+use onshi_core::offer::{Action, CampaignAction};
 use onshi_testkit::smtp::{smtp_listener, smtp_listener_stalling_first, smtp_server};
 use onshi_testkit::trace::{self, Spans};
 use onshi_testkit::{
-    TestApp, spawn_app_with_smtp, terminal_campaign, wait_for, wait_until, wait_until_within,
+    CAMPAIGN, TestApp, spawn_app_with_smtp, terminal_campaign, wait_for, wait_until,
+    wait_until_within,
 };
 use reqwest::Method;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const CODE: &str = "0110113719";
@@ -29,15 +34,12 @@ async fn activated(smtp: Option<String>) -> TestApp {
     let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", smtp).await;
     setup(&app).await;
     app.enroll(CODE, "T-1").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app
 }
 
-async fn summary(app: &TestApp) -> Value {
+async fn summary(app: &TestApp) -> MailSummary {
     app.notices_summary().await
 }
 
@@ -56,7 +58,7 @@ async fn planned_at(app: &TestApp, spans: &Spans, at: &str) {
 /// go out again.
 async fn outbox_settled(app: &TestApp, spans: &Spans) {
     wait_until("every mail marked sent", async || {
-        summary(app).await["pending"] == 0
+        summary(app).await.pending == 0
     })
     .await;
     wait_for("no send in flight", || spans.open("notice_send") == 0).await;
@@ -69,45 +71,39 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
     let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(smtp)).await;
     setup(&app).await;
     let token = app.enroll(CODE, "T-1").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
 
     // Activation: the announcement, once.
     wait_until("the announcement", async || {
-        inbox.of_kind("announcement") == 1
+        inbox.of_kind(NoticeKind::Announcement) == 1
     })
     .await;
 
     // The first night: the terminal downloads and installs (reported as the agent would).
     app.set_clock("2026-01-19T20:30:00+09:00").await;
-    let offer = app
-        .expect(
-            app.as_device(Method::POST, "/api/v1/checkin", &token)
-                .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
-            200,
-        )
-        .await;
-    assert_eq!(offer["action"], "download", "{offer}");
+    let offer = app.checkin(&token, "1.0.0", "1.0.0").await;
+    assert_eq!(offer.action, Action::Download, "{offer:?}");
     let install = [
-        "download_started",
-        "download_verified",
-        "install_started",
-        "install_completed",
+        E::DownloadStarted,
+        E::DownloadVerified,
+        E::InstallStarted,
+        E::InstallCompleted,
     ];
-    app.report_steps(&token, &install, "2.0.0").await;
+    app.report_steps(&token, &install).await;
     // 04:59: still night; the worker's round plans no restart mail.
     planned_at(&app, &spans, "2026-01-20T04:59:00+09:00").await;
     let s = summary(&app).await;
-    assert!(s["by_kind"]["restart_required"].is_null(), "{s}");
-    assert_eq!(inbox.of_kind("restart_required"), 0);
+    assert!(
+        !s.by_kind.contains_key(&NoticeKind::RestartRequired),
+        "{s:?}"
+    );
+    assert_eq!(inbox.of_kind(NoticeKind::RestartRequired), 0);
 
     // After 05:00: the restart-required mail, with the site's own status.
     app.set_clock("2026-01-20T06:00:00+09:00").await;
     wait_until("the restart mail", async || {
-        inbox.of_kind("restart_required") == 1
+        inbox.of_kind(NoticeKind::RestartRequired) == 1
     })
     .await;
     let mail = inbox
@@ -118,8 +114,8 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
     assert!(mail.contains("To: sapporo@example.invalid"), "{mail}");
     // The SMTP server has it; the outbox marks it sent right after.
     let restart_mail = async || {
-        let listed = app
-            .expect(
+        let listed: Vec<Mail> = app
+            .expect_as(
                 app.admin(
                     Method::GET,
                     &format!("/api/v1/admin/notices?institution={CODE}"),
@@ -128,20 +124,17 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
             )
             .await;
         listed
-            .as_array()
-            .expect("mails")
-            .iter()
-            .find(|m| m["kind"] == "restart_required")
+            .into_iter()
+            .find(|m| m.kind == NoticeKind::RestartRequired)
             .expect("restart mail listed")
-            .clone()
     };
     wait_until("the mail marked sent", async || {
-        restart_mail().await["sent_at"].is_string()
+        restart_mail().await.sent_at.is_some()
     })
     .await;
     let restart = restart_mail().await;
-    assert_eq!(restart["key"], "2026-01-20");
-    let body = restart["body"].as_str().expect("body");
+    assert_eq!(restart.key, "2026-01-20");
+    let body = restart.body.as_str();
     assert!(
         body.contains(
             "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
@@ -154,11 +147,15 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
     planned_at(&app, &spans, "2026-01-20T06:30:00+09:00").await;
     planned_at(&app, &spans, "2026-01-20T11:00:00+09:00").await;
     outbox_settled(&app, &spans).await;
-    assert_eq!(inbox.of_kind("restart_required"), 1);
-    assert_eq!(inbox.of_kind("announcement"), 1);
+    assert_eq!(inbox.of_kind(NoticeKind::RestartRequired), 1);
+    assert_eq!(inbox.of_kind(NoticeKind::Announcement), 1);
     let s = summary(&app).await;
-    assert_eq!(s["by_kind"]["restart_required"]["sent"], 1, "{s}");
-    assert_eq!(s["pending"], 0, "{s}");
+    assert_eq!(
+        s.by_kind.get(&NoticeKind::RestartRequired).map(|c| c.sent),
+        Some(1),
+        "{s:?}"
+    );
+    assert_eq!(s.pending, 0, "{s:?}");
 
     // The billing screen shows it too, for the site's own access key only.
     let access = app
@@ -173,21 +170,21 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
         .as_str()
         .expect("access key")
         .to_owned();
-    let billing = app
-        .expect(
+    let billing: BillingNotices = app
+        .expect_as(
             app.client
                 .get(app.url(&format!("/api/v1/institutions/{CODE}/notices")))
                 .bearer_auth(&access),
             200,
         )
         .await;
-    let notices = billing["notices"].as_array().expect("notices");
-    assert_eq!(notices[0]["kind"], "restart_required", "{billing}");
+    let notices = &billing.notices;
+    assert_eq!(notices[0].kind, NoticeKind::RestartRequired, "{billing:?}");
     assert!(
-        notices[0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("資格確認端末を再起動してください")),
-        "{billing}"
+        notices[0]
+            .message
+            .contains("資格確認端末を再起動してください"),
+        "{billing:?}"
     );
     app.expect(
         app.client
@@ -214,7 +211,7 @@ async fn the_restart_required_mail_arrives_once_a_morning_and_the_billing_screen
     // The next morning, still not restarted: one more, for that day.
     app.set_clock("2026-01-21T06:00:00+09:00").await;
     wait_until("the second morning's mail", async || {
-        inbox.of_kind("restart_required") == 2
+        inbox.of_kind(NoticeKind::RestartRequired) == 2
     })
     .await;
 }
@@ -228,7 +225,7 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     let spans = trace::spans();
     let app = activated(Some(format!("smtp://{addr}"))).await;
     wait_until("a failed attempt", async || {
-        summary(&app).await["retrying"] == 1
+        summary(&app).await.retrying == 1
     })
     .await;
     let listed = app
@@ -251,8 +248,8 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     outbox_settled(&app, &spans).await;
     assert_eq!(inbox.mails().len(), 1);
     let s = summary(&app).await;
-    assert_eq!(s["sent"], 1, "{s}");
-    assert_eq!(s["pending"], 0, "{s}");
+    assert_eq!(s.sent, 1, "{s:?}");
+    assert_eq!(s.pending, 0, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +263,7 @@ async fn a_relay_that_never_answers_costs_one_attempt_and_the_mail_goes_out_on_t
     wait_until_within(
         Duration::from_secs(60),
         "the stalled send to end",
-        async || summary(&app).await["retrying"] == 1,
+        async || summary(&app).await.retrying == 1,
     )
     .await;
     let listed = app
@@ -281,10 +278,7 @@ async fn a_relay_that_never_answers_costs_one_attempt_and_the_mail_goes_out_on_t
 
     // After the back-off the worker (not stuck) sends it again, and this time it is accepted.
     app.set_clock("2026-01-19T10:30:00+09:00").await;
-    wait_until("the second attempt", async || {
-        summary(&app).await["sent"] == 1
-    })
-    .await;
+    wait_until("the second attempt", async || summary(&app).await.sent == 1).await;
     let seen = relay.mails();
     assert_eq!(seen.len(), 2, "one stalled attempt, one accepted");
     let id = |m: &String| {

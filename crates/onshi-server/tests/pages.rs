@@ -4,8 +4,13 @@
 //! keeps them safe: failed logins, CSRF and cross-site posts refused, cookie flags, the language
 //! switch, the CSV export and the release upload form.
 
+use onshi_api::ErrorCode;
+use onshi_api::admin::{CampaignView, Progress};
+use onshi_core::deployment::{DeploymentEvent as E, DeploymentState};
+use onshi_core::offer::{CampaignAction, CampaignStatus};
+use onshi_core::version::Version;
 use onshi_testkit::browser::Browser;
-use onshi_testkit::{OPERATOR_TOKEN, TestApp, spawn_app};
+use onshi_testkit::{CAMPAIGN, OPERATOR_TOKEN, TestApp, spawn_app};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
@@ -41,23 +46,20 @@ async fn campaign_after_first_night() -> (TestApp, String) {
     for code in codes {
         tokens.push(app.enroll(code, &format!("TERM-{code}")).await);
     }
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app.set_clock("2026-01-19T21:00:00+09:00").await;
     let install = [
-        "download_started",
-        "download_verified",
-        "install_started",
-        "install_completed",
+        E::DownloadStarted,
+        E::DownloadVerified,
+        E::InstallStarted,
+        E::InstallCompleted,
     ];
-    app.report_steps(&tokens[0], &install, "2.0.0").await;
+    app.report_steps(&tokens[0], &install).await;
     let mut applied = install.to_vec();
-    applied.push("running");
-    app.report_steps(&tokens[2], &applied, "2.0.0").await;
-    app.report_steps(&tokens[3], &["download_started", "failed"], "2.0.0")
+    applied.push(E::Running(Version::parse("2.0.0").expect("version")));
+    app.report_steps(&tokens[2], &applied).await;
+    app.report_steps(&tokens[3], &[E::DownloadStarted, E::Failed])
         .await;
     app.set_clock("2026-01-20T08:30:00+09:00").await;
     let key = app
@@ -75,8 +77,8 @@ async fn campaign_after_first_night() -> (TestApp, String) {
     (app, key)
 }
 
-async fn progress(app: &TestApp) -> Value {
-    app.expect(
+async fn progress(app: &TestApp) -> Progress {
+    app.expect_as(
         app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01/progress"),
         200,
     )
@@ -98,30 +100,23 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         browser.url().await.ends_with("/operator/campaigns/2026-01"),
         "login lands on the running campaign"
     );
-    for state in [
-        "waiting",
-        "downloading",
-        "downloaded",
-        "installing",
-        "installed",
-        "applied",
-        "failed",
-    ] {
+    assert_eq!(api.all.states.len(), DeploymentState::ALL.len(), "{api:?}");
+    for state in DeploymentState::ALL {
         assert_eq!(
             browser.attr(&format!("#count-{state}"), "data-count").await,
-            api["all"]["states"][state].to_string(),
+            api.all.get(state).to_string(),
             "{state} on the dashboard vs the API"
         );
     }
     assert_eq!(
         browser.attr("#count-total", "data-count").await,
-        api["all"]["total"].to_string()
+        api.all.total.to_string()
     );
     assert_eq!(
         browser.attr("#count-restart_required", "data-count").await,
-        api["all"]["restart_required"].to_string()
+        api.all.restart_required.to_string()
     );
-    assert_eq!(api["all"]["restart_required"], 1);
+    assert_eq!(api.all.restart_required, 1);
     assert_eq!(
         browser
             .script("return document.querySelectorAll('#by-prefecture tr[data-prefecture]').length")
@@ -174,7 +169,12 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     browser.resize(1280, 1000).await;
     artifact("sites-needing-restart.png", &browser.screenshot().await);
     browser.goto(&app.url("/operator?lang=en")).await;
-    assert!(browser.text("#campaigns").await.contains("active"));
+    assert!(
+        browser
+            .text("#campaigns")
+            .await
+            .contains(CampaignStatus::Active.slug())
+    );
     artifact("operator-home-en.png", &browser.screenshot().await);
 
     // The site: its terminal needs a restart, in the notice's words.
@@ -194,7 +194,7 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         browser
             .attr("#devices tr[data-kind='terminal']", "data-state")
             .await,
-        "installed"
+        DeploymentState::Installed.slug()
     );
     assert!(
         browser
@@ -388,45 +388,56 @@ async fn posts_without_the_csrf_token_or_from_another_site_are_refused() {
         }
         req.send()
     };
-    let r = control(vec![("action", "pause".into())], None)
+    let r = control(vec![("action", CampaignAction::Pause.to_string())], None)
         .await
         .expect("post");
     assert_eq!(r.status(), 403, "no token");
     let r = control(
-        vec![("action", "pause".into()), ("csrf", "forged".into())],
+        vec![
+            ("action", CampaignAction::Pause.to_string()),
+            ("csrf", "forged".into()),
+        ],
         None,
     )
     .await
     .expect("post");
     assert_eq!(r.status(), 403, "wrong token");
     let r = control(
-        vec![("action", "pause".into()), ("csrf", csrf.clone())],
+        vec![
+            ("action", CampaignAction::Pause.to_string()),
+            ("csrf", csrf.clone()),
+        ],
         Some("https://evil.example"),
     )
     .await
     .expect("post");
     assert_eq!(r.status(), 403, "cross-site");
-    let status = app
-        .expect(
-            app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
-            200,
-        )
-        .await["status"]
-        .clone();
-    assert_eq!(status, "active", "nothing changed");
-
-    // The real form pauses the campaign through the API's code path.
-    let r = control(vec![("action", "pause".into()), ("csrf", csrf)], None)
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 303);
-    let v = app
-        .expect(
+    let campaign: CampaignView = app
+        .expect_as(
             app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
             200,
         )
         .await;
-    assert_eq!(v["status"], "paused");
+    assert_eq!(campaign.status, CampaignStatus::Active, "nothing changed");
+
+    // The real form pauses the campaign through the API's code path.
+    let r = control(
+        vec![
+            ("action", CampaignAction::Pause.to_string()),
+            ("csrf", csrf),
+        ],
+        None,
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 303);
+    let v: CampaignView = app
+        .expect_as(
+            app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
+            200,
+        )
+        .await;
+    assert_eq!(v.status, CampaignStatus::Paused);
     let html = page(&app, "/operator/campaigns/2026-01", &cookie).await;
     assert!(html.contains("id=\"flash\""), "the outcome is shown once");
     let audit = app
@@ -593,9 +604,13 @@ async fn the_release_form_uploads_and_signs_with_the_apis_code() {
     assert!(
         !app.data.path().join("artifacts").exists()
             && app
-                .expect(app.admin(Method::GET, "/api/v1/admin/releases/r-form"), 404)
-                .await["code"]
-                == "not_found",
+                .expect_as::<onshi_api::ErrorBody>(
+                    app.admin(Method::GET, "/api/v1/admin/releases/r-form"),
+                    404
+                )
+                .await
+                .code
+                == ErrorCode::NotFound,
         "a forged form stores nothing"
     );
     let r = post(body(&csrf)).await.expect("upload");

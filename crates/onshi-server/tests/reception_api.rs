@@ -1,6 +1,12 @@
 //! The reception emulator without a browser: the mock qualification service, and a desk whose
 //! terminal state comes from a real enrolled terminal.
 
+use onshi_api::ErrorCode;
+use onshi_api::admin::{AccessKey, EnrollmentKey};
+use onshi_api::device::{EnrollRequest, Enrolled};
+use onshi_api::qualification::{
+    CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION, QueryRequest, QueryResponse,
+};
 use onshi_testkit::spawn_app;
 use reqwest::Method;
 use serde_json::json;
@@ -11,32 +17,25 @@ async fn the_mock_qualification_service_answers_fake_patients_and_refusals() {
     let post = |card: &str| {
         app.client
             .post(app.url("/api/v1/qualification"))
-            .json(&json!({ "card_id": card }))
+            .json(&QueryRequest {
+                card_id: card.to_owned(),
+            })
     };
-    let v = app.expect(post("card-0001"), 200).await;
-    assert_eq!(v["status"], "confirmed");
+    let v: QueryResponse = app.expect_as(post("card-0001"), 200).await;
+    let QueryResponse::Confirmed { patient } = v else {
+        panic!("not confirmed: {v:?}");
+    };
+    assert!(patient.name.starts_with("試験"), "{patient:?}");
+    assert_eq!(patient.insurer_number.len(), 8, "{patient:?}");
+    let v: QueryResponse = app.expect_as(post(CARD_NO_QUALIFICATION), 200).await;
+    assert!(matches!(v, QueryResponse::NoQualification { .. }), "{v:?}");
+    let v: QueryResponse = app.expect_as(post(CARD_EXPIRED_CERTIFICATE), 200).await;
     assert!(
-        v["patient"]["name"]
-            .as_str()
-            .expect("name")
-            .starts_with("試験")
+        matches!(v, QueryResponse::CertificateExpired { .. }),
+        "{v:?}"
     );
-    assert_eq!(
-        v["patient"]["insurer_number"].as_str().map(str::len),
-        Some(8)
-    );
-    assert_eq!(
-        app.expect(post("test-no-qualification"), 200).await["status"],
-        "no_qualification"
-    );
-    assert_eq!(
-        app.expect(post("test-expired-certificate"), 200).await["status"],
-        "certificate_expired"
-    );
-    assert_eq!(
-        app.expect(post("../../etc"), 400).await["code"],
-        "invalid_card_id"
-    );
+    app.expect_error(post("../../etc"), 400, ErrorCode::InvalidCardId)
+        .await;
 }
 
 #[tokio::test]
@@ -57,32 +56,28 @@ async fn a_desk_takes_its_terminal_state_from_a_real_terminal() {
             &format!("/api/v1/admin/institutions/0110113719/{kind}"),
         )
     };
-    let enrollment = app.expect(key("enrollment-key"), 200).await["enrollment_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    let access = app.expect(key("access-key"), 200).await["access_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
+    let enrollment = app
+        .expect_as::<EnrollmentKey>(key("enrollment-key"), 200)
+        .await
+        .enrollment_key;
+    let access = app
+        .expect_as::<AccessKey>(key("access-key"), 200)
+        .await
+        .access_key;
+    let request = EnrollRequest {
+        institution_code: "0110113719".to_owned(),
+        enrollment_key: enrollment,
+        serial: "T1".to_owned(),
+    };
     let token = app
-        .expect(
-            app.client.post(app.url("/api/v1/enroll")).json(&json!({
-                "institution_code": "0110113719", "enrollment_key": enrollment, "serial": "T1"
-            })),
+        .expect_as::<Enrolled>(
+            app.client.post(app.url("/api/v1/enroll")).json(&request),
             201,
         )
-        .await["device_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+        .await
+        .device_token;
     // The terminal's agent reports: 2.0.0 installed, still running 1.0.0.
-    app.expect(
-        app.as_device(Method::POST, "/api/v1/checkin", &token)
-            .json(&json!({"installed": "2.0.0", "running": "1.0.0"})),
-        200,
-    )
-    .await;
+    app.checkin(&token, "2.0.0", "1.0.0").await;
 
     let page = app
         .client

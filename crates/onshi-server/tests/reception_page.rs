@@ -2,8 +2,14 @@
 //! terminal that was not restarted; staff see what to do, restart, and the same patient
 //! succeeds. Screenshots are saved as test artifacts.
 
+use onshi_core::reception::ReceptionEvent as R;
 use onshi_testkit::browser::Browser;
 use onshi_testkit::spawn_app;
+
+/// The emulator's button for `event`.
+fn button(event: R) -> String {
+    format!("#btn-{}", event.slug())
+}
 
 fn artifact(name: &str, png: &[u8]) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
@@ -24,15 +30,15 @@ async fn staff_see_901_then_restart_and_the_patient_succeeds() {
         .await;
     assert_eq!(browser.attr("#reader", "data-screen").await, "initial");
 
-    browser.click("#btn-card_inserted").await;
-    browser.click("#btn-face_verified").await;
-    browser.click("#btn-consent_completed").await;
+    browser.click(&button(R::CardInserted)).await;
+    browser.click(&button(R::FaceVerified)).await;
+    browser.click(&button(R::ConsentCompleted)).await;
     // ①: the terminal shows its first error dialog; Atlus goes back to its first screen.
     assert_eq!(browser.attr("#terminal-screen", "data-dialog").await, "1");
     assert_eq!(browser.attr("#reader", "data-screen").await, "initial");
-    browser.click("#btn-ok_pressed").await;
+    browser.click(&button(R::OkPressed)).await;
     assert_eq!(browser.attr("#terminal-screen", "data-dialog").await, "2");
-    browser.click("#btn-ok_pressed").await;
+    browser.click(&button(R::OkPressed)).await;
     // ②: error 901 with Atlus's texts, and the guide for staff.
     assert_eq!(browser.attr("#reader", "data-screen").await, "error_901");
     let reader = browser.text("#reader").await;
@@ -55,11 +61,11 @@ async fn staff_see_901_then_restart_and_the_patient_succeeds() {
     assert!(browser.text("#log").await.contains("901"));
     artifact("reception-atlus-901.png", &browser.screenshot().await);
 
-    browser.click("#btn-card_removed").await;
-    browser.click("#btn-terminal_restarted").await;
-    browser.click("#btn-card_inserted").await;
-    browser.click("#btn-face_verified").await;
-    browser.click("#btn-consent_completed").await;
+    browser.click(&button(R::CardRemoved)).await;
+    browser.click(&button(R::TerminalRestarted)).await;
+    browser.click(&button(R::CardInserted)).await;
+    browser.click(&button(R::FaceVerified)).await;
+    browser.click(&button(R::ConsentCompleted)).await;
     assert_eq!(browser.attr("#reader", "data-screen").await, "result");
     assert!(
         browser

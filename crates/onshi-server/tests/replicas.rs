@@ -10,14 +10,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use onshi_api::admin::{DeploymentListing, Progress};
+use onshi_api::device::{CheckinRequest, ReportResponse};
+use onshi_api::{ErrorBody, ErrorCode};
+use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
 use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
+use onshi_core::notice::NoticeKind;
+use onshi_core::offer::{Action, CampaignAction};
+use onshi_core::version::Version;
 use onshi_testkit::smtp::smtp_server;
 use onshi_testkit::{
     TestApp, TestSchema, spawn_full, spawn_replicas, spawn_with_url, terminal_campaign,
     test_database, test_schema, test_url, trace, wait_for, wait_until_within,
 };
 use reqwest::Method;
-use serde_json::{Value, json};
 
 const CAMPAIGN: &str = "2026-01";
 /// Inside the first night of the 2026-01 preset.
@@ -52,14 +58,8 @@ async fn campaign_with_terminals(app: &TestApp, sites: usize, throttle: u32) -> 
 }
 
 async fn activate(app: &TestApp) {
-    app.expect(
-        app.admin(
-            Method::POST,
-            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/activate"),
-        ),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
 }
 
 /// On `app`: `sites` clinics, a 64 KiB terminal package, a release and the 2026-01 campaign
@@ -112,14 +112,14 @@ impl SlotSampler {
     }
 }
 
-/// Sends the report of `event` (`running` with [`VERSION`]); answers the response.
-async fn send_report(app: &TestApp, token: &str, seq: i64, event: &str) -> reqwest::Response {
-    let extra = if event == "running" {
-        json!({ "version": VERSION })
-    } else {
-        json!({})
-    };
-    app.report(token, seq, event, extra)
+/// `running` [`VERSION`].
+fn running() -> E {
+    E::Running(Version::parse(VERSION).expect("version"))
+}
+
+/// Sends the report of `event`; answers the response.
+async fn send_report(app: &TestApp, token: &str, seq: i64, event: &E) -> reqwest::Response {
+    app.report(token, seq, event)
         .send()
         .await
         .expect("report sent")
@@ -156,26 +156,22 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
     };
     loop {
         let a = app();
-        let v = a
-            .expect(
-                a.as_device(Method::POST, "/api/v1/checkin", &token)
-                    .json(&json!({"installed": "1.0.0", "running": "1.0.0"})),
-                200,
-            )
-            .await;
-        match v["action"].as_str() {
-            Some("download") => break,
-            Some("retry_later") => {
+        let v = a.checkin(&token, "1.0.0", "1.0.0").await;
+        match v.action {
+            Action::Download => break,
+            Action::RetryLater => {
                 let jitter = u64::try_from(i % 50).expect("small");
                 tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
             }
-            other => panic!("device {i}: unexpected action {other:?}: {v}"),
+            other => panic!("device {i}: unexpected action {other:?}: {v:?}"),
         }
     }
     downloads.start();
     let a = app();
     assert_eq!(
-        send_report(a, &token, 1, "download_started").await.status(),
+        send_report(a, &token, 1, &E::DownloadStarted)
+            .await
+            .status(),
         200
     );
     let url = format!("/api/v1/artifacts/{}", sha_of_package());
@@ -195,26 +191,23 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
     tokio::time::sleep(Duration::from_millis(30)).await;
     downloads.end();
     for (seq, event, state) in [
-        (2, "download_verified", "downloaded"),
-        (3, "install_started", "installing"),
-        (4, "install_completed", "installed"),
-        (5, "running", "applied"),
+        (2, E::DownloadVerified, S::Downloaded),
+        (3, E::InstallStarted, S::Installing),
+        (4, E::InstallCompleted, S::Installed),
+        (5, running(), S::Applied),
     ] {
-        let first = send_report(app(), &token, seq, event).await;
+        let first = send_report(app(), &token, seq, &event).await;
         assert_eq!(first.status(), 200, "device {i} {event}");
-        let first: Value = first.json().await.expect("json");
-        assert_eq!(
-            (first["state"].as_str(), first["applied"].as_bool()),
-            (Some(state), Some(true))
-        );
-        let again: Value = send_report(app(), &token, seq, event)
+        let first: ReportResponse = first.json().await.expect("a report answer");
+        assert_eq!((first.state, first.applied), (state, true));
+        let again: ReportResponse = send_report(app(), &token, seq, &event)
             .await
             .json()
             .await
-            .expect("json");
+            .expect("a report answer");
         assert_eq!(
-            (again["state"].as_str(), again["applied"].as_bool()),
-            (Some(state), Some(false)),
+            (again.state, again.applied),
+            (state, false),
             "device {i}: a repeated {event} through the other replica changes nothing"
         );
     }
@@ -271,8 +264,8 @@ async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied(
         "the throttle was never approached ({most}); the test is too gentle"
     );
     assert!(slots <= 50, "the database held {slots} slots at once");
-    let progress = apps[1]
-        .expect(
+    let progress: Progress = apps[1]
+        .expect_as(
             apps[1].admin(
                 Method::GET,
                 &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
@@ -280,8 +273,8 @@ async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied(
             200,
         )
         .await;
-    let listing = apps[1]
-        .expect(
+    let rows: Vec<DeploymentListing> = apps[1]
+        .expect_as(
             apps[1].admin(
                 Method::GET,
                 &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices?limit=1000"),
@@ -289,10 +282,9 @@ async fn two_replicas_keep_the_throttle_of_50_and_bring_every_device_to_applied(
             200,
         )
         .await;
-    let rows = listing.as_array().expect("a list");
-    assert_eq!(rows.len(), DEVICES, "{progress}");
+    assert_eq!(rows.len(), DEVICES, "{progress:?}");
     for row in rows {
-        assert_eq!(row["state"], "applied", "{row}");
+        assert_eq!(row.state, S::Applied, "{row:?}");
     }
     // Every state change was audited once (five per device), numbered without gaps.
     let ids = schema.query_i64("SELECT id FROM audit ORDER BY id");
@@ -320,11 +312,11 @@ async fn a_database_that_drops_every_connection_loses_no_acknowledged_report() {
     // Every step: the database drops every connection of the server, then the device reports
     // until the server acknowledges it.
     for (seq, event) in [
-        (1, "download_started"),
-        (2, "download_verified"),
-        (3, "install_started"),
-        (4, "install_completed"),
-        (5, "running"),
+        (1, E::DownloadStarted),
+        (2, E::DownloadVerified),
+        (3, E::InstallStarted),
+        (4, E::InstallCompleted),
+        (5, running()),
     ] {
         let s = schema.clone();
         let ended = tokio::task::spawn_blocking(move || s.terminate_connections())
@@ -335,12 +327,12 @@ async fn a_database_that_drops_every_connection_loses_no_acknowledged_report() {
         loop {
             tries += 1;
             assert!(tries < 100, "{event}: the server did not recover");
-            let r = send_report(app, token, seq, event).await;
+            let r = send_report(app, token, seq, &event).await;
             match r.status().as_u16() {
                 200 => break,
                 503 => {
-                    let body: Value = r.json().await.expect("a JSON error");
-                    assert_eq!(body["code"], "database_unavailable", "{body}");
+                    let body: ErrorBody = r.json().await.expect("a JSON error");
+                    assert_eq!(body.code, ErrorCode::DatabaseUnavailable, "{body:?}");
                     unavailable += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -352,16 +344,8 @@ async fn a_database_that_drops_every_connection_loses_no_acknowledged_report() {
     // How many calls met a dead connection depends on who used the pool first: the notices
     // worker, which claims every 100 ms, often finds the loss and the pool checks the others.
     eprintln!("{unavailable} reports answered 503 over 5 connection drops");
-    let listing = app
-        .expect(
-            app.admin(
-                Method::GET,
-                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
-            ),
-            200,
-        )
-        .await;
-    assert_eq!(listing[0]["state"], "applied", "{listing}");
+    let listing = app.listing().await;
+    assert_eq!(listing[0].state, S::Applied, "{listing:?}");
 }
 
 /// A TCP proxy in front of PostgreSQL that the test can take down (every connection cut, new
@@ -447,7 +431,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     let token = &tokens[0];
     app.set_clock(NIGHT).await;
     assert_eq!(
-        send_report(&app, token, 1, "download_started")
+        send_report(&app, token, 1, &E::DownloadStarted)
             .await
             .status(),
         200
@@ -457,13 +441,13 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     all_answer_200(&app, &devices, 12).await;
 
     proxy.set_up(false);
-    let down = send_report(&app, token, 2, "download_verified").await;
+    let down = send_report(&app, token, 2, &E::DownloadVerified).await;
     assert_eq!(down.status(), 503);
-    let body: Value = down.json().await.expect("a JSON error");
-    assert_eq!(body["code"], "database_unavailable", "{body}");
+    let body: ErrorBody = down.json().await.expect("a JSON error");
+    assert_eq!(body.code, ErrorCode::DatabaseUnavailable, "{body:?}");
     let checkin = app
         .as_device(Method::POST, "/api/v1/checkin", token)
-        .json(&json!({}))
+        .json(&CheckinRequest::default())
         .send()
         .await
         .expect("check-in sent");
@@ -477,7 +461,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
             tries < 200,
             "the server did not come back with the database"
         );
-        let r = send_report(&app, token, 2, "download_verified").await;
+        let r = send_report(&app, token, 2, &E::DownloadVerified).await;
         if r.status() == 200 {
             break;
         }
@@ -487,18 +471,19 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
     // Once one call works again, none fails on a connection that died in the outage.
     all_answer_200(&app, &devices, 12).await;
     for (seq, event) in [
-        (3, "install_started"),
-        (4, "install_completed"),
-        (5, "running"),
+        (3, E::InstallStarted),
+        (4, E::InstallCompleted),
+        (5, running()),
     ] {
         assert_eq!(
-            send_report(&app, token, seq, event).await.status(),
+            send_report(&app, token, seq, &event).await.status(),
             200,
             "{event}"
         );
     }
-    let listing = app.expect(app.admin(Method::GET, &devices), 200).await;
-    assert_eq!(listing[0]["state"], "applied", "{listing}");
+    let listing: Vec<DeploymentListing> =
+        app.expect_as(app.admin(Method::GET, &devices), 200).await;
+    assert_eq!(listing[0].state, S::Applied, "{listing:?}");
 
     // An outage nobody called during (a database restart at night): the first call after it
     // may meet a dead connection and answer 503, once; every call after that works.
@@ -624,12 +609,12 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     for app in &apps {
         app.set_clock("2026-01-19T20:00:00+09:00").await;
     }
-    let installed = |v: &Value| v["all"]["states"]["installed"].as_u64().unwrap_or(0);
+    let installed = |p: &Progress| p.all.get(S::Installed);
     // The first night's window closes at 05:00: every site must be done inside it.
     let closes: jiff::Timestamp = "2026-01-20T05:00:00+09:00".parse().expect("instant");
     let finished_at = loop {
-        let p = apps[0]
-            .expect(
+        let p: Progress = apps[0]
+            .expect_as(
                 apps[0].admin(
                     Method::GET,
                     &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
@@ -643,7 +628,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         }
         assert!(
             now < closes,
-            "the window closed before every site was done: {p}"
+            "the window closed before every site was done: {p:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -656,7 +641,9 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     // clock, so a jump of hours would end the claims of mails still being sent, and the other
     // replica would send them again (only a simulated clock can jump).
     let wait = std::time::Instant::now() + Duration::from_secs(120);
-    while inbox.of_kind("announcement") < sites || inbox.of_kind("keep_power_on") < sites {
+    while inbox.of_kind(NoticeKind::Announcement) < sites
+        || inbox.of_kind(NoticeKind::KeepPowerOn) < sites
+    {
         assert!(
             std::time::Instant::now() < wait,
             "the evening's mails were not all sent"
@@ -668,11 +655,11 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         app.set_clock("2026-01-20T06:00:00+09:00").await;
     }
     let wait = std::time::Instant::now() + Duration::from_secs(120);
-    while inbox.of_kind("restart_required") < sites {
+    while inbox.of_kind(NoticeKind::RestartRequired) < sites {
         assert!(
             std::time::Instant::now() < wait,
             "{} restart mails of {sites}",
-            inbox.of_kind("restart_required")
+            inbox.of_kind(NoticeKind::RestartRequired)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -682,7 +669,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     wait_until_within(
         Duration::from_secs(120),
         "every mail marked sent",
-        async || apps[0].notices_summary().await["pending"] == 0,
+        async || apps[0].notices_summary().await.pending == 0,
     )
     .await;
     wait_for("no send in flight on either replica", || {
@@ -697,10 +684,10 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         .filter_map(|m| m.lines().find(|l| l.starts_with("Message-ID:")))
         .collect();
     assert_eq!(ids.len(), mails.len(), "a mail was delivered twice");
-    assert_eq!(inbox.of_kind("announcement"), sites);
-    assert_eq!(inbox.of_kind("restart_required"), sites);
-    let states = apps[1]
-        .expect(
+    assert_eq!(inbox.of_kind(NoticeKind::Announcement), sites);
+    assert_eq!(inbox.of_kind(NoticeKind::RestartRequired), sites);
+    let states: Progress = apps[1]
+        .expect_as(
             apps[1].admin(
                 Method::GET,
                 &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
@@ -708,7 +695,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
             200,
         )
         .await;
-    assert_eq!(installed(&states), sites as u64, "{states}");
+    assert_eq!(installed(&states), sites as u64, "{states:?}");
     eprintln!(
         "{sites} real agents on 2 replicas, throttle {THROTTLE}: at most {slots} slots at once; \
          setup {setup:?}, night {night:?} (all installed at {}), {} mails each sent once",

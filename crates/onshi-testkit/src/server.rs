@@ -9,9 +9,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use onshi_api::admin::{DeploymentListing, EnrollmentKey, MailSummary, control_path};
+use onshi_api::device::{
+    CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, ReportRequest, ReportResponse,
+};
+use onshi_api::{ErrorBody, ErrorCode};
 use onshi_clock::Clock;
+use onshi_core::deployment::{DeploymentEvent, DeploymentState};
+use onshi_core::offer::CampaignAction;
+use onshi_core::version::Version;
 use onshi_store::testing::{TestSchema, test_url};
 use reqwest::{Client, Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::wait::wait_until;
@@ -198,88 +207,123 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 
+    /// Sends, asserts the status, and reads the body as the `onshi-api` type `T`.
+    pub async fn expect_as<T: DeserializeOwned>(&self, req: RequestBuilder, status: u16) -> T {
+        let r: Response = req.send().await.expect("request");
+        let got = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        assert_eq!(got, status, "body: {text}");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("not a {}: {e}: {text}", std::any::type_name::<T>()))
+    }
+
+    /// Sends, asserts the status and the error `code`, and that the error has a message for
+    /// people; answers the error body.
+    pub async fn expect_error(
+        &self,
+        req: RequestBuilder,
+        status: u16,
+        code: ErrorCode,
+    ) -> ErrorBody {
+        let body: ErrorBody = self.expect_as(req, status).await;
+        assert_eq!(body.code, code, "{body:?}");
+        assert!(!body.message.is_empty(), "{body:?}");
+        body
+    }
+
+    /// The operator's control `action` of `campaign` (`POST …/campaigns/{id}/{action}`).
+    pub fn control(&self, campaign: &str, action: CampaignAction) -> RequestBuilder {
+        self.admin(Method::POST, &control_path(campaign, action))
+    }
+
     /// A fresh enrolment key of the site `code`.
     pub async fn enrollment_key(&self, code: &str) -> String {
-        self.expect(
+        self.expect_as::<EnrollmentKey>(
             self.admin(
                 Method::POST,
                 &format!("/api/v1/admin/institutions/{code}/enrollment-key"),
             ),
             200,
         )
-        .await["enrollment_key"]
-            .as_str()
-            .expect("an enrolment key")
-            .to_owned()
+        .await
+        .enrollment_key
     }
 
     /// Enrols a terminal of the site `code` over the device API, as an agent would; answers its
     /// device token.
     pub async fn enroll(&self, code: &str, serial: &str) -> String {
         let key = self.enrollment_key(code).await;
-        self.expect(
-            self.client.post(self.url("/api/v1/enroll")).json(&json!({
-                "institution_code": code, "enrollment_key": key, "serial": serial
-            })),
+        let request = EnrollRequest {
+            institution_code: code.to_owned(),
+            enrollment_key: key,
+            serial: serial.to_owned(),
+        };
+        self.expect_as::<Enrolled>(
+            self.client.post(self.url("/api/v1/enroll")).json(&request),
             201,
         )
-        .await["device_token"]
-            .as_str()
-            .expect("a device token")
-            .to_owned()
+        .await
+        .device_token
     }
 
-    /// A state report of the 2026-01 campaign (`seq`, `event` and the fields of `extra`, such as
-    /// `{"version": "2.0.0"}` with `running`), as an agent sends it; send it with
-    /// [`TestApp::expect`] or `.send()`.
-    pub fn report(&self, token: &str, seq: i64, event: &str, extra: Value) -> RequestBuilder {
-        let mut body = json!({"campaign_id": CAMPAIGN, "seq": seq, "event": event});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
+    /// A check-in of the device `token` that has `installed` and runs `running`, answered 200.
+    pub async fn checkin(&self, token: &str, installed: &str, running: &str) -> CheckinResponse {
+        let request = CheckinRequest {
+            installed: Some(Version::parse(installed).expect("installed version")),
+            running: Some(Version::parse(running).expect("running version")),
+        };
+        self.expect_as(
+            self.as_device(Method::POST, "/api/v1/checkin", token)
+                .json(&request),
+            200,
+        )
+        .await
+    }
+
+    /// The report of `event` in the 2026-01 campaign, numbered `seq`, as an agent sends it;
+    /// send it with [`Api::expect_as`] (a [`ReportResponse`]) or `.send()`. A report with bytes
+    /// or a detail goes through [`Api::send_report`].
+    pub fn report(&self, token: &str, seq: i64, event: &DeploymentEvent) -> RequestBuilder {
+        self.send_report(token, &ReportRequest::new(CAMPAIGN, seq, event))
+    }
+
+    /// `POST /api/v1/report` of `report` with the device `token`.
+    pub fn send_report(&self, token: &str, report: &ReportRequest) -> RequestBuilder {
         self.as_device(Method::POST, "/api/v1/report", token)
-            .json(&body)
+            .json(report)
     }
 
-    /// Reports `events` in order with seq 1, 2, …, each answered 200; `running` reports run
-    /// `version`.
-    pub async fn report_steps(&self, token: &str, events: &[&str], version: &str) {
+    /// Reports `events` in order with seq 1, 2, …, each answered 200.
+    pub async fn report_steps(&self, token: &str, events: &[DeploymentEvent]) {
         for (seq, event) in (1..).zip(events) {
-            let extra = if *event == "running" {
-                json!({ "version": version })
-            } else {
-                json!({})
-            };
-            self.expect(self.report(token, seq, event, extra), 200)
+            self.expect_as::<ReportResponse>(self.report(token, seq, event), 200)
                 .await;
         }
     }
 
+    /// The campaign's devices (`GET /api/v1/admin/campaigns/2026-01/devices`).
+    pub async fn listing(&self) -> Vec<DeploymentListing> {
+        self.expect_as(
+            self.admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+            ),
+            200,
+        )
+        .await
+    }
+
     /// The server's deployment state of every device of the campaign, by device id.
-    pub async fn states(&self) -> Vec<(i64, String)> {
-        let rows = self
-            .expect(
-                self.admin(
-                    Method::GET,
-                    &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
-                ),
-                200,
-            )
-            .await;
-        rows.as_array()
-            .expect("rows")
-            .iter()
-            .map(|r| {
-                (
-                    r["device"]["id"].as_i64().expect("device id"),
-                    r["state"].as_str().expect("state").to_owned(),
-                )
-            })
+    pub async fn states(&self) -> Vec<(i64, DeploymentState)> {
+        self.listing()
+            .await
+            .into_iter()
+            .map(|r| (r.device.id, r.state))
             .collect()
     }
 
     /// The server's deployment state of `device`.
-    pub async fn state_of(&self, device: i64) -> String {
+    pub async fn state_of(&self, device: i64) -> DeploymentState {
         self.states()
             .await
             .into_iter()
@@ -289,7 +333,7 @@ impl Api {
     }
 
     /// Waits until `device` reaches `state` on the server.
-    pub async fn wait_state(&self, device: i64, state: &str) {
+    pub async fn wait_state(&self, device: i64, state: DeploymentState) {
         wait_until(&format!("device {device} to be {state}"), async || {
             self.state_of(device).await == state
         })
@@ -315,8 +359,8 @@ impl Api {
     }
 
     /// The outbox's counts (`GET /api/v1/admin/notices/summary`): sent, pending, retrying.
-    pub async fn notices_summary(&self) -> Value {
-        self.expect(
+    pub async fn notices_summary(&self) -> MailSummary {
+        self.expect_as(
             self.admin(Method::GET, "/api/v1/admin/notices/summary"),
             200,
         )

@@ -1,6 +1,7 @@
 //! A real SMTP listener on loopback for the notice tests (DESIGN.md §6: no mock object): accepts
 //! every mail and keeps it, or, stalling, keeps it and never answers.
 
+use onshi_core::notice::NoticeKind;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -15,10 +16,12 @@ impl Inbox {
         self.0.lock().expect("inbox").clone()
     }
 
-    pub fn of_kind(&self, kind: &str) -> usize {
+    /// How many notice mails of `kind` arrived (by their Message-ID).
+    pub fn of_kind(&self, kind: NoticeKind) -> usize {
+        let kind = format!("-{}-", kind.slug());
         self.mails()
             .iter()
-            .filter(|m| m.contains("Message-ID: <notice-") && m.contains(&format!("-{kind}-")))
+            .filter(|m| m.contains("Message-ID: <notice-") && m.contains(&kind))
             .count()
     }
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use onshi_testkit::TestSchema;
+use onshi_api::admin::control_path;
+use onshi_api::device::{CheckinRequest, CheckinResponse, EnrollRequest, Enrolled};
+use onshi_core::offer::{Action, CampaignAction};
+use onshi_testkit::{CAMPAIGN, TestSchema};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -179,7 +182,8 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
 
     // The operator's set-up, through nginx.
     let client = Client::new();
-    let base = format!("http://127.0.0.1:{listen}/api/v1");
+    let root = format!("http://127.0.0.1:{listen}");
+    let base = format!("{root}/api/v1");
     let admin = |m: Method, p: &str| client.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
     let csv = format!(
         "code,name,kind,prefecture,email,auto_restart\n{SITE},テスト診療所,clinic,1,it@example.invalid,\n"
@@ -226,17 +230,22 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
         .to_owned();
     let mut tokens = Vec::new();
     for serial in ["T1", "T2"] {
-        let v = call(
-            client.post(format!("{base}/enroll")).json(&json!({
-                "institution_code": SITE, "enrollment_key": key, "serial": serial
-            })),
-            201,
-        )
-        .await;
-        tokens.push(v["device_token"].as_str().expect("token").to_owned());
+        let request = EnrollRequest {
+            institution_code: SITE.to_owned(),
+            enrollment_key: key.clone(),
+            serial: serial.to_owned(),
+        };
+        let v = call(client.post(format!("{base}/enroll")).json(&request), 201).await;
+        let enrolled: Enrolled = serde_json::from_value(v).expect("an enrolment answer");
+        tokens.push(enrolled.device_token);
     }
     call(
-        admin(Method::POST, "/admin/campaigns/2026-01/activate"),
+        client
+            .post(format!(
+                "{root}{}",
+                control_path(CAMPAIGN, CampaignAction::Activate)
+            ))
+            .bearer_auth(TOKEN),
         200,
     )
     .await;
@@ -254,15 +263,18 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
     // Two devices download the package through nginx.
     let mut cache = Vec::new();
     for token in &tokens {
-        let offer = call(
-            client
-                .post(format!("{base}/checkin"))
-                .bearer_auth(token)
-                .json(&json!({})),
-            200,
+        let offer: CheckinResponse = serde_json::from_value(
+            call(
+                client
+                    .post(format!("{base}/checkin"))
+                    .bearer_auth(token)
+                    .json(&CheckinRequest::default()),
+                200,
+            )
+            .await,
         )
-        .await;
-        assert_eq!(offer["action"], "download", "{offer}");
+        .expect("a check-in answer");
+        assert_eq!(offer.action, Action::Download, "{offer:?}");
         let r = client
             .get(format!("{base}/artifacts/{sha}"))
             .bearer_auth(token)

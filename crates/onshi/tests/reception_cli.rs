@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use onshi_core::reception::ReceptionEvent;
+
 fn reception(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_onshi"))
         .arg("reception")
@@ -25,7 +27,7 @@ fn atlus_pending_restart_ends_in_901_with_the_atlus_texts() {
     assert_eq!(v["terminal"], "pending-restart");
     assert_eq!(v["confirmed"], false);
     let steps = v["steps"].as_array().expect("steps");
-    assert_eq!(steps[2]["event"], "consent_completed");
+    assert_eq!(steps[2]["event"], ReceptionEvent::ConsentCompleted.slug());
     assert_eq!(steps[2]["terminal"]["dialog"], "error");
     assert_eq!(steps[2]["terminal"]["count"], 1);
     assert_eq!(steps[2]["reader"]["screen"], "initial");
@@ -65,7 +67,7 @@ fn each_vendor_shows_its_screen_at_consent() {
             .as_array()
             .expect("steps")
             .iter()
-            .find(|s| s["event"] == "consent_completed")
+            .find(|s| s["event"] == ReceptionEvent::ConsentCompleted.slug())
             .expect("consent step");
         assert_eq!(at_consent["reader"]["screen"], screen, "{vendor}");
     }

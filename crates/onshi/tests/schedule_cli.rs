@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+use onshi_core::schedule::Phase;
+
 fn onshi(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args(args)
@@ -19,6 +21,11 @@ fn at(instant: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
+/// The `phase` of a status report.
+fn phase(v: &serde_json::Value) -> Phase {
+    serde_json::from_value(v["phase"].clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
 fn fails_with_2(args: &[&str], needle: &str) {
     let out = onshi(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -34,7 +41,7 @@ fn fails_with_2(args: &[&str], needle: &str) {
 fn early_on_the_25th_the_night_of_the_24th_is_still_distributing() {
     let v = at("2026-01-25T04:30:00+09:00");
     assert_eq!(v["distributing"], true);
-    assert_eq!(v["phase"], "night");
+    assert_eq!(phase(&v), Phase::Night);
     assert_eq!(v["night"], "2026-01-24");
     assert_eq!(v["opened_at"], "2026-01-24T20:00:00+09:00");
     assert_eq!(v["closes_at"], "2026-01-25T05:00:00+09:00");
@@ -45,7 +52,7 @@ fn early_on_the_25th_the_night_of_the_24th_is_still_distributing() {
 fn the_evening_of_the_25th_waits_for_the_26th() {
     let v = at("2026-01-25T21:00:00+09:00");
     assert_eq!(v["distributing"], false);
-    assert_eq!(v["phase"], "between");
+    assert_eq!(phase(&v), Phase::Between);
     assert_eq!(v["next_opening"], "2026-01-26T20:00:00+09:00");
     for key in ["night", "opened_at", "closes_at"] {
         assert_eq!(v[key], serde_json::Value::Null, "{key}");
@@ -56,7 +63,7 @@ fn the_evening_of_the_25th_waits_for_the_26th() {
 fn february_is_the_catch_up_phase() {
     let v = at("2026-02-10T13:00:00+09:00");
     assert_eq!(v["distributing"], true);
-    assert_eq!(v["phase"], "catch_up");
+    assert_eq!(phase(&v), Phase::CatchUp);
     assert_eq!(v["closes_at"], serde_json::Value::Null);
 }
 
@@ -64,7 +71,7 @@ fn february_is_the_catch_up_phase() {
 fn utc_instants_are_answered_in_the_campaign_offset() {
     let v = at("2026-01-19T11:00:00Z");
     assert_eq!(v["at"], "2026-01-19T20:00:00+09:00");
-    assert_eq!(v["phase"], "night");
+    assert_eq!(phase(&v), Phase::Night);
 }
 
 #[test]

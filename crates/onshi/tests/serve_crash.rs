@@ -8,20 +8,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
+use onshi_core::notice::NoticeKind;
+use onshi_core::offer::CampaignAction;
 use onshi_testkit::serve::Serve;
 use onshi_testkit::smtp::{self, Inbox};
-use onshi_testkit::{Api, TestSchema, terminal_campaign, test_database, wait_for, wait_until};
-use reqwest::Method;
-use serde_json::json;
+use onshi_testkit::{
+    Api, CAMPAIGN, TestSchema, terminal_campaign, test_database, wait_for, wait_until,
+};
 
 const SITES: usize = 40;
 /// Inside the first night's window.
 const NIGHT: &str = "2026-01-19T21:00:00+09:00";
-const EVENTS: [(&str, &str); 4] = [
-    ("download_started", "downloading"),
-    ("download_verified", "downloaded"),
-    ("install_started", "installing"),
-    ("install_completed", "installed"),
+const EVENTS: [(E, S); 4] = [
+    (E::DownloadStarted, S::Downloading),
+    (E::DownloadVerified, S::Downloaded),
+    (E::InstallStarted, S::Installing),
+    (E::InstallCompleted, S::Installed),
 ];
 
 /// The PostgreSQL schema `ONSHI_TEST_DATABASE` asks for, if any (else SQLite in DATA).
@@ -68,11 +71,8 @@ async fn rollout(api: &Api, sites: usize) -> Vec<String> {
     for i in 0..sites {
         tokens.push(api.enroll(&code(i), &format!("T{i}")).await);
     }
-    api.expect(
-        api.admin(Method::POST, "/api/v1/admin/campaigns/2026-01/activate"),
-        200,
-    )
-    .await;
+    api.expect(api.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     tokens
 }
 
@@ -95,7 +95,7 @@ async fn every_report_answered_2xx_survives_sigkill() {
         let (acked, answered) = (acked.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
             for (seq, (event, _)) in (1..).zip(EVENTS) {
-                let r = api.report(&token, seq, event, json!({})).send().await;
+                let r = api.report(&token, seq, &event).send().await;
                 match r {
                     Ok(r) if r.status().is_success() => {
                         acked[i].store(seq as usize, Ordering::SeqCst);
@@ -125,27 +125,17 @@ async fn every_report_answered_2xx_survives_sigkill() {
 
     let server = serve(data.path(), schema.as_ref(), NIGHT, None);
     let api = server.api();
-    let list = api
-        .expect(
-            api.admin(Method::GET, "/api/v1/admin/campaigns/2026-01/devices"),
-            200,
-        )
-        .await;
-    let order = |s: &str| {
-        [
-            "waiting",
-            "downloading",
-            "downloaded",
-            "installing",
-            "installed",
-        ]
-        .iter()
-        .position(|x| *x == s)
+    let list = api.listing().await;
+    // The number of steps a state stands for: waiting 0, then each of EVENTS.
+    let order = |s: S| {
+        std::iter::once(S::Waiting)
+            .chain(EVENTS.map(|(_, state)| state))
+            .position(|x| x == s)
     };
-    for row in list.as_array().expect("list") {
-        let serial = row["device"]["serial"].as_str().expect("serial");
+    for row in list {
+        let serial = &row.device.serial;
         let i: usize = serial[1..].parse().expect("index");
-        let stored = order(row["state"].as_str().expect("state")).expect("known state");
+        let stored = order(row.state).expect("a state of the burst");
         let last_ack = acked[i].load(Ordering::SeqCst);
         assert!(
             stored >= last_ack,
@@ -197,7 +187,7 @@ async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
     let (stalled, mut first) = serve_with_relay(&data, schema.as_ref(), "09:00", false).await;
     rollout(&first.api(), MAIL_SITES).await;
     wait_for("every announcement reached the stalled relay", || {
-        stalled.of_kind("announcement") == MAIL_SITES
+        stalled.of_kind(NoticeKind::Announcement) == MAIL_SITES
     })
     .await;
     first.kill();
@@ -207,14 +197,14 @@ async fn mails_claimed_by_a_killed_server_go_out_once_through_the_next_one() {
     let (inbox, next) = serve_with_relay(&data, schema.as_ref(), "09:11", true).await;
     let api = next.api();
     wait_for("every announcement was delivered", || {
-        inbox.of_kind("announcement") == MAIL_SITES
+        inbox.of_kind(NoticeKind::Announcement) == MAIL_SITES
     })
     .await;
     // Every mail is marked sent and none waits: the outbox has nothing a later round could
     // send again (the first server, which held the claims, is gone).
     wait_until("every mail marked sent, none pending", async || {
         let s = api.notices_summary().await;
-        s["sent"] == MAIL_SITES && s["pending"] == 0
+        s.sent == MAIL_SITES as u64 && s.pending == 0
     })
     .await;
     let delivered = inbox.mails();

@@ -1,8 +1,10 @@
 //! `onshi simulate` as a script sees it: the real binary with a small scenario file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use onshi_core::deployment::DeploymentState;
 use onshi_testkit::OPERATOR_TOKEN;
 use onshi_testkit::serve::Serve;
 
@@ -265,15 +267,18 @@ fn load_mode_drives_a_real_server_with_agents_and_reports_what_it_measured() {
     assert!(r["requests"].as_u64().expect("requests") >= devices, "{r}");
     assert_eq!(r["errors"], 0, "{r}");
     assert_eq!(r["agent_errors"], 0, "{r}");
-    let states = r["states"].as_object().expect("states");
-    let total: u64 = states.values().map(|v| v.as_u64().expect("count")).sum();
+    let states: BTreeMap<DeploymentState, u64> =
+        serde_json::from_value(r["states"].clone()).expect("a count per deployment state");
+    let total: u64 = states.values().sum();
     assert_eq!(total, devices, "{r}");
     // Inside the window with a throttle of 50: every terminal installed (restart required),
     // every reader applied, within seconds.
-    let done = states["installed"].as_u64().unwrap_or(0) + states["applied"].as_u64().unwrap_or(0);
+    let count = |state| states.get(&state).copied().unwrap_or(0);
+    let done = count(DeploymentState::Installed) + count(DeploymentState::Applied);
     assert_eq!(done, devices, "{r}");
     assert_eq!(
-        states["installed"], 12,
+        states.get(&DeploymentState::Installed),
+        Some(&12),
         "terminals wait for their restart: {r}"
     );
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use onshi_core::offer::CampaignAction;
 use onshi_testkit::agent::AgentBin;
 use onshi_testkit::{CAMPAIGN, TestApp, spawn_app};
 use reqwest::Method;
@@ -61,14 +62,8 @@ pub async fn start_server(start: &str, version: &str, terminal: &[u8], reader: &
         201,
     )
     .await;
-    app.expect(
-        app.admin(
-            Method::POST,
-            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/activate"),
-        ),
-        200,
-    )
-    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
     app
 }
 
