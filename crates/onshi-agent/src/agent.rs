@@ -477,7 +477,7 @@ impl Agent {
         }
         let progress = download::Progress::default();
         let bar = self.progress_bar(artifact.size, &progress);
-        // "download_started" is reported once the server has accepted the request (inside a
+        // The download start is reported once the server has accepted the request (inside a
         // window, with a slot), not when the agent decides to ask: on a slow link, or a fast
         // simulated clock, the window can close in between, and the server's record must not
         // show a download starting that the server in fact refused.

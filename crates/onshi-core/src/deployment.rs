@@ -202,15 +202,16 @@ impl fmt::Display for DeploymentState {
     }
 }
 
+/// In words, for logs and the audit trail (the wire names live in `onshi-api`).
 impl fmt::Display for DeploymentEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DownloadStarted => f.write_str("download_started"),
-            Self::DownloadPaused => f.write_str("download_paused"),
-            Self::DownloadVerified => f.write_str("download_verified"),
-            Self::InstallStarted => f.write_str("install_started"),
-            Self::InstallCompleted => f.write_str("install_completed"),
-            Self::ReaderActivated => f.write_str("reader_activated"),
+            Self::DownloadStarted => f.write_str("download started"),
+            Self::DownloadPaused => f.write_str("download paused"),
+            Self::DownloadVerified => f.write_str("download verified"),
+            Self::InstallStarted => f.write_str("install started"),
+            Self::InstallCompleted => f.write_str("install completed"),
+            Self::ReaderActivated => f.write_str("reader activated"),
             Self::Running(v) => write!(f, "running {v}"),
             Self::Failed => f.write_str("failed"),
             Self::Retry => f.write_str("retry"),
