@@ -20,5 +20,6 @@ pub mod reception;
 pub mod release;
 pub mod schedule;
 pub mod selector;
+pub mod silence;
 pub mod vendor;
 pub mod version;

@@ -27,23 +27,28 @@ pub enum NoticeKind {
     RestartRequired,
     /// The all-day catch-up phase started and the site is not done (once per campaign).
     CatchUp,
+    /// A terminal has stopped checking in: check its power, network and distribution
+    /// application (once a day while it stays silent; the rule is [`crate::silence`]).
+    Silent,
 }
 
 impl NoticeKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Announcement,
         Self::KeepPowerOn,
         Self::RestartRequired,
         Self::CatchUp,
+        Self::Silent,
     ];
 
-    /// `announcement`, `keep_power_on`, `restart_required`, `catch_up`.
+    /// `announcement`, `keep_power_on`, `restart_required`, `catch_up`, `silent`.
     pub fn slug(self) -> &'static str {
         match self {
             Self::Announcement => "announcement",
             Self::KeepPowerOn => "keep_power_on",
             Self::RestartRequired => "restart_required",
             Self::CatchUp => "catch_up",
+            Self::Silent => "silent",
         }
     }
 
@@ -342,6 +347,19 @@ fn compose_ja(
                     .map_or_else(String::new, jst::format_date_ja)
             ),
         ),
+        NoticeKind::Silent => (
+            "【オンライン資格確認】資格確認端末からの通信が途絶えています".to_owned(),
+            format!(
+                "貴施設の資格確認端末の配信アプリケーションから、{}時間以上サーバーへの通信がありません。このままでは更新アプリケーションが届きません。\n\n\
+                 ■ご確認いただきたいこと\n\
+                 1. 資格確認端末の電源が入っていること\n\
+                 2. 資格確認端末がネットワーク（インターネット回線・院内のLAN）に接続されていること\n\
+                 3. 配信アプリケーションが起動していること（資格確認端末を再起動すると起動します）\n\n\
+                 確認しても通信が戻らない場合は、オンライン資格確認等コールセンター（{}、通話無料）へご連絡ください。",
+                schedule.silent_after().as_hours(),
+                callcentre::PHONE,
+            ),
+        ),
     };
     let body = format!(
         "{} 御中（医療機関コード {}）\n\n{main}\n\n\
@@ -412,6 +430,20 @@ fn compose_en(
             "The update is not complete at your site. It is now distributed all day: keep the terminal and \
              card readers on, and restart the terminal after the install or when an error appears."
                 .to_owned(),
+        ),
+        NoticeKind::Silent => (
+            "[Online qualification] Your qualification terminal has stopped contacting the server"
+                .to_owned(),
+            format!(
+                "The distribution application on your qualification terminal has not contacted the server \
+                 for {} hours or more, so the update cannot reach it. Please check that:\n\
+                 1. the terminal is switched on;\n\
+                 2. it is connected to the network (the internet line and the clinic's LAN);\n\
+                 3. the distribution application is running (restarting the terminal starts it).\n\
+                 If it still does not reconnect, call the call centre at {} (free).",
+                schedule.silent_after().as_hours(),
+                callcentre::PHONE,
+            ),
         ),
     };
     let body = format!(

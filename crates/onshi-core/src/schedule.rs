@@ -77,7 +77,14 @@ pub enum ScheduleError {
     Empty,
     #[error("{0} cannot be placed on the time line of the campaign's time zone")]
     OutOfRange(String),
+    #[error(
+        "silent_after_hours = {0} must be a whole number of hours from 1 to {MAX_SILENT_AFTER_HOURS}"
+    )]
+    BadSilentAfter(i64),
 }
+
+/// The longest `silent_after_hours` a campaign file may set (30 days).
+pub const MAX_SILENT_AFTER_HOURS: i64 = 720;
 
 /// One night's distribution window, `[opens, closes)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +193,9 @@ pub struct Campaign {
     windows: Vec<Window>,
     catch_up_from: Option<Timestamp>,
     catch_up_date: Option<Date>,
+    /// How long without a check-in makes a terminal silent (`silent_after_hours`, see
+    /// [`crate::silence`]).
+    silent_after: jiff::SignedDuration,
     /// Continuous spells of distribution: windows merged where they touch, and the catch-up
     /// phase (open-ended) with every window it overlaps. Sorted and disjoint.
     runs: Vec<Run>,
@@ -228,6 +238,7 @@ struct RawCampaign {
     timezone: String,
     nights: Option<RawNights>,
     catch_up: Option<RawCatchUp>,
+    silent_after_hours: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +277,13 @@ impl Campaign {
         let tz = TimeZone::get(&raw.timezone)
             .map_err(|_| ScheduleError::UnknownTimeZone(raw.timezone.clone()))?;
 
+        let silent_after = match raw.silent_after_hours {
+            None => crate::silence::DEFAULT_AFTER,
+            Some(h) if (1..=MAX_SILENT_AFTER_HOURS).contains(&h) => {
+                jiff::SignedDuration::from_hours(h)
+            }
+            Some(h) => return Err(ScheduleError::BadSilentAfter(h)),
+        };
         let mut campaign = Campaign {
             id: raw.id,
             title: raw.title,
@@ -277,6 +295,7 @@ impl Campaign {
             windows: Vec::new(),
             catch_up_from: None,
             catch_up_date: None,
+            silent_after,
             runs: Vec::new(),
         };
         let mut first_night = None;
@@ -330,6 +349,12 @@ impl Campaign {
     /// A built-in campaign by name (`2026-01`).
     pub fn preset(name: &str) -> Result<Self, ScheduleError> {
         Self::parse(preset_text(name)?)
+    }
+
+    /// How long a terminal may go without checking in before it counts as silent
+    /// (`silent_after_hours`, by default [`crate::silence::DEFAULT_AFTER`]).
+    pub fn silent_after(&self) -> jiff::SignedDuration {
+        self.silent_after
     }
 
     /// The campaign id, e.g. `2026-01`.

@@ -1,4 +1,5 @@
 use super::*;
+use jiff::SignedDuration;
 use proptest::prelude::*;
 
 fn at(s: &str) -> Timestamp {
@@ -536,5 +537,21 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         let _ = Campaign::parse(&text);
+    }
+}
+
+#[test]
+fn silent_after_hours_defaults_to_three_days_and_is_checked() {
+    assert_eq!(preset().silent_after(), SignedDuration::from_hours(72));
+    let with = |line: &str| {
+        campaign(&format!(
+            "timezone = \"Asia/Tokyo\"\n{line}\n[catch_up]\nall_day_from = 2026-01-31\n"
+        ))
+    };
+    let c = with("silent_after_hours = 24").expect("24 hours");
+    assert_eq!(c.silent_after(), SignedDuration::from_hours(24));
+    for bad in ["silent_after_hours = 0", "silent_after_hours = 721"] {
+        let e = with(bad).expect_err(bad);
+        assert!(e.to_string().contains("silent_after_hours"), "{e}");
     }
 }
