@@ -342,6 +342,10 @@ pub struct Progress {
     pub by_vendor: BTreeMap<Vendor, Counts>,
     /// Download slots held now.
     pub live_downloads: u64,
+    /// Terminals whose distribution application has not checked in for the campaign's
+    /// `silent_after_hours` and that have not applied the update (0 unless the campaign is
+    /// active).
+    pub silent_terminals: u64,
 }
 
 /// The format of a listing.

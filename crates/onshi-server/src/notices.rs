@@ -6,7 +6,7 @@
 //!
 //! Times are the server clock's, so a simulated campaign sends its morning mails in its mornings.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -18,11 +18,13 @@ use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
 use onshi_core::notice::{self, Addressee, NoticeKind};
 use onshi_core::offer::CampaignStatus;
+use onshi_core::silence::{self, SilentTerminal};
 use onshi_store::{Mail, NewMail};
 
 use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
+use crate::services::silence::all_silent;
 use crate::state::AppState;
 
 /// How the outbox is delivered.
@@ -196,6 +198,43 @@ impl Worker {
                     let letter = notice::compose(d.kind, Lang::Ja, to, facts, &schedule, now);
                     new.push((k, site.email.clone(), letter));
                 }
+            }
+            // Terminals not heard from: their site is asked, once a day, to check them.
+            let silent = all_silent(&self.state, &c, now).await?;
+            let mut by_site: BTreeMap<InstitutionCode, Vec<SilentTerminal<'_>>> = BTreeMap::new();
+            for r in &silent {
+                if let Some(last_contact) = r.device.last_contact {
+                    by_site
+                        .entry(r.institution.code)
+                        .or_default()
+                        .push(SilentTerminal {
+                            serial: &r.device.serial,
+                            last_contact,
+                        });
+                }
+            }
+            for (site, facts) in &sites {
+                let Some(terminals) = by_site.get(&site.code) else {
+                    continue;
+                };
+                if site.email.trim().is_empty() {
+                    continue;
+                }
+                let Some(d) = silence::due(now, c.status, terminals.len()) else {
+                    continue;
+                };
+                let k = (c.id.clone(), site.code, d.kind, d.key);
+                if self.known.contains(&k) {
+                    continue;
+                }
+                let code = site.code.to_string();
+                let to = Addressee {
+                    code: &code,
+                    name: &site.name,
+                    auto_restart: site.auto_restart,
+                };
+                let letter = silence::letter(Lang::Ja, to, facts, &schedule, now, terminals);
+                new.push((k, site.email.clone(), letter));
             }
             if new.is_empty() {
                 continue;

@@ -1,10 +1,10 @@
-//! Notice mails through a real SMTP listener on loopback, the outbox's retry, and the billing
-//! screen's JSON.
+//! Notice mails through a real SMTP listener on loopback, the outbox's retry, the daily mail
+//! about a silent terminal, and the billing screen's JSON.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use onshi_api::admin::{Mail, MailSummary};
+use onshi_api::admin::{Mail, MailSummary, Progress};
 use onshi_api::institution::BillingNotices;
 use onshi_core::deployment::DeploymentEvent as E;
 use onshi_core::notice::NoticeKind;
@@ -309,4 +309,132 @@ async fn without_smtp_the_mails_are_written_to_the_outbox_directory() {
     );
     let text = std::fs::read_to_string(&file).expect("eml");
     assert!(text.contains("To: sapporo@example.invalid"), "{text}");
+}
+
+/// Two clinics: one whose terminal falls silent, one whose terminal keeps checking in.
+const OSAKA: &str = "2714206386";
+const TWO_SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
+0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
+2714206386,テスト診療所 大阪,clinic,大阪府,osaka@example.invalid,
+";
+
+/// The silent terminals the progress API counts.
+async fn silent_terminals(app: &TestApp) -> u64 {
+    let progress: Progress = app
+        .expect_as(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
+            ),
+            200,
+        )
+        .await;
+    progress.silent_terminals
+}
+
+/// The outbox's silent mails to `code`, oldest first.
+async fn silent_mails(app: &TestApp, code: &str) -> Vec<Mail> {
+    let listed: Vec<Mail> = app
+        .expect_as(
+            app.admin(
+                Method::GET,
+                &format!("/api/v1/admin/notices?institution={code}"),
+            ),
+            200,
+        )
+        .await;
+    let mut silent: Vec<Mail> = listed
+        .into_iter()
+        .filter(|m| m.kind == NoticeKind::Silent)
+        .collect();
+    silent.sort_by(|a, b| a.key.cmp(&b.key));
+    silent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_silent_for_three_days_is_counted_and_its_site_mailed_once_a_day_but_one_checking_in_is_not()
+ {
+    let spans = trace::spans();
+    let (inbox, smtp) = smtp_server().await;
+    let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", Some(smtp)).await;
+    terminal_campaign(&app, TWO_SITES_CSV.to_owned(), 1000, "r1", 10, 600).await;
+    let quiet = app.enroll(CODE, "T-1").await;
+    let busy = app.enroll(OSAKA, "T-2").await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+
+    // Both terminals check in on the first morning; the one in Sapporo never again.
+    app.set_clock("2026-01-19T10:05:00+09:00").await;
+    app.checkin(&quiet, "1.0.0", "1.0.0").await;
+    app.checkin(&busy, "1.0.0", "1.0.0").await;
+    wait_until("both announcements", async || {
+        inbox.of_kind(NoticeKind::Announcement) == 2
+    })
+    .await;
+
+    // Three days later, just before the default 72 hours have passed: nobody is silent.
+    app.set_clock("2026-01-22T09:00:00+09:00").await;
+    app.checkin(&busy, "1.0.0", "1.0.0").await;
+    planned_at(&app, &spans, "2026-01-22T10:04:00+09:00").await;
+    assert_eq!(silent_terminals(&app).await, 0);
+    assert!(silent_mails(&app, CODE).await.is_empty());
+
+    // 72 hours after its last contact, the Sapporo terminal is silent: counted, and mailed.
+    planned_at(&app, &spans, "2026-01-22T10:30:00+09:00").await;
+    assert_eq!(silent_terminals(&app).await, 1);
+    wait_until("the first silent mail", async || {
+        inbox.of_kind(NoticeKind::Silent) == 1
+    })
+    .await;
+    let first = silent_mails(&app, CODE).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].key, "2026-01-22");
+    assert_eq!(first[0].recipient, "sapporo@example.invalid");
+    let body = first[0].body.as_str();
+    for words in [
+        "72時間以上サーバーへの通信がありません",
+        "資格確認端末の電源が入っていること",
+        "ネットワーク",
+        "配信アプリケーションが起動していること",
+        "0800-080-4583",
+        "T-1（最終通信 2026年1月19日(月) 10:05）",
+    ] {
+        assert!(body.contains(words), "{words}: {body}");
+    }
+
+    // Later rounds the same day send nothing more.
+    planned_at(&app, &spans, "2026-01-22T15:00:00+09:00").await;
+    outbox_settled(&app, &spans).await;
+    assert_eq!(inbox.of_kind(NoticeKind::Silent), 1);
+
+    // The next day: nothing before ten, then one more mail, for that day.
+    app.set_clock("2026-01-23T09:00:00+09:00").await;
+    app.checkin(&busy, "1.0.0", "1.0.0").await;
+    planned_at(&app, &spans, "2026-01-23T09:30:00+09:00").await;
+    outbox_settled(&app, &spans).await;
+    assert_eq!(inbox.of_kind(NoticeKind::Silent), 1);
+    planned_at(&app, &spans, "2026-01-23T11:00:00+09:00").await;
+    wait_until("the second day's silent mail", async || {
+        inbox.of_kind(NoticeKind::Silent) == 2
+    })
+    .await;
+    planned_at(&app, &spans, "2026-01-23T18:00:00+09:00").await;
+    outbox_settled(&app, &spans).await;
+    assert_eq!(inbox.of_kind(NoticeKind::Silent), 2);
+    let keys: Vec<String> = silent_mails(&app, CODE)
+        .await
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(keys, ["2026-01-22", "2026-01-23"]);
+    let to_sapporo = inbox
+        .mails()
+        .iter()
+        .filter(|m| m.contains("-silent-") && m.contains("To: sapporo@example.invalid"))
+        .count();
+    assert_eq!(to_sapporo, 2);
+
+    // The terminal that kept checking in: never silent, never mailed.
+    assert!(silent_mails(&app, OSAKA).await.is_empty());
+    assert_eq!(silent_terminals(&app).await, 1);
 }

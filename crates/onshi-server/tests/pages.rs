@@ -23,8 +23,12 @@ const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
 ";
 
 /// Sapporo: installed, restart required. Osaka: waiting. Tokyo pharmacy: applied. Tokyo
-/// clinic: failed.
+/// clinic: failed. All but Osaka (never heard from) last checked in on the first night, so from
+/// [`SILENT_AT`] on Sapporo's and the Tokyo clinic's terminals are silent (the applied pharmacy's
+/// is done).
 const SAPPORO: &str = "0110113719";
+/// More than the default 72 hours after the first night's reports (19th 21:00).
+const SILENT_AT: &str = "2026-01-23T12:00:00+09:00";
 
 fn artifact(name: &str, png: &[u8]) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
@@ -256,6 +260,40 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         "Open (until 18:00 today)"
     );
     assert_eq!(browser.text("#lang-switch").await, "日本語");
+
+    // Three days on, two terminals have not been heard from: on the dashboard as in the API,
+    // and listed by prefecture.
+    app.set_clock(SILENT_AT).await;
+    let api = progress(&app).await;
+    assert_eq!(api.silent_terminals, 2, "{api:?}");
+    browser.resize(1280, 2600).await;
+    browser.goto(&app.url("/operator/campaigns/2026-01")).await;
+    assert_eq!(
+        browser.attr("#count-silent", "data-count").await,
+        api.silent_terminals.to_string()
+    );
+    assert!(browser.text("#silent-rule").await.contains("72時間以上"));
+    browser
+        .goto(&app.url("/operator/campaigns/2026-01/sites?need=silent&prefecture=1"))
+        .await;
+    assert_eq!(browser.attr("#total", "data-total").await, "1");
+    let listed = browser.text("#sites").await;
+    assert!(listed.contains(SAPPORO), "{listed}");
+    assert!(listed.contains("2026年1月19日(月) 21:00"), "{listed}");
+    assert!(!listed.contains("1311111114"), "{listed}");
+    browser.resize(1280, 1000).await;
+    artifact("sites-silent.png", &browser.screenshot().await);
+    browser
+        .goto(&app.url("/operator/campaigns/2026-01/sites?need=silent&lang=en"))
+        .await;
+    assert_eq!(browser.attr("#total", "data-total").await, "2");
+    assert!(
+        browser
+            .text("#need")
+            .await
+            .contains("not heard from (terminals)")
+    );
+    artifact("sites-silent-en.png", &browser.screenshot().await);
 }
 
 // ---------- plain HTTP ----------
@@ -558,6 +596,31 @@ async fn the_action_list_exports_csv() {
     )
     .await;
     assert!(html.contains("data-total=\"0\""));
+
+    // Terminals not heard from, in the CSV too: Sapporo's and the Tokyo clinic's, narrowed to
+    // Tokyo by the filter.
+    app.set_clock(SILENT_AT).await;
+    let csv = |query: &'static str| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let r = no_redirects()
+                .get(app.url(&format!("/operator/campaigns/2026-01/sites.csv?{query}")))
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .expect("csv");
+            assert_eq!(r.status(), 200);
+            r.text().await.expect("csv")
+        }
+    };
+    let body = csv("need=silent").await;
+    let lines: Vec<_> = body.lines().collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    assert!(lines[1].starts_with(SAPPORO), "{body}");
+    assert!(lines[2].starts_with("1311111114,"), "{body}");
+    let tokyo = csv("need=silent&prefecture=13").await;
+    assert_eq!(tokyo.lines().count(), 2, "{tokyo}");
+    assert!(tokyo.contains("1311111114,テスト医院 東京"), "{tokyo}");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Manifest, Sha256, SignedManifest};
 use onshi_core::selector::Selector;
+use onshi_core::silence::Silence;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use serde::Serialize;
@@ -217,6 +218,8 @@ pub struct DeploymentFilter {
     pub prefecture: Option<Prefecture>,
     pub kind: Option<InstitutionKind>,
     pub vendor: Option<Vendor>,
+    /// Only the devices silent by this rule (`onshi_core::silence`), computed by the caller.
+    pub silent: Option<Silence>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -229,6 +232,7 @@ impl Default for DeploymentFilter {
             prefecture: None,
             kind: None,
             vendor: None,
+            silent: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
         }

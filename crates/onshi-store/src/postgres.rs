@@ -991,6 +991,7 @@ impl Store for PostgresStore {
                      WHERE p.campaign_id = $1 AND ($2::text IS NULL OR p.state = $2)
                        AND ($3::text IS NULL OR d.kind = $3) AND ($4::bigint IS NULL OR i.prefecture = $4)
                        AND ($5::text IS NULL OR i.kind = $5) AND ($6::text IS NULL OR d.vendor = $6)
+                       AND ($9::text IS NULL OR (d.kind = $9 AND p.state <> $10 AND d.last_contact < $11))
                      ORDER BY i.code, d.id LIMIT $7 OFFSET $8"
                 ),
                 &[
@@ -1002,6 +1003,9 @@ impl Store for PostgresStore {
                     &f.vendor.map(Vendor::slug),
                     &i64::from(f.limit),
                     &i64::from(f.offset),
+                    &f.silent.map(|s| s.device.slug()),
+                    &f.silent.map(|s| s.done.slug()),
+                    &f.silent.map(|s| db_time(s.contact_before)),
                 ],
             )?
             .iter()

@@ -788,6 +788,7 @@ impl Store for SqliteStore {
              WHERE p.campaign_id = ?1 AND (?2 IS NULL OR p.state = ?2)
                AND (?3 IS NULL OR d.kind = ?3) AND (?4 IS NULL OR i.prefecture = ?4)
                AND (?5 IS NULL OR i.kind = ?5) AND (?6 IS NULL OR d.vendor = ?6)
+               AND (?9 IS NULL OR (d.kind = ?9 AND p.state <> ?10 AND d.last_contact < ?11))
              ORDER BY i.code, d.id LIMIT ?7 OFFSET ?8"
         ))?;
         let rows = stmt
@@ -800,7 +801,10 @@ impl Store for SqliteStore {
                     f.kind.map(InstitutionKind::slug),
                     f.vendor.map(Vendor::slug),
                     f.limit,
-                    f.offset
+                    f.offset,
+                    f.silent.map(|s| s.device.slug()),
+                    f.silent.map(|s| s.done.slug()),
+                    f.silent.map(|s| db_time(s.contact_before)),
                 ],
                 |r| {
                     Ok((

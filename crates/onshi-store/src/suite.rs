@@ -1218,6 +1218,56 @@ fn deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and
     assert_eq!(waiting_tokyo_terminals, [r.clinic_2]);
 }
 
+fn silent_terminals_are_those_not_applied_whose_buffered_or_stored_contact_is_too_old(b: &Backend) {
+    let fx = Fixture::new(b);
+    let r = fx.rollout();
+    for (device, minute) in [
+        (r.clinic_1, 0),
+        (r.clinic_1_reader, 0),
+        (r.clinic_2, 100),
+        (r.pharmacy, 0),
+    ] {
+        fx.store
+            .record_contact(device, None, None, at(minute))
+            .expect("buffered");
+    }
+    // clinic_2's older contact was written; its newer one is still in the buffer.
+    fx.store.flush().expect("flushed");
+    fx.store
+        .record_contact(r.clinic_2, None, None, at(200))
+        .expect("buffered");
+    fx.store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device: r.pharmacy,
+            seq: 1,
+            from: Waiting,
+            to: DeploymentState::Applied,
+            bytes: 0,
+            at: at(2),
+        })
+        .expect("applied");
+    let silent = |now: i64, prefecture: Option<u8>| {
+        let filter = DeploymentFilter {
+            silent: Some(onshi_core::silence::Silence::at(
+                at(now),
+                SignedDuration::from_mins(30),
+            )),
+            prefecture: prefecture.and_then(Prefecture::from_number),
+            ..DeploymentFilter::default()
+        };
+        ids(&fx.store.deployments(CAMPAIGN, &filter).expect("listed"))
+    };
+
+    // At minute 30 nothing is older than 30 minutes yet; at 31 the contacts of minute 0 are.
+    assert_eq!(silent(30, None), Vec::<i64>::new());
+    assert_eq!(silent(31, None), [r.clinic_1]);
+    // clinic_2's buffered contact (minute 200) counts, not the stored one (minute 100).
+    assert_eq!(silent(200, None), [r.clinic_1]);
+    assert_eq!(silent(231, None), [r.clinic_1, r.clinic_2]);
+    assert_eq!(silent(231, Some(27)), Vec::<i64>::new());
+}
+
 fn deployments_are_paged_in_institution_code_then_device_order(b: &Backend) {
     let fx = Fixture::new(b);
     let r = fx.rollout();
@@ -1714,6 +1764,7 @@ suite! {
     progress_of_an_unknown_campaign_is_empty,
     deployments_are_filtered_by_state_device_kind_prefecture_institution_kind_and_vendor,
     deployments_are_paged_in_institution_code_then_device_order,
+    silent_terminals_are_those_not_applied_whose_buffered_or_stored_contact_is_too_old,
     a_deployment_listing_carries_the_site_the_device_and_the_reported_progress,
     the_audit_log_lists_the_newest_entries_first_up_to_the_limit,
     an_applied_report_survives_reopening_the_database,

@@ -1,5 +1,6 @@
 //! `/operator/campaigns/{id}/sites`: the sites needing action — terminals that need a restart,
-//! devices that have not received the update yet, failures — filterable by prefecture,
+//! devices that have not received the update yet, failures, terminals not heard from
+//! (`services::silence`) — filterable by prefecture,
 //! institution kind, reader vendor and device, a page at a time, with a CSV export of the whole
 //! filtered list (`/sites.csv`, the API's CSV columns).
 
@@ -19,6 +20,7 @@ use super::{PageError, href, lang_of, layout, when};
 use crate::attachment;
 use crate::services::campaigns::load_campaign;
 use crate::services::devices::{campaign_device_rows, devices_csv};
+use crate::services::silence::silent_terminals;
 use crate::state::AppState;
 
 /// Rows per page.
@@ -33,16 +35,19 @@ enum Need {
     NotReceived,
     /// Download or installation failed.
     Failed,
+    /// A terminal that has stopped checking in (silent, `onshi_core::silence`).
+    Silent,
 }
 
 impl Need {
-    const ALL: [Need; 3] = [Need::Restart, Need::NotReceived, Need::Failed];
+    const ALL: [Need; 4] = [Need::Restart, Need::NotReceived, Need::Failed, Need::Silent];
 
     fn slug(self) -> &'static str {
         match self {
             Need::Restart => "restart",
             Need::NotReceived => "not_received",
             Need::Failed => "failed",
+            Need::Silent => "silent",
         }
     }
 
@@ -54,15 +59,26 @@ impl Need {
             ),
             Need::NotReceived => lang.pick("まだ届いていない（配信待ち）", "not yet received"),
             Need::Failed => lang.pick("失敗", "failed"),
+            Need::Silent => lang.pick(
+                "通信が途絶えている（資格確認端末）",
+                "not heard from (terminals)",
+            ),
         }
     }
 
-    fn state(self) -> DeploymentState {
+    /// The one state of this need; a silent terminal may be in any state but applied.
+    fn state(self) -> Option<DeploymentState> {
         match self {
-            Need::Restart => DeploymentState::Installed,
-            Need::NotReceived => DeploymentState::Waiting,
-            Need::Failed => DeploymentState::Failed,
+            Need::Restart => Some(DeploymentState::Installed),
+            Need::NotReceived => Some(DeploymentState::Waiting),
+            Need::Failed => Some(DeploymentState::Failed),
+            Need::Silent => None,
         }
+    }
+
+    /// Needs of terminals only.
+    fn terminals_only(self) -> bool {
+        matches!(self, Need::Restart | Need::Silent)
     }
 }
 
@@ -99,8 +115,8 @@ impl Filters {
             prefecture: some(&q.prefecture).and_then(|p| p.parse().ok()),
             kind: some(&q.kind).and_then(|k| k.parse().ok()),
             vendor: some(&q.vendor).and_then(|v| v.parse().ok()),
-            // A restart is a terminal's need only.
-            device: if need == Need::Restart {
+            // A restart and silence are a terminal's needs only.
+            device: if need.terminals_only() {
                 Some(DeviceKind::Terminal)
             } else {
                 some(&q.device).and_then(|d| d.parse().ok())
@@ -111,11 +127,12 @@ impl Filters {
 
     fn store_filter(&self, limit: u32, offset: u32) -> DeploymentFilter {
         DeploymentFilter {
-            state: Some(self.need.state()),
+            state: self.need.state(),
             device: self.device,
             prefecture: self.prefecture,
             kind: self.kind,
             vendor: self.vendor,
+            silent: None,
             limit,
             offset,
         }
@@ -133,7 +150,7 @@ impl Filters {
         if let Some(v) = self.vendor {
             q += &format!("&vendor={}", v.slug());
         }
-        if let (Some(d), false) = (self.device, self.need == Need::Restart) {
+        if let (Some(d), false) = (self.device, self.need.terminals_only()) {
             q += &format!("&device={}", d.slug());
         }
         q
@@ -155,24 +172,44 @@ pub async fn page(
     let record = load_campaign(&state, id)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let cid = record.id.clone();
-    let filter = f.store_filter(PAGE, f.page.saturating_mul(PAGE));
-    let (rows, counts) = state
-        .db(move |s| Ok((s.deployments(&cid, &filter)?, s.progress(&cid)?)))
-        .await
-        .map_err(|e| PageError::from_api(e, lang))?;
-    // The total from the progress counts, filtered the same way.
-    let total: u64 = counts
-        .iter()
-        .filter(|r| {
-            r.state == f.need.state()
-                && f.device.is_none_or(|d| d == r.device)
-                && f.prefecture.is_none_or(|p| p == r.prefecture)
-                && f.kind.is_none_or(|k| k == r.kind)
-                && f.vendor.is_none_or(|v| Some(v) == r.vendor)
-        })
-        .map(|r| r.count)
-        .sum();
+    let offset = f.page.saturating_mul(PAGE);
+    let (rows, total) = match f.need.state() {
+        Some(need) => {
+            let cid = record.id.clone();
+            let filter = f.store_filter(PAGE, offset);
+            let (rows, counts) = state
+                .db(move |s| Ok((s.deployments(&cid, &filter)?, s.progress(&cid)?)))
+                .await
+                .map_err(|e| PageError::from_api(e, lang))?;
+            // The total from the progress counts, filtered the same way.
+            let total: u64 = counts
+                .iter()
+                .filter(|r| {
+                    r.state == need
+                        && f.device.is_none_or(|d| d == r.device)
+                        && f.prefecture.is_none_or(|p| p == r.prefecture)
+                        && f.kind.is_none_or(|k| k == r.kind)
+                        && f.vendor.is_none_or(|v| Some(v) == r.vendor)
+                })
+                .map(|r| r.count)
+                .sum();
+            (rows, total)
+        }
+        // Silence depends on the clock, not on a stored count: the whole list, then the page.
+        None => {
+            let all = silent_terminals(&state, &record, f.store_filter(u32::MAX, 0))
+                .await
+                .map_err(|e| PageError::from_api(e, lang))?;
+            let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let rows = all
+                .into_iter()
+                .skip(start)
+                .take(usize::try_from(PAGE).unwrap_or(usize::MAX))
+                .collect();
+            (rows, total)
+        }
+    };
     let base = format!("/operator/campaigns/{}/sites", record.id);
     let query = f.query();
     let now = state.now();
@@ -287,9 +324,12 @@ pub async fn csv(
     let record = load_campaign(&state, id)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let rows = campaign_device_rows(&state, &record, f.store_filter(u32::MAX, 0))
-        .await
-        .map_err(|e| PageError::from_api(e, lang))?;
+    let filter = f.store_filter(u32::MAX, 0);
+    let rows = match f.need {
+        Need::Silent => silent_terminals(&state, &record, filter).await,
+        _ => campaign_device_rows(&state, &record, filter).await,
+    }
+    .map_err(|e| PageError::from_api(e, lang))?;
     let bytes = devices_csv(&rows).map_err(|e| PageError::from_api(e, lang))?;
     Ok(attachment::csv(
         &format!("{}-{}.csv", record.id, f.need.slug()),

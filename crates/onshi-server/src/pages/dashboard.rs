@@ -123,11 +123,13 @@ pub async fn page(
             }
             (card("restart_required", lang.pick("再起動が必要な資格確認端末", "terminals needing a restart"), all.restart_required, Some(sites("restart"))))
             (card("live_downloads", lang.pick("ダウンロード中の枠", "download slots in use"), progress.live_downloads, None))
+            (card("silent", lang.pick("通信が途絶えている資格確認端末", "terminals not heard from"), progress.silent_terminals, Some(sites("silent"))))
         }
         p class="muted" { (lang.pick(
             "「インストール完了」にはカードリーダーの適用待ちも含みます。再起動が必要なのは資格確認端末だけです。",
             "\"installed\" includes card readers being activated; only terminals need a restart."
         )) }
+        p class="muted" id="silent-rule" { (silent_rule(&schedule, lang)) }
         h2 { (lang.pick("推移", "Over time")) }
         (chart::render(&samples, &schedule, lang))
 
@@ -136,6 +138,7 @@ pub async fn page(
             li { a href=(sites("restart")) { (lang.pick("再起動が必要（資格確認端末）", "Restart required (terminals)")) } ": " strong { (all.restart_required) } }
             li { a href=(sites("not_received")) { (lang.pick("まだ届いていない（配信待ち）", "Not yet received (waiting)")) } ": " strong { (all.get(DeploymentState::Waiting)) } }
             li { a href=(sites("failed")) { (lang.pick("失敗", "Failed")) } ": " strong { (all.get(DeploymentState::Failed)) } }
+            li { a href=(sites("silent")) { (lang.pick("通信が途絶えている（資格確認端末）", "Not heard from (terminals)")) } ": " strong { (progress.silent_terminals) } }
         }
 
         h2 id="prefectures" { (lang.pick("都道府県別", "By prefecture")) }
@@ -159,6 +162,19 @@ pub async fn page(
         &path,
         body,
     ))
+}
+
+/// What "not heard from" means for this campaign.
+fn silent_rule(schedule: &onshi_core::schedule::Campaign, lang: Lang) -> String {
+    let hours = schedule.silent_after().as_hours();
+    match lang {
+        Lang::Ja => format!(
+            "「通信が途絶えている」: 配信アプリケーションから{hours}時間以上通信がなく、まだ適用していない資格確認端末です（キャンペーン実施中のみ）。施設には1日1回、確認のお願いをメールで送ります。"
+        ),
+        Lang::En => format!(
+            "\"Not heard from\": terminals whose distribution application has not checked in for {hours} hours or more and that have not applied the update (while the campaign is active). Their sites are mailed once a day to check."
+        ),
+    }
 }
 
 /// A state's name for counts that mix terminals and readers.

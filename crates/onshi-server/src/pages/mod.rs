@@ -163,7 +163,7 @@ nav a { text-decoration:none; }
 .card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:.6rem .8rem; }
 .card .n { font-size:1.6rem; font-weight:bold; }
 .card.s-installed { border-left:6px solid #d97706; } .card.s-applied { border-left:6px solid var(--ok); }
-.card.s-failed { border-left:6px solid var(--bad); } .card.s-waiting { border-left:6px solid #9aa5b1; }
+.card.s-failed, .card.s-silent { border-left:6px solid var(--bad); } .card.s-waiting { border-left:6px solid #9aa5b1; }
 .card.s-downloading, .card.s-downloaded, .card.s-installing { border-left:6px solid var(--accent); }
 .scroll { overflow-x:auto; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }

@@ -540,6 +540,7 @@ pub async fn campaign_devices(
         prefecture: parse_prefecture(q.prefecture.as_deref())?,
         kind: q.kind,
         vendor: q.vendor,
+        silent: None,
         limit: q.limit.unwrap_or(if csv_out {
             u32::MAX
         } else {

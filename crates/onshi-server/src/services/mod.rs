@@ -13,6 +13,7 @@ pub mod institutions;
 pub mod progress;
 pub mod qualification;
 pub mod releases;
+pub mod silence;
 
 /// The audit log's actor for everything the operator does (API or dashboard).
 pub const OPERATOR: &str = "operator";

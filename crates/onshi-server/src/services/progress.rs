@@ -76,6 +76,7 @@ pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult
         }
     }
     let schedule = state.schedule(record)?;
+    let silent = super::silence::all_silent(state, record, now).await?.len();
     Ok(Progress {
         campaign: record.id.clone(),
         at: schedule.rfc3339(now),
@@ -94,6 +95,7 @@ pub async fn progress_of(state: &AppState, record: &CampaignRecord) -> ApiResult
         by_kind,
         by_vendor,
         live_downloads: live,
+        silent_terminals: u64::try_from(silent).unwrap_or(u64::MAX),
     })
 }
 
