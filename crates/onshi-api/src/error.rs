@@ -173,3 +173,73 @@ mod tests {
         }
     }
 }
+
+/// The error answers an operation documents, once each: handlers list these in their
+/// `#[utoipa::path(responses(...))]` instead of repeating status and body.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::ErrorBody;
+
+    /// The errors of every operation with a JSON body.
+    #[derive(IntoResponses)]
+    pub enum JsonBody {
+        /// The body is not JSON, or a value fails validation (see `code`).
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// The body is over the limit (64 MiB).
+        #[response(status = 413)]
+        TooLarge(ErrorBody),
+        /// Not `Content-Type: application/json`.
+        #[response(status = 415)]
+        NotJson(ErrorBody),
+        /// JSON of the wrong shape: an unknown field, a wrong type, a bad value.
+        #[response(status = 422)]
+        WrongShape(ErrorBody),
+    }
+
+    /// A parameter or a value fails validation (see `code`).
+    #[derive(IntoResponses)]
+    #[response(status = 400)]
+    pub struct BadRequest(pub ErrorBody);
+
+    /// The credential is missing, malformed or wrong.
+    #[derive(IntoResponses)]
+    #[response(status = 401)]
+    pub struct Unauthorized(pub ErrorBody);
+
+    /// Refused: outside the distribution window, not a terminal, not a loopback client.
+    #[derive(IntoResponses)]
+    #[response(status = 403)]
+    pub struct Forbidden(pub ErrorBody);
+
+    /// No such resource, or nothing open for this device.
+    #[derive(IntoResponses)]
+    #[response(status = 404)]
+    pub struct NotFound(pub ErrorBody);
+
+    /// The request conflicts with the current state (see `code`).
+    #[derive(IntoResponses)]
+    #[response(status = 409)]
+    pub struct Conflict(pub ErrorBody);
+
+    /// The body is over the limit.
+    #[derive(IntoResponses)]
+    #[response(status = 413)]
+    pub struct TooLarge(pub ErrorBody);
+
+    /// The `Range` lies outside the artifact.
+    #[derive(IntoResponses)]
+    #[response(status = 416)]
+    pub struct RangeNotSatisfiable(pub ErrorBody);
+
+    /// No download slot is held; check in to get one.
+    #[derive(IntoResponses)]
+    #[response(status = 429)]
+    pub struct NoSlot(pub ErrorBody);
+
+    /// The database cannot be reached now; nothing was stored, retry.
+    #[derive(IntoResponses)]
+    #[response(status = 503)]
+    pub struct Unavailable(pub ErrorBody);
+}

@@ -8,6 +8,10 @@
 //! new component — submitting the consent and querying the qualification — fails. The terminal
 //! shows an error dialog (①); OK opens a second one; OK on that sends the reader to error 901
 //! (②). The qualification is not confirmed. After a restart the same patient succeeds.
+//!
+//! Every screen text carries its [`Source`]: quoted from the notice, or assumed (the notice shows
+//! the screen only as a picture, describes it in words, or not at all). Whatever shows a screen
+//! shows an assumed text with [`Source::MARK_JA`] beside it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,10 +22,12 @@ use crate::vendor::Vendor;
 use crate::version::Version;
 
 mod profiles;
+mod source;
 #[cfg(test)]
 mod tests;
 
-pub use profiles::{CONSENT_ITEMS, VendorProfile, profile};
+pub use profiles::{CONSENT_ITEMS, TERMINAL_DIALOG_SOURCE, TERMINAL_ERROR, VendorProfile, profile};
+pub use source::Source;
 
 /// The terminal application's state, as the notice distinguishes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -156,9 +162,12 @@ pub struct TerminalScreen {
     /// 1 for the dialog at consent completion, 2 for the one the first OK opens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u8>,
-    /// What the dialog or the screen says.
+    /// What the dialog says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<&'static str>,
+    /// Where the dialog's wording comes from (always assumed: the notice has pictures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 /// The card reader's screen.
@@ -171,8 +180,15 @@ pub struct ReaderScreen {
     pub stuck: bool,
     /// `"901"` on the 901 screen.
     pub code: Option<&'static str>,
-    /// The Japanese text shown.
+    /// The Japanese text shown, line by line (`\n`), exactly as the notice writes it when quoted.
+    /// A 901 screen's code is in this text; nothing shows it a second time.
     pub text: String,
+    /// Where the text's wording comes from.
+    pub source: Source,
+    /// At ①, the notice's own words for what this vendor's reader does (quoted behaviour, even
+    /// when the wording on the screen is assumed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<&'static str>,
 }
 
 /// The outcome of the central qualification query, as the mock service (or a real one) gives it.
@@ -350,18 +366,20 @@ impl Reception {
 
     /// What the terminal shows now.
     pub fn terminal_screen(&self) -> TerminalScreen {
-        let dialog = |count, text| TerminalScreen {
+        let dialog = |count| TerminalScreen {
             dialog: Some("error"),
             count: Some(count),
-            text: Some(text),
+            text: Some(TERMINAL_ERROR),
+            source: Some(TERMINAL_DIALOG_SOURCE),
         };
         match self.stage {
-            Stage::ErrorDialog1 => dialog(1, profiles::TERMINAL_ERROR_1),
-            Stage::ErrorDialog2 => dialog(2, profiles::TERMINAL_ERROR_2),
+            Stage::ErrorDialog1 => dialog(1),
+            Stage::ErrorDialog2 => dialog(2),
             _ => TerminalScreen {
                 dialog: None,
                 count: None,
                 text: None,
+                source: None,
             },
         }
     }

@@ -19,8 +19,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&BearerSchemes),
-    // The schemas only query and path parameters name (the operations register the others).
+    // The schemas only parameters and the shared error answers name (the operations register
+    // the others).
     components(schemas(
+        onshi_api::ErrorBody,
         onshi_api::ErrorCode,
         onshi_api::admin::Format,
         onshi_core::deployment::DeploymentState,

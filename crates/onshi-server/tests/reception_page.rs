@@ -1,6 +1,7 @@
 //! The reception emulator page in headless Chromium: a patient meets Atlus's 901 screen on a
 //! terminal that was not restarted; staff see what to do, restart, and the same patient
-//! succeeds. Screenshots are saved as test artifacts.
+//! succeeds; assumed screen texts carry their mark, quoted ones none. Screenshots are saved as
+//! test artifacts.
 
 use onshi_core::reception::ReceptionEvent as R;
 use onshi_testkit::browser::Browser;
@@ -47,6 +48,11 @@ async fn staff_see_901_then_restart_and_the_patient_succeeds() {
         reader.contains("マイナンバーカードを取り出し受付窓口までお越しください"),
         "{reader}"
     );
+    assert_eq!(
+        reader.matches("【901】").count(),
+        1,
+        "the code as Atlus shows it, no heading added: {reader}"
+    );
     let guide = browser.text("#guide").await;
     assert!(
         guide.contains("資格確認端末を再起動してください"),
@@ -80,4 +86,86 @@ async fn staff_see_901_then_restart_and_the_patient_succeeds() {
         "reception-atlus-after-restart.png",
         &browser.screenshot().await,
     );
+}
+
+const MARK_JA: &str = "※通知に文言の記載がないため想定表示です";
+const MARK_EN: &str = "not quoted in the notice: an assumed text";
+
+/// A patient on a terminal that was not restarted, up to ①: the first error dialog.
+async fn to_first_dialog(browser: &Browser) {
+    browser.click(&button(R::CardInserted)).await;
+    browser.click(&button(R::FaceVerified)).await;
+    browser.click(&button(R::ConsentCompleted)).await;
+    assert_eq!(browser.attr("#terminal-screen", "data-dialog").await, "1");
+}
+
+/// From ① to ②: two OKs, and the reader shows 901.
+async fn to_901(browser: &Browser) {
+    browser.click(&button(R::OkPressed)).await;
+    browser.click(&button(R::OkPressed)).await;
+    assert_eq!(browser.attr("#reader", "data-screen").await, "error_901");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assumed_screens_are_marked_and_a_quoted_901_shows_its_code_once() {
+    let app = spawn_app("2026-01-20T09:30:00+09:00").await;
+    let browser = Browser::start().await;
+
+    // Panasonic: the notice shows the terminal's dialogs and the 901 screen only as pictures.
+    browser
+        .goto(&app.url("/reception?vendor=panasonic&terminal=pending-restart"))
+        .await;
+    to_first_dialog(&browser).await;
+    let dialog = browser.text("#terminal-dialog").await;
+    assert!(dialog.contains(MARK_JA), "{dialog}");
+    assert!(
+        !dialog.contains("再起動"),
+        "no cause the notice does not give: {dialog}"
+    );
+    assert_eq!(
+        browser.attr("#terminal-screen", "data-source").await,
+        "assumed"
+    );
+    assert!(
+        browser
+            .text("#reader-behaviour")
+            .await
+            .contains("完了画面が表示されるが、カードを抜き取っても画面が切り替わらない"),
+        "the behaviour in the notice's words"
+    );
+    to_901(&browser).await;
+    let reader = browser.text("#reader").await;
+    assert!(reader.contains(MARK_JA), "{reader}");
+    assert_eq!(reader.matches("【901】").count(), 1, "{reader}");
+    assert_eq!(browser.attr("#reader", "data-source").await, "assumed");
+    artifact("reception-panasonic-901.png", &browser.screenshot().await);
+    // The same desk in English: the mark in English too.
+    let en = browser.url().await.replace("lang=ja", "lang=en");
+    browser.goto(&en).await;
+    let reader = browser.text("#reader").await;
+    assert!(reader.contains(MARK_EN), "{reader}");
+    assert!(!reader.contains(MARK_JA), "{reader}");
+
+    // USEN-ALMEX: its 901 text is quoted in the notice, code and all.
+    browser
+        .goto(&app.url("/reception?vendor=usen-almex&terminal=pending-restart"))
+        .await;
+    to_first_dialog(&browser).await;
+    assert!(browser.text("#terminal-dialog").await.contains(MARK_JA));
+    to_901(&browser).await;
+    let reader = browser.text("#reader").await;
+    assert!(
+        reader.contains(
+            "職員はオンライン資格確認等システムの障害発生状況を確認してください。【901：オンライン資格確認等システムの障害発生】"
+        ),
+        "{reader}"
+    );
+    assert!(!reader.contains(MARK_JA), "quoted, not assumed: {reader}");
+    assert_eq!(
+        reader.matches("901").count(),
+        1,
+        "no second 【901】: {reader}"
+    );
+    assert_eq!(browser.attr("#reader", "data-source").await, "quoted");
+    artifact("reception-usen-almex-901.png", &browser.screenshot().await);
 }

@@ -33,6 +33,7 @@ fn canon_reader_stays_on_please_wait_when_restart_pending() {
     let s = at_consent_error(Vendor::Canon);
     assert_eq!(s.screen, "please_wait");
     assert_eq!(s.text, "しばらくお待ちください");
+    assert_eq!(s.source, Source::Quoted);
     assert!(s.stuck);
 }
 
@@ -42,7 +43,8 @@ fn usen_almex_and_fujitsu_spin_over_the_last_consent_screen() {
         let s = at_consent_error(v);
         assert_eq!(s.screen, "consent_loading", "{v}");
         assert!(s.stuck);
-        assert!(s.text.starts_with(CONSENT_ITEMS[2]), "{}", s.text);
+        assert_eq!(s.text, CONSENT_ITEMS[2]);
+        assert_eq!(s.source, Source::Assumed);
     }
 }
 
@@ -94,7 +96,8 @@ fn every_vendor_ends_on_901_with_its_text_after_the_second_ok() {
             &[
                 "エラーコード表示",
                 "▲ご確認ください▲",
-                "職員はオンライン資格確認等システムの障害発生状況を確認してください【901】",
+                "職員はオンライン資格確認等システムの障害発生状況を確認してください",
+                "【901】",
                 "マイナンバーカードを取り出し受付窓口までお越しください",
             ],
         ),
@@ -106,16 +109,91 @@ fn every_vendor_ends_on_901_with_its_text_after_the_second_ok() {
         assert_eq!(last.event, E::CardRemoved);
         let s = &last.reader;
         assert_eq!((s.screen, s.code), ("error_901", Some("901")), "{v}");
-        assert!(s.text.contains("901"), "{v}: {}", s.text);
+        assert_eq!(
+            s.text.matches("901").count(),
+            1,
+            "{v}: the code once, as the screen shows it: {}",
+            s.text
+        );
         if let Some((_, lines)) = quoted.iter().find(|(q, _)| *q == v) {
             assert_eq!(s.text, lines.join("\n"), "{v} must quote the notice");
-            assert!(profile(v).error_901_quoted);
+            assert_eq!(s.source, Source::Quoted, "{v}");
         } else {
-            assert!(
-                !profile(v).error_901_quoted,
+            assert_eq!(
+                s.source,
+                Source::Assumed,
                 "{v} is only a picture in the notice"
             );
         }
+        assert_eq!(profile(v).error_901_source(), s.source, "{v}");
+    }
+}
+
+#[test]
+fn only_the_texts_the_notice_quotes_are_quoted_at_every_step() {
+    for v in Vendor::ALL {
+        for terminal in [TerminalState::PendingRestart, TerminalState::UpToDate] {
+            for step in run_patient(v, terminal).steps {
+                let r = &step.reader;
+                let quoted = (v == Vendor::Canon && r.screen == "please_wait")
+                    || (r.screen == "error_901"
+                        && matches!(v, Vendor::UsenAlmex | Vendor::FujitsuJapan | Vendor::Atlus));
+                let expected = if quoted {
+                    Source::Quoted
+                } else {
+                    Source::Assumed
+                };
+                assert_eq!(
+                    r.source, expected,
+                    "{v} {terminal} {:?} {}",
+                    step.event, r.screen
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_terminal_dialogs_are_assumed_and_name_no_cause() {
+    let mut desk = desk_at_consent_end(Vendor::UsenAlmex);
+    for count in [1, 2] {
+        let t = desk.terminal_screen();
+        assert_eq!(t.count, Some(count));
+        assert_eq!(t.source, Some(Source::Assumed), "a picture in the notice");
+        let text = t.text.expect("a dialog has a text");
+        assert!(
+            !text.contains("再起動"),
+            "the notice gives no cause: {text}"
+        );
+        desk.apply(E::OkPressed, || QueryOutcome::Confirmed)
+            .expect("OK");
+    }
+    assert_eq!(desk.terminal_screen().source, None, "no dialog, no text");
+}
+
+#[test]
+fn the_behaviour_at_consent_is_in_the_notices_words() {
+    for (v, words) in [
+        (
+            Vendor::Panasonic,
+            "完了画面が表示されるが、カードを抜き取っても画面が切り替わらない",
+        ),
+        (
+            Vendor::Canon,
+            "「しばらくお待ちください」と表示され、画面が切り替わらない",
+        ),
+        (
+            Vendor::UsenAlmex,
+            "最後に表示された同意画面上に、読み込み中の円が表示され、画面が切り替わらない",
+        ),
+        (Vendor::Atlus, "最初の画面に戻る"),
+    ] {
+        let s = at_consent_error(v);
+        assert_eq!(s.behaviour, Some(words), "{v}");
+        assert!(
+            !s.text.contains(words),
+            "the wording is not the description: {v}"
+        );
     }
 }
 

@@ -138,6 +138,8 @@ h2 { font-size:1.1rem; margin:1.2rem 0 .4rem; }
 .terminal { border:6px solid #555; background:#eef1f4; }
 .dialog { background:#fff; border:2px solid var(--bad); border-radius:6px; padding:.8rem; margin-top:.5rem; }
 .stuck { color:var(--muted); font-size:.85rem; }
+.assumed { display:block; margin-top:.6rem; color:var(--muted); font-size:.8rem; font-weight:normal; white-space:normal; }
+.behaviour { color:var(--muted); font-size:.85rem; }
 .buttons { display:flex; flex-wrap:wrap; gap:.5rem; margin:.6rem 0; }
 button { font-size:1rem; padding:.5rem .9rem; border-radius:6px; border:1px solid var(--accent); background:#fff; color:var(--accent); cursor:pointer; }
 button.primary { background:var(--accent); color:#fff; }

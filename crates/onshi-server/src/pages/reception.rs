@@ -1,7 +1,8 @@
 //! `/reception`: the reception desk emulator page. The card reader (styled per vendor) and the
 //! terminal side by side, buttons for the patient and for staff, and — when the 901 screen
 //! shows — what staff do next: restart, retry, the call centre (open now?) and the fallback
-//! procedure (KB0011769).
+//! procedure (KB0011769). Each screen shows its text as the model gives it, an assumed one
+//! marked as such on the screen.
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -11,7 +12,7 @@ use onshi_api::ErrorCode;
 use onshi_core::callcentre;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
-use onshi_core::reception::{Reception, ReceptionEvent, TerminalState};
+use onshi_core::reception::{Reception, ReceptionEvent, Source, TerminalState};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use serde::Deserialize;
 
@@ -269,20 +270,25 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
         div class="panels" {
             section class="panel" {
                 h2 { (lang.pick("顔認証付きカードリーダー", "Face-authentication card reader")) " — " (vendor_name) }
-                div class={ "screen reader " (vendor.slug()) " " (reader.screen) } id="reader" data-screen=(reader.screen) {
-                    @if let Some(code) = reader.code { div { "【" (code) "】" } }
+                // The text as the reader shows it: a 901 screen's code is in it, never added here.
+                div class={ "screen reader " (vendor.slug()) " " (reader.screen) } id="reader" data-screen=(reader.screen) data-source=(reader.source.slug()) {
                     (reader.text)
                     @if reader.screen == "consent_loading" || reader.screen == "please_wait" { span class="spinner" aria-label="loading" {} }
+                    (mark(reader.source, lang))
                 }
                 @if reader.stuck { p class="stuck" { (lang.pick("※ 画面が切り替わりません", "The screen does not change")) } }
+                @if let Some(words) = reader.behaviour {
+                    p class="behaviour" id="reader-behaviour" { (lang.pick("通知の記載: ", "The notice says: ")) "「" (words) "」" }
+                }
             }
             section class="panel" {
                 h2 { (lang.pick("資格確認端末", "Qualification confirmation terminal")) " — " (terminal_label(desk.terminal_state(), lang)) }
-                div class="screen terminal" id="terminal-screen" data-dialog=(terminal.count.map(|c| c.to_string()).unwrap_or_default()) {
+                div class="screen terminal" id="terminal-screen" data-dialog=(terminal.count.map(|c| c.to_string()).unwrap_or_default()) data-source=(terminal.source.map(Source::slug).unwrap_or_default()) {
                     @if let (Some(count), Some(text)) = (terminal.count, terminal.text) {
-                        div class="dialog" {
+                        div class="dialog" id="terminal-dialog" {
                             strong { (lang.pick("エラー", "Error")) " (" (count) ")" }
                             p { (text) }
+                            @if let Some(source) = terminal.source { (mark(source, lang)) }
                         }
                     } @else if desk.confirmed() {
                         p class="ok" { (lang.pick("資格確認が完了しました。", "Qualification confirmed.")) }
@@ -330,6 +336,15 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The mark beside an assumed screen text, on the screen itself; nothing beside a quoted one.
+fn mark(source: Source, lang: Lang) -> Markup {
+    html! {
+        @if let Some(mark) = source.mark(lang) {
+            span class="assumed" { (mark) }
         }
     }
 }

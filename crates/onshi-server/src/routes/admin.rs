@@ -106,12 +106,9 @@ fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institu
     request_body = onshi_api::admin::InstitutionBatch,
     responses(
         (status = 201, description = "created or updated", body = onshi_api::admin::Imported),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn create_institutions(
@@ -143,10 +140,10 @@ pub async fn create_institutions(
     request_body(content = String, content_type = "text/csv", description = "code,name,kind,prefecture,email,auto_restart with a header line"),
     responses(
         (status = 201, description = "created or updated", body = onshi_api::admin::Imported),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::TooLarge,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn import_institutions(
@@ -194,9 +191,9 @@ async fn save_institutions(
     params(onshi_api::admin::ListQuery),
     responses(
         (status = 200, description = "a page of institutions", body = onshi_api::admin::InstitutionList),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn list_institutions(
@@ -242,10 +239,10 @@ fn parse_code(code: &str) -> ApiResult<InstitutionCode> {
     params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
     responses(
         (status = 200, description = "a new key; the old one stops working", body = onshi_api::admin::EnrollmentKey),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn enrollment_key(
@@ -267,10 +264,10 @@ pub async fn enrollment_key(
     params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
     responses(
         (status = 200, description = "a new key; the old one stops working", body = onshi_api::admin::AccessKey),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn access_key(
@@ -297,10 +294,10 @@ async fn issue_key(state: &AppState, code: &str, which: InstitutionKey) -> ApiRe
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the package bytes (at most 8 GiB)"),
     responses(
         (status = 201, description = "stored under its SHA-256", body = onshi_api::admin::Uploaded),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::TooLarge,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn upload_artifact(
@@ -321,13 +318,10 @@ pub async fn upload_artifact(
     request_body = onshi_api::admin::ReleaseInput,
     responses(
         (status = 201, description = "signed", body = onshi_core::release::SignedManifest),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn create_release(
@@ -348,9 +342,9 @@ pub async fn create_release(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn get_release(
@@ -392,13 +386,10 @@ fn view(record: &CampaignRecord, schedule: &Campaign, now: jiff::Timestamp) -> C
     request_body = onshi_api::admin::CampaignInput,
     responses(
         (status = 201, description = "a draft campaign", body = onshi_api::admin::CampaignView),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn create_campaign(
@@ -421,8 +412,8 @@ pub async fn create_campaign(
     security(("operator_token" = [])),
     responses(
         (status = 200, description = "every campaign", body = Vec<onshi_api::admin::CampaignView>),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn list_campaigns(
@@ -447,9 +438,9 @@ pub async fn list_campaigns(
     params(("id" = String, Path, description = "the campaign id")),
     responses(
         (status = 200, description = "the campaign", body = onshi_api::admin::CampaignView),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn get_campaign(
@@ -470,10 +461,10 @@ pub async fn get_campaign(
     params(("id" = String, Path, description = "the campaign id"), ("action" = onshi_core::offer::CampaignAction, Path)),
     responses(
         (status = 200, description = "the campaign after the change", body = onshi_api::admin::CampaignView),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn control_campaign(
@@ -497,9 +488,9 @@ pub async fn control_campaign(
     params(("id" = String, Path, description = "the campaign id")),
     responses(
         (status = 200, description = "counts by state, device, prefecture, kind and vendor", body = onshi_api::admin::Progress),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn progress(
@@ -521,10 +512,10 @@ pub async fn progress(
     params(("id" = String, Path, description = "the campaign id"), onshi_api::admin::DevicesQuery),
     responses(
         (status = 200, description = "the devices (JSON, or CSV with `format=csv`)", body = Vec<onshi_api::admin::DeploymentListing>),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn campaign_devices(
@@ -569,9 +560,9 @@ pub async fn campaign_devices(
     params(onshi_api::admin::AuditQuery),
     responses(
         (status = 200, description = "newest first", body = Vec<onshi_api::admin::AuditEntry>),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn audit(
@@ -593,13 +584,10 @@ pub async fn audit(
     request_body = onshi_api::admin::ClockInput,
     responses(
         (status = 200, description = "the clock now", body = onshi_api::admin::ClockNow),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn set_clock(
@@ -637,9 +625,9 @@ pub async fn set_clock(
     params(onshi_api::admin::NoticesQuery),
     responses(
         (status = 200, description = "the outbox, newest first", body = Vec<onshi_api::admin::Mail>),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn notices(
@@ -666,8 +654,8 @@ pub async fn notices(
     security(("operator_token" = [])),
     responses(
         (status = 200, description = "sent and pending mails per kind", body = onshi_api::admin::MailSummary),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn notices_summary(

@@ -50,12 +50,9 @@ fn valid_serial(serial: &str) -> ApiResult<String> {
     request_body = onshi_api::device::EnrollRequest,
     responses(
         (status = 201, description = "enrolled", body = onshi_api::device::Enrolled),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn enroll(
@@ -94,13 +91,10 @@ pub async fn enroll(
     request_body = onshi_api::device::ReaderRequest,
     responses(
         (status = 201, description = "the reader is enrolled as the terminal's child", body = onshi_api::device::Enrolled),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 403, description = "refused", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Forbidden,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn enroll_reader(
@@ -201,12 +195,9 @@ async fn current(
     request_body = onshi_api::device::CheckinRequest,
     responses(
         (status = 200, description = "what to do now", body = onshi_api::device::CheckinResponse),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn checkin(
@@ -301,14 +292,11 @@ fn lease_ttl(speed: f64) -> Duration {
     request_body = onshi_api::device::ReportRequest,
     responses(
         (status = 200, description = "committed (or a repeat that changed nothing)", body = onshi_api::device::ReportResponse),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 409, description = "conflict with the current state", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn report(
@@ -461,9 +449,9 @@ pub async fn report(
     params(("id" = String, Path, description = "the release id")),
     responses(
         (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn manifest(
@@ -491,13 +479,13 @@ pub async fn manifest(
     responses(
         (status = 200, description = "the package (`Range` resumes: 206)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "the rest of the package from the range", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 403, description = "refused", body = onshi_api::ErrorBody),
-        (status = 404, description = "not found", body = onshi_api::ErrorBody),
-        (status = 416, description = "range outside the artifact", body = onshi_api::ErrorBody),
-        (status = 429, description = "no download slot", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Forbidden,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::RangeNotSatisfiable,
+        onshi_api::error::responses::NoSlot,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn artifact(

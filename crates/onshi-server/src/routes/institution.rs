@@ -34,9 +34,9 @@ async fn authorise(state: &AppState, headers: &HeaderMap, code: InstitutionCode)
     params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
     responses(
         (status = 200, description = "the site's devices", body = onshi_api::institution::SiteStatus),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn devices(
@@ -60,9 +60,9 @@ pub async fn devices(
     params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード"), onshi_api::institution::NoticesQuery),
     responses(
         (status = 200, description = "the notices in force", body = onshi_api::institution::BillingNotices),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 401, description = "missing or wrong credential", body = onshi_api::ErrorBody),
-        (status = 503, description = "database unreachable; nothing stored, retry", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
     ),
 )]
 pub async fn notices(

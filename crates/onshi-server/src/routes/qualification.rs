@@ -88,11 +88,8 @@ pub fn insurer_check_digit(first7: &str) -> u32 {
     request_body = onshi_api::qualification::QueryRequest,
     responses(
         (status = 200, description = "the mock answer", body = onshi_api::qualification::QueryResponse),
-        (status = 400, description = "bad input (see `code`)", body = onshi_api::ErrorBody),
-        (status = 413, description = "body too large", body = onshi_api::ErrorBody),
-        (status = 415, description = "not JSON", body = onshi_api::ErrorBody),
-        (status = 422, description = "JSON of the wrong shape", body = onshi_api::ErrorBody),
-        (status = 403, description = "refused", body = onshi_api::ErrorBody),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Forbidden,
     ),
 )]
 pub async fn query(

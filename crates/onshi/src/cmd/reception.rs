@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use onshi_core::reception::{TerminalState, Trace, run_patient};
+use onshi_core::lang::Lang;
+use onshi_core::reception::{Source, TerminalState, Trace, run_patient};
 use onshi_core::vendor::Vendor;
 
 use crate::exit::bad_input;
@@ -47,19 +48,25 @@ fn human(trace: &Trace) -> String {
     for (i, step) in trace.steps.iter().enumerate() {
         let _ = writeln!(out, "\n{}. {}", i + 1, step.event.label_ja());
         let terminal = match (step.terminal.count, step.terminal.text) {
-            (Some(n), Some(text)) => format!("エラーダイアログ（{n}回目）: {text}"),
+            (Some(n), Some(text)) => {
+                let mut t = format!("エラーダイアログ（{n}回目）: {text}");
+                push_mark(&mut t, step.terminal.source);
+                t
+            }
             _ => "通常画面".to_owned(),
         };
         let _ = writeln!(out, "   資格確認端末: {terminal}");
+        // The code of a 901 screen is in its text, as the reader shows it.
         let mut reader = format!("[{}] ", step.reader.screen);
-        if let Some(code) = step.reader.code {
-            let _ = write!(reader, "エラー{code} ");
-        }
         reader.push_str(&step.reader.text.replace('\n', " / "));
         if step.reader.stuck {
             reader.push_str("（画面が切り替わらない）");
         }
+        push_mark(&mut reader, Some(step.reader.source));
         let _ = writeln!(out, "   カードリーダー: {reader}");
+        if let Some(words) = step.reader.behaviour {
+            let _ = writeln!(out, "   （通知の記載: {words}）");
+        }
     }
     let _ = writeln!(
         out,
@@ -71,4 +78,12 @@ fn human(trace: &Trace) -> String {
         }
     );
     out
+}
+
+/// Marks an assumed text where it is shown (「※通知に文言の記載がないため想定表示です」).
+fn push_mark(line: &mut String, source: Option<Source>) {
+    if let Some(mark) = source.and_then(|s| s.mark(Lang::Ja)) {
+        line.push('　');
+        line.push_str(mark);
+    }
 }
