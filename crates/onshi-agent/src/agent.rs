@@ -728,11 +728,13 @@ impl Agent {
                 d.campaign = Some(offer.id.clone());
                 d.server_state = Some(offer.state);
                 d.target = Some(offer.version.clone());
+                d.phase = Some(offer.phase);
             }
             None => {
                 d.campaign = None;
                 d.server_state = None;
                 d.target = None;
+                d.phase = None;
             }
         }
         self.dir.save_progress(&progress)?;

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use onshi_core::guidance::{self, Advice, Site};
+use onshi_core::guidance::Advice;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
 use onshi_core::vendor::DeviceKind;
@@ -151,36 +151,8 @@ async fn render(
     lang: Lang,
 ) -> Result<Markup, PageError> {
     let now = state.now();
-    let campaign_id = status.devices.iter().find_map(|d| d.campaign.clone());
-    let campaign = match campaign_id {
-        Some(id) => state
-            .campaign(&id)
-            .await
-            .map_err(|e| PageError::from_api(e, lang))?,
-        None => None,
-    };
-    let schedule = match &campaign {
-        Some(c) => Some(
-            state
-                .schedule(c)
-                .map_err(|e| PageError::from_api(e, lang))?,
-        ),
-        None => None,
-    };
-    let states: Vec<_> = status
-        .devices
-        .iter()
-        .filter(|d| d.campaign.is_some() && d.campaign == campaign.as_ref().map(|c| c.id.clone()))
-        .filter_map(|d| d.state.map(|s| (d.device.kind, s)))
-        .collect();
-    let advice = guidance::site_advice(
-        &Site {
-            devices: &states,
-            campaign: schedule.as_deref().zip(campaign.as_ref().map(|c| c.status)),
-            auto_restart: status.institution.auto_restart,
-        },
-        now,
-    );
+    let advice = status.advice;
+    let schedule = status.campaign.as_ref().map(|(_, c)| c.clone());
     Ok(html! {
         h1 { (status.name) }
         p class="muted" { (lang.pick("医療機関コード: ", "Institution code: ")) (status.code) " ・ " (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
@@ -212,7 +184,10 @@ async fn render(
                                     strong { (lang.pick(s.label_ja(d.device.kind), s.label_en(d.device.kind))) }
                                     br;
                                 }
-                                (guidance::device_text(d.device.kind, d.state, lang))
+                                @match d.advice {
+                                    Some(a) => { span class="device-advice" { (a.text(lang)) } }
+                                    None => { (lang.pick("予定されている更新はありません。", "No update is scheduled.")) }
+                                }
                             }
                             td data-label=(lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) {
                                 (d.device.running.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
