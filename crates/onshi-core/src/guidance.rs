@@ -14,7 +14,7 @@ use crate::deployment::DeploymentState;
 use crate::jst;
 use crate::lang::Lang;
 use crate::offer::CampaignStatus;
-use crate::schedule::{Campaign, Phase};
+use crate::schedule::{Campaign, CompletionCheck, Phase};
 use crate::vendor::DeviceKind;
 use crate::{auto_restart, callcentre};
 
@@ -527,5 +527,29 @@ impl Advice {
                 )
             }
         }
+    }
+}
+
+/// How staff check that the update installed (the notice: 更新アプリケーションのインストールが
+/// 完了したかどうかは、下記サイトの手順をご参照ください): the official site once the campaign
+/// names it, else that its procedure will be announced; onshi's own check beside it either way.
+pub fn completion_check_text(check: Option<&CompletionCheck>, lang: Lang) -> String {
+    const OWN_JA: &str = "この医療機関・薬局のページ（/site）の機器ごとの状況、または資格確認端末で「onshi-agent status」を実行しても確認できます。";
+    const OWN_EN: &str = "You can also check each device on your site page (/site), or run \"onshi-agent status\" on the terminal.";
+    match (check, lang) {
+        (Some(c), Lang::Ja) => format!(
+            "インストール完了の確認手順: {}（{}）。{OWN_JA}",
+            c.procedure, c.url
+        ),
+        (Some(c), Lang::En) => format!(
+            "To check that the update installed: {} ({}). {OWN_EN}",
+            c.procedure, c.url
+        ),
+        (None, Lang::Ja) => {
+            format!("インストール完了の確認手順は、公式サイトで別途案内されます。{OWN_JA}")
+        }
+        (None, Lang::En) => format!(
+            "The official procedure to check that the update installed will be announced separately. {OWN_EN}"
+        ),
     }
 }

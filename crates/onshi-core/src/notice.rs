@@ -160,7 +160,11 @@ pub fn in_force(
     campaign: CampaignStatus,
     facts: &SiteFacts,
 ) -> Vec<NoticeKind> {
-    if campaign != CampaignStatus::Active || facts.devices() == 0 || facts.done() {
+    if campaign != CampaignStatus::Active
+        || facts.devices() == 0
+        || facts.done()
+        || !schedule.billing_open(now)
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -280,6 +284,45 @@ fn hm_short(t: Time) -> String {
     format!("{}:{:02}", t.hour(), t.minute())
 }
 
+/// How sites are told (the notice: 医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求
+/// 時の画面で通知), with the campaign's billing period.
+pub fn channels_line(schedule: &Campaign, lang: Lang) -> String {
+    let period = schedule.billing_period().map(|(from, until)| {
+        let same_month = from.year() == until.year()
+            && from.month() == until.month()
+            && from.day() == 1
+            && until.tomorrow().is_ok_and(|d| d.day() == 1);
+        match (lang, same_month) {
+            (Lang::Ja, true) => format!("{}月", from.month()),
+            (Lang::Ja, false) => format!(
+                "{}～{}",
+                jst::format_date_ja(from),
+                jst::format_date_ja(until)
+            ),
+            (Lang::En, true) => from.strftime("%B %Y").to_string(),
+            (Lang::En, false) => format!(
+                "{} to {}",
+                jst::format_date_en(from),
+                jst::format_date_en(until)
+            ),
+        }
+    });
+    match (lang, period) {
+        (Lang::Ja, Some(p)) => format!(
+            "医療機関等向けポータルサイトからのメールで通知、{p}にオンライン請求時の画面で通知"
+        ),
+        (Lang::Ja, None) => {
+            "医療機関等向けポータルサイトからのメールで通知、オンライン請求時の画面で通知".into()
+        }
+        (Lang::En, Some(p)) => format!(
+            "e-mail from the portal for medical institutions, and the online-billing screen ({p})"
+        ),
+        (Lang::En, None) => {
+            "e-mail from the portal for medical institutions, and the online-billing screen".into()
+        }
+    }
+}
+
 /// The site's status in one line.
 pub fn facts_line(facts: &SiteFacts, lang: Lang) -> String {
     match lang {
@@ -377,6 +420,7 @@ fn compose_ja(
     let body = format!(
         "{} 御中（医療機関コード {}）\n\n{main}\n\n\
          ■貴施設の現在の状況（{}時点）\n{}\n\n\
+         ■インストール完了の確認\n{}\n\n\
          ■お問い合わせ\n{} {}（通話無料）\n月曜日～金曜日（祝日を除く）8:00～18:00／土曜日（祝日を除く）8:00～16:00\n\n\
          その間のマイナ保険証による資格確認（医療機関等向け総合ポータルサイト）：\n\
          {}\n{}\n",
@@ -384,6 +428,7 @@ fn compose_ja(
         to.code,
         jst::format_ja(now),
         facts_line(facts, crate::lang::Lang::Ja),
+        crate::guidance::completion_check_text(schedule.completion_check(), Lang::Ja),
         callcentre::NAME_JA,
         callcentre::PHONE,
         callcentre::FALLBACK_TITLE_JA,
@@ -445,12 +490,13 @@ fn compose_en(
         ),
     };
     let body = format!(
-        "To {} (institution code {})\n\n{main}\n\nYour site at {}: {}\n\nCall centre: {} (free), Mon–Fri 8:00–18:00, Sat 8:00–16:00 (except holidays).\n\
+        "To {} (institution code {})\n\n{main}\n\nYour site at {}: {}\n\n{}\n\nCall centre: {} (free), Mon–Fri 8:00–18:00, Sat 8:00–16:00 (except holidays).\n\
          Meanwhile, confirming qualification (portal article, in Japanese: 「{}」):\n{}\n",
         to.name,
         to.code,
         jst::format_en(now),
         facts_line(facts, Lang::En),
+        crate::guidance::completion_check_text(schedule.completion_check(), Lang::En),
         callcentre::PHONE,
         callcentre::FALLBACK_TITLE_JA,
         callcentre::FALLBACK_URL,
@@ -612,12 +658,27 @@ mod tests {
         assert!(in_force(now, &c, CampaignStatus::Active, &facts(0, 0, 2)).is_empty());
         assert_eq!(
             in_force(
-                t("2026-02-01T10:00:00+09:00"),
+                t("2026-01-31T10:00:00+09:00"),
                 &c,
                 CampaignStatus::Active,
                 &facts(1, 0, 1)
             ),
             vec![NoticeKind::CatchUp]
+        );
+    }
+
+    #[test]
+    fn the_billing_screen_shows_notices_only_in_the_campaign_billing_period() {
+        let c = campaign();
+        for outside in ["2025-12-31T10:00:00+09:00", "2026-02-01T10:00:00+09:00"] {
+            assert!(
+                in_force(t(outside), &c, CampaignStatus::Active, &facts(1, 1, 0)).is_empty(),
+                "{outside}"
+            );
+        }
+        assert_eq!(
+            channels_line(&c, Lang::Ja),
+            "医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求時の画面で通知"
         );
     }
 
@@ -645,6 +706,13 @@ mod tests {
         );
         assert!(l.body.contains("更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"), "{}", l.body);
         assert!(l.body.contains("再起動待ち 1台"), "{}", l.body);
+        assert!(
+            l.body
+                .contains("インストール完了の確認手順は、公式サイトで別途案内されます。")
+                && l.body.contains("onshi-agent status"),
+            "{}",
+            l.body
+        );
         assert!(l.body.contains("0800-080-4583"));
         assert!(l.body.contains("2026年1月20日(火) 06:00"));
         let now = t("2026-01-19T10:00:00+09:00");
