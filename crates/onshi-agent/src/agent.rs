@@ -729,12 +729,14 @@ impl Agent {
                 d.server_state = Some(offer.state);
                 d.target = Some(offer.version.clone());
                 d.phase = Some(offer.phase);
+                d.completion_check = offer.completion_check.clone();
             }
             None => {
                 d.campaign = None;
                 d.server_state = None;
                 d.target = None;
                 d.phase = None;
+                d.completion_check = None;
             }
         }
         self.dir.save_progress(&progress)?;

@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::offer::Action;
 use onshi_core::release::{Sha256, Target};
-use onshi_core::schedule::Phase;
+use onshi_core::schedule::{CompletionCheck, Phase};
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
@@ -146,6 +146,9 @@ pub struct DeviceProgress {
     /// The campaign's phase at the last check-in (for the advice `status` gives).
     #[serde(default)]
     pub phase: Option<Phase>,
+    /// The official completion-check site the server named, if any.
+    #[serde(default)]
+    pub completion_check: Option<CompletionCheck>,
     pub last_error: Option<String>,
 }
 

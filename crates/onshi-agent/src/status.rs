@@ -30,6 +30,9 @@ pub struct Status {
     /// The daily automatic restart time, `HH:MM`, if set.
     pub auto_restart: Option<String>,
     pub components: Vec<ComponentStatus>,
+    /// How to check that the update installed: the official site once the server named it,
+    /// else that it will be announced, with this command beside it.
+    pub completion_check: String,
 }
 
 /// One component's status.
@@ -132,7 +135,12 @@ impl Status {
             (s.advice, s.advice_text) = advise(&s, d.phase, auto, lang);
             components.push(s);
         }
+        let check = progress
+            .devices
+            .values()
+            .find_map(|d| d.completion_check.clone());
         Ok(Self {
+            completion_check: guidance::completion_check_text(check.as_ref(), lang),
             institution: identity.institution,
             server: identity.server,
             auto_restart: identity.auto_restart,
@@ -220,6 +228,7 @@ impl Status {
                 let _ = writeln!(out, "  {}: {e}", lang.pick("最後のエラー", "Last error"));
             }
         }
+        let _ = writeln!(out, "\n{}", self.completion_check);
         out
     }
 }

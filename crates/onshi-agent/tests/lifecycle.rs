@@ -153,6 +153,10 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         .await;
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(
+        text.contains("インストール完了の確認手順は、公式サイトで別途案内されます。"),
+        "until the campaign names the official check, the agent says it will be announced: {text}"
+    );
+    assert!(
         text.contains(
             "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
         ),

@@ -161,6 +161,10 @@ pub struct CampaignOffer {
     /// that lost its own count carries on above it.
     #[serde(default)]
     pub seq: i64,
+    /// The official site where staff check that the update installed, once the campaign file
+    /// names it (`onshi-agent status` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_check: Option<onshi_core::schedule::CompletionCheck>,
     /// The device's package, with `download` and `install`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactInfo>,

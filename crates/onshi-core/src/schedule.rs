@@ -260,6 +260,7 @@ struct RawBilling {
 /// The official site where staff check that the update installed (the notice: 更新アプリケー
 /// ションのインストールが完了したかどうかは、下記サイトの手順をご参照ください).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CompletionCheck {
     /// The site's address (https).

@@ -275,6 +275,7 @@ pub async fn checkin(
             release_id: release.id.clone(),
             version: release.manifest.version.clone(),
             seq: deployment.last_seq,
+            completion_check: schedule.completion_check().cloned(),
             artifact,
         }),
     }))
