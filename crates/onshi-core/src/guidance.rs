@@ -3,8 +3,10 @@
 //! 5:00 — or nothing when it restarts by itself before practice — and call the call centre when
 //! something failed.
 //!
-//! One decision, [`site_advice`], and its words, [`Advice::text`]: the site page, the e-mail
-//! notices and the online-billing screen all say the same thing because they all ask here.
+//! One decision per device, [`device_advice`] (a site's is the most urgent of its devices',
+//! [`site_advice`]), and its words, [`Advice::text`]: the site page's headline and rows, the
+//! institution API, the e-mail notices, the online-billing screen and `onshi-agent status` all say
+//! the same thing because they all ask here (`one_voice.rs` checks it).
 
 use jiff::Timestamp;
 use jiff::civil::{Time, time};
@@ -396,8 +398,9 @@ impl Advice {
                 opens: None,
                 closes: Some(closes),
             } => format!(
-                "現在、配信中です（{}まで）。{POWER}{AUTOMATIC}",
-                jst::format_ja(closes)
+                "現在、配信中です（{}まで）。{POWER}{}",
+                jst::format_ja(closes),
+                restart_after_ja(closes)
             ),
             Self::KeepPoweredOn {
                 opens: None,
@@ -409,9 +412,10 @@ impl Advice {
                 opens: Some(opens),
                 closes: Some(closes),
             } => format!(
-                "{}から{}までの間、{POWER}{AUTOMATIC}",
+                "{}から{}までの間、{POWER}{}",
                 jst::format_ja(opens),
-                jst::format_ja(closes)
+                jst::format_ja(closes),
+                restart_after_ja(closes)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
@@ -472,8 +476,9 @@ impl Advice {
                 opens: None,
                 closes: Some(closes),
             } => format!(
-                "Distribution is running now (until {}): {POWER} {AUTOMATIC}",
-                jst::format_en(closes)
+                "Distribution is running now (until {}): {POWER} {}",
+                jst::format_en(closes),
+                restart_after_en(closes)
             ),
             Self::KeepPoweredOn {
                 opens: None,
@@ -485,9 +490,10 @@ impl Advice {
                 opens: Some(opens),
                 closes: Some(closes),
             } => format!(
-                "From {} to {}, {POWER} {AUTOMATIC}",
+                "From {} to {}, {POWER} {}",
                 jst::format_en(opens),
-                jst::format_en(closes)
+                jst::format_en(closes),
+                restart_after_en(closes)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
@@ -528,6 +534,22 @@ impl Advice {
             }
         }
     }
+}
+
+/// The notice's second step for a device still to receive the update in a window closing at
+/// `closes`: 翌日朝(5時以降)に資格確認端末を再起動.
+fn restart_after_ja(closes: Timestamp) -> String {
+    format!(
+        "更新アプリケーションのダウンロードとインストールは自動で行われます。インストールの完了後、{}以降（翌朝）に資格確認端末を再起動してください（日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です）。",
+        jst::format_ja(closes)
+    )
+}
+
+fn restart_after_en(closes: Timestamp) -> String {
+    format!(
+        "The update downloads and installs by itself. Once it is installed, restart the terminal after {} (the next morning); not needed if the terminal is set to restart automatically before daily practice.",
+        jst::format_en(closes)
+    )
 }
 
 /// How staff check that the update installed (the notice: 更新アプリケーションのインストールが
