@@ -730,6 +730,7 @@ impl Agent {
                 d.target = Some(offer.version.clone());
                 d.phase = Some(offer.phase);
                 d.completion_check = offer.completion_check.clone();
+                d.night_hours = offer.night_hours.map(|h| (h.opens, h.closes));
             }
             None => {
                 d.campaign = None;
@@ -737,6 +738,7 @@ impl Agent {
                 d.target = None;
                 d.phase = None;
                 d.completion_check = None;
+                d.night_hours = None;
             }
         }
         self.dir.save_progress(&progress)?;

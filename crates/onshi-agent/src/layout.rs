@@ -146,6 +146,9 @@ pub struct DeviceProgress {
     /// The campaign's phase at the last check-in (for the advice `status` gives).
     #[serde(default)]
     pub phase: Option<Phase>,
+    /// The campaign's night hours the server told, `(opens, closes)`.
+    #[serde(default)]
+    pub night_hours: Option<(jiff::civil::Time, jiff::civil::Time)>,
     /// The official completion-check site the server named, if any.
     #[serde(default)]
     pub completion_check: Option<CompletionCheck>,

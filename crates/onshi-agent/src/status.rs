@@ -132,7 +132,7 @@ impl Status {
                 .auto_restart
                 .as_deref()
                 .and_then(|t| Time::strptime("%H:%M", t).ok());
-            (s.advice, s.advice_text) = advise(&s, d.phase, auto, lang);
+            (s.advice, s.advice_text) = advise(&s, d.phase, d.night_hours, auto, lang);
             components.push(s);
         }
         let check = progress
@@ -239,6 +239,7 @@ impl Status {
 fn advise(
     s: &ComponentStatus,
     phase: Option<Phase>,
+    night_hours: Option<(Time, Time)>,
     auto_restart: Option<Time>,
     lang: Lang,
 ) -> (&'static str, String) {
@@ -290,7 +291,7 @@ fn advise(
     };
     let advice = guidance::device_advice(
         &device,
-        &Moment::told(now, phase, s.next_window),
+        &Moment::told(now, phase, s.next_window, night_hours),
         auto_restart,
     );
     (advice.slug(), advice.text(lang))

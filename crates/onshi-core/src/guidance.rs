@@ -118,9 +118,15 @@ impl Moment {
     }
 
     /// The moment as a terminal's agent knows it from its last check-in at `now` (server
-    /// time): the phase and the next window the server told it, the notice's night hours.
-    pub fn told(now: Timestamp, phase: Phase, next_opening: Option<Timestamp>) -> Self {
-        let hours = NOTICE_NIGHT_HOURS;
+    /// time): the phase, the next window and the campaign's night hours the server told it
+    /// (the notice's when it did not).
+    pub fn told(
+        now: Timestamp,
+        phase: Phase,
+        next_opening: Option<Timestamp>,
+        night_hours: Option<(Time, Time)>,
+    ) -> Self {
+        let hours = night_hours.unwrap_or(NOTICE_NIGHT_HOURS);
         let next_closes = next_opening
             .filter(|t| jst::civil(*t).time() == hours.0)
             .map(|t| next_at(hours.1, t));

@@ -205,7 +205,12 @@ fn agent_says(campaign: &Campaign, case: &Case, now: Timestamp) -> Advice {
             state: case.state,
             installed_at: case.installed.map(ts),
         },
-        &Moment::told(now, schedule.phase, told.next_window),
+        &Moment::told(
+            now,
+            schedule.phase,
+            told.next_window,
+            campaign.night_hours(),
+        ),
         case.auto,
     )
 }
@@ -325,4 +330,33 @@ fn a_restart_mail_never_says_both_restart_and_no_restart_needed() {
             );
         }
     }
+}
+
+#[test]
+fn the_agent_told_another_campaigns_night_hours_restarts_after_that_close() {
+    let campaign = Campaign::parse(
+        r#"id = "late"
+title = "t"
+timezone = "Asia/Tokyo"
+[nights]
+first = 2026-03-02
+last = 2026-03-06
+opens = "21:00"
+closes = "06:00"
+"#,
+    )
+    .expect("campaign");
+    let now = ts("2026-03-03T02:00:00+09:00");
+    let device = DeviceFacts {
+        kind: Terminal,
+        state: S::Installed,
+        installed_at: Some(ts("2026-03-02T23:00:00+09:00")),
+    };
+    let expect = Advice::RestartAfter {
+        after: ts("2026-03-03T06:00:00+09:00"),
+    };
+    let server = Moment::of(&campaign, CampaignStatus::Active, now);
+    assert_eq!(device_advice(&device, &server, None), expect);
+    let agent = Moment::told(now, Phase::Night, None, campaign.night_hours());
+    assert_eq!(device_advice(&device, &agent, None), expect);
 }
