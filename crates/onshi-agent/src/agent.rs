@@ -728,11 +728,17 @@ impl Agent {
                 d.campaign = Some(offer.id.clone());
                 d.server_state = Some(offer.state);
                 d.target = Some(offer.version.clone());
+                d.phase = Some(offer.phase);
+                d.completion_check = offer.completion_check.clone();
+                d.night_hours = offer.night_hours.map(|h| (h.opens, h.closes));
             }
             None => {
                 d.campaign = None;
                 d.server_state = None;
                 d.target = None;
+                d.phase = None;
+                d.completion_check = None;
+                d.night_hours = None;
             }
         }
         self.dir.save_progress(&progress)?;

@@ -24,6 +24,7 @@ use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::offer::Action;
 use onshi_core::release::{Sha256, Target};
+use onshi_core::schedule::{CompletionCheck, Phase};
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
@@ -142,6 +143,15 @@ pub struct DeviceProgress {
     pub action: Option<Action>,
     pub target: Option<Version>,
     pub next_window: Option<Timestamp>,
+    /// The campaign's phase at the last check-in (for the advice `status` gives).
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// The campaign's night hours the server told, `(opens, closes)`.
+    #[serde(default)]
+    pub night_hours: Option<(jiff::civil::Time, jiff::civil::Time)>,
+    /// The official completion-check site the server named, if any.
+    #[serde(default)]
+    pub completion_check: Option<CompletionCheck>,
     pub last_error: Option<String>,
 }
 

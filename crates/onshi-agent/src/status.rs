@@ -1,15 +1,22 @@
 //! `onshi-agent status`: the site's own answer to "インストールが完了したかどうか", read from
 //! the state directory alone (it works with the server unreachable): per component, the
 //! installed and running versions, whether a restart is required, the last contact, and what to
-//! do now.
+//! do now. What to do comes from `onshi_core::guidance::device_advice` — the same function the
+//! site page, the institution API and the notices ask — fed with what the agent knows: the
+//! install instant of its slot, the phase and next window the server told it at the last
+//! check-in (whose server time stands for "now": the device's clock is never trusted), and the
+//! site's automatic restart time.
 
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
-use onshi_core::callcentre;
+use jiff::civil::Time;
 use onshi_core::deployment::DeploymentState;
+use onshi_core::guidance::{self, DeviceFacts, Moment};
 use onshi_core::jst;
 use onshi_core::lang::Lang;
+use onshi_core::schedule::Phase;
+use onshi_core::vendor::DeviceKind;
 use onshi_core::version::Version;
 use serde::Serialize;
 
@@ -23,6 +30,9 @@ pub struct Status {
     /// The daily automatic restart time, `HH:MM`, if set.
     pub auto_restart: Option<String>,
     pub components: Vec<ComponentStatus>,
+    /// How to check that the update installed: the official site once the server named it,
+    /// else that it will be announced, with this command beside it.
+    pub completion_check: String,
 }
 
 /// One component's status.
@@ -46,33 +56,15 @@ pub struct ComponentStatus {
     pub server_state: Option<DeploymentState>,
     pub next_window: Option<Timestamp>,
     pub last_error: Option<String>,
-    pub advice: Advice,
+    /// When this component's installed version finished installing (server time).
+    pub installed_at: Option<Timestamp>,
+    /// What to do: the slug of `onshi_core::guidance::Advice` (`restart_now`, `restart_after`,
+    /// `auto_restart`, `keep_powered_on`, `call_centre`, `done`, `not_scheduled`, …), or what only
+    /// the agent can see: `not_contacted` (never reached the server), `power_on_reader` (a
+    /// reader switched off).
+    pub advice: &'static str,
     /// The advice in the requested language.
     pub advice_text: String,
-}
-
-/// What the site should do about one component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Advice {
-    /// The update is applied; nothing to do.
-    Done,
-    /// Installed; restart the terminal.
-    Restart,
-    /// Installed; the site's automatic restart will apply it.
-    RestartAutomatically,
-    /// Keep the terminal and readers on through the next night window.
-    KeepPowerOn,
-    /// Receiving or installing now; do not switch off.
-    Receiving,
-    /// The card reader is off; switch it on.
-    PowerOnReader,
-    /// The update failed; it is retried, the call centre helps if it persists.
-    Failed,
-    /// The agent has not reached the server yet.
-    NotContacted,
-    /// No update is planned.
-    NoUpdate,
 }
 
 impl Status {
@@ -129,14 +121,26 @@ impl Status {
                 server_state: d.server_state,
                 next_window: d.next_window,
                 last_error: d.last_error,
-                advice: Advice::NoUpdate,
+                installed_at: None,
+                advice: "",
                 advice_text: String::new(),
             };
-            s.advice = advise(&s, identity.auto_restart.is_some());
-            s.advice_text = advice_text(s.advice, &s, identity.auto_restart.as_deref(), lang);
+            s.installed_at = dir
+                .slot_info(&component, &s.installed)
+                .and_then(|i| i.installed_at);
+            let auto = identity
+                .auto_restart
+                .as_deref()
+                .and_then(|t| Time::strptime("%H:%M", t).ok());
+            (s.advice, s.advice_text) = advise(&s, d.phase, d.night_hours, auto, lang);
             components.push(s);
         }
+        let check = progress
+            .devices
+            .values()
+            .find_map(|d| d.completion_check.clone());
         Ok(Self {
+            completion_check: guidance::completion_check_text(check.as_ref(), lang),
             institution: identity.institution,
             server: identity.server,
             auto_restart: identity.auto_restart,
@@ -224,101 +228,71 @@ impl Status {
                 let _ = writeln!(out, "  {}: {e}", lang.pick("最後のエラー", "Last error"));
             }
         }
+        let _ = writeln!(out, "\n{}", self.completion_check);
         out
     }
 }
 
-fn advise(s: &ComponentStatus, auto_restart: bool) -> Advice {
+/// The component's advice: its state as the agent sees it (a terminal whose installed version
+/// is newer than the running one is installed; one running the distributed version is
+/// applied), asked of `onshi_core::guidance`.
+fn advise(
+    s: &ComponentStatus,
+    phase: Option<Phase>,
+    night_hours: Option<(Time, Time)>,
+    auto_restart: Option<Time>,
+    lang: Lang,
+) -> (&'static str, String) {
+    let kind = match s.component {
+        "terminal" => DeviceKind::Terminal,
+        _ => DeviceKind::CardReader,
+    };
     let applied = s.target.as_ref().is_some_and(|t| &s.running >= t)
         || s.server_state == Some(DeploymentState::Applied);
-    if applied {
-        return Advice::Done;
-    }
-    if s.restart_required {
-        return if auto_restart {
-            Advice::RestartAutomatically
-        } else {
-            Advice::Restart
-        };
-    }
-    if !s.powered {
-        return Advice::PowerOnReader;
-    }
-    if s.server_state == Some(DeploymentState::Failed) {
-        return Advice::Failed;
-    }
-    if s.last_contact.is_none() {
-        return Advice::NotContacted;
-    }
-    if s.campaign.is_none() {
-        return Advice::NoUpdate;
-    }
-    if s.next_window.is_some() {
-        Advice::KeepPowerOn
+    let state = if applied {
+        Some(DeploymentState::Applied)
+    } else if s.restart_required {
+        Some(DeploymentState::Installed)
     } else {
-        Advice::Receiving
+        s.server_state
+    };
+    if !s.powered && !applied {
+        let off = lang.pick(
+            "顔認証付きカードリーダーの電源が切れています。電源を入れ、資格確認端末とともに配信時間帯は電源をオンにしたままにしてください。",
+            "The card reader is switched off. Switch it on and keep it on with the terminal through the distribution window.",
+        );
+        return ("power_on_reader", off.to_owned());
     }
-}
-
-fn advice_text(
-    advice: Advice,
-    s: &ComponentStatus,
-    auto_restart: Option<&str>,
-    lang: Lang,
-) -> String {
-    match (advice, lang) {
-        (Advice::Done, Lang::Ja) => "更新は適用済みです。対応は不要です。".into(),
-        (Advice::Done, Lang::En) => "The update is applied. Nothing to do.".into(),
-        (Advice::Restart, Lang::Ja) => {
-            "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。".into()
-        }
-        (Advice::Restart, Lang::En) => {
-            "The update is installed. Restart the qualification terminal.".into()
-        }
-        (Advice::RestartAutomatically, Lang::Ja) => format!(
-            "更新アプリケーションのインストールが完了しています。設定された自動再起動(毎日{})で適用されます(5:00以降)。",
-            auto_restart.unwrap_or("-")
-        ),
-        (Advice::RestartAutomatically, Lang::En) => format!(
-            "The update is installed. The terminal's automatic restart (daily at {}, after 05:00) applies it.",
-            auto_restart.unwrap_or("-")
-        ),
-        (Advice::KeepPowerOn, Lang::Ja) => format!(
-            "次の配信は{}からです。20:00から翌5:00まで、資格確認端末とカードリーダーの電源を入れたままにしてください。",
-            s.next_window.map_or_else(String::new, jst::format_ja)
-        ),
-        (Advice::KeepPowerOn, Lang::En) => format!(
-            "Distribution opens next at {}. Keep the terminal and card readers switched on from 20:00 to 05:00.",
-            s.next_window.map_or_else(String::new, jst::format_en)
-        ),
-        (Advice::Receiving, Lang::Ja) => {
-            "更新を受信・インストールしています。資格確認端末とカードリーダーの電源を切らないでください。".into()
-        }
-        (Advice::Receiving, Lang::En) => {
-            "The update is being received and installed. Keep the terminal and card readers switched on.".into()
-        }
-        (Advice::PowerOnReader, Lang::Ja) => {
-            "カードリーダーの電源が切れています。電源を入れ、20:00から翌5:00までは入れたままにしてください。".into()
-        }
-        (Advice::PowerOnReader, Lang::En) => {
-            "The card reader is switched off. Switch it on and leave it on from 20:00 to 05:00.".into()
-        }
-        (Advice::Failed, Lang::Ja) => format!(
-            "更新に失敗しました。次の配信時間帯に自動で再試行します。解消しない場合は{}({})にお問い合わせください。",
-            callcentre::NAME_JA,
-            callcentre::PHONE
-        ),
-        (Advice::Failed, Lang::En) => format!(
-            "The update failed. It is retried in the next window; if it persists, call the Online Qualification Confirmation call centre ({}).",
-            callcentre::PHONE
-        ),
-        (Advice::NotContacted, Lang::Ja) => {
-            "まだ配信サーバーと通信していません。ネットワーク接続を確認してください。".into()
-        }
-        (Advice::NotContacted, Lang::En) => {
-            "The agent has not reached the distribution server yet. Check the network connection.".into()
-        }
-        (Advice::NoUpdate, Lang::Ja) => "予定されている更新はありません。".into(),
-        (Advice::NoUpdate, Lang::En) => "No update is planned.".into(),
-    }
+    let Some(now) = s.last_contact else {
+        return (
+            "not_contacted",
+            lang.pick(
+                "まだ配信サーバーと通信していません。ネットワーク接続を確認してください。",
+                "The agent has not reached the distribution server yet. Check the network connection.",
+            )
+            .to_owned(),
+        );
+    };
+    let Some(state) = state.filter(|_| s.campaign.is_some() || applied) else {
+        let a = guidance::Advice::NotScheduled;
+        return (a.slug(), a.text(lang));
+    };
+    let phase = phase.unwrap_or(if s.next_window.is_some() {
+        Phase::Between
+    } else {
+        Phase::Night
+    });
+    let device = DeviceFacts {
+        kind,
+        state,
+        installed_at: s
+            .installed_at
+            .filter(|_| state == DeploymentState::Installed),
+    };
+    let advice = guidance::device_advice(
+        &device,
+        &Moment::told(now, phase, s.next_window, night_hours),
+        auto_restart,
+    );
+    (advice.slug(), advice.text(lang))
 }

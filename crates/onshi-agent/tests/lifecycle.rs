@@ -39,7 +39,7 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     .await;
     let before = AGENT.status(&dir).await;
     assert_eq!(
-        before["components"][0]["advice"], "keep_power_on",
+        before["components"][0]["advice"], "keep_powered_on",
         "{before}"
     );
     assert_eq!(
@@ -134,7 +134,15 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     assert_eq!(t["installed"], "2.0.0", "{s}");
     assert_eq!(t["running"], "1.0.0", "{s}");
     assert_eq!(t["restart_required"], true, "{s}");
-    assert_eq!(t["advice"], "restart", "{s}");
+    // Installed in the night of the 19th: restart the morning after, from 05:00 (the notice's
+    // 翌日朝(5時以降)), the same words as the site page.
+    assert_eq!(t["advice"], "restart_after", "{s}");
+    assert!(
+        t["advice_text"]
+            .as_str()
+            .is_some_and(|a| a.contains("2026年1月20日(火) 05:00以降")),
+        "{s}"
+    );
     assert_eq!(s["components"][1]["advice"], "done", "{s}");
     let text = AGENT
         .output(vec![
@@ -144,6 +152,10 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         ])
         .await;
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("インストール完了の確認手順は、公式サイトで別途案内されます。"),
+        "until the campaign names the official check, the agent says it will be announced: {text}"
+    );
     assert!(
         text.contains(
             "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"

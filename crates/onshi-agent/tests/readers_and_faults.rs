@@ -57,7 +57,13 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     assert_eq!(server.state_of(readers[1]).await, S::Waiting);
     let s = AGENT.status(&dir).await;
     assert_eq!(s["auto_restart"], "06:30", "{s}");
-    assert_eq!(s["components"][0]["advice"], "restart_automatically", "{s}");
+    assert_eq!(s["components"][0]["advice"], "auto_restart", "{s}");
+    assert!(
+        s["components"][0]["advice_text"]
+            .as_str()
+            .is_some_and(|a| a.contains("2026年1月20日(火) 06:30に自動で再起動")),
+        "{s}"
+    );
     assert_eq!(s["components"][2]["advice"], "power_on_reader", "{s}");
 
     // 05:00 the window closes; 06:29 nothing restarts yet.

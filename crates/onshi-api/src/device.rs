@@ -161,9 +161,28 @@ pub struct CampaignOffer {
     /// that lost its own count carries on above it.
     #[serde(default)]
     pub seq: i64,
+    /// The campaign's night hours (Japan time), so the agent's advice restarts after the same
+    /// close as the site page's; absent for a campaign without nights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub night_hours: Option<NightHours>,
+    /// The official site where staff check that the update installed, once the campaign file
+    /// names it (`onshi-agent status` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_check: Option<onshi_core::schedule::CompletionCheck>,
     /// The device's package, with `download` and `install`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactInfo>,
+}
+
+/// When a campaign's nights open and close, in its time zone (`closes` ≤ `opens`: the next
+/// morning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NightHours {
+    #[schema(value_type = String, example = "20:00:00")]
+    pub opens: jiff::civil::Time,
+    #[schema(value_type = String, example = "05:00:00")]
+    pub closes: jiff::civil::Time,
 }
 
 /// The device's package.

@@ -20,7 +20,9 @@ pub struct SiteDevice {
     pub state: Option<DeploymentState>,
     /// A terminal installed the update and waits for its restart (再起動が必要).
     pub restart_required: bool,
-    /// The state as the site page says it, in Japanese.
+    /// The state and what to do about the device now (the headline of
+    /// `onshi_core::guidance::device_advice`), as the site page says them, in Japanese:
+    /// 「インストール完了（再起動が必要）：翌朝、資格確認端末を再起動してください」.
     pub label_ja: Option<String>,
 }
 

@@ -22,6 +22,19 @@ pub const HOURS_JA: &str =
 pub const HOURS_EN: &str =
     "Mon–Fri 8:00–18:00, Sat 8:00–16:00 (closed on Sundays and public holidays)";
 
+/// The fallback procedure while the card cannot be used (the notice's 【不具合発生時等の対応について】):
+/// the portal article KB0011769, under its full title.
+pub const FALLBACK_TITLE_JA: &str =
+    "マイナ保険証での受付が出来ない場合の資格確認方法・レセプト請求方法";
+
+/// The fallback article's title in English.
+pub const FALLBACK_TITLE_EN: &str =
+    "How to confirm qualification and bill when the My Number health insurance card cannot be used";
+
+/// The fallback article on the 医療機関等向け総合ポータルサイト.
+pub const FALLBACK_URL: &str =
+    "https://iryohokenjyoho.service-now.com/csm?id=kb_article_view&sysparm_article=KB0011769#B";
+
 /// Every open day starts at 8:00.
 const OPENS: Time = time(8, 0, 0, 0);
 /// Monday to Friday close at 18:00.

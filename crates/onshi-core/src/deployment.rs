@@ -158,7 +158,9 @@ impl DeploymentState {
             (Self::Downloaded, _) => "ダウンロード完了（インストール待ち）",
             (Self::Installing, _) => "インストール中",
             (Self::Installed, DeviceKind::Terminal) => "インストール完了（再起動が必要）",
-            (Self::Installed, DeviceKind::CardReader) => "インストール完了（適用待ち）",
+            (Self::Installed, DeviceKind::CardReader) => {
+                "インストール完了（資格確認端末の再起動で適用）"
+            }
             (Self::Applied, _) => "適用済み",
             (Self::Failed, _) => "失敗",
         }
@@ -172,7 +174,9 @@ impl DeploymentState {
             (Self::Downloaded, _) => "downloaded (waiting to install)",
             (Self::Installing, _) => "installing",
             (Self::Installed, DeviceKind::Terminal) => "installed — restart required",
-            (Self::Installed, DeviceKind::CardReader) => "installed (activating)",
+            (Self::Installed, DeviceKind::CardReader) => {
+                "installed (applied when the terminal restarts)"
+            }
             (Self::Applied, _) => "applied",
             (Self::Failed, _) => "failed",
         }

@@ -3,21 +3,25 @@
 //! 5:00 — or nothing when it restarts by itself before practice — and call the call centre when
 //! something failed.
 //!
-//! One decision, [`site_advice`], and its words, [`Advice::text`]: the site page, the e-mail
-//! notices and the online-billing screen all say the same thing because they all ask here.
+//! One decision per device, [`device_advice`] (a site's is the most urgent of its devices',
+//! [`site_advice`]), and its words, [`Advice::text`]: the site page's headline and rows, the
+//! institution API, the e-mail notices, the online-billing screen and `onshi-agent status` all say
+//! the same thing because they all ask here (`one_voice.rs` checks it).
 
 use jiff::Timestamp;
 use jiff::civil::{Time, time};
 use serde::Serialize;
 
-use crate::callcentre;
 use crate::deployment::DeploymentState;
 use crate::jst;
 use crate::lang::Lang;
 use crate::offer::CampaignStatus;
-use crate::schedule::{Campaign, Phase};
+use crate::schedule::{Campaign, CompletionCheck, Phase};
 use crate::vendor::DeviceKind;
+use crate::{auto_restart, callcentre};
 
+#[cfg(test)]
+mod one_voice;
 #[cfg(test)]
 mod tests;
 
@@ -60,92 +64,160 @@ pub enum CallReason {
     NoWindowLeft,
 }
 
+/// One device as the advice sees it: its kind, its state in the campaign and, once installed,
+/// when the install completed (server time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub kind: DeviceKind,
+    pub state: DeploymentState,
+    /// When the update finished installing; `None` when unknown (then taken as "before now").
+    pub installed_at: Option<Timestamp>,
+}
+
+/// What the asker knows of the campaign at `now`: the server knows the whole [`Campaign`]
+/// ([`Moment::of`]); a terminal's agent knows only what its last check-in said
+/// ([`Moment::told`]). Both lead to the same advice through [`device_advice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moment {
+    pub now: Timestamp,
+    pub status: CampaignStatus,
+    pub phase: Phase,
+    /// When the running night window closes.
+    pub closes_at: Option<Timestamp>,
+    /// When distribution opens next, if it is closed now.
+    pub next_opening: Option<Timestamp>,
+    /// When the window opening at `next_opening` closes (`None`: it runs all day).
+    pub next_closes: Option<Timestamp>,
+    /// The nights' hours (opens, closes) in Japan time: the notice's 20:00 and 05:00.
+    pub night_hours: (Time, Time),
+}
+
+/// The notice's night: 20時～翌日5時.
+pub const NOTICE_NIGHT_HOURS: (Time, Time) = (time(20, 0, 0, 0), time(5, 0, 0, 0));
+
+impl Moment {
+    /// The moment as the server sees it, from the campaign's schedule.
+    pub fn of(campaign: &Campaign, status: CampaignStatus, now: Timestamp) -> Self {
+        let s = campaign.status(now);
+        let next_closes = s.next_opening.and_then(|opens| {
+            campaign
+                .windows()
+                .iter()
+                .find(|w| w.opens == opens)
+                .map(|w| w.closes)
+        });
+        Self {
+            now,
+            status,
+            phase: s.phase,
+            closes_at: s.closes_at,
+            next_opening: s.next_opening,
+            next_closes,
+            night_hours: campaign.night_hours().unwrap_or(NOTICE_NIGHT_HOURS),
+        }
+    }
+
+    /// The moment as a terminal's agent knows it from its last check-in at `now` (server
+    /// time): the phase, the next window and the campaign's night hours the server told it
+    /// (the notice's when it did not).
+    pub fn told(
+        now: Timestamp,
+        phase: Phase,
+        next_opening: Option<Timestamp>,
+        night_hours: Option<(Time, Time)>,
+    ) -> Self {
+        let hours = night_hours.unwrap_or(NOTICE_NIGHT_HOURS);
+        let next_closes = next_opening
+            .filter(|t| jst::civil(*t).time() == hours.0)
+            .map(|t| next_at(hours.1, t));
+        Self {
+            now,
+            status: CampaignStatus::Active,
+            phase,
+            closes_at: (phase == Phase::Night).then(|| next_at(hours.1, now)),
+            next_opening,
+            next_closes,
+            night_hours: hours,
+        }
+    }
+}
+
 /// What [`site_advice`] needs to know about a site.
 #[derive(Debug, Clone, Copy)]
 pub struct Site<'a> {
     /// The site's devices in the campaign and their states (devices without an open
     /// deployment are left out).
-    pub devices: &'a [(DeviceKind, DeploymentState)],
+    pub devices: &'a [DeviceFacts],
     /// The campaign those deployments belong to, and whether it runs; `None` when none does.
     pub campaign: Option<(&'a Campaign, CampaignStatus)>,
     /// The daily automatic restart time the site set, if any (Japan time).
     pub auto_restart: Option<Time>,
 }
 
-/// When the night window opens if a campaign file gives none: the notice's 20:00.
-const DEFAULT_NIGHT_OPENS: Time = time(20, 0, 0, 0);
-
-/// Decides what the site should do at `now`. The most urgent need wins: a failure, then a
-/// terminal waiting for its restart (patients meet an error until it restarts), then a device
-/// still waiting for the update.
+/// Decides what the site should do at `now`: the most urgent of its devices' advice
+/// ([`device_advice`]). A failure comes first, then a terminal waiting for its restart
+/// (patients meet an error until it restarts), then a device still waiting for the update.
 pub fn site_advice(site: &Site<'_>, now: Timestamp) -> Advice {
-    use DeploymentState as S;
     let Some((campaign, status)) = site.campaign else {
         return Advice::NotScheduled;
     };
-    if site.devices.is_empty() {
-        return Advice::NotScheduled;
-    }
-    if site.devices.iter().any(|(_, s)| *s == S::Failed) {
-        return Advice::CallCentre {
-            reason: CallReason::Failed,
-        };
-    }
-    let schedule = campaign.status(now);
-    let restart_pending = site
-        .devices
+    let moment = Moment::of(campaign, status, now);
+    site_advice_at(site.devices, &moment, site.auto_restart)
+}
+
+/// [`site_advice`] for a moment already worked out.
+pub fn site_advice_at(
+    devices: &[DeviceFacts],
+    moment: &Moment,
+    auto_restart: Option<Time>,
+) -> Advice {
+    devices
         .iter()
-        .any(|(kind, s)| s.restart_required(*kind));
-    if restart_pending {
-        let night_opens = campaign
-            .night_hours()
-            .map_or(DEFAULT_NIGHT_OPENS, |(opens, _)| opens);
-        if let Some(auto) = site.auto_restart
-            && auto_restart_comes_first(auto, night_opens, now)
-        {
-            return Advice::AutoRestart {
-                at: next_at(auto, now),
+        .map(|d| device_advice(d, moment, auto_restart))
+        .max_by_key(Advice::urgency)
+        .unwrap_or(Advice::NotScheduled)
+}
+
+/// What the site should do about one device at `moment.now` (the notice's
+/// 【医療機関にて行っていただきたいこと】):
+/// - installed: restart the terminal after the window's close (05:00) on the morning after the
+///   install; once that morning has come, now; in the all-day catch-up phase, now. A card
+///   reader's update is applied by the same terminal restart.
+/// - with the site's automatic restart: it is applied then and nothing is needed — unless the
+///   automatic restart time has passed, or the install came during practice in the catch-up
+///   phase (patients would meet the error until tomorrow).
+/// - failed: retried in the next window; call the call centre if it persists.
+/// - otherwise: keep the devices powered on through the next window.
+pub fn device_advice(device: &DeviceFacts, moment: &Moment, auto_restart: Option<Time>) -> Advice {
+    use DeploymentState as S;
+    match device.state {
+        S::Applied => return Advice::Done,
+        S::Failed => {
+            return Advice::CallCentre {
+                reason: CallReason::Failed,
             };
         }
-        return match (schedule.phase, schedule.closes_at) {
-            (Phase::Night, Some(closes)) => Advice::RestartAfter { after: closes },
-            _ => Advice::RestartNow,
-        };
+        S::Installed => return restart_advice(device.installed_at, moment, auto_restart),
+        S::Waiting | S::Downloading | S::Downloaded | S::Installing => {}
     }
-    let still_receiving = site
-        .devices
-        .iter()
-        .any(|(_, s)| !matches!(s, S::Applied | S::Installed));
-    let reader_activating = site
-        .devices
-        .iter()
-        .any(|(kind, s)| *s == S::Installed && !kind.needs_restart_to_apply());
-    if !still_receiving && !reader_activating {
-        return Advice::Done;
+    match moment.status {
+        CampaignStatus::Active => {}
+        CampaignStatus::Paused => return Advice::Paused,
+        CampaignStatus::Draft | CampaignStatus::Closed => return Advice::NotScheduled,
     }
-    if status == CampaignStatus::Paused {
-        return Advice::Paused;
-    }
-    if status != CampaignStatus::Active {
-        return Advice::NotScheduled;
-    }
-    match schedule.phase {
+    match moment.phase {
         Phase::Night => Advice::KeepPoweredOn {
             opens: None,
-            closes: schedule.closes_at,
+            closes: moment.closes_at,
         },
         Phase::CatchUp => Advice::KeepPoweredOn {
             opens: None,
             closes: None,
         },
-        Phase::Before | Phase::Between => match schedule.next_opening {
+        Phase::Before | Phase::Between => match moment.next_opening {
             Some(opens) => Advice::KeepPoweredOn {
                 opens: Some(opens),
-                closes: campaign
-                    .windows()
-                    .iter()
-                    .find(|w| w.opens == opens)
-                    .map(|w| w.closes),
+                closes: moment.next_closes,
             },
             None => Advice::CallCentre {
                 reason: CallReason::NoWindowLeft,
@@ -157,17 +229,53 @@ pub fn site_advice(site: &Site<'_>, now: Timestamp) -> Advice {
     }
 }
 
-/// Whether a daily automatic restart at `auto` happens before anyone uses the terminal. A site
-/// that restarts automatically "before daily practice" is taken to see patients from that time
-/// until the night window opens; outside those hours the automatic restart comes first.
-fn auto_restart_comes_first(auto: Time, night_opens: Time, now: Timestamp) -> bool {
-    let t = jst::civil(now).time();
-    let in_practice = if auto < night_opens {
+/// When to restart a terminal whose update is installed (see [`device_advice`]).
+fn restart_advice(
+    installed_at: Option<Timestamp>,
+    moment: &Moment,
+    auto_restart: Option<Time>,
+) -> Advice {
+    let now = moment.now;
+    let installed = installed_at.unwrap_or(now);
+    let (night_opens, _) = moment.night_hours;
+    if let Some(auto) = auto_restart {
+        let at = auto_restart::next_restart(installed, auto);
+        let during_practice = in_practice(auto, night_opens, installed);
+        if now < at && !(moment.phase == Phase::CatchUp && during_practice) {
+            return Advice::AutoRestart { at };
+        }
+    }
+    if moment.phase == Phase::CatchUp {
+        return Advice::RestartNow;
+    }
+    match morning_after(installed, moment.night_hours) {
+        Some(morning) if now < morning => Advice::RestartAfter { after: morning },
+        _ => Advice::RestartNow,
+    }
+}
+
+/// The notice's 翌日朝(5時以降) for an install at `installed`: the first close of the night
+/// (05:00) after it, if the install happened in the night's hours; `None` otherwise (an install
+/// in the daytime can be applied at once).
+fn morning_after(installed: Timestamp, (opens, closes): (Time, Time)) -> Option<Timestamp> {
+    let t = jst::civil(installed).time();
+    let in_night = if closes <= opens {
+        t >= opens || t < closes
+    } else {
+        opens <= t && t < closes
+    };
+    in_night.then(|| next_at(closes, installed))
+}
+
+/// Whether `t` falls in practice hours for a site that restarts automatically at `auto`
+/// "before daily practice": from that time until the night window opens.
+fn in_practice(auto: Time, night_opens: Time, at: Timestamp) -> bool {
+    let t = jst::civil(at).time();
+    if auto < night_opens {
         auto <= t && t < night_opens
     } else {
         t >= auto || t < night_opens
-    };
-    !in_practice
+    }
 }
 
 /// The next instant after `now` at which the Japan-time clock reads `at`.
@@ -181,6 +289,26 @@ fn next_at(at: Time, now: Timestamp) -> Timestamp {
 }
 
 impl Advice {
+    /// How urgent the advice is, for picking a site's advice from its devices': a failure,
+    /// then a restart now, then a restart later, then keeping the power on.
+    pub fn urgency(&self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::NotScheduled => 1,
+            Self::Paused => 2,
+            Self::AutoRestart { .. } => 3,
+            Self::KeepPoweredOn { .. } => 4,
+            Self::RestartAfter { .. } => 5,
+            Self::RestartNow => 6,
+            Self::CallCentre {
+                reason: CallReason::NoWindowLeft,
+            } => 7,
+            Self::CallCentre {
+                reason: CallReason::Failed,
+            } => 8,
+        }
+    }
+
     /// The machine name: `done`, `not_scheduled`, `keep_powered_on`, `paused`, `restart_now`,
     /// `restart_after`, `auto_restart`, `call_centre`.
     pub fn slug(&self) -> &'static str {
@@ -235,7 +363,15 @@ impl Advice {
                 "資格確認端末は自動で再起動されます（対応は不要です）",
                 "The terminal restarts automatically: nothing to do",
             ),
-            Self::CallCentre { .. } => (
+            Self::CallCentre {
+                reason: CallReason::Failed,
+            } => (
+                "更新に失敗しました（自動で再試行されます。解消しない場合はコールセンターへ）",
+                "The update failed (retried automatically; call the call centre if it persists)",
+            ),
+            Self::CallCentre {
+                reason: CallReason::NoWindowLeft,
+            } => (
                 "オンライン資格確認等コールセンターへご連絡ください",
                 "Please call the online qualification confirmation call centre",
             ),
@@ -268,22 +404,24 @@ impl Advice {
                 opens: None,
                 closes: Some(closes),
             } => format!(
-                "現在、配信中です（{}まで）。{POWER}{AUTOMATIC}",
-                jst::format_ja(closes)
+                "現在、配信中です（{}まで）。{POWER}{}",
+                jst::format_ja(closes),
+                restart_after_ja(closes)
             ),
             Self::KeepPoweredOn {
                 opens: None,
                 closes: None,
-            } => {
-                format!("現在、終日配信中です。{POWER}{AUTOMATIC}")
-            }
+            } => format!(
+                "現在、終日配信中です。{POWER}更新アプリケーションのインストール後、またはエラーが表示された場合には、資格確認端末を再起動してください。"
+            ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: Some(closes),
             } => format!(
-                "{}から{}までの間、{POWER}{AUTOMATIC}",
+                "{}から{}までの間、{POWER}{}",
                 jst::format_ja(opens),
-                jst::format_ja(closes)
+                jst::format_ja(closes),
+                restart_after_ja(closes)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
@@ -309,17 +447,18 @@ impl Advice {
             Self::CallCentre { reason } => {
                 let why = match reason {
                     CallReason::Failed => {
-                        "更新アプリケーションのダウンロードまたはインストールに失敗しました。"
+                        "更新アプリケーションのダウンロードまたはインストールに失敗しました。次の配信時間帯に自動で再試行されます。解消しない場合は、"
                     }
                     CallReason::NoWindowLeft => {
                         "配信期間が終了しましたが、更新が完了していません。"
                     }
                 };
                 format!(
-                    "{why}{}（{} 通話無料）までご連絡ください。受付時間: {}",
+                    "{why}{}（{} 通話無料）までご連絡ください。受付時間: {}。その間のマイナ保険証による資格確認は、医療機関等向け総合ポータルサイトの記事「{}」（KB0011769）に沿ってご対応ください。",
                     callcentre::NAME_JA,
                     callcentre::PHONE,
-                    callcentre::HOURS_JA
+                    callcentre::HOURS_JA,
+                    callcentre::FALLBACK_TITLE_JA,
                 )
             }
         }
@@ -343,22 +482,24 @@ impl Advice {
                 opens: None,
                 closes: Some(closes),
             } => format!(
-                "Distribution is running now (until {}): {POWER} {AUTOMATIC}",
-                jst::format_en(closes)
+                "Distribution is running now (until {}): {POWER} {}",
+                jst::format_en(closes),
+                restart_after_en(closes)
             ),
             Self::KeepPoweredOn {
                 opens: None,
                 closes: None,
-            } => {
-                format!("Distribution runs all day now: {POWER} {AUTOMATIC}")
-            }
+            } => format!(
+                "Distribution runs all day now: {POWER} Once the update is installed, or when an error appears, restart the terminal."
+            ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: Some(closes),
             } => format!(
-                "From {} to {}, {POWER} {AUTOMATIC}",
+                "From {} to {}, {POWER} {}",
                 jst::format_en(opens),
-                jst::format_en(closes)
+                jst::format_en(closes),
+                restart_after_en(closes)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
@@ -383,62 +524,60 @@ impl Advice {
             ),
             Self::CallCentre { reason } => {
                 let why = match reason {
-                    CallReason::Failed => "Downloading or installing the update failed.",
+                    CallReason::Failed => {
+                        "Downloading or installing the update failed. It is retried automatically in the next distribution window. If it persists, please"
+                    }
                     CallReason::NoWindowLeft => {
-                        "Distribution has ended but the update is not complete."
+                        "Distribution has ended but the update is not complete. Please"
                     }
                 };
                 format!(
-                    "{why} Please call the online qualification confirmation call centre, {} (toll-free). Hours: {}",
+                    "{why} call the online qualification confirmation call centre, {} (toll-free). Hours: {}. Meanwhile, confirm qualification as the portal article \"{}\" (KB0011769) describes.",
                     callcentre::PHONE,
-                    callcentre::HOURS_EN
+                    callcentre::HOURS_EN,
+                    callcentre::FALLBACK_TITLE_EN,
                 )
             }
         }
     }
 }
 
-/// One device's state in plain words for staff: 「更新アプリケーションのインストールが完了して
-/// います。資格確認端末を再起動してください。」. `None`: the device is in no open campaign.
-pub fn device_text(kind: DeviceKind, state: Option<DeploymentState>, lang: Lang) -> &'static str {
-    use DeploymentState as S;
-    let (ja, en) = match (state, kind) {
-        (None, _) => (
-            "予定されている更新はありません。",
-            "No update is scheduled.",
+/// The notice's second step for a device still to receive the update in a window closing at
+/// `closes`: 翌日朝(5時以降)に資格確認端末を再起動.
+fn restart_after_ja(closes: Timestamp) -> String {
+    format!(
+        "更新アプリケーションのダウンロードとインストールは自動で行われます。インストールの完了後、{}以降（翌朝）に資格確認端末を再起動してください（日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です）。",
+        jst::format_ja(closes)
+    )
+}
+
+fn restart_after_en(closes: Timestamp) -> String {
+    format!(
+        "The update downloads and installs by itself. Once it is installed, restart the terminal after {} (the next morning); not needed if the terminal is set to restart automatically before daily practice.",
+        jst::format_en(closes)
+    )
+}
+
+/// How staff check that the update installed (the notice: 更新アプリケーションのインストールが
+/// 完了したかどうかは、下記サイトの手順をご参照ください): the official site once the campaign
+/// names it, else that its procedure will be announced; onshi's own check beside it either way.
+pub fn completion_check_text(check: Option<&CompletionCheck>, lang: Lang) -> String {
+    const OWN_JA: &str = "この医療機関・薬局のページ（/site）の機器ごとの状況、または資格確認端末で「onshi-agent status」を実行しても確認できます。";
+    const OWN_EN: &str = "You can also check each device on your site page (/site), or run \"onshi-agent status\" on the terminal.";
+    match (check, lang) {
+        (Some(c), Lang::Ja) => format!(
+            "インストール完了の確認手順: {}（{}）。{OWN_JA}",
+            c.procedure, c.url
         ),
-        (Some(S::Waiting), _) => (
-            "更新アプリケーションはまだ届いていません（配信待ち）。",
-            "The update has not been received yet (waiting for distribution).",
+        (Some(c), Lang::En) => format!(
+            "To check that the update installed: {} ({}). {OWN_EN}",
+            c.procedure, c.url
         ),
-        (Some(S::Downloading), _) => (
-            "更新アプリケーションをダウンロードしています。",
-            "The update is downloading.",
+        (None, Lang::Ja) => {
+            format!("インストール完了の確認手順は、公式サイトで別途案内されます。{OWN_JA}")
+        }
+        (None, Lang::En) => format!(
+            "The official procedure to check that the update installed will be announced separately. {OWN_EN}"
         ),
-        (Some(S::Downloaded), _) => (
-            "更新アプリケーションのダウンロードが完了し、インストールを待っています。",
-            "The update is downloaded and waiting to install.",
-        ),
-        (Some(S::Installing), _) => (
-            "更新アプリケーションをインストールしています。",
-            "The update is installing.",
-        ),
-        (Some(S::Installed), DeviceKind::Terminal) => (
-            "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。",
-            "The update is installed. Restart the qualification confirmation terminal.",
-        ),
-        (Some(S::Installed), DeviceKind::CardReader) => (
-            "更新アプリケーションのインストールが完了し、適用を待っています（再起動は不要です）。",
-            "The update is installed and being activated (no restart needed).",
-        ),
-        (Some(S::Applied), _) => (
-            "更新が適用されています。対応は不要です。",
-            "The update is applied. Nothing to do.",
-        ),
-        (Some(S::Failed), _) => (
-            "更新アプリケーションのダウンロードまたはインストールに失敗しました。",
-            "Downloading or installing the update failed.",
-        ),
-    };
-    lang.pick(ja, en)
+    }
 }

@@ -8,6 +8,7 @@ use jiff::civil::{Date, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::callcentre;
+use crate::guidance::{Advice, Moment};
 use crate::jst;
 use crate::lang::Lang;
 use crate::offer::CampaignStatus;
@@ -145,7 +146,9 @@ pub fn due(
             key: today,
         });
     }
-    if status.phase == Phase::CatchUp && !facts.done() {
+    // A site whose devices are all installed and only wait for a restart gets the restart mail
+    // alone: telling it the update is "not complete, keep the power on" would contradict it.
+    if status.phase == Phase::CatchUp && facts.not_received > 0 {
         out.push(Due {
             kind: NoticeKind::CatchUp,
             key: ONCE.into(),
@@ -162,22 +165,56 @@ pub fn in_force(
     campaign: CampaignStatus,
     facts: &SiteFacts,
 ) -> Vec<NoticeKind> {
-    if campaign != CampaignStatus::Active || facts.devices() == 0 || facts.done() {
+    if campaign != CampaignStatus::Active
+        || facts.devices() == 0
+        || facts.done()
+        || !schedule.billing_open(now)
+    {
         return Vec::new();
     }
     let mut out = Vec::new();
     if facts.restart_required > 0 {
         out.push(NoticeKind::RestartRequired);
     }
-    match schedule.status(now).phase {
-        Phase::CatchUp => out.push(NoticeKind::CatchUp),
-        _ if facts.not_received > 0 => out.push(NoticeKind::KeepPowerOn),
-        _ => {}
+    if facts.not_received > 0 {
+        out.push(match schedule.status(now).phase {
+            Phase::CatchUp => NoticeKind::CatchUp,
+            _ => NoticeKind::KeepPowerOn,
+        });
     }
     if out.is_empty() {
         out.push(NoticeKind::Announcement);
     }
     out
+}
+
+/// The advice a mailed notice of `kind` carries at `now` (a mail knows the site's counts, not
+/// each install instant): the restart mail goes out only once the morning after the night has
+/// come and an automatic restart had its chance ([`due`]), so it says restart now; the others
+/// say what the schedule asks of a device still waiting. The billing screen, which reads the
+/// site's devices, passes the site's own advice instead.
+pub fn advice_for(kind: NoticeKind, schedule: &Campaign, now: Timestamp) -> Advice {
+    use crate::deployment::DeploymentState;
+    use crate::guidance::{DeviceFacts, device_advice};
+    use crate::vendor::DeviceKind;
+    match kind {
+        NoticeKind::RestartRequired => Advice::RestartNow,
+        NoticeKind::Announcement
+        | NoticeKind::KeepPowerOn
+        | NoticeKind::CatchUp
+        | NoticeKind::Silent => {
+            let waiting = DeviceFacts {
+                kind: DeviceKind::Terminal,
+                state: DeploymentState::Waiting,
+                installed_at: None,
+            };
+            device_advice(
+                &waiting,
+                &Moment::of(schedule, CampaignStatus::Active, now),
+                None,
+            )
+        }
+    }
 }
 
 /// A notice's text.
@@ -255,6 +292,45 @@ fn hm_short(t: Time) -> String {
     format!("{}:{:02}", t.hour(), t.minute())
 }
 
+/// How sites are told (the notice: 医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求
+/// 時の画面で通知), with the campaign's billing period.
+pub fn channels_line(schedule: &Campaign, lang: Lang) -> String {
+    let period = schedule.billing_period().map(|(from, until)| {
+        let same_month = from.year() == until.year()
+            && from.month() == until.month()
+            && from.day() == 1
+            && until.tomorrow().is_ok_and(|d| d.day() == 1);
+        match (lang, same_month) {
+            (Lang::Ja, true) => format!("{}月", from.month()),
+            (Lang::Ja, false) => format!(
+                "{}～{}",
+                jst::format_date_ja(from),
+                jst::format_date_ja(until)
+            ),
+            (Lang::En, true) => from.strftime("%B %Y").to_string(),
+            (Lang::En, false) => format!(
+                "{} to {}",
+                jst::format_date_en(from),
+                jst::format_date_en(until)
+            ),
+        }
+    });
+    match (lang, period) {
+        (Lang::Ja, Some(p)) => format!(
+            "医療機関等向けポータルサイトからのメールで通知、{p}にオンライン請求時の画面で通知"
+        ),
+        (Lang::Ja, None) => {
+            "医療機関等向けポータルサイトからのメールで通知、オンライン請求時の画面で通知".into()
+        }
+        (Lang::En, Some(p)) => format!(
+            "e-mail from the portal for medical institutions, and the online-billing screen ({p})"
+        ),
+        (Lang::En, None) => {
+            "e-mail from the portal for medical institutions, and the online-billing screen".into()
+        }
+    }
+}
+
 /// The site's status in one line.
 pub fn facts_line(facts: &SiteFacts, lang: Lang) -> String {
     match lang {
@@ -278,6 +354,10 @@ pub fn facts_line(facts: &SiteFacts, lang: Lang) -> String {
 }
 
 /// The letter for a notice: subject and body, with the site's own status at `now`.
+///
+/// `advice` is what the site should do now, from `onshi_core::guidance` (a mail passes
+/// [`advice_for`]): the restart and catch-up notices say it in the same words as the site page
+/// and the terminal's agent.
 pub fn compose(
     kind: NoticeKind,
     lang: Lang,
@@ -285,10 +365,11 @@ pub fn compose(
     facts: &SiteFacts,
     schedule: &Campaign,
     now: Timestamp,
+    advice: Advice,
 ) -> Letter {
     match lang {
-        Lang::Ja => compose_ja(kind, to, facts, schedule, now),
-        Lang::En => compose_en(kind, to, facts, schedule, now),
+        Lang::Ja => compose_ja(kind, to, facts, schedule, now, advice),
+        Lang::En => compose_en(kind, to, facts, schedule, now, advice),
     }
 }
 
@@ -298,13 +379,14 @@ fn compose_ja(
     facts: &SiteFacts,
     schedule: &Campaign,
     now: Timestamp,
+    advice: Advice,
 ) -> Letter {
-    let restart_line = match to.auto_restart {
-        Some(at) => format!(
-            "自動再起動（毎日{}）を設定されているため、5:00以降の自動再起動で適用されます。手動での再起動は不要です。",
+    let auto_line = match (to.auto_restart, advice) {
+        (Some(at), Advice::RestartNow) => format!(
+            "\n自動再起動（毎日{}）の設定がありますが、更新はまだ適用されていません。",
             hm(at)
         ),
-        None => "5:00以降に資格確認端末を再起動してください。".to_owned(),
+        _ => String::new(),
     };
     let (subject, main) = match kind {
         NoticeKind::Announcement => (
@@ -323,28 +405,23 @@ fn compose_ja(
         NoticeKind::KeepPowerOn => (
             "【オンライン資格確認】今夜、資格確認端末の電源を入れたままにしてください".to_owned(),
             format!(
-                "貴施設の資格確認端末・顔認証付きカードリーダーには、更新アプリケーションがまだ届いていません。\n\n\
-                 今夜{}から翌朝5:00まで、資格確認端末と顔認証付きカードリーダーの電源をオンにしたままにしてください。翌朝（5時以降）に資格確認端末を再起動してください。\n\n■配信期間\n{}",
-                schedule
-                    .next_opening(now)
-                    .map_or_else(|| "20:00".to_owned(), jst::format_ja),
+                "貴施設の資格確認端末・顔認証付きカードリーダーには、更新アプリケーションがまだ届いていません。\n\n{}\n\n■配信期間\n{}",
+                advice.text(Lang::Ja),
                 schedule_line(schedule, crate::lang::Lang::Ja),
             ),
         ),
         NoticeKind::RestartRequired => (
-            "【オンライン資格確認】資格確認端末を再起動してください".to_owned(),
-            format!(
-                "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。\n{restart_line}\n\n\
-                 再起動しないまま患者さんがオンライン資格確認を行うと、資格確認端末でエラーが表示され、資格確認ができません。"
-            ),
+            format!("【オンライン資格確認】{}", advice.headline(Lang::Ja)),
+            format!("{}{auto_line}", advice.text(Lang::Ja)),
         ),
         NoticeKind::CatchUp => (
             "【オンライン資格確認】更新が完了していません（終日配信中）".to_owned(),
             format!(
-                "貴施設では、アプリケーションのバージョンアップがまだ完了していません。{}から終日配信していますので、資格確認端末と顔認証付きカードリーダーの電源を入れたままにしてください。インストール後、または受付でエラーが表示された場合は、資格確認端末を再起動してください。",
+                "貴施設では、アプリケーションのバージョンアップがまだ完了していません（{}から終日配信しています）。{}",
                 schedule
                     .catch_up_date()
-                    .map_or_else(String::new, jst::format_date_ja)
+                    .map_or_else(String::new, jst::format_date_ja),
+                advice.text(Lang::Ja),
             ),
         ),
         NoticeKind::Silent => (
@@ -364,15 +441,19 @@ fn compose_ja(
     let body = format!(
         "{} 御中（医療機関コード {}）\n\n{main}\n\n\
          ■貴施設の現在の状況（{}時点）\n{}\n\n\
+         ■インストール完了の確認\n{}\n\n\
          ■お問い合わせ\n{} {}（通話無料）\n月曜日～金曜日（祝日を除く）8:00～18:00／土曜日（祝日を除く）8:00～16:00\n\n\
-         マイナ保険証での受付ができない場合の資格確認方法：\n\
-         https://iryohokenjyoho.service-now.com/csm?id=kb_article_view&sysparm_article=KB0011769#B\n",
+         その間のマイナ保険証による資格確認（医療機関等向け総合ポータルサイト）：\n\
+         {}\n{}\n",
         to.name,
         to.code,
         jst::format_ja(now),
         facts_line(facts, crate::lang::Lang::Ja),
+        crate::guidance::completion_check_text(schedule.completion_check(), Lang::Ja),
         callcentre::NAME_JA,
         callcentre::PHONE,
+        callcentre::FALLBACK_TITLE_JA,
+        callcentre::FALLBACK_URL,
     );
     Letter {
         subject,
@@ -397,6 +478,7 @@ fn compose_en(
     facts: &SiteFacts,
     schedule: &Campaign,
     now: Timestamp,
+    advice: Advice,
 ) -> Letter {
     let (subject, main) = match kind {
         NoticeKind::Announcement => (
@@ -412,24 +494,20 @@ fn compose_en(
         NoticeKind::KeepPowerOn => (
             "[Online qualification] Keep the terminal switched on tonight".to_owned(),
             format!(
-                "The update has not reached your site yet. Keep the terminal and card readers switched on \
-                 from {} until 05:00, then restart the terminal.",
-                schedule
-                    .next_opening(now)
-                    .map_or_else(|| "20:00".to_owned(), jst::format_en)
+                "The update has not reached your site yet. {}",
+                advice.text(Lang::En)
             ),
         ),
         NoticeKind::RestartRequired => (
-            "[Online qualification] Restart the qualification terminal".to_owned(),
-            "The update is installed. Restart the qualification terminal (after 05:00). Until it restarts, \
-             patients' qualification checks end in an error."
-                .to_owned(),
+            format!("[Online qualification] {}", advice.headline(Lang::En)),
+            advice.text(Lang::En),
         ),
         NoticeKind::CatchUp => (
             "[Online qualification] Update not complete (distributed all day now)".to_owned(),
-            "The update is not complete at your site. It is now distributed all day: keep the terminal and \
-             card readers on, and restart the terminal after the install or when an error appears."
-                .to_owned(),
+            format!(
+                "The update is not complete at your site. {}",
+                advice.text(Lang::En)
+            ),
         ),
         NoticeKind::Silent => (
             "[Online qualification] Your qualification terminal has stopped contacting the server"
@@ -447,12 +525,16 @@ fn compose_en(
         ),
     };
     let body = format!(
-        "To {} (institution code {})\n\n{main}\n\nYour site at {}: {}\n\nCall centre: {} (free), Mon–Fri 8:00–18:00, Sat 8:00–16:00 (except holidays).\n",
+        "To {} (institution code {})\n\n{main}\n\nYour site at {}: {}\n\n{}\n\nCall centre: {} (free), Mon–Fri 8:00–18:00, Sat 8:00–16:00 (except holidays).\n\
+         Meanwhile, confirming qualification (portal article, in Japanese: 「{}」):\n{}\n",
         to.name,
         to.code,
         jst::format_en(now),
         facts_line(facts, Lang::En),
-        callcentre::PHONE
+        crate::guidance::completion_check_text(schedule.completion_check(), Lang::En),
+        callcentre::PHONE,
+        callcentre::FALLBACK_TITLE_JA,
+        callcentre::FALLBACK_URL,
     );
     Letter {
         subject,
@@ -611,12 +693,27 @@ mod tests {
         assert!(in_force(now, &c, CampaignStatus::Active, &facts(0, 0, 2)).is_empty());
         assert_eq!(
             in_force(
-                t("2026-02-01T10:00:00+09:00"),
+                t("2026-01-31T10:00:00+09:00"),
                 &c,
                 CampaignStatus::Active,
                 &facts(1, 0, 1)
             ),
             vec![NoticeKind::CatchUp]
+        );
+    }
+
+    #[test]
+    fn the_billing_screen_shows_notices_only_in_the_campaign_billing_period() {
+        let c = campaign();
+        for outside in ["2025-12-31T10:00:00+09:00", "2026-02-01T10:00:00+09:00"] {
+            assert!(
+                in_force(t(outside), &c, CampaignStatus::Active, &facts(1, 1, 0)).is_empty(),
+                "{outside}"
+            );
+        }
+        assert_eq!(
+            channels_line(&c, Lang::Ja),
+            "医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求時の画面で通知"
         );
     }
 
@@ -632,25 +729,36 @@ mod tests {
             name: "テスト診療所",
             auto_restart: None,
         };
+        let now = t("2026-01-20T06:00:00+09:00");
         let l = compose(
             NoticeKind::RestartRequired,
             Lang::Ja,
             to,
             &facts(0, 1, 1),
             &c,
-            t("2026-01-20T06:00:00+09:00"),
+            now,
+            advice_for(NoticeKind::RestartRequired, &c, now),
         );
         assert!(l.body.contains("更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"), "{}", l.body);
         assert!(l.body.contains("再起動待ち 1台"), "{}", l.body);
+        assert!(
+            l.body
+                .contains("インストール完了の確認手順は、公式サイトで別途案内されます。")
+                && l.body.contains("onshi-agent status"),
+            "{}",
+            l.body
+        );
         assert!(l.body.contains("0800-080-4583"));
         assert!(l.body.contains("2026年1月20日(火) 06:00"));
+        let now = t("2026-01-19T10:00:00+09:00");
         let a = compose(
             NoticeKind::Announcement,
             Lang::Ja,
             to,
             &facts(2, 0, 0),
             &c,
-            t("2026-01-19T10:00:00+09:00"),
+            now,
+            advice_for(NoticeKind::Announcement, &c, now),
         );
         assert!(
             a.body.contains("2026年1月31日(土)以降は終日配信"),
@@ -658,5 +766,34 @@ mod tests {
             a.body
         );
         assert!(a.body.contains("KB0011769"));
+        assert!(
+            a.body
+                .contains("マイナ保険証での受付が出来ない場合の資格確認方法・レセプト請求方法"),
+            "the fallback article under its full title: {}",
+            a.body
+        );
+    }
+
+    #[test]
+    fn a_site_whose_devices_are_all_installed_gets_the_restart_mail_and_no_catch_up_mail() {
+        let c = campaign();
+        let d = due(
+            t("2026-01-31T10:00:00+09:00"),
+            &c,
+            CampaignStatus::Active,
+            &facts(0, 1, 1),
+            None,
+        );
+        assert!(d.iter().any(|d| d.kind == NoticeKind::RestartRequired));
+        assert!(!d.iter().any(|d| d.kind == NoticeKind::CatchUp), "{d:?}");
+        assert_eq!(
+            in_force(
+                t("2026-01-31T10:00:00+09:00"),
+                &c,
+                CampaignStatus::Active,
+                &facts(0, 1, 1)
+            ),
+            vec![NoticeKind::RestartRequired]
+        );
     }
 }

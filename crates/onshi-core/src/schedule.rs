@@ -29,6 +29,14 @@ closes = "05:00"          # closes <= opens means the next morning
 
 [catch_up]
 all_day_from = 2026-01-31 # 00:00 local time
+
+[billing_notices]         # the notice: 1月にオンライン請求時の画面で通知
+from = 2026-01-01
+until = 2026-01-31        # inclusive
+
+# [completion_check]      # the official site for checking the install, once announced
+# url = "https://…"       # (the notice: 【サイトのURLを記載予定】)
+# procedure = "…"
 "#;
 
 /// The presets `preset:NAME` refers to.
@@ -75,6 +83,12 @@ pub enum ScheduleError {
         "the schedule has no distribution window: every night is excluded (or missing) and there is no [catch_up]"
     )]
     Empty,
+    #[error("billing_notices.until ({until}) is before billing_notices.from ({from})")]
+    BillingUntilBeforeFrom { from: Date, until: Date },
+    #[error("completion_check.url = {0:?} must be an https:// address")]
+    BadCompletionUrl(String),
+    #[error("completion_check.procedure must not be empty")]
+    EmptyCompletionProcedure,
     #[error("{0} cannot be placed on the time line of the campaign's time zone")]
     OutOfRange(String),
     #[error(
@@ -196,6 +210,10 @@ pub struct Campaign {
     /// How long without a check-in makes a terminal silent (`silent_after_hours`, see
     /// [`crate::silence`]).
     silent_after: jiff::SignedDuration,
+    /// The dates (inclusive) on which the online-billing screen shows notices, and the instants
+    /// `[from, until + 1 day)` they make.
+    billing: Option<(Date, Date, Timestamp, Timestamp)>,
+    completion_check: Option<CompletionCheck>,
     /// Continuous spells of distribution: windows merged where they touch, and the catch-up
     /// phase (open-ended) with every window it overlaps. Sorted and disjoint.
     runs: Vec<Run>,
@@ -239,6 +257,27 @@ struct RawCampaign {
     nights: Option<RawNights>,
     catch_up: Option<RawCatchUp>,
     silent_after_hours: Option<i64>,
+    billing_notices: Option<RawBilling>,
+    completion_check: Option<CompletionCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBilling {
+    from: toml::value::Datetime,
+    until: toml::value::Datetime,
+}
+
+/// The official site where staff check that the update installed (the notice: 更新アプリケー
+/// ションのインストールが完了したかどうかは、下記サイトの手順をご参照ください).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CompletionCheck {
+    /// The site's address (https).
+    pub url: String,
+    /// The procedure in a few words, shown beside the link.
+    pub procedure: String,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +335,8 @@ impl Campaign {
             catch_up_from: None,
             catch_up_date: None,
             silent_after,
+            billing: None,
+            completion_check: None,
             runs: Vec::new(),
         };
         let mut first_night = None;
@@ -339,6 +380,36 @@ impl Campaign {
             campaign.catch_up_from = Some(local_instant(&campaign.tz, from.at(0, 0, 0, 0))?);
             campaign.catch_up_date = Some(from);
         }
+        if let Some(billing) = raw.billing_notices {
+            let from = toml_date("billing_notices.from", &billing.from)?;
+            let until = toml_date("billing_notices.until", &billing.until)?;
+            if until < from {
+                return Err(ScheduleError::BillingUntilBeforeFrom { from, until });
+            }
+            let end = until
+                .tomorrow()
+                .map_err(|e| ScheduleError::OutOfRange(e.to_string()))?;
+            campaign.billing = Some((
+                from,
+                until,
+                local_instant(&campaign.tz, from.at(0, 0, 0, 0))?,
+                local_instant(&campaign.tz, end.at(0, 0, 0, 0))?,
+            ));
+        }
+        if let Some(check) = raw.completion_check {
+            let url = check.url.trim();
+            let host = url.strip_prefix("https://").unwrap_or("");
+            if host.is_empty() || url.chars().any(char::is_whitespace) {
+                return Err(ScheduleError::BadCompletionUrl(check.url));
+            }
+            if check.procedure.trim().is_empty() {
+                return Err(ScheduleError::EmptyCompletionProcedure);
+            }
+            campaign.completion_check = Some(CompletionCheck {
+                url: url.to_owned(),
+                procedure: check.procedure.trim().to_owned(),
+            });
+        }
         if campaign.windows.is_empty() && campaign.catch_up_from.is_none() {
             return Err(ScheduleError::Empty);
         }
@@ -355,6 +426,23 @@ impl Campaign {
     /// (`silent_after_hours`, by default [`crate::silence::DEFAULT_AFTER`]).
     pub fn silent_after(&self) -> jiff::SignedDuration {
         self.silent_after
+    }
+
+    /// The dates (inclusive, in the campaign's zone) on which the online-billing screen shows
+    /// notices (オンライン請求時の画面で通知); `None`: no period was set, they show throughout.
+    pub fn billing_period(&self) -> Option<(Date, Date)> {
+        self.billing.map(|(from, until, _, _)| (from, until))
+    }
+
+    /// Whether the online-billing screen shows notices at `at`.
+    pub fn billing_open(&self, at: Timestamp) -> bool {
+        self.billing
+            .is_none_or(|(_, _, from, end)| from <= at && at < end)
+    }
+
+    /// The official completion-check site, once the campaign file names it.
+    pub fn completion_check(&self) -> Option<&CompletionCheck> {
+        self.completion_check.as_ref()
     }
 
     /// The campaign id, e.g. `2026-01`.

@@ -105,7 +105,8 @@ pub fn letter(
     now: Timestamp,
     terminals: &[SilentTerminal<'_>],
 ) -> Letter {
-    let mut letter = notice::compose(NoticeKind::Silent, lang, to, facts, schedule, now);
+    let advice = notice::advice_for(NoticeKind::Silent, schedule, now);
+    let mut letter = notice::compose(NoticeKind::Silent, lang, to, facts, schedule, now, advice);
     if terminals.is_empty() {
         return letter;
     }

@@ -111,6 +111,6 @@ fn site_device(d: &SiteDevice) -> institution::SiteDevice {
         campaign: d.campaign.clone(),
         state: d.state,
         restart_required: d.restart_required,
-        label_ja: d.label_ja.map(str::to_owned),
+        label_ja: d.label_ja.clone(),
     }
 }

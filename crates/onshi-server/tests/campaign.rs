@@ -309,6 +309,13 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .await;
     let states: Vec<Option<S>> = site.devices.iter().map(|d| d.state).collect();
     assert_eq!(states, [Some(S::Applied), Some(S::Applied)]);
+    // Each row says what the site page says: the state and the advice's headline.
+    assert!(
+        site.devices.iter().all(
+            |d| d.label_ja.as_deref() == Some("適用済み：対応は不要です（更新は適用済みです）")
+        ),
+        "{site:?}"
+    );
     // Another site's key is refused.
     app.expect_error(
         app.client

@@ -438,3 +438,74 @@ async fn a_terminal_silent_for_three_days_is_counted_and_its_site_mailed_once_a_
     assert!(silent_mails(&app, OSAKA).await.is_empty());
     assert_eq!(silent_terminals(&app).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_billing_screen_of_a_site_with_automatic_restart_says_nothing_is_needed_and_nothing_after_january()
+ {
+    let app = spawn_app_with_smtp("2026-01-19T10:00:00+09:00", None).await;
+    let csv = "code,name,kind,prefecture,email,auto_restart
+0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,07:30
+";
+    terminal_campaign(&app, csv.to_owned(), 1000, "r1", 10, 600).await;
+    let token = app.enroll(CODE, "T-1").await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    app.set_clock("2026-01-19T20:30:00+09:00").await;
+    let offer = app.checkin(&token, "1.0.0", "1.0.0").await;
+    assert_eq!(offer.action, Action::Download, "{offer:?}");
+    app.report_steps(
+        &token,
+        &[
+            E::DownloadStarted,
+            E::DownloadVerified,
+            E::InstallStarted,
+            E::InstallCompleted,
+        ],
+    )
+    .await;
+    let access = app
+        .expect(
+            app.admin(
+                Method::POST,
+                &format!("/api/v1/admin/institutions/{CODE}/access-key"),
+            ),
+            200,
+        )
+        .await["access_key"]
+        .as_str()
+        .expect("access key")
+        .to_owned();
+    let billing = async || -> BillingNotices {
+        app.expect_as(
+            app.client
+                .get(app.url(&format!("/api/v1/institutions/{CODE}/notices")))
+                .bearer_auth(&access),
+            200,
+        )
+        .await
+    };
+
+    // The night of the install: the automatic restart at 07:30 applies it; nothing to do.
+    app.set_clock("2026-01-20T03:00:00+09:00").await;
+    let b = billing().await;
+    let restart = b
+        .notices
+        .iter()
+        .find(|n| n.kind == NoticeKind::RestartRequired)
+        .expect("the restart notice is in force");
+    assert!(
+        restart.title.contains("自動で再起動") && !restart.title.contains("再起動してください"),
+        "{b:?}"
+    );
+    assert!(
+        restart.message.contains("2026年1月20日(火) 07:30")
+            && restart.message.contains("手動での再起動は不要")
+            && !restart.message.contains("再起動してください"),
+        "{b:?}"
+    );
+
+    // Outside the campaign's billing period (January 2026): no notice at all.
+    app.set_clock("2026-02-01T10:00:00+09:00").await;
+    let b = billing().await;
+    assert!(b.notices.is_empty(), "{b:?}");
+}

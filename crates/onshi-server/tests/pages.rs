@@ -207,6 +207,40 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .contains("2026年1月19日(月) 21:00"),
         "last contact in Japan time"
     );
+    // The row says what the headline says, in the same words.
+    let row = browser
+        .text("#devices tr[data-kind='terminal'] .device-advice")
+        .await;
+    assert!(advice.contains(&row), "row {row:?} vs headline {advice:?}");
+    // Once is enough; how to check the install; what to do when 901 appears.
+    assert!(
+        browser
+            .text("#once")
+            .await
+            .contains("上記期間中、1度だけ実施いただければ問題ございません")
+    );
+    let check = browser.text("#completion-check").await;
+    assert!(
+        check.contains("インストール完了の確認手順は、公式サイトで別途案内されます")
+            && check.contains("onshi-agent status"),
+        "{check}"
+    );
+    let on_901 = browser.text("#on-901").await;
+    for words in [
+        "901 が表示されたら",
+        "資格確認端末を再起動してください",
+        "もう一度マイナ保険証をご利用いただくよう",
+        "0800-080-4583",
+        "マイナ保険証での受付が出来ない場合の資格確認方法・レセプト請求方法",
+    ] {
+        assert!(on_901.contains(words), "{words}: {on_901}");
+    }
+    assert!(
+        browser
+            .attr("#on-901-fallback a", "href")
+            .await
+            .contains("KB0011769")
+    );
     artifact(
         "site-restart-required-desktop.png",
         &browser.screenshot().await,
@@ -248,6 +282,19 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .await
             .contains("KB0011769")
     );
+    let source = browser.text("#source").await;
+    assert!(
+        source.contains("日医発第1576号")
+            && source.contains("令和7年12月25日")
+            && source.contains("事務連絡（令和7年12月24日）"),
+        "{source}"
+    );
+    assert!(
+        source.contains(
+            "医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求時の画面で通知"
+        ),
+        "{source}"
+    );
     artifact("guidance-phone.png", &browser.screenshot().await);
     browser.resize(1280, 2400).await;
     artifact("guidance-desktop.png", &browser.screenshot().await);
@@ -260,6 +307,8 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         "Open (until 18:00 today)"
     );
     assert_eq!(browser.text("#lang-switch").await, "日本語");
+
+    assert!(browser.text("#source").await.contains("日医発第1576号"));
 
     // Three days on, two terminals have not been heard from: on the dashboard as in the API,
     // and listed by prefecture.
@@ -538,6 +587,9 @@ async fn a_site_logs_in_with_its_access_key_only() {
     assert!(cookie.starts_with("onshi_site="));
     let html = page(&app, "/site", &cookie).await;
     assert!(html.contains("data-advice=\"restart_now\""));
+    let en = page(&app, "/site?lang=en", &cookie).await;
+    assert!(en.contains("If a card reader shows 901"), "{en}");
+    assert!(en.contains("Once during the period is enough"), "{en}");
     assert!(html.contains("テスト診療所 札幌"));
     // A site session is not an operator session.
     let r = no_redirects()

@@ -12,6 +12,17 @@ fn preset() -> Campaign {
     Campaign::preset("2026-01").expect("preset")
 }
 
+fn facts(devices: &[(DeviceKind, DeploymentState)]) -> Vec<DeviceFacts> {
+    devices
+        .iter()
+        .map(|&(kind, state)| DeviceFacts {
+            kind,
+            state,
+            installed_at: None,
+        })
+        .collect()
+}
+
 fn advice(
     devices: &[(DeviceKind, DeploymentState)],
     auto_restart: Option<Time>,
@@ -20,7 +31,7 @@ fn advice(
     let campaign = preset();
     site_advice(
         &Site {
-            devices,
+            devices: &facts(devices),
             campaign: Some((&campaign, CampaignStatus::Active)),
             auto_restart,
         },
@@ -172,7 +183,7 @@ fn auto_restart_tomorrow_is_too_late_when_installed_during_practice() {
 }
 
 #[test]
-fn a_reader_needs_no_restart() {
+fn a_site_whose_terminal_and_readers_are_applied_has_nothing_to_do() {
     let a = advice(
         &[(Terminal, S::Applied), (CardReader, S::Applied)],
         None,
@@ -180,6 +191,17 @@ fn a_reader_needs_no_restart() {
     );
     assert_eq!(a, Advice::Done);
     assert!(!a.action_required());
+}
+
+#[test]
+fn an_installed_reader_is_applied_by_the_terminal_restart_and_never_needs_no_restart() {
+    let a = advice(
+        &[(Terminal, S::Applied), (CardReader, S::Installed)],
+        None,
+        "2026-01-20T08:30:00+09:00",
+    );
+    assert_eq!(a, Advice::RestartNow);
+    assert!(!S::Installed.label_ja(CardReader).contains("不要"));
 }
 
 #[test]
@@ -213,7 +235,7 @@ fn a_restart_wins_over_a_reader_still_waiting() {
 #[test]
 fn paused_and_unscheduled_sites_have_nothing_to_do() {
     let campaign = preset();
-    let devices = [(Terminal, S::Waiting)];
+    let devices = facts(&[(Terminal, S::Waiting)]);
     let paused = Site {
         devices: &devices,
         campaign: Some((&campaign, CampaignStatus::Paused)),
@@ -248,7 +270,7 @@ closes = "05:00"
 "#,
     )
     .expect("campaign");
-    let devices = [(Terminal, S::Waiting)];
+    let devices = facts(&[(Terminal, S::Waiting)]);
     let site = Site {
         devices: &devices,
         campaign: Some((&campaign, CampaignStatus::Active)),
@@ -270,19 +292,6 @@ fn advice_serialises_with_a_tag_for_the_billing_screen() {
     .expect("json");
     assert_eq!(json["advice"], "restart_after");
     assert_eq!(json["after"], "2026-01-19T20:00:00Z");
-}
-
-#[test]
-fn device_text_says_restart_for_an_installed_terminal_only() {
-    assert_eq!(
-        device_text(Terminal, Some(S::Installed), Lang::Ja),
-        "更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"
-    );
-    assert!(!device_text(CardReader, Some(S::Installed), Lang::Ja).contains("再起動してください"));
-    assert_eq!(
-        device_text(Terminal, None, Lang::En),
-        "No update is scheduled."
-    );
 }
 
 #[test]

@@ -555,3 +555,44 @@ fn silent_after_hours_defaults_to_three_days_and_is_checked() {
         assert!(e.to_string().contains("silent_after_hours"), "{e}");
     }
 }
+
+#[test]
+fn the_preset_shows_billing_notices_in_january_2026_only() {
+    let c = Campaign::preset("2026-01").expect("preset");
+    let d = |s: &str| s.parse::<Date>().expect("date");
+    assert_eq!(c.billing_period(), Some((d("2026-01-01"), d("2026-01-31"))));
+    let at = |s: &str| s.parse::<Timestamp>().expect("instant");
+    assert!(!c.billing_open(at("2025-12-31T23:59:59+09:00")));
+    assert!(c.billing_open(at("2026-01-01T00:00:00+09:00")));
+    assert!(c.billing_open(at("2026-01-31T23:59:59+09:00")));
+    assert!(!c.billing_open(at("2026-02-01T00:00:00+09:00")));
+    assert_eq!(c.completion_check(), None);
+}
+
+#[test]
+fn a_completion_check_site_must_be_https_with_a_procedure() {
+    let base = r#"id = "x"
+title = "t"
+timezone = "Asia/Tokyo"
+[catch_up]
+all_day_from = 2026-03-01
+"#;
+    let ok = Campaign::parse(&format!(
+        "{base}[completion_check]\nurl = \"https://example.jp/check\"\nprocedure = \"画面の版数を確認\"\n"
+    ))
+    .expect("campaign");
+    assert_eq!(
+        ok.completion_check().map(|c| c.url.as_str()),
+        Some("https://example.jp/check")
+    );
+    let err = Campaign::parse(&format!(
+        "{base}[completion_check]\nurl = \"http://example.jp\"\nprocedure = \"p\"\n"
+    ))
+    .expect_err("http refused");
+    assert!(err.to_string().contains("completion_check.url"), "{err}");
+    let err = Campaign::parse(&format!(
+        "{base}[billing_notices]\nfrom = 2026-02-01\nuntil = 2026-01-31\n"
+    ))
+    .expect_err("until before from");
+    assert!(err.to_string().contains("billing_notices.until"), "{err}");
+}

@@ -9,12 +9,12 @@ use axum::response::Response;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use maud::{Markup, html};
-use onshi_core::callcentre;
 use onshi_core::jst;
 use onshi_core::lang::Lang;
 use onshi_core::offer::CampaignStatus;
 use onshi_core::schedule::{Campaign, Phase};
 use onshi_core::vendor::Vendor;
+use onshi_core::{callcentre, guidance, notice};
 use onshi_store::CampaignRecord;
 
 use super::reception::FALLBACK_URL;
@@ -226,6 +226,38 @@ pub fn call_centre(lang: Lang, now: Timestamp) -> Markup {
     }
 }
 
+/// Where this page comes from: the notice (日医発第1576号, forwarding the ministry's 事務連絡),
+/// and the other ways sites are told.
+fn source(c: &Campaign, lang: Lang) -> Markup {
+    html! {
+        p id="source" class="muted" {
+            (lang.pick(
+                "このご案内は、日本医師会「オンライン資格確認等システムのメンテナンスに伴う資格確認端末の再起動等の案内について（周知）」（日医発第1576号（情シ）（保険）、令和7年12月25日）と、それが周知する厚生労働省保険局医療介護連携政策課の事務連絡（令和7年12月24日）に基づいています。",
+                "This guidance follows the Japan Medical Association's notice 日医発第1576号 (25 December 2025), which forwards the Ministry of Health, Labour and Welfare's 事務連絡 of 24 December 2025 on restarting the qualification confirmation terminal after the system's maintenance.",
+            ))
+            " "
+            span id="channels" { (match lang {
+                Lang::Ja => format!("本件は、{}でも医療機関等へ通知されます。", notice::channels_line(c, lang)),
+                Lang::En => format!("Sites are also told by {}.", notice::channels_line(c, lang)),
+            }) }
+        }
+    }
+}
+
+/// How to check that the update installed: the official site once the campaign names it, and
+/// onshi's own check (the site page, `onshi-agent status`).
+pub fn completion_check(c: &Campaign, lang: Lang) -> Markup {
+    html! {
+        p id="completion-check" {
+            (guidance::completion_check_text(c.completion_check(), lang))
+            @if let Some(check) = c.completion_check() {
+                " " a href=(check.url) rel="noopener" { (lang.pick("公式の確認手順", "Official procedure")) }
+            }
+            " " a href=(href("/site", lang)) { (lang.pick("医療機関・薬局の方のページ", "Your site's page")) }
+        }
+    }
+}
+
 /// The fallback procedure while the card cannot be used.
 pub fn fallback(lang: Lang) -> Markup {
     html! {
@@ -272,6 +304,7 @@ fn render(c: &Campaign, lang: Lang, now: Timestamp) -> Markup {
     let last_night = c.windows().last().map(|w| w.night);
     html! {
         h1 { (c.title()) }
+        (source(c, lang))
         p class="advice" id="now" { strong { (now_sentence(c, now, lang)) } br; span class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) } }
 
         h2 { (lang.pick("アプリケーションの配信期間", "When the update is distributed")) }
@@ -294,11 +327,7 @@ fn render(c: &Campaign, lang: Lang, now: Timestamp) -> Markup {
             "※日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です。",
             "If the terminal is set to restart automatically before daily practice, no manual restart is needed."
         )) }
-        p {
-            (lang.pick("※更新アプリケーションのインストールが完了したかどうかは、", "You can check whether the update is installed on "))
-            a href=(href("/site", lang)) { (lang.pick("医療機関・薬局の方のページ", "your site's page")) }
-            (lang.pick("（医療機関コードとアクセスキー）で確認できます。", " (institution code and access key)."))
-        }
+        (completion_check(c, lang))
         @if let (Some(last), Some(from)) = (last_night, c.catch_up_from()) {
             h2 { (lang.pick("期間中にバージョンアップが完了しなかった場合", "If the update is not complete by the end of the period")) }
             p id="catch-up" { (match lang {

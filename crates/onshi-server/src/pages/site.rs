@@ -7,13 +7,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use onshi_core::guidance::{self, Advice, Site};
+use onshi_core::guidance::Advice;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
 use onshi_core::vendor::DeviceKind;
 use serde::Deserialize;
 
-use super::guidance::{call_centre, fallback, now_sentence, period};
+use super::guidance::{call_centre, completion_check, fallback, now_sentence, period};
 use super::session::{
     Current, SITE_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
 };
@@ -151,36 +151,8 @@ async fn render(
     lang: Lang,
 ) -> Result<Markup, PageError> {
     let now = state.now();
-    let campaign_id = status.devices.iter().find_map(|d| d.campaign.clone());
-    let campaign = match campaign_id {
-        Some(id) => state
-            .campaign(&id)
-            .await
-            .map_err(|e| PageError::from_api(e, lang))?,
-        None => None,
-    };
-    let schedule = match &campaign {
-        Some(c) => Some(
-            state
-                .schedule(c)
-                .map_err(|e| PageError::from_api(e, lang))?,
-        ),
-        None => None,
-    };
-    let states: Vec<_> = status
-        .devices
-        .iter()
-        .filter(|d| d.campaign.is_some() && d.campaign == campaign.as_ref().map(|c| c.id.clone()))
-        .filter_map(|d| d.state.map(|s| (d.device.kind, s)))
-        .collect();
-    let advice = guidance::site_advice(
-        &Site {
-            devices: &states,
-            campaign: schedule.as_deref().zip(campaign.as_ref().map(|c| c.status)),
-            auto_restart: status.institution.auto_restart,
-        },
-        now,
-    );
+    let advice = status.advice;
+    let schedule = status.campaign.as_ref().map(|(_, c)| c.clone());
     Ok(html! {
         h1 { (status.name) }
         p class="muted" { (lang.pick("医療機関コード: ", "Institution code: ")) (status.code) " ・ " (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
@@ -212,7 +184,10 @@ async fn render(
                                     strong { (lang.pick(s.label_ja(d.device.kind), s.label_en(d.device.kind))) }
                                     br;
                                 }
-                                (guidance::device_text(d.device.kind, d.state, lang))
+                                @match d.advice {
+                                    Some(a) => { span class="device-advice" { (a.text(lang)) } }
+                                    None => { (lang.pick("予定されている更新はありません。", "No update is scheduled.")) }
+                                }
                             }
                             td data-label=(lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) {
                                 (d.device.running.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
@@ -235,8 +210,14 @@ async fn render(
         @if let Some(c) = &schedule {
             h2 { (lang.pick("配信の予定", "Schedule")) }
             @if let Some(p) = period(c, lang) { p { (p) } }
+            p id="once" { (lang.pick(
+                "上記期間中、1度だけ実施いただければ問題ございません（いずれかの日の夜に電源をオンにしたままにし、翌朝に資格確認端末を再起動）。",
+                "Once during the period is enough (keep the devices on through any one night, restart the terminal the next morning).",
+            )) }
             p { (now_sentence(c, now, lang)) " " a href=(href("/guidance", lang)) { (lang.pick("詳しいご案内", "Full guidance")) } }
+            (completion_check(c, lang))
         }
+        (on_901(lang))
         form method="post" action="/site/logout" {
             input type="hidden" name="csrf" value=(current.csrf);
             input type="hidden" name="lang" value=(lang.code());
@@ -254,6 +235,39 @@ fn device_name(kind: DeviceKind, vendor: Option<onshi_core::vendor::Vendor>, lan
             Lang::En => format!("{name} ({})", v.name_en()),
         },
         None => name.to_owned(),
+    }
+}
+
+/// What to do when a card reader shows 901 (the notice: 資格確認端末の再起動後、再度マイナ保険証を
+/// ご利用いただくようご案内; 【不具合発生時等の対応について】).
+fn on_901(lang: Lang) -> Markup {
+    html! {
+        section class="panel" id="on-901" {
+            h2 { (lang.pick("901 が表示されたら", "If a card reader shows 901")) }
+            p { (lang.pick(
+                "顔認証付きカードリーダーに「901」が表示された時点では、患者さんの資格確認は完了していません。",
+                "When a card reader shows 901, the patient's qualification has NOT been confirmed.",
+            )) }
+            ol {
+                li { (lang.pick("資格確認端末を再起動してください。", "Restart the qualification confirmation terminal.")) }
+                li { (lang.pick("患者さんに、もう一度マイナ保険証をご利用いただくようご案内ください。", "Ask the patient to use the card again.")) }
+                li {
+                    (lang.pick("それでもエラーが表示される場合は、", "If the error persists, call the "))
+                    (lang.pick(onshi_core::callcentre::NAME_JA, "online qualification confirmation call centre"))
+                    " "
+                    a href={ "tel:" (onshi_core::callcentre::PHONE.replace('-', "")) } { (onshi_core::callcentre::PHONE) }
+                    (lang.pick("（通話無料）までご連絡ください。受付時間: ", " (toll-free). Hours: "))
+                    (lang.pick(onshi_core::callcentre::HOURS_JA, onshi_core::callcentre::HOURS_EN))
+                }
+            }
+            p id="on-901-fallback" {
+                (lang.pick("その間のマイナ保険証による資格確認は、医療機関等向け総合ポータルサイトの記事", "Meanwhile, confirm qualification as the portal article "))
+                a href=(onshi_core::callcentre::FALLBACK_URL) rel="noopener" {
+                    "「" (onshi_core::callcentre::FALLBACK_TITLE_JA) "」（KB0011769）"
+                }
+                (lang.pick("に沿ってご対応ください。", " describes."))
+            }
+        }
     }
 }
 

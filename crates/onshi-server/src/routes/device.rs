@@ -266,6 +266,10 @@ pub async fn checkin(
             release_id: release.id.clone(),
             version: release.manifest.version.clone(),
             seq: deployment.last_seq,
+            night_hours: schedule
+                .night_hours()
+                .map(|(opens, closes)| onshi_api::device::NightHours { opens, closes }),
+            completion_check: schedule.completion_check().cloned(),
             artifact,
         }),
     }))

@@ -93,6 +93,8 @@ pub async fn notices(
         })
         .await?;
     let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
+    // The site's own advice, device by device: the billing screen says what the site page says.
+    let site = crate::services::devices::site_status(&state, code).await?;
     let code_text = code.to_string();
     let mut notices = Vec::new();
     for (c, facts) in campaigns {
@@ -103,7 +105,18 @@ pub async fn notices(
                 name: &institution.name,
                 auto_restart: institution.auto_restart,
             };
-            let letter = notice::compose(kind, lang, to, &facts, &schedule, now);
+            let own = site
+                .campaign
+                .as_ref()
+                .filter(|(record, _)| record.id == c.id)
+                .and_then(|_| {
+                    crate::services::devices::advice_where(
+                        &site,
+                        kind == notice::NoticeKind::RestartRequired,
+                    )
+                });
+            let advice = own.unwrap_or_else(|| notice::advice_for(kind, &schedule, now));
+            let letter = notice::compose(kind, lang, to, &facts, &schedule, now, advice);
             notices.push(BillingNotice {
                 campaign: c.id.clone(),
                 kind,

@@ -2,7 +2,9 @@
 //! status, the access-key check, and the CSV export of device rows.
 
 use onshi_core::deployment::DeploymentState;
+use onshi_core::guidance::{self, Advice, DeviceFacts, Moment};
 use onshi_core::institution::InstitutionCode;
+use onshi_core::lang::Lang;
 use onshi_store::{
     CampaignRecord, DeploymentFilter, DeploymentListing, Device, Institution, InstitutionKey,
 };
@@ -18,7 +20,13 @@ pub struct SiteDevice {
     pub campaign: Option<String>,
     pub state: Option<DeploymentState>,
     pub restart_required: bool,
-    pub label_ja: Option<&'static str>,
+    /// When the state last changed (for an installed device: when the install completed).
+    pub since: Option<jiff::Timestamp>,
+    /// What to do about this device now, from `onshi_core::guidance` (`None`: in no open
+    /// campaign).
+    pub advice: Option<Advice>,
+    /// The state and the advice's headline, as the site page says them, in Japanese.
+    pub label_ja: Option<String>,
 }
 
 /// A site's devices (the API answers it as [`onshi_api::institution::SiteStatus`]).
@@ -28,6 +36,14 @@ pub struct SiteStatus {
     pub devices: Vec<SiteDevice>,
     /// The site as stored (for its auto-restart time); not part of the API answer.
     pub institution: Institution,
+    /// What the site should do now: the most urgent of its devices' advice (the site page's
+    /// headline).
+    pub advice: Advice,
+    /// The campaign the site's advice is about, with its schedule.
+    pub campaign: Option<(
+        std::sync::Arc<onshi_store::CampaignRecord>,
+        std::sync::Arc<onshi_core::schedule::Campaign>,
+    )>,
 }
 
 /// Whether `key` is the institution's access key (the API's bearer and the site page's login).
@@ -56,23 +72,101 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
         })
         .await?;
     let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
+    let campaign_id = rows
+        .iter()
+        .find_map(|(_, dep)| dep.as_ref().map(|d| d.campaign_id.clone()));
+    let campaign = match campaign_id {
+        Some(id) => match state.campaign(&id).await? {
+            Some(record) => {
+                let schedule = state.schedule(&record)?;
+                Some((record, schedule))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let moment = campaign
+        .as_ref()
+        .map(|(record, schedule)| Moment::of(schedule, record.status, state.now()));
+    let auto_restart = institution.auto_restart;
+    let devices: Vec<SiteDevice> =
+        rows.into_iter()
+            .map(|(device, dep)| {
+                let dep = dep.filter(|d| {
+                    campaign
+                        .as_ref()
+                        .is_some_and(|(record, _)| record.id == d.campaign_id)
+                });
+                let advice = dep.as_ref().zip(moment.as_ref()).map(|(d, m)| {
+                    guidance::device_advice(&facts_of(device.kind, d), m, auto_restart)
+                });
+                SiteDevice {
+                    restart_required: dep
+                        .as_ref()
+                        .is_some_and(|d| d.state.restart_required(device.kind)),
+                    label_ja: dep.as_ref().zip(advice).map(|(d, a)| {
+                        format!(
+                            "{}：{}",
+                            d.state.label_ja(device.kind),
+                            a.headline(Lang::Ja)
+                        )
+                    }),
+                    since: dep.as_ref().map(|d| d.updated_at),
+                    advice,
+                    campaign: dep.as_ref().map(|d| d.campaign_id.clone()),
+                    state: dep.map(|d| d.state),
+                    device,
+                }
+            })
+            .collect();
+    let advice = match (&campaign, &moment) {
+        (Some(_), Some(m)) => {
+            let facts: Vec<DeviceFacts> = devices
+                .iter()
+                .filter_map(|d| {
+                    d.state.map(|state| DeviceFacts {
+                        kind: d.device.kind,
+                        state,
+                        installed_at: d.since,
+                    })
+                })
+                .collect();
+            guidance::site_advice_at(&facts, m, auto_restart)
+        }
+        _ => Advice::NotScheduled,
+    };
     Ok(SiteStatus {
         code,
         name: institution.name.clone(),
         institution,
-        devices: rows
-            .into_iter()
-            .map(|(device, dep)| SiteDevice {
-                restart_required: dep
-                    .as_ref()
-                    .is_some_and(|d| d.state.restart_required(device.kind)),
-                label_ja: dep.as_ref().map(|d| d.state.label_ja(device.kind)),
-                campaign: dep.as_ref().map(|d| d.campaign_id.clone()),
-                state: dep.map(|d| d.state),
-                device,
-            })
-            .collect(),
+        devices,
+        advice,
+        campaign,
     })
+}
+
+/// A deployment as the advice sees it: an installed device's install instant is when its
+/// deployment last changed state (the `installed` report).
+fn facts_of(kind: onshi_core::vendor::DeviceKind, d: &onshi_store::Deployment) -> DeviceFacts {
+    DeviceFacts {
+        kind,
+        state: d.state,
+        installed_at: (d.state == DeploymentState::Installed).then_some(d.updated_at),
+    }
+}
+
+/// The advice for the site's devices in one state group: the restart notice speaks for the
+/// installed ones, the others for those still waiting (the billing screen's notices).
+pub fn advice_where(status: &SiteStatus, installed: bool) -> Option<Advice> {
+    status
+        .devices
+        .iter()
+        .filter(|d| {
+            d.state
+                .is_some_and(|s| (s == DeploymentState::Installed) == installed)
+        })
+        .filter_map(|d| d.advice)
+        .max_by_key(Advice::urgency)
 }
 
 /// A campaign's device rows, filtered (e.g. every terminal that still needs a restart).
