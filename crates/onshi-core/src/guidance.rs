@@ -581,3 +581,31 @@ pub fn completion_check_text(check: Option<&CompletionCheck>, lang: Lang) -> Str
         ),
     }
 }
+
+/// What staff do when a card reader shows error 901 on a terminal that was not restarted (the
+/// notice's ② and 【不具合発生時等の対応について】), in order, before the call centre and the
+/// fallback procedure (KB0011769) that every page adds with its links. The site page's card and
+/// the reception emulator's guide both say these words.
+pub fn on_error_901(lang: Lang) -> [&'static str; 3] {
+    match lang {
+        Lang::Ja => [
+            "患者さんの資格確認は完了していません。",
+            "資格確認端末を再起動してください。",
+            "再起動後、患者さんにもう一度マイナ保険証をご利用いただくようご案内ください。",
+        ],
+        Lang::En => [
+            "The patient's qualification has NOT been confirmed.",
+            "Restart the qualification confirmation terminal.",
+            "After the restart, ask the patient to use the card again.",
+        ],
+    }
+}
+
+/// The step after [`on_error_901`]'s: when the error persists, the call centre (its number and
+/// hours follow).
+pub fn if_error_persists(lang: Lang) -> &'static str {
+    lang.pick(
+        "それでもエラーが表示される場合は、",
+        "If the error persists, call the ",
+    )
+}

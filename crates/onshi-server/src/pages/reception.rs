@@ -359,11 +359,11 @@ fn guide(lang: Lang, now: jiff::Timestamp) -> Markup {
         div class="guide" id="guide" {
             strong { (lang.pick("職員の方へ：このエラーが表示されたら", "For staff: when this error appears")) }
             ol {
-                li { (lang.pick("患者さんの資格確認は完了していません。", "The patient's qualification has NOT been confirmed.")) }
-                li { (lang.pick("資格確認端末を再起動してください（更新アプリケーションのインストール後、再起動されていません）。", "Restart the terminal (the update was installed but the terminal was not restarted).")) }
-                li { (lang.pick("再起動後、患者さんにもう一度マイナ保険証をご利用いただくよう案内してください。", "After the restart, ask the patient to use the card again.")) }
+                @for step in onshi_core::guidance::on_error_901(lang) {
+                    li { (step) }
+                }
                 li {
-                    (lang.pick("それでもエラーが表示される場合は、", "If the error persists, call the "))
+                    (onshi_core::guidance::if_error_persists(lang))
                     (callcentre::NAME_JA) " " strong { (callcentre::PHONE) } (lang.pick("（通話無料）へ。", " (toll-free)."))
                     br;
                     (lang.pick("受付時間: ", "Hours: ")) (lang.pick(callcentre::HOURS_JA, callcentre::HOURS_EN))

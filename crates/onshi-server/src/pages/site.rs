@@ -244,15 +244,12 @@ fn on_901(lang: Lang) -> Markup {
     html! {
         section class="panel" id="on-901" {
             h2 { (lang.pick("901 が表示されたら", "If a card reader shows 901")) }
-            p { (lang.pick(
-                "顔認証付きカードリーダーに「901」が表示された時点では、患者さんの資格確認は完了していません。",
-                "When a card reader shows 901, the patient's qualification has NOT been confirmed.",
-            )) }
             ol {
-                li { (lang.pick("資格確認端末を再起動してください。", "Restart the qualification confirmation terminal.")) }
-                li { (lang.pick("患者さんに、もう一度マイナ保険証をご利用いただくようご案内ください。", "Ask the patient to use the card again.")) }
+                @for step in onshi_core::guidance::on_error_901(lang) {
+                    li { (step) }
+                }
                 li {
-                    (lang.pick("それでもエラーが表示される場合は、", "If the error persists, call the "))
+                    (onshi_core::guidance::if_error_persists(lang))
                     (lang.pick(onshi_core::callcentre::NAME_JA, "online qualification confirmation call centre"))
                     " "
                     a href={ "tel:" (onshi_core::callcentre::PHONE.replace('-', "")) } { (onshi_core::callcentre::PHONE) }
