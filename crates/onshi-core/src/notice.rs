@@ -316,11 +316,11 @@ pub fn channels_line(schedule: &Campaign, lang: Lang) -> String {
         }
     });
     match (lang, period) {
-        (Lang::Ja, Some(p)) => format!(
-            "医療機関等向けポータルサイトからのメールで通知、{p}にオンライン請求時の画面で通知"
-        ),
+        (Lang::Ja, Some(p)) => {
+            format!("医療機関等向けポータルサイトからのメール、および{p}のオンライン請求時の画面")
+        }
         (Lang::Ja, None) => {
-            "医療機関等向けポータルサイトからのメールで通知、オンライン請求時の画面で通知".into()
+            "医療機関等向けポータルサイトからのメール、およびオンライン請求時の画面".into()
         }
         (Lang::En, Some(p)) => format!(
             "e-mail from the portal for medical institutions, and the online-billing screen ({p})"
@@ -427,7 +427,7 @@ fn compose_ja(
         NoticeKind::Silent => (
             "【オンライン資格確認】資格確認端末からの通信が途絶えています".to_owned(),
             format!(
-                "貴施設の資格確認端末の配信アプリケーションから、{}時間以上サーバーへの通信がありません。このままでは更新アプリケーションが届きません。\n\n\
+                "貴施設の資格確認端末の配信アプリケーションから、{}時間以上サーバーへの通信がありません。通信が戻るまで、更新の配信も、インストールや再起動の状況の確認もできません。\n\n\
                  ■ご確認いただきたいこと\n\
                  1. 資格確認端末の電源が入っていること\n\
                  2. 資格確認端末がネットワーク（インターネット回線・院内のLAN）に接続されていること\n\
@@ -514,7 +514,8 @@ fn compose_en(
                 .to_owned(),
             format!(
                 "The distribution application on your qualification terminal has not contacted the server \
-                 for {} hours or more, so the update cannot reach it. Please check that:\n\
+                 for {} hours or more: until it does, the update cannot be delivered and whether it was \
+                 installed or the terminal restarted cannot be seen. Please check that:\n\
                  1. the terminal is switched on;\n\
                  2. it is connected to the network (the internet line and the clinic's LAN);\n\
                  3. the distribution application is running (restarting the terminal starts it).\n\
@@ -713,7 +714,7 @@ mod tests {
         }
         assert_eq!(
             channels_line(&c, Lang::Ja),
-            "医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求時の画面で通知"
+            "医療機関等向けポータルサイトからのメール、および1月のオンライン請求時の画面"
         );
     }
 

@@ -291,7 +291,7 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     );
     assert!(
         source.contains(
-            "医療機関等向けポータルサイトからのメールで通知、1月にオンライン請求時の画面で通知"
+            "本件は、医療機関等向けポータルサイトからのメール、および1月のオンライン請求時の画面でも通知されます。"
         ),
         "{source}"
     );

@@ -237,7 +237,7 @@ fn source(c: &Campaign, lang: Lang) -> Markup {
             ))
             " "
             span id="channels" { (match lang {
-                Lang::Ja => format!("本件は、{}でも医療機関等へ通知されます。", notice::channels_line(c, lang)),
+                Lang::Ja => format!("本件は、{}でも通知されます。", notice::channels_line(c, lang)),
                 Lang::En => format!("Sites are also told by {}.", notice::channels_line(c, lang)),
             }) }
         }
