@@ -441,7 +441,7 @@ impl Advice {
                 jst::format_ja(after)
             ),
             Self::AutoRestart { at } => format!(
-                "更新アプリケーションのインストールが完了しています。資格確認端末は{}に自動で再起動されるよう設定されているため、手動での再起動は不要です。",
+                "更新アプリケーションのインストールが完了しています。資格確認端末は{}に自動で再起動され、そのとき更新が適用されます。手動での再起動は不要です。",
                 jst::format_ja(at)
             ),
             Self::CallCentre { reason } => {
@@ -519,7 +519,7 @@ impl Advice {
                 jst::format_en(after)
             ),
             Self::AutoRestart { at } => format!(
-                "The update is installed. The terminal is set to restart automatically at {}, so no manual restart is needed.",
+                "The update is installed. The terminal restarts automatically at {}, which applies the update; no manual restart is needed.",
                 jst::format_en(at)
             ),
             Self::CallCentre { reason } => {

@@ -156,7 +156,7 @@ fn auto_restart_before_practice_means_nothing_to_do() {
     assert!(!a.action_required());
     assert!(
             a.text(Lang::Ja)
-                .contains("2026年1月20日(火) 07:30に自動で再起動されるよう設定されているため、手動での再起動は不要です。")
+                .contains("2026年1月20日(火) 07:30に自動で再起動され、そのとき更新が適用されます。手動での再起動は不要です。")
         );
     // Installed in the evening: tomorrow's automatic restart still comes first.
     assert_eq!(
