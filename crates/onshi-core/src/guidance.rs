@@ -35,10 +35,13 @@ pub enum Advice {
     NotScheduled,
     /// Keep the terminal and the card readers powered on (電源をオンにした状態を維持). `opens`
     /// is `None` when distribution is running now; `closes` is `None` when it runs all day (the
-    /// catch-up phase, 終日配信).
+    /// catch-up phase, 終日配信). `auto_restart` is the site's daily automatic restart when it is
+    /// known: then the update is applied by it and the text asks for no manual restart.
     KeepPoweredOn {
         opens: Option<Timestamp>,
         closes: Option<Timestamp>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auto_restart: Option<Time>,
     },
     /// The operator paused distribution: nothing to do for now.
     Paused,
@@ -209,15 +212,18 @@ pub fn device_advice(device: &DeviceFacts, moment: &Moment, auto_restart: Option
         Phase::Night => Advice::KeepPoweredOn {
             opens: None,
             closes: moment.closes_at,
+            auto_restart,
         },
         Phase::CatchUp => Advice::KeepPoweredOn {
             opens: None,
             closes: None,
+            auto_restart,
         },
         Phase::Before | Phase::Between => match moment.next_opening {
             Some(opens) => Advice::KeepPoweredOn {
                 opens: Some(opens),
                 closes: moment.next_closes,
+                auto_restart,
             },
             None => Advice::CallCentre {
                 reason: CallReason::NoWindowLeft,
@@ -403,32 +409,42 @@ impl Advice {
             Self::KeepPoweredOn {
                 opens: None,
                 closes: Some(closes),
+                auto_restart,
             } => format!(
                 "現在、配信中です（{}まで）。{POWER}{}",
                 jst::format_ja(closes),
-                restart_after_ja(closes)
+                restart_after_ja(closes, auto_restart)
             ),
             Self::KeepPoweredOn {
                 opens: None,
                 closes: None,
+                auto_restart: None,
             } => format!(
                 "現在、終日配信中です。{POWER}更新アプリケーションのインストール後、またはエラーが表示された場合には、資格確認端末を再起動してください。"
             ),
             Self::KeepPoweredOn {
+                opens: None,
+                closes: None,
+                auto_restart: Some(auto),
+            } => format!("現在、終日配信中です。{POWER}{}", all_day_auto_ja(auto)),
+            Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: Some(closes),
+                auto_restart,
             } => format!(
                 "{}から{}までの間、{POWER}{}",
                 jst::format_ja(opens),
                 jst::format_ja(closes),
-                restart_after_ja(closes)
+                restart_after_ja(closes, auto_restart)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: None,
+                auto_restart,
             } => format!(
-                "{}から終日配信されます。その間、{POWER}{AUTOMATIC}",
-                jst::format_ja(opens)
+                "{}から終日配信されます。その間、{POWER}{}",
+                jst::format_ja(opens),
+                auto_restart.map_or_else(|| AUTOMATIC.to_owned(), all_day_auto_ja)
             ),
             Self::Paused => {
                 "更新アプリケーションの配信は一時停止しています。現在、対応は不要です。".to_owned()
@@ -437,7 +453,7 @@ impl Advice {
                 "{INSTALLED}再起動しないまま患者さんがオンライン資格確認を行うと、資格確認端末でエラーが表示され、資格確認ができません。"
             ),
             Self::RestartAfter { after } => format!(
-                "{INSTALLED}再起動は配信時間が終わる{}以降（翌朝）に行い、それまでは電源をオンにしたままにしてください。",
+                "{INSTALLED}再起動は配信時間が終わる{}以降（翌朝）に行い、それまでは電源をオンにしたままにしてください。ただし、エラー（901）が表示された場合はすぐに再起動してください。",
                 jst::format_ja(after)
             ),
             Self::AutoRestart { at } => format!(
@@ -481,32 +497,45 @@ impl Advice {
             Self::KeepPoweredOn {
                 opens: None,
                 closes: Some(closes),
+                auto_restart,
             } => format!(
                 "Distribution is running now (until {}): {POWER} {}",
                 jst::format_en(closes),
-                restart_after_en(closes)
+                restart_after_en(closes, auto_restart)
             ),
             Self::KeepPoweredOn {
                 opens: None,
                 closes: None,
+                auto_restart: None,
             } => format!(
                 "Distribution runs all day now: {POWER} Once the update is installed, or when an error appears, restart the terminal."
             ),
             Self::KeepPoweredOn {
+                opens: None,
+                closes: None,
+                auto_restart: Some(auto),
+            } => format!(
+                "Distribution runs all day now: {POWER} {}",
+                all_day_auto_en(auto)
+            ),
+            Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: Some(closes),
+                auto_restart,
             } => format!(
                 "From {} to {}, {POWER} {}",
                 jst::format_en(opens),
                 jst::format_en(closes),
-                restart_after_en(closes)
+                restart_after_en(closes, auto_restart)
             ),
             Self::KeepPoweredOn {
                 opens: Some(opens),
                 closes: None,
+                auto_restart,
             } => format!(
-                "Distribution runs all day from {}: {POWER} {AUTOMATIC}",
-                jst::format_en(opens)
+                "Distribution runs all day from {}: {POWER} {}",
+                jst::format_en(opens),
+                auto_restart.map_or_else(|| AUTOMATIC.to_owned(), all_day_auto_en)
             ),
             Self::Paused => {
                 "Distribution of the update is paused. Nothing to do for now.".to_owned()
@@ -515,7 +544,7 @@ impl Advice {
                 "{INSTALLED} Until it is restarted, a patient's online qualification confirmation ends in an error on the terminal and is not confirmed."
             ),
             Self::RestartAfter { after } => format!(
-                "{INSTALLED} Restart it after distribution ends at {} (tomorrow morning) and keep it powered on until then.",
+                "{INSTALLED} Restart it after distribution ends at {} (tomorrow morning) and keep it powered on until then. But if an error (901) appears, restart it at once.",
                 jst::format_en(after)
             ),
             Self::AutoRestart { at } => format!(
@@ -543,18 +572,59 @@ impl Advice {
 }
 
 /// The notice's second step for a device still to receive the update in a window closing at
-/// `closes`: 翌日朝(5時以降)に資格確認端末を再起動.
-fn restart_after_ja(closes: Timestamp) -> String {
+/// `closes`: 翌日朝(5時以降)に資格確認端末を再起動 — or, for a site whose automatic restart time
+/// is known, that this restart applies it (the notice's 手動での再起動は不要). The parenthetical
+/// about the setting stays only where the setting is unknown.
+fn restart_after_ja(closes: Timestamp, auto_restart: Option<Time>) -> String {
+    match auto_restart {
+        Some(auto) => format!(
+            "更新アプリケーションのダウンロードとインストールは自動で行われます。インストールの完了後、{}の自動再起動で更新が適用されますので、ほかに対応は不要です。",
+            jst::format_ja(applied_at(closes, auto))
+        ),
+        None => format!(
+            "更新アプリケーションのダウンロードとインストールは自動で行われます。インストールの完了後、{}以降（翌朝）に資格確認端末を再起動してください（日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です）。",
+            jst::format_ja(closes)
+        ),
+    }
+}
+
+fn restart_after_en(closes: Timestamp, auto_restart: Option<Time>) -> String {
+    match auto_restart {
+        Some(auto) => format!(
+            "The update downloads and installs by itself. Once it is installed, the terminal's automatic restart at {} applies it; nothing else is needed.",
+            jst::format_en(applied_at(closes, auto))
+        ),
+        None => format!(
+            "The update downloads and installs by itself. Once it is installed, restart the terminal after {} (the next morning); not needed if the terminal is set to restart automatically before daily practice.",
+            jst::format_en(closes)
+        ),
+    }
+}
+
+/// The automatic restart that applies an update installed in the window closing at `closes`:
+/// the site's first restart after an install just before the close (never before 05:00).
+fn applied_at(closes: Timestamp, auto: Time) -> Timestamp {
+    let last_install = closes
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap_or(closes);
+    auto_restart::next_restart(last_install, auto)
+}
+
+/// All-day distribution for a site whose automatic restart time is known: an install outside
+/// practice is applied by that restart; one during practice shows the error until a restart.
+fn all_day_auto_ja(auto: Time) -> String {
     format!(
-        "更新アプリケーションのダウンロードとインストールは自動で行われます。インストールの完了後、{}以降（翌朝）に資格確認端末を再起動してください（日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です）。",
-        jst::format_ja(closes)
+        "更新アプリケーションのダウンロードとインストールは自動で行われ、インストールの完了後、毎日{:02}:{:02}の自動再起動で更新が適用されますので、ほかに対応は不要です。ただし、診療中にエラーが表示された場合は、すぐに資格確認端末を再起動してください。",
+        auto.hour(),
+        auto.minute()
     )
 }
 
-fn restart_after_en(closes: Timestamp) -> String {
+fn all_day_auto_en(auto: Time) -> String {
     format!(
-        "The update downloads and installs by itself. Once it is installed, restart the terminal after {} (the next morning); not needed if the terminal is set to restart automatically before daily practice.",
-        jst::format_en(closes)
+        "The update downloads and installs by itself; once it is installed, the terminal's daily automatic restart at {:02}:{:02} applies it and nothing else is needed. If an error appears during practice, restart the terminal at once.",
+        auto.hour(),
+        auto.minute()
     )
 }
 

@@ -193,7 +193,12 @@ pub fn in_force(
 /// come and an automatic restart had its chance ([`due`]), so it says restart now; the others
 /// say what the schedule asks of a device still waiting. The billing screen, which reads the
 /// site's devices, passes the site's own advice instead.
-pub fn advice_for(kind: NoticeKind, schedule: &Campaign, now: Timestamp) -> Advice {
+pub fn advice_for(
+    kind: NoticeKind,
+    schedule: &Campaign,
+    now: Timestamp,
+    auto_restart: Option<Time>,
+) -> Advice {
     use crate::deployment::DeploymentState;
     use crate::guidance::{DeviceFacts, device_advice};
     use crate::vendor::DeviceKind;
@@ -211,7 +216,7 @@ pub fn advice_for(kind: NoticeKind, schedule: &Campaign, now: Timestamp) -> Advi
             device_advice(
                 &waiting,
                 &Moment::of(schedule, CampaignStatus::Active, now),
-                None,
+                auto_restart,
             )
         }
     }
@@ -738,7 +743,7 @@ mod tests {
             &facts(0, 1, 1),
             &c,
             now,
-            advice_for(NoticeKind::RestartRequired, &c, now),
+            advice_for(NoticeKind::RestartRequired, &c, now, None),
         );
         assert!(l.body.contains("更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"), "{}", l.body);
         assert!(l.body.contains("再起動待ち 1台"), "{}", l.body);
@@ -759,7 +764,7 @@ mod tests {
             &facts(2, 0, 0),
             &c,
             now,
-            advice_for(NoticeKind::Announcement, &c, now),
+            advice_for(NoticeKind::Announcement, &c, now, None),
         );
         assert!(
             a.body.contains("2026年1月31日(土)以降は終日配信"),

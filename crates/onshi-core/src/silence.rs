@@ -105,7 +105,7 @@ pub fn letter(
     now: Timestamp,
     terminals: &[SilentTerminal<'_>],
 ) -> Letter {
-    let advice = notice::advice_for(NoticeKind::Silent, schedule, now);
+    let advice = notice::advice_for(NoticeKind::Silent, schedule, now, to.auto_restart);
     let mut letter = notice::compose(NoticeKind::Silent, lang, to, facts, schedule, now, advice);
     if terminals.is_empty() {
         return letter;

@@ -195,7 +195,7 @@ impl Worker {
                         auto_restart: site.auto_restart,
                     };
                     // In Japanese, the portal's language.
-                    let advice = notice::advice_for(d.kind, &schedule, now);
+                    let advice = notice::advice_for(d.kind, &schedule, now, site.auto_restart);
                     let letter =
                         notice::compose(d.kind, Lang::Ja, to, facts, &schedule, now, advice);
                     new.push((k, site.email.clone(), letter));

@@ -27,12 +27,13 @@ struct Case {
 const AUTO: Option<Time> = Some(time(7, 30, 0, 0));
 
 fn cases() -> Vec<Case> {
-    let keep = |opens: Option<&str>, closes: Option<&str>| Advice::KeepPoweredOn {
-        opens: opens.map(ts),
-        closes: closes.map(ts),
-    };
     let mut rows = Vec::new();
     for auto in [None, AUTO] {
+        let keep = |opens: Option<&str>, closes: Option<&str>| Advice::KeepPoweredOn {
+            opens: opens.map(ts),
+            closes: closes.map(ts),
+            auto_restart: auto,
+        };
         rows.extend([
             Case {
                 name: "waiting before the first night: keep it on through that night",
@@ -234,7 +235,7 @@ fn mails(campaign: &Campaign, case: &Case, now: Timestamp) -> Vec<(NoticeKind, S
         .into_iter()
         .filter(|d| d.kind != NoticeKind::Announcement)
         .map(|d| {
-            let advice = notice::advice_for(d.kind, campaign, now);
+            let advice = notice::advice_for(d.kind, campaign, now, case.auto);
             let letter = notice::compose(d.kind, Lang::Ja, to, &facts, campaign, now, advice);
             (d.kind, letter.lead)
         })
@@ -250,7 +251,30 @@ fn says_what_the_notice_says(advice: &Advice, text: &str) -> bool {
         Advice::KeepPoweredOn { closes: None, .. } => {
             text.contains("終日配信") && text.contains("エラーが表示された場合")
         }
-        Advice::KeepPoweredOn { .. } => text.contains("電源をオンにしたまま"),
+        // A site whose automatic restart is known is told that it applies the update, at its
+        // time the next morning, and is not left to work out whether to restart by hand.
+        Advice::KeepPoweredOn {
+            closes: Some(closes),
+            auto_restart: Some(auto),
+            ..
+        } => {
+            let at = crate::auto_restart::next_restart(*closes, *auto);
+            text.contains("電源をオンにしたまま")
+                && text.contains(&format!(
+                    "{}の自動再起動で更新が適用されます",
+                    jst::format_ja(at)
+                ))
+                && text.contains("ほかに対応は不要です")
+                && !text.contains("再起動してください")
+                && !text.contains("設定している場合")
+        }
+        Advice::KeepPoweredOn {
+            auto_restart: None, ..
+        } => {
+            text.contains("電源をオンにしたまま")
+                && text.contains("05:00以降（翌朝）に資格確認端末を再起動してください")
+                && text.contains("設定している場合は手動での再起動は不要です")
+        }
         Advice::CallCentre { .. } => {
             text.contains("次の配信時間帯に自動で再試行")
                 && text.contains("0800-080-4583")

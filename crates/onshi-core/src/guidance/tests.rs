@@ -51,6 +51,7 @@ fn waiting_before_the_first_night_keeps_power_on_through_that_night() {
         Advice::KeepPoweredOn {
             opens: Some(ts("2026-01-19T20:00:00+09:00")),
             closes: Some(ts("2026-01-20T05:00:00+09:00")),
+            auto_restart: None,
         }
     );
     let text = a.text(Lang::Ja);
@@ -69,6 +70,7 @@ fn waiting_on_sunday_the_25th_points_to_the_night_of_the_26th() {
         Advice::KeepPoweredOn {
             opens: Some(ts("2026-01-26T20:00:00+09:00")),
             closes: Some(ts("2026-01-27T05:00:00+09:00")),
+            auto_restart: None,
         }
     );
 }
@@ -85,6 +87,7 @@ fn downloading_inside_a_night_keeps_power_on_until_05_00() {
         Advice::KeepPoweredOn {
             opens: None,
             closes: Some(ts("2026-01-25T05:00:00+09:00")),
+            auto_restart: None,
         }
     );
     assert!(
@@ -100,7 +103,8 @@ fn waiting_in_catch_up_is_told_distribution_runs_all_day() {
         a,
         Advice::KeepPoweredOn {
             opens: None,
-            closes: None
+            closes: None,
+            auto_restart: None,
         }
     );
     assert!(a.text(Lang::Ja).starts_with("現在、終日配信中です。"));
@@ -303,6 +307,7 @@ fn every_advice_has_words_in_both_languages() {
         Advice::KeepPoweredOn {
             opens: Some(at),
             closes: None,
+            auto_restart: None,
         },
         Advice::Paused,
         Advice::RestartNow,
@@ -317,4 +322,52 @@ fn every_advice_has_words_in_both_languages() {
         }
         assert!(!a.slug().is_empty());
     }
+}
+
+#[test]
+fn a_site_with_a_known_automatic_restart_is_told_it_applies_the_update_not_to_restart() {
+    let device = DeviceFacts {
+        kind: Terminal,
+        state: S::Waiting,
+        installed_at: None,
+    };
+    let campaign = Campaign::preset("2026-01").expect("preset");
+    let moment = Moment::of(
+        &campaign,
+        CampaignStatus::Active,
+        ts("2026-01-19T13:00:00+09:00"),
+    );
+    let a = device_advice(&device, &moment, Some(time(7, 30, 0, 0)));
+    let ja = a.text(Lang::Ja);
+    assert!(
+        ja.ends_with("インストールの完了後、2026年1月20日(火) 07:30の自動再起動で更新が適用されますので、ほかに対応は不要です。"),
+        "{ja}"
+    );
+    assert!(!ja.contains("設定している場合"), "{ja}");
+    let en = a.text(Lang::En);
+    assert!(
+        en.contains("the terminal's automatic restart at") && !en.contains("not needed if"),
+        "{en}"
+    );
+    // Where the setting is unknown (the public /guidance), the notice's parenthetical stays.
+    let unknown = device_advice(&device, &moment, None).text(Lang::Ja);
+    assert!(
+        unknown.contains("05:00以降（翌朝）に資格確認端末を再起動してください（日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です）"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn restart_tomorrow_morning_says_to_restart_at_once_when_901_appears() {
+    let a = Advice::RestartAfter {
+        after: ts("2026-01-21T05:00:00+09:00"),
+    };
+    assert!(
+        a.text(Lang::Ja)
+            .ends_with("ただし、エラー（901）が表示された場合はすぐに再起動してください。")
+    );
+    assert!(
+        a.text(Lang::En)
+            .ends_with("But if an error (901) appears, restart it at once.")
+    );
 }

@@ -115,7 +115,9 @@ pub async fn notices(
                         kind == notice::NoticeKind::RestartRequired,
                     )
                 });
-            let advice = own.unwrap_or_else(|| notice::advice_for(kind, &schedule, now));
+            let advice = own.unwrap_or_else(|| {
+                notice::advice_for(kind, &schedule, now, institution.auto_restart)
+            });
             let letter = notice::compose(kind, lang, to, &facts, &schedule, now, advice);
             notices.push(BillingNotice {
                 campaign: c.id.clone(),
