@@ -140,7 +140,11 @@ impl Status {
             .values()
             .find_map(|d| d.completion_check.clone());
         Ok(Self {
-            completion_check: guidance::completion_check_text(check.as_ref(), lang),
+            completion_check: guidance::completion_check_text(
+                check.as_ref(),
+                lang,
+                guidance::CheckedFrom::Agent,
+            ),
             institution: identity.institution,
             server: identity.server,
             auto_restart: identity.auto_restart,

@@ -628,26 +628,68 @@ fn all_day_auto_en(auto: Time) -> String {
     )
 }
 
+/// Where the completion check is read, which decides how onshi's own check is pointed to: a
+/// receptionist is never sent to a path or a shell command; the agent's output, which a vendor
+/// reads on the terminal, names its own command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedFrom {
+    /// The site's own page `/site`, whose device table is above the text.
+    SitePage,
+    /// The public `/guidance`, which links to the site page.
+    Guidance,
+    /// A mail or the billing screen.
+    Mail,
+    /// `onshi-agent status` on the terminal.
+    Agent,
+}
+
+impl CheckedFrom {
+    fn own_check(self, lang: Lang) -> &'static str {
+        match self {
+            Self::SitePage => lang.pick(
+                "上の「機器ごとの状況」でも確認できます。",
+                "You can also check it under \"Your devices\" above.",
+            ),
+            Self::Guidance => lang.pick(
+                "医療機関・薬局の方のページでも、機器ごとの状況を確認できます。",
+                "You can also check each device on your site's page.",
+            ),
+            Self::Mail => lang.pick(
+                "医療機関・薬局の方のページ（医療機関コードとアクセスキーでログイン）でも、機器ごとの状況を確認できます。",
+                "You can also check each device on your site's page (log in with your institution code and access key).",
+            ),
+            Self::Agent => lang.pick(
+                "医療機関・薬局の方のページの機器ごとの状況、または資格確認端末で「onshi-agent status」を実行しても確認できます。",
+                "You can also check each device on your site's page, or run \"onshi-agent status\" on the terminal.",
+            ),
+        }
+    }
+}
+
 /// How staff check that the update installed (the notice: 更新アプリケーションのインストールが
 /// 完了したかどうかは、下記サイトの手順をご参照ください): the official site once the campaign
-/// names it, else that its procedure will be announced; onshi's own check beside it either way.
-pub fn completion_check_text(check: Option<&CompletionCheck>, lang: Lang) -> String {
-    const OWN_JA: &str = "この医療機関・薬局のページ（/site）の機器ごとの状況、または資格確認端末で「onshi-agent status」を実行しても確認できます。";
-    const OWN_EN: &str = "You can also check each device on your site page (/site), or run \"onshi-agent status\" on the terminal.";
+/// names it, else that its procedure will be announced; onshi's own check beside it either way,
+/// pointed to as fits where it is read (`from`).
+pub fn completion_check_text(
+    check: Option<&CompletionCheck>,
+    lang: Lang,
+    from: CheckedFrom,
+) -> String {
+    let own = from.own_check(lang);
     match (check, lang) {
         (Some(c), Lang::Ja) => format!(
-            "インストール完了の確認手順: {}（{}）。{OWN_JA}",
+            "インストール完了の確認手順: {}（{}）。{own}",
             c.procedure, c.url
         ),
         (Some(c), Lang::En) => format!(
-            "To check that the update installed: {} ({}). {OWN_EN}",
+            "To check that the update installed: {} ({}). {own}",
             c.procedure, c.url
         ),
         (None, Lang::Ja) => {
-            format!("インストール完了の確認手順は、公式サイトで別途案内されます。{OWN_JA}")
+            format!("インストール完了の確認手順は、公式サイトで別途案内されます。{own}")
         }
         (None, Lang::En) => format!(
-            "The official procedure to check that the update installed will be announced separately. {OWN_EN}"
+            "The official procedure to check that the update installed will be announced separately. {own}"
         ),
     }
 }

@@ -454,7 +454,11 @@ fn compose_ja(
         to.code,
         jst::format_ja(now),
         facts_line(facts, crate::lang::Lang::Ja),
-        crate::guidance::completion_check_text(schedule.completion_check(), Lang::Ja),
+        crate::guidance::completion_check_text(
+            schedule.completion_check(),
+            Lang::Ja,
+            crate::guidance::CheckedFrom::Mail,
+        ),
         callcentre::NAME_JA,
         callcentre::PHONE,
         callcentre::FALLBACK_TITLE_JA,
@@ -537,7 +541,11 @@ fn compose_en(
         to.code,
         jst::format_en(now),
         facts_line(facts, Lang::En),
-        crate::guidance::completion_check_text(schedule.completion_check(), Lang::En),
+        crate::guidance::completion_check_text(
+            schedule.completion_check(),
+            Lang::En,
+            crate::guidance::CheckedFrom::Mail,
+        ),
         callcentre::PHONE,
         callcentre::FALLBACK_TITLE_JA,
         callcentre::FALLBACK_URL,
@@ -750,7 +758,9 @@ mod tests {
         assert!(
             l.body
                 .contains("インストール完了の確認手順は、公式サイトで別途案内されます。")
-                && l.body.contains("onshi-agent status"),
+                && l.body.contains("医療機関・薬局の方のページ（医療機関コードとアクセスキーでログイン）でも、機器ごとの状況を確認できます。")
+                && !l.body.contains("onshi-agent status")
+                && !l.body.contains("/site"),
             "{}",
             l.body
         );

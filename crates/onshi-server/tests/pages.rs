@@ -222,7 +222,9 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     let check = browser.text("#completion-check").await;
     assert!(
         check.contains("インストール完了の確認手順は、公式サイトで別途案内されます")
-            && check.contains("onshi-agent status"),
+            && check.contains("上の「機器ごとの状況」でも確認できます。")
+            && !check.contains("onshi-agent status")
+            && !check.contains("/site"),
         "{check}"
     );
     let on_901 = browser.text("#on-901").await;
@@ -275,6 +277,12 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     assert_eq!(
         browser.text("#callcentre-status").await,
         "受付中（本日18:00まで）"
+    );
+    let check = browser.text("#completion-check").await;
+    assert!(
+        check.contains("医療機関・薬局の方のページでも、機器ごとの状況を確認できます。")
+            && !check.contains("onshi-agent status"),
+        "{check}"
     );
     assert!(
         browser

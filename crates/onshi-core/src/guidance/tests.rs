@@ -371,3 +371,27 @@ fn restart_tomorrow_morning_says_to_restart_at_once_when_901_appears() {
             .ends_with("But if an error (901) appears, restart it at once.")
     );
 }
+
+#[test]
+fn the_completion_check_names_a_command_only_where_a_vendor_reads_it_and_never_a_path() {
+    for lang in [Lang::Ja, Lang::En] {
+        for from in [
+            CheckedFrom::SitePage,
+            CheckedFrom::Guidance,
+            CheckedFrom::Mail,
+            CheckedFrom::Agent,
+        ] {
+            let text = completion_check_text(None, lang, from);
+            assert!(!text.contains("/site"), "{from:?}: {text}");
+            assert_eq!(
+                text.contains("onshi-agent status"),
+                from == CheckedFrom::Agent,
+                "{from:?}: {text}"
+            );
+        }
+    }
+    assert!(
+        completion_check_text(None, Lang::Ja, CheckedFrom::SitePage)
+            .ends_with("上の「機器ごとの状況」でも確認できます。")
+    );
+}

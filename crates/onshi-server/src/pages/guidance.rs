@@ -245,15 +245,17 @@ fn source(c: &Campaign, lang: Lang) -> Markup {
 }
 
 /// How to check that the update installed: the official site once the campaign names it, and
-/// onshi's own check (the site page, `onshi-agent status`).
-pub fn completion_check(c: &Campaign, lang: Lang) -> Markup {
+/// onshi's own check: the device table on `/site` itself, a link to it elsewhere.
+pub fn completion_check(c: &Campaign, lang: Lang, from: guidance::CheckedFrom) -> Markup {
     html! {
         p id="completion-check" {
-            (guidance::completion_check_text(c.completion_check(), lang))
+            (guidance::completion_check_text(c.completion_check(), lang, from))
             @if let Some(check) = c.completion_check() {
                 " " a href=(check.url) rel="noopener" { (lang.pick("公式の確認手順", "Official procedure")) }
             }
-            " " a href=(href("/site", lang)) { (lang.pick("医療機関・薬局の方のページ", "Your site's page")) }
+            @if from != guidance::CheckedFrom::SitePage {
+                " " a href=(href("/site", lang)) { (lang.pick("医療機関・薬局の方のページ", "Your site's page")) }
+            }
         }
     }
 }
@@ -327,7 +329,7 @@ fn render(c: &Campaign, lang: Lang, now: Timestamp) -> Markup {
             "※日々の診療等の開始前に自動で再起動がされるよう設定している場合は手動での再起動は不要です。",
             "If the terminal is set to restart automatically before daily practice, no manual restart is needed."
         )) }
-        (completion_check(c, lang))
+        (completion_check(c, lang, guidance::CheckedFrom::Guidance))
         @if let (Some(last), Some(from)) = (last_night, c.catch_up_from()) {
             h2 { (lang.pick("期間中にバージョンアップが完了しなかった場合", "If the update is not complete by the end of the period")) }
             p id="catch-up" { (match lang {

@@ -215,7 +215,7 @@ async fn render(
                 "Once during the period is enough (keep the devices on through any one night, restart the terminal the next morning).",
             )) }
             p { (now_sentence(c, now, lang)) " " a href=(href("/guidance", lang)) { (lang.pick("詳しいご案内", "Full guidance")) } }
-            (completion_check(c, lang))
+            (completion_check(c, lang, onshi_core::guidance::CheckedFrom::SitePage))
         }
         (on_901(lang))
         form method="post" action="/site/logout" {
