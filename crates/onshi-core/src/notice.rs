@@ -448,7 +448,7 @@ fn compose_ja(
          ■貴施設の現在の状況（{}時点）\n{}\n\n\
          ■インストール完了の確認\n{}\n\n\
          ■お問い合わせ\n{} {}（通話無料）\n月曜日～金曜日（祝日を除く）8:00～18:00／土曜日（祝日を除く）8:00～16:00\n\n\
-         その間のマイナ保険証による資格確認（医療機関等向け総合ポータルサイト）：\n\
+         再起動してもエラーが解消しない間のマイナ保険証による資格確認は、次の記事に沿ってご対応ください（医療機関等向け総合ポータルサイト）：\n\
          {}\n{}\n",
         to.name,
         to.code,
@@ -536,7 +536,7 @@ fn compose_en(
     };
     let body = format!(
         "To {} (institution code {})\n\n{main}\n\nYour site at {}: {}\n\n{}\n\nCall centre: {} (free), Mon–Fri 8:00–18:00, Sat 8:00–16:00 (except holidays).\n\
-         Meanwhile, confirming qualification (portal article, in Japanese: 「{}」):\n{}\n",
+         While the error persists after a restart, confirm qualification as this portal article describes (in Japanese: 「{}」):\n{}\n",
         to.name,
         to.code,
         jst::format_en(now),
@@ -755,6 +755,29 @@ mod tests {
         );
         assert!(l.body.contains("更新アプリケーションのインストールが完了しています。資格確認端末を再起動してください。"), "{}", l.body);
         assert!(l.body.contains("再起動待ち 1台"), "{}", l.body);
+        assert!(
+            l.body
+                .contains("再起動してもエラーが解消しない間のマイナ保険証による資格確認は、")
+                && !l.body.contains("その間"),
+            "the fallback says which time it is for: {}",
+            l.body
+        );
+        let en = compose(
+            NoticeKind::RestartRequired,
+            Lang::En,
+            to,
+            &facts(0, 1, 1),
+            &c,
+            now,
+            advice_for(NoticeKind::RestartRequired, &c, now, None),
+        );
+        assert!(
+            en.body
+                .contains("While the error persists after a restart, confirm qualification")
+                && !en.body.contains("Meanwhile"),
+            "{}",
+            en.body
+        );
         assert!(
             l.body
                 .contains("インストール完了の確認手順は、公式サイトで別途案内されます。")
