@@ -434,11 +434,14 @@ fn compose_ja(
             format!(
                 "貴施設の資格確認端末の配信アプリケーションから、{}時間以上サーバーへの通信がありません。通信が戻るまで、更新の配信も、インストールや再起動の状況の確認もできません。\n\n\
                  ■ご確認いただきたいこと\n\
-                 1. 資格確認端末の電源が入っていること\n\
-                 2. 資格確認端末がネットワーク（インターネット回線・院内のLAN）に接続されていること\n\
-                 3. 配信アプリケーションが起動していること（資格確認端末を再起動すると起動します）\n\n\
+                 1. {}\n\
+                 2. {}\n\
+                 3. {}\n\n\
                  確認しても通信が戻らない場合は、オンライン資格確認等コールセンター（{}、通話無料）へご連絡ください。",
                 schedule.silent_after().as_hours(),
+                crate::silence::checks(Lang::Ja)[0],
+                crate::silence::checks(Lang::Ja)[1],
+                crate::silence::checks(Lang::Ja)[2],
                 callcentre::PHONE,
             ),
         ),
@@ -525,11 +528,14 @@ fn compose_en(
                 "The distribution application on your qualification terminal has not contacted the server \
                  for {} hours or more: until it does, the update cannot be delivered and whether it was \
                  installed or the terminal restarted cannot be seen. Please check that:\n\
-                 1. the terminal is switched on;\n\
-                 2. it is connected to the network (the internet line and the clinic's LAN);\n\
-                 3. the distribution application is running (restarting the terminal starts it).\n\
+                 1. {};\n\
+                 2. {};\n\
+                 3. {}.\n\
                  If it still does not reconnect, call the call centre at {} (free).",
                 schedule.silent_after().as_hours(),
+                crate::silence::checks(Lang::En)[0],
+                crate::silence::checks(Lang::En)[1],
+                crate::silence::checks(Lang::En)[2],
                 callcentre::PHONE,
             ),
         ),

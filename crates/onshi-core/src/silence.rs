@@ -88,6 +88,38 @@ pub fn due(now: Timestamp, campaign: CampaignStatus, silent: usize) -> Option<Du
     })
 }
 
+/// What staff check on a silent terminal, in order: the silent mail lists them and the site
+/// page's row says them, in the same words.
+pub fn checks(lang: Lang) -> [&'static str; 3] {
+    match lang {
+        Lang::Ja => [
+            "資格確認端末の電源が入っていること",
+            "資格確認端末がネットワーク（インターネット回線・院内のLAN）に接続されていること",
+            "配信アプリケーションが起動していること（資格確認端末を再起動すると起動します）",
+        ],
+        Lang::En => [
+            "the terminal is switched on",
+            "it is connected to the network (the internet line and the clinic's LAN)",
+            "the distribution application is running (restarting the terminal starts it)",
+        ],
+    }
+}
+
+/// A silent terminal's line on the site page, before [`checks`]: 「通信が途絶えています（最終通信
+/// …）」.
+pub fn row_heading(last_contact: Timestamp, lang: Lang) -> String {
+    match lang {
+        Lang::Ja => format!(
+            "通信が途絶えています（最終通信 {}）。次の点をご確認ください。",
+            jst::format_ja(last_contact)
+        ),
+        Lang::En => format!(
+            "Not heard from (last contact {}). Please check that:",
+            jst::format_en(last_contact)
+        ),
+    }
+}
+
 /// One silent terminal, as its site's letter names it.
 #[derive(Debug, Clone, Copy)]
 pub struct SilentTerminal<'a> {

@@ -626,6 +626,70 @@ async fn a_site_logs_in_with_its_access_key_only() {
     assert!(html.contains("id=\"access_key\""), "the login form again");
 }
 
+/// Logs Sapporo in over plain HTTP and returns its session cookie.
+async fn site_cookie(app: &TestApp, key: &str) -> String {
+    let r = no_redirects()
+        .post(app.url("/site/login"))
+        .form(&[("code", SAPPORO), ("access_key", key)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    r.headers()[SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_site_page_flags_a_silent_terminal_and_says_distribution_runs_all_day_from_the_catch_up_date()
+ {
+    let (app, key) = campaign_after_first_night().await;
+    let cookie = site_cookie(&app, &key).await;
+    let html = page(&app, "/site", &cookie).await;
+    assert!(
+        !html.contains("通信が途絶えています"),
+        "heard from 12 hours ago"
+    );
+    assert!(
+        !html.contains("以降は終日配信されています"),
+        "before the catch-up date"
+    );
+
+    // More than 72 hours after its last check-in, Sapporo's terminal is silent: its row says
+    // so, with what to check, in the silent mail's words.
+    app.set_clock(SILENT_AT).await;
+    let cookie = site_cookie(&app, &key).await;
+    let html = page(&app, "/site", &cookie).await;
+    for words in [
+        "通信が途絶えています（最終通信 2026年1月19日(月) 21:00）",
+        "資格確認端末の電源が入っていること",
+        "資格確認端末がネットワーク（インターネット回線・院内のLAN）に接続されていること",
+        "配信アプリケーションが起動していること（資格確認端末を再起動すると起動します）",
+    ] {
+        assert!(html.contains(words), "{words}: {html}");
+    }
+    let en = page(&app, "/site?lang=en", &cookie).await;
+    assert!(
+        en.contains("Not heard from (last contact ") && en.contains("the terminal is switched on"),
+        "{en}"
+    );
+
+    // From the campaign's catch-up date, the schedule says distribution runs all day.
+    app.set_clock("2026-01-31T10:00:00+09:00").await;
+    let cookie = site_cookie(&app, &key).await;
+    let html = page(&app, "/site", &cookie).await;
+    assert!(
+        html.contains("1月31日(土)以降は終日配信されています。"),
+        "{html}"
+    );
+    let en = page(&app, "/site?lang=en", &cookie).await;
+    assert!(en.contains("the update is distributed all day."), "{en}");
+}
+
 #[tokio::test]
 async fn the_action_list_exports_csv() {
     let (app, _) = campaign_after_first_night().await;

@@ -115,6 +115,17 @@ pub fn period(c: &Campaign, lang: Lang) -> Option<String> {
     })
 }
 
+/// From the campaign's catch-up date on (the notice: 1月31日（土）以降、終日配信): that
+/// distribution now runs all day, from that date; `None` before it or without one.
+pub fn all_day_since(c: &Campaign, now: Timestamp, lang: Lang) -> Option<String> {
+    let from = c.catch_up_from().filter(|from| now >= *from)?;
+    let day = date(jst::civil(from).date(), lang);
+    Some(match lang {
+        Lang::Ja => format!("{day}以降は終日配信されています。"),
+        Lang::En => format!("Since {day}, the update is distributed all day."),
+    })
+}
+
 /// Where distribution stands now, in one sentence.
 pub fn now_sentence(c: &Campaign, now: Timestamp, lang: Lang) -> String {
     let s = c.status(now);

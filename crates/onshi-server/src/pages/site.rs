@@ -10,15 +10,18 @@ use maud::{Markup, html};
 use onshi_core::guidance::Advice;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
+use onshi_core::silence;
 use onshi_core::vendor::DeviceKind;
 use serde::Deserialize;
 
-use super::guidance::{call_centre, completion_check, fallback, now_sentence, period};
+use super::guidance::{
+    all_day_since, call_centre, completion_check, fallback, now_sentence, period,
+};
 use super::session::{
     Current, SITE_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
 };
 use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
-use crate::services::devices::{SiteStatus, access_key_matches, site_status};
+use crate::services::devices::{SiteDevice, SiteStatus, access_key_matches, site_status};
 use crate::state::AppState;
 
 /// `GET /site`: the site's status when logged in, the login form otherwise.
@@ -188,6 +191,14 @@ async fn render(
                                     Some(a) => { span class="device-advice" { (a.text(lang)) } }
                                     None => { (lang.pick("予定されている更新はありません。", "No update is scheduled.")) }
                                 }
+                                @if let Some(last) = silent_since(status, d, now) {
+                                    div class="silent bad" {
+                                        strong { (silence::row_heading(last, lang)) }
+                                        ol {
+                                            @for check in silence::checks(lang) { li { (check) } }
+                                        }
+                                    }
+                                }
                             }
                             td data-label=(lang.pick("バージョン（動作中 / インストール済み）", "Version (running / installed)")) {
                                 (d.device.running.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()))
@@ -210,6 +221,7 @@ async fn render(
         @if let Some(c) = &schedule {
             h2 { (lang.pick("配信の予定", "Schedule")) }
             @if let Some(p) = period(c, lang) { p { (p) } }
+            @if let Some(all_day) = all_day_since(c, now, lang) { p id="all-day" { (all_day) } }
             p id="once" { (lang.pick(
                 "上記期間中、1度だけ実施いただければ問題ございません（いずれかの日の夜に電源をオンにしたままにし、翌朝に資格確認端末を再起動）。",
                 "Once during the period is enough (keep the devices on through any one night, restart the terminal the next morning).",
@@ -224,6 +236,28 @@ async fn render(
             button type="submit" id="logout" { (lang.pick("ログアウト", "Log out")) }
         }
     })
+}
+
+/// The last contact of a device that is silent under its campaign's rule
+/// ([`silence::is_silent`], while the campaign is watched), so its row can say so.
+fn silent_since(
+    status: &SiteStatus,
+    d: &SiteDevice,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let (record, campaign) = status.campaign.as_ref()?;
+    let last = d.device.last_contact?;
+    let state = d.state?;
+    (silence::watched(record.status)
+        && d.campaign.as_deref() == Some(record.id.as_str())
+        && silence::is_silent(
+            d.device.kind,
+            state,
+            Some(last),
+            now,
+            campaign.silent_after(),
+        ))
+    .then_some(last)
 }
 
 /// 「資格確認端末」 or 「顔認証付きカードリーダー（キヤノン）」.
