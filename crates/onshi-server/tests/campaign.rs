@@ -314,6 +314,44 @@ async fn a_whole_campaign_runs_by_the_notice() {
         !label.contains("適用済み") && !label.contains("不要"),
         "{site:?}"
     );
+    // The site page's reader row says the same, right under the terminal's row.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/site/login"))
+        .form(&[("code", "0110113719"), ("access_key", key.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let html = app
+        .client
+        .get(app.url("/site"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("site page")
+        .text()
+        .await
+        .expect("html");
+    let row = html
+        .split("data-kind=\"card_reader\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the reader's row");
+    assert!(
+        row.contains("インストール完了（資格確認端末の再起動で適用）"),
+        "{row}"
+    );
+    assert!(!row.contains("適用済み"), "{row}");
 
     // The agent activates the reader once its terminal runs the new version (here it already
     // does: Sapporo restarted above).
