@@ -14,8 +14,8 @@ pub enum DeviceKind {
     /// 資格確認端末 — the qualification confirmation terminal (a Windows PC). Its update takes
     /// effect only after it restarts.
     Terminal,
-    /// 顔認証付きカードリーダー — a face-authentication card reader attached to the terminal. Its
-    /// update applies without a restart.
+    /// 顔認証付きカードリーダー — a face-authentication card reader attached to the terminal. It
+    /// is never restarted by staff: its installed update is applied by its terminal's restart.
     CardReader,
 }
 
