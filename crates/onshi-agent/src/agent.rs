@@ -200,10 +200,17 @@ impl Agent {
                 () = &mut stop => return Ok(()),
                 () = tokio::time::sleep_until(at.into()) => {}
             }
+            let restarts = self.dir.running().ok();
             let next = tokio::select! {
                 () = &mut stop => return Ok(()),
                 next = self.step(&component) => next,
             };
+            // The automatic restart applies the readers' installed components: look at them now.
+            if component == Component::Terminal && self.dir.running().ok() != restarts {
+                for reader in self.readers() {
+                    due.insert(reader, Instant::now());
+                }
+            }
             // A fault of the device itself (a full disk, an unreadable file) must not stop the
             // service: the installed version keeps running and the step is tried again later.
             let next = next.unwrap_or_else(|e| {
@@ -222,9 +229,21 @@ impl Agent {
     /// terminal application (which then runs the installed version), and tells the server.
     pub async fn restart(&mut self) -> Result<Version, AgentError> {
         let installed = self.restart_terminal().await?;
-        // Tell the server now rather than at the next poll.
+        // Tell the server now rather than at the next poll; the restart also applies the
+        // readers' installed components.
         self.step(&Component::Terminal).await?;
+        for reader in self.readers() {
+            self.step(&reader).await?;
+        }
         Ok(installed)
+    }
+
+    fn readers(&self) -> Vec<Component> {
+        self.dir
+            .components(&self.identity)
+            .into_iter()
+            .filter(|c| matches!(c, Component::Reader { .. }))
+            .collect()
     }
 
     async fn restart_terminal(&self) -> Result<Version, AgentError> {
@@ -270,12 +289,13 @@ impl Agent {
         }
     }
 
-    /// The versions to check in with: a reader runs what it has installed.
+    /// The versions to check in with: a reader runs what it has installed once its terminal has
+    /// restarted onto it (`StateDir::reader_running`).
     fn versions(&self, component: &Component) -> Result<(Version, Version), AgentError> {
         let installed = self.dir.installed(component)?;
         let running = match component {
             Component::Terminal => self.dir.running()?,
-            Component::Reader { .. } => installed.clone(),
+            Component::Reader { .. } => self.dir.reader_running(component)?,
         };
         Ok((installed, running))
     }
@@ -322,7 +342,8 @@ impl Agent {
     }
 
     /// Steps that need no slot and no window: a download the server still thinks is running is
-    /// paused; a reader with its component installed activates it.
+    /// paused; a reader with its component installed activates it once its terminal has
+    /// restarted onto the new version (on a later start of the agent too).
     async fn settle(
         &mut self,
         component: &Component,
@@ -344,8 +365,9 @@ impl Agent {
                 .await;
             }
             (DeploymentState::Installed, Component::Reader { .. })
-                if installed >= &offer.version =>
+                if installed >= &offer.version && running >= &offer.version =>
             {
+                tracing::info!(version = %offer.version, "the terminal restarted; card reader activated the new component");
                 self.send(cred, offer, DeploymentEvent::ReaderActivated, |r| r)
                     .await;
             }
@@ -686,10 +708,16 @@ impl Agent {
         self.send(cred, offer, DeploymentEvent::InstallCompleted, |r| r)
             .await;
         if let Component::Reader { .. } = component {
-            // A reader's component applies as soon as it is installed; no terminal restart.
-            self.send(cred, offer, DeploymentEvent::ReaderActivated, |r| r)
-                .await;
-            tracing::info!(version = %manifest.version, "card reader activated the new component");
+            // A reader's component is applied by its terminal's restart (DESIGN §3): at once only
+            // for a reader that catches up after its terminal already restarted onto this
+            // version; otherwise it waits installed, and `settle` activates it after the restart.
+            if self.dir.reader_running(component)? >= manifest.version {
+                self.send(cred, offer, DeploymentEvent::ReaderActivated, |r| r)
+                    .await;
+                tracing::info!(version = %manifest.version, "card reader activated the new component");
+            } else {
+                tracing::info!(version = %manifest.version, "card reader installed; applied when the terminal restarts");
+            }
         }
         Ok(Next::Now)
     }

@@ -418,6 +418,26 @@ impl StateDir {
         }
     }
 
+    /// The version a card reader runs: its installed component once its terminal has restarted
+    /// onto that version (the terminal's restart applies the reader's update, DESIGN §3); before
+    /// that, the newest of its slots the terminal's running version has reached (the oldest slot
+    /// if none has).
+    pub fn reader_running(&self, component: &Component) -> Result<Version> {
+        let installed = self.installed(component)?;
+        let terminal = self.running()?;
+        if installed <= terminal {
+            return Ok(installed);
+        }
+        let slots = self.slots(component)?;
+        Ok(slots
+            .iter()
+            .filter(|v| **v <= terminal)
+            .max()
+            .or_else(|| slots.iter().min())
+            .cloned()
+            .unwrap_or(installed))
+    }
+
     /// Records that the terminal application (re)started with `version`.
     pub fn set_running(&self, version: &Version) -> Result<()> {
         let path = self.root.join("running");

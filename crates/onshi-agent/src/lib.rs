@@ -2,8 +2,9 @@
 //! terminal and its face-authentication card readers, checks in when the server says, downloads
 //! the update inside the night windows (resumable, verified against SHA-256 and the signed
 //! manifest), installs it into a staged slot switched by an atomic pointer, and keeps the
-//! terminal "installed — restart required" until it restarts. Card readers apply without a
-//! terminal restart.
+//! terminal "installed — restart required" until it restarts. A card reader's installed
+//! component is applied by that same terminal restart (DESIGN §3): the agent activates it once
+//! the terminal runs the new version.
 //!
 //! A library so that the demo and the simulator's load mode can run many agents in one process;
 //! the `onshi-agent` binary wraps it.

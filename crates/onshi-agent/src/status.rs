@@ -45,7 +45,8 @@ pub struct ComponentStatus {
     pub device_id: i64,
     pub installed: Version,
     pub running: Version,
-    /// The installed version is newer than the running one: the terminal must restart.
+    /// The installed version is newer than the running one: the terminal must restart (for a
+    /// card reader: its installed component waits for the terminal's restart).
     pub restart_required: bool,
     /// For a card reader: whether it is powered on.
     pub powered: bool,
@@ -92,7 +93,7 @@ impl Status {
             let installed = dir.installed(&component)?;
             let running = match component {
                 Component::Terminal => running_terminal.clone(),
-                Component::Reader { .. } => installed.clone(),
+                Component::Reader { .. } => dir.reader_running(&component)?,
             };
             let powered = match component {
                 Component::Terminal => true,
@@ -205,7 +206,17 @@ impl Status {
                 (lang.pick("実行中", "Running"), c.running.to_string()),
                 (
                     lang.pick("再起動", "Restart required"),
-                    yes_no(c.restart_required).to_owned(),
+                    if c.component == "terminal" {
+                        yes_no(c.restart_required).to_owned()
+                    } else {
+                        // A reader is never restarted by staff, yet never "no restart needed":
+                        // its terminal's restart applies it.
+                        lang.pick(
+                            "資格確認端末の再起動で適用",
+                            "applied when the terminal restarts",
+                        )
+                        .to_owned()
+                    },
                 ),
                 (
                     lang.pick("最終通信", "Last contact"),

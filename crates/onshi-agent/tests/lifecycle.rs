@@ -125,8 +125,8 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         "2.0.0"
     );
 
-    // The reader applied its component without any restart.
-    server.wait_state(reader, S::Applied).await;
+    // The reader installed its component; it waits for the terminal's restart to apply it.
+    server.wait_state(reader, S::Installed).await;
 
     // Installed — restart required, both on the server and in the site's own status.
     let s = AGENT.status(&dir).await;
@@ -143,7 +143,13 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
             .is_some_and(|a| a.contains("2026年1月20日(火) 05:00以降")),
         "{s}"
     );
-    assert_eq!(s["components"][1]["advice"], "done", "{s}");
+    let r = &s["components"][1];
+    assert_eq!(r["installed"], "2.0.0", "{s}");
+    assert_eq!(r["running"], "1.0.0", "{s}");
+    assert_eq!(
+        r["advice"], "restart_after",
+        "the reader waits on the same restart: {s}"
+    );
     let text = AGENT
         .output(vec![
             "status".into(),
@@ -162,7 +168,18 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
         ),
         "{text}"
     );
+    let reader_block = text
+        .split("顔認証付きカードリーダー")
+        .nth(1)
+        .expect("the reader's block");
+    assert!(
+        reader_block.contains("再起動: 資格確認端末の再起動で適用"),
+        "{text}"
+    );
+    assert!(!text.contains("再起動: 不要"), "{text}");
+    assert!(!text.contains("対応は不要です"), "{text}");
     assert_eq!(server.state_of(terminal).await, S::Installed);
+    assert_eq!(server.state_of(reader).await, S::Installed);
     agent.kill();
 
     // Staff restart the terminal (the morning after): applied.
@@ -184,4 +201,8 @@ async fn a_terminal_downloads_in_the_window_resumes_after_kill_installs_and_appl
     assert_eq!(s["components"][0]["running"], "2.0.0", "{s}");
     assert_eq!(s["components"][0]["restart_required"], false, "{s}");
     assert_eq!(s["components"][0]["advice"], "done", "{s}");
+    // The same restart applied the reader's component.
+    server.wait_state(reader, S::Applied).await;
+    assert_eq!(s["components"][1]["running"], "2.0.0", "{s}");
+    assert_eq!(s["components"][1]["advice"], "done", "{s}");
 }

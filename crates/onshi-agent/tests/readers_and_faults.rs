@@ -53,11 +53,15 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     server.set_clock("2026-01-19T20:00:00+09:00").await;
     let agent = AGENT.run(&dir, &[]);
     server.wait_state(terminal, S::Installed).await;
-    server.wait_state(readers[0], S::Applied).await;
+    // The reader that is on installs its component; the terminal's restart applies it.
+    server.wait_state(readers[0], S::Installed).await;
     assert_eq!(server.state_of(readers[1]).await, S::Waiting);
     let s = AGENT.status(&dir).await;
     assert_eq!(s["auto_restart"], "06:30", "{s}");
     assert_eq!(s["components"][0]["advice"], "auto_restart", "{s}");
+    assert_eq!(s["components"][1]["installed"], "2.0.0", "{s}");
+    assert_eq!(s["components"][1]["running"], "1.0.0", "{s}");
+    assert_eq!(s["components"][1]["advice"], "auto_restart", "{s}");
     assert!(
         s["components"][0]["advice_text"]
             .as_str()
@@ -77,11 +81,16 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
         "1.0.0"
     );
 
-    // 06:30: the automatic restart applies the update.
+    assert_eq!(server.state_of(readers[0]).await, S::Installed);
+
+    // 06:30: the automatic restart applies the update, on the terminal and on its reader.
     server.set_clock("2026-01-20T06:31:00+09:00").await;
     server.wait_state(terminal, S::Applied).await;
+    server.wait_state(readers[0], S::Applied).await;
     let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][0]["running"], "2.0.0", "{s}");
+    assert_eq!(s["components"][1]["running"], "2.0.0", "{s}");
+    assert_eq!(s["components"][1]["advice"], "done", "{s}");
 
     // R-2 is switched on in the daytime: outside a window it still waits.
     let on = AGENT
@@ -101,12 +110,72 @@ async fn a_powered_off_reader_catches_up_the_next_night_and_auto_restart_applies
     assert_eq!(server.state_of(readers[1]).await, S::Waiting);
     assert!(part_len(&dir).is_none());
 
-    // Night 2: it catches up, without a terminal restart.
+    // Night 2: it catches up; its terminal already restarted onto 2.0.0, so it is applied.
     server.set_clock("2026-01-20T20:00:00+09:00").await;
     server.wait_state(readers[1], S::Applied).await;
     let s = AGENT.status(&dir).await;
     assert_eq!(s["components"][2]["installed"], "2.0.0", "{s}");
     assert_eq!(s["components"][2]["advice"], "done", "{s}");
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_stays_installed_while_its_terminal_waits_and_is_applied_by_the_terminals_restart()
+{
+    let server = start_server(
+        "2026-01-19T20:00:00+09:00",
+        "2.0.0",
+        &package(80_000, 7),
+        &package(20_000, 8),
+    )
+    .await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("clinic");
+    // The clinic has no automatic restart: only staff restart the terminal.
+    let (terminal, readers) = AGENT
+        .enroll(&server, CLINIC, &dir, &["--reader", "canon:R-1"])
+        .await;
+    let reader = readers[0];
+    let agent = AGENT.run(&dir, &[]);
+    server.wait_state(terminal, S::Installed).await;
+    server.wait_state(reader, S::Installed).await;
+    // Many check-ins later, in the night and the next day, the reader still waits.
+    for at_ in ["2026-01-20T02:00:00+09:00", "2026-01-20T09:00:00+09:00"] {
+        server.set_clock(at_).await;
+        wait_for_step_after(&dir, reader, at(at_)).await;
+        wait_for_step_after(&dir, terminal, at(at_)).await;
+        assert_eq!(server.state_of(reader).await, S::Installed, "at {at_}");
+    }
+    let s = AGENT.status(&dir).await;
+    let r = &s["components"][1];
+    assert_eq!(r["installed"], "2.0.0", "{s}");
+    assert_eq!(r["running"], "1.0.0", "{s}");
+    assert_eq!(r["advice"], "restart_now", "{s}");
+    let en = AGENT
+        .output(vec![
+            "status".into(),
+            "--state-dir".into(),
+            dir.display().to_string(),
+            "--lang".into(),
+            "en".into(),
+        ])
+        .await;
+    let en = String::from_utf8_lossy(&en.stdout).into_owned();
+    assert!(
+        en.contains("Restart required: applied when the terminal restarts"),
+        "{en}"
+    );
+    assert!(!en.contains("Restart required: no"), "{en}");
+    agent.kill();
+
+    // Staff switch the terminal off and on while the agent is stopped: the agent starts with
+    // the terminal (`run --boot`), finds it running 2.0.0 and activates the reader.
+    let agent = AGENT.run(&dir, &["--boot"]);
+    server.wait_state(terminal, S::Applied).await;
+    server.wait_state(reader, S::Applied).await;
+    let s = AGENT.status(&dir).await;
+    assert_eq!(s["components"][1]["running"], "2.0.0", "{s}");
+    assert_eq!(s["components"][1]["advice"], "done", "{s}");
     drop(agent);
 }
 

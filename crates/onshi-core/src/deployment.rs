@@ -25,7 +25,8 @@ pub enum DeploymentState {
     /// Being installed into the staged slot.
     Installing,
     /// Installed. For a terminal: **restart required** — the running application is still the
-    /// old one. A card reader leaves this state as soon as it activates the new component.
+    /// old one. A card reader stays here too until its terminal restarts: the notice's update
+    /// applies on the terminal and on the card reader by the terminal's restart (DESIGN §3).
     Installed,
     /// The new version is the one running.
     Applied,
@@ -47,7 +48,8 @@ pub enum DeploymentEvent {
     InstallStarted,
     /// The staged slot is complete and the pointer switched.
     InstallCompleted,
-    /// A card reader switched to the new component; readers need no restart.
+    /// A card reader switched to the new component: its terminal has restarted since the
+    /// reader's install (a reader is never restarted by staff; its terminal's restart applies it).
     ReaderActivated,
     /// The device reports the version it is running (a terminal after a restart).
     Running(Version),
@@ -145,9 +147,18 @@ impl DeploymentState {
         }
     }
 
-    /// Whether staff must restart the device for the update to take effect.
+    /// Whether staff must restart this device for the update to take effect: a terminal with its
+    /// update installed. Counts of "terminals needing a restart" use it. An installed card reader
+    /// is not counted here but is not applied either: it waits for its terminal's restart
+    /// ([`Self::awaits_terminal_restart`]).
     pub fn restart_required(self, kind: DeviceKind) -> bool {
         self == Self::Installed && kind.needs_restart_to_apply()
+    }
+
+    /// Whether the update is installed and waits for the terminal's restart to apply: a
+    /// terminal that must restart, or a card reader whose terminal has not restarted since.
+    pub fn awaits_terminal_restart(self) -> bool {
+        self == Self::Installed
     }
 
     /// The state in plain Japanese for staff, per device kind.
@@ -274,13 +285,34 @@ mod tests {
     }
 
     #[test]
-    fn card_reader_applies_without_a_restart() {
+    fn card_reader_stays_installed_until_its_terminal_restarts() {
         let st = run(DeviceKind::CardReader, &TO_INSTALLED).expect("legal");
-        assert!(!st.restart_required(DeviceKind::CardReader));
-        let applied = st
-            .apply(DeviceKind::CardReader, &E::ReaderActivated, &v("2.0.0"))
+        assert_eq!(st, S::Installed, "installing does not apply a reader");
+        assert!(
+            !st.restart_required(DeviceKind::CardReader),
+            "staff restart the terminal, not the reader"
+        );
+        assert!(st.awaits_terminal_restart());
+        assert!(
+            S::Installed
+                .label_ja(DeviceKind::CardReader)
+                .contains("資格確認端末の再起動で適用")
+        );
+        assert!(
+            !S::Installed
+                .label_ja(DeviceKind::CardReader)
+                .contains("不要")
+        );
+        let target = v("2.0.0");
+        let still = st
+            .apply(DeviceKind::CardReader, &E::Running(v("1.0.0")), &target)
+            .expect("legal");
+        assert_eq!(still, S::Installed, "the old component still runs");
+        let applied = still
+            .apply(DeviceKind::CardReader, &E::ReaderActivated, &target)
             .expect("legal");
         assert_eq!(applied, S::Applied);
+        assert!(!applied.awaits_terminal_restart());
     }
 
     #[test]

@@ -257,7 +257,7 @@ pub fn decide(s: &Situation) -> Decision {
     }
     let action = match s.state {
         DeploymentState::Downloaded | DeploymentState::Installing => Action::Install,
-        DeploymentState::Installed => Action::None, // a card reader activating
+        DeploymentState::Installed => Action::None, // a card reader waiting for its terminal's restart
         _ if may_download(s.campaign, s.schedule.distributing, s.state, s.has_slot).is_ok() => {
             Action::Download
         }

@@ -14,8 +14,8 @@ pub enum DeviceKind {
     /// 資格確認端末 — the qualification confirmation terminal (a Windows PC). Its update takes
     /// effect only after it restarts.
     Terminal,
-    /// 顔認証付きカードリーダー — a face-authentication card reader attached to the terminal. Its
-    /// update applies without a restart.
+    /// 顔認証付きカードリーダー — a face-authentication card reader attached to the terminal. It
+    /// is never restarted by staff: its installed update is applied by its terminal's restart.
     CardReader,
 }
 
@@ -49,8 +49,10 @@ impl DeviceKind {
         }
     }
 
-    /// Whether an installed update waits for a restart before it takes effect (the notice:
-    /// 更新アプリケーションのインストール後、資格確認端末の再起動を実施).
+    /// Whether the device itself is restarted to apply an installed update (the notice:
+    /// 更新アプリケーションのインストール後、資格確認端末の再起動を実施): the terminal. A card
+    /// reader is never restarted by staff, yet its installed update is not applied either until
+    /// its terminal restarts (`DeploymentState::awaits_terminal_restart`).
     pub fn needs_restart_to_apply(self) -> bool {
         matches!(self, Self::Terminal)
     }
@@ -201,6 +203,7 @@ mod tests {
     #[test]
     fn only_the_terminal_needs_a_restart() {
         assert!(DeviceKind::Terminal.needs_restart_to_apply());
+        // The reader is applied by its terminal's restart, not by a restart of its own.
         assert!(!DeviceKind::CardReader.needs_restart_to_apply());
         assert_eq!("card_reader".parse(), Ok(DeviceKind::CardReader));
         assert!("printer".parse::<DeviceKind>().is_err());

@@ -269,8 +269,8 @@ async fn a_whole_campaign_runs_by_the_notice() {
     )
     .await;
 
-    // Osaka finishes its download; then the card reader takes the slot and applies without a
-    // restart.
+    // Osaka finishes its download; then the card reader takes the slot and installs. Installed
+    // is not applied: the reader's update is applied by its terminal's restart (DESIGN §3).
     reported(&app, app.report(&osaka, 1, &E::DownloadStarted)).await;
     reported(&app, app.report(&osaka, 2, &E::DownloadVerified)).await;
     let v = checkin(&app, &reader).await;
@@ -283,8 +283,7 @@ async fn a_whole_campaign_runs_by_the_notice() {
     ] {
         reported(&app, app.report(&reader, seq, &event)).await;
     }
-    let v = reported(&app, app.report(&reader, 5, &E::ReaderActivated)).await;
-    assert_eq!(v.state, S::Applied);
+    assert_eq!(checkin(&app, &reader).await.action, Action::None);
 
     // The site's own check (institution access key).
     let key = app
@@ -299,6 +298,65 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .as_str()
         .expect("key")
         .to_owned();
+    let site: SiteStatus = app
+        .expect_as(
+            app.client
+                .get(app.url("/api/v1/institutions/0110113719/devices"))
+                .bearer_auth(&key),
+            200,
+        )
+        .await;
+    let states: Vec<Option<S>> = site.devices.iter().map(|d| d.state).collect();
+    assert_eq!(states, [Some(S::Applied), Some(S::Installed)]);
+    let label = site.devices[1].label_ja.as_deref().unwrap_or_default();
+    assert!(label.contains("資格確認端末の再起動で適用"), "{site:?}");
+    assert!(
+        !label.contains("適用済み") && !label.contains("不要"),
+        "{site:?}"
+    );
+    // The site page's reader row says the same, right under the terminal's row.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/site/login"))
+        .form(&[("code", "0110113719"), ("access_key", key.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let html = app
+        .client
+        .get(app.url("/site"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("site page")
+        .text()
+        .await
+        .expect("html");
+    let row = html
+        .split("data-kind=\"card_reader\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the reader's row");
+    assert!(
+        row.contains("インストール完了（資格確認端末の再起動で適用）"),
+        "{row}"
+    );
+    assert!(!row.contains("適用済み"), "{row}");
+
+    // The agent activates the reader once its terminal runs the new version (here it already
+    // does: Sapporo restarted above).
+    let v = reported(&app, app.report(&reader, 5, &E::ReaderActivated)).await;
+    assert_eq!(v.state, S::Applied);
     let site: SiteStatus = app
         .expect_as(
             app.client

@@ -74,6 +74,12 @@ fn a_night_and_two_mornings_of_a_small_fleet() {
     let morning = demo_until("2026-01-20T08:00:00+09:00");
     consistent(&morning);
     assert!(n(&morning["restart_required"]) > 0, "{morning}");
+    // The card readers of those terminals are installed too, waiting for the same restart: not
+    // applied, and not counted as terminals needing a restart.
+    assert!(
+        n(&morning["states"]["installed"]) > n(&morning["restart_required"]),
+        "{morning}"
+    );
     assert_eq!(n(&morning["patients_met_901"]), 0, "{morning}");
 
     // Through the next day: the terminals of sites whose staff restart only when the first

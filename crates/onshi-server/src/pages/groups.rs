@@ -33,7 +33,9 @@ impl Group {
         use DeploymentState as S;
         match self {
             Group::Waiting => get(S::Waiting),
-            // Card readers in `installed` are activating: still in progress.
+            // Card readers in `installed` wait for their terminal's restart: not applied, and
+            // not terminals to restart (`restart_required` counts terminals only); still in
+            // progress.
             Group::InProgress => {
                 get(S::Downloading)
                     + get(S::Downloaded)

@@ -194,9 +194,13 @@ impl Sim<'_> {
             self.count_site_reached(d);
         }
         match self.fleet.device_kind(d) {
-            // A reader switches to the new component at once; it needs no restart.
+            // A reader's component is applied by its terminal's restart (DESIGN §3): at once
+            // only if its terminal already runs the new version; otherwise `restart_terminal`
+            // activates it.
             DeviceKind::CardReader => {
-                self.transition(d, &E::ReaderActivated);
+                if self.state[self.fleet.terminal(site)] == S::Applied {
+                    self.transition(d, &E::ReaderActivated);
+                }
             }
             DeviceKind::Terminal => self.terminal_installed(site),
         }

@@ -124,11 +124,17 @@ impl Sim<'_> {
         }
     }
 
-    /// The terminal restarts and reports the version it runs: the new one.
+    /// The terminal restarts and reports the version it runs: the new one. The restart applies
+    /// its card readers' installed components too.
     fn restart_terminal(&mut self, site: usize) {
         let terminal = self.fleet.terminal(site);
         let running = E::Running(self.target.clone());
         self.transition(terminal, &running);
+        for d in self.fleet.devices_of(site) {
+            if d != terminal && self.state[d] == S::Installed {
+                self.transition(d, &E::ReaderActivated);
+            }
+        }
     }
 
     /// When the next My Number card patient arrives at `site` after `t`: a Poisson stream over

@@ -111,6 +111,44 @@ closes = "05:00"
 }
 
 #[test]
+fn readers_installed_in_the_night_wait_for_their_terminals_restart_in_the_morning() {
+    const ONE_NIGHT: &str = r#"id = "one-night"
+title = "one night"
+timezone = "Asia/Tokyo"
+[nights]
+first = 2026-01-21
+last = 2026-01-21
+opens = "20:00"
+closes = "05:00"
+"#;
+    let text = "days = 4\n[staff]\nnext_morning = 1.0\non_error = 0.0\ndays_later = 0.0\n\
+                [sites.hospital]\ncount = 30\nalways_on = 0.0\nnight_on = 1.0\nauto_restart = 0.0\n\
+                [sites.clinic]\ncount = 300\nalways_on = 0.0\nnight_on = 1.0\nauto_restart = 0.0\n\
+                [sites.dental]\ncount = 0\n[sites.pharmacy]\ncount = 0\n";
+    let sc = Scenario::parse(text, |_| {
+        Campaign::parse(ONE_NIGHT).map_err(|e| e.to_string())
+    })
+    .expect("valid scenario");
+    let o = quiet(&sc);
+    let applied = state_column(&o.hourly, DeploymentState::Applied);
+    let installed = state_column(&o.hourly, DeploymentState::Installed);
+    // 04:00 on the 22nd: the night's installs are done, nobody has restarted yet; the readers
+    // are installed like their terminals, none applied.
+    let before_five = 3 * 24 + 4;
+    assert!(
+        installed[before_five] > 330,
+        "readers wait too: {installed:?}"
+    );
+    assert!(
+        applied[..=before_five].iter().all(|n| *n == 0),
+        "{applied:?}"
+    );
+    // The morning's restarts apply terminals and readers alike.
+    assert_eq!(o.summary.devices_at_end["applied"], o.summary.devices);
+    assert_eq!(o.summary.illegal_transitions, 0);
+}
+
+#[test]
 fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
     let sc = small_country();
     let a = quiet(&sc);

@@ -80,31 +80,31 @@ pub async fn progress(
     };
     let a = &p.all;
     let restart = a.restart_required;
-    // Readers in `installed` are activating; only terminals wait for a restart.
-    let busy = a.get(S::Downloading)
-        + a.get(S::Downloaded)
-        + a.get(S::Installing)
-        + a.get(S::Installed).saturating_sub(restart);
+    // Terminals in `installed` need a restart; readers in `installed` wait for their terminal's.
+    let readers_waiting = a.get(S::Installed).saturating_sub(restart);
+    let busy = a.get(S::Downloading) + a.get(S::Downloaded) + a.get(S::Installing);
     let phase = schedule.status(at).phase;
     match lang {
         Lang::Ja => println!(
-            "{} [{}] 配信待ち {} · 取得・インストール中 {} · 再起動が必要 {} · 適用済み {} · 失敗 {} | 901 エラーに出会った患者 {} 人",
+            "{} [{}] 配信待ち {} · 取得・インストール中 {} · 再起動が必要 {} (端末の再起動で適用されるカードリーダー {}) · 適用済み {} · 失敗 {} | 901 エラーに出会った患者 {} 人",
             jst::format_ja(at),
             phase.label_ja(),
             a.get(S::Waiting),
             busy,
             restart,
+            readers_waiting,
             a.get(S::Applied),
             a.get(S::Failed),
             tally.met_901
         ),
         Lang::En => println!(
-            "{} [{}] waiting {} · downloading/installing {} · restart required {} · applied {} · failed {} | patients who met 901: {}",
+            "{} [{}] waiting {} · downloading/installing {} · restart required {} (card readers applied by that restart {}) · applied {} · failed {} | patients who met 901: {}",
             jst::format_en(at),
             phase.slug(),
             a.get(S::Waiting),
             busy,
             restart,
+            readers_waiting,
             a.get(S::Applied),
             a.get(S::Failed),
             tally.met_901
