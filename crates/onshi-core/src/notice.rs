@@ -240,7 +240,8 @@ pub struct Addressee<'a> {
     pub auto_restart: Option<Time>,
 }
 
-/// The campaign's dates in one line: `2026年1月19日(月)～1月30日(金) 各日20:00～翌5:00（1月25日(日)を除く）`.
+/// The campaign's dates in one line: `2026年1月19日(月)～1月30日(金) 各日20:00～翌5:00（1月25日(日)を除く）`
+/// — the one way mails, the billing screen and the pages write the distribution period.
 pub fn schedule_line(schedule: &Campaign, lang: Lang) -> String {
     let windows = schedule.windows();
     let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
@@ -254,7 +255,8 @@ pub fn schedule_line(schedule: &Campaign, lang: Lang) -> String {
         Lang::Ja => {
             let mut s = format!("{}～{}", jst::format_date_ja(first), short_date_ja(last));
             if let Some((opens, closes)) = hours {
-                s.push_str(&format!(" 各日{}～翌{}", hm(opens), hm_short(closes)));
+                let next = if closes <= opens { "翌" } else { "" };
+                s.push_str(&format!(" 各日{}～{next}{}", hm(opens), hm_short(closes)));
             }
             if !excluded.is_empty() {
                 let list: Vec<String> = excluded.iter().map(|d| short_date_ja(*d)).collect();
@@ -269,7 +271,12 @@ pub fn schedule_line(schedule: &Campaign, lang: Lang) -> String {
                 jst::format_date_en(last)
             );
             if let Some((opens, closes)) = hours {
-                s.push_str(&format!(", {}–{} the next morning", hm(opens), hm(closes)));
+                let next = if closes <= opens {
+                    " the next morning"
+                } else {
+                    ""
+                };
+                s.push_str(&format!(", {}–{}{next}", hm(opens), hm(closes)));
             }
             if !excluded.is_empty() {
                 let list: Vec<String> = excluded.iter().map(|d| jst::format_date_en(*d)).collect();
@@ -408,7 +415,7 @@ fn compose_ja(
             ),
         ),
         NoticeKind::KeepPowerOn => (
-            "【オンライン資格確認】今夜、資格確認端末の電源を入れたままにしてください".to_owned(),
+            "【オンライン資格確認】今夜、資格確認端末と顔認証付きカードリーダーの電源をオンにしたままにしてください".to_owned(),
             format!(
                 "貴施設の資格確認端末・顔認証付きカードリーダーには、更新アプリケーションがまだ届いていません。\n\n{}\n\n■配信期間\n{}",
                 advice.text(Lang::Ja),
@@ -504,7 +511,8 @@ fn compose_en(
             ),
         ),
         NoticeKind::KeepPowerOn => (
-            "[Online qualification] Keep the terminal switched on tonight".to_owned(),
+            "[Online qualification] Keep the terminal and card readers switched on tonight"
+                .to_owned(),
             format!(
                 "The update has not reached your site yet. {}",
                 advice.text(Lang::En)
@@ -735,6 +743,28 @@ mod tests {
             channels_line(&c, Lang::Ja),
             "医療機関等向けポータルサイトからのメール、および1月のオンライン請求時の画面"
         );
+    }
+
+    #[test]
+    fn a_window_inside_one_day_is_not_written_as_ending_the_next_morning() {
+        let day = Campaign::parse(
+            "id = \"day\"\ntitle = \"t\"\ntimezone = \"Asia/Tokyo\"\n\
+             [nights]\nfirst = 2026-03-02\nlast = 2026-03-06\nopens = \"09:00\"\ncloses = \"17:00\"\n",
+        )
+        .expect("a daytime campaign");
+        assert_eq!(
+            schedule_line(&day, Lang::Ja),
+            "2026年3月2日(月)～3月6日(金) 各日09:00～17:00"
+        );
+        assert_eq!(
+            schedule_line(&day, Lang::En),
+            format!(
+                "{} to {}, 09:00–17:00",
+                jst::format_date_en("2026-03-02".parse().expect("date")),
+                jst::format_date_en("2026-03-06".parse().expect("date"))
+            )
+        );
+        assert!(schedule_line(&campaign(), Lang::En).contains("20:00–05:00 the next morning"));
     }
 
     #[test]

@@ -272,7 +272,7 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         browser
             .text("#period")
             .await
-            .contains("（ただし2026年1月25日(日)を除く） 各日20:00～翌日05:00")
+            .contains("2026年1月19日(月)～1月30日(金) 各日20:00～翌5:00（1月25日(日)を除く）")
     );
     assert_eq!(
         browser.text("#callcentre-status").await,

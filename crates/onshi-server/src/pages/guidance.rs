@@ -77,42 +77,10 @@ fn date(d: Date, lang: Lang) -> String {
     }
 }
 
-/// The schedule in one sentence, as the notice writes it: 「2026年1月19日(月)～2026年1月30日(金)
-/// （ただし2026年1月25日(日)を除く）各日20:00～翌日05:00」.
+/// The schedule in one sentence, the same line the mails and the billing screen write
+/// ([`notice::schedule_line`]): 「2026年1月19日(月)～1月30日(金) 各日20:00～翌5:00（1月25日(日)を除く）」.
 pub fn period(c: &Campaign, lang: Lang) -> Option<String> {
-    let first = c.windows().first()?.night;
-    let last = c.windows().last()?.night;
-    let (opens, closes) = c.night_hours()?;
-    let except: Vec<String> = c.excluded().iter().map(|d| date(*d, lang)).collect();
-    let next_day = closes <= opens;
-    Some(match lang {
-        Lang::Ja => format!(
-            "{}～{}{} 各日{}～{}{}",
-            date(first, lang),
-            date(last, lang),
-            if except.is_empty() {
-                String::new()
-            } else {
-                format!("（ただし{}を除く）", except.join("、"))
-            },
-            hhmm(opens),
-            if next_day { "翌日" } else { "" },
-            hhmm(closes)
-        ),
-        Lang::En => format!(
-            "{} to {}{}, every night {} to {}{}",
-            date(first, lang),
-            date(last, lang),
-            if except.is_empty() {
-                String::new()
-            } else {
-                format!(" (except {})", except.join(", "))
-            },
-            hhmm(opens),
-            hhmm(closes),
-            if next_day { " the next morning" } else { "" },
-        ),
-    })
+    Some(notice::schedule_line(c, lang)).filter(|line| !line.is_empty())
 }
 
 /// From the campaign's catch-up date on (the notice: 1月31日（土）以降、終日配信): that
