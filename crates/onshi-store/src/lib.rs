@@ -250,6 +250,24 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// One page of sites' facts ([`Store::site_facts_page`]).
+#[derive(Debug, Clone, Default)]
+pub struct SiteFactsPage {
+    /// The sites of the page with devices in the campaign, in code order.
+    pub sites: Vec<(Institution, SiteFacts)>,
+    /// The last institution code the page covered (pass it as the next `after`); `None` when
+    /// no institution is left.
+    pub through: Option<InstitutionCode>,
+}
+
+/// A silent device as the silent mail names it ([`Store::silent_of_sites`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilentDevice {
+    pub institution: InstitutionCode,
+    pub serial: String,
+    pub last_contact: Timestamp,
+}
+
 /// A notice mail to plan into the outbox.
 #[derive(Debug, Clone)]
 pub struct NewMail<'a> {
@@ -475,6 +493,38 @@ pub trait Store: Send + Sync + 'static {
     fn enqueue_mail(&self, mail: &NewMail<'_>) -> Result<bool>;
     /// The (institution, kind, key) of every mail planned for a campaign.
     fn mail_keys(&self, campaign: &str) -> Result<Vec<(InstitutionCode, NoticeKind, String)>>;
+
+    // The notices worker's planning at national scale: one bounded page of sites per call, so
+    // no call holds the store for long and nothing holds every site at once.
+
+    /// [`Store::site_facts`] for the next at most `limit` institutions after `after` (by code),
+    /// and where the page after it starts.
+    fn site_facts_page(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        limit: u32,
+    ) -> Result<SiteFactsPage>;
+    /// The (institution, kind, key) of the mails planned for a campaign's sites whose code is
+    /// after `after` and at most `through`.
+    fn mail_keys_of_sites(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<(InstitutionCode, NoticeKind, String)>>;
+    /// [`Store::enqueue_mail`] for several mails in one transaction; answers how many were
+    /// added (a mail whose key exists is left out).
+    fn enqueue_mails(&self, mails: &[NewMail<'_>]) -> Result<u64>;
+    /// The campaign's devices silent by `rule` at the sites whose code is after `after` and at
+    /// most `through`, in code order (the contact buffer is flushed first).
+    fn silent_of_sites(
+        &self,
+        campaign: &str,
+        rule: &Silence,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<SilentDevice>>;
     /// Claims up to `limit` unsent mails due at `now`, oldest first, by moving their next
     /// attempt to `claim_until` (a worker that dies mid-send leaves them to be retried then).
     fn claim_mails(&self, now: Timestamp, claim_until: Timestamp, limit: u32) -> Result<Vec<Mail>>;

@@ -212,6 +212,19 @@ static SQL_1: LazyLock<String> = LazyLock::new(|| {
         institution_cols!()
     )
 });
+/// One page of sites' facts: the institutions' code range first, so a page reads its own
+/// sites' devices only.
+static SQL_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {FACTS_COLS}
+                     FROM institutions i JOIN devices d ON d.institution_code = i.code
+                     JOIN deployments p ON p.device_id = d.id AND p.campaign_id = $1
+                     WHERE ($2::TEXT IS NULL OR i.code > $2) AND i.code <= $3
+                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart
+                     ORDER BY i.code",
+        institution_cols!()
+    )
+});
 static SQL_2: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {FACTS_COLS}
@@ -1071,6 +1084,136 @@ impl Store for PostgresStore {
                         .ok_or_else(|| corrupt(format!("notice kind {kind}")))?,
                     r.try_get(2)?,
                 ))
+            })
+            .collect()
+    }
+
+    fn site_facts_page(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        limit: u32,
+    ) -> Result<SiteFactsPage> {
+        let after = after.map(|c| c.to_string());
+        let mut conn = self.conn()?;
+        let through: Option<String> = conn
+            .query_one(
+                "SELECT MAX(code) FROM (SELECT code FROM institutions
+                   WHERE $1::TEXT IS NULL OR code > $1 ORDER BY code LIMIT $2) page",
+                &[&after, &i64::from(limit)],
+            )?
+            .try_get(0)?;
+        let Some(through) = through else {
+            return Ok(SiteFactsPage::default());
+        };
+        let sites = conn
+            .query(SQL_PAGE.as_str(), &[&campaign, &after, &through])?
+            .iter()
+            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 6)?)))
+            .collect::<Result<_>>()?;
+        Ok(SiteFactsPage {
+            sites,
+            through: Some(InstitutionCode::parse(&through).map_err(corrupt)?),
+        })
+    }
+
+    fn mail_keys_of_sites(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<(InstitutionCode, NoticeKind, String)>> {
+        self.conn()?
+            .query(
+                "SELECT institution_code, kind, notice_key FROM outbox
+                 WHERE campaign_id = $1 AND ($2::TEXT IS NULL OR institution_code > $2)
+                   AND institution_code <= $3",
+                &[
+                    &campaign,
+                    &after.map(|c| c.to_string()),
+                    &through.to_string(),
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok((
+                    InstitutionCode::parse(&r.try_get::<_, String>(0)?).map_err(corrupt)?,
+                    NoticeKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("notice kind {kind}")))?,
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn enqueue_mails(&self, mails: &[NewMail<'_>]) -> Result<u64> {
+        if mails.is_empty() {
+            return Ok(0);
+        }
+        let campaigns: Vec<&str> = mails.iter().map(|m| m.campaign).collect();
+        let codes: Vec<String> = mails.iter().map(|m| m.institution.to_string()).collect();
+        let kinds: Vec<&str> = mails.iter().map(|m| m.kind.slug()).collect();
+        let keys: Vec<&str> = mails.iter().map(|m| m.key).collect();
+        let recipients: Vec<&str> = mails.iter().map(|m| m.recipient).collect();
+        let subjects: Vec<&str> = mails.iter().map(|m| m.subject).collect();
+        let bodies: Vec<&str> = mails.iter().map(|m| m.body).collect();
+        let ats: Vec<String> = mails.iter().map(|m| db_time(m.at)).collect();
+        // One statement: the batch is planned whole or not at all.
+        let n = self.conn()?.execute(
+            "INSERT INTO outbox (campaign_id, institution_code, kind, notice_key, recipient,
+                subject, body, next_attempt_at, created_at)
+             SELECT u.c, u.i, u.k, u.n, u.r, u.s, u.b, u.a, u.a
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[]) AS u (c, i, k, n, r, s, b, a)
+             ON CONFLICT (campaign_id, institution_code, kind, notice_key) DO NOTHING",
+            &[
+                &campaigns,
+                &codes,
+                &kinds,
+                &keys,
+                &recipients,
+                &subjects,
+                &bodies,
+                &ats,
+            ],
+        )?;
+        Ok(n)
+    }
+
+    fn silent_of_sites(
+        &self,
+        campaign: &str,
+        rule: &Silence,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<SilentDevice>> {
+        self.flush()?;
+        self.conn()?
+            .query(
+                "SELECT d.institution_code, d.serial, d.last_contact
+                 FROM devices d JOIN deployments p ON p.device_id = d.id
+                 WHERE ($2::TEXT IS NULL OR d.institution_code > $2) AND d.institution_code <= $3
+                   AND p.campaign_id = $1
+                   AND d.kind = $4 AND p.state <> $5 AND d.last_contact < $6
+                 ORDER BY d.institution_code, d.id",
+                &[
+                    &campaign,
+                    &after.map(|c| c.to_string()),
+                    &through.to_string(),
+                    &rule.device.slug(),
+                    &rule.done.slug(),
+                    &db_time(rule.contact_before),
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SilentDevice {
+                    institution: InstitutionCode::parse(&r.try_get::<_, String>(0)?)
+                        .map_err(corrupt)?,
+                    serial: r.try_get(1)?,
+                    last_contact: ts(&r.try_get::<_, String>(2)?)?,
+                })
             })
             .collect()
     }

@@ -905,6 +905,158 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn site_facts_page(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        limit: u32,
+    ) -> Result<SiteFactsPage> {
+        let after = after.map(|c| c.to_string());
+        let conn = self.conn();
+        let through: Option<String> = conn
+            .prepare_cached(
+                "SELECT MAX(code) FROM (SELECT code FROM institutions
+                   WHERE ?1 IS NULL OR code > ?1 ORDER BY code LIMIT ?2)",
+            )?
+            .query_row(params![after, limit], |r| r.get(0))?;
+        let Some(through) = through else {
+            return Ok(SiteFactsPage::default());
+        };
+        // CROSS JOIN keeps the institutions' range outermost: a page reads its own sites'
+        // devices, never the campaign's every deployment.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {INSTITUTION_COLS}, {FACTS_COLS}
+             FROM institutions i CROSS JOIN devices d CROSS JOIN deployments p
+             WHERE (?2 IS NULL OR i.code > ?2) AND i.code <= ?3
+               AND d.institution_code = i.code
+               AND p.campaign_id = ?1 AND p.device_id = d.id
+             GROUP BY i.code ORDER BY i.code"
+        ))?;
+        let rows = stmt
+            .query_map(params![campaign, after, through], |r| {
+                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(SiteFactsPage {
+            sites: rows
+                .into_iter()
+                .map(|(i, f)| Ok((i.parse()?, f)))
+                .collect::<Result<_>>()?,
+            through: Some(InstitutionCode::parse(&through).map_err(corrupt)?),
+        })
+    }
+
+    fn mail_keys_of_sites(
+        &self,
+        campaign: &str,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<(InstitutionCode, NoticeKind, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT institution_code, kind, notice_key FROM outbox
+             WHERE campaign_id = ?1 AND (?2 IS NULL OR institution_code > ?2)
+               AND institution_code <= ?3",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![campaign, after.map(|c| c.to_string()), through.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(code, kind, key)| {
+                Ok((
+                    InstitutionCode::parse(&code).map_err(corrupt)?,
+                    NoticeKind::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("notice kind {kind}")))?,
+                    key,
+                ))
+            })
+            .collect()
+    }
+
+    fn enqueue_mails(&self, mails: &[NewMail<'_>]) -> Result<u64> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO outbox (campaign_id, institution_code, kind, notice_key, recipient,
+                    subject, body, next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (campaign_id, institution_code, kind, notice_key) DO NOTHING",
+            )?;
+            for m in mails {
+                added += stmt.execute(params![
+                    m.campaign,
+                    m.institution.to_string(),
+                    m.kind.slug(),
+                    m.key,
+                    m.recipient,
+                    m.subject,
+                    m.body,
+                    db_time(m.at)
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn silent_of_sites(
+        &self,
+        campaign: &str,
+        rule: &Silence,
+        after: Option<InstitutionCode>,
+        through: InstitutionCode,
+    ) -> Result<Vec<SilentDevice>> {
+        self.flush()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT d.institution_code, d.serial, d.last_contact
+             FROM devices d CROSS JOIN deployments p
+             WHERE (?2 IS NULL OR d.institution_code > ?2) AND d.institution_code <= ?3
+               AND p.campaign_id = ?1 AND p.device_id = d.id
+               AND d.kind = ?4 AND p.state <> ?5 AND d.last_contact < ?6
+             ORDER BY d.institution_code, d.id",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![
+                    campaign,
+                    after.map(|c| c.to_string()),
+                    through.to_string(),
+                    rule.device.slug(),
+                    rule.done.slug(),
+                    db_time(rule.contact_before),
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(code, serial, last)| {
+                Ok(SilentDevice {
+                    institution: InstitutionCode::parse(&code).map_err(corrupt)?,
+                    serial,
+                    last_contact: ts(&last)?,
+                })
+            })
+            .collect()
+    }
+
     fn claim_mails(&self, now: Timestamp, claim_until: Timestamp, limit: u32) -> Result<Vec<Mail>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(

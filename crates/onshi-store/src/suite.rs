@@ -1481,6 +1481,127 @@ fn site_facts_count_each_sites_devices_by_what_the_site_must_do(b: &Backend) {
     assert_eq!(one, *f);
 }
 
+fn site_facts_come_page_by_page_in_code_order_as_the_whole_list_does(b: &Backend) {
+    let fx = Fixture::new(b);
+    fx.rollout();
+    // A site with no device in the campaign is covered by a page but not listed.
+    fx.site(1, Clinic, 4);
+    let whole = fx.store.site_facts(CAMPAIGN).expect("facts");
+    let mut paged = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = fx
+            .store
+            .site_facts_page(CAMPAIGN, after, 2)
+            .expect("a page");
+        let Some(through) = page.through else { break };
+        assert!(page.sites.len() <= 2);
+        assert!(page.sites.iter().all(|(i, _)| i.code <= through));
+        paged.extend(page.sites);
+        after = Some(through);
+        pages += 1;
+    }
+    assert_eq!(pages, 2, "four institutions, two a page");
+    assert_eq!(
+        paged.iter().map(|(i, f)| (i.code, *f)).collect::<Vec<_>>(),
+        whole.iter().map(|(i, f)| (i.code, *f)).collect::<Vec<_>>()
+    );
+    assert_eq!(paged.len(), 3);
+}
+
+fn mails_are_planned_in_batches_once_per_key_and_their_keys_read_by_site_range(b: &Backend) {
+    let fx = Fixture::new(b);
+    fx.rollout();
+    let sites: Vec<_> = fx
+        .store
+        .site_facts(CAMPAIGN)
+        .expect("facts")
+        .into_iter()
+        .map(|(i, _)| i.code)
+        .collect();
+    let mail = |code: InstitutionCode, key: &'static str| NewMail {
+        campaign: CAMPAIGN,
+        institution: code,
+        kind: NoticeKind::Announcement,
+        key,
+        recipient: "it@example.jp",
+        subject: "お知らせ",
+        body: "本文",
+        at: at(0),
+    };
+    let first = [mail(sites[0], "once"), mail(sites[1], "once")];
+    assert_eq!(fx.store.enqueue_mails(&first).expect("planned"), 2);
+    let again = [mail(sites[1], "once"), mail(sites[2], "once")];
+    assert_eq!(
+        fx.store.enqueue_mails(&again).expect("planned"),
+        1,
+        "the key already planned is left out, the new one added"
+    );
+    assert_eq!(fx.store.enqueue_mails(&[]).expect("nothing"), 0);
+    assert_eq!(fx.store.mail_keys(CAMPAIGN).expect("keys").len(), 3);
+    let codes = |after, through| {
+        let mut c: Vec<_> = fx
+            .store
+            .mail_keys_of_sites(CAMPAIGN, after, through)
+            .expect("keys")
+            .into_iter()
+            .map(|(code, _, _)| code)
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(codes(None, sites[0]), [sites[0]]);
+    assert_eq!(codes(Some(sites[0]), sites[2]), [sites[1], sites[2]]);
+    assert_eq!(
+        codes(Some(sites[2]), sites[2]),
+        Vec::<InstitutionCode>::new()
+    );
+}
+
+fn silent_devices_of_a_site_range_follow_the_silence_rule(b: &Backend) {
+    let fx = Fixture::new(b);
+    let r = fx.rollout();
+    for device in [r.clinic_1, r.clinic_2, r.pharmacy] {
+        fx.store
+            .record_contact(device, None, None, at(0))
+            .expect("buffered");
+    }
+    let rule = onshi_core::silence::Silence::at(at(31), SignedDuration::from_mins(30));
+    let sites: Vec<_> = fx
+        .store
+        .site_facts(CAMPAIGN)
+        .expect("facts")
+        .into_iter()
+        .map(|(i, _)| i.code)
+        .collect();
+    let all = fx
+        .store
+        .silent_of_sites(CAMPAIGN, &rule, None, sites[2])
+        .expect("silent");
+    assert_eq!(
+        all.iter().map(|d| d.institution).collect::<Vec<_>>(),
+        sites,
+        "each site's terminal, in code order, read after the buffer is flushed"
+    );
+    assert!(all.iter().all(|d| d.last_contact == at(0)));
+    let tail = fx
+        .store
+        .silent_of_sites(CAMPAIGN, &rule, Some(sites[0]), sites[1])
+        .expect("silent");
+    assert_eq!(
+        tail.iter().map(|d| d.institution).collect::<Vec<_>>(),
+        [sites[1]]
+    );
+    let not_yet = onshi_core::silence::Silence::at(at(30), SignedDuration::from_mins(30));
+    assert!(
+        fx.store
+            .silent_of_sites(CAMPAIGN, &not_yet, None, sites[2])
+            .expect("silent")
+            .is_empty()
+    );
+}
+
 fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once(b: &Backend) {
     let fx = Fixture::new(b);
     fx.rollout();
@@ -1779,4 +1900,7 @@ suite! {
     a_device_comes_with_its_open_deployments_by_token_in_one_call,
     site_facts_count_each_sites_devices_by_what_the_site_must_do,
     a_mail_is_planned_once_per_key_claimed_retried_and_sent_once,
+    site_facts_come_page_by_page_in_code_order_as_the_whole_list_does,
+    mails_are_planned_in_batches_once_per_key_and_their_keys_read_by_site_range,
+    silent_devices_of_a_site_range_follow_the_silence_rule,
 }
