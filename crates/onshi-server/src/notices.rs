@@ -6,7 +6,6 @@
 //!
 //! Times are the server clock's, so a simulated campaign sends its morning mails in its mornings.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -14,18 +13,16 @@ use jiff::{SignedDuration, Timestamp};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use onshi_core::institution::InstitutionCode;
-use onshi_core::lang::Lang;
-use onshi_core::notice::{self, Addressee, NoticeKind};
-use onshi_core::offer::CampaignStatus;
-use onshi_core::silence::{self, SilentTerminal};
-use onshi_store::{Mail, NewMail};
+use onshi_store::Mail;
 
 use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
-use crate::services::silence::all_silent;
 use crate::state::AppState;
+
+pub mod plan;
+
+use plan::{PAGES_PER_TICK, Round};
 
 /// How the outbox is delivered.
 #[derive(Debug, Clone)]
@@ -106,8 +103,7 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
         let mut worker = Worker {
             state,
             sender: Sender { outlet, from },
-            known: HashSet::new(),
-            loaded: HashSet::new(),
+            round: None,
             last_plan: None,
         };
         let mut tick = tokio::time::interval(TICK);
@@ -116,7 +112,11 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                () = nudge.notified() => worker.last_plan = None,
+                // The clock was set or a campaign activated: plan afresh from the first site.
+                () = nudge.notified() => {
+                    worker.last_plan = None;
+                    worker.round = None;
+                }
             }
             worker.tick().await;
         }
@@ -126,147 +126,41 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
 struct Worker {
     state: AppState,
     sender: Sender,
-    /// (campaign, site, kind, key) of mails already planned, so a plan composes only new ones.
-    known: HashSet<(String, InstitutionCode, NoticeKind, String)>,
-    /// Campaigns whose planned mails were loaded into `known`.
-    loaded: HashSet<String>,
+    /// The planning round under way, a page a tick.
+    round: Option<Round>,
+    /// When the last round started (server time).
     last_plan: Option<Timestamp>,
 }
 
 impl Worker {
     async fn tick(&mut self) {
         let now = self.state.now();
-        let due = self
-            .last_plan
-            .is_none_or(|last| now < last || now.duration_since(last) >= PLAN_EVERY);
+        let due = self.round.is_none()
+            && self
+                .last_plan
+                .is_none_or(|last| now < last || now.duration_since(last) >= PLAN_EVERY);
         if due {
-            let span = tracing::info_span!("notices_plan", at = %now);
-            let _e = span.enter();
-            match self.plan(now).await {
-                Ok(n) if n > 0 => tracing::info!(planned = n, "notices planned"),
-                Ok(_) => {}
+            match Round::start(&self.state, now).await {
+                Ok(round) => self.round = Some(round),
                 Err(e) => tracing::error!(error = %e.message, "planning notices failed"),
             }
             self.last_plan = Some(now);
         }
+        if let Some(round) = &mut self.round {
+            match round.step(&self.state, PAGES_PER_TICK).await {
+                Ok(false) => {}
+                Ok(true) => self.round = None,
+                Err(e) => {
+                    // The next round starts from the first site; the outbox keeps what this
+                    // one planned, once.
+                    tracing::error!(error = %e.message, "planning notices failed");
+                    self.round = None;
+                }
+            }
+        }
         if let Err(e) = self.deliver().await {
             tracing::error!(error = %e.message, "delivering notices failed");
         }
-    }
-
-    async fn plan(&mut self, now: Timestamp) -> ApiResult<usize> {
-        let campaigns = self.state.db(|s| s.campaigns()).await?;
-        // Daily keys of other days are never due again: keep only "once" and today's.
-        let today = onshi_core::jst::civil(now).date().to_string();
-        let current = |key: &str| key == notice::ONCE || key == today;
-        self.known.retain(|(_, _, _, key)| current(key));
-        let mut planned = 0;
-        for c in campaigns
-            .into_iter()
-            .filter(|c| c.status == CampaignStatus::Active)
-        {
-            if !self.loaded.contains(&c.id) {
-                let id = c.id.clone();
-                let keys = self.state.db(move |s| s.mail_keys(&id)).await?;
-                self.known.extend(
-                    keys.into_iter()
-                        .filter(|(_, _, key)| current(key))
-                        .map(|(code, kind, key)| (c.id.clone(), code, kind, key)),
-                );
-                self.loaded.insert(c.id.clone());
-            }
-            let schedule = self.state.schedule(&c)?;
-            let id = c.id.clone();
-            let sites = self.state.db(move |s| s.site_facts(&id)).await?;
-            let mut new = Vec::new();
-            for (site, facts) in &sites {
-                if site.email.trim().is_empty() {
-                    continue;
-                }
-                for d in notice::due(now, &schedule, c.status, facts, site.auto_restart) {
-                    let k = (c.id.clone(), site.code, d.kind, d.key.clone());
-                    if self.known.contains(&k) {
-                        continue;
-                    }
-                    let code = site.code.to_string();
-                    let to = Addressee {
-                        code: &code,
-                        name: &site.name,
-                        auto_restart: site.auto_restart,
-                    };
-                    // In Japanese, the portal's language.
-                    let advice = notice::advice_for(d.kind, &schedule, now, site.auto_restart);
-                    let letter =
-                        notice::compose(d.kind, Lang::Ja, to, facts, &schedule, now, advice);
-                    new.push((k, site.email.clone(), letter));
-                }
-            }
-            // Terminals not heard from: their site is asked, once a day, to check them.
-            let silent = all_silent(&self.state, &c, now).await?;
-            let mut by_site: BTreeMap<InstitutionCode, Vec<SilentTerminal<'_>>> = BTreeMap::new();
-            for r in &silent {
-                if let Some(last_contact) = r.device.last_contact {
-                    by_site
-                        .entry(r.institution.code)
-                        .or_default()
-                        .push(SilentTerminal {
-                            serial: &r.device.serial,
-                            last_contact,
-                        });
-                }
-            }
-            for (site, facts) in &sites {
-                let Some(terminals) = by_site.get(&site.code) else {
-                    continue;
-                };
-                if site.email.trim().is_empty() {
-                    continue;
-                }
-                let Some(d) = silence::due(now, c.status, terminals.len()) else {
-                    continue;
-                };
-                let k = (c.id.clone(), site.code, d.kind, d.key);
-                if self.known.contains(&k) {
-                    continue;
-                }
-                let code = site.code.to_string();
-                let to = Addressee {
-                    code: &code,
-                    name: &site.name,
-                    auto_restart: site.auto_restart,
-                };
-                let letter = silence::letter(Lang::Ja, to, facts, &schedule, now, terminals);
-                new.push((k, site.email.clone(), letter));
-            }
-            if new.is_empty() {
-                continue;
-            }
-            let rows = new.clone();
-            let added = self
-                .state
-                .db(move |s| {
-                    let mut added = 0;
-                    for ((campaign, code, kind, key), email, letter) in &rows {
-                        if s.enqueue_mail(&NewMail {
-                            campaign,
-                            institution: *code,
-                            kind: *kind,
-                            key,
-                            recipient: email,
-                            subject: &letter.subject,
-                            body: &letter.body,
-                            at: now,
-                        })? {
-                            added += 1;
-                        }
-                    }
-                    Ok(added)
-                })
-                .await?;
-            planned += added;
-            self.known.extend(new.into_iter().map(|(k, _, _)| k));
-        }
-        Ok(planned)
     }
 
     /// Claims a batch of due mails and sends them, [`IN_FLIGHT`] at a time, each within
