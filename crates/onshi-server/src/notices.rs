@@ -112,11 +112,10 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                // The clock was set or a campaign activated: plan afresh from the first site.
-                () = nudge.notified() => {
-                    worker.last_plan = None;
-                    worker.round = None;
-                }
+                // The clock was set or a campaign activated: a new round from the first site as
+                // soon as the one under way (if any) ends. A round is never abandoned, so a
+                // closed `notices_plan` span is always a round that planned every site.
+                () = nudge.notified() => worker.last_plan = None,
             }
             worker.tick().await;
         }
