@@ -2,17 +2,16 @@
 //! `If-Range` and `ETag`, streamed from disk (never buffered whole).
 
 use onshi_api::ErrorCode;
-use std::io::SeekFrom;
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_lite::StreamExt as _;
 use onshi_core::release::Sha256;
 use sha2::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
 
@@ -159,10 +158,17 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
 /// addressed, so any HTTP cache in front of the replicas may keep it for a year), and one byte
 /// range when asked (honouring `If-Range`).
 pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let mut file = tokio::fs::File::open(path)
+    let opened = {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, size))
+        })
         .await
-        .map_err(|_| ApiError::not_found(format!("artifact {sha}")))?;
-    let size = file.metadata().await.map_err(ApiError::internal)?.len();
+        .map_err(ApiError::internal)?
+    };
+    let (mut file, size) = opened.map_err(|_| ApiError::not_found(format!("artifact {sha}")))?;
     let etag = format!("\"{}\"", sha.hex());
     let if_range_ok = headers
         .get(header::IF_RANGE)
@@ -199,12 +205,11 @@ pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Resp
         }
     };
     if start > 0 {
+        // A seek on a regular file only sets the offset: no I/O to wait for.
         file.seek(SeekFrom::Start(start))
-            .await
             .map_err(ApiError::internal)?;
     }
-    let stream = ReaderStream::with_capacity(file.take(len), 256 * 1024);
-    let mut resp = Response::new(Body::from_stream(stream));
+    let mut resp = Response::new(Body::from_stream(file_stream(file, len)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.extend(common_headers(&etag));
@@ -220,6 +225,47 @@ pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Resp
         }
     }
     Ok(resp)
+}
+
+/// Bytes read from disk per step of a download: each step is one `read` on the blocking pool
+/// (one copy, page cache to the chunk that hyper writes to the socket). As large as today's
+/// socket writes want, small enough that the throttle's downloads at once (1000 by default)
+/// hold little memory: at most one chunk being read and one being written per download.
+const CHUNK: usize = 256 * 1024;
+
+/// `len` bytes of `file` from its current position, as a body stream. Each chunk is read
+/// straight into the buffer that is sent (no intermediate copy, unlike `tokio::fs::File`, which
+/// reads into its own buffer and copies from it), on the blocking pool, one chunk at a time; a
+/// file shorter than promised ends the stream with an error, so the client sees a short body.
+fn file_stream(
+    file: std::fs::File,
+    len: u64,
+) -> impl futures_lite::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_lite::stream::unfold(Some((file, len)), |state| async move {
+        let (file, left) = state?;
+        if left == 0 {
+            return None;
+        }
+        let want = usize::try_from(left).map_or(CHUNK, |n| n.min(CHUNK));
+        let read = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let mut chunk = Vec::with_capacity(want);
+            (&mut file).take(want as u64).read_to_end(&mut chunk)?;
+            if chunk.len() < want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the artifact file is shorter than its recorded size",
+                ));
+            }
+            Ok((file, chunk))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        Some(match read {
+            Ok((file, chunk)) => (Ok(Bytes::from(chunk)), Some((file, left - want as u64))),
+            Err(e) => (Err(e), None),
+        })
+    })
 }
 
 fn common_headers(etag: &str) -> HeaderMap {
@@ -276,5 +322,45 @@ mod tests {
             p.file_name().and_then(|n| n.to_str()),
             Some(sha.hex().as_str())
         );
+    }
+
+    async fn collect(path: &Path, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut stream = std::pin::pin!(file_stream(file, len));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_file_is_streamed_in_chunks_from_the_range_start_to_its_end() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("package");
+        let bytes: Vec<u8> = (0..(2 * CHUNK + 1000)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes)?;
+        assert_eq!(collect(&path, 0, bytes.len() as u64).await?, bytes);
+        let (start, len) = (CHUNK - 7, CHUNK + 20);
+        assert_eq!(
+            collect(&path, start as u64, len as u64).await?,
+            bytes[start..start + len]
+        );
+        assert!(collect(&path, 5, 0).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_promised_ends_the_stream_with_an_error() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("package");
+        std::fs::write(&path, vec![7u8; CHUNK + 10])?;
+        let result = collect(&path, 0, CHUNK as u64 + 11).await;
+        assert!(
+            matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{result:?}"
+        );
+        Ok(())
     }
 }
