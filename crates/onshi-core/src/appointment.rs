@@ -142,6 +142,31 @@ impl Turnover {
     }
 }
 
+/// Whether a waiting device whose appointment was `due` has lapsed at `now` (not come back
+/// within [`GRACE`]): its reserved turn passes on, and it queues again at the back.
+pub fn lapsed(due: Timestamp, now: Timestamp) -> bool {
+    due.checked_add(GRACE).is_ok_and(|end| end < now)
+}
+
+/// Whether a waiting device `position` places behind the head takes a slot now, with `free`
+/// slots free and the devices ahead of it passed `ahead_passed` times each: the free slots are
+/// reserved for the first waiting devices, and none ahead may be passed more than
+/// [`OVERTAKE_BOUND`] times.
+pub fn admits(position: u64, free: u32, mut ahead_passed: impl Iterator<Item = u32>) -> bool {
+    position < u64::from(free) && ahead_passed.all(|p| p < OVERTAKE_BOUND)
+}
+
+/// The most an agent adds to its appointment, so that terminals given one instant do not arrive
+/// in the same millisecond; well inside [`GRACE`].
+pub const AGENT_JITTER: Duration = Duration::from_secs(2);
+
+/// How long an agent told at `server_time` to come back at `come_back_at` waits: the appointment,
+/// never earlier, and up to [`AGENT_JITTER`] later (`jitter` in [0, 1)).
+pub fn agent_wait(come_back_at: Timestamp, server_time: Timestamp, jitter: f64) -> Duration {
+    let until = Duration::try_from(come_back_at.duration_since(server_time)).unwrap_or_default();
+    until + AGENT_JITTER.mul_f64(jitter.clamp(0.0, 0.999))
+}
+
 /// When a device `position` places behind the head (that many waiting devices arrived before it)
 /// should come back, with `free` slots free now (reserved for the devices ahead) and slots freed
 /// at `rate` per second. `jitter` in [0, 1) brings it up to 5 % earlier (never later, so that a

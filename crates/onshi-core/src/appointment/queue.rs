@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{GRACE, OVERTAKE_BOUND, Turnover, Window, appointment};
+use super::{Turnover, Window, admits, appointment, lapsed};
 
 /// The answer to a device that wants a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +118,11 @@ impl Queue {
         let position = self.ranks.prefix(ticket);
         if position < u64::from(free) {
             let ahead: Vec<u64> = self.waiting.range(..ticket).map(|(t, _)| *t).collect();
-            let held_back = ahead
-                .iter()
-                .any(|t| self.waiting[t].passed_by >= OVERTAKE_BOUND);
-            if !held_back {
+            if admits(
+                position,
+                free,
+                ahead.iter().map(|t| self.waiting[t].passed_by),
+            ) {
                 for t in ahead {
                     if let Some(e) = self.waiting.get_mut(&t) {
                         e.passed_by += 1;
@@ -164,7 +165,7 @@ impl Queue {
             .waiting
             .iter()
             .take(free as usize + 1)
-            .filter(|(_, e)| e.due.checked_add(GRACE).is_ok_and(|end| end < now))
+            .filter(|(_, e)| lapsed(e.due, now))
             .map(|(t, _)| *t)
             .collect();
         for t in lapsed {

@@ -337,3 +337,13 @@ fn a_new_window_starts_a_new_queue() {
         Turn::Wait { position: 0, .. }
     ));
 }
+
+#[test]
+fn an_agent_keeps_its_appointment_never_earlier_and_at_most_two_seconds_later() {
+    let told = at("2026-01-19T21:00:00+09:00");
+    let back = at("2026-01-19T21:40:00+09:00");
+    assert_eq!(agent_wait(back, told, 0.0), Duration::from_secs(2400));
+    let late = agent_wait(back, told, 0.999_9);
+    assert!(late > Duration::from_secs(2401) && late < Duration::from_secs(2402));
+    assert_eq!(agent_wait(told, back, 0.0), Duration::ZERO);
+}
