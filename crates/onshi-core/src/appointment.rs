@@ -40,6 +40,11 @@ pub const HEAD_POLL: Duration = Duration::from_secs(5);
 /// [`HEAD_POLL`].
 pub const HEAD_POLL_HORIZON: Duration = Duration::from_secs(30);
 
+/// The longest the device at the head of the queue waits between two check-ins: a freed slot
+/// waits at most about this long when slots are few and held long (with many slots, the head
+/// comes back every [`HEAD_POLL`]).
+pub const HEAD_MAX_POLL: Duration = Duration::from_secs(60);
+
 /// How long after its appointment a device's place is kept. A device that has not come back by
 /// then has lapsed: its reserved turn passes to the next, and it queues again at the back.
 pub const GRACE: Duration = Duration::from_secs(30);
@@ -190,6 +195,12 @@ pub fn appointment(
     };
     let wait = if expected <= HEAD_POLL_HORIZON.as_secs_f64() {
         HEAD_POLL
+    } else if needed <= 1 {
+        // The next slot freed is this device's: the queue cannot tell when that is within one
+        // hold, so it comes back at least every HEAD_MAX_POLL.
+        Duration::try_from_secs_f64(expected * EARLY)
+            .unwrap_or(HEAD_MAX_POLL)
+            .min(HEAD_MAX_POLL)
     } else {
         // Early rather than late: the device then learns its new place from a fresher
         // turnover, and the error of a long estimate never leaves a slot waiting for it.

@@ -60,6 +60,21 @@ async fn terminals_waiting_for_a_slot_get_appointments_in_arrival_order_and_are_
     let close: Timestamp = "2026-01-20T05:00:00+09:00".parse().expect("instant");
     assert!(appointments.iter().all(|a| *a < close), "inside the window");
 
+    // The site's page says when each waiting terminal's turn is expected, in Japan time.
+    let page = site_page(&app, "").await;
+    assert_eq!(
+        page.matches("ダウンロードの順番待ちです").count(),
+        4,
+        "{page}"
+    );
+    let first = onshi_core::jst::format(appointments[0], onshi_core::lang::Lang::Ja);
+    assert!(
+        page.contains(&format!("順番は {first} ごろの見込みです")),
+        "{first} in {page}"
+    );
+    let page = site_page(&app, "?lang=en").await;
+    assert!(page.contains("Its turn is expected around"), "{page}");
+
     // Both downloads stall past the slot's lifetime: two slots are free, reserved for the first
     // two waiting. The last to arrive asks first and is told to wait.
     app.set_clock("2026-01-19T21:03:00+09:00").await;
@@ -68,4 +83,46 @@ async fn terminals_waiting_for_a_slot_get_appointments_in_arrival_order_and_are_
     assert_eq!(checkin(&app, &terminals[3]).await.action, Action::Download);
     let fifth = appointment(&checkin(&app, &terminals[4]).await);
     assert!(fifth <= last, "the fifth is still ahead of the sixth");
+}
+
+/// The site's own page (`/site`), logged in with its access key.
+async fn site_page(app: &TestApp, query: &str) -> String {
+    let key = app
+        .expect(
+            app.admin(
+                reqwest::Method::POST,
+                &format!("/api/v1/admin/institutions/{SITE}/access-key"),
+            ),
+            200,
+        )
+        .await["access_key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/site/login"))
+        .form(&[("code", SITE), ("access_key", key.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    app.client
+        .get(app.url(&format!("/site{query}")))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("site page")
+        .text()
+        .await
+        .expect("html")
 }
