@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 use onshi_api::device::CheckinResponse;
+use onshi_core::deployment::DeploymentEvent as E;
 use onshi_core::offer::{Action, CampaignAction};
 use onshi_testkit::{CAMPAIGN, TestApp, spawn_app, terminal_campaign};
 
@@ -75,9 +76,12 @@ async fn terminals_waiting_for_a_slot_get_appointments_in_arrival_order_and_are_
     let page = site_page(&app, "?lang=en").await;
     assert!(page.contains("Its turn is expected around"), "{page}");
 
-    // Both downloads stall past the slot's lifetime: two slots are free, reserved for the first
-    // two waiting. The last to arrive asks first and is told to wait.
-    app.set_clock("2026-01-19T21:03:00+09:00").await;
+    // Both downloads complete: two slots are free, reserved for the first two waiting. The
+    // last to arrive asks first and is told to wait.
+    for t in &terminals[..2] {
+        app.report_steps(t, &[E::DownloadStarted, E::DownloadVerified])
+            .await;
+    }
     let last = appointment(&checkin(&app, &terminals[5]).await);
     assert_eq!(checkin(&app, &terminals[2]).await.action, Action::Download);
     assert_eq!(checkin(&app, &terminals[3]).await.action, Action::Download);

@@ -15,6 +15,107 @@ use crate::{Result, Turn, TurnAsk};
 
 impl PostgresStore {
     pub(super) fn queue_take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
+        if let Some(turn) = self.queue_wait_unlocked(ask)? {
+            return Ok(turn);
+        }
+        self.queue_take_turn_locked(ask)
+    }
+
+    /// A device that cannot take a slot now learns its place without the campaign's lock (so the
+    /// many waiting devices never queue on it): renewing or counting is one statement, a new
+    /// ticket one row update, the place one count. `None` when a free slot may be the device's,
+    /// or the queue has no row for this window yet: the locked path decides.
+    fn queue_wait_unlocked(&self, ask: &TurnAsk<'_>) -> Result<Option<Turn>> {
+        let (campaign, device, now) = (ask.campaign, ask.device, ask.now);
+        let (now_s, expires_s) = (db_time(now), db_time(ask.expires));
+        let opened_s = db_time(ask.window.opened_at);
+        let mut conn = self.conn()?;
+        let row = conn.query_one(
+            "WITH renewed AS (
+                 UPDATE leases SET expires_at = $3
+                 WHERE campaign_id = $1 AND device_id = $2 AND expires_at > $4
+                 RETURNING 1
+             )
+             SELECT (SELECT COUNT(*) FROM renewed),
+                    (SELECT COUNT(*) FROM leases WHERE campaign_id = $1 AND expires_at > $4),
+                    (SELECT hold_seconds FROM slot_turnover
+                     WHERE campaign_id = $1 AND window_opened_at = $5),
+                    (SELECT ticket FROM slot_queue WHERE campaign_id = $1 AND device_id = $2)",
+            &[&campaign, &device, &expires_s, &now_s, &opened_s],
+        )?;
+        let (renewed, live): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if renewed == 1 {
+            return Ok(Some(Turn::Slot));
+        }
+        let (hold, ticket): (Option<f64>, Option<i64>) = (row.try_get(2)?, row.try_get(3)?);
+        let Some(hold) = hold else { return Ok(None) };
+        let free = ask
+            .max
+            .saturating_sub(u32::try_from(live).unwrap_or(u32::MAX));
+        if free > 0 {
+            // Places whose turn lapsed among the first free + 1 give it up (one statement: a
+            // device coming back at that moment queues again at the back, as it would anyway).
+            let cutoff = now
+                .checked_sub(jiff::SignedDuration::try_from(appointment::GRACE).unwrap_or_default())
+                .unwrap_or(now);
+            conn.execute(
+                "DELETE FROM slot_queue WHERE campaign_id = $1 AND due_at < $2 AND ticket IN
+                     (SELECT ticket FROM slot_queue WHERE campaign_id = $1 ORDER BY ticket LIMIT $3)",
+                &[&campaign, &db_time(cutoff), &(i64::from(free) + 1)],
+            )?;
+        }
+        let ticket = match ticket {
+            Some(t) => t,
+            None => {
+                let t: i64 = conn
+                    .query_one(
+                        "UPDATE slot_turnover SET next_ticket = next_ticket + 1
+                         WHERE campaign_id = $1 RETURNING next_ticket - 1",
+                        &[&campaign],
+                    )?
+                    .try_get(0)?;
+                conn.execute(
+                    "INSERT INTO slot_queue (campaign_id, device_id, ticket, due_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, device_id) DO NOTHING",
+                    &[&campaign, &device, &t, &now_s],
+                )?;
+                t
+            }
+        };
+        let ahead: i64 = conn
+            .query_one(
+                "SELECT COUNT(*) FROM slot_queue WHERE campaign_id = $1 AND ticket < $2",
+                &[&campaign, &ticket],
+            )?
+            .try_get(0)?;
+        let position = u64::try_from(ahead).unwrap_or(0);
+        if position < u64::from(free) {
+            // A free slot may be this device's: decided under the campaign's lock.
+            return Ok(None);
+        }
+        let at = appointment::appointment(
+            position,
+            free,
+            Turnover { hold }.rate(ask.max),
+            now,
+            &ask.window,
+            ask.jitter,
+        );
+        if past_close(&ask.window, at) {
+            conn.execute(
+                "DELETE FROM slot_queue WHERE campaign_id = $1 AND device_id = $2",
+                &[&campaign, &device],
+            )?;
+        } else {
+            conn.execute(
+                "UPDATE slot_queue SET due_at = $3 WHERE campaign_id = $1 AND device_id = $2",
+                &[&campaign, &device, &db_time(at)],
+            )?;
+        }
+        Ok(Some(Turn::Wait { position, at }))
+    }
+
+    fn queue_take_turn_locked(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
         let (campaign, device, now) = (ask.campaign, ask.device, ask.now);
         let (now_s, expires_s) = (db_time(now), db_time(ask.expires));
         let mut conn = self.conn()?;
@@ -49,33 +150,38 @@ impl PostgresStore {
             .try_get(0)?;
         let live = u32::try_from(live).unwrap_or(u32::MAX);
         // The queue's own row: its window (a new one starts a new queue), tickets, turnover.
+        // Tickets are drawn by one atomic update (the unlocked path draws them too).
         let opened_s = db_time(ask.window.opened_at);
         let row = tx.query_opt(
             "SELECT window_opened_at, next_ticket, hold_seconds FROM slot_turnover
              WHERE campaign_id = $1",
             &[&campaign],
         )?;
-        let (mut next_ticket, mut turnover) = match row {
-            Some(r) if r.try_get::<_, String>(0)? == opened_s => (
-                r.try_get::<_, i64>(1)?,
-                Turnover {
-                    hold: r.try_get(2)?,
-                },
-            ),
-            Some(r) => {
-                tx.execute(
-                    "DELETE FROM slot_queue WHERE campaign_id = $1",
-                    &[&campaign],
-                )?;
-                (
-                    0,
-                    Turnover {
-                        hold: r.try_get(2)?,
-                    },
-                )
-            }
-            None => (0, Turnover::assumed()),
+        let mut turnover = match &row {
+            Some(r) => Turnover {
+                hold: r.try_get(2)?,
+            },
+            None => Turnover::assumed(),
         };
+        let window_of_row = row
+            .as_ref()
+            .map(|r| r.try_get::<_, String>(0))
+            .transpose()?;
+        if window_of_row.as_deref() != Some(opened_s.as_str()) {
+            // A new window (or the first): a new queue, and the row that draws its tickets.
+            tx.execute(
+                "DELETE FROM slot_queue WHERE campaign_id = $1",
+                &[&campaign],
+            )?;
+            tx.execute(
+                "INSERT INTO slot_turnover
+                     (campaign_id, window_opened_at, next_ticket, hold_seconds, seen_at)
+                 VALUES ($1, $2, 0, $3, $4)
+                 ON CONFLICT (campaign_id) DO UPDATE SET window_opened_at = excluded.window_opened_at,
+                     next_ticket = 0",
+                &[&campaign, &opened_s, &turnover.hold, &now_s],
+            )?;
+        }
         for r in &lapsed_leases {
             let (taken, expires): (Option<String>, String) = (r.try_get(0)?, r.try_get(1)?);
             if let Some(taken) = taken {
@@ -102,8 +208,13 @@ impl PostgresStore {
         )? {
             Some(r) => r.try_get(0)?,
             None => {
-                let t = next_ticket;
-                next_ticket += 1;
+                let t: i64 = tx
+                    .query_one(
+                        "UPDATE slot_turnover SET next_ticket = next_ticket + 1
+                         WHERE campaign_id = $1 RETURNING next_ticket - 1",
+                        &[&campaign],
+                    )?
+                    .try_get(0)?;
                 tx.execute(
                     "INSERT INTO slot_queue (campaign_id, device_id, ticket, due_at)
                      VALUES ($1, $2, $3, $4)",
@@ -165,13 +276,9 @@ impl PostgresStore {
             Turn::Wait { position, at }
         };
         tx.execute(
-            "INSERT INTO slot_turnover
-                 (campaign_id, window_opened_at, next_ticket, hold_seconds, seen_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (campaign_id) DO UPDATE SET window_opened_at = excluded.window_opened_at,
-                 next_ticket = excluded.next_ticket, hold_seconds = excluded.hold_seconds,
-                 seen_at = GREATEST(slot_turnover.seen_at, excluded.seen_at)",
-            &[&campaign, &opened_s, &next_ticket, &turnover.hold, &now_s],
+            "UPDATE slot_turnover SET hold_seconds = $2, seen_at = GREATEST(seen_at, $3)
+             WHERE campaign_id = $1",
+            &[&campaign, &turnover.hold, &now_s],
         )?;
         tx.commit()?;
         Ok(turn)
@@ -193,18 +300,19 @@ impl PostgresStore {
         {
             let taken = ts(&taken)?;
             let row = tx.query_opt(
-                "SELECT hold_seconds, seen_at FROM slot_turnover WHERE campaign_id = $1 FOR UPDATE",
+                "SELECT seen_at FROM slot_turnover WHERE campaign_id = $1",
                 &[&campaign],
             )?;
             if let Some(r) = row {
-                let mut turnover = Turnover {
-                    hold: r.try_get(0)?,
-                };
-                let now = ts(&r.try_get::<_, String>(1)?)?;
-                turnover.freed(held_for(taken, now.max(taken)));
+                let now = ts(&r.try_get::<_, String>(0)?)?;
+                // The moving average of `Turnover::freed`, applied in one statement.
+                let held = held_for(taken, now.max(taken))
+                    .min(appointment::LONGEST_HOLD)
+                    .as_secs_f64();
                 tx.execute(
-                    "UPDATE slot_turnover SET hold_seconds = $2 WHERE campaign_id = $1",
-                    &[&campaign, &turnover.hold],
+                    "UPDATE slot_turnover SET hold_seconds = hold_seconds + $2 * ($3 - hold_seconds)
+                     WHERE campaign_id = $1",
+                    &[&campaign, &appointment::TURNOVER_WEIGHT, &held],
                 )?;
             }
         }
