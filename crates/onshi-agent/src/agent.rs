@@ -325,7 +325,16 @@ impl Agent {
         if let Err(e) = self.remember(&cred, &checkin) {
             tracing::warn!(error = %e, "could not record the check-in in state.json");
         }
-        let poll = Duration::from_secs(checkin.poll_after_seconds.max(1));
+        let poll = match checkin.come_back_at {
+            // An appointment in the queue for a download slot: kept, never asked earlier.
+            Some(at) => onshi_core::appointment::agent_wait(
+                at,
+                checkin.server_time,
+                rand::thread_rng().r#gen(),
+            )
+            .max(Duration::from_secs(1)),
+            None => Duration::from_secs(checkin.poll_after_seconds.max(1)),
+        };
         let Some(offer) = checkin.campaign.clone() else {
             return Ok(Next::After(poll));
         };

@@ -133,8 +133,8 @@ pub struct CheckinRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckinResponse {
     pub action: Action,
-    /// When to check in next, jittered: about 30 s while downloading or installing, about 2 min
-    /// after `retry_later`, otherwise the campaign's poll interval; at most 6 h.
+    /// When to check in next, jittered: about 30 s while downloading or installing, until
+    /// `come_back_at` after `retry_later`, otherwise the campaign's poll interval; at most 6 h.
     #[schema(minimum = 1, maximum = 21600)]
     pub poll_after_seconds: u64,
     /// The server's clock (UTC). Devices' clocks are never trusted: the server decides.
@@ -147,6 +147,13 @@ pub struct CheckinResponse {
     /// The campaign the device is in; absent when none is open for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<CampaignOffer>,
+    /// With `retry_later`: the device's appointment (UTC) from the campaign's queue for its
+    /// download slots — first come, first served within the window, always inside a window. The
+    /// agent checks in again then (plus a small jitter of its own), not earlier;
+    /// `poll_after_seconds` says the same wait for agents that predate appointments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub come_back_at: Option<Timestamp>,
 }
 
 /// The campaign a device is in, as the server sees it.

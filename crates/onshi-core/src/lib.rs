@@ -4,6 +4,7 @@
 //! No I/O and no clock reads live here: every function that depends on "now" takes the instant
 //! as an argument, so the server, the agent, the simulator and the tests share one set of rules.
 
+pub mod appointment;
 pub mod auto_restart;
 pub mod callcentre;
 pub mod deployment;

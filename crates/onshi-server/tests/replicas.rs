@@ -591,8 +591,11 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut running = tokio::task::JoinSet::new();
+    // Every request the agents make through the night (check-ins, reports, downloads).
+    let metrics = Arc::new(onshi_agent::client::Metrics::default());
     for (i, dir) in dirs {
-        let client = Client::with_http(http.clone(), &apps[i % 2].url(""));
+        let client =
+            Client::with_http(http.clone(), &apps[i % 2].url("")).with_metrics(metrics.clone());
         let mut agent = Agent::open(dir, client, options).expect("agent opens");
         let mut stopped = stopped.clone();
         running.spawn(async move {
@@ -636,6 +639,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     let night = started.elapsed() - setup;
     assert!(slots <= THROTTLE as usize, "{slots} download slots at once");
     assert!(slots > 1, "downloads ran in parallel ({slots})");
+    let requests = metrics.requests.load(std::sync::atomic::Ordering::Relaxed);
 
     // The evening's mails go out before the clock jumps: a claim is measured on the server's
     // clock, so a jump of hours would end the claims of mails still being sent, and the other
@@ -698,8 +702,11 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     assert_eq!(installed(&states), sites as u64, "{states:?}");
     eprintln!(
         "{sites} real agents on 2 replicas, throttle {THROTTLE}: at most {slots} slots at once; \
-         setup {setup:?}, night {night:?} (all installed at {}), {} mails each sent once",
+         setup {setup:?}, night {night:?} (all installed at {}), {} mails each sent once; \
+         {:.1} requests per terminal until all were installed (check-ins by appointment, \
+         reports, downloads; the agents here wake at least every 5 simulated minutes)",
         onshi_core::jst::civil(finished_at),
-        mails.len()
+        mails.len(),
+        requests as f64 / sites as f64
     );
 }

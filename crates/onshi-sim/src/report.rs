@@ -121,12 +121,26 @@ pub struct Summary {
     pub errors: Errors,
     pub call_centre: CallCentre,
     pub restart_required: RestartRequired,
+    /// The queue for download slots: how often devices waiting for one check in.
+    pub appointments: Appointments,
     /// Downloads started while the schedule was closed: always 0 (the offer rules forbid it).
     pub downloads_started_outside_windows: u64,
     /// Transitions the state machine refused: always 0 (a simulator bug otherwise).
     pub illegal_transitions: u64,
     /// Events the simulation processed.
     pub events: u64,
+}
+
+/// Check-ins of devices waiting for a download slot, told when to come back by the campaign's
+/// queue (`onshi_core::appointment`) instead of polling every two minutes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Appointments {
+    /// Check-ins answered with an appointment.
+    pub waiting_checkins: u64,
+    /// Devices that waited, counted once per window they waited in.
+    pub waiting_device_nights: u64,
+    /// The two above divided: check-ins per waiting device per night.
+    pub checkins_per_waiting_device_night: f64,
 }
 
 /// The deadline: by the last night, in the catch-up phase, or not at all. A site counts by when

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Time;
+pub use onshi_core::appointment::Turn;
+use onshi_core::appointment::Window;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::notice::{NoticeKind, SiteFacts};
@@ -140,6 +142,22 @@ pub struct Release {
     pub id: String,
     pub manifest: Manifest,
     pub signed: SignedManifest,
+}
+
+/// A device asking for a download slot ([`Store::take_turn`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TurnAsk<'a> {
+    pub campaign: &'a str,
+    pub device: i64,
+    pub now: Timestamp,
+    /// When a slot taken or renewed now lapses.
+    pub expires: Timestamp,
+    /// The campaign's throttle (`max_downloads`).
+    pub max: u32,
+    /// The window the queue belongs to.
+    pub window: Window,
+    /// A uniform random number in [0, 1) for the appointment's jitter.
+    pub jitter: f64,
 }
 
 /// A campaign as stored: the schedule text, the release, the targets and the throttle.
@@ -466,6 +484,35 @@ pub trait Store: Send + Sync + 'static {
         expires: Timestamp,
         max: u32,
     ) -> Result<bool>;
+    /// Takes or renews a download slot, or gives the device its place and appointment in the
+    /// campaign's queue for its window (`onshi_core::appointment`): a free slot goes to the first
+    /// waiting devices, so a device asking while others wait ahead of it waits too. The default
+    /// keeps no queue: a refused device comes back in about two minutes, as before appointments.
+    fn take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
+        if self.acquire_lease(ask.campaign, ask.device, ask.now, ask.expires, ask.max)? {
+            return Ok(Turn::Slot);
+        }
+        let retry = Duration::from_secs(120).mul_f64(0.8 + 0.4 * ask.jitter.clamp(0.0, 1.0));
+        let at = ask.now.checked_add(retry).unwrap_or(ask.now);
+        Ok(Turn::Wait {
+            position: 0,
+            at: ask.window.keep_inside(at, ask.jitter),
+        })
+    }
+    /// [`Store::take_turn`] answered from memory when it needs no write: the device holds no
+    /// slot and every slot is held, so it is told its place and appointment. `None` when the
+    /// database must be asked (the store keeps no such state, or a slot would be taken or
+    /// renewed).
+    fn turn_in_memory(&self, ask: &TurnAsk<'_>) -> Result<Option<Turn>> {
+        let _ = ask;
+        Ok(None)
+    }
+    /// The device's place in the campaign's queue (how many wait ahead of it) and its
+    /// appointment, if it waits for a slot now.
+    fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
+        let _ = (campaign, device);
+        Ok(None)
+    }
     /// Whether the device holds a live slot.
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool>;
     /// Gives a slot back.

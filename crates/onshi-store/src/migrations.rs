@@ -6,9 +6,13 @@
 use std::borrow::Cow;
 
 /// The migrations, in order. Each runs once, in one transaction.
-pub(crate) const MIGRATIONS: [(&str, &str); 2] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 3] = [
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
+    (
+        "0003_slot_queue",
+        include_str!("../migrations/0003_slot_queue.sql"),
+    ),
 ];
 
 /// The SQL dialect a migration is applied in.

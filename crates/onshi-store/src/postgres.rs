@@ -30,6 +30,7 @@ use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 
 mod pool;
+mod queue;
 
 pub(crate) use pool::describe;
 use pool::{LogErrors, Losses, Manager};
@@ -940,11 +941,16 @@ impl Store for PostgresStore {
     }
 
     fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
-        self.conn()?.execute(
-            "DELETE FROM leases WHERE campaign_id = $1 AND device_id = $2",
-            &[&campaign, &device],
-        )?;
-        Ok(())
+        // The queue (`postgres/queue.rs`) counts how long the slot was held.
+        self.queue_release(campaign, device)
+    }
+
+    fn take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
+        self.queue_take_turn(ask)
+    }
+
+    fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
+        self.queue_place_of(campaign, device)
     }
 
     fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {

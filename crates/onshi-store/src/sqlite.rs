@@ -28,6 +28,10 @@ use crate::rows::{
 use crate::time::db_time;
 use crate::*;
 
+mod slots;
+
+use slots::CampaignSlots;
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -38,6 +42,9 @@ pub struct SqliteStore {
     identities: RwLock<Identities>,
     /// Each device's open deployments, dropped whenever a write touches them.
     open: RwLock<HashMap<i64, Vec<Deployment>>>,
+    /// Each campaign's download slots and queue (`slots.rs`), loaded from `leases` on first
+    /// use. Locked before the connection whenever both are held.
+    slots: Mutex<HashMap<String, CampaignSlots>>,
 }
 
 #[derive(Default)]
@@ -94,11 +101,75 @@ impl SqliteStore {
             contacts: ContactBuffer::default(),
             identities: RwLock::default(),
             open: RwLock::default(),
+            slots: Mutex::default(),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, CampaignSlots>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A campaign's slots, loaded from `leases` the first time, with lapsed leases reaped at
+    /// `now`.
+    fn campaign_slots<'m>(
+        &self,
+        book: &'m mut HashMap<String, CampaignSlots>,
+        campaign: &str,
+        now: Timestamp,
+    ) -> Result<&'m mut CampaignSlots> {
+        if !book.contains_key(campaign) {
+            let rows: Vec<(i64, String)> = {
+                let conn = self.conn();
+                let mut stmt = conn.prepare_cached(
+                    "SELECT device_id, expires_at FROM leases WHERE campaign_id = ?1",
+                )?;
+                stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let rows = rows
+                .into_iter()
+                .map(|(d, e)| Ok((d, ts(&e)?)))
+                .collect::<Result<Vec<_>>>()?;
+            book.insert(campaign.to_owned(), CampaignSlots::loaded(rows, now));
+        }
+        let slots = book.get_mut(campaign).expect("inserted above");
+        slots.reap(now);
+        Ok(slots)
+    }
+
+    /// Writes a slot taken or renewed (dropping the campaign's lapsed rows when it is taken).
+    fn write_lease(
+        &self,
+        campaign: &str,
+        device: i64,
+        now: Timestamp,
+        expires: Timestamp,
+        renew: bool,
+    ) -> Result<()> {
+        let conn = self.conn();
+        if renew {
+            conn.prepare_cached(
+                "UPDATE leases SET expires_at = ?3 WHERE campaign_id = ?1 AND device_id = ?2",
+            )?
+            .execute(params![campaign, device, db_time(expires)])?;
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM leases WHERE campaign_id = ?1 AND expires_at <= ?2",
+            params![campaign, db_time(now)],
+        )?;
+        tx.execute(
+            "INSERT INTO leases (campaign_id, device_id, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (campaign_id, device_id) DO UPDATE SET expires_at = excluded.expires_at",
+            params![campaign, device, db_time(expires)],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn forget_open(&self, devices: impl IntoIterator<Item = i64>) {
@@ -680,64 +751,85 @@ impl Store for SqliteStore {
         expires: Timestamp,
         max: u32,
     ) -> Result<bool> {
-        let conn = self.conn();
-        let tx = conn.unchecked_transaction()?;
-        let now_s = db_time(now);
-        let renewed = tx.execute(
-            "UPDATE leases SET expires_at = ?3 WHERE campaign_id = ?1 AND device_id = ?2 AND expires_at > ?4",
-            params![campaign, device, db_time(expires), now_s],
-        )?;
-        if renewed == 1 {
-            tx.commit()?;
-            return Ok(true);
-        }
-        tx.execute(
-            "DELETE FROM leases WHERE campaign_id = ?1 AND expires_at <= ?2",
-            params![campaign, now_s],
-        )?;
-        let live: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1",
-            [campaign],
-            |r| r.get(0),
-        )?;
-        if live >= i64::from(max) {
-            tx.commit()?;
+        let mut book = self.slots();
+        let slots = self.campaign_slots(&mut book, campaign, now)?;
+        let renew = slots.holds(device, now);
+        if !renew && slots.live() >= max {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO leases (campaign_id, device_id, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (campaign_id, device_id) DO UPDATE SET expires_at = excluded.expires_at",
-            params![campaign, device, db_time(expires)],
-        )?;
-        tx.commit()?;
+        self.write_lease(campaign, device, now, expires, renew)?;
+        slots.put(device, now, expires);
         Ok(true)
     }
 
+    fn take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
+        let mut book = self.slots();
+        let slots = self.campaign_slots(&mut book, ask.campaign, ask.now)?;
+        let renew = slots.holds(ask.device, ask.now);
+        let turn = if renew {
+            Turn::Slot
+        } else {
+            let live = slots.live();
+            slots
+                .queue
+                .ask(ask.device, ask.now, &ask.window, live, ask.max, ask.jitter)
+        };
+        if turn == Turn::Slot {
+            self.write_lease(ask.campaign, ask.device, ask.now, ask.expires, renew)?;
+            slots.put(ask.device, ask.now, ask.expires);
+        }
+        Ok(turn)
+    }
+
+    fn turn_in_memory(&self, ask: &TurnAsk<'_>) -> Result<Option<Turn>> {
+        let mut book = self.slots();
+        let slots = self.campaign_slots(&mut book, ask.campaign, ask.now)?;
+        let live = slots.live();
+        if slots.holds(ask.device, ask.now) || live < ask.max {
+            return Ok(None);
+        }
+        // Every slot is held: the queue answers with an appointment, never a slot.
+        Ok(Some(slots.queue.ask(
+            ask.device,
+            ask.now,
+            &ask.window,
+            live,
+            ask.max,
+            ask.jitter,
+        )))
+    }
+
+    fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
+        Ok(self
+            .slots()
+            .get(campaign)
+            .and_then(|s| s.queue.place_of(device)))
+    }
+
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {
-        let n: i64 = self
-            .conn()
-            .prepare_cached(
-                "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1 AND device_id = ?2 AND expires_at > ?3",
-            )?
-            .query_row(params![campaign, device, db_time(now)], |r| r.get(0))?;
-        Ok(n > 0)
+        let mut book = self.slots();
+        Ok(self
+            .campaign_slots(&mut book, campaign, now)?
+            .holds(device, now))
     }
 
     fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
+        let mut book = self.slots();
         self.conn().execute(
             "DELETE FROM leases WHERE campaign_id = ?1 AND device_id = ?2",
             params![campaign, device],
         )?;
+        if let Some(slots) = book.get_mut(campaign) {
+            slots.free(device);
+        }
         Ok(())
     }
 
     fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM leases WHERE campaign_id = ?1 AND expires_at > ?2",
-            params![campaign, db_time(now)],
-            |r| r.get(0),
-        )?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let mut book = self.slots();
+        Ok(u64::from(
+            self.campaign_slots(&mut book, campaign, now)?.live(),
+        ))
     }
 
     fn progress(&self, campaign: &str) -> Result<Vec<ProgressRow>> {

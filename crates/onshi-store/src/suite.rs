@@ -1701,6 +1701,9 @@ fn on_two_stores<T: Send>(
 }
 
 fn two_stores_together_never_hand_out_more_slots_than_the_throttle(b: &Backend) {
+    // The SQLite store is the one writer of its file and counts its slots in memory; only
+    // PostgreSQL is shared by replicas.
+    let Backend::Postgres(_) = b else { return };
     Fixture::new(b);
     let max = 7;
 
@@ -1815,6 +1818,97 @@ fn audit_numbers_have_no_gaps_when_two_stores_write_at_once(b: &Backend) {
     assert_eq!(ids, (1..=120).collect::<Vec<i64>>());
 }
 
+// --- The queue for slots (appointments) ---------------------------------------------------
+
+/// A night window around the suite's instants (`at(0)` .. ), closing after a day.
+fn queue_window() -> onshi_core::appointment::Window {
+    onshi_core::appointment::Window {
+        opened_at: at(0),
+        closes_at: Some(at(24 * 60)),
+        next_opening: Some(at(48 * 60)),
+    }
+}
+
+/// Device `device` asks for one of `max` slots of [`CAMPAIGN`] at minute `minute`.
+fn ask_turn(store: &dyn Store, device: i64, minute: i64, max: u32) -> Turn {
+    store
+        .take_turn(&TurnAsk {
+            campaign: CAMPAIGN,
+            device,
+            now: at(minute),
+            expires: at(minute + 10),
+            max,
+            window: queue_window(),
+            jitter: 0.5,
+        })
+        .expect("turn")
+}
+
+fn refused_devices_get_appointments_in_arrival_order_and_a_freed_slot_goes_to_the_first(
+    b: &Backend,
+) {
+    let fx = Fixture::new(b);
+    let store = fx.store.as_ref();
+    assert_eq!(ask_turn(store, 1, 0, 1), Turn::Slot);
+
+    let (second, third) = (ask_turn(store, 2, 1, 1), ask_turn(store, 3, 1, 1));
+
+    let (
+        Turn::Wait {
+            position: 0,
+            at: a2,
+        },
+        Turn::Wait {
+            position: 1,
+            at: a3,
+        },
+    ) = (second, third)
+    else {
+        panic!("2 and 3 wait in arrival order: {second:?} {third:?}");
+    };
+    assert!(at(1) < a2 && a2 <= a3, "{a2} {a3}");
+    assert_eq!(
+        store.queue_place(CAMPAIGN, 3).expect("place").map(|p| p.0),
+        Some(1)
+    );
+    store.release_lease(CAMPAIGN, 1).expect("released");
+    assert!(matches!(
+        ask_turn(store, 3, 2, 1),
+        Turn::Wait { position: 1, .. }
+    ));
+    assert_eq!(ask_turn(store, 2, 2, 1), Turn::Slot);
+    assert_eq!(store.live_leases(CAMPAIGN, at(2)).expect("live"), 1);
+    assert_eq!(store.queue_place(CAMPAIGN, 2).expect("place"), None);
+}
+
+fn two_stores_on_one_database_share_one_queue(b: &Backend) {
+    // Replicas share PostgreSQL; the SQLite store is the one writer of its file.
+    let Backend::Postgres(_) = b else { return };
+    Fixture::new(b);
+    let (one, two) = (b.open(), b.open());
+    assert_eq!(ask_turn(one.as_ref(), 1, 0, 1), Turn::Slot);
+    assert!(matches!(
+        ask_turn(one.as_ref(), 2, 1, 1),
+        Turn::Wait { position: 0, .. }
+    ));
+    assert!(matches!(
+        ask_turn(two.as_ref(), 3, 1, 1),
+        Turn::Wait { position: 1, .. }
+    ));
+
+    one.release_lease(CAMPAIGN, 1).expect("released");
+
+    assert!(matches!(
+        ask_turn(two.as_ref(), 3, 2, 1),
+        Turn::Wait { position: 1, .. }
+    ));
+    assert_eq!(ask_turn(two.as_ref(), 2, 2, 1), Turn::Slot);
+    assert!(matches!(
+        ask_turn(one.as_ref(), 3, 2, 1),
+        Turn::Wait { position: 0, .. }
+    ));
+}
+
 /// Every function above, as a test on each backend.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -1903,4 +1997,6 @@ suite! {
     site_facts_come_page_by_page_in_code_order_as_the_whole_list_does,
     mails_are_planned_in_batches_once_per_key_and_their_keys_read_by_site_range,
     silent_devices_of_a_site_range_follow_the_silence_rule,
+    refused_devices_get_appointments_in_arrival_order_and_a_freed_slot_goes_to_the_first,
+    two_stores_on_one_database_share_one_queue,
 }

@@ -191,6 +191,11 @@ async fn render(
                                     Some(a) => { span class="device-advice" { (a.text(lang)) } }
                                     None => { (lang.pick("予定されている更新はありません。", "No update is scheduled.")) }
                                 }
+                                @if let Some((ahead, at)) = d.turn.filter(|_| d.state.is_some_and(onshi_core::offer::wants_download)) {
+                                    div class="turn" data-turn=(at) {
+                                        (turn_sentence(ahead, at, lang))
+                                    }
+                                }
                                 @if let Some(last) = silent_since(status, d, now) {
                                     div class="silent bad" {
                                         strong { (silence::row_heading(last, lang)) }
@@ -258,6 +263,21 @@ fn silent_since(
             campaign.silent_after(),
         ))
     .then_some(last)
+}
+
+/// When the device's turn to download is expected tonight (its appointment in the campaign's
+/// queue for download slots), in Japan time with the date and weekday.
+fn turn_sentence(ahead: u64, at: jiff::Timestamp, lang: Lang) -> String {
+    match lang {
+        Lang::Ja => format!(
+            "ダウンロードの順番待ちです（前に{ahead}台）。順番は {} ごろの見込みです。電源を入れたままにしておいてください。",
+            when(at, lang)
+        ),
+        Lang::En => format!(
+            "Waiting for its turn to download ({ahead} ahead). Its turn is expected around {}. Keep it powered on.",
+            when(at, lang)
+        ),
+    }
 }
 
 /// 「資格確認端末」 or 「顔認証付きカードリーダー（キヤノン）」.

@@ -14,13 +14,15 @@ use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
     MAX_DETAIL_CHARS, PublicKey, ReaderRequest, ReportRequest, ReportResponse, Serial,
 };
+use onshi_core::appointment;
 use onshi_core::deployment::DeploymentEvent;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
 use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::DeviceKind;
 use onshi_store::{
-    AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome,
+    AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome, Turn,
+    TurnAsk,
 };
 use rand::Rng;
 
@@ -219,6 +221,7 @@ pub async fn checkin(
             server_time: now,
             next_window: None,
             campaign: None,
+            come_back_at: None,
         }));
     };
     let schedule = state.schedule(&record)?;
@@ -226,16 +229,14 @@ pub async fn checkin(
     // A slot is taken only when the device may download but for the slot.
     let wants_slot =
         offer::download_open(record.status, status.distributing, deployment.state).is_ok();
-    let has_slot = if wants_slot {
-        let (cid, did, max) = (record.id.clone(), device.id, record.max_downloads);
-        let expires = lease_expiry(&state, now);
-        state
-            .db(move |s| s.acquire_lease(&cid, did, now, expires, max))
-            .await?
-    } else {
-        false
+    let turn = match appointment::Window::of(&schedule, &status) {
+        Some(window) if wants_slot => {
+            Some(take_turn(&state, &record, device.id, now, window, jitter).await?)
+        }
+        _ => None,
     };
-    let decision = offer::decide(&Situation {
+    let has_slot = turn == Some(Turn::Slot);
+    let mut decision = offer::decide(&Situation {
         now,
         campaign: record.status,
         schedule: status,
@@ -245,6 +246,18 @@ pub async fn checkin(
         poll_interval: record.poll_interval,
         jitter,
     });
+    let come_back_at = match turn {
+        Some(Turn::Wait { at, .. }) if decision.action == Action::RetryLater => {
+            // The appointment replaces the two-minute retry; old agents read the same wait.
+            let wait = at
+                .duration_since(now)
+                .as_secs()
+                .clamp(1, offer::MAX_POLL.as_secs() as i64);
+            decision.poll_after = Duration::from_secs(wait.unsigned_abs());
+            Some(at)
+        }
+        _ => None,
+    };
     let release = state.release(&record.release_id).await?;
     let artifact = Target::for_device(device.kind, device.vendor)
         .and_then(|t| release.manifest.component(t))
@@ -272,7 +285,48 @@ pub async fn checkin(
             completion_check: schedule.completion_check().cloned(),
             artifact,
         }),
+        come_back_at,
     }))
+}
+
+/// Takes or renews the device's download slot, or gives it its appointment in the campaign's
+/// queue: answered inline when the store can refuse from memory (SQLite with every slot held:
+/// no query, no write), else on the blocking pool.
+async fn take_turn(
+    state: &AppState,
+    record: &CampaignRecord,
+    device: i64,
+    now: Timestamp,
+    window: appointment::Window,
+    jitter: f64,
+) -> ApiResult<Turn> {
+    let expires = lease_expiry(state, now);
+    let ask = TurnAsk {
+        campaign: &record.id,
+        device,
+        now,
+        expires,
+        max: record.max_downloads,
+        window,
+        jitter,
+    };
+    if let Some(turn) = state.store.turn_in_memory(&ask)? {
+        return Ok(turn);
+    }
+    let (cid, max) = (record.id.clone(), record.max_downloads);
+    state
+        .db(move |s| {
+            s.take_turn(&TurnAsk {
+                campaign: &cid,
+                device,
+                now,
+                expires,
+                max,
+                window,
+                jitter,
+            })
+        })
+        .await
 }
 
 /// When a slot taken or renewed at `now` lapses.

@@ -27,6 +27,9 @@ pub struct SiteDevice {
     pub advice: Option<Advice>,
     /// The state and the advice's headline, as the site page says them, in Japanese.
     pub label_ja: Option<String>,
+    /// While the device waits for a download slot: how many wait ahead of it and when its
+    /// turn is expected (its appointment in the campaign's queue).
+    pub turn: Option<(u64, jiff::Timestamp)>,
 }
 
 /// A site's devices (the API answers it as [`onshi_api::institution::SiteStatus`]).
@@ -66,7 +69,11 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
             let mut rows = Vec::new();
             for d in s.devices_of(code)? {
                 let dep = s.open_deployments_of(d.id)?.into_iter().next();
-                rows.push((d, dep));
+                let turn = match &dep {
+                    Some(dep) => s.queue_place(&dep.campaign_id, d.id)?,
+                    None => None,
+                };
+                rows.push((d, dep, turn));
             }
             Ok((inst, rows))
         })
@@ -74,7 +81,7 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
     let institution = institution.ok_or_else(|| ApiError::not_found("institution"))?;
     let campaign_id = rows
         .iter()
-        .find_map(|(_, dep)| dep.as_ref().map(|d| d.campaign_id.clone()));
+        .find_map(|(_, dep, _)| dep.as_ref().map(|d| d.campaign_id.clone()));
     let campaign = match campaign_id {
         Some(id) => match state.campaign(&id).await? {
             Some(record) => {
@@ -91,7 +98,7 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
     let auto_restart = institution.auto_restart;
     let devices: Vec<SiteDevice> =
         rows.into_iter()
-            .map(|(device, dep)| {
+            .map(|(device, dep, turn)| {
                 let dep = dep.filter(|d| {
                     campaign
                         .as_ref()
@@ -116,6 +123,7 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
                     campaign: dep.as_ref().map(|d| d.campaign_id.clone()),
                     state: dep.map(|d| d.state),
                     device,
+                    turn,
                 }
             })
             .collect();

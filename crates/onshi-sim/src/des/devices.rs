@@ -1,8 +1,10 @@
-//! Devices: check-ins answered by `offer::decide`, download slots, downloads at the device's
-//! rate, installs, and what a closing window does to downloads in flight.
+//! Devices: check-ins answered by `offer::decide`, download slots and the appointments of the
+//! queue for them (`onshi_core::appointment::Queue`, as the server keeps it), downloads at the
+//! device's rate, installs, and what a closing window does to downloads in flight.
 
 use std::time::Duration;
 
+use onshi_core::appointment::{self, Turn};
 use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
 use onshi_core::offer::{self, Action, CampaignStatus, Situation};
 use onshi_core::vendor::DeviceKind;
@@ -23,10 +25,27 @@ impl Sim<'_> {
         let at = self.cal.instant(now);
         let schedule = self.sc.campaign.status(at);
         let state = self.state[d];
-        // The server takes a download slot before deciding, as `onshi serve` does.
-        let has_slot = schedule.distributing
-            && offer::wants_download(state)
-            && self.slots_used < self.sc.distribution.max_concurrent_downloads;
+        // A waiter's appointment has come: it leaves the pool and asks again.
+        let pos = self.pool_pos[d];
+        if pos != NONE && self.waiters.get(pos as usize) == Some(&(d as u32)) {
+            self.remove_from_pool(d, false);
+        }
+        // The server takes a download slot, or gives an appointment in the campaign's queue,
+        // before deciding, as `onshi serve` does (the same `onshi_core::appointment::Queue`).
+        let window = appointment::Window::of(&self.sc.campaign, &schedule)
+            .filter(|_| offer::wants_download(state));
+        let turn = window.map(|w| {
+            let jitter = self.uniform();
+            self.slot_queue.ask(
+                d as i64,
+                at,
+                &w,
+                self.slots_used,
+                self.sc.distribution.max_concurrent_downloads,
+                jitter,
+            )
+        });
+        let has_slot = turn == Some(Turn::Slot);
         if has_slot {
             self.slots_used += 1;
         }
@@ -45,7 +64,15 @@ impl Sim<'_> {
         }
         match decision.action {
             Action::Download => self.start_download(d),
-            Action::RetryLater => self.add_waiter(d),
+            Action::RetryLater => {
+                let back = match turn {
+                    Some(Turn::Wait { at, .. }) => self.cal.sim_time(at).unwrap_or(now),
+                    _ => now.saturating_add(secs(decision.poll_after)),
+                };
+                self.count_waiting_checkin(d, window.map(|w| w.opened_at));
+                self.add_waiter(d);
+                self.push_device(back.max(now + 1), Kind::Poll, d);
+            }
             Action::Install => self.start_install(d),
             // Installed: the restart is the site's business; applied: nothing more to do.
             Action::RestartRequired => {}
@@ -149,9 +176,10 @@ impl Sim<'_> {
     }
 
     pub(super) fn download_done(&mut self, d: usize) {
+        let since = self.dl_since[d];
         self.end_segment(d);
         self.remaining[d] = 0.0;
-        self.release_slot();
+        self.release_slot(since);
         if self.uniform() < self.sc.distribution.download_failure_share {
             // Verification failed: the agent discards the file and starts again.
             self.transition(d, &E::Failed);
@@ -165,16 +193,23 @@ impl Sim<'_> {
         self.poll(d);
     }
 
-    /// Frees a download slot; inside a window the slot goes at once to a waiting device.
-    fn release_slot(&mut self) {
+    /// Frees a download slot held since `since`: the queue learns how long slots are held, and
+    /// the head of the queue takes it at its next appointment (a few seconds away).
+    fn release_slot(&mut self, since: SimTime) {
         self.slots_used = self.slots_used.saturating_sub(1);
-        if self.waiters.is_empty() {
-            return;
+        let held = Duration::from_secs(u64::from(self.now.saturating_sub(since)));
+        self.slot_queue.freed(held);
+    }
+
+    /// Counts a check-in answered with an appointment, and the first one of each device in
+    /// each window (a terminal-night of waiting).
+    fn count_waiting_checkin(&mut self, d: usize, window: Option<jiff::Timestamp>) {
+        self.waiting_checkins += 1;
+        let key = window.map_or(0, |w| w.as_second());
+        if self.waited_in[d] != key {
+            self.waited_in[d] = key;
+            self.waiting_nights += 1;
         }
-        let pick = (self.uniform() * self.waiters.len() as f64) as usize;
-        let w = self.waiters[pick.min(self.waiters.len() - 1)] as usize;
-        self.remove_from_pool(w, false);
-        self.poll(w);
     }
 
     fn start_install(&mut self, d: usize) {
@@ -239,6 +274,7 @@ impl Sim<'_> {
         let waiting = std::mem::take(&mut self.waiters);
         for &d in &waiting {
             self.pool_pos[d as usize] = NONE;
+            self.cancel(d as usize);
         }
         for d in running.into_iter().chain(waiting) {
             self.poll(d as usize);
@@ -253,10 +289,12 @@ impl Sim<'_> {
             return;
         }
         if self.state[d] == S::Downloading {
+            let since = self.dl_since[d];
             self.end_segment(d);
             self.transition(d, &E::DownloadPaused);
-            self.release_slot();
+            self.release_slot(since);
         } else {
+            // Its place in the queue lapses when it misses its appointment.
             self.remove_from_pool(d, false);
         }
     }

@@ -142,6 +142,8 @@ struct Sim<'a> {
     pool_pos: Vec<u32>,
     active: Vec<u32>,
     waiters: Vec<u32>,
+    /// The window (its opening, in seconds) of each device's last appointment.
+    waited_in: Vec<i64>,
 
     // Per site.
     on: Vec<bool>,
@@ -151,6 +153,11 @@ struct Sim<'a> {
 
     // Whole fleet.
     slots_used: u32,
+    /// The campaign's queue for download slots.
+    slot_queue: onshi_core::appointment::Queue,
+    /// Check-ins answered with an appointment, and the terminal-nights they fall in.
+    waiting_checkins: u64,
+    waiting_nights: u64,
     per_slot_bps: f64,
     egress_bps: f64,
     counts: [u32; 7],
@@ -235,6 +242,10 @@ impl<'a> Sim<'a> {
             pool_pos: vec![NONE; devices],
             active: Vec::new(),
             waiters: Vec::new(),
+            waited_in: vec![0; devices],
+            slot_queue: onshi_core::appointment::Queue::new(),
+            waiting_checkins: 0,
+            waiting_nights: 0,
             on: vec![false; sites],
             not_installed: not_applied.clone(),
             not_applied,

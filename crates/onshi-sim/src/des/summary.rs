@@ -8,7 +8,8 @@ use onshi_core::deployment::DeploymentState;
 use super::Sim;
 use crate::calendar::Calendar;
 use crate::report::{
-    Bandwidth, CallCentre, Deadline, Errors, Hourly, RestartRequired, Summary, busiest,
+    Appointments, Bandwidth, CallCentre, Deadline, Errors, Hourly, RestartRequired, Summary,
+    busiest,
 };
 
 /// Everything a run produces.
@@ -100,6 +101,13 @@ impl Sim<'_> {
                 peak_sites: restart_peak.map_or(0, |(_, n)| n),
                 peak_at: restart_peak.map(|(h, _)| at(h)),
                 at_end: self.restart_required,
+            },
+            appointments: Appointments {
+                waiting_checkins: self.waiting_checkins,
+                waiting_device_nights: self.waiting_nights,
+                checkins_per_waiting_device_night: round3(
+                    self.waiting_checkins as f64 / self.waiting_nights.max(1) as f64,
+                ),
             },
             downloads_started_outside_windows: self.outside_windows,
             illegal_transitions: self.illegal,

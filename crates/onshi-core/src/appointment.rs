@@ -1,0 +1,213 @@
+//! 予約 — appointments instead of polling. A terminal refused a download slot is given a time to
+//! come back from a fair queue, instead of asking again every two minutes all night: first come,
+//! first served within a campaign's window, spread so that freed slots are refilled within
+//! seconds and never oversubscribed, and never outside the window (an appointment past its close
+//! becomes the next window's opening).
+//!
+//! The rules, all pure (the instant is passed in):
+//! - a device's *position* is how many waiting devices arrived before it in this window;
+//! - the free slots (of `max_downloads`) are reserved for the first waiting devices, so a later
+//!   arrival takes one only when every device ahead of it has one reserved too (see
+//!   [`OVERTAKE_BOUND`] for how far that lets it pass them);
+//! - the appointment comes from the observed slot turnover ([`Turnover`]): near the head, a short
+//!   one ([`HEAD_POLL`]) so that a freed slot is taken within seconds; further back, the expected
+//!   wait, at most [`EARLY`] of it (and half of [`HEAD_POLL_HORIZON`] short of it) so the device lands
+//!   in the head's short polls, never late for its turn;
+//! - a reserved turn lapses ([`GRACE`] after the appointment) when its device does not come, so a
+//!   switched-off terminal cannot stall a slot; it joins the back of the queue when it returns.
+//!
+//! [`Queue`] holds one campaign's queue in memory (the SQLite server and the simulator); the
+//! PostgreSQL store keeps the same fields in its tables and asks [`appointment`] and [`Turnover`].
+
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::offer::{MAX_POLL, OPENING_SPREAD};
+use crate::schedule::{Campaign, Status};
+
+pub use queue::{Queue, Turn};
+
+/// The appointment of a device near the head of the queue: a freed slot waits at most about this
+/// long for the device it is reserved for.
+pub const HEAD_POLL: Duration = Duration::from_secs(5);
+
+/// Devices expected to get a slot within this time are at the head and come back every
+/// [`HEAD_POLL`].
+pub const HEAD_POLL_HORIZON: Duration = Duration::from_secs(30);
+
+/// The longest the device at the head of the queue waits between two check-ins: a freed slot
+/// waits at most about this long when slots are few and held long (with many slots, the head
+/// comes back every [`HEAD_POLL`]).
+pub const HEAD_MAX_POLL: Duration = Duration::from_secs(60);
+
+/// How long after its appointment a device's place is kept. A device that has not come back by
+/// then has lapsed: its reserved turn passes to the next, and it queues again at the back.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// At most this many later arrivals take a slot before a device that keeps its appointments.
+/// A later arrival passes a device only while a slot is reserved for both (the earlier one has
+/// not come back yet); once a device has been passed this many times, its slot is held for it
+/// until it comes or lapses.
+pub const OVERTAKE_BOUND: u32 = 8;
+
+/// How long a slot is assumed to be held before the queue has seen any freed (the first
+/// appointments of a window; the observed turnover replaces it as slots are freed).
+pub const ASSUMED_HOLD: Duration = Duration::from_secs(10 * 60);
+
+/// The longest hold the turnover counts (a lease renewed all night is one slot, not the rate).
+pub const LONGEST_HOLD: Duration = Duration::from_secs(60 * 60);
+
+/// The share of its expected wait after which a device far from the head comes back to hear its
+/// place again.
+pub const EARLY: f64 = 0.8;
+
+/// The weight of the newest interval in the turnover's moving average.
+pub const TURNOVER_WEIGHT: f64 = 0.05;
+
+/// The distribution window a queue belongs to: its opening identifies it (a new window starts a
+/// new queue), its close bounds the appointments, and the next opening takes those past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub opened_at: Timestamp,
+    /// `None` in the catch-up phase, which runs until the operator closes the campaign.
+    pub closes_at: Option<Timestamp>,
+    /// When distribution opens again after `closes_at`.
+    pub next_opening: Option<Timestamp>,
+}
+
+impl Window {
+    /// The window open at `status.at`, or `None` when the campaign is not distributing.
+    pub fn of(campaign: &Campaign, status: &Status) -> Option<Self> {
+        if !status.distributing {
+            return None;
+        }
+        let opened_at = status.opened_at?;
+        let next_opening = status
+            .closes_at
+            .and_then(|close| campaign.status(close).next_opening);
+        Some(Self {
+            opened_at,
+            closes_at: status.closes_at,
+            next_opening,
+        })
+    }
+
+    /// `at`, or the next window's opening (spread over [`OPENING_SPREAD`] by `jitter`) when `at`
+    /// is at or past this window's close.
+    pub fn keep_inside(&self, at: Timestamp, jitter: f64) -> Timestamp {
+        match self.closes_at {
+            Some(close) if at >= close => match self.next_opening {
+                Some(open) => open
+                    .checked_add(OPENING_SPREAD.mul_f64(jitter.clamp(0.0, 0.999)))
+                    .unwrap_or(open),
+                // No window after this one: the last moment of this one, when the device is
+                // refused once more and then told there is nothing left.
+                None => close
+                    .checked_sub(SignedDuration::from_secs(1))
+                    .unwrap_or(close),
+            },
+            _ => at,
+        }
+    }
+}
+
+/// The observed slot turnover: a moving average of how long a slot is held (weight
+/// [`TURNOVER_WEIGHT`] on the newest), seeded with [`ASSUMED_HOLD`] so the first appointments
+/// of a window have a figure before any slot has been freed. `max_downloads` slots each held
+/// that long free one every `hold / max_downloads` seconds. It measures the holding, not the
+/// frees per second, so slots left idle (a no-show) never make the next appointments later.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Turnover {
+    /// Seconds a slot is held, on average.
+    pub hold: f64,
+}
+
+impl Turnover {
+    /// The turnover assumed before any slot is freed.
+    pub fn assumed() -> Self {
+        Self {
+            hold: ASSUMED_HOLD.as_secs_f64(),
+        }
+    }
+
+    /// A slot held for `held` was freed (given back, or its lease lapsed).
+    pub fn freed(&mut self, held: Duration) {
+        let held = held.min(LONGEST_HOLD).as_secs_f64();
+        self.hold += TURNOVER_WEIGHT * (held - self.hold);
+    }
+
+    /// Slots freed per second when all `slots` are busy.
+    pub fn rate(&self, slots: u32) -> f64 {
+        f64::from(slots.max(1)) / self.hold.max(1.0)
+    }
+}
+
+/// Whether a waiting device whose appointment was `due` has lapsed at `now` (not come back
+/// within [`GRACE`]): its reserved turn passes on, and it queues again at the back.
+pub fn lapsed(due: Timestamp, now: Timestamp) -> bool {
+    due.checked_add(GRACE).is_ok_and(|end| end < now)
+}
+
+/// Whether a waiting device `position` places behind the head takes a slot now, with `free`
+/// slots free and the devices ahead of it passed `ahead_passed` times each: the free slots are
+/// reserved for the first waiting devices, and none ahead may be passed more than
+/// [`OVERTAKE_BOUND`] times.
+pub fn admits(position: u64, free: u32, mut ahead_passed: impl Iterator<Item = u32>) -> bool {
+    position < u64::from(free) && ahead_passed.all(|p| p < OVERTAKE_BOUND)
+}
+
+/// The most an agent adds to its appointment, so that terminals given one instant do not arrive
+/// in the same millisecond; well inside [`GRACE`].
+pub const AGENT_JITTER: Duration = Duration::from_secs(2);
+
+/// How long an agent told at `server_time` to come back at `come_back_at` waits: the appointment,
+/// never earlier, and up to [`AGENT_JITTER`] later (`jitter` in [0, 1)).
+pub fn agent_wait(come_back_at: Timestamp, server_time: Timestamp, jitter: f64) -> Duration {
+    let until = Duration::try_from(come_back_at.duration_since(server_time)).unwrap_or_default();
+    until + AGENT_JITTER.mul_f64(jitter.clamp(0.0, 0.999))
+}
+
+/// When a device `position` places behind the head (that many waiting devices arrived before it)
+/// should come back, with `free` slots free now (reserved for the devices ahead) and slots freed
+/// at `rate` per second. `jitter` in [0, 1) brings it up to 5 % earlier (never later, so that a
+/// device keeping its appointment is never late for its turn).
+pub fn appointment(
+    position: u64,
+    free: u32,
+    rate: f64,
+    now: Timestamp,
+    window: &Window,
+    jitter: f64,
+) -> Timestamp {
+    let jitter = jitter.clamp(0.0, 0.999);
+    // The slots that must be freed before this device's turn: one for each device ahead of it
+    // and one for itself, less the ones free now (reserved for the first of them).
+    let needed = (position + 1).saturating_sub(u64::from(free));
+    let expected = if rate > 0.0 {
+        needed as f64 / rate
+    } else {
+        f64::INFINITY
+    };
+    let wait = if expected <= HEAD_POLL_HORIZON.as_secs_f64() {
+        HEAD_POLL
+    } else if needed <= 1 {
+        // The next slot freed is this device's: the queue cannot tell when that is within one
+        // hold, so it comes back at least every HEAD_MAX_POLL.
+        Duration::try_from_secs_f64(expected * EARLY)
+            .unwrap_or(HEAD_MAX_POLL)
+            .min(HEAD_MAX_POLL)
+    } else {
+        // Early rather than late: the device then learns its new place from a fresher
+        // turnover, and the error of a long estimate never leaves a slot waiting for it.
+        let early = (expected * EARLY).min(expected - HEAD_POLL_HORIZON.as_secs_f64() / 2.0);
+        Duration::try_from_secs_f64(early).unwrap_or(MAX_POLL)
+    };
+    let wait = wait.mul_f64(1.0 - 0.05 * jitter).min(MAX_POLL);
+    let at = now.checked_add(wait).unwrap_or(Timestamp::MAX);
+    window.keep_inside(at, jitter)
+}

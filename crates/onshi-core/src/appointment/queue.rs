@@ -1,0 +1,245 @@
+//! One campaign's queue in memory, exact: the SQLite server (the only writer of its file) and
+//! the simulator hold one per campaign.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Turnover, Window, admits, appointment, lapsed};
+
+/// The answer to a device that wants a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Take a free slot now (the caller records it).
+    Slot,
+    /// Come back at `at`; `position` devices are ahead of it.
+    Wait { position: u64, at: Timestamp },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    device: i64,
+    /// The device's appointment; its place lapses [`GRACE`] after it.
+    due: Timestamp,
+    /// How many later arrivals have taken a slot while one was reserved for this device.
+    passed_by: u32,
+}
+
+/// A campaign's fair queue for its download slots within one window.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    window: Option<Timestamp>,
+    /// Waiting devices by ticket (arrival order within the window).
+    waiting: BTreeMap<u64, Entry>,
+    ticket_of: HashMap<i64, u64>,
+    /// How many devices wait with each ticket (0 or 1), for positions in O(log n).
+    ranks: Fenwick,
+    turnover: Turnover,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Queue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            window: None,
+            waiting: BTreeMap::new(),
+            ticket_of: HashMap::new(),
+            ranks: Fenwick::default(),
+            turnover: Turnover::assumed(),
+        }
+    }
+
+    /// How many devices wait (lapsed places included until they are noticed).
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether no device waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// A slot of the campaign held for `held` was freed (given back, or its lease lapsed).
+    pub fn freed(&mut self, held: Duration) {
+        self.turnover.freed(held);
+    }
+
+    /// The device's place: how many wait ahead of it and its appointment, if it waits.
+    pub fn place_of(&self, device: i64) -> Option<(u64, Timestamp)> {
+        let ticket = *self.ticket_of.get(&device)?;
+        let entry = self.waiting.get(&ticket)?;
+        Some((self.ranks.prefix(ticket), entry.due))
+    }
+
+    /// A device that holds no slot asks for one at `now` in `window`, while `live` of `max`
+    /// slots are held. Answers [`Turn::Slot`] (it left the queue; the caller takes the slot) or
+    /// its appointment. `jitter` in [0, 1).
+    pub fn ask(
+        &mut self,
+        device: i64,
+        now: Timestamp,
+        window: &Window,
+        live: u32,
+        max: u32,
+        jitter: f64,
+    ) -> Turn {
+        if self.window != Some(window.opened_at) {
+            // A new window starts a new queue; the turnover seen so far still holds.
+            self.waiting.clear();
+            self.ticket_of.clear();
+            self.ranks = Fenwick::default();
+            self.window = Some(window.opened_at);
+        }
+        let free = max.saturating_sub(live);
+        self.drop_lapsed_head(now, free);
+        let ticket = match self.ticket_of.get(&device) {
+            Some(&t) => t,
+            None => {
+                let t = self.ranks.push(1);
+                self.ticket_of.insert(device, t);
+                self.waiting.insert(
+                    t,
+                    Entry {
+                        device,
+                        due: now,
+                        passed_by: 0,
+                    },
+                );
+                t
+            }
+        };
+        let position = self.ranks.prefix(ticket);
+        if position < u64::from(free) {
+            let ahead: Vec<u64> = self.waiting.range(..ticket).map(|(t, _)| *t).collect();
+            if admits(
+                position,
+                free,
+                ahead.iter().map(|t| self.waiting[t].passed_by),
+            ) {
+                for t in ahead {
+                    if let Some(e) = self.waiting.get_mut(&t) {
+                        e.passed_by += 1;
+                    }
+                }
+                self.remove(ticket);
+                return Turn::Slot;
+            }
+        }
+        let turnover = self.turnover;
+        let at = appointment(position, free, turnover.rate(max), now, window, jitter);
+        if window.closes_at.is_some_and(|close| at >= close) {
+            // Not tonight: the device starts afresh in the next window's queue, and holds no
+            // place (nor a reserved turn) in this one.
+            self.remove(ticket);
+        } else if let Some(e) = self.waiting.get_mut(&ticket) {
+            e.due = at;
+        }
+        Turn::Wait { position, at }
+    }
+
+    /// Removes the device from the queue (it no longer wants a slot).
+    pub fn leave(&mut self, device: i64) {
+        if let Some(&t) = self.ticket_of.get(&device) {
+            self.remove(t);
+        }
+    }
+
+    fn remove(&mut self, ticket: u64) {
+        if let Some(e) = self.waiting.remove(&ticket) {
+            self.ticket_of.remove(&e.device);
+            self.ranks.add(ticket, -1);
+        }
+    }
+
+    /// Drops lapsed places among the first `free + 1` (the ones a free slot is reserved for, and
+    /// the one a lapse would move up), so a device that did not come cannot hold a slot.
+    fn drop_lapsed_head(&mut self, now: Timestamp, free: u32) {
+        let lapsed: Vec<u64> = self
+            .waiting
+            .iter()
+            .take(free as usize + 1)
+            .filter(|(_, e)| lapsed(e.due, now))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in lapsed {
+            self.remove(t);
+        }
+    }
+}
+
+/// A Fenwick tree that grows by one element at a time: counts by ticket, prefix sums in O(log n).
+#[derive(Debug, Clone)]
+struct Fenwick {
+    /// 1-based; `tree[0]` is unused.
+    tree: Vec<i64>,
+}
+
+impl Default for Fenwick {
+    fn default() -> Self {
+        Self { tree: vec![0] }
+    }
+}
+
+impl Fenwick {
+    /// Appends a value; answers its (0-based) index.
+    fn push(&mut self, value: i64) -> u64 {
+        let i = self.tree.len();
+        let low = i & i.wrapping_neg();
+        let node = self.sum_to(i - 1) - self.sum_to(i - low) + value;
+        self.tree.push(node);
+        (i - 1) as u64
+    }
+
+    fn add(&mut self, index: u64, delta: i64) {
+        let mut i = index as usize + 1;
+        while i < self.tree.len() {
+            self.tree[i] += delta;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The sum of the values before `index`.
+    fn prefix(&self, index: u64) -> u64 {
+        u64::try_from(self.sum_to(index as usize)).unwrap_or(0)
+    }
+
+    /// The sum of the first `n` values.
+    fn sum_to(&self, n: usize) -> i64 {
+        let mut i = n.min(self.tree.len() - 1);
+        let mut s = 0;
+        while i > 0 {
+            s += self.tree[i];
+            i -= i & i.wrapping_neg();
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod fenwick_tests {
+    use super::Fenwick;
+
+    #[test]
+    fn prefix_sums_follow_pushes_and_removals() {
+        let mut f = Fenwick::default();
+        for _ in 0..37 {
+            f.push(1);
+        }
+        f.add(3, -1);
+        f.add(20, -1);
+        let naive = |i: u64| (0..i.min(37)).filter(|&t| t != 3 && t != 20).count() as u64;
+        for i in 0..40 {
+            assert_eq!(f.prefix(i), naive(i), "prefix {i}");
+        }
+        f.push(1);
+        assert_eq!(f.prefix(38), 36);
+        assert_eq!(f.prefix(39), 36);
+    }
+}
