@@ -44,7 +44,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL error other than a lost connection (see [`StoreError::Unavailable`]).
     #[error("database error: {0}")]
-    Postgres(::postgres::Error),
+    Postgres(tokio_postgres::Error),
     /// The database cannot be reached now (connection refused or lost, server shutting down,
     /// pool exhausted): nothing was acknowledged, and the same call may succeed later.
     #[error("database unavailable: {0}")]
