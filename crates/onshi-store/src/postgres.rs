@@ -19,6 +19,7 @@
 //! inside the sending replica's transaction.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub struct PostgresStore {
     cache: Arc<Cache>,
     /// The channel of this database schema's cache notices.
     channel: String,
+    /// The application name of this store's listener connection.
+    listener: String,
     contacts: ContactBuffer,
     /// The URL with its password replaced, for messages.
     redacted: String,
@@ -109,11 +112,14 @@ impl PostgresStore {
         let channel = format!("onshi_cache:{schema}");
         let cache = Arc::new(Cache::default());
         let mut listener = config;
-        let name = listener
-            .get_application_name()
-            .unwrap_or("onshi")
-            .to_owned();
-        listener.application_name(format!("{name}:listener"));
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let listener_name = format!(
+            "{}:listener:{}:{}",
+            listener.get_application_name().unwrap_or("onshi"),
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
+        listener.application_name(&listener_name);
         driver.handle.spawn(cache::listen(
             Arc::clone(&cache),
             listener,
@@ -126,6 +132,7 @@ impl PostgresStore {
             driver,
             cache,
             channel,
+            listener: listener_name,
             contacts: ContactBuffer::default(),
             redacted,
         })
@@ -135,10 +142,17 @@ impl PostgresStore {
         self.driver.conn(&self.redacted)
     }
 
-    /// Whether this replica's cache listener is connected (for tests that cut it).
-    #[doc(hidden)]
-    pub fn cache_is_live(&self) -> bool {
-        self.cache.is_live()
+    /// The application name of this store's cache listener connection (`pg_stat_activity`),
+    /// unique per store: tests cut it with `pg_terminate_backend`.
+    pub fn listener_name(&self) -> &str {
+        &self.listener
+    }
+
+    /// Keeps the cache listener from connecting again once lost (`true`), or lets it: tests of
+    /// the fallback to queries.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hold_listener(&self, held: bool) {
+        self.cache.hold_listener(held);
     }
 
     /// The open deployments of `device`, read from the database; filling the cache if it is

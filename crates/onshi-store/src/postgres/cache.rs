@@ -69,6 +69,8 @@ pub(crate) struct Cache {
     inner: RwLock<Inner>,
     /// The listener is connected and listening: the cache may be used.
     live: AtomicBool,
+    /// Keeps the listener from connecting again (tests of a lost listener).
+    held: AtomicBool,
 }
 
 impl Cache {
@@ -161,6 +163,12 @@ impl Cache {
         }
     }
 
+    /// Keeps the listener from connecting again after it is lost (`true`), or lets it.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn hold_listener(&self, held: bool) {
+        self.held.store(held, Ordering::Release);
+    }
+
     /// The listener connected (`true`) or was lost (`false`): either way nothing kept may be
     /// trusted any more.
     fn set_live(&self, live: bool) {
@@ -208,6 +216,9 @@ pub(crate) async fn listen(
         }
         cache.set_live(false);
         tokio::time::sleep(RECONNECT_AFTER).await;
+        while cache.held.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
