@@ -259,4 +259,95 @@ mod tests {
         assert!(split_url("postgres://u@h/db?sslmode=verify-ca").is_err());
         assert!(split_url("postgres://u@h/db?sslmode=bogus").is_err());
     }
+
+    /// The local test database's certificate (Debian's self-signed "snakeoil", for `localhost`).
+    const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+    /// Whether the session of a pooled connection made for `url` is encrypted; `None` when the
+    /// test database has TLS off (then these tests say so and do nothing).
+    fn encrypted(url: &str) -> Option<std::result::Result<bool, String>> {
+        let base = crate::testing::test_url();
+        let (_, wish) = split_url(url).expect("a valid URL");
+        let plain = super::super::pool::Driver::new(
+            base.parse().expect("the test URL"),
+            connector(&TlsWish {
+                mode: SslMode::Disable,
+                verify: None,
+            })
+            .expect("a connector"),
+            1,
+            std::time::Duration::from_secs(3),
+        )
+        .expect("a driver");
+        let ssl_on = plain
+            .conn("test")
+            .and_then(|mut c| Ok(c.query_one("SHOW ssl", &[])?.try_get::<_, String>(0)?));
+        match ssl_on.as_deref() {
+            Ok("on") => {}
+            Ok(_) => {
+                eprintln!("SKIPPED: the test database has ssl off");
+                return None;
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL not reachable ({e})");
+                return None;
+            }
+        }
+        let (rest, _) = split_url(url).expect("a valid URL");
+        let mut config: tokio_postgres::Config = rest.parse().expect("a valid URL");
+        config.ssl_mode(wish.mode);
+        let driver = super::super::pool::Driver::new(
+            config,
+            connector(&wish).expect("a connector"),
+            1,
+            std::time::Duration::from_secs(3),
+        )
+        .expect("a driver");
+        Some(
+            driver
+                .conn("test")
+                .and_then(|mut c| {
+                    Ok(c.query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )?
+                    .try_get::<_, bool>(0)?)
+                })
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn with(params: &str) -> String {
+        let base = crate::testing::test_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}{params}")
+    }
+
+    #[test]
+    fn sslmode_require_encrypts_the_session_and_disable_does_not() {
+        let Some(required) = encrypted(&with("sslmode=require")) else {
+            return;
+        };
+        assert_eq!(required, Ok(true));
+        assert_eq!(encrypted(&with("sslmode=disable")), Some(Ok(false)));
+    }
+
+    #[test]
+    fn verify_full_checks_the_certificate_and_the_host_name() {
+        if !std::path::Path::new(SNAKEOIL).exists() {
+            eprintln!("SKIPPED: no {SNAKEOIL}");
+            return;
+        }
+        let by_ip = with(&format!("sslmode=verify-full&sslrootcert={SNAKEOIL}"));
+        let Some(wrong_name) = encrypted(&by_ip) else {
+            return;
+        };
+        // The certificate names `localhost`, not 127.0.0.1.
+        assert!(wrong_name.is_err(), "{wrong_name:?}");
+        let by_name = by_ip.replacen("127.0.0.1", "localhost", 1);
+        assert_eq!(encrypted(&by_name), Some(Ok(true)));
+        // verify-ca checks the chain only.
+        let ca = with(&format!("sslmode=verify-ca&sslrootcert={SNAKEOIL}"));
+        assert_eq!(encrypted(&ca), Some(Ok(true)));
+    }
 }
