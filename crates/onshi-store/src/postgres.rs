@@ -358,6 +358,42 @@ fn big(n: u64) -> Result<i64> {
     i64::try_from(n).map_err(corrupt)
 }
 
+impl PostgresStore {
+    /// The device with `token_hash` and its open deployments, in one query; kept in the cache
+    /// if it is live and nothing dropped them since the query began.
+    fn query_device_and_open(&self, token_hash: &str) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let ticket = self.cache.ticket();
+        let rows = self.conn()?.query(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
+                 FROM devices d
+                 LEFT JOIN (deployments p JOIN campaigns c
+                            ON c.id = p.campaign_id AND c.status <> 'closed')
+                   ON p.device_id = d.id
+                 WHERE d.token_hash = $1
+                 ORDER BY c.created_at DESC, c.id DESC"
+            ),
+            &[&token_hash],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let device = identity(&device_from(first, 0)?.parse()?);
+        let mut open = Vec::new();
+        for r in &rows {
+            // A device in no open campaign comes back as one row without a deployment.
+            if r.try_get::<_, Option<String>>(9)?.is_some() {
+                open.push(deployment_at(r, 9)?);
+            }
+        }
+        self.cache.remember_device(token_hash, &device, ticket);
+        self.cache.remember_open(device.id, &open, ticket);
+        Ok(Some((device, open)))
+    }
+}
+
 impl Store for PostgresStore {
     /// While the cache's listener is connected: a check-in's look-ups are answered from memory
     /// once read, and a miss reads the database without stalling the caller's async worker.
@@ -554,22 +590,8 @@ impl Store for PostgresStore {
         if let Some(device) = self.cache.device(token_hash) {
             return Ok(Some(device));
         }
-        let ticket = self.cache.ticket();
-        let row = self.conn()?.query_opt(
-            concat!(
-                "SELECT ",
-                device_cols!(),
-                " FROM devices d WHERE d.token_hash = $1"
-            ),
-            &[&token_hash],
-        )?;
-        let device = row
-            .map(|r| Ok::<_, StoreError>(identity(&device_from(&r, 0)?.parse()?)))
-            .transpose()?;
-        if let Some(d) = &device {
-            self.cache.remember_device(token_hash, d, ticket);
-        }
-        Ok(device)
+        // A check-in asks for the open deployments next: read (and keep) both at once.
+        Ok(self.query_device_and_open(token_hash)?.map(|(d, _)| d))
     }
 
     fn device_and_open_deployments(
@@ -580,35 +602,7 @@ impl Store for PostgresStore {
             let open = self.open_deployments_of(device.id)?;
             return Ok(Some((device, open)));
         }
-        let ticket = self.cache.ticket();
-        let rows = self.conn()?.query(
-            concat!(
-                "SELECT ",
-                device_cols!(),
-                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
-                 FROM devices d
-                 LEFT JOIN (deployments p JOIN campaigns c
-                            ON c.id = p.campaign_id AND c.status <> 'closed')
-                   ON p.device_id = d.id
-                 WHERE d.token_hash = $1
-                 ORDER BY c.created_at DESC, c.id DESC"
-            ),
-            &[&token_hash],
-        )?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let device = identity(&device_from(first, 0)?.parse()?);
-        let mut open = Vec::new();
-        for r in &rows {
-            // A device in no open campaign comes back as one row without a deployment.
-            if r.try_get::<_, Option<String>>(9)?.is_some() {
-                open.push(deployment_at(r, 9)?);
-            }
-        }
-        self.cache.remember_device(token_hash, &device, ticket);
-        self.cache.remember_open(device.id, &open, ticket);
-        Ok(Some((device, open)))
+        self.query_device_and_open(token_hash)
     }
 
     fn device(&self, id: i64) -> Result<Option<Device>> {
