@@ -4,7 +4,8 @@
 //! and pass the one test suite (`suite.rs`).
 //!
 //! Must never: decide anything about the campaign (that is `onshi-core`), or hold state that is
-//! not in the database except the buffered "last contact" times, which are not state reports.
+//! not in the database except the buffered "last contact" times, which are not state reports
+//! (the caches of device identities and open deployments only mirror the database).
 //! Every write that the server acknowledges is committed before the call returns.
 
 use std::time::Duration;
@@ -46,7 +47,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL error other than a lost connection (see [`StoreError::Unavailable`]).
     #[error("database error: {0}")]
-    Postgres(::postgres::Error),
+    Postgres(tokio_postgres::Error),
     /// The database cannot be reached now (connection refused or lost, server shutting down,
     /// pool exhausted): nothing was acknowledged, and the same call may succeed later.
     #[error("database unavailable: {0}")]
@@ -361,8 +362,9 @@ pub struct MailCount {
 pub trait Store: Send + Sync + 'static {
     /// Whether [`Store::device_by_token`] and [`Store::open_deployments_of`] answer from memory
     /// (after a first look-up), so the server may call them on an async worker instead of
-    /// handing them to the blocking pool. Only a store that is the one writer of its database
-    /// can keep such caches exact. ([`Store::record_contact`] only buffers, in every store.)
+    /// handing them to the blocking pool. SQLite, the one writer of its file, always; PostgreSQL
+    /// while its replica is told of other replicas' writes (LISTEN/NOTIFY). A miss may still
+    /// query, without stalling the async worker. ([`Store::record_contact`] only buffers.)
     fn reads_from_memory(&self) -> bool {
         false
     }

@@ -9,18 +9,20 @@
 //! - audit numbers are assigned under a transaction-level advisory lock as `MAX(id) + 1`, so
 //!   they are gapless and a reader never sees number n + 1 before n is committed.
 //!
-//! Nothing is cached in memory except "last contact" times (buffered per replica, see
-//! `contacts.rs`). Every call runs on a pooled connection (r2d2); a connection the database
-//! dropped is discarded, and a lost or unreachable database is [`StoreError::Unavailable`].
+//! Each replica keeps device identities and open deployments in memory, kept true through
+//! LISTEN/NOTIFY (`cache.rs`), and buffers "last contact" times (`contacts.rs`). Every other
+//! call runs on a pooled connection of the async driver (tokio-postgres and deadpool-postgres on
+//! the store's own small runtime, `pool.rs`), with TLS through rustls (`tls.rs`); a connection
+//! the database dropped is discarded, and a lost or unreachable database is
+//! [`StoreError::Unavailable`].
 //! A future outbox fits the same way: rows claimed with `SELECT … FOR UPDATE SKIP LOCKED`
 //! inside the sending replica's transaction.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::postgres::types::ToSql;
-use ::postgres::{Client, Config, NoTls, Row};
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
@@ -28,12 +30,18 @@ use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Sha256, SignedManifest};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, Row};
 
+mod cache;
 mod pool;
 mod queue;
+mod tls;
 
+use cache::{ALL_DEPLOYMENTS_CHANGED, Cache, deployments_changed, device_changed};
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use pool::describe;
-use pool::{LogErrors, Losses, Manager};
+use pool::{Conn, Driver};
 pub use pool::{application_name, redact, with_search_path};
 
 use crate::contacts::{Contact, ContactBuffer};
@@ -47,7 +55,7 @@ use crate::*;
 use onshi_core::notice::{NoticeKind, SiteFacts};
 
 /// Connections per replica. The server's blocking pool waits for one when all are busy.
-const POOL_SIZE: u32 = 16;
+const POOL_SIZE: usize = 16;
 /// How long a call waits for a connection before the database counts as unavailable.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 /// Contacts written per statement.
@@ -61,100 +69,118 @@ const AUDIT_LOCK: i32 = 1;
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
-    /// Always `Some` until the store is dropped (see `Drop`).
-    pool: Option<r2d2::Pool<Manager>>,
+    driver: Driver,
+    cache: Arc<Cache>,
+    /// The channel of this database schema's cache notices.
+    channel: String,
+    /// The application name of this store's listener connection.
+    listener: String,
     contacts: ContactBuffer,
     /// The URL with its password replaced, for messages.
     redacted: String,
-    losses: Losses,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
-    /// key-value form) and applies pending migrations. An unreachable database is an error
-    /// naming the URL with the password redacted.
+    /// key-value form; `sslmode` as libpq: `disable`, `prefer`, `require`, `verify-ca` and
+    /// `verify-full` with `sslrootcert=FILE`), applies pending migrations and starts the cache's
+    /// listener. An unreachable database is an error naming the URL with the password redacted.
     pub fn open(url: &str) -> Result<Self> {
         let redacted = redact(url);
-        let mut config: Config = url
+        let (rest, wish) =
+            tls::split_url(url).map_err(|e| StoreError::Config(format!("{redacted}: {e}")))?;
+        let mut config: Config = rest
             .parse()
             .map_err(|e| StoreError::Config(format!("{redacted} is not a PostgreSQL URL: {e}")))?;
+        config.ssl_mode(wish.mode);
         if config.get_application_name().is_none() {
             config.application_name("onshi");
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECTION_TIMEOUT);
         }
-        let mut client = config.connect(NoTls).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot connect to PostgreSQL at {redacted}: {}",
-                describe(&e)
-            ))
+        let tls = tls::connector(&wish)?;
+        let driver = Driver::new(config.clone(), tls.clone(), POOL_SIZE, CONNECTION_TIMEOUT)?;
+        let mut conn = driver.conn(&redacted).map_err(|e| match e {
+            StoreError::Unavailable(text) => StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {redacted}: {text}"
+            )),
+            other => other,
         })?;
-        migrate(&mut client)?;
-        let losses = Losses::default();
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(2))
-            .connection_timeout(CONNECTION_TIMEOUT)
-            // Checking each connection out with a round trip would cost every call; after a
-            // connection was found dead, `conn` checks the older ones once (see `Losses`).
-            .test_on_check_out(false)
-            .error_handler(Box::new(LogErrors))
-            .build_unchecked(Manager {
-                config,
-                losses: losses.clone(),
-            });
+        migrate(&mut conn)?;
+        let schema: String = conn.query_one("SELECT current_schema()", &[])?.try_get(0)?;
+        drop(conn);
+        let channel = format!("onshi_cache:{schema}");
+        let cache = Arc::new(Cache::default());
+        let mut listener = config;
+        static STORES: AtomicU64 = AtomicU64::new(0);
+        let listener_name = format!(
+            "{}:listener:{}:{}",
+            listener.get_application_name().unwrap_or("onshi"),
+            std::process::id(),
+            STORES.fetch_add(1, Ordering::Relaxed)
+        );
+        listener.application_name(&listener_name);
+        driver.handle.spawn(cache::listen(
+            Arc::clone(&cache),
+            listener,
+            tls,
+            channel.clone(),
+            redacted.clone(),
+        ));
         tracing::info!(database = %redacted, "PostgreSQL store open");
         Ok(Self {
-            pool: Some(pool),
+            driver,
+            cache,
+            channel,
+            listener: listener_name,
             contacts: ContactBuffer::default(),
             redacted,
-            losses,
         })
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        let pool = self
-            .pool
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".to_owned()))?;
-        let unavailable = |e: r2d2::Error| {
-            StoreError::Unavailable(format!("PostgreSQL at {}: {e}", self.redacted))
-        };
-        let mut conn = pool.get().map_err(unavailable)?;
-        // A connection found dead is discarded and the next idle one tried; with none left,
-        // a new one is made (waiting at most CONNECTION_TIMEOUT if the database is gone).
-        // Each pass discards a connection, and the pool holds at most POOL_SIZE.
-        for _ in 0..=POOL_SIZE {
-            if self.losses.check(&mut conn) {
-                return Ok(conn);
-            }
-            conn = match pool.try_get() {
-                Some(idle) => idle,
-                None => pool.get().map_err(unavailable)?,
-            };
-        }
-        Err(StoreError::Unavailable(format!(
-            "PostgreSQL at {}: no working connection",
-            self.redacted
-        )))
+    fn conn(&self) -> Result<Conn> {
+        self.driver.conn(&self.redacted)
     }
-}
 
-impl Drop for PostgresStore {
-    /// Closing a connection blocks on the client's own runtime, which must not happen on an
-    /// async worker (where the server's last reference may be dropped): close on a thread.
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            let _ = std::thread::spawn(move || drop(pool)).join();
-        }
+    /// The application name of this store's cache listener connection (`pg_stat_activity`),
+    /// unique per store: tests cut it with `pg_terminate_backend`.
+    pub fn listener_name(&self) -> &str {
+        &self.listener
+    }
+
+    /// Keeps the cache listener from connecting again once lost (`true`), or lets it: tests of
+    /// the fallback to queries.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hold_listener(&self, held: bool) {
+        self.cache.hold_listener(held);
+    }
+
+    /// The open deployments of `device`, read from the database; filling the cache if it is
+    /// live and nothing dropped them since `ticket`.
+    fn query_open(&self, device: i64) -> Result<Vec<Deployment>> {
+        let ticket = self.cache.ticket();
+        let open = self
+            .conn()?
+            .query(
+                "SELECT d.campaign_id, d.device_id, d.state, d.bytes, d.last_seq, d.updated_at
+                 FROM deployments d JOIN campaigns c ON c.id = d.campaign_id
+                 WHERE d.device_id = $1 AND c.status <> 'closed'
+                 ORDER BY c.created_at DESC, c.id DESC",
+                &[&device],
+            )?
+            .iter()
+            .map(deployment_from)
+            .collect::<Result<Vec<_>>>()?;
+        self.cache.remember_open(device, &open, ticket);
+        Ok(open)
     }
 }
 
 /// Applies pending migrations in one transaction, under an advisory lock so that replicas
 /// starting together apply each migration once.
-fn migrate(client: &mut Client) -> Result<()> {
-    let mut tx = client.transaction()?;
+fn migrate(conn: &mut Conn) -> Result<()> {
+    let mut tx = conn.transaction()?;
     tx.batch_execute(&format!(
         "SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0);
          CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);"
@@ -346,7 +372,49 @@ fn big(n: u64) -> Result<i64> {
     i64::try_from(n).map_err(corrupt)
 }
 
+impl PostgresStore {
+    /// The device with `token_hash` and its open deployments, in one query; kept in the cache
+    /// if it is live and nothing dropped them since the query began.
+    fn query_device_and_open(&self, token_hash: &str) -> Result<Option<(Device, Vec<Deployment>)>> {
+        let ticket = self.cache.ticket();
+        let rows = self.conn()?.query(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
+                 FROM devices d
+                 LEFT JOIN (deployments p JOIN campaigns c
+                            ON c.id = p.campaign_id AND c.status <> 'closed')
+                   ON p.device_id = d.id
+                 WHERE d.token_hash = $1
+                 ORDER BY c.created_at DESC, c.id DESC"
+            ),
+            &[&token_hash],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let device = identity(&device_from(first, 0)?.parse()?);
+        let mut open = Vec::new();
+        for r in &rows {
+            // A device in no open campaign comes back as one row without a deployment.
+            if r.try_get::<_, Option<String>>(9)?.is_some() {
+                open.push(deployment_at(r, 9)?);
+            }
+        }
+        self.cache.remember_device(token_hash, &device, ticket);
+        self.cache.remember_open(device.id, &open, ticket);
+        Ok(Some((device, open)))
+    }
+}
+
 impl Store for PostgresStore {
+    /// While the cache's listener is connected: a check-in's look-ups are answered from memory
+    /// once read, and a miss reads the database without stalling the caller's async worker.
+    fn reads_from_memory(&self) -> bool {
+        self.cache.is_live()
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         self.conn()?
             .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])?
@@ -394,7 +462,7 @@ impl Store for PostgresStore {
                prefecture = excluded.prefecture, email = excluded.email,
                auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
         )?;
-        let mut tx = conn.client.transaction()?;
+        let mut tx = conn.transaction()?;
         for chunk in unique.chunks(UPSERT_CHUNK) {
             let codes: Vec<String> = chunk.iter().map(|i| i.code.to_string()).collect();
             let names: Vec<&str> = chunk.iter().map(|i| i.name.as_str()).collect();
@@ -502,15 +570,19 @@ impl Store for PostgresStore {
     }
 
     fn enrol_device(&self, d: &NewDevice, at: Timestamp) -> Result<Device> {
+        // The notice is sent by the same statement: every replica forgets the old token when
+        // this commits.
         let row = self.conn()?.query_one(
             concat!(
-                "INSERT INTO devices AS d (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
+                "WITH e AS (
+                 INSERT INTO devices AS d (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (institution_code, kind, serial) DO UPDATE SET
                    token_hash = excluded.token_hash, vendor = excluded.vendor,
                    parent_id = excluded.parent_id
                  RETURNING ",
-                device_cols!()
+                device_cols!(),
+                ") SELECT e.*, pg_notify($8, 'd:' || e.id) FROM e"
             ),
             &[
                 &d.institution.to_string(),
@@ -520,54 +592,31 @@ impl Store for PostgresStore {
                 &d.parent,
                 &d.token_hash,
                 &db_time(at),
+                &self.channel,
             ],
         )?;
-        device_from(&row, 0)?.parse()
+        let device = device_from(&row, 0)?.parse()?;
+        self.cache.apply(&device_changed(device.id));
+        Ok(device)
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
-        let row = self.conn()?.query_opt(
-            concat!(
-                "SELECT ",
-                device_cols!(),
-                " FROM devices d WHERE d.token_hash = $1"
-            ),
-            &[&token_hash],
-        )?;
-        row.map(|r| Ok(identity(&device_from(&r, 0)?.parse()?)))
-            .transpose()
+        if let Some(device) = self.cache.device(token_hash) {
+            return Ok(Some(device));
+        }
+        // A check-in asks for the open deployments next: read (and keep) both at once.
+        Ok(self.query_device_and_open(token_hash)?.map(|(d, _)| d))
     }
 
     fn device_and_open_deployments(
         &self,
         token_hash: &str,
     ) -> Result<Option<(Device, Vec<Deployment>)>> {
-        let rows = self.conn()?.query(
-            concat!(
-                "SELECT ",
-                device_cols!(),
-                ", p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
-                 FROM devices d
-                 LEFT JOIN (deployments p JOIN campaigns c
-                            ON c.id = p.campaign_id AND c.status <> 'closed')
-                   ON p.device_id = d.id
-                 WHERE d.token_hash = $1
-                 ORDER BY c.created_at DESC, c.id DESC"
-            ),
-            &[&token_hash],
-        )?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let device = identity(&device_from(first, 0)?.parse()?);
-        let mut open = Vec::new();
-        for r in &rows {
-            // A device in no open campaign comes back as one row without a deployment.
-            if r.try_get::<_, Option<String>>(9)?.is_some() {
-                open.push(deployment_at(r, 9)?);
-            }
+        if let Some(device) = self.cache.device(token_hash) {
+            let open = self.open_deployments_of(device.id)?;
+            return Ok(Some((device, open)));
         }
-        Ok(Some((device, open)))
+        self.query_device_and_open(token_hash)
     }
 
     fn device(&self, id: i64) -> Result<Option<Device>> {
@@ -761,10 +810,22 @@ impl Store for PostgresStore {
     }
 
     fn set_campaign_status(&self, id: &str, status: CampaignStatus, at: Timestamp) -> Result<()> {
-        let n = self.conn()?.execute(
-            "UPDATE campaigns SET status = $2, updated_at = $3 WHERE id = $1",
-            &[&id, &status.slug(), &db_time(at)],
-        )?;
+        // Closing a campaign closes its deployments: every replica forgets the open ones.
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "WITH u AS (UPDATE campaigns SET status = $2, updated_at = $3 WHERE id = $1 RETURNING 1)
+                 SELECT (SELECT COUNT(*) FROM u), pg_notify($4, $5)",
+                &[
+                    &id,
+                    &status.slug(),
+                    &db_time(at),
+                    &self.channel,
+                    &ALL_DEPLOYMENTS_CHANGED,
+                ],
+            )?
+            .try_get(0)?;
+        self.cache.apply(ALL_DEPLOYMENTS_CHANGED);
         if n == 0 {
             return Err(StoreError::NotFound(format!("campaign {id}")));
         }
@@ -772,28 +833,34 @@ impl Store for PostgresStore {
     }
 
     fn ensure_deployments(&self, campaign: &str, devices: &[i64], at: Timestamp) -> Result<usize> {
-        // One statement: an unknown device fails it whole, so nothing is added.
-        let n = self.conn()?.execute(
+        // One statement: an unknown device fails it whole, so nothing is added. When any was
+        // added, the notice goes in the same transaction.
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
             "INSERT INTO deployments (campaign_id, device_id, state, bytes, last_seq, updated_at)
              SELECT $1, u.id, 'waiting', 0, 0, $3 FROM unnest($2::bigint[]) AS u (id)
              ON CONFLICT (campaign_id, device_id) DO NOTHING",
             &[&campaign, &devices, &db_time(at)],
         )?;
+        if n > 0 {
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&self.channel, &ALL_DEPLOYMENTS_CHANGED],
+            )?;
+        }
+        tx.commit()?;
+        if n > 0 {
+            self.cache.apply(ALL_DEPLOYMENTS_CHANGED);
+        }
         usize::try_from(n).map_err(corrupt)
     }
 
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>> {
-        self.conn()?
-            .query(
-                "SELECT d.campaign_id, d.device_id, d.state, d.bytes, d.last_seq, d.updated_at
-                 FROM deployments d JOIN campaigns c ON c.id = d.campaign_id
-                 WHERE d.device_id = $1 AND c.status <> 'closed'
-                 ORDER BY c.created_at DESC, c.id DESC",
-                &[&device],
-            )?
-            .iter()
-            .map(deployment_from)
-            .collect()
+        match self.cache.open(device) {
+            Some(open) => Ok(open),
+            None => self.query_open(device),
+        }
     }
 
     fn apply_report_logged(
@@ -814,14 +881,17 @@ impl Store for PostgresStore {
         // Two replicas updating the same row are serialised by its row lock, and the second
         // re-checks the condition on the row the first wrote, so only one of two reports with
         // the same seq applies.
+        // The notice is sent by the same statement, so it is delivered when the change commits.
         let update = conn.prep(concat!(
-            "UPDATE deployments SET state = $4, bytes = $5, last_seq = $3, updated_at = $6
+            "WITH u AS (
+             UPDATE deployments SET state = $4, bytes = $5, last_seq = $3, updated_at = $6
              WHERE campaign_id = $1 AND device_id = $2 AND last_seq < $3 AND state = $7
              RETURNING ",
-            deployment_cols!()
+            deployment_cols!(),
+            ") SELECT u.*, pg_notify($8, 'p:' || u.device_id) FROM u"
         ))?;
         let (bytes, at) = (big(bytes)?, db_time(at));
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let params: [&(dyn ToSql + Sync); 8] = [
             &campaign,
             &device,
             &seq,
@@ -829,15 +899,16 @@ impl Store for PostgresStore {
             &bytes,
             &at,
             &from.slug(),
+            &self.channel,
         ];
         let applied = match audit {
             // One statement, committed when it returns.
-            None => conn.client.query_opt(&update, &params)?,
+            None => conn.query_opt_st(&update, &params)?,
             // The update and its audit line in one transaction.
             Some(entry) => {
                 let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
                 let insert = conn.prep(INSERT_AUDIT)?;
-                let mut tx = conn.client.transaction()?;
+                let mut tx = conn.transaction()?;
                 let row = tx.query_opt(&update, &params)?;
                 if row.is_some() {
                     tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
@@ -848,6 +919,7 @@ impl Store for PostgresStore {
             }
         };
         if let Some(row) = applied {
+            self.cache.apply(&deployments_changed(device));
             return Ok(ReportOutcome::Applied(deployment_from(&row)?));
         }
         let current = conn
@@ -916,7 +988,7 @@ impl Store for PostgresStore {
         )?;
         // Reclaim, count and take under one lock per campaign, held to the commit: replicas
         // take slots of one campaign one at a time, so the count they see is the true one.
-        let mut tx = conn.client.transaction()?;
+        let mut tx = conn.transaction()?;
         tx.execute(&lock, &[&LOCK_SPACE, &campaign])?;
         tx.execute(&reclaim, &[&campaign, &now_s])?;
         let live: i64 = tx.query_one(&count, &[&campaign])?.try_get(0)?;
@@ -1285,7 +1357,7 @@ impl Store for PostgresStore {
         let mut conn = self.conn()?;
         let lock = conn.prep("SELECT pg_advisory_xact_lock($1, $2)")?;
         let insert = conn.prep(INSERT_AUDIT)?;
-        let mut tx = conn.client.transaction()?;
+        let mut tx = conn.transaction()?;
         tx.execute(&lock, &[&LOCK_SPACE, &AUDIT_LOCK])?;
         tx.execute(&insert, &audit_params(e, &db_time(e.at)))?;
         tx.commit()?;

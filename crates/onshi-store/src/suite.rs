@@ -1909,6 +1909,209 @@ fn two_stores_on_one_database_share_one_queue(b: &Backend) {
     ));
 }
 
+// --- Each replica's cache (PostgreSQL only) --------------------------------------------------
+//
+// A PostgreSQL replica answers a check-in's look-ups from memory while its listener is
+// connected; a write through another replica reaches it by NOTIFY. SQLite has one writer per
+// file, so these do not apply to it.
+
+/// How long a notice may take to reach another replica in these tests.
+const NOTICE_BOUND: Duration = Duration::from_secs(5);
+
+/// Waits until `done` holds, at most [`NOTICE_BOUND`]; answers whether it did.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + NOTICE_BOUND;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done()
+}
+
+mod replica_cache {
+    use super::*;
+
+    fn url(b: &Backend) -> &str {
+        match b {
+            Backend::Postgres(s) => &s.url,
+            Backend::Sqlite(_) => unreachable!("PostgreSQL only"),
+        }
+    }
+
+    fn replica(b: &Backend) -> PostgresStore {
+        let store = PostgresStore::open(url(b)).expect("the database opens");
+        assert!(
+            eventually(|| store.reads_from_memory()),
+            "the listener connects"
+        );
+        store
+    }
+
+    fn token(device: &NewDevice) -> String {
+        device.token_hash.clone()
+    }
+
+    #[test]
+    fn a_token_replaced_through_one_replica_stops_working_on_the_other() {
+        let Some(b) = Backend::postgres() else { return };
+        let fx = Fixture::new(&b);
+        let site = fx.site(13, Clinic, 1);
+        let mut terminal = Fixture::terminal_of(&site);
+        let id = fx.enrol(&terminal).id;
+        let other = replica(&b);
+        let old = token(&terminal);
+        assert_eq!(
+            other.device_by_token(&old).expect("read").map(|d| d.id),
+            Some(id)
+        );
+        assert_eq!(
+            other.device_by_token(&old).expect("cached").map(|d| d.id),
+            Some(id)
+        );
+
+        terminal.token_hash = "a new token".to_owned();
+        fx.enrol(&terminal);
+
+        assert!(
+            eventually(|| other.device_by_token(&old).expect("read").is_none()),
+            "the old token still works on the other replica"
+        );
+        assert_eq!(
+            other
+                .device_by_token("a new token")
+                .expect("read")
+                .map(|d| d.id),
+            Some(id)
+        );
+        assert!(other.reads_from_memory());
+    }
+
+    #[test]
+    fn a_report_through_one_replica_reaches_the_others_open_deployments() {
+        let Some(b) = Backend::postgres() else { return };
+        let fx = Fixture::new(&b);
+        let id = fx.waiting_terminal();
+        let other = replica(&b);
+        let state = |s: &PostgresStore| {
+            s.open_deployments_of(id)
+                .expect("read")
+                .first()
+                .map(|d| d.state)
+        };
+        assert_eq!(state(&other), Some(Waiting));
+        assert_eq!(state(&other), Some(Waiting), "from memory");
+
+        fx.store
+            .apply_report(&Report {
+                campaign: CAMPAIGN,
+                device: id,
+                seq: 1,
+                from: Waiting,
+                to: Downloading,
+                bytes: 4096,
+                at: at(3),
+            })
+            .expect("reported");
+        assert!(eventually(|| state(&other) == Some(Downloading)));
+
+        // Closing the campaign closes its deployments on every replica.
+        fx.store
+            .set_campaign_status(CAMPAIGN, CampaignStatus::Closed, at(4))
+            .expect("closed");
+        assert!(eventually(|| state(&other).is_none()));
+    }
+
+    #[test]
+    fn a_deployment_added_through_one_replica_reaches_the_others_check_in() {
+        let Some(b) = Backend::postgres() else { return };
+        let fx = Fixture::new(&b);
+        let site = fx.site(13, Clinic, 1);
+        let terminal = Fixture::terminal_of(&site);
+        let id = fx.enrol(&terminal).id;
+        fx.campaign(CAMPAIGN, at(0));
+        let other = replica(&b);
+        let open = |s: &PostgresStore| {
+            s.device_and_open_deployments(&token(&terminal))
+                .expect("read")
+                .map(|(_, open)| open.len())
+        };
+        assert_eq!(open(&other), Some(0));
+        assert_eq!(open(&other), Some(0), "from memory");
+
+        fx.store
+            .ensure_deployments(CAMPAIGN, &[id], at(1))
+            .expect("added");
+
+        assert!(eventually(|| open(&other) == Some(1)));
+    }
+
+    #[test]
+    fn a_replica_that_lost_its_listener_reads_the_database_until_the_listener_is_back() {
+        let Some(b) = Backend::postgres() else { return };
+        let fx = Fixture::new(&b);
+        let site = fx.site(13, Clinic, 1);
+        let mut terminal = Fixture::terminal_of(&site);
+        let id = fx.enrol(&terminal).id;
+        let other = replica(&b);
+        let first = token(&terminal);
+        assert_eq!(
+            other.device_by_token(&first).expect("read").map(|d| d.id),
+            Some(id)
+        );
+
+        // Cut the other replica's listener and keep it away.
+        other.hold_listener(true);
+        let Backend::Postgres(schema) = &b else {
+            unreachable!("PostgreSQL only")
+        };
+        let cut = schema.query_i64(&format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = '{}'",
+            other.listener_name()
+        ));
+        assert_eq!(cut, vec![1]);
+        assert!(
+            eventually(|| !other.reads_from_memory()),
+            "the loss is noticed"
+        );
+
+        // A change it cannot be told about is still seen: it reads the database.
+        terminal.token_hash = "second token".to_owned();
+        fx.enrol(&terminal);
+        assert_eq!(other.device_by_token(&first).expect("read"), None);
+        assert_eq!(
+            other
+                .device_by_token("second token")
+                .expect("read")
+                .map(|d| d.id),
+            Some(id)
+        );
+        assert!(!other.reads_from_memory());
+
+        // Back: from memory again, and told of changes again.
+        other.hold_listener(false);
+        assert!(
+            eventually(|| other.reads_from_memory()),
+            "the listener is back"
+        );
+        assert_eq!(
+            other
+                .device_by_token("second token")
+                .expect("read")
+                .map(|d| d.id),
+            Some(id)
+        );
+        terminal.token_hash = "third token".to_owned();
+        fx.enrol(&terminal);
+        assert!(eventually(|| other
+            .device_by_token("second token")
+            .expect("read")
+            .is_none()));
+    }
+}
+
 /// Every function above, as a test on each backend.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {

@@ -1,13 +1,16 @@
-//! Connections to PostgreSQL: the r2d2 pool's manager, statements prepared once per connection,
-//! which errors mean "the database is unavailable", and the URL helpers (password redaction,
-//! one schema per test).
+//! Connections to PostgreSQL: the store's own small tokio runtime that drives the async driver
+//! (tokio-postgres, pooled by deadpool-postgres), blocking calls onto it that never stall an
+//! async worker of the caller, statements prepared once per connection, which errors mean "the
+//! database is unavailable", and the URL helpers (password redaction, one schema per test).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::time::Duration;
 
-use ::postgres::types::ToSql;
-use ::postgres::{Client, Config, NoTls, Row, Statement};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, Row, Statement, ToStatement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{Result, StoreError};
 
@@ -64,10 +67,10 @@ pub fn with_search_path(url: &str, schema: &str) -> String {
     )
 }
 
-impl From<::postgres::Error> for StoreError {
+impl From<tokio_postgres::Error> for StoreError {
     /// A lost connection, a database shutting down or refusing connections, or a transient
     /// conflict is `Unavailable` (try again later); anything else is an error of the call.
-    fn from(e: ::postgres::Error) -> Self {
+    fn from(e: tokio_postgres::Error) -> Self {
         let transient = e.code().is_some_and(|c| {
             let c = c.code();
             c.starts_with("08") || c.starts_with("57P") || c == "53300" || c.starts_with("40")
@@ -81,137 +84,219 @@ impl From<::postgres::Error> for StoreError {
     }
 }
 
-/// A pooled connection and the statements prepared on it.
+/// Runs `fut` on the store's runtime and waits for it. The store's calls are blocking (the
+/// `Store` trait); on a worker of a multi-threaded runtime the wait is announced with
+/// `block_in_place` (the worker's other tasks move to another thread), on a current-thread
+/// runtime it happens on a helper thread, so no async worker of the caller ever stalls on a
+/// query.
+pub(crate) fn block_on<F>(rt: &Handle, fut: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    match Handle::try_current() {
+        Err(_) => rt.block_on(fut),
+        Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| rt.block_on(fut))
+        }
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(fut))
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }),
+    }
+}
+
+/// The store's runtime (two threads drive every connection's socket and the listener) and its
+/// pool of connections.
+pub(crate) struct Driver {
+    /// Always `Some` until dropped (see `Drop`).
+    rt: Option<Runtime>,
+    pub(crate) handle: Handle,
+    pool: Pool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        config: Config,
+        tls: MakeRustlsConnect,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("onshi-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot start the PostgreSQL runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            tls,
+            // A connection whose socket the driver found closed is discarded when it comes
+            // back; the driver polls every socket, so a connection the database dropped is
+            // known closed without a round trip.
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))?;
+        Ok(Self {
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+            pool,
+        })
+    }
+
+    /// Runs `fut` on the store's runtime (see [`block_on`]).
+    pub(crate) fn block<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        block_on(&self.handle, fut)
+    }
+
+    /// A pooled connection, waiting at most the pool's timeout.
+    pub(crate) fn conn(&self, redacted: &str) -> Result<Conn> {
+        let obj = self.block(self.pool.get()).map_err(|e| {
+            let text = match &e {
+                deadpool_postgres::PoolError::Backend(b) => describe(b),
+                other => other.to_string(),
+            };
+            StoreError::Unavailable(format!("PostgreSQL at {redacted}: {text}"))
+        })?;
+        Ok(Conn {
+            obj,
+            handle: self.handle.clone(),
+        })
+    }
+}
+
+impl Drop for Driver {
+    /// Dropping a runtime blocks, which must not happen on an async worker (where the server's
+    /// last reference may be dropped): its threads are left to end on their own.
+    fn drop(&mut self) {
+        self.pool.close();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A pooled connection, with blocking calls (statements prepared once per connection).
 pub(crate) struct Conn {
-    pub(crate) client: Client,
-    statements: HashMap<&'static str, Statement>,
-    /// The pool's [`Losses`] count when this connection was made or last found working.
-    seen: u64,
-    /// Found dead by a check: the pool discards it when it comes back.
-    broken: bool,
+    obj: Object,
+    handle: Handle,
 }
 
 impl Conn {
     /// `sql`, prepared once per connection.
-    pub(crate) fn prep(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(sql)?;
-        self.statements.insert(sql, s.clone());
-        Ok(s)
+    pub(crate) fn prep(&mut self, sql: &str) -> Result<Statement> {
+        Ok(block_on(&self.handle, self.obj.prepare_cached(sql))?)
     }
 
-    pub(crate) fn query(
+    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let st = self.prep(sql)?;
+        self.query_st(&st, params)
+    }
+
+    pub(crate) fn query_st(
         &mut self,
-        sql: &'static str,
+        st: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        let st = self.prep(sql)?;
-        Ok(self.client.query(&st, params)?)
+        Ok(block_on(&self.handle, self.obj.query(st, params))?)
     }
 
     pub(crate) fn query_opt(
         &mut self,
-        sql: &'static str,
+        sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
         let st = self.prep(sql)?;
-        Ok(self.client.query_opt(&st, params)?)
+        self.query_opt_st(&st, params)
     }
 
-    pub(crate) fn query_one(
+    pub(crate) fn query_opt_st(
         &mut self,
-        sql: &'static str,
+        st: &Statement,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row> {
+    ) -> Result<Option<Row>> {
+        Ok(block_on(&self.handle, self.obj.query_opt(st, params))?)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         let st = self.prep(sql)?;
-        Ok(self.client.query_one(&st, params)?)
+        Ok(block_on(&self.handle, self.obj.query_one(&st, params))?)
     }
 
-    pub(crate) fn execute(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
+    pub(crate) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let st = self.prep(sql)?;
-        Ok(self.client.execute(&st, params)?)
-    }
-}
-
-/// How many connections the pool has found dead. Idle connections are not checked when they are
-/// checked out (a round trip on every call), so when the database went away, each one would
-/// fail once when next used; instead, once any connection is found dead, every connection older
-/// than that loss is checked once before it is used again ([`Losses::check`]).
-#[derive(Clone, Default)]
-pub(crate) struct Losses(Arc<AtomicU64>);
-
-impl Losses {
-    fn count(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        Ok(block_on(&self.handle, self.obj.execute(&st, params))?)
     }
 
-    fn record(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Whether `conn` may be used: it has not been out since the last loss, or a round trip
-    /// on it works now. A dead one is marked so that the pool discards it.
-    pub(crate) fn check(&self, conn: &mut Conn) -> bool {
-        let now = self.count();
-        if conn.seen >= now {
-            return true;
-        }
-        if conn.client.simple_query("").is_ok() {
-            conn.seen = now;
-            true
-        } else {
-            conn.broken = true;
-            false
-        }
-    }
-}
-
-pub(crate) struct Manager {
-    pub(crate) config: Config,
-    pub(crate) losses: Losses,
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = ::postgres::Error;
-
-    fn connect(&self) -> std::result::Result<Conn, ::postgres::Error> {
-        Ok(Conn {
-            client: self.config.connect(NoTls)?,
-            statements: HashMap::new(),
-            seen: self.losses.count(),
-            broken: false,
+    /// Begins a transaction (rolled back if dropped without [`Tx::commit`]).
+    pub(crate) fn transaction(&mut self) -> Result<Tx<'_>> {
+        let tx = block_on(&self.handle, self.obj.transaction())?;
+        Ok(Tx {
+            tx,
+            handle: &self.handle,
         })
     }
-
-    fn is_valid(&self, conn: &mut Conn) -> std::result::Result<(), ::postgres::Error> {
-        conn.client.simple_query("").map(|_| ())
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        if conn.broken {
-            return true;
-        }
-        let closed = conn.client.is_closed();
-        if closed {
-            self.losses.record();
-        }
-        closed
-    }
 }
 
-#[derive(Debug)]
-pub(crate) struct LogErrors;
+/// A transaction on a pooled connection, with blocking calls.
+pub(crate) struct Tx<'a> {
+    tx: deadpool_postgres::Transaction<'a>,
+    handle: &'a Handle,
+}
 
-impl r2d2::HandleError<::postgres::Error> for LogErrors {
-    fn handle_error(&self, error: ::postgres::Error) {
-        tracing::warn!(%error, "PostgreSQL connection failed");
+impl Tx<'_> {
+    pub(crate) fn execute<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        st: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        Ok(block_on(self.handle, self.tx.execute(st, params))?)
+    }
+
+    pub(crate) fn query<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        st: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        Ok(block_on(self.handle, self.tx.query(st, params))?)
+    }
+
+    pub(crate) fn query_one<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        st: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        Ok(block_on(self.handle, self.tx.query_one(st, params))?)
+    }
+
+    pub(crate) fn query_opt<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        st: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        Ok(block_on(self.handle, self.tx.query_opt(st, params))?)
+    }
+
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<()> {
+        Ok(block_on(self.handle, self.tx.batch_execute(sql))?)
+    }
+
+    pub(crate) fn commit(self) -> Result<()> {
+        Ok(block_on(self.handle, self.tx.commit())?)
     }
 }
 

@@ -119,7 +119,7 @@ impl PostgresStore {
         let (campaign, device, now) = (ask.campaign, ask.device, ask.now);
         let (now_s, expires_s) = (db_time(now), db_time(ask.expires));
         let mut conn = self.conn()?;
-        let mut tx = conn.client.transaction()?;
+        let mut tx = conn.transaction()?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
             &[&LOCK_SPACE, &campaign],
@@ -288,7 +288,7 @@ impl PostgresStore {
     /// campaign, which stands for now) in the campaign's turnover.
     pub(super) fn queue_release(&self, campaign: &str, device: i64) -> Result<()> {
         let mut conn = self.conn()?;
-        let mut tx = conn.client.transaction()?;
+        let mut tx = conn.transaction()?;
         let freed = tx.query_opt(
             "DELETE FROM leases WHERE campaign_id = $1 AND device_id = $2 RETURNING taken_at",
             &[&campaign, &device],
