@@ -35,7 +35,6 @@ use tokio_postgres::{Config, Row};
 
 mod cache;
 mod pool;
-mod queue;
 mod tls;
 
 use cache::{ALL_DEPLOYMENTS_CHANGED, Cache, deployments_changed, device_changed};
@@ -1013,16 +1012,11 @@ impl Store for PostgresStore {
     }
 
     fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
-        // The queue (`postgres/queue.rs`) counts how long the slot was held.
-        self.queue_release(campaign, device)
-    }
-
-    fn take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
-        self.queue_take_turn(ask)
-    }
-
-    fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
-        self.queue_place_of(campaign, device)
+        self.conn()?.execute(
+            "DELETE FROM leases WHERE campaign_id = $1 AND device_id = $2",
+            &[&campaign, &device],
+        )?;
+        Ok(())
     }
 
     fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {

@@ -267,14 +267,6 @@ impl Tx<'_> {
         Ok(block_on(self.handle, self.tx.execute(st, params))?)
     }
 
-    pub(crate) fn query<T: ?Sized + ToStatement + Sync>(
-        &mut self,
-        st: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        Ok(block_on(self.handle, self.tx.query(st, params))?)
-    }
-
     pub(crate) fn query_one<T: ?Sized + ToStatement + Sync>(
         &mut self,
         st: &T,
