@@ -644,13 +644,19 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     // The evening's mails go out before the clock jumps: a claim is measured on the server's
     // clock, so a jump of hours would end the claims of mails still being sent, and the other
     // replica would send them again (only a simulated clock can jump).
-    let wait = std::time::Instant::now() + Duration::from_secs(120);
+    let wait = std::time::Instant::now() + Duration::from_secs(240);
     while inbox.of_kind(NoticeKind::Announcement) < sites
         || inbox.of_kind(NoticeKind::KeepPowerOn) < sites
     {
         assert!(
             std::time::Instant::now() < wait,
-            "the evening's mails were not all sent"
+            "the evening's mails were not all sent: {} announcements and {} reminders received \
+             of {sites} each; outbox rows (planned, sent): {:?}",
+            inbox.of_kind(NoticeKind::Announcement),
+            inbox.of_kind(NoticeKind::KeepPowerOn),
+            schema.query_i64(
+                "SELECT COUNT(*) FROM outbox UNION ALL SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL"
+            ),
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -1231,13 +1231,15 @@ impl Store for PostgresStore {
         let subjects: Vec<&str> = mails.iter().map(|m| m.subject).collect();
         let bodies: Vec<&str> = mails.iter().map(|m| m.body).collect();
         let ats: Vec<String> = mails.iter().map(|m| db_time(m.at)).collect();
-        // One statement: the batch is planned whole or not at all.
+        // One statement: the batch is planned whole or not at all, its rows in key order, so
+        // two replicas planning the same page lock them in the same order (no deadlock).
         let n = self.conn()?.execute(
             "INSERT INTO outbox (campaign_id, institution_code, kind, notice_key, recipient,
                 subject, body, next_attempt_at, created_at)
              SELECT u.c, u.i, u.k, u.n, u.r, u.s, u.b, u.a, u.a
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[]) AS u (c, i, k, n, r, s, b, a)
+             ORDER BY u.c, u.i, u.k, u.n
              ON CONFLICT (campaign_id, institution_code, kind, notice_key) DO NOTHING",
             &[
                 &campaigns,
