@@ -227,6 +227,70 @@ pub async fn serve(path: &Path, sha: Sha256, headers: &HeaderMap) -> Result<Resp
     Ok(resp)
 }
 
+/// Checks an `--accel-redirect` prefix: an absolute path that starts and ends with `/`, is more
+/// than `/` alone (that would be the proxied API itself), has no `..` and only ASCII letters,
+/// digits and `-._~/`, so that it is a header value and an nginx location as written.
+pub fn check_accel_prefix(prefix: &str) -> Result<(), String> {
+    if !(prefix.len() > 1 && prefix.starts_with('/') && prefix.ends_with('/')) {
+        return Err("must start and end with '/' (e.g. /_onshi/artifacts/)".into());
+    }
+    if prefix.contains("..") {
+        return Err("must not contain '..'".into());
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/".contains(*c)))
+    {
+        return Err(format!(
+            "must not contain {c:?} (ASCII letters, digits and -._~/ only)"
+        ));
+    }
+    Ok(())
+}
+
+/// The `X-Accel-Redirect` target of an artifact: `PREFIX<ab>/<sha256 hex>`, the layout of
+/// [`path_of`] under nginx's internal location. Made of the checked prefix and the parsed hash
+/// only.
+pub fn accel_target(prefix: &str, sha: Sha256) -> String {
+    let hex = sha.hex();
+    format!("{prefix}{}/{hex}", &hex[..2])
+}
+
+/// An authorised download handed to nginx: `200` with `X-Accel-Redirect`, the artifact's
+/// `ETag`, `Cache-Control` and `Accept-Ranges`, and no body; nginx then serves the file from its
+/// `internal` location with `sendfile`, applying the client's `Range` and `If-Range`
+/// (`deploy/nginx.conf`). A missing file is `404` here as in [`serve`], and a matching
+/// `If-None-Match` is answered `304` by onshi itself.
+pub async fn accel_redirect(
+    data_dir: &Path,
+    prefix: &str,
+    sha: Sha256,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let is_file = tokio::fs::metadata(path_of(data_dir, sha))
+        .await
+        .is_ok_and(|m| m.is_file());
+    if !is_file {
+        return Err(ApiError::not_found(format!("artifact {sha}")));
+    }
+    let etag = format!("\"{}\"", sha.hex());
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, common_headers(&etag)).into_response());
+    }
+    let target = HeaderValue::from_str(&accel_target(prefix, sha)).map_err(ApiError::internal)?;
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    h.extend(common_headers(&etag));
+    h.insert(X_ACCEL_REDIRECT, target);
+    Ok(resp)
+}
+
+/// nginx's header for an internal redirect.
+pub const X_ACCEL_REDIRECT: &str = "x-accel-redirect";
+
 /// Bytes read from disk per step of a download: each step is one `read` on the blocking pool
 /// (one copy, page cache to the chunk that hyper writes to the socket). As large as today's
 /// socket writes want, small enough that the throttle's downloads at once (1000 by default)
@@ -311,6 +375,25 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Full);
         assert_eq!(parse_range(Some("items=0-1"), 100), Full);
         assert_eq!(parse_range(Some("bytes=x-y"), 100), Full);
+    }
+
+    #[test]
+    fn accel_prefixes_are_checked_and_targets_follow_the_artifact_layout() {
+        for ok in ["/_onshi/artifacts/", "/a/", "/x-y.z~/"] {
+            assert_eq!(check_accel_prefix(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "/", "_onshi/", "/_onshi", "/../", "/a/../b/", "/a b/", "/a\nb/", "/ä/", "/a?/",
+            "/a%2e/", "/a;b/",
+        ] {
+            assert!(check_accel_prefix(bad).is_err(), "{bad:?}");
+        }
+        let sha = Sha256::of(b"x");
+        let hex = sha.hex();
+        assert_eq!(
+            accel_target("/_onshi/artifacts/", sha),
+            format!("/_onshi/artifacts/{}/{hex}", &hex[..2])
+        );
     }
 
     #[test]

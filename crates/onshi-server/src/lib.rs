@@ -23,7 +23,7 @@ use onshi_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-mod artifacts;
+pub mod artifacts;
 mod attachment;
 pub mod auth;
 mod desks;
@@ -71,6 +71,10 @@ pub struct Config {
     pub smtp: Option<String>,
     /// The notices' sender (default [`notices::DEFAULT_FROM`]).
     pub mail_from: Option<String>,
+    /// nginx's internal location for packages (`/_onshi/artifacts/`, say): an authorised
+    /// download is answered with `X-Accel-Redirect: PREFIX<ab>/<sha256>` and no body, and nginx
+    /// sends the file (see [`artifacts::accel_redirect`]). `None`: onshi streams the file.
+    pub accel_redirect: Option<String>,
 }
 
 /// A started server.
@@ -166,6 +170,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let from: lettre::message::Mailbox = from_text
         .parse()
         .with_context(|| format!("--mail-from {from_text:?} is not a mail address"))?;
+    if let Some(prefix) = &config.accel_redirect {
+        artifacts::check_accel_prefix(prefix)
+            .map_err(|e| anyhow::anyhow!("--accel-redirect {prefix:?}: {e}"))?;
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key_path = config
@@ -198,6 +206,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         token_hash,
     );
     state.qualification_public = config.qualification_public;
+    state.accel_redirect = config.accel_redirect.as_deref().map(Arc::from);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

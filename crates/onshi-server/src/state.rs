@@ -36,6 +36,9 @@ pub struct AppState {
     pub history: Arc<Mutex<History>>,
     /// Whether the mock qualification service answers non-loopback clients.
     pub qualification_public: bool,
+    /// nginx's internal location for packages (checked by [`crate::artifacts::check_accel_prefix`]):
+    /// when set, an authorised download answers `X-Accel-Redirect` instead of the bytes.
+    pub accel_redirect: Option<Arc<str>>,
     /// Wakes the notices worker to plan at once (a campaign was activated, the clock was set).
     pub notices_nudge: Arc<tokio::sync::Notify>,
 }
@@ -68,6 +71,7 @@ impl AppState {
             sessions: Arc::default(),
             history: Arc::default(),
             qualification_public: false,
+            accel_redirect: None,
             notices_nudge: Arc::default(),
         }
     }

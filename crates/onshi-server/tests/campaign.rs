@@ -14,7 +14,7 @@ use onshi_core::release::{SignedManifest, decode_public_key};
 use onshi_core::schedule::Phase;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
-use onshi_testkit::{CAMPAIGN, TestApp, spawn_app};
+use onshi_testkit::{CAMPAIGN, TestApp, spawn_app, spawn_app_with_accel_redirect};
 use reqwest::Method;
 use serde_json::json;
 use sha2::Digest;
@@ -48,7 +48,10 @@ async fn upload(app: &TestApp, bytes: Vec<u8>) -> String {
 }
 
 async fn setup() -> Fixture {
-    let app = spawn_app("2026-01-10T12:00:00+09:00").await;
+    setup_on(spawn_app("2026-01-10T12:00:00+09:00").await).await
+}
+
+async fn setup_on(app: TestApp) -> Fixture {
     let v = app
         .expect(
             app.admin(Method::POST, "/api/v1/admin/institutions/import")
@@ -582,4 +585,98 @@ async fn a_client_that_disconnects_mid_download_leaves_the_server_serving() {
     .await;
     assert_eq!(status, 206);
     assert_eq!([first.to_vec(), rest].concat(), terminal_pkg);
+}
+
+/// With `--accel-redirect`, an authorised download is handed to nginx: `X-Accel-Redirect` to the
+/// package's place under the internal prefix, the usual validators, no body. A request that
+/// fails any check gets its usual error and never the header.
+#[tokio::test]
+async fn behind_nginx_an_authorised_download_is_an_accel_redirect_and_nothing_else_is() {
+    const PREFIX: &str = "/_onshi/artifacts/";
+    let Fixture {
+        app, terminal_sha, ..
+    } = setup_on(spawn_app_with_accel_redirect("2026-01-10T12:00:00+09:00", PREFIX).await).await;
+    let path = format!("/api/v1/artifacts/{terminal_sha}");
+    let a = app.enroll("0110113719", "TERM-A").await;
+    let b = app.enroll("2714206386", "TERM-B").await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    let refused = |req: reqwest::RequestBuilder, status: u16, code: ErrorCode| async move {
+        let r = req.send().await.expect("request");
+        assert_eq!(r.status().as_u16(), status);
+        assert!(r.headers().get("x-accel-redirect").is_none(), "{r:?}");
+        let body: onshi_api::ErrorBody = r.json().await.expect("an error body");
+        assert_eq!(body.code, code, "{body:?}");
+    };
+    app.set_clock("2026-01-20T01:00:00+09:00").await;
+    assert_eq!(checkin(&app, &a).await.action, Action::Download);
+    assert_eq!(checkin(&app, &b).await.action, Action::RetryLater);
+    // B holds no slot (the throttle's one is A's); a bad token; another package; a path that
+    // is not a hash.
+    refused(
+        app.as_device(Method::GET, &path, &b),
+        429,
+        ErrorCode::NoDownloadSlot,
+    )
+    .await;
+    refused(
+        app.as_device(Method::GET, &path, "wrong-token"),
+        401,
+        ErrorCode::Unauthorized,
+    )
+    .await;
+    refused(app.client.get(app.url(&path)), 401, ErrorCode::Unauthorized).await;
+    refused(
+        app.as_device(
+            Method::GET,
+            &format!("/api/v1/artifacts/{}", "0".repeat(64)),
+            &a,
+        ),
+        404,
+        ErrorCode::NotFound,
+    )
+    .await;
+    refused(
+        app.as_device(Method::GET, "/api/v1/artifacts/..%2F..%2Fetc%2Fpasswd", &a),
+        400,
+        ErrorCode::InvalidSha256,
+    )
+    .await;
+    // A holds the slot: the redirect, whatever Range or other headers it sends with it.
+    for range in [None, Some("bytes=10-19")] {
+        let mut req = app
+            .as_device(Method::GET, &path, &a)
+            .header("x-accel-redirect", "/etc/passwd");
+        if let Some(range) = range {
+            req = req.header("range", range);
+        }
+        let r = req.send().await.expect("download");
+        assert_eq!(r.status().as_u16(), 200, "{range:?}");
+        let h = r.headers().clone();
+        assert_eq!(
+            h.get_all("x-accel-redirect").iter().collect::<Vec<_>>(),
+            [format!("{PREFIX}{}/{terminal_sha}", &terminal_sha[..2]).as_str()]
+        );
+        assert_eq!(h["etag"], format!("\"{terminal_sha}\"").as_str());
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert!(h.get("content-range").is_none());
+        assert!(r.bytes().await.expect("body").is_empty());
+    }
+    // The file itself is where the redirect points, under DATA/artifacts/.
+    assert!(
+        app.data_dir()
+            .join("artifacts")
+            .join(&terminal_sha[..2])
+            .join(&terminal_sha)
+            .is_file()
+    );
+    // The night is over: outside the window, refused, no header.
+    app.set_clock("2026-01-20T12:00:00+09:00").await;
+    refused(
+        app.as_device(Method::GET, &path, &a),
+        403,
+        ErrorCode::OutsideWindow,
+    )
+    .await;
 }

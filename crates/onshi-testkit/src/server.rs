@@ -111,13 +111,34 @@ pub async fn spawn_with_url(
     spawn_full(start, data, schema, url, None).await
 }
 
-/// The one place a test server starts.
+/// [`spawn_app`] answering authorised downloads with `X-Accel-Redirect: PREFIX…` (as
+/// `onshi serve --accel-redirect PREFIX` behind nginx).
+pub async fn spawn_app_with_accel_redirect(start: &str, prefix: &str) -> TestApp {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_configured(start, data, schema, url, None, Some(prefix.to_owned())).await
+}
+
+/// [`spawn_configured`] without `--accel-redirect`.
 pub async fn spawn_full(
     start: &str,
     data: Arc<tempfile::TempDir>,
     schema: Option<Arc<TestSchema>>,
     url: Option<String>,
     smtp: Option<String>,
+) -> TestApp {
+    spawn_configured(start, data, schema, url, smtp, None).await
+}
+
+/// The one place a test server starts.
+pub async fn spawn_configured(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+    smtp: Option<String>,
+    accel_redirect: Option<String>,
 ) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
     let running = onshi_server::start(onshi_server::Config {
@@ -130,6 +151,7 @@ pub async fn spawn_full(
         qualification_public: false,
         smtp,
         mail_from: None,
+        accel_redirect,
     })
     .await
     .expect("server starts");

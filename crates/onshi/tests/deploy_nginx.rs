@@ -1,6 +1,9 @@
 //! `deploy/nginx.conf` as shipped (ports and paths replaced) in front of two real `onshi serve`
-//! replicas on one PostgreSQL schema: the whole API works through it, and the second download
-//! of an artifact comes from nginx's cache — the replicas' logs show one request for it.
+//! replicas on one PostgreSQL schema started with `--accel-redirect /_onshi/artifacts/`: the
+//! whole API works through it, every download of an artifact is authorised by a replica (the
+//! replicas' logs show each one) and its bytes are sent by nginx, ranges and `If-Range`
+//! included; a request refused by onshi gets no bytes, and nginx's internal location is not
+//! reachable by a client.
 //!
 //! Needs nginx and PostgreSQL: outside CI the test is skipped when either is missing; in CI
 //! (`CI=true`) it fails instead, because `.ci/run` installs and starts both.
@@ -64,6 +67,7 @@ fn replica(port: u16, data: &Path, database: &str, log: &Path) -> Killed {
         ])
         .arg("--data")
         .arg(data)
+        .args(["--accel-redirect", "/_onshi/artifacts/"])
         .env("ONSHI_OPERATOR_TOKEN", TOKEN)
         .env("RUST_LOG", "warn,onshi_server::routes::device=debug")
         .env("NO_COLOR", "1")
@@ -103,7 +107,7 @@ fn nginx_conf(dir: &Path, listen: u16, replicas: [u16; 2]) -> String {
             format!("server 127.0.0.1:{}", replicas[1]),
         ),
         ("/var/cache/onshi-tmp", format!("{d}/cache-tmp")),
-        ("/var/cache/onshi ", format!("{d}/cache ")),
+        ("/var/lib/onshi/artifacts/", format!("{d}/data/artifacts/")),
         ("/run/onshi-nginx.pid", format!("{d}/nginx.pid")),
         ("/var/log/onshi-nginx/error.log", format!("{d}/error.log")),
     ] {
@@ -147,14 +151,14 @@ fn served(log: &Path) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
+async fn nginx_sends_the_artifacts_onshi_authorises() {
     let Some(nginx) = nginx() else { return };
     let Some(schema) = TestSchema::create() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    for sub in ["cache", "cache-tmp", "data"] {
+    for sub in ["cache-tmp", "data"] {
         std::fs::create_dir_all(dir.join(sub)).expect("directory");
     }
     let ports = [free_port(), free_port()];
@@ -260,8 +264,8 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
         .await;
     }
 
-    // Two devices download the package through nginx.
-    let mut cache = Vec::new();
+    // Two devices download the package through nginx; a third request carries no token.
+    let url = format!("{base}/artifacts/{sha}");
     for token in &tokens {
         let offer: CheckinResponse = serde_json::from_value(
             call(
@@ -276,7 +280,7 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
         .expect("a check-in answer");
         assert_eq!(offer.action, Action::Download, "{offer:?}");
         let r = client
-            .get(format!("{base}/artifacts/{sha}"))
+            .get(&url)
             .bearer_auth(token)
             .send()
             .await
@@ -285,31 +289,31 @@ async fn nginx_serves_the_second_download_of_an_artifact_from_its_cache() {
         let h = r.headers();
         assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
         assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
-        cache.push(h["x-cache-status"].to_str().expect("ascii").to_owned());
+        assert!(h.get("x-accel-redirect").is_none(), "{h:?}");
         assert_eq!(r.bytes().await.expect("body"), package);
     }
-    // A resumed download (a range) is served from the cached file too.
+    // A resumed download (a range with the agent's If-Range) is sent by nginx too.
     let r = client
-        .get(format!("{base}/artifacts/{sha}"))
+        .get(&url)
         .bearer_auth(&tokens[0])
         .header("range", "bytes=100000-")
+        .header("if-range", format!("\"{sha}\""))
         .send()
         .await
         .expect("ranged download");
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    cache.push(
-        r.headers()["x-cache-status"]
-            .to_str()
-            .expect("ascii")
-            .to_owned(),
-    );
     assert_eq!(r.bytes().await.expect("body"), package[100_000..]);
+    // Refused by onshi: no bytes. The internal location from outside: 404.
+    call(client.get(&url), 401).await;
+    call(client.get(&url).bearer_auth("not-a-token"), 401).await;
+    let internal = format!("{root}/_onshi/artifacts/{}/{sha}", &sha[..2]);
+    let r = client.get(&internal).send().await.expect("internal");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-    assert_eq!(cache, ["MISS", "HIT", "HIT"]);
     let by_replica = [served(&logs[0]), served(&logs[1])];
     assert_eq!(
         by_replica.iter().sum::<usize>(),
-        1,
-        "the replicas served the artifact {by_replica:?} times; nginx should have after the first"
+        3,
+        "the replicas authorised the artifact {by_replica:?} times; every download asks one"
     );
 }

@@ -600,6 +600,11 @@ pub async fn artifact(
         }
     }
     tracing::debug!(device = device.id, state = %deployment.state, "serving artifact");
+    if let Some(prefix) = &state.accel_redirect {
+        // Every check above has passed: nginx sends the file. The path is made of the parsed
+        // hash only, never of anything else the client sent.
+        return artifacts::accel_redirect(&state.data_dir, prefix, sha, &headers).await;
+    }
     artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await
 }
 

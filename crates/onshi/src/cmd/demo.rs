@@ -363,6 +363,7 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         // The notices go to DATA/outbox/*.eml: a demo sends no real mail.
         smtp: None,
         mail_from: None,
+        accel_redirect: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -36,6 +36,15 @@ pub struct Args {
     /// The notices' sender address.
     #[arg(long, value_name = "ADDRESS")]
     mail_from: Option<String>,
+    /// Behind nginx: answer an authorised package download with `X-Accel-Redirect:
+    /// PREFIX<ab>/<sha256>` and no body, and let nginx send the file from its `internal`
+    /// location PREFIX (deploy/nginx.conf uses /_onshi/artifacts/). Default: onshi sends it.
+    #[arg(long, value_name = "PREFIX", value_parser = accel_prefix)]
+    accel_redirect: Option<String>,
+}
+
+fn accel_prefix(s: &str) -> Result<String, String> {
+    onshi_server::artifacts::check_accel_prefix(s).map(|()| s.to_owned())
 }
 
 /// `--clock` and `--clock-speed`, shared by every command that runs on simulated time.
@@ -77,6 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         qualification_public: args.qualification_public,
         smtp: args.smtp.clone(),
         mail_from: args.mail_from.clone(),
+        accel_redirect: args.accel_redirect.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
