@@ -99,10 +99,25 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
         },
         Transport::Files(dir) => Outlet::Files(dir),
     };
+    // Delivery runs on its own task: a slow relay never holds up planning (a page a tick), and
+    // planning never holds up delivery.
+    let postman = Postman {
+        state: state.clone(),
+        sender: Sender { outlet, from },
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = postman.deliver().await {
+                tracing::error!(error = %e.message, "delivering notices failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut worker = Worker {
             state,
-            sender: Sender { outlet, from },
             round: None,
             last_plan: None,
         };
@@ -122,9 +137,15 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
     });
 }
 
-struct Worker {
+/// Delivers the outbox.
+struct Postman {
     state: AppState,
     sender: Sender,
+}
+
+/// Plans the outbox.
+struct Worker {
+    state: AppState,
     /// The planning round under way, a page a tick.
     round: Option<Round>,
     /// When the last round started (server time).
@@ -157,11 +178,10 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = self.deliver().await {
-            tracing::error!(error = %e.message, "delivering notices failed");
-        }
     }
+}
 
+impl Postman {
     /// Claims a batch of due mails and sends them, [`IN_FLIGHT`] at a time, each within
     /// [`SEND_TIMEOUT`]. A claim lasts [`CLAIM`] (at least [`CLAIM_MIN_REAL`] of real time); no
     /// send starts unless it can end, and be marked, before the claim runs out, so another

@@ -644,7 +644,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     // The evening's mails go out before the clock jumps: a claim is measured on the server's
     // clock, so a jump of hours would end the claims of mails still being sent, and the other
     // replica would send them again (only a simulated clock can jump).
-    let wait = std::time::Instant::now() + Duration::from_secs(240);
+    let wait = std::time::Instant::now() + Duration::from_secs(120);
     while inbox.of_kind(NoticeKind::Announcement) < sites
         || inbox.of_kind(NoticeKind::KeepPowerOn) < sites
     {
