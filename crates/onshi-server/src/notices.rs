@@ -121,7 +121,7 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
             round: None,
             last_plan: None,
         };
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(plan::PLAN_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let nudge = worker.state.notices_nudge.clone();
         loop {
