@@ -78,6 +78,9 @@ pub struct Window {
     pub closes_at: Option<Timestamp>,
     /// When distribution opens again after `closes_at`.
     pub next_opening: Option<Timestamp>,
+    /// How long after its appointment a waiting device's place is kept ([`GRACE`] of server
+    /// time; a server on a fast simulated clock keeps it longer, see [`Window::with_grace`]).
+    pub grace: Duration,
 }
 
 impl Window {
@@ -94,7 +97,16 @@ impl Window {
             opened_at,
             closes_at: status.closes_at,
             next_opening,
+            grace: GRACE,
         })
+    }
+
+    /// The window with places kept `grace` after their appointments. A server on a fast
+    /// simulated clock passes at least a second or two of real time: at 600× the 30 s of
+    /// [`GRACE`] are 50 ms, less than an agent's round trip, and every device would lapse on
+    /// every return and queue again at the back, so that none reached a slot.
+    pub fn with_grace(self, grace: Duration) -> Self {
+        Self { grace, ..self }
     }
 
     /// `at`, or the next window's opening (spread over [`OPENING_SPREAD`] by `jitter`) when `at`
@@ -148,9 +160,10 @@ impl Turnover {
 }
 
 /// Whether a waiting device whose appointment was `due` has lapsed at `now` (not come back
-/// within [`GRACE`]): its reserved turn passes on, and it queues again at the back.
-pub fn lapsed(due: Timestamp, now: Timestamp) -> bool {
-    due.checked_add(GRACE).is_ok_and(|end| end < now)
+/// within `grace`, [`Window::grace`]): its reserved turn passes on, and it queues again at the
+/// back.
+pub fn lapsed(due: Timestamp, now: Timestamp, grace: Duration) -> bool {
+    due.checked_add(grace).is_ok_and(|end| end < now)
 }
 
 /// Whether a waiting device `position` places behind the head takes a slot now, with `free`

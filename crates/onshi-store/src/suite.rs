@@ -1826,6 +1826,7 @@ fn queue_window() -> onshi_core::appointment::Window {
         opened_at: at(0),
         closes_at: Some(at(24 * 60)),
         next_opening: Some(at(48 * 60)),
+        grace: onshi_core::appointment::GRACE,
     }
 }
 

@@ -20,7 +20,7 @@ pub enum Turn {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     device: i64,
-    /// The device's appointment; its place lapses [`GRACE`] after it.
+    /// The device's appointment; its place lapses the window's grace after it.
     due: Timestamp,
     /// How many later arrivals have taken a slot while one was reserved for this device.
     passed_by: u32,
@@ -98,7 +98,7 @@ impl Queue {
             self.window = Some(window.opened_at);
         }
         let free = max.saturating_sub(live);
-        self.drop_lapsed_head(now, free);
+        self.drop_lapsed_head(now, free, window.grace);
         let ticket = match self.ticket_of.get(&device) {
             Some(&t) => t,
             None => {
@@ -160,12 +160,12 @@ impl Queue {
 
     /// Drops lapsed places among the first `free + 1` (the ones a free slot is reserved for, and
     /// the one a lapse would move up), so a device that did not come cannot hold a slot.
-    fn drop_lapsed_head(&mut self, now: Timestamp, free: u32) {
+    fn drop_lapsed_head(&mut self, now: Timestamp, free: u32, grace: Duration) {
         let lapsed: Vec<u64> = self
             .waiting
             .iter()
             .take(free as usize + 1)
-            .filter(|(_, e)| lapsed(e.due, now))
+            .filter(|(_, e)| lapsed(e.due, now, grace))
             .map(|(t, _)| *t)
             .collect();
         for t in lapsed {

@@ -301,6 +301,25 @@ fn a_no_show_at_the_head_does_not_stall_a_slot() {
 }
 
 #[test]
+fn a_longer_grace_keeps_a_late_device_its_turn() {
+    // A server on a fast simulated clock keeps places longer (server time) than GRACE: a device
+    // back after GRACE but within the window's grace still has its reserved turn.
+    let w = night().with_grace(GRACE * 20);
+    let now = at("2026-01-19T21:00:00+09:00");
+    let mut q = Queue::new();
+    let Turn::Wait { at: due, .. } = q.ask(1, now, &w, 2, 2, 0.5) else {
+        panic!("1 waits first")
+    };
+    assert!(matches!(q.ask(2, now, &w, 2, 2, 0.5), Turn::Wait { .. }));
+    let late = due.checked_add(GRACE * 2).expect("i");
+    assert!(matches!(
+        q.ask(2, late, &w, 1, 2, 0.5),
+        Turn::Wait { position: 1, .. }
+    ));
+    assert_eq!(q.ask(1, late, &w, 1, 2, 0.5), Turn::Slot);
+}
+
+#[test]
 fn a_later_arrival_passes_an_absent_head_at_most_the_bound() {
     let w = night();
     let now = at("2026-01-19T21:00:00+09:00");

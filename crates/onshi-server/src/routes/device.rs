@@ -37,6 +37,10 @@ pub const LEASE_TTL: Duration = Duration::from_secs(120);
 /// The least real time a download slot lives: a device's round trip from check-in to download
 /// takes real time however fast a simulated clock runs (at 36,000× speed, 120 s is 3 ms).
 pub const LEASE_MIN_REAL: Duration = Duration::from_secs(1);
+/// The least real time a waiting device's place is kept after its appointment
+/// ([`appointment::GRACE`] of server time otherwise): an agent's round trip takes real time,
+/// and on a fast simulated clock 30 s of server time is less than one.
+pub const GRACE_MIN_REAL: Duration = Duration::from_secs(2);
 
 fn valid_serial(serial: &str) -> ApiResult<String> {
     Serial::parse(serial)
@@ -231,6 +235,10 @@ pub async fn checkin(
         offer::download_open(record.status, status.distributing, deployment.state).is_ok();
     let turn = match appointment::Window::of(&schedule, &status) {
         Some(window) if wants_slot => {
+            let grace = state
+                .clock
+                .span_at_least_real(appointment::GRACE, GRACE_MIN_REAL);
+            let window = window.with_grace(grace);
             Some(take_turn(&state, &record, device.id, now, window, jitter).await?)
         }
         _ => None,
