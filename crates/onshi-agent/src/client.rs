@@ -59,6 +59,8 @@ type Result<T> = std::result::Result<T, ClientError>;
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub requests: AtomicU64,
+    /// Check-ins among the requests.
+    pub checkins: AtomicU64,
     /// Requests that got no answer or an error status.
     pub errors: AtomicU64,
     /// Latency histogram: bucket `i` counts answers within `2^i` µs (the last bucket: longer).
@@ -219,6 +221,9 @@ impl Client {
         running: &Version,
     ) -> Result<CheckinResponse> {
         let url = self.url("/api/v1/checkin");
+        if let Some(m) = &self.metrics {
+            m.checkins.fetch_add(1, Ordering::Relaxed);
+        }
         let req = self
             .http
             .post(&url)

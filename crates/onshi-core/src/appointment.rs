@@ -6,9 +6,11 @@
 //!
 //! The rules, all pure (the instant is passed in):
 //! - a device's *position* is how many waiting devices arrived before it in this window;
-//! - the free slots (of `max_downloads`) are reserved for the first waiting devices, so a later
-//!   arrival takes one only when every device ahead of it has one reserved too (see
-//!   [`OVERTAKE_BOUND`] for how far that lets it pass them);
+//! - the free slots (of `max_downloads`) are reserved for the first waiting devices due back
+//!   within [`HEAD_MAX_POLL`], so a later arrival takes one only when every such device ahead of
+//!   it has one reserved too; a device due back later (told a late appointment, or gone away)
+//!   is passed, at most [`OVERTAKE_BOUND`] times, after which a slot is held for it (see
+//!   [`admits`]);
 //! - the appointment comes from the observed slot turnover ([`Turnover`]): near the head, a short
 //!   one ([`HEAD_POLL`]) so that a freed slot is taken within seconds; further back, the expected
 //!   wait, at most [`EARLY`] of it (and half of [`HEAD_POLL_HORIZON`] short of it) so the device lands
@@ -137,6 +139,8 @@ impl Window {
 pub struct Turnover {
     /// Seconds a slot is held, on average.
     pub hold: f64,
+    /// Slots freed so far (the first replaces the assumed hold).
+    pub frees: u32,
 }
 
 impl Turnover {
@@ -144,13 +148,28 @@ impl Turnover {
     pub fn assumed() -> Self {
         Self {
             hold: ASSUMED_HOLD.as_secs_f64(),
+            frees: 0,
         }
     }
 
-    /// A slot held for `held` was freed (given back, or its lease lapsed).
+    /// A slot held for `held` was freed (given back, or its lease lapsed). The first one freed
+    /// replaces the assumed hold, which may be off by a hundredfold (a small package on a fast
+    /// line is held for seconds).
     pub fn freed(&mut self, held: Duration) {
         let held = held.min(LONGEST_HOLD).as_secs_f64();
-        self.hold += TURNOVER_WEIGHT * (held - self.hold);
+        if self.frees == 0 {
+            self.hold = held;
+        } else {
+            self.hold += TURNOVER_WEIGHT * (held - self.hold);
+        }
+        self.frees = self.frees.saturating_add(1);
+    }
+
+    /// Whether as many slots have been freed as there are (`slots`): the hold is then measured,
+    /// not assumed ([`Queue`] sends no device away for longer than it has been asking until
+    /// then).
+    pub fn settled(&self, slots: u32) -> bool {
+        self.frees >= slots.max(1)
     }
 
     /// Slots freed per second when all `slots` are busy.
@@ -166,12 +185,12 @@ pub fn lapsed(due: Timestamp, now: Timestamp, grace: Duration) -> bool {
     due.checked_add(grace).is_ok_and(|end| end < now)
 }
 
-/// Whether a waiting device `position` places behind the head takes a slot now, with `free`
-/// slots free and the devices ahead of it passed `ahead_passed` times each: the free slots are
-/// reserved for the first waiting devices, and none ahead may be passed more than
-/// [`OVERTAKE_BOUND`] times.
-pub fn admits(position: u64, free: u32, mut ahead_passed: impl Iterator<Item = u32>) -> bool {
-    position < u64::from(free) && ahead_passed.all(|p| p < OVERTAKE_BOUND)
+/// Whether a waiting device takes one of `free` slots now, with `expected` devices ahead of it
+/// due back within [`HEAD_MAX_POLL`] (a free slot is reserved for each) and `held` devices ahead
+/// that are not due back yet but were passed [`OVERTAKE_BOUND`] times already (a slot is held
+/// for each until it comes or lapses). The other devices ahead, due back later, are passed.
+pub fn admits(expected: u64, held: u64, free: u32) -> bool {
+    expected.saturating_add(held) < u64::from(free)
 }
 
 /// The most an agent adds to its appointment, so that terminals given one instant do not arrive

@@ -85,19 +85,26 @@ struct SlotSampler {
 }
 
 impl SlotSampler {
+    /// Samples the database's own count of lease rows.
     fn start(schema: Arc<TestSchema>) -> Self {
+        Self::counting(move || {
+            usize::try_from(schema.query_i64("SELECT COUNT(*) FROM leases")[0]).expect("a count")
+        })
+    }
+
+    /// Samples `count` (run on the blocking pool) every 20 ms.
+    fn counting(count: impl Fn() -> usize + Send + Sync + 'static) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         let most = Arc::new(AtomicUsize::new(0));
         let (d, m) = (done.clone(), most.clone());
+        let count = Arc::new(count);
         let task = tokio::spawn(async move {
             while !d.load(Ordering::SeqCst) {
-                let s = schema.clone();
-                let n = tokio::task::spawn_blocking(move || {
-                    s.query_i64("SELECT COUNT(*) FROM leases")[0]
-                })
-                .await
-                .expect("sampled");
-                m.fetch_max(usize::try_from(n).expect("a count"), Ordering::SeqCst);
+                let c = count.clone();
+                let n = tokio::task::spawn_blocking(move || c())
+                    .await
+                    .expect("sampled");
+                m.fetch_max(n, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
@@ -503,10 +510,25 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
 /// of 50, then the next morning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_out_once() {
-    use onshi_agent::{Agent, Client, Enrollment, Options, Pace, StateDir};
     if !postgres_available() {
         return;
     }
+    first_night_of_real_agents(true).await;
+}
+
+/// The same night on one server with its SQLite store, where a terminal refused a slot is given
+/// an appointment from the campaign's queue in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_agents_on_one_sqlite_server_wait_by_appointment_through_the_night() {
+    first_night_of_real_agents(false).await;
+}
+
+/// Real agents of `ONSHI_REPLICA_SITES` sites (300 by default) through the first night with a
+/// throttle of 50, then the next morning: on two replicas sharing one PostgreSQL (`postgres`),
+/// or on one server with its SQLite store. Prints the figures of the night, check-ins per
+/// terminal among them.
+async fn first_night_of_real_agents(postgres: bool) {
+    use onshi_agent::{Agent, Client, Enrollment, Options, Pace, StateDir};
     // 300 in CI; the issue's 2,000 is `bench/replicas` (ONSHI_REPLICA_SITES=2000, release).
     let sites: usize = std::env::var("ONSHI_REPLICA_SITES")
         .ok()
@@ -519,21 +541,22 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     let spans = trace::spans();
     let (inbox, smtp) = smtp_server().await;
     let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let schema = test_schema(&test_database().unwrap_or_else(test_url));
+    let schema = postgres.then(|| test_schema(&test_database().unwrap_or_else(test_url)));
     let mut apps = Vec::new();
-    for _ in 0..2 {
-        let url = Some(schema.url.clone());
+    for _ in 0..if postgres { 2 } else { 1 } {
+        let url = schema.as_ref().map(|s| s.url.clone());
         apps.push(
             spawn_full(
                 "2026-01-19T18:00:00+09:00",
                 data.clone(),
-                Some(schema.clone()),
+                schema.clone(),
                 url,
                 Some(smtp.clone()),
             )
             .await,
         );
     }
+    let replicas = apps.len();
     // The fixture's poll interval: devices with nothing to do come back every 10 minutes.
     sites_and_campaign(&apps[0], sites, THROTTLE, 600).await;
 
@@ -548,7 +571,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         {
             dirs.push(done.expect("enrolment task"));
         }
-        let app = &apps[i % 2];
+        let app = &apps[i % replicas];
         let key = apps[0].enrollment_key(&code(i)).await;
         let client = Client::with_http(http.clone(), &app.url(""));
         let dir = StateDir::new(agents_root.path().join(code(i)));
@@ -594,8 +617,8 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     // Every request the agents make through the night (check-ins, reports, downloads).
     let metrics = Arc::new(onshi_agent::client::Metrics::default());
     for (i, dir) in dirs {
-        let client =
-            Client::with_http(http.clone(), &apps[i % 2].url("")).with_metrics(metrics.clone());
+        let client = Client::with_http(http.clone(), &apps[i % replicas].url(""))
+            .with_metrics(metrics.clone());
         let mut agent = Agent::open(dir, client, options).expect("agent opens");
         let mut stopped = stopped.clone();
         running.spawn(async move {
@@ -608,7 +631,32 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     }
 
     // The database's own count of slots, sampled while the devices run.
-    let sampler = SlotSampler::start(schema.clone());
+    let sampler = match &schema {
+        Some(schema) => SlotSampler::start(schema.clone()),
+        None => {
+            let (store, clock) = (apps[0].state.store.clone(), apps[0].state.clock.clone());
+            SlotSampler::counting(move || {
+                let live = store
+                    .live_leases(CAMPAIGN, clock.now())
+                    .expect("live leases");
+                usize::try_from(live).expect("a count")
+            })
+        }
+    };
+    // The evening's letters (the announcement and tonight's keep-power-on reminder, due from
+    // the afternoon until the window opens) are planned before the clock jumps to the opening:
+    // a site still unplanned then would be past its reminder's time.
+    wait_until_within(
+        Duration::from_secs(120),
+        "the evening's letters planned",
+        async || {
+            let s = apps[0].notices_summary().await;
+            s.sent + s.pending >= 2 * sites as u64
+        },
+    )
+    .await;
+    let opening: jiff::Timestamp = "2026-01-19T20:00:00+09:00".parse().expect("instant");
+    let checkins_before = metrics.checkins.load(std::sync::atomic::Ordering::Relaxed);
     for app in &apps {
         app.set_clock("2026-01-19T20:00:00+09:00").await;
     }
@@ -640,6 +688,25 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     assert!(slots <= THROTTLE as usize, "{slots} download slots at once");
     assert!(slots > 1, "downloads ran in parallel ({slots})");
     let requests = metrics.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let checkins = metrics.checkins.load(std::sync::atomic::Ordering::Relaxed) - checkins_before;
+    // Hours each terminal waited from the opening until it was installed, added up.
+    let listing: Vec<DeploymentListing> = apps[0]
+        .expect_as(
+            apps[0].admin(
+                Method::GET,
+                &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices?limit=100000"),
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(listing.len(), sites, "every terminal listed");
+    let waiting_hours: f64 = listing
+        .iter()
+        .map(|row| {
+            let at: jiff::Timestamp = row.updated_at.parse().expect("an instant");
+            at.duration_since(opening).as_secs_f64().max(0.0) / 3600.0
+        })
+        .sum();
 
     // The evening's mails go out before the clock jumps: a claim is measured on the server's
     // clock, so a jump of hours would end the claims of mails still being sent, and the other
@@ -654,9 +721,9 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
              of {sites} each; outbox rows (planned, sent): {:?}",
             inbox.of_kind(NoticeKind::Announcement),
             inbox.of_kind(NoticeKind::KeepPowerOn),
-            schema.query_i64(
+            schema.as_ref().map(|s| s.query_i64(
                 "SELECT COUNT(*) FROM outbox UNION ALL SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL"
-            ),
+            )),
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -696,9 +763,9 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
     assert_eq!(ids.len(), mails.len(), "a mail was delivered twice");
     assert_eq!(inbox.of_kind(NoticeKind::Announcement), sites);
     assert_eq!(inbox.of_kind(NoticeKind::RestartRequired), sites);
-    let states: Progress = apps[1]
+    let states: Progress = apps[replicas - 1]
         .expect_as(
-            apps[1].admin(
+            apps[replicas - 1].admin(
                 Method::GET,
                 &format!("/api/v1/admin/campaigns/{CAMPAIGN}/progress"),
             ),
@@ -706,13 +773,22 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
         )
         .await;
     assert_eq!(installed(&states), sites as u64, "{states:?}");
+    let store = if postgres {
+        "2 replicas on PostgreSQL (a refused terminal comes back in about 2 minutes)"
+    } else {
+        "1 server on SQLite (a refused terminal comes back by appointment)"
+    };
     eprintln!(
-        "{sites} real agents on 2 replicas, throttle {THROTTLE}: at most {slots} slots at once; \
+        "{sites} real agents, {store}, throttle {THROTTLE}: at most {slots} slots at once; \
          setup {setup:?}, night {night:?} (all installed at {}), {} mails each sent once; \
-         {:.1} requests per terminal until all were installed (check-ins by appointment, \
-         reports, downloads; the agents here wake at least every 5 simulated minutes)",
+         {:.1} requests per terminal until all were installed (check-ins, reports, downloads); \
+         {:.2} check-ins per terminal from the opening until all were installed, \
+         {:.2} per terminal-hour of waiting ({waiting_hours:.1} terminal-hours; the check-ins \
+         of terminals already installed count too, so this is an upper bound)",
         onshi_core::jst::civil(finished_at),
         mails.len(),
-        requests as f64 / sites as f64
+        requests as f64 / sites as f64,
+        checkins as f64 / sites as f64,
+        checkins as f64 / waiting_hours.max(f64::EPSILON),
     );
 }

@@ -240,6 +240,9 @@ static SQL_1: LazyLock<String> = LazyLock::new(|| {
 });
 /// One page of sites' facts: the institutions' code range first, so a page reads its own
 /// sites' devices only.
+/// Rows added at once after which the tables' planner statistics are refreshed.
+const ANALYZE_AFTER: u64 = 10_000;
+
 static SQL_PAGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {}, {FACTS_COLS}
@@ -405,6 +408,60 @@ impl PostgresStore {
         self.cache.remember_open(device.id, &open, ticket);
         Ok(Some((device, open)))
     }
+}
+
+/// Reads every device's identity and open deployments into the cache, so that a replica that
+/// starts, or whose listener came back, answers check-ins from memory at once instead of with a
+/// query each (at 100,000 devices a cold replica answered a seventh of a warm one's check-ins
+/// until most had asked once). Runs on the listener's connection right after `LISTEN`: a notice
+/// that arrives meanwhile is applied, and the ticket keeps the older rows from undoing it.
+/// Answers how many devices were read.
+async fn warm(cache: &Cache, client: &tokio_postgres::Client) -> Result<usize> {
+    use futures_lite::StreamExt;
+
+    let ticket = cache.ticket();
+    let rows = client
+        .query_raw(
+            concat!(
+                "SELECT ",
+                device_cols!(),
+                ", d.token_hash, p.campaign_id, p.device_id, p.state, p.bytes, p.last_seq, p.updated_at
+                 FROM devices d
+                 LEFT JOIN (deployments p JOIN campaigns c
+                            ON c.id = p.campaign_id AND c.status <> 'closed')
+                   ON p.device_id = d.id
+                 ORDER BY d.id, c.created_at DESC, c.id DESC"
+            ),
+            std::iter::empty::<i64>(),
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut current: Option<(String, Device, Vec<Deployment>)> = None;
+    let mut devices = 0;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let device = identity(&device_from(&row, 0)?.parse()?);
+        if current.as_ref().is_none_or(|(_, d, _)| d.id != device.id) {
+            if let Some((hash, d, open)) = current.take() {
+                cache.remember_device(&hash, &d, ticket);
+                cache.remember_open(d.id, &open, ticket);
+                devices += 1;
+            }
+            current = Some((row.try_get(9)?, device, Vec::new()));
+        }
+        // A device in no open campaign comes back as one row without a deployment.
+        if row.try_get::<_, Option<String>>(10)?.is_some()
+            && let Some((_, _, open)) = current.as_mut()
+        {
+            open.push(deployment_at(&row, 10)?);
+        }
+    }
+    if let Some((hash, d, open)) = current {
+        cache.remember_device(&hash, &d, ticket);
+        cache.remember_open(d.id, &open, ticket);
+        devices += 1;
+    }
+    Ok(devices)
 }
 
 impl Store for PostgresStore {
@@ -851,6 +908,13 @@ impl Store for PostgresStore {
         tx.commit()?;
         if n > 0 {
             self.cache.apply(ALL_DEPLOYMENTS_CHANGED);
+        }
+        if n >= ANALYZE_AFTER {
+            // A campaign just got its fleet: until autovacuum notices (a minute or more), the
+            // planner would take the campaign's deployments for a handful of rows and scan all
+            // of them for every page of sites the notices worker plans (150 ms a page at
+            // 100,000 devices, against 0.4 ms with statistics).
+            conn.execute("ANALYZE institutions, devices, deployments", &[])?;
         }
         usize::try_from(n).map_err(corrupt)
     }

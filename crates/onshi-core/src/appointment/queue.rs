@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Turnover, Window, admits, appointment, lapsed};
+use super::{HEAD_MAX_POLL, OVERTAKE_BOUND, Turnover, Window, admits, appointment, lapsed};
+
+/// How many devices told to come back later than [`HEAD_MAX_POLL`] a device asking for a slot
+/// may pass at most, beyond the free slots (bounds the work of one check-in).
+const SCAN_PAST_ABSENT: usize = 1024;
 
 /// The answer to a device that wants a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Queue {
     /// How many devices wait with each ticket (0 or 1), for positions in O(log n).
     ranks: Fenwick,
     turnover: Turnover,
+    /// The first time a device asked (until the turnover is settled).
+    first_ask: Option<Timestamp>,
 }
 
 impl Default for Queue {
@@ -53,6 +59,7 @@ impl Queue {
             ticket_of: HashMap::new(),
             ranks: Fenwick::default(),
             turnover: Turnover::assumed(),
+            first_ask: None,
         }
     }
 
@@ -116,24 +123,47 @@ impl Queue {
             }
         };
         let position = self.ranks.prefix(ticket);
-        if position < u64::from(free) {
-            let ahead: Vec<u64> = self.waiting.range(..ticket).map(|(t, _)| *t).collect();
-            if admits(
-                position,
-                free,
-                ahead.iter().map(|t| self.waiting[t].passed_by),
-            ) {
-                for t in ahead {
-                    if let Some(e) = self.waiting.get_mut(&t) {
-                        e.passed_by += 1;
-                    }
-                }
-                self.remove(ticket);
-                return Turn::Slot;
+        // The free slots are kept for the devices ahead due back within HEAD_MAX_POLL, and for
+        // those passed OVERTAKE_BOUND times; the others ahead (told a later appointment, or gone
+        // away) are passed rather than left holding a slot standing idle until then.
+        let soon = now.checked_add(HEAD_MAX_POLL).unwrap_or(Timestamp::MAX);
+        let (mut expected, mut held) = (0u64, 0u64);
+        let mut passed = Vec::new();
+        let mut scanned_all = true;
+        for (i, (&t, e)) in self.waiting.range(..ticket).enumerate() {
+            if !admits(expected, held, free) || i >= free as usize + SCAN_PAST_ABSENT {
+                scanned_all = false;
+                break;
+            }
+            if e.due <= soon {
+                expected += 1;
+            } else if e.passed_by >= OVERTAKE_BOUND {
+                held += 1;
+            } else {
+                passed.push(t);
             }
         }
+        if scanned_all && admits(expected, held, free) {
+            for t in passed {
+                if let Some(e) = self.waiting.get_mut(&t) {
+                    e.passed_by += 1;
+                }
+            }
+            self.remove(ticket);
+            return Turn::Slot;
+        }
         let turnover = self.turnover;
-        let at = appointment(position, free, turnover.rate(max), now, window, jitter);
+        let mut at = appointment(position, free, turnover.rate(max), now, window, jitter);
+        if !turnover.settled(max) {
+            // Before the hold is measured, the assumed one may be far too long: no device is
+            // sent away for longer than the queue has been asking (at least HEAD_MAX_POLL), so
+            // a wrong guess costs a few check-ins that back off, not hours of idle slots.
+            let first = *self.first_ask.get_or_insert(now);
+            let asking = Duration::try_from(now.duration_since(first)).unwrap_or_default();
+            if let Ok(latest) = now.checked_add(asking.max(HEAD_MAX_POLL)) {
+                at = at.min(latest);
+            }
+        }
         if window.closes_at.is_some_and(|close| at >= close) {
             // Not tonight: the device starts afresh in the next window's queue, and holds no
             // place (nor a reserved turn) in this one.

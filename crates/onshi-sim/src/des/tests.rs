@@ -207,12 +207,14 @@ fn ten_downloads_through_two_slots_take_five_hours_of_the_first_night() {
     assert!(installed(24) < 10, "00:00–01:00: {}", installed(24));
     assert_eq!(installed(25), 10, "by 02:00");
     // Each busy hour runs the two downloads at once; a freed slot waits for the head of the
-    // queue's next check-in (at most a minute with two slots held an hour each).
+    // queue's next check-in (at most a minute with two slots held an hour each), or, when the
+    // device next in line was told to come back later (an hour's hold is a long estimate), for
+    // it: with so few devices, a slot may stand idle for minutes in an hour.
     for h in 21..24 {
         assert_eq!(o.hourly.downloads_peak[h], 2, "hour {h}");
         let gbps = o.hourly.egress_gbps(h);
         assert!(
-            gbps <= 0.0016 + 1e-9 && gbps > 0.0016 * 0.9,
+            gbps <= 0.0016 + 1e-9 && gbps > 0.0016 * 0.8,
             "hour {h}: {gbps}"
         );
     }

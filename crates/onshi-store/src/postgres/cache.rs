@@ -251,6 +251,18 @@ async fn listen_once(
     // Listening from here on: what was kept before may have missed notices.
     cache.set_live(true);
     tracing::debug!(channel, "cache listener connected");
+    let started = std::time::Instant::now();
+    match super::warm(cache, &client).await {
+        Ok(devices) => tracing::info!(
+            devices,
+            seconds = started.elapsed().as_secs_f64(),
+            "cache filled: check-ins are answered from memory"
+        ),
+        // Not fatal: each device's first check-in reads the database and fills its entry.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not fill the cache; it fills as devices check in")
+        }
+    }
     loop {
         tokio::select! {
             ended = &mut driver => {
