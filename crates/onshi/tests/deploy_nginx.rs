@@ -20,7 +20,7 @@ use onshi_testkit::{CAMPAIGN, TestSchema};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "deploy-test-operator-token-0123";
+const TOKEN: &str = "deploy-test-operator-token-0123456789";
 const SITE: &str = "0110113719";
 const NIGHT: &str = "2026-01-19T21:00:00+09:00";
 
