@@ -224,7 +224,8 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
     let key = call(
         admin(
             Method::POST,
-            &format!("/admin/institutions/{SITE}/enrollment-key"),
+            // Two terminals with one key.
+            &format!("/admin/institutions/{SITE}/enrollment-key?uses=2"),
         ),
         200,
     )
