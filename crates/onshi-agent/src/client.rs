@@ -36,6 +36,14 @@ pub enum ClientError {
     /// The answer is not what the device API promises.
     #[error("unexpected answer from {url}: {why}")]
     Protocol { url: String, why: String },
+    /// A server address the agent will not speak to: plain `http://` to another machine, where
+    /// anyone on the path could read the token and forge the answers (a `server_time` that
+    /// restarts the terminal during reception hours, say).
+    #[error(
+        "refusing {url}: the server must be https:// (plain http:// only to this machine, \
+         127.0.0.1, ::1 or localhost)"
+    )]
+    Insecure { url: String },
 }
 
 impl ClientError {
@@ -54,6 +62,31 @@ impl ClientError {
 }
 
 type Result<T> = std::result::Result<T, ClientError>;
+
+/// `https://` to any server, `http://` only to this machine (loopback): every other hop is TLS
+/// (DESIGN.md §7).
+pub fn check_secure(base: &str) -> Result<()> {
+    let insecure = || ClientError::Insecure {
+        url: base.to_owned(),
+    };
+    let url = reqwest::Url::parse(base).map_err(|e| ClientError::Protocol {
+        url: base.to_owned(),
+        why: format!("not a URL: {e}"),
+    })?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback { Ok(()) } else { Err(insecure()) }
+        }
+        _ => Err(insecure()),
+    }
+}
 
 /// Counts of a client's requests and their latency, for load tests (`onshi simulate --against`).
 #[derive(Debug, Default)]
@@ -110,9 +143,13 @@ impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`). Connections that stall
     /// for a minute are given up, so a cut link is noticed and the download resumed.
     pub fn new(base: &str) -> Result<Self> {
+        check_secure(base)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
+            // The server closes a connection idle for its header timeout (10 s by default): let
+            // go of idle connections first, so no request goes out on one it is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("onshi-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Protocol {
@@ -297,5 +334,41 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             code: None,
             message: String::from_utf8_lossy(body).chars().take(200).collect(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_except_to_this_machine() {
+        for ok in [
+            "https://onshi.example.jp",
+            "https://203.0.113.7:8443/",
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://[::1]:8080/",
+            "http://localhost:8080",
+        ] {
+            assert!(check_secure(ok).is_ok(), "{ok}");
+            assert!(Client::new(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://onshi.example.jp",
+            "http://203.0.113.7:8080",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.jp",
+            "ftp://127.0.0.1/",
+        ] {
+            assert!(
+                matches!(Client::new(refused), Err(ClientError::Insecure { .. })),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            Client::new("not a url"),
+            Err(ClientError::Protocol { .. })
+        ));
     }
 }

@@ -362,3 +362,31 @@ async fn a_full_disk_is_reported_clearly_and_the_old_version_keeps_running() {
     );
     assert!(!dir.join("versions/2.0.0").exists());
 }
+
+#[tokio::test]
+async fn a_plain_http_server_off_this_machine_is_refused_before_anything_is_sent() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // `.invalid` never resolves: had the agent tried to connect, it would fail otherwise.
+    let out = AGENT
+        .output(
+            [
+                "enroll",
+                "--server",
+                "http://onshi.invalid:8080",
+                "--institution",
+                HOSPITAL,
+                "--key",
+                "some-key",
+                "--state-dir",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([tmp.path().join("site").display().to_string()])
+            .collect(),
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("must be https://"), "{stderr}");
+    assert!(!tmp.path().join("site").join("agent.json").exists());
+}

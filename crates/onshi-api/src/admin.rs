@@ -190,10 +190,37 @@ pub struct InstitutionList {
     pub institutions: Vec<Institution>,
 }
 
-/// A new enrollment key (shown once).
+/// A new enrollment key (shown once). It enrols at most `uses` terminals and none after
+/// `expires_at`; issuing another ends it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnrollmentKey {
     pub enrollment_key: String,
+    /// When the key stops working (server time).
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+    /// How many terminals it may enrol.
+    pub uses: u32,
+}
+
+/// `POST /api/v1/admin/institutions/{code}/enrollment-key` options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentKeyQuery {
+    /// Terminals the key may enrol: 1 (the default) to the site's cap of terminals
+    /// (`MAX_TERMINALS_PER_SITE`, 16).
+    #[param(minimum = 1, maximum = 16)]
+    pub uses: Option<u32>,
+    /// Hours until the key expires: 1 to 720 (30 days); default 168 (7 days).
+    #[param(minimum = 1, maximum = 720)]
+    pub valid_hours: Option<u32>,
+}
+
+/// The devices a revocation ended: the device and, for a terminal, its card readers (empty if
+/// it was revoked already).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: Vec<i64>,
 }
 
 /// A new access key (shown once).

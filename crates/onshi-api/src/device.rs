@@ -16,10 +16,17 @@ use utoipa::openapi::{KnownFormat, RefOr, Schema, SchemaFormat};
 /// The longest `detail` of a report, in characters.
 pub const MAX_DETAIL_CHARS: usize = 500;
 
-/// A device serial: 1–64 characters of letters, digits, `-`, `_`, `.`, `:`.
+/// At most this many terminals per site are enrolled (a hospital has several; a leaked
+/// enrolment key cannot add more, nor more than the key's uses).
+pub const MAX_TERMINALS_PER_SITE: u32 = 16;
+/// At most this many card readers per terminal are enrolled.
+pub const MAX_READERS_PER_TERMINAL: u32 = 4;
+
+/// A device serial: 1–64 characters of letters, digits, `-`, `_`, `.`, `:`, the first a letter or
+/// digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, pattern = r"^[A-Za-z0-9._:-]{1,64}$", example = "terminal-0110113719")]
+#[schema(value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", example = "terminal-0110113719")]
 pub struct Serial(String);
 
 /// Why a text is not a [`Serial`].
@@ -28,7 +35,10 @@ pub struct BadSerial;
 
 impl std::fmt::Display for BadSerial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("serial must be 1–64 characters of letters, digits, '-', '_', '.', ':'")
+        f.write_str(
+            "serial must be 1–64 characters of letters, digits, '-', '_', '.', ':', \
+             starting with a letter or digit",
+        )
     }
 }
 
@@ -37,7 +47,10 @@ impl std::error::Error for BadSerial {}
 impl Serial {
     /// Parses a serial.
     pub fn parse(s: &str) -> Result<Self, BadSerial> {
+        // Starting with a letter or digit rules out `.` and `..`: the agent keeps a reader's
+        // files under `readers/<serial>`.
         let ok = (1..=64).contains(&s.len())
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         if ok {
@@ -243,7 +256,7 @@ pub struct ReportRequest {
     /// For `running`: the version the device now runs (required then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Version>,
-    /// Bytes downloaded so far.
+    /// Bytes downloaded so far (at most 2^63 − 1).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -445,5 +458,10 @@ mod tests {
         assert!(Serial::parse("").is_err());
         assert!(Serial::parse("a b").is_err());
         assert!(Serial::parse(&"x".repeat(65)).is_err());
+        // Not a path of its own under the agent's `readers/`.
+        assert!(Serial::parse(".").is_err());
+        assert!(Serial::parse("..").is_err());
+        assert!(Serial::parse(".hidden").is_err());
+        assert!(Serial::parse("C1.2").is_ok());
     }
 }

@@ -8,12 +8,18 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// 413: the body is over the limit (64 MiB for JSON, 8 GiB for a package).
+    /// 409: this serial is enrolled already; the operator must revoke that device before it can
+    /// be enrolled again.
+    AlreadyEnrolled,
+    /// 413: the body is over the route's limit (16 KiB for the device API and every route open
+    /// without a credential, 64 MiB for the operator's JSON and CSV, 8 GiB for a package).
     BodyTooLarge,
     /// 409: the thing already exists, or a concurrent report changed the deployment first.
     Conflict,
     /// 503: the database cannot be reached now; nothing was stored, retry later.
     DatabaseUnavailable,
+    /// 409: the site has as many terminals, or the terminal as many card readers, as it may.
+    DeviceLimit,
     /// 400: an uploaded package has no bytes.
     EmptyPackage,
     /// 500: a server fault; details are only in the server log.
@@ -82,6 +88,8 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// 409: the server runs on real time; only a simulated clock can be set.
     RealClock,
+    /// 408: the request's head or body did not arrive in time, or it took too long to answer.
+    RequestTimeout,
     /// 401: missing, malformed or wrong bearer credential (or wrong enrollment key).
     Unauthorized,
     /// 409: a release component names a package that was never uploaded.
@@ -97,9 +105,11 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {
+            AlreadyEnrolled => "already_enrolled",
             BodyTooLarge => "body_too_large",
             Conflict => "conflict",
             DatabaseUnavailable => "database_unavailable",
+            DeviceLimit => "device_limit",
             EmptyPackage => "empty_package",
             Internal => "internal",
             InvalidCampaignTransition => "invalid_campaign_transition",
@@ -134,6 +144,7 @@ impl ErrorCode {
             OutsideWindow => "outside_window",
             RangeNotSatisfiable => "range_not_satisfiable",
             RealClock => "real_clock",
+            RequestTimeout => "request_timeout",
             Unauthorized => "unauthorized",
             UnknownArtifact => "unknown_artifact",
             UnsupportedMediaType => "unsupported_media_type",
@@ -165,7 +176,7 @@ mod tests {
         let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
             .unwrap_or_default();
         let names = schema["enum"].as_array().cloned().unwrap_or_default();
-        assert_eq!(names.len(), 41, "{schema}");
+        assert_eq!(names.len(), 44, "{schema}");
         for name in names {
             let code: ErrorCode =
                 serde_json::from_value(name.clone()).unwrap_or(ErrorCode::Internal);

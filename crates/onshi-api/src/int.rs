@@ -40,15 +40,22 @@ pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 /// A whole `u64`, or null/absent.
 pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    match Option::<Number>::deserialize(d)? {
-        None => Ok(None),
-        Some(Number::Int(i)) => u64::try_from(i).map(Some).map_err(D::Error::custom),
-        Some(Number::Uint(u)) => Ok(Some(u)),
-        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..1.8e19).contains(&f) => {
-            Ok(Some(f as u64))
+    let n = match Option::<Number>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Number::Int(i)) => u64::try_from(i).map_err(D::Error::custom)?,
+        Some(Number::Uint(u)) => u,
+        Some(Number::Float(f)) if f.fract() == 0.0 && (0.0..9.2e18).contains(&f) => f as u64,
+        Some(Number::Float(f)) => {
+            return Err(D::Error::custom(format!(
+                "{f} is not a whole number up to 2^63 - 1"
+            )));
         }
-        Some(Number::Float(f)) => Err(D::Error::custom(format!("{f} is not a whole number"))),
+    };
+    // Counts are stored as signed 64-bit integers in both databases.
+    if i64::try_from(n).is_err() {
+        return Err(D::Error::custom(format!("{n} is over 2^63 - 1")));
     }
+    Ok(Some(n))
 }
 
 #[cfg(test)]
@@ -73,5 +80,29 @@ mod tests {
         assert!(n(r#"{"n": 206.5}"#).is_err());
         assert!(n(r#"{"n": "206"}"#).is_err());
         assert!(n(r#"{"n": 1e30}"#).is_err());
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Count {
+        #[serde(default, deserialize_with = "super::opt_u64")]
+        bytes: Option<u64>,
+    }
+
+    fn bytes(json: &str) -> Result<Option<u64>, String> {
+        serde_json::from_str::<Count>(json)
+            .map(|t| t.bytes)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_count_is_refused_past_what_the_databases_store() {
+        assert_eq!(bytes(r#"{}"#), Ok(None));
+        assert_eq!(
+            bytes(r#"{"bytes": 9223372036854775807}"#),
+            Ok(Some(i64::MAX as u64))
+        );
+        assert!(bytes(r#"{"bytes": 9223372036854775808}"#).is_err());
+        assert!(bytes(r#"{"bytes": 18446744073709551615}"#).is_err());
+        assert!(bytes(r#"{"bytes": -1}"#).is_err());
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use onshi_api::{ErrorBody, ErrorCode};
-use onshi_store::StoreError;
+use onshi_store::{EnrolRefusal, StoreError};
 
 /// An error answered to a client.
 #[derive(Debug)]
@@ -117,6 +117,22 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
             StoreError::Conflict(what) => Self::conflict(ErrorCode::Conflict, what),
             StoreError::Unavailable(why) => Self::unavailable(why),
+            StoreError::EnrolRefused(why) => match why {
+                EnrolRefusal::SerialTaken => Self::conflict(
+                    ErrorCode::AlreadyEnrolled,
+                    "this serial is already enrolled; ask the operator to revoke that device \
+                     before enrolling it again",
+                ),
+                EnrolRefusal::Full => Self::conflict(
+                    ErrorCode::DeviceLimit,
+                    "the site has as many terminals (or the terminal as many card readers) as \
+                     it may; ask the operator to revoke one that is no longer used",
+                ),
+                // One answer for every wrong key, as for an unknown institution.
+                EnrolRefusal::Key => {
+                    Self::unauthorized("institution code or enrollment key is wrong or expired")
+                }
+            },
             other => Self::internal(other),
         }
     }
@@ -124,6 +140,13 @@ impl From<StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if is_body_timeout(&rejection) {
+            return Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                "the body stopped arriving; send it again",
+            );
+        }
         let status = rejection.status();
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
@@ -132,6 +155,18 @@ impl From<JsonRejection> for ApiError {
         };
         Self::new(status, code, rejection.body_text())
     }
+}
+
+/// Whether a failure to read a body was the body's pause limit (`crate::limits`).
+fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl From<tokio::task::JoinError> for ApiError {

@@ -26,10 +26,14 @@ use tower_http::trace::TraceLayer;
 pub mod artifacts;
 mod attachment;
 pub mod auth;
+mod connections;
 mod desks;
 mod error;
+mod headers;
 mod history;
 mod json;
+pub mod limits;
+mod logins;
 pub mod notices;
 pub mod openapi;
 mod pages;
@@ -39,6 +43,7 @@ mod services;
 mod sessions;
 mod state;
 mod targeting;
+mod tls;
 mod wire;
 
 pub use error::ApiError;
@@ -49,6 +54,8 @@ pub use state::AppState;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 pub use json::MAX_BODY;
+pub use limits::Limits;
+pub use tls::{TlsError, TlsFiles};
 
 /// How the server is started.
 #[derive(Debug, Clone)]
@@ -75,13 +82,25 @@ pub struct Config {
     /// download is answered with `X-Accel-Redirect: PREFIX<ab>/<sha256>` and no body, and nginx
     /// sends the file (see [`artifacts::accel_redirect`]). `None`: onshi streams the file.
     pub accel_redirect: Option<String>,
+    /// Time and size limits of connections and requests.
+    pub limits: Limits,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`); `None`: plain
+    /// HTTP, for loopback behind a proxy that terminates TLS.
+    pub tls: Option<TlsFiles>,
+    /// Proxies besides loopback whose `X-Forwarded-Proto` and `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// `https` when onshi terminates TLS, else `http`.
+    pub scheme: &'static str,
     /// Set when the server generated a new operator token on this start (print it once).
     pub new_operator_token: Option<String>,
+    /// Where that new token was written (`DATA/operator-token`, mode 0600), so that it need
+    /// never reach a log.
+    pub new_operator_token_file: Option<PathBuf>,
     pub state: AppState,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -101,11 +120,16 @@ impl Running {
     }
 }
 
-/// The router: the JSON APIs, the OpenAPI document and the HTML pages, with their limits.
-pub fn router(state: AppState) -> Router {
+/// The router: the JSON APIs, the OpenAPI document and the HTML pages, each route group with
+/// its body limit ([`limits`]): 16 KiB for the device API and every route open without a
+/// credential, 1 MiB for the operator's page forms, 64 MiB for the operator API, packages
+/// streamed with their own limit. A declared length over the limit is refused before the body is
+/// read.
+pub fn router(state: AppState, limits: &Limits) -> Router {
     use pages::{actions, dashboard, guidance, home, operator, site};
-    let (api, _) = routes::api().split_for_parts();
-    let pages = Router::new()
+    let (api, _) = routes::api(limits).split_for_parts();
+    // Open to anyone: the logins, the reception emulator.
+    let open_pages = Router::new()
         .route("/api/v1/openapi.json", get(serve_openapi))
         .route("/", get(home::page))
         .route("/guidance", get(guidance::page))
@@ -116,6 +140,14 @@ pub fn router(state: AppState) -> Router {
             "/operator/login",
             get(operator::login_page).post(operator::login),
         )
+        .route("/reception", get(pages::reception::start))
+        .route("/reception/{id}", get(pages::reception::page))
+        .route("/reception/{id}/event", post(pages::reception::event))
+        .route("/reception/{id}/setup", post(pages::reception::setup))
+        .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
+        .layer(Limits::body(limits::SMALL_BODY))
+        .layer(limits.request_deadline());
+    let operator_pages = Router::new()
         .route("/operator/logout", post(operator::logout))
         .route("/operator", get(operator::home))
         .route("/operator/campaigns", post(operator::create_campaign))
@@ -123,19 +155,24 @@ pub fn router(state: AppState) -> Router {
         .route("/operator/campaigns/{id}/control", post(operator::control))
         .route("/operator/campaigns/{id}/sites", get(actions::page))
         .route("/operator/campaigns/{id}/sites.csv", get(actions::csv))
-        .route("/reception", get(pages::reception::start))
-        .route("/reception/{id}", get(pages::reception::page))
-        .route("/reception/{id}/event", post(pages::reception::event))
-        .route("/reception/{id}/setup", post(pages::reception::setup))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .route(
+            "/operator/devices/{id}/revoke",
+            post(operator::revoke_device),
+        )
+        .layer(DefaultBodyLimit::max(limits::FORM_BODY))
+        .layer(Limits::body(limits::FORM_BODY));
     // The dashboard's release upload is a package upload too.
     let uploads = Router::new()
         .route("/operator/releases", post(operator::upload_release))
         .layer(DefaultBodyLimit::disable());
-    api.merge(pages)
+    api.merge(open_pages)
+        .merge(operator_pages)
         .merge(uploads)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(limits.body_pause())
+        .layer(axum::middleware::map_response(limits::errors_as_json))
+        .layer(axum::middleware::map_response(headers::secure))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -143,7 +180,7 @@ pub fn router(state: AppState) -> Router {
 /// The OpenAPI document as pretty JSON with a final newline: what `/api/v1/openapi.json`
 /// serves and `openapi.json` holds.
 pub fn openapi_json() -> String {
-    let mut text = routes::api()
+    let mut text = routes::api(&Limits::default())
         .into_openapi()
         .to_pretty_json()
         .unwrap_or_default();
@@ -174,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         artifacts::check_accel_prefix(prefix)
             .map_err(|e| anyhow::anyhow!("--accel-redirect {prefix:?}: {e}"))?;
     }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key_path = config
@@ -198,6 +236,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })
     };
     let (store, signing_key, token_hash, new_operator_token) = setup.await??;
+    let new_operator_token_file = match &new_operator_token {
+        Some(token) => {
+            let path = config.data_dir.join("operator-token");
+            let _ = std::fs::remove_file(&path);
+            write_private(&path, token)?;
+            Some(path)
+        }
+        None => None,
+    };
     let mut state = AppState::new(
         store.clone(),
         config.clock.clone(),
@@ -219,18 +266,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     spawn_flusher(store.clone());
     services::progress::spawn_sampler(state.clone());
     notices::spawn(state.clone(), transport, from);
-    let app = router(state.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-    });
+    let app = router(state.clone(), &config.limits);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let how = connections::Listening {
+        limits: config.limits,
+        tls,
+        trusted_proxies: config.trusted_proxies.clone().into(),
+    };
+    let server = tokio::spawn(connections::serve(listener, app, how, shutdown_signal()));
     Ok(Running {
         addr,
+        scheme,
         new_operator_token,
+        new_operator_token_file,
         state,
         server,
     })
@@ -290,6 +338,8 @@ fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn
 }
 
 const OPERATOR_TOKEN_KEY: &str = "operator_token_hash";
+/// The shortest operator token accepted: the one credential that controls every site's update.
+pub const MIN_OPERATOR_TOKEN: usize = 32;
 const SIGNING_PUBLIC_KEY: &str = "signing_public_key";
 
 /// Replicas sign manifests with one key: the first replica records its public key in the
@@ -315,8 +365,9 @@ fn operator_token(
 ) -> anyhow::Result<(String, Option<String>)> {
     if let Some(token) = given {
         anyhow::ensure!(
-            token.len() >= 16,
-            "ONSHI_OPERATOR_TOKEN must be at least 16 characters"
+            token.chars().count() >= MIN_OPERATOR_TOKEN,
+            "ONSHI_OPERATOR_TOKEN must be at least {MIN_OPERATOR_TOKEN} characters \
+             (a long random secret: `openssl rand -base64 32`, say)"
         );
         let hash = auth::hash_secret(&token);
         store.set_setting(OPERATOR_TOKEN_KEY, &hash)?;

@@ -17,11 +17,15 @@ use crate::secrets::{hash_secret, new_secret};
 const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// …and at the latest this long after login.
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
-/// At most this many sessions are kept; the least recently used goes first.
-const MAX_SESSIONS: usize = 10_000;
+/// At most this many sessions of one principal (the operator, or one site) are kept; a new
+/// login beyond them ends that principal's least recently used session, never another's.
+pub const PER_PRINCIPAL: usize = 10;
+/// At most this many sites' sessions are kept in all; beyond them the least recently used
+/// site session ends. The operator's sessions are never counted nor ended for a site's login.
+pub const MAX_SITE_SESSIONS: usize = 100_000;
 
 /// Who a session speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Who {
     Operator,
     Site(InstitutionCode),
@@ -59,17 +63,37 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    fn purge(&mut self, now: Instant) {
+    /// Drops expired sessions, then makes room for one more session of `who`: at most
+    /// [`PER_PRINCIPAL`] per principal and [`MAX_SITE_SESSIONS`] sites' in all, so one site
+    /// logging in again and again only ends its own sessions.
+    fn purge(&mut self, who: Who, now: Instant) {
         self.map.retain(|_, s| alive(s, now));
-        if self.map.len() >= MAX_SESSIONS
-            && let Some(oldest) = self
-                .map
-                .iter()
+        let oldest_where = |map: &HashMap<String, Session>, keep: &dyn Fn(&Session) -> bool| {
+            map.iter()
+                .filter(|(_, s)| keep(s))
                 .min_by_key(|(_, s)| s.last_seen)
                 .map(|(k, _)| k.clone())
+        };
+        let own = self.map.values().filter(|s| s.who == who).count();
+        if own >= PER_PRINCIPAL
+            && let Some(oldest) = oldest_where(&self.map, &|s| s.who == who)
         {
             self.map.remove(&oldest);
         }
+        let is_site = |s: &Session| matches!(s.who, Who::Site(_));
+        if matches!(who, Who::Site(_))
+            && self.map.values().filter(|s| is_site(s)).count() >= MAX_SITE_SESSIONS
+            && let Some(oldest) = oldest_where(&self.map, &is_site)
+        {
+            self.map.remove(&oldest);
+        }
+    }
+
+    /// Ends every session of `who` (a site whose access key was re-issued).
+    pub fn end_all_of(&mut self, who: Who) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, s| s.who != who);
+        before - self.map.len()
     }
 }
 
@@ -82,7 +106,7 @@ impl Sessions {
     pub fn login(&mut self, who: Who) -> String {
         let id = new_secret();
         let now = Instant::now();
-        self.purge(now);
+        self.purge(who, now);
         self.map.insert(
             hash_secret(&id),
             Session {
@@ -130,4 +154,57 @@ impl Sessions {
 /// Whether a posted CSRF token is the session's.
 pub fn csrf_matches(current: &Current, posted: &str) -> bool {
     !posted.is_empty() && bool::from(posted.as_bytes().ct_eq(current.csrf.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(n: u16) -> Who {
+        use onshi_core::institution::{Prefecture, ScoreTable};
+        let p = Prefecture::from_number(13).expect("Tokyo");
+        Who::Site(InstitutionCode::from_parts(p, ScoreTable::Medical, 1, n).expect("code"))
+    }
+
+    #[test]
+    fn the_operators_session_survives_10000_site_logins() {
+        let mut sessions = Sessions::default();
+        let operator = sessions.login(Who::Operator);
+        for i in 0..10_000u32 {
+            // One site logging in again and again, and many sites once each.
+            let who = if i % 2 == 0 {
+                site(1)
+            } else {
+                site(2 + (i % 5000) as u16)
+            };
+            sessions.login(who);
+        }
+        assert!(sessions.resume(&operator).is_some());
+        let of_site_1 = sessions.map.values().filter(|s| s.who == site(1)).count();
+        assert_eq!(of_site_1, PER_PRINCIPAL);
+    }
+
+    #[test]
+    fn a_site_logging_in_again_and_again_ends_only_its_own_oldest_session() {
+        let mut sessions = Sessions::default();
+        let other = sessions.login(site(2));
+        let first = sessions.login(site(1));
+        for _ in 0..PER_PRINCIPAL {
+            sessions.login(site(1));
+        }
+        assert!(sessions.resume(&first).is_none(), "its own oldest ended");
+        assert!(sessions.resume(&other).is_some(), "another site's kept");
+    }
+
+    #[test]
+    fn ending_a_sites_sessions_leaves_the_others() {
+        let mut sessions = Sessions::default();
+        let a = sessions.login(site(1));
+        let b = sessions.login(site(1));
+        let other = sessions.login(site(2));
+        let operator = sessions.login(Who::Operator);
+        assert_eq!(sessions.end_all_of(site(1)), 2);
+        assert!(sessions.resume(&a).is_none() && sessions.resume(&b).is_none());
+        assert!(sessions.resume(&other).is_some() && sessions.resume(&operator).is_some());
+    }
 }

@@ -15,6 +15,7 @@ use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 use crate::desks::Desks;
 use crate::error::{ApiError, ApiResult};
 use crate::history::History;
+use crate::logins::Logins;
 use crate::sessions::Sessions;
 
 /// Shared application state (cheap to clone).
@@ -32,6 +33,8 @@ pub struct AppState {
     pub desks: Arc<Mutex<Desks>>,
     /// Page sessions (operator and sites), in memory.
     pub sessions: Arc<Mutex<Sessions>>,
+    /// Login attempts, limited per client and overall.
+    pub logins: Arc<Logins>,
     /// Counts per state over time, sampled in memory for the dashboard's chart.
     pub history: Arc<Mutex<History>>,
     /// Whether the mock qualification service answers non-loopback clients.
@@ -69,6 +72,7 @@ impl AppState {
             campaigns: Arc::default(),
             desks: Arc::default(),
             sessions: Arc::default(),
+            logins: Arc::default(),
             history: Arc::default(),
             qualification_public: false,
             accel_redirect: None,

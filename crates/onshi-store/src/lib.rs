@@ -61,6 +61,37 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An enrolment the rules refuse ([`EnrolRules`]).
+    #[error("{0}")]
+    EnrolRefused(#[from] EnrolRefusal),
+}
+
+/// What an enrolment must respect, so that one leaked enrolment key cannot take over an enrolled
+/// device or fill a campaign's download slots with fake ones (issue 15).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnrolRules<'a> {
+    /// The hash of the enrolment key presented: it must still be the site's, unexpired at the
+    /// enrolment's instant and have a use left; the enrolment takes one use. `None` for a card
+    /// reader, which its terminal enrols with its own token.
+    pub key_hash: Option<&'a str>,
+    /// At most this many devices of the kind, not revoked: terminals of the site, or card
+    /// readers of the terminal. `0`: no cap.
+    pub cap: u32,
+}
+
+/// Why an enrolment was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolRefusal {
+    /// The serial is enrolled (and not revoked): only the operator, by revoking that device,
+    /// lets it be enrolled again.
+    #[error("this serial is already enrolled; the operator must revoke that device first")]
+    SerialTaken,
+    /// The site (or the terminal) already has as many devices of the kind as it may have.
+    #[error("the device limit is reached")]
+    Full,
+    /// The key is not the site's current one, has expired or has been used up.
+    #[error("the enrolment key is wrong, expired or used up")]
+    Key,
 }
 
 /// Result of a store call.
@@ -397,8 +428,30 @@ pub trait Store: Send + Sync + 'static {
         which: InstitutionKey,
     ) -> Result<Option<String>>;
 
-    /// Enrols a device; enrolling the same serial again replaces its token and keeps its id.
-    fn enrol_device(&self, device: &NewDevice, at: Timestamp) -> Result<Device>;
+    /// Stores an enrolment key's hash with its expiry and number of uses (a new key replaces
+    /// the old one).
+    fn set_enrollment_key(
+        &self,
+        code: InstitutionCode,
+        hash: &str,
+        expires: Timestamp,
+        uses: u32,
+    ) -> Result<()>;
+    /// Enrols a device within `rules`, in one transaction: the key's use, the cap and the
+    /// serial are checked and the device stored together, or nothing changes and the refusal is
+    /// [`StoreError::EnrolRefused`]. A serial already enrolled is refused unless that device was
+    /// revoked: then it is enrolled again with its old id and the new token.
+    fn enrol_device(
+        &self,
+        device: &NewDevice,
+        rules: &EnrolRules<'_>,
+        at: Timestamp,
+    ) -> Result<Device>;
+    /// Revokes a device and, for a terminal, its card readers: their tokens end at once (on
+    /// every replica), their download slots are freed and their serials may be enrolled again.
+    /// Answers the ids revoked now (none if the device was revoked already); `NotFound` if there
+    /// is no such device.
+    fn revoke_device(&self, id: i64, at: Timestamp) -> Result<Vec<i64>>;
     /// The device whose token hashes to `token_hash`: who it is (id, site, kind, vendor, serial,
     /// parent). Versions and last contact are left empty; read them with [`Store::device`].
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>>;

@@ -625,35 +625,145 @@ impl Store for PostgresStore {
             .flatten())
     }
 
-    fn enrol_device(&self, d: &NewDevice, at: Timestamp) -> Result<Device> {
-        // The notice is sent by the same statement: every replica forgets the old token when
-        // this commits.
-        let row = self.conn()?.query_one(
+    fn set_enrollment_key(
+        &self,
+        code: InstitutionCode,
+        hash: &str,
+        expires: Timestamp,
+        uses: u32,
+    ) -> Result<()> {
+        let n = self.conn()?.execute(
+            "UPDATE institutions SET enrollment_key_hash = $1, enrollment_key_expires_at = $2,
+               enrollment_key_uses_left = $3
+             WHERE code = $4",
+            &[
+                &hash,
+                &db_time(expires),
+                &i64::from(uses),
+                &code.to_string(),
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("institution {code}")));
+        }
+        Ok(())
+    }
+
+    fn enrol_device(&self, d: &NewDevice, rules: &EnrolRules<'_>, at: Timestamp) -> Result<Device> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let code = d.institution.to_string();
+        let at_text = db_time(at);
+        // The site's row is locked to the commit, so two replicas enrolling at one site at once
+        // count and check one after the other.
+        let site = match rules.key_hash {
+            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            Some(key) => tx.query_opt(
+                "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
+                 WHERE code = $1 AND enrollment_key_hash = $2
+                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > $3)
+                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)
+                 RETURNING code",
+                &[&code, &key, &at_text],
+            )?,
+            None => tx.query_opt(
+                "SELECT code FROM institutions WHERE code = $1 FOR UPDATE",
+                &[&code],
+            )?,
+        };
+        if site.is_none() {
+            return Err(match rules.key_hash {
+                Some(_) => EnrolRefusal::Key.into(),
+                None => StoreError::NotFound(format!("institution {code}")),
+            });
+        }
+        let live = tx.query_opt(
+            "SELECT revoked_at IS NULL FROM devices
+             WHERE institution_code = $1 AND kind = $2 AND serial = $3",
+            &[&code, &d.kind.slug(), &d.serial],
+        )?;
+        if live.map(|r| r.try_get::<_, bool>(0)).transpose()? == Some(true) {
+            return Err(EnrolRefusal::SerialTaken.into());
+        }
+        if rules.cap > 0 {
+            let row = match d.parent {
+                Some(parent) => tx.query_one(
+                    "SELECT COUNT(*) FROM devices WHERE parent_id = $1 AND kind = $2
+                       AND revoked_at IS NULL",
+                    &[&parent, &d.kind.slug()],
+                )?,
+                None => tx.query_one(
+                    "SELECT COUNT(*) FROM devices WHERE institution_code = $1 AND kind = $2
+                       AND revoked_at IS NULL",
+                    &[&code, &d.kind.slug()],
+                )?,
+            };
+            if row.try_get::<_, i64>(0)? >= i64::from(rules.cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
+        // Only a revoked device's row can conflict here: it is enrolled again, same id. The
+        // notice is sent by the same statement: every replica forgets the old token when this
+        // commits.
+        let row = tx.query_one(
             concat!(
                 "WITH e AS (
                  INSERT INTO devices AS d (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (institution_code, kind, serial) DO UPDATE SET
                    token_hash = excluded.token_hash, vendor = excluded.vendor,
-                   parent_id = excluded.parent_id
+                   parent_id = excluded.parent_id, enrolled_at = excluded.enrolled_at,
+                   revoked_at = NULL
                  RETURNING ",
                 device_cols!(),
                 ") SELECT e.*, pg_notify($8, 'd:' || e.id) FROM e"
             ),
             &[
-                &d.institution.to_string(),
+                &code,
                 &d.kind.slug(),
                 &d.vendor.map(Vendor::slug),
                 &d.serial,
                 &d.parent,
                 &d.token_hash,
-                &db_time(at),
+                &at_text,
                 &self.channel,
             ],
         )?;
+        tx.commit()?;
         let device = device_from(&row, 0)?.parse()?;
         self.cache.apply(&device_changed(device.id));
         Ok(device)
+    }
+
+    fn revoke_device(&self, id: i64, at: Timestamp) -> Result<Vec<i64>> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        if tx
+            .query_opt("SELECT id FROM devices WHERE id = $1", &[&id])?
+            .is_none()
+        {
+            return Err(StoreError::NotFound(format!("device {id}")));
+        }
+        // Every replica forgets the tokens when this commits (the notices of the statement).
+        let rows = tx.query(
+            "WITH r AS (
+               UPDATE devices SET revoked_at = $2, token_hash = 'revoked:' || id
+               WHERE (id = $1 OR parent_id = $1) AND revoked_at IS NULL
+               RETURNING id
+             )
+             SELECT r.id, pg_notify($3, 'd:' || r.id) FROM r",
+            &[&id, &db_time(at), &self.channel],
+        )?;
+        let revoked = rows
+            .iter()
+            .map(|r| r.try_get::<_, i64>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        tx.execute("DELETE FROM leases WHERE device_id = ANY($1)", &[&revoked])?;
+        tx.commit()?;
+        for device in &revoked {
+            self.cache.apply(&device_changed(*device));
+        }
+        Ok(revoked)
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
@@ -692,7 +802,7 @@ impl Store for PostgresStore {
                 concat!(
                     "SELECT ",
                     device_cols!(),
-                    " FROM devices d WHERE d.institution_code = $1 ORDER BY d.id"
+                    " FROM devices d WHERE d.institution_code = $1 AND d.revoked_at IS NULL ORDER BY d.id"
                 ),
                 &[&code.to_string()],
             )?
@@ -709,7 +819,7 @@ impl Store for PostgresStore {
                     device_cols!(),
                     ", ",
                     institution_cols!(),
-                    " FROM devices d JOIN institutions i ON i.code = d.institution_code ORDER BY d.id"
+                    " FROM devices d JOIN institutions i ON i.code = d.institution_code WHERE d.revoked_at IS NULL ORDER BY d.id"
                 ),
                 &[],
             )?

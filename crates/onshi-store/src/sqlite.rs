@@ -53,12 +53,39 @@ struct Identities {
     hash_of: HashMap<i64, String>,
 }
 
+/// Creates the database file with mode 0600 if it is missing, or narrows an existing one's.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Contacts written per transaction by `flush`, so that the connection is never held long.
 const FLUSH_CHUNK: usize = 500;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// The file (and the WAL and shared-memory files SQLite creates with its mode) is readable
+    /// by its owner only: it holds the hashes of every token and key.
     pub fn open(path: &Path) -> Result<Self> {
+        owner_only(path)
+            .map_err(|e| StoreError::Config(format!("making {} private: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         Self::setup(conn)
     }
@@ -382,33 +409,142 @@ impl Store for SqliteStore {
             .flatten())
     }
 
-    fn enrol_device(&self, d: &NewDevice, at: Timestamp) -> Result<Device> {
+    fn set_enrollment_key(
+        &self,
+        code: InstitutionCode,
+        hash: &str,
+        expires: Timestamp,
+        uses: u32,
+    ) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE institutions SET enrollment_key_hash = ?1, enrollment_key_expires_at = ?2,
+               enrollment_key_uses_left = ?3
+             WHERE code = ?4",
+            params![hash, db_time(expires), uses, code.to_string()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("institution {code}")));
+        }
+        Ok(())
+    }
+
+    fn enrol_device(&self, d: &NewDevice, rules: &EnrolRules<'_>, at: Timestamp) -> Result<Device> {
         let conn = self.conn();
-        conn.execute(
+        let tx = conn.unchecked_transaction()?;
+        let code = d.institution.to_string();
+        let at_text = db_time(at);
+        if let Some(key) = rules.key_hash {
+            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            let used = tx.execute(
+                "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
+                 WHERE code = ?1 AND enrollment_key_hash = ?2
+                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > ?3)
+                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)",
+                params![code, key, at_text],
+            )?;
+            if used == 0 {
+                return Err(EnrolRefusal::Key.into());
+            }
+        }
+        let live: Option<bool> = tx
+            .query_row(
+                "SELECT revoked_at IS NULL FROM devices
+                 WHERE institution_code = ?1 AND kind = ?2 AND serial = ?3",
+                params![code, d.kind.slug(), d.serial],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if live == Some(true) {
+            return Err(EnrolRefusal::SerialTaken.into());
+        }
+        if rules.cap > 0 {
+            let count: i64 = match d.parent {
+                Some(parent) => tx.query_row(
+                    "SELECT COUNT(*) FROM devices WHERE parent_id = ?1 AND kind = ?2
+                       AND revoked_at IS NULL",
+                    params![parent, d.kind.slug()],
+                    |r| r.get(0),
+                )?,
+                None => tx.query_row(
+                    "SELECT COUNT(*) FROM devices WHERE institution_code = ?1 AND kind = ?2
+                       AND revoked_at IS NULL",
+                    params![code, d.kind.slug()],
+                    |r| r.get(0),
+                )?,
+            };
+            if count >= i64::from(rules.cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
+        // Only a revoked device's row can conflict here: it is enrolled again, same id.
+        tx.execute(
             "INSERT INTO devices (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (institution_code, kind, serial) DO UPDATE SET
                token_hash = excluded.token_hash, vendor = excluded.vendor,
-               parent_id = excluded.parent_id",
+               parent_id = excluded.parent_id, enrolled_at = excluded.enrolled_at,
+               revoked_at = NULL",
             params![
-                d.institution.to_string(),
+                code,
                 d.kind.slug(),
                 d.vendor.map(Vendor::slug),
                 d.serial,
                 d.parent,
                 d.token_hash,
-                db_time(at),
+                at_text,
             ],
         )?;
-        let raw = conn.query_row(
+        let raw = tx.query_row(
             &format!("SELECT {DEVICE_COLS} FROM devices d WHERE d.token_hash = ?1"),
             [&d.token_hash],
             |r| device_from(r, 0),
         )?;
+        tx.commit()?;
         let device = raw.parse()?;
         self.remember_identity(&d.token_hash, &device);
         drop(conn);
         Ok(device)
+    }
+
+    fn revoke_device(&self, id: i64, at: Timestamp) -> Result<Vec<i64>> {
+        let mut book = self.slots();
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM devices WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("device {id}")));
+        }
+        let revoked: Vec<i64> = tx
+            .prepare(
+                "UPDATE devices SET revoked_at = ?2, token_hash = 'revoked:' || id
+                 WHERE (id = ?1 OR parent_id = ?1) AND revoked_at IS NULL
+                 RETURNING id",
+            )?
+            .query_map(params![id, db_time(at)], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for device in &revoked {
+            tx.execute("DELETE FROM leases WHERE device_id = ?1", [device])?;
+        }
+        tx.commit()?;
+        drop(conn);
+        {
+            let mut ids = self.identities.write().unwrap_or_else(|e| e.into_inner());
+            for device in &revoked {
+                if let Some(hash) = ids.hash_of.remove(device) {
+                    ids.by_hash.remove(&hash);
+                }
+            }
+        }
+        for slots in book.values_mut() {
+            for device in &revoked {
+                slots.free(*device);
+            }
+        }
+        drop(book);
+        self.forget_open(revoked.iter().copied());
+        Ok(revoked)
     }
 
     fn device_by_token(&self, token_hash: &str) -> Result<Option<Device>> {
@@ -452,7 +588,8 @@ impl Store for SqliteStore {
         self.flush()?;
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {DEVICE_COLS} FROM devices d WHERE d.institution_code = ?1 ORDER BY d.id"
+            "SELECT {DEVICE_COLS} FROM devices d WHERE d.institution_code = ?1
+             AND d.revoked_at IS NULL ORDER BY d.id"
         ))?;
         let rows = stmt
             .query_map([code.to_string()], |r| device_from(r, 0))?
@@ -464,7 +601,8 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {DEVICE_COLS}, {INSTITUTION_COLS} FROM devices d
-             JOIN institutions i ON i.code = d.institution_code ORDER BY d.id"
+             JOIN institutions i ON i.code = d.institution_code
+             WHERE d.revoked_at IS NULL ORDER BY d.id"
         ))?;
         let rows = stmt
             .query_map([], |r| Ok((device_from(r, 0)?, institution_from(r, 9)?)))?
@@ -1307,4 +1445,31 @@ fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
         e.detail
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("onshi.db");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+
+        drop(SqliteStore::open(&path).expect("opens"));
+        assert_eq!(mode(&path), 0o600);
+
+        // A file left readable by an older version is narrowed when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let store = SqliteStore::open(&path).expect("reopens");
+        store.set_setting("k", "v").expect("write");
+        assert_eq!(mode(&path), 0o600);
+        let wal = dir.path().join("onshi.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+    }
 }

@@ -161,8 +161,22 @@ impl Fixture {
 
     fn enrol(&self, device: &NewDevice) -> Device {
         self.store
-            .enrol_device(device, at(0))
+            .enrol_device(device, &EnrolRules::default(), at(0))
             .expect("the device enrols")
+    }
+
+    /// Enrols `device` within `rules` at `when`: the device, or why it was refused.
+    fn try_enrol(
+        &self,
+        device: &NewDevice,
+        rules: &EnrolRules<'_>,
+        when: Timestamp,
+    ) -> std::result::Result<Device, EnrolRefusal> {
+        match self.store.enrol_device(device, rules, when) {
+            Ok(d) => Ok(d),
+            Err(StoreError::EnrolRefused(why)) => Err(why),
+            Err(e) => panic!("enrolment failed: {e}"),
+        }
     }
 
     fn terminal(&self, site: &Institution) -> Device {
@@ -497,22 +511,180 @@ fn a_new_device_has_no_versions_and_no_contact(b: &Backend) {
     assert_eq!(terminal.last_contact, None);
 }
 
-fn enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token(b: &Backend) {
+fn enrolling_an_enrolled_serial_again_is_refused_and_the_first_token_keeps_working(b: &Backend) {
     let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let first = fx.terminal(&site);
 
-    let again = fx.enrol(&NewDevice {
-        token_hash: "new-token-hash".to_owned(),
-        ..Fixture::terminal_of(&site)
-    });
+    let again = fx.try_enrol(
+        &NewDevice {
+            token_hash: "new-token-hash".to_owned(),
+            ..Fixture::terminal_of(&site)
+        },
+        &EnrolRules::default(),
+        at(1),
+    );
 
-    assert_eq!(again.id, first.id);
+    assert_eq!(again, Err(EnrolRefusal::SerialTaken));
     let old_token = Fixture::terminal_of(&site).token_hash;
-    assert_eq!(fx.store.device_by_token(&old_token).expect("read"), None);
-    let by_new_token = fx.store.device_by_token("new-token-hash").expect("read");
-    assert_eq!(by_new_token, Some(again));
-    assert_eq!(fx.store.devices_of(site.code).expect("listed").len(), 1);
+    assert_eq!(
+        fx.store.device_by_token(&old_token).expect("read"),
+        Some(first)
+    );
+    assert_eq!(
+        fx.store.device_by_token("new-token-hash").expect("read"),
+        None
+    );
+}
+
+fn a_revoked_device_loses_its_token_readers_and_slot_and_only_then_enrols_again(b: &Backend) {
+    let fx = Fixture::new(b);
+    let site = fx.site(13, Clinic, 1);
+    let terminal = fx.terminal(&site);
+    let reader = fx.reader(&terminal, Vendor::Canon);
+    let other = fx.terminal(&fx.site(13, Clinic, 2));
+    fx.campaign(CAMPAIGN, at(0));
+    assert!(take_slot(&fx, terminal.id));
+    assert!(take_slot(&fx, other.id));
+    let token = Fixture::terminal_of(&site).token_hash;
+    assert!(fx.store.device_by_token(&token).expect("read").is_some());
+
+    let revoked = fx.store.revoke_device(terminal.id, at(1)).expect("revoked");
+
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.contains(&terminal.id) && revoked.contains(&reader.id));
+    assert_eq!(fx.store.device_by_token(&token).expect("read"), None);
+    let reader_token = Fixture::reader_of(&terminal, Vendor::Canon).token_hash;
+    assert_eq!(fx.store.device_by_token(&reader_token).expect("read"), None);
+    assert_eq!(holders(&fx, &[terminal.id, other.id], at(1)), [false, true]);
+    assert!(fx.store.devices_of(site.code).expect("listed").is_empty());
+    assert_eq!(
+        fx.store.revoke_device(terminal.id, at(2)).expect("again"),
+        Vec::<i64>::new()
+    );
+    assert!(matches!(
+        fx.store.revoke_device(999_999, at(2)),
+        Err(StoreError::NotFound(_))
+    ));
+    // Its serial may be enrolled again, keeping the id, with the new token only.
+    let again = fx
+        .try_enrol(
+            &NewDevice {
+                token_hash: "replacement".to_owned(),
+                ..Fixture::terminal_of(&site)
+            },
+            &EnrolRules::default(),
+            at(3),
+        )
+        .expect("enrolled again after revocation");
+    assert_eq!(again.id, terminal.id);
+    assert_eq!(
+        fx.store.device_by_token("replacement").expect("read"),
+        Some(again)
+    );
+    assert_eq!(fx.store.device_by_token(&token).expect("read"), None);
+}
+
+fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &Backend) {
+    let fx = Fixture::new(b);
+    let site = fx.site(13, Clinic, 1);
+    fx.store
+        .set_enrollment_key(site.code, "key-1", at(60), 2)
+        .expect("key stored");
+    let rules = EnrolRules {
+        key_hash: Some("key-1"),
+        cap: 0,
+    };
+    let terminal = |n: u32| NewDevice {
+        serial: format!("T{n}"),
+        token_hash: format!("token-{n}"),
+        ..Fixture::terminal_of(&site)
+    };
+
+    assert!(fx.try_enrol(&terminal(1), &rules, at(0)).is_ok());
+    // A refusal for another reason takes no use.
+    assert_eq!(
+        fx.try_enrol(&terminal(1), &rules, at(0)),
+        Err(EnrolRefusal::SerialTaken)
+    );
+    let wrong = EnrolRules {
+        key_hash: Some("not-the-key"),
+        cap: 0,
+    };
+    assert_eq!(
+        fx.try_enrol(&terminal(2), &wrong, at(0)),
+        Err(EnrolRefusal::Key)
+    );
+    assert!(fx.try_enrol(&terminal(2), &rules, at(0)).is_ok());
+    assert_eq!(
+        fx.try_enrol(&terminal(3), &rules, at(0)),
+        Err(EnrolRefusal::Key),
+        "two uses, both taken"
+    );
+
+    fx.store
+        .set_enrollment_key(site.code, "key-2", at(60), 5)
+        .expect("new key");
+    let rules = EnrolRules {
+        key_hash: Some("key-2"),
+        cap: 0,
+    };
+    assert_eq!(
+        fx.try_enrol(&terminal(3), &rules, at(60)),
+        Err(EnrolRefusal::Key),
+        "expired at its instant"
+    );
+    assert!(fx.try_enrol(&terminal(3), &rules, at(59)).is_ok());
+    assert!(matches!(
+        fx.store
+            .set_enrollment_key(Fixture::institution(13, Clinic, 99).code, "k", at(60), 1),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Backend) {
+    let fx = Fixture::new(b);
+    let site = fx.site(13, Clinic, 1);
+    let cap = |n| EnrolRules {
+        key_hash: None,
+        cap: n,
+    };
+    let terminal = |n: u32| NewDevice {
+        serial: format!("T{n}"),
+        token_hash: format!("token-{n}"),
+        ..Fixture::terminal_of(&site)
+    };
+    let first = fx.try_enrol(&terminal(1), &cap(2), at(0)).expect("first");
+    fx.try_enrol(&terminal(2), &cap(2), at(0)).expect("second");
+    assert_eq!(
+        fx.try_enrol(&terminal(3), &cap(2), at(0)),
+        Err(EnrolRefusal::Full)
+    );
+    // Another site has its own count.
+    let other = fx.site(13, Clinic, 2);
+    assert!(
+        fx.try_enrol(&Fixture::terminal_of(&other), &cap(2), at(0))
+            .is_ok()
+    );
+    // A revoked terminal no longer counts.
+    fx.store.revoke_device(first.id, at(1)).expect("revoked");
+    assert!(fx.try_enrol(&terminal(3), &cap(2), at(1)).is_ok());
+
+    let terminal_2 = fx
+        .store
+        .device_by_token("token-2")
+        .expect("read")
+        .expect("enrolled");
+    let reader = |n: u32| NewDevice {
+        serial: format!("R{n}"),
+        token_hash: format!("reader-{n}"),
+        ..Fixture::reader_of(&terminal_2, Vendor::Canon)
+    };
+    fx.try_enrol(&reader(1), &cap(1), at(2)).expect("a reader");
+    assert_eq!(
+        fx.try_enrol(&reader(2), &cap(1), at(2)),
+        Err(EnrolRefusal::Full)
+    );
 }
 
 fn devices_are_listed_by_their_institution(b: &Backend) {
@@ -1937,11 +2109,11 @@ mod replica_cache {
     }
 
     #[test]
-    fn a_token_replaced_through_one_replica_stops_working_on_the_other() {
+    fn a_token_revoked_through_one_replica_stops_working_on_the_other() {
         let Some(b) = Backend::postgres() else { return };
         let fx = Fixture::new(&b);
         let site = fx.site(13, Clinic, 1);
-        let mut terminal = Fixture::terminal_of(&site);
+        let terminal = Fixture::terminal_of(&site);
         let id = fx.enrol(&terminal).id;
         let other = replica(&b);
         let old = token(&terminal);
@@ -1954,19 +2126,11 @@ mod replica_cache {
             Some(id)
         );
 
-        terminal.token_hash = "a new token".to_owned();
-        fx.enrol(&terminal);
+        fx.store.revoke_device(id, at(1)).expect("revoked");
 
         assert!(
             eventually(|| other.device_by_token(&old).expect("read").is_none()),
-            "the old token still works on the other replica"
-        );
-        assert_eq!(
-            other
-                .device_by_token("a new token")
-                .expect("read")
-                .map(|d| d.id),
-            Some(id)
+            "the revoked token still works on the other replica"
         );
         assert!(other.reads_from_memory());
     }
@@ -2060,7 +2224,9 @@ mod replica_cache {
             "the loss is noticed"
         );
 
-        // A change it cannot be told about is still seen: it reads the database.
+        // A change it cannot be told about is still seen: it reads the database. (A token is
+        // replaced only by enrolling a revoked device again.)
+        fx.store.revoke_device(id, at(1)).expect("revoked");
         terminal.token_hash = "second token".to_owned();
         fx.enrol(&terminal);
         assert_eq!(other.device_by_token(&first).expect("read"), None);
@@ -2086,6 +2252,7 @@ mod replica_cache {
                 .map(|d| d.id),
             Some(id)
         );
+        fx.store.revoke_device(id, at(2)).expect("revoked");
         terminal.token_hash = "third token".to_owned();
         fx.enrol(&terminal);
         assert!(eventually(|| other
@@ -2131,7 +2298,10 @@ suite! {
     enrollment_and_access_key_hashes_round_trip_separately,
     a_card_reader_is_enrolled_under_its_terminal_with_its_vendor,
     a_new_device_has_no_versions_and_no_contact,
-    enrolling_the_same_serial_again_keeps_the_id_and_replaces_the_token,
+    enrolling_an_enrolled_serial_again_is_refused_and_the_first_token_keeps_working,
+    a_revoked_device_loses_its_token_readers_and_slot_and_only_then_enrols_again,
+    an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires,
+    a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers,
     devices_are_listed_by_their_institution,
     all_devices_come_with_their_institution,
     a_contact_is_buffered_until_flushed_then_writes_last_contact_and_versions,

@@ -27,8 +27,20 @@ impl Serve {
         clock: &str,
         smtp: Option<&str>,
     ) -> Self {
+        Self::start_with(bin, data, schema, clock, smtp, &[])
+    }
+
+    /// [`Serve::start`] with more arguments for `onshi serve` (`--header-timeout 1`, say).
+    pub fn start_with(
+        bin: &str,
+        data: &Path,
+        schema: Option<&TestSchema>,
+        clock: &str,
+        smtp: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(bin);
-        command.arg("serve");
+        command.arg("serve").args(extra);
         if let Some(schema) = schema {
             command.arg("--database").arg(&schema.url);
         }
@@ -62,6 +74,13 @@ impl Serve {
     /// Its API.
     pub fn api(&self) -> Api {
         Api::new(&self.url)
+    }
+
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> &str {
+        self.url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
     }
 
     /// SIGKILL, as a crash or a power cut would.

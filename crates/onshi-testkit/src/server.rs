@@ -29,7 +29,7 @@ use crate::wait::wait_until;
 pub const CAMPAIGN: &str = "2026-01";
 
 /// The operator token of every test server, in-process or the binary.
-pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
 
 /// A server's HTTP API as a test calls it: the base URL and one client; the operator's requests
 /// carry [`OPERATOR_TOKEN`]. The in-process server ([`TestApp`], through `Deref`) and the
@@ -152,6 +152,9 @@ pub async fn spawn_configured(
         smtp,
         mail_from: None,
         accel_redirect,
+        limits: onshi_server::Limits::default(),
+        tls: None,
+        trusted_proxies: Vec::new(),
     })
     .await
     .expect("server starts");
@@ -186,7 +189,12 @@ impl Api {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            client: Client::new(),
+            // The server closes a connection idle for its header timeout (10 s by default):
+            // let go of idle connections first, so no request goes out on one it is closing.
+            client: Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("HTTP client"),
         }
     }
 

@@ -27,7 +27,8 @@ enum Command {
     /// Run one patient through the reception desk and print what the terminal and reader show.
     Reception(cmd::reception::Args),
     /// Run the distribution server.
-    Serve(cmd::serve::Args),
+    // Boxed: its many flags make it the largest by far.
+    Serve(Box<cmd::serve::Args>),
     /// Simulate a campaign over the national fleet: deadline, bandwidth, errors, calls.
     Simulate(cmd::simulate::Args),
     /// The whole rollout on this machine: server, a synthetic fleet of sites with their agents,

@@ -20,7 +20,7 @@ use onshi_testkit::{CAMPAIGN, TestSchema};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "deploy-test-operator-token-0123";
+const TOKEN: &str = "deploy-test-operator-token-0123456789";
 const SITE: &str = "0110113719";
 const NIGHT: &str = "2026-01-19T21:00:00+09:00";
 
@@ -224,7 +224,8 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
     let key = call(
         admin(
             Method::POST,
-            &format!("/admin/institutions/{SITE}/enrollment-key"),
+            // Two terminals with one key.
+            &format!("/admin/institutions/{SITE}/enrollment-key?uses=2"),
         ),
         200,
     )

@@ -165,9 +165,9 @@ pub async fn page(
     Query(q): Query<ActionQuery>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(q.lang.as_deref());
-    if operator_session(&state, &headers).is_none() {
+    let Some(current) = operator_session(&state, &headers) else {
         return Ok(to_login(lang));
-    }
+    };
     let f = Filters::of(&q);
     let record = load_campaign(&state, id)
         .await
@@ -269,6 +269,7 @@ pub async fn page(
                     th { (lang.pick("最終通信", "Last contact")) }
                     th { (lang.pick("状態の更新", "State since")) }
                     th { (lang.pick("連絡先", "E-mail")) }
+                    th { (lang.pick("登録の取り消し", "Revoke")) }
                 }
                 @for r in &rows {
                     tr data-code=(r.institution.code) {
@@ -285,6 +286,18 @@ pub async fn page(
                         td { (r.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| "—".into())) }
                         td { (when(r.updated_at, lang)) }
                         td { a href={ "mailto:" (r.institution.email) } { (r.institution.email) } }
+                        td {
+                            // A stolen or replaced device: its token ends at once.
+                            form method="post" action={ "/operator/devices/" (r.device.id) "/revoke" } class="inline" {
+                                input type="hidden" name="csrf" value=(current.csrf);
+                                input type="hidden" name="lang" value=(lang.code());
+                                input type="hidden" name="back" value={ (base) "?" (query) };
+                                button type="submit" class="danger" id={ "revoke-" (r.device.id) }
+                                    onclick=(lang.pick(CONFIRM_REVOKE[0], CONFIRM_REVOKE[1])) {
+                                    (lang.pick("取り消す", "Revoke"))
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -298,6 +311,9 @@ pub async fn page(
             @if u64::from(f.page + 1) < pages {
                 a href=(href(&format!("{base}?{query}&page={}", f.page + 1), lang)) { (lang.pick("次へ", "Next")) " →" }
             }
+        }
+        @if let Some(f) = &current.flash {
+            p class={ "flash " (if f.ok { "ok" } else { "bad" }) } id="flash" { (f.text) }
         }
         p class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
     };
@@ -336,3 +352,10 @@ pub async fn csv(
         bytes,
     ))
 }
+
+/// The confirm before revoking a device, in Japanese and English (the Content Security Policy
+/// allows exactly these, by their hashes).
+pub const CONFIRM_REVOKE: [&str; 2] = [
+    "return confirm('この機器の登録を取り消しますか？ この機器は配信サーバーに接続できなくなります。')",
+    "return confirm('Revoke this device? It will no longer reach the distribution server.')",
+];

@@ -95,6 +95,18 @@ impl PageError {
         )
     }
 
+    /// Too many login attempts from this client, or from everyone at once.
+    pub fn too_many_logins(lang: Lang) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            lang.pick(
+                "ログインの試行が多すぎます。1分ほど待ってから、もう一度お試しください。",
+                "Too many login attempts. Wait a minute, then try again.",
+            ),
+            lang,
+        )
+    }
+
     /// Adds the page's language to an API error.
     pub fn from_api(e: ApiError, lang: Lang) -> Self {
         Self::new(e.status, e.message, lang)

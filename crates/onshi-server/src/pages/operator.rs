@@ -2,8 +2,10 @@
 //! cookie), the list of campaigns, uploading a release and creating a campaign, and the
 //! campaign controls. Every action calls the same functions as the operator API.
 
+use std::net::SocketAddr;
+
 use axum::Form;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_lite::StreamExt as _;
@@ -19,10 +21,12 @@ use super::session::{
     Current, OPERATOR_COOKIE, Who, clear_cookie, csrf_matches, same_origin, set_cookie,
 };
 use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
+use crate::error::ApiError;
 use crate::secrets::secret_matches;
 use crate::services::campaigns::{
     self, CampaignInput, Throttle, change_campaign_status, new_campaign,
 };
+use crate::services::institutions;
 use crate::services::releases::{self, ComponentInput, ReleaseInput, sign_release};
 use crate::state::AppState;
 
@@ -101,12 +105,16 @@ pub struct LoginForm {
 /// dashboard, or the campaign list.
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
     if !same_origin(&headers) {
         return Err(PageError::forbidden(lang));
+    }
+    if !state.logins.allow(client.ip()) {
+        return Err(PageError::too_many_logins(lang));
     }
     let token = form.token.trim();
     if token.is_empty() || token.len() > 200 || !secret_matches(token, &state.operator_token_hash) {
@@ -289,6 +297,60 @@ pub async fn control(
         Err(e) => state.flash(&current, false, e.message),
     }
     Ok(see_other(&format!("/operator/campaigns/{id}"), lang))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    lang: Option<String>,
+    /// The operator's list to return to (`/operator/campaigns/{id}/sites?…`).
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /operator/devices/{id}/revoke`: the API's revocation — the device's token (and its
+/// readers') ends at once — with the outcome shown on the list it was asked from.
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(form.lang.as_deref());
+    let current = operator_post(&state, &headers, &form.csrf, lang)?;
+    let revoked = match id.parse::<i64>() {
+        Ok(id) => institutions::revoke_device(&state, id).await,
+        Err(_) => Err(ApiError::not_found(format!("device {id}"))),
+    };
+    match revoked {
+        Ok(ids) if ids.is_empty() => state.flash(
+            &current,
+            true,
+            lang.pick(
+                "この機器の登録はすでに取り消されています。",
+                "This device was revoked already.",
+            ),
+        ),
+        Ok(ids) => state.flash(
+            &current,
+            true,
+            match lang {
+                Lang::Ja => format!("機器 {id} の登録を取り消しました（{} 台）。", ids.len()),
+                Lang::En => format!("Device {id} revoked ({} devices).", ids.len()),
+            },
+        ),
+        Err(e) => state.flash(&current, false, e.message),
+    }
+    // Back only to an operator page of this server, never elsewhere.
+    let back =
+        if form.back.starts_with("/operator/") && form.back.bytes().all(|b| b.is_ascii_graphic()) {
+            form.back.as_str()
+        } else {
+            "/operator"
+        };
+    Ok(see_other(back, lang))
 }
 
 #[derive(Deserialize)]

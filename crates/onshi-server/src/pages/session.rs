@@ -5,8 +5,8 @@
 //! session's CSRF token in a hidden field, compared in constant time, and a cross-site `Origin`
 //! is refused as well.
 //!
-//! `Secure` is added when the request came through a TLS-terminating proxy that says so
-//! (`X-Forwarded-Proto: https`); onshi itself speaks plain HTTP and cannot know otherwise.
+//! `Secure` is added when the client came over TLS: `X-Forwarded-Proto: https`, which
+//! `crate::connections` sets on onshi's own TLS connections and keeps only from trusted proxies.
 //!
 //! The sessions themselves are kept by [`crate::sessions`].
 

@@ -2,8 +2,10 @@
 //! each device's state in plain words, last contact, and what to do tonight or tomorrow morning
 //! — the advice comes from `onshi_core::guidance`, this page only renders it.
 
+use std::net::SocketAddr;
+
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -84,12 +86,16 @@ pub struct LoginForm {
 /// `POST /site/login`.
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
     if !same_origin(&headers) {
         return Err(PageError::forbidden(lang));
+    }
+    if !state.logins.allow(client.ip()) {
+        return Err(PageError::too_many_logins(lang));
     }
     let wrong = || {
         login_page(

@@ -12,9 +12,10 @@ use jiff::civil::Time;
 use onshi_api::ErrorCode;
 use onshi_api::admin::{
     AccessKey, AuditEntry, AuditQuery, CampaignView, ClockInput, ClockNow, DevicesQuery,
-    EnrollmentKey, Format, Imported, InstitutionBatch, InstitutionCsvRow, InstitutionList,
-    ListQuery, Mail, MailSummary, NoticesQuery, Uploaded,
+    EnrollmentKey, EnrollmentKeyQuery, Format, Imported, InstitutionBatch, InstitutionCsvRow,
+    InstitutionList, ListQuery, Mail, MailSummary, NoticesQuery, Revoked, Uploaded,
 };
+use onshi_api::device::MAX_TERMINALS_PER_SITE;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::release::SignedManifest;
 use onshi_core::schedule::Campaign;
@@ -230,13 +231,17 @@ fn parse_code(code: &str) -> ApiResult<InstitutionCode> {
 }
 
 /// `POST /api/v1/admin/institutions/{code}/enrollment-key`: a new key for enrolling the
-/// site's terminal (shown once; only its hash is kept).
+/// site's terminals (shown once; only its hash is kept), for `uses` terminals (default 1) until
+/// it expires (default 7 days of server time).
 #[utoipa::path(
     post,
     path = "/api/v1/admin/institutions/{code}/enrollment-key",
     tag = "operator",
     security(("operator_token" = [])),
-    params(("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード")),
+    params(
+        ("code" = onshi_core::institution::InstitutionCode, Path, description = "the site's 医療機関コード"),
+        EnrollmentKeyQuery,
+    ),
     responses(
         (status = 200, description = "a new key; the old one stops working", body = onshi_api::admin::EnrollmentKey),
         onshi_api::error::responses::BadRequest,
@@ -249,9 +254,64 @@ pub async fn enrollment_key(
     State(state): State<AppState>,
     _: Operator,
     Path(code): Path<String>,
+    ApiQuery(q): ApiQuery<EnrollmentKeyQuery>,
 ) -> ApiResult<Json<EnrollmentKey>> {
-    let enrollment_key = issue_key(&state, &code, InstitutionKey::Enrollment).await?;
-    Ok(Json(EnrollmentKey { enrollment_key }))
+    let code = parse_code(&code)?;
+    let uses = q.uses.unwrap_or(1);
+    if !(1..=MAX_TERMINALS_PER_SITE).contains(&uses) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("uses must be 1 to {MAX_TERMINALS_PER_SITE}"),
+        ));
+    }
+    let hours = q.valid_hours.unwrap_or(DEFAULT_KEY_HOURS);
+    if !(1..=MAX_KEY_HOURS).contains(&hours) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("valid_hours must be 1 to {MAX_KEY_HOURS}"),
+        ));
+    }
+    let valid = std::time::Duration::from_secs(u64::from(hours) * 3600);
+    let (enrollment_key, expires_at) =
+        institutions::issue_enrollment_key(&state, code, uses, valid).await?;
+    Ok(Json(EnrollmentKey {
+        enrollment_key,
+        expires_at,
+        uses,
+    }))
+}
+
+/// An enrolment key's life unless the operator asks otherwise: a week.
+const DEFAULT_KEY_HOURS: u32 = 7 * 24;
+/// The longest life of an enrolment key: 30 days.
+const MAX_KEY_HOURS: u32 = 30 * 24;
+
+/// `POST /api/v1/admin/devices/{id}/revoke`: ends a device's token at once (and its card
+/// readers', for a terminal), frees its download slots and lets its serial be enrolled again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/devices/{id}/revoke",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = i64, Path, description = "the device's id")),
+    responses(
+        (status = 200, description = "the devices revoked now", body = onshi_api::admin::Revoked),
+        onshi_api::error::responses::BadRequest,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Revoked>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidId, "a device id is a number"))?;
+    let revoked = institutions::revoke_device(&state, id).await?;
+    Ok(Json(Revoked { revoked }))
 }
 
 /// `POST /api/v1/admin/institutions/{code}/access-key`: a new key for the site's staff to read
@@ -275,12 +335,9 @@ pub async fn access_key(
     _: Operator,
     Path(code): Path<String>,
 ) -> ApiResult<Json<AccessKey>> {
-    let access_key = issue_key(&state, &code, InstitutionKey::Access).await?;
+    let access_key =
+        institutions::issue_key(&state, parse_code(&code)?, InstitutionKey::Access).await?;
     Ok(Json(AccessKey { access_key }))
-}
-
-async fn issue_key(state: &AppState, code: &str, which: InstitutionKey) -> ApiResult<String> {
-    institutions::issue_key(state, parse_code(code)?, which).await
 }
 
 // ---------- packages and releases ----------

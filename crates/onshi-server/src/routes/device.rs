@@ -12,7 +12,8 @@ use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
-    MAX_DETAIL_CHARS, PublicKey, ReaderRequest, ReportRequest, ReportResponse, Serial,
+    MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, PublicKey, ReaderRequest,
+    ReportRequest, ReportResponse, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::DeploymentEvent;
@@ -21,8 +22,8 @@ use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
 use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::DeviceKind;
 use onshi_store::{
-    AuditEntry, CampaignRecord, Deployment, InstitutionKey, NewDevice, Report, ReportOutcome, Turn,
-    TurnAsk,
+    AuditEntry, CampaignRecord, Deployment, EnrolRules, InstitutionKey, NewDevice, Report,
+    ReportOutcome, Turn, TurnAsk,
 };
 use rand::Rng;
 
@@ -58,6 +59,7 @@ fn valid_serial(serial: &str) -> ApiResult<String> {
         (status = 201, description = "enrolled", body = onshi_api::device::Enrolled),
         onshi_api::error::responses::JsonBody,
         onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Conflict,
         onshi_api::error::responses::Unavailable,
     ),
 )]
@@ -71,12 +73,13 @@ pub async fn enroll(
     let stored = state
         .db(move |s| s.institution_key(code, InstitutionKey::Enrollment))
         .await?;
-    // One answer for "no such institution", "no key issued" and "wrong key".
-    if !stored.is_some_and(|h| secret_matches(&req.enrollment_key, &h)) {
+    // One answer for "no such institution", "no key issued", "wrong key" and (from the
+    // store) "expired or used up".
+    let Some(key_hash) = stored.filter(|h| secret_matches(&req.enrollment_key, h)) else {
         return Err(ApiError::unauthorized(
-            "institution code or enrollment key is wrong",
+            "institution code or enrollment key is wrong or expired",
         ));
-    }
+    };
     let device = NewDevice {
         institution: code,
         kind: DeviceKind::Terminal,
@@ -85,7 +88,15 @@ pub async fn enroll(
         parent: None,
         token_hash: String::new(),
     };
-    enrol(&state, device, "enroll").await
+    // The key's use is taken with the enrolment, and a site has at most so many terminals.
+    enrol(
+        &state,
+        device,
+        Some(key_hash),
+        MAX_TERMINALS_PER_SITE,
+        "enroll",
+    )
+    .await
 }
 
 /// `POST /api/v1/readers`: a terminal enrols a card reader attached to it, as its child.
@@ -100,6 +111,7 @@ pub async fn enroll(
         onshi_api::error::responses::JsonBody,
         onshi_api::error::responses::Unauthorized,
         onshi_api::error::responses::Forbidden,
+        onshi_api::error::responses::Conflict,
         onshi_api::error::responses::Unavailable,
     ),
 )]
@@ -124,12 +136,24 @@ pub async fn enroll_reader(
         parent: Some(terminal.id),
         token_hash: String::new(),
     };
-    enrol(&state, device, "enroll_reader").await
+    enrol(
+        &state,
+        device,
+        None,
+        MAX_READERS_PER_TERMINAL,
+        "enroll_reader",
+    )
+    .await
 }
 
+/// Enrols a device with a new token: refused if its serial is enrolled (only the operator's
+/// revocation frees it), if the site has `cap` devices of its kind (readers: per terminal), or
+/// if the enrolment key (`key_hash`) expired or is used up.
 async fn enrol(
     state: &AppState,
     mut device: NewDevice,
+    key_hash: Option<String>,
+    cap: u32,
     action: &str,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     let token = new_secret();
@@ -137,12 +161,21 @@ async fn enrol(
     let now = state.now();
     let (enrolled, site) = state
         .db(move |s| {
+            let rules = EnrolRules {
+                key_hash: key_hash.as_deref(),
+                cap,
+            };
             Ok((
-                s.enrol_device(&device, now)?,
+                s.enrol_device(&device, &rules, now)?,
                 s.institution(device.institution)?,
             ))
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e.code, ErrorCode::AlreadyEnrolled | ErrorCode::DeviceLimit) {
+                tracing::warn!(code = %e.code, "enrolment refused");
+            }
+        })?;
     targeting::target_new_device(state, &enrolled).await?;
     state
         .audit(

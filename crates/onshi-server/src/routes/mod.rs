@@ -10,16 +10,22 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::json::MAX_BODY;
+use crate::limits::{self, Limits};
 use crate::state::AppState;
 
 /// The JSON APIs under `/api/v1`, each handler registered with its `#[utoipa::path]`: the
-/// routes and the OpenAPI document come from this one list.
-pub fn api() -> OpenApiRouter<AppState> {
+/// routes and the OpenAPI document come from this one list. The device API, the institution API
+/// and the mock qualification service take small bodies (refused over
+/// [`limits::SMALL_BODY`] before they are read) and answer within the request deadline; the
+/// operator API, whose credential is checked before its body is read, takes up to
+/// [`MAX_BODY`].
+pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
     // Package uploads are streamed to disk with their own size limit (MAX_PACKAGE per package).
     let uploads = OpenApiRouter::new()
         .routes(routes!(admin::upload_artifact))
         .layer(DefaultBodyLimit::disable());
-    OpenApiRouter::with_openapi(crate::openapi::base())
+    // Registered in this order, which is the document's order of paths.
+    let device = OpenApiRouter::new()
         .routes(routes!(device::public_key))
         .routes(routes!(device::enroll))
         .routes(routes!(device::enroll_reader))
@@ -28,7 +34,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(device::manifest))
         .routes(routes!(device::artifact))
         .routes(routes!(institution::devices))
-        .routes(routes!(institution::notices))
+        .routes(routes!(institution::notices));
+    let admin = OpenApiRouter::new()
         .routes(routes!(
             admin::create_institutions,
             admin::list_institutions
@@ -36,6 +43,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::import_institutions))
         .routes(routes!(admin::enrollment_key))
         .routes(routes!(admin::access_key))
+        .routes(routes!(admin::revoke_device))
         .routes(routes!(admin::create_release))
         .routes(routes!(admin::get_release))
         .routes(routes!(admin::create_campaign, admin::list_campaigns))
@@ -47,7 +55,18 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::notices))
         .routes(routes!(admin::notices_summary))
         .routes(routes!(admin::set_clock))
-        .routes(routes!(qualification::query))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(Limits::body(MAX_BODY));
+    let mock = OpenApiRouter::new().routes(routes!(qualification::query));
+    let small = |group: OpenApiRouter<AppState>| {
+        group
+            .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
+            .layer(Limits::body(limits::SMALL_BODY))
+            .layer(limits.request_deadline())
+    };
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .merge(small(device))
+        .merge(admin)
+        .merge(small(mock))
         .merge(uploads)
 }

@@ -283,6 +283,14 @@ impl Tx<'_> {
         Ok(block_on(self.handle, self.tx.query_opt(st, params))?)
     }
 
+    pub(crate) fn query<T: ?Sized + ToStatement + Sync>(
+        &mut self,
+        st: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        Ok(block_on(self.handle, self.tx.query(st, params))?)
+    }
+
     pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<()> {
         Ok(block_on(self.handle, self.tx.batch_execute(sql))?)
     }

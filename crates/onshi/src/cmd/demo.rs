@@ -364,6 +364,9 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         smtp: None,
         mail_from: None,
         accel_redirect: None,
+        limits: onshi_server::Limits::default(),
+        tls: None,
+        trusted_proxies: Vec::new(),
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -477,6 +480,9 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        // The server closes a connection idle for its header timeout (10 s by default): let
+        // go of idle connections first, so no request goes out on one it is closing.
+        .pool_idle_timeout(Duration::from_secs(5))
         .user_agent(concat!("onshi-demo/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the HTTP client")

@@ -329,7 +329,7 @@ fn enrol(
                 token_hash: hash_secret(&token),
             };
             let enrolled = store
-                .enrol_device(&device, at)
+                .enrol_device(&device, &onshi_store::EnrolRules::default(), at)
                 .with_context(|| format!("enrolling {what} {i}"))?;
             out.push((enrolled.id, token));
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use onshi_clock::Clock;
@@ -41,6 +42,69 @@ pub struct Args {
     /// location PREFIX (deploy/nginx.conf uses /_onshi/artifacts/). Default: onshi sends it.
     #[arg(long, value_name = "PREFIX", value_parser = accel_prefix)]
     accel_redirect: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Serve HTTPS with this certificate chain (PEM); with --tls-key. Without: plain HTTP,
+    /// for loopback behind a proxy that terminates TLS (deploy/nginx.conf).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A proxy (IP address) whose X-Forwarded-Proto and X-Real-IP headers are believed, besides
+    /// loopback (always trusted: nginx on this machine); repeat for several.
+    #[arg(long, value_name = "IP")]
+    trusted_proxy: Vec<std::net::IpAddr>,
+}
+
+/// The time and size limits of connections (defaults: `onshi_server::Limits::default()`).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's head; an idle keep-alive connection is closed
+    /// after as long [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    header_timeout: Option<Duration>,
+    /// The longest pause, in seconds, between two chunks of a request body [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    body_timeout: Option<Duration>,
+    /// Seconds within which a device-API request, a login or another small request must be
+    /// answered, its body included [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    request_timeout: Option<Duration>,
+    /// Connections served at once; more wait until one closes [default: 4096]. Keep the
+    /// process's open-file limit above it (systemd: LimitNOFILE).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// On SIGTERM or Ctrl-C, seconds the requests in flight may still take before their
+    /// connections are closed and the buffered last-contact times written [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    shutdown_deadline: Option<Duration>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> onshi_server::Limits {
+        let d = onshi_server::Limits::default();
+        onshi_server::Limits {
+            header_timeout: self.header_timeout.unwrap_or(d.header_timeout),
+            body_timeout: self.body_timeout.unwrap_or(d.body_timeout),
+            request_timeout: self.request_timeout.unwrap_or(d.request_timeout),
+            max_connections: self
+                .max_connections
+                .map_or(d.max_connections, |n| n as usize),
+            shutdown_deadline: self.shutdown_deadline.unwrap_or(d.shutdown_deadline),
+        }
+    }
+}
+
+/// A number of seconds, more than 0 and at most a day (`0.5` is half a second).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(n > 0.0 && n <= 86_400.0) {
+        return Err(format!("{s} is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(n))
 }
 
 fn accel_prefix(s: &str) -> Result<String, String> {
@@ -87,15 +151,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         smtp: args.smtp.clone(),
         mail_from: args.mail_from.clone(),
         accel_redirect: args.accel_redirect.clone(),
+        limits: args.limits.limits(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(onshi_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        trusted_proxies: args.trusted_proxy.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let running = onshi_server::start(config).await?;
-        if let Some(token) = &running.new_operator_token {
-            // Printed once: only its hash is stored.
-            println!("operator token (shown once, keep it safe): {token}");
+        if let Some(path) = &running.new_operator_token_file {
+            // Never on stdout: under systemd that is the journal, kept and readable by others.
+            println!(
+                "onshi serve: a new operator token is in {} (mode 0600); keep it safe and \
+                 delete the file",
+                path.display()
+            );
         }
-        println!("onshi serve: listening on http://{}", running.addr);
+        println!(
+            "onshi serve: listening on {}://{}",
+            running.scheme, running.addr
+        );
         running.wait().await
     })
 }

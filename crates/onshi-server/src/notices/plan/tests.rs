@@ -99,6 +99,7 @@ fn populate(store: &dyn Store) {
                     parent: None,
                     token_hash: format!("token-{n}"),
                 },
+                &onshi_store::EnrolRules::default(),
                 t0,
             )
             .expect("terminal");

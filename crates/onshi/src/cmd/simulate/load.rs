@@ -72,6 +72,9 @@ async fn drive(load: &Load<'_>, token: &str) -> anyhow::Result<LoadReport> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
+        // The server closes a connection idle for its header timeout (10 s by default): let
+        // go of idle connections first, so no request goes out on one it is closing.
+        .pool_idle_timeout(Duration::from_secs(5))
         .user_agent(concat!("onshi-load/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the HTTP client")?;

@@ -1,0 +1,185 @@
+//! Page sessions and page headers against hostile use (issue 15): a site logging in again and
+//! again ends only its own oldest sessions, never the operator's; logins are rate-limited per
+//! client; re-issuing a site's access
+//! key ends that site's sessions at once; every page carries a Content Security Policy that
+//! forbids framing, and every answer `nosniff`.
+
+use onshi_testkit::{OPERATOR_TOKEN, TestApp, spawn_app};
+use reqwest::{Client, Method, StatusCode, header};
+
+const SITE: &str = "0110113719";
+const OTHER_SITE: &str = "2714206386";
+
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The session cookie (`name=value`) a login answer sets.
+fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned()
+}
+
+async fn access_key(app: &TestApp, site: &str) -> String {
+    app.expect(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/admin/institutions/{site}/access-key"),
+        ),
+        200,
+    )
+    .await["access_key"]
+        .as_str()
+        .expect("key")
+        .to_owned()
+}
+
+async fn site_login(app: &TestApp, client: &Client, site: &str, key: &str) -> String {
+    let r = client
+        .post(app.url("/site/login"))
+        .form(&[("code", site), ("access_key", key)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    cookie_of(&r)
+}
+
+/// Whether the page at `path` opens with `cookie` (else it shows the login form).
+async fn opens(app: &TestApp, client: &Client, path: &str, cookie: &str) -> bool {
+    let r = client
+        .get(app.url(path))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("page");
+    let ok = r.status() == StatusCode::OK;
+    let text = r.text().await.expect("html");
+    ok && !text.contains("name=\"access_key\"") && !text.contains("name=\"token\"")
+}
+
+async fn setup() -> TestApp {
+    let app = spawn_app("2026-01-13T10:00:00+09:00").await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(
+                "code,name,kind,prefecture,email,auto_restart\n\
+                 0110113719,テスト診療所 札幌,clinic,1,sapporo@example.invalid,\n\
+                 2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,\n",
+            ),
+        201,
+    )
+    .await;
+    app
+}
+
+#[tokio::test]
+async fn a_site_logging_in_again_and_again_never_ends_the_operators_or_another_sites_session() {
+    let app = setup().await;
+    let client = no_redirects();
+    let r = client
+        .post(app.url("/operator/login"))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let operator = cookie_of(&r);
+    let other = site_login(
+        &app,
+        &client,
+        OTHER_SITE,
+        &access_key(&app, OTHER_SITE).await,
+    )
+    .await;
+    let key = access_key(&app, SITE).await;
+    // More logins than one site keeps sessions (10), within the login rate limit of one
+    // client (the unit test in `sessions.rs` runs 10,000 logins).
+    for _ in 0..15 {
+        site_login(&app, &client, SITE, &key).await;
+    }
+    assert!(opens(&app, &client, "/operator", &operator).await);
+    assert!(opens(&app, &client, "/site", &other).await);
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_client() {
+    let app = setup().await;
+    let client = no_redirects();
+    let mut answers = Vec::new();
+    for _ in 0..30 {
+        let r = client
+            .post(app.url("/operator/login"))
+            .form(&[("token", "a-wrong-guess-of-the-operator-token")])
+            .send()
+            .await
+            .expect("login");
+        answers.push(r.status());
+    }
+    assert_eq!(answers[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(answers[29], StatusCode::TOO_MANY_REQUESTS, "{answers:?}");
+    // Refused before it is checked: even the right token waits.
+    let r = client
+        .post(app.url("/operator/login"))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let text = r.text().await.expect("html");
+    assert!(text.contains("ログインの試行が多すぎます"), "{text}");
+}
+
+#[tokio::test]
+async fn re_issuing_a_sites_access_key_ends_its_sessions_at_once() {
+    let app = setup().await;
+    let client = no_redirects();
+    let session = site_login(&app, &client, SITE, &access_key(&app, SITE).await).await;
+    let other = site_login(
+        &app,
+        &client,
+        OTHER_SITE,
+        &access_key(&app, OTHER_SITE).await,
+    )
+    .await;
+    assert!(opens(&app, &client, "/site", &session).await);
+
+    access_key(&app, SITE).await;
+
+    assert!(!opens(&app, &client, "/site", &session).await);
+    assert!(opens(&app, &client, "/site", &other).await);
+}
+
+#[tokio::test]
+async fn pages_forbid_framing_and_scripts_and_every_answer_is_nosniff() {
+    let app = setup().await;
+    for path in ["/", "/guidance", "/site", "/operator/login", "/reception"] {
+        let r = app.client.get(app.url(path)).send().await.expect("page");
+        let headers = r.headers();
+        let csp = headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{path}: no Content-Security-Policy"));
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("script-src 'unsafe-inline'"), "{path}: {csp}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/public-key"))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
