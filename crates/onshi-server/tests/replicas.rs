@@ -204,7 +204,10 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
         (5, running(), S::Applied),
     ] {
         let first = send_report(app(), &token, seq, &event).await;
-        assert_eq!(first.status(), 200, "device {i} {event}");
+        if first.status() != 200 {
+            let status = first.status();
+            panic!("device {i} {event}: {status} {}", first.text().await.unwrap_or_default());
+        }
         let first: ReportResponse = first.json().await.expect("a report answer");
         assert_eq!((first.state, first.applied), (state, true));
         let again: ReportResponse = send_report(app(), &token, seq, &event)
