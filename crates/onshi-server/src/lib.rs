@@ -28,6 +28,7 @@ mod attachment;
 pub mod auth;
 mod desks;
 mod error;
+mod gates;
 mod history;
 mod json;
 pub mod notices;
@@ -219,6 +220,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     spawn_flusher(store.clone());
     services::progress::spawn_sampler(state.clone());
     notices::spawn(state.clone(), transport, from);
+    gates::spawn(state.clone());
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(

@@ -562,6 +562,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
                 base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
                 auto_restart: None,
                 restart_command: None,
+                self_check_command: None,
             };
             onshi_agent::enroll(&dir, &client, &e)
                 .await

@@ -6,13 +6,14 @@
 use std::borrow::Cow;
 
 /// The migrations, in order. Each runs once, in one transaction.
-pub(crate) const MIGRATIONS: [(&str, &str); 3] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 4] = [
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
     (
         "0003_slot_queue",
         include_str!("../migrations/0003_slot_queue.sql"),
     ),
+    ("0004_waves", include_str!("../migrations/0004_waves.sql")),
 ];
 
 /// The SQL dialect a migration is applied in.
