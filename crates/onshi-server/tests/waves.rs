@@ -446,3 +446,75 @@ async fn a_healthy_release_passes_every_gate_and_the_whole_fleet_is_done_within_
     );
     fleet.stop().await;
 }
+
+/// The operator's decisions after a hold, over the API with reports sent by hand: widen opens
+/// the next wave (the campaign stays paused), resume accepts the held wave's breach and runs
+/// the campaign again, each audited; widening past the last wave is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_hold_the_operator_widens_and_resumes_and_each_decision_is_audited() {
+    use onshi_api::device::{ReportRequest, ReportResponse, SelfCheck};
+    use onshi_core::deployment::DeploymentEvent as E;
+    let (_inbox, smtp) = smtp_server().await;
+    let apps = servers(&smtp).await;
+    let app = &apps[0];
+    let mut tokens = Vec::new();
+    for i in 0..SITES {
+        tokens.push((code(i), app.enroll(&code(i), &format!("T{i}")).await));
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    let canaries = first_wave(app).await;
+    let (_, token) = tokens
+        .iter()
+        .find(|(c, _)| canaries.contains(c))
+        .expect("a canary");
+    let version = onshi_core::version::Version::parse("2.0.0").expect("version");
+    app.report_steps(
+        token,
+        &[
+            E::DownloadStarted,
+            E::DownloadVerified,
+            E::InstallStarted,
+            E::InstallCompleted,
+        ],
+    )
+    .await;
+    let restarted =
+        ReportRequest::new(CAMPAIGN, 5, &E::Running(version)).with_self_check(SelfCheck::Failed);
+    app.expect_as::<ReportResponse>(app.send_report(token, &restarted), 200)
+        .await;
+    wait_until_within(
+        Duration::from_secs(30),
+        "the gate held the campaign",
+        async || campaign(app).await.status == CampaignStatus::Paused,
+    )
+    .await;
+
+    app.expect(app.control(CAMPAIGN, CampaignAction::Widen), 200)
+        .await;
+    let view = waves(app).await;
+    assert_eq!(view.open, 2, "{view:?}");
+    assert!(
+        view.hold.is_some(),
+        "widening does not lift the hold: {view:?}"
+    );
+    assert_eq!(campaign(app).await.status, CampaignStatus::Paused);
+    app.expect_error(
+        app.control(CAMPAIGN, CampaignAction::Widen),
+        409,
+        onshi_api::ErrorCode::InvalidCampaignTransition,
+    )
+    .await;
+
+    app.expect(app.control(CAMPAIGN, CampaignAction::Resume), 200)
+        .await;
+    let view = waves(app).await;
+    assert!(view.hold.is_none(), "{view:?}");
+    assert!(view.each[0].waived, "{view:?}");
+    assert_eq!(campaign(app).await.status, CampaignStatus::Active);
+    let audit = app.audit().await;
+    assert!(audit.contains("campaign_widen"), "{audit}");
+    assert!(audit.contains("wave 2 opened by the operator"), "{audit}");
+    assert!(audit.contains("campaign_resume"), "{audit}");
+    assert!(audit.contains("accepted: wave 1"), "{audit}");
+}
