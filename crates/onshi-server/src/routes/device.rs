@@ -456,9 +456,16 @@ pub async fn report(
         actor: format!("device:{did}"),
         action: "state_change".to_owned(),
         subject: format!("{cid}/{did}"),
-        detail: match &req.detail {
-            Some(why) => format!("{from} -> {to} ({event}): {why}"),
-            None => format!("{from} -> {to} ({event})"),
+        detail: {
+            let check = match req.self_check {
+                Some(SelfCheck::Passed) => " (self-check passed)",
+                Some(SelfCheck::Failed) => " (self-check failed)",
+                None => "",
+            };
+            match &req.detail {
+                Some(why) => format!("{from} -> {to} ({event}){check}: {why}"),
+                None => format!("{from} -> {to} ({event}){check}"),
+            }
         },
     });
     let outcome = state
