@@ -22,7 +22,7 @@ use rand::Rng;
 use tracing::Instrument;
 
 use onshi_api::device::{
-    CampaignOffer as Offer, CheckinResponse as Checkin, ReportRequest, ReportResponse,
+    CampaignOffer as Offer, CheckinResponse as Checkin, ReportRequest, ReportResponse, SelfCheck,
 };
 
 use crate::client::{Client, ClientError};
@@ -38,6 +38,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(30);
 pub const BACKOFF: Duration = Duration::from_secs(5);
 /// The longest wait after network errors: a server away for days is retried every ten minutes.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// The longest a self-check of the applied version may take.
+pub const SELF_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a powered-off card reader is looked at again.
 pub const READER_POWER_POLL: Duration = Duration::from_secs(300);
 
@@ -381,11 +383,12 @@ impl Agent {
                     .await;
             }
             (DeploymentState::Installed, Component::Terminal) if running >= &offer.version => {
+                let check = self.self_check(running).await;
                 self.send(
                     cred,
                     offer,
                     DeploymentEvent::Running(running.clone()),
-                    |r| r,
+                    |r| r.with_self_check(check),
                 )
                 .await;
             }
@@ -404,11 +407,12 @@ impl Agent {
         poll: Duration,
     ) -> Result<Next, AgentError> {
         if running >= offer.version {
+            let check = self.self_check(&running).await;
             self.send(
                 cred,
                 offer,
                 DeploymentEvent::Running(running.clone()),
-                |r| r,
+                |r| r.with_self_check(check),
             )
             .await;
             return Ok(Next::After(poll));
@@ -429,17 +433,56 @@ impl Agent {
         if now >= due {
             tracing::info!(at = %due, "automatic restart time reached; restarting the terminal");
             let running = self.restart_terminal().await?;
+            // A restart onto the new version is checked; one that came back without it is
+            // reported as it is (the server's gates count it).
+            let check = if running >= offer.version {
+                self.self_check(&running).await
+            } else {
+                None
+            };
             self.send(
                 cred,
                 offer,
                 DeploymentEvent::Running(running.clone()),
-                |r| r,
+                |r| r.with_self_check(check),
             )
             .await;
             return Ok(Next::After(poll));
         }
         let until = Duration::try_from(due.duration_since(now)).unwrap_or(poll);
         Ok(Next::After(until.min(poll)))
+    }
+
+    /// Runs the configured self-check of the version the terminal now runs; `None` when none
+    /// is configured. A check that cannot start, fails or outlasts [`SELF_CHECK_TIMEOUT`] is a
+    /// failed check.
+    async fn self_check(&self, version: &Version) -> Option<SelfCheck> {
+        let argv = self
+            .identity
+            .self_check_command
+            .as_ref()
+            .filter(|a| !a.is_empty())?;
+        let run = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("ONSHI_VERSION", version.to_string())
+            .kill_on_drop(true)
+            .status();
+        let verdict = match tokio::time::timeout(SELF_CHECK_TIMEOUT, run).await {
+            Ok(Ok(status)) if status.success() => SelfCheck::Passed,
+            Ok(Ok(status)) => {
+                tracing::warn!(%version, %status, "the self-check of the new version failed");
+                SelfCheck::Failed
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%version, error = %e, "the self-check could not run");
+                SelfCheck::Failed
+            }
+            Err(_) => {
+                tracing::warn!(%version, "the self-check did not finish in time");
+                SelfCheck::Failed
+            }
+        };
+        Some(verdict)
     }
 
     fn auto_restart(&self) -> Option<Time> {

@@ -102,6 +102,11 @@ pub struct Identity {
     /// application, which then runs the installed version.
     #[serde(default)]
     pub restart_command: Option<Vec<String>>,
+    /// The self-check of the applied version, run after each restart onto a new version
+    /// (argv; exit 0 is healthy; `ONSHI_VERSION` names the version); its verdict is reported
+    /// with `running` and counted by the campaign's wave gates. Absent: none is run.
+    #[serde(default)]
+    pub self_check_command: Option<Vec<String>>,
 }
 
 /// One updatable part of the site: the terminal application or one card reader.
@@ -534,6 +539,7 @@ mod tests {
             trust_key: "k".into(),
             auto_restart: None,
             restart_command: None,
+            self_check_command: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Enrollment {
     /// Overrides the site's automatic restart time the server knows (`HH:MM`).
     pub auto_restart: Option<String>,
     pub restart_command: Option<Vec<String>>,
+    /// The self-check of the applied version after a restart (argv; exit 0 is healthy).
+    pub self_check_command: Option<Vec<String>>,
 }
 
 /// Why enrolment failed.
@@ -107,6 +109,7 @@ pub async fn enroll(
         trust_key: e.trust_key.clone().unwrap_or(terminal.signing_public_key),
         auto_restart: e.auto_restart.clone().or(terminal.auto_restart),
         restart_command: e.restart_command.clone(),
+        self_check_command: e.self_check_command.clone(),
     };
     dir.create(&identity, &e.base_version)?;
     tracing::info!(institution = %e.institution, terminal = identity.terminal.device_id, readers = identity.readers.len(), "enrolled");

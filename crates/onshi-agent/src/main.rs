@@ -75,6 +75,11 @@ struct EnrollArgs {
     /// emulated terminal application.
     #[arg(long, value_name = "COMMAND")]
     restart_command: Option<String>,
+    /// The self-check of the applied version, run after each restart onto a new version (exit
+    /// 0: healthy; the version is in ONSHI_VERSION); its verdict is reported to the server,
+    /// whose wave gates stop a release that fails it. Default: none.
+    #[arg(long, value_name = "COMMAND")]
+    self_check_command: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -222,6 +227,9 @@ async fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
         auto_restart: a.auto_restart,
         restart_command: a
             .restart_command
+            .map(|c| c.split_whitespace().map(str::to_owned).collect()),
+        self_check_command: a
+            .self_check_command
             .map(|c| c.split_whitespace().map(str::to_owned).collect()),
     };
     let dir = StateDir::new(&a.state_dir);

@@ -390,3 +390,37 @@ async fn a_plain_http_server_off_this_machine_is_refused_before_anything_is_sent
     assert!(stderr.contains("must be https://"), "{stderr}");
     assert!(!tmp.path().join("site").join("agent.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_self_check_runs_after_the_restart_and_its_failure_is_reported() {
+    let server = start_server(
+        "2026-01-19T20:30:00+09:00",
+        "2.0.0",
+        &package(50_000, 11),
+        &package(10_000, 12),
+    )
+    .await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("clinic");
+    let (terminal, _) = AGENT
+        .enroll(&server, CLINIC, &dir, &["--self-check-command", "false"])
+        .await;
+    let agent = AGENT.run(&dir, &[]);
+    server.wait_state(terminal, S::Installed).await;
+    drop(agent);
+    server.set_clock("2026-01-20T07:00:00+09:00").await;
+    let out = AGENT
+        .output(vec![
+            "restart".into(),
+            "--state-dir".into(),
+            dir.display().to_string(),
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.wait_state(terminal, S::Applied).await;
+    server.wait_for_audit("self-check failed").await;
+}

@@ -375,6 +375,55 @@ pub struct Progress {
     pub silent_terminals: u64,
 }
 
+/// One wave of a campaign: whether it is offered the release, its counts and each gate metric
+/// against its limit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WaveView {
+    /// 0 for the first wave.
+    pub wave: u16,
+    /// 第1波 …
+    pub name_ja: String,
+    /// wave 1 …
+    pub name_en: String,
+    /// Offered the release now.
+    pub open: bool,
+    /// The operator resumed after this wave's breach: it holds the campaign no more.
+    pub waived: bool,
+    pub health: onshi_core::waves::WaveHealth,
+    pub readings: Vec<onshi_core::waves::Reading>,
+}
+
+/// `GET /api/v1/admin/campaigns/{id}/waves`: a campaign's waves and their health gates.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WavesView {
+    pub campaign: String,
+    /// How many waves the plan has (the last is every other site).
+    pub waves: u16,
+    /// How many are open (0 before activation).
+    pub open: u16,
+    /// When the newest open wave opened.
+    #[schema(format = DateTime)]
+    pub opened_at: Option<String>,
+    /// The gate that holds the campaign (paused), if one does.
+    pub hold: Option<onshi_core::waves::Hold>,
+    /// Why it is held, in Japanese and in English.
+    pub held_because_ja: Option<String>,
+    pub held_because_en: Option<String>,
+    /// What the newest open wave still waits for before the next opens.
+    pub waiting: Option<onshi_core::waves::Waiting>,
+    pub waiting_ja: Option<String>,
+    pub waiting_en: Option<String>,
+    /// Terminals running the new version a wave needs before the next opens.
+    pub min_restarted: u32,
+    /// The soak time from the first window a wave could use.
+    pub soak_hours: i64,
+    /// How long after a restart a terminal must run the new version.
+    pub not_running_within_minutes: i64,
+    /// Who is mailed when a gate holds the campaign.
+    pub mail_to: Option<String>,
+    pub each: Vec<WaveView>,
+}
+
 /// The format of a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

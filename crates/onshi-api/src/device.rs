@@ -237,6 +237,15 @@ pub enum ReportEvent {
     Retry,
 }
 
+/// What the agent's self-check of the applied version said after the restart (reported with
+/// `running`; the wave gates count the failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfCheck {
+    Passed,
+    Failed,
+}
+
 /// A `running` report without its version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MissingVersion;
@@ -266,6 +275,9 @@ pub struct ReportRequest {
     /// What went wrong, for `failed` (e.g. "SHA-256 mismatch"); kept in the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// With `running` after a restart onto the new version: the self-check's verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_check: Option<SelfCheck>,
 }
 
 impl utoipa::ToSchema for ReportRequest {}
@@ -323,6 +335,16 @@ impl utoipa::PartialSchema for ReportRequest {
                              the audit log.",
                         )),
                 )
+                .property(
+                    "self_check",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::Type(Type::String))
+                        .enum_values(Some(["passed", "failed"]))
+                        .description(Some(
+                            "With `running` after a restart onto the new version: the \
+                             self-check's verdict (the wave gates count the failures).",
+                        )),
+                )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)));
             if version_required {
                 o = o.required("version");
@@ -377,7 +399,14 @@ impl ReportRequest {
             version,
             bytes: None,
             detail: None,
+            self_check: None,
         }
+    }
+
+    /// With the self-check's verdict (a `running` report after a restart).
+    pub fn with_self_check(mut self, check: impl Into<Option<SelfCheck>>) -> Self {
+        self.self_check = check.into();
+        self
     }
 
     /// With the bytes downloaded so far.

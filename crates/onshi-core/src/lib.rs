@@ -24,3 +24,4 @@ pub mod selector;
 pub mod silence;
 pub mod vendor;
 pub mod version;
+pub mod waves;

@@ -75,19 +75,29 @@ pub enum CampaignAction {
     Resume,
     /// End the campaign for good, from any state but closed.
     Close,
+    /// Open the next wave now (段階配信, [`crate::waves`]), whatever its gate says; the
+    /// campaign's status does not change.
+    Widen,
 }
 
 impl CampaignAction {
     /// Every action, in the order the dashboard shows them.
-    pub const ALL: [Self; 4] = [Self::Activate, Self::Pause, Self::Resume, Self::Close];
+    pub const ALL: [Self; 5] = [
+        Self::Activate,
+        Self::Pause,
+        Self::Resume,
+        Self::Widen,
+        Self::Close,
+    ];
 
-    /// `activate`, `pause`, `resume`, `close`: the verb in the API's path.
+    /// `activate`, `pause`, `resume`, `widen`, `close`: the verb in the API's path.
     pub fn slug(self) -> &'static str {
         match self {
             Self::Activate => "activate",
             Self::Pause => "pause",
             Self::Resume => "resume",
             Self::Close => "close",
+            Self::Widen => "widen",
         }
     }
 
@@ -113,7 +123,8 @@ pub struct InvalidTransition {
 
 impl CampaignStatus {
     /// The campaign's life: draft → active ⇄ paused, and closed from any of them. Closed is
-    /// final; every other pair is refused.
+    /// final; widening (the next wave) leaves an active or paused campaign as it is; every
+    /// other pair is refused.
     pub fn apply(self, action: CampaignAction) -> Result<Self, InvalidTransition> {
         use CampaignAction as A;
         use CampaignStatus as S;
@@ -122,6 +133,7 @@ impl CampaignStatus {
             (A::Pause, S::Active) => Ok(S::Paused),
             (A::Resume, S::Paused) => Ok(S::Active),
             (A::Close, S::Draft | S::Active | S::Paused) => Ok(S::Closed),
+            (A::Widen, S::Active | S::Paused) => Ok(self),
             (action, from) => Err(InvalidTransition { from, action }),
         }
     }
@@ -390,6 +402,8 @@ mod tests {
             (S::Draft, A::Close),
             (S::Active, A::Close),
             (S::Paused, A::Close),
+            (S::Active, A::Widen),
+            (S::Paused, A::Widen),
         ];
         for from in [S::Draft, S::Active, S::Paused, S::Closed] {
             for action in CampaignAction::ALL {

@@ -95,6 +95,8 @@ pub enum ScheduleError {
         "silent_after_hours = {0} must be a whole number of hours from 1 to {MAX_SILENT_AFTER_HOURS}"
     )]
     BadSilentAfter(i64),
+    #[error(transparent)]
+    Waves(#[from] crate::waves::WavesError),
 }
 
 /// The longest `silent_after_hours` a campaign file may set (30 days).
@@ -214,6 +216,8 @@ pub struct Campaign {
     /// `[from, until + 1 day)` they make.
     billing: Option<(Date, Date, Timestamp, Timestamp)>,
     completion_check: Option<CompletionCheck>,
+    /// The optional `[waves]` plan (段階配信, [`crate::waves`]).
+    waves: Option<crate::waves::WavePlan>,
     /// Continuous spells of distribution: windows merged where they touch, and the catch-up
     /// phase (open-ended) with every window it overlaps. Sorted and disjoint.
     runs: Vec<Run>,
@@ -259,6 +263,7 @@ struct RawCampaign {
     silent_after_hours: Option<i64>,
     billing_notices: Option<RawBilling>,
     completion_check: Option<CompletionCheck>,
+    waves: Option<crate::waves::RawWaves>,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +342,7 @@ impl Campaign {
             silent_after,
             billing: None,
             completion_check: None,
+            waves: raw.waves.map(crate::waves::RawWaves::parse).transpose()?,
             runs: Vec::new(),
         };
         let mut first_night = None;
@@ -438,6 +444,11 @@ impl Campaign {
     pub fn billing_open(&self, at: Timestamp) -> bool {
         self.billing
             .is_none_or(|(_, _, from, end)| from <= at && at < end)
+    }
+
+    /// The campaign's waves and their gate, when the file has a `[waves]` table.
+    pub fn waves(&self) -> Option<&crate::waves::WavePlan> {
+        self.waves.as_ref()
     }
 
     /// The official completion-check site, once the campaign file names it.

@@ -29,6 +29,7 @@ pub mod auth;
 mod connections;
 mod desks;
 mod error;
+mod gates;
 mod headers;
 mod history;
 mod json;
@@ -266,6 +267,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     spawn_flusher(store.clone());
     services::progress::spawn_sampler(state.clone());
     notices::spawn(state.clone(), transport, from);
+    gates::spawn(state.clone());
     let app = router(state.clone(), &config.limits);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let how = connections::Listening {

@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use onshi_store::Mail;
+use onshi_store::{Mail, OperatorMail};
 
 use tracing::Instrument;
 
@@ -198,9 +198,18 @@ impl Postman {
             .clock
             .real_duration(hold)
             .saturating_sub(SEND_TIMEOUT + CLAIM_MARGIN);
-        let mails = self
+        // The sites' outbox and the operator's (a gate held a campaign), claimed alike.
+        let mails: Vec<Outgoing> = self
             .state
-            .db(move |s| s.claim_mails(now, until, BATCH))
+            .db(move |s| {
+                let sites = s.claim_mails(now, until, BATCH)?;
+                let operator = s.claim_operator_mails(now, until, BATCH)?;
+                Ok(sites
+                    .into_iter()
+                    .map(Outgoing::Site)
+                    .chain(operator.into_iter().map(Outgoing::Operator))
+                    .collect())
+            })
             .await?;
         let total = mails.len();
         let mut sending = tokio::task::JoinSet::new();
@@ -220,7 +229,7 @@ impl Postman {
                 );
                 break;
             }
-            let span = tracing::info_span!("notice_send", id = mail.id, kind = mail.kind.slug(), institution = %mail.institution);
+            let span = tracing::info_span!("notice_send", id = mail.id(), kind = mail.kind(), institution = %mail.addressee());
             let (state, sender) = (self.state.clone(), self.sender.clone());
             sending.spawn(async move { sender.deliver(&state, &mail, now).await }.instrument(span));
         }
@@ -240,6 +249,82 @@ fn settled(done: Result<ApiResult<()>, tokio::task::JoinError>) -> ApiResult<()>
 fn keep_first(first: &mut Option<ApiError>, result: ApiResult<()>) {
     if let Err(e) = result {
         first.get_or_insert(e);
+    }
+}
+
+/// A claimed mail: to a site (the notices outbox) or to the operator (a gate's hold).
+enum Outgoing {
+    Site(Mail),
+    Operator(OperatorMail),
+}
+
+impl Outgoing {
+    fn id(&self) -> i64 {
+        match self {
+            Self::Site(m) => m.id,
+            Self::Operator(m) => m.id,
+        }
+    }
+
+    /// The notice kind's slug, or `operator` for the operator's mail.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Site(m) => m.kind.slug(),
+            Self::Operator(_) => "operator",
+        }
+    }
+
+    /// The site's code, or the campaign for the operator's mail.
+    fn addressee(&self) -> String {
+        match self {
+            Self::Site(m) => m.institution.to_string(),
+            Self::Operator(m) => m.campaign.clone(),
+        }
+    }
+
+    fn recipient(&self) -> &str {
+        match self {
+            Self::Site(m) => &m.recipient,
+            Self::Operator(m) => &m.recipient,
+        }
+    }
+
+    fn subject(&self) -> &str {
+        match self {
+            Self::Site(m) => &m.subject,
+            Self::Operator(m) => &m.subject,
+        }
+    }
+
+    fn body(&self) -> &str {
+        match self {
+            Self::Site(m) => &m.body,
+            Self::Operator(m) => &m.body,
+        }
+    }
+
+    fn attempts(&self) -> u32 {
+        match self {
+            Self::Site(m) => m.attempts,
+            Self::Operator(m) => m.attempts,
+        }
+    }
+
+    /// Derived from the row, so a mail re-sent after a crash is recognisably the same.
+    fn message_id(&self) -> String {
+        match self {
+            Self::Site(m) => format!(
+                "<notice-{}-{}-{}@onshi.invalid>",
+                m.id,
+                m.kind.slug(),
+                m.institution
+            ),
+            Self::Operator(m) => format!("<operator-{}@onshi.invalid>", m.id),
+        }
+    }
+
+    fn file_name(&self) -> String {
+        format!("{:08}-{}-{}.eml", self.id(), self.kind(), self.addressee())
     }
 }
 
@@ -265,27 +350,51 @@ struct Sender {
 
 impl Sender {
     /// Sends `mail` (claimed at `claimed`) and marks it sent, or failed with its back-off.
-    async fn deliver(&self, state: &AppState, mail: &Mail, claimed: Timestamp) -> ApiResult<()> {
-        let id = mail.id;
+    async fn deliver(
+        &self,
+        state: &AppState,
+        mail: &Outgoing,
+        claimed: Timestamp,
+    ) -> ApiResult<()> {
+        let id = mail.id();
+        let operator = matches!(mail, Outgoing::Operator(_));
         let sent = tokio::time::timeout(SEND_TIMEOUT, self.send(mail, claimed))
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {SEND_TIMEOUT:?}")));
         match sent {
             Ok(()) => {
-                tracing::info!(to = %mail.recipient, "notice sent");
+                tracing::info!(to = %mail.recipient(), "notice sent");
                 let at = state.now();
-                state.db(move |s| s.mail_sent(id, at)).await
+                state
+                    .db(move |s| {
+                        if operator {
+                            s.operator_mail_sent(id, at)
+                        } else {
+                            s.mail_sent(id, at)
+                        }
+                    })
+                    .await
             }
             Err(why) => {
                 let failed = state.now();
-                let retry = failed.checked_add(backoff(mail.attempts)).unwrap_or(failed);
-                tracing::warn!(error = %why, attempts = mail.attempts + 1, retry_at = %retry, "notice not sent; will retry");
-                state.db(move |s| s.mail_failed(id, &why, retry)).await
+                let retry = failed
+                    .checked_add(backoff(mail.attempts()))
+                    .unwrap_or(failed);
+                tracing::warn!(error = %why, attempts = mail.attempts() + 1, retry_at = %retry, "notice not sent; will retry");
+                state
+                    .db(move |s| {
+                        if operator {
+                            s.operator_mail_failed(id, &why, retry)
+                        } else {
+                            s.mail_failed(id, &why, retry)
+                        }
+                    })
+                    .await
             }
         }
     }
 
-    async fn send(&self, mail: &Mail, now: Timestamp) -> Result<(), String> {
+    async fn send(&self, mail: &Outgoing, now: Timestamp) -> Result<(), String> {
         let message = message(&self.from, mail, now)?;
         match &self.outlet {
             Outlet::Smtp { relay, transport } => transport
@@ -294,12 +403,7 @@ impl Sender {
                 .map(|_| ())
                 .map_err(|e| format!("SMTP {relay}: {e}")),
             Outlet::Files(dir) => {
-                let name = format!(
-                    "{:08}-{}-{}.eml",
-                    mail.id,
-                    mail.kind.slug(),
-                    mail.institution
-                );
+                let name = mail.file_name();
                 let (dir, bytes) = (dir.clone(), message.formatted());
                 tokio::task::spawn_blocking(move || write_eml(&dir, &name, &bytes))
                     .await
@@ -311,24 +415,19 @@ impl Sender {
 
 /// The RFC 5322 message of an outbox mail. The Message-ID is derived from the outbox row, so a
 /// mail re-sent after a crash between "accepted" and "marked sent" is recognisably the same.
-fn message(from: &Mailbox, mail: &Mail, now: Timestamp) -> Result<Message, String> {
+fn message(from: &Mailbox, mail: &Outgoing, now: Timestamp) -> Result<Message, String> {
     let to: Mailbox = mail
-        .recipient
+        .recipient()
         .parse()
-        .map_err(|e| format!("recipient {:?}: {e}", mail.recipient))?;
+        .map_err(|e| format!("recipient {:?}: {e}", mail.recipient()))?;
     Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(mail.subject.clone())
+        .subject(mail.subject().to_owned())
         .date(SystemTime::from(now))
-        .message_id(Some(format!(
-            "<notice-{}-{}-{}@onshi.invalid>",
-            mail.id,
-            mail.kind.slug(),
-            mail.institution
-        )))
+        .message_id(Some(mail.message_id()))
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.body.clone())
+        .body(mail.body().to_owned())
         .map_err(|e| e.to_string())
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use onshi_clock::Clock;
+use onshi_core::institution::InstitutionCode;
 use onshi_core::schedule::Campaign;
+use onshi_core::waves::WaveProgress;
 use onshi_store::{AuditEntry, CampaignRecord, Release, Store};
 
 use crate::desks::Desks;
@@ -29,6 +31,7 @@ pub struct AppState {
     schedules: Arc<RwLock<HashMap<String, Arc<Campaign>>>>,
     releases: Arc<RwLock<HashMap<String, Arc<Release>>>>,
     campaigns: Arc<RwLock<HashMap<String, CachedCampaign>>>,
+    waves: Arc<RwLock<HashMap<String, (Instant, KnownWaves)>>>,
     /// The reception emulator's desks.
     pub desks: Arc<Mutex<Desks>>,
     /// Page sessions (operator and sites), in memory.
@@ -44,6 +47,27 @@ pub struct AppState {
     pub accel_redirect: Option<Arc<str>>,
     /// Wakes the notices worker to plan at once (a campaign was activated, the clock was set).
     pub notices_nudge: Arc<tokio::sync::Notify>,
+    /// Wakes the gates worker to judge at once (a report that may cross a gate arrived).
+    pub gates_nudge: Arc<tokio::sync::Notify>,
+}
+
+/// A campaign's waves as this replica knows them: the progress (refreshed like a campaign
+/// record, so a hold another replica wrote is seen within [`CAMPAIGN_TTL`]) and each site's
+/// wave (read once: the deal never changes after activation).
+#[derive(Clone)]
+pub struct KnownWaves {
+    pub progress: Arc<WaveProgress>,
+    pub sites: Arc<HashMap<InstitutionCode, u16>>,
+}
+
+impl KnownWaves {
+    /// The wave of a site: its dealt wave, or the last for a site that enrolled later.
+    pub fn wave_of(&self, code: InstitutionCode, waves: u16) -> u16 {
+        self.sites
+            .get(&code)
+            .copied()
+            .unwrap_or(waves.saturating_sub(1))
+    }
 }
 
 /// A campaign record and when it was read.
@@ -70,6 +94,7 @@ impl AppState {
             schedules: Arc::default(),
             releases: Arc::default(),
             campaigns: Arc::default(),
+            waves: Arc::default(),
             desks: Arc::default(),
             sessions: Arc::default(),
             logins: Arc::default(),
@@ -77,6 +102,7 @@ impl AppState {
             qualification_public: false,
             accel_redirect: None,
             notices_nudge: Arc::default(),
+            gates_nudge: Arc::default(),
         }
     }
 
@@ -183,12 +209,71 @@ impl AppState {
         Ok(Some(record))
     }
 
-    /// Forgets a cached campaign after the operator changed it.
+    /// Forgets a cached campaign (and its wave progress) after it changed.
     pub fn forget_campaign(&self, id: &str) {
         self.campaigns
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        // The sites' waves never change: keep them, and read the progress again next time.
+        let mut waves = self.waves.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, _)) = waves.get_mut(id) {
+            match Instant::now().checked_sub(CAMPAIGN_TTL) {
+                Some(stale) => *at = stale,
+                None => {
+                    waves.remove(id);
+                }
+            }
+        }
+    }
+
+    /// A campaign's waves, `None` for a campaign without them (its schedule has no `[waves]`,
+    /// or it was never activated). The progress is read again once it is older than
+    /// [`CAMPAIGN_TTL`] (by the first caller; the others keep the cached copy meanwhile).
+    pub async fn waves(&self, record: &CampaignRecord) -> ApiResult<Option<KnownWaves>> {
+        if self.schedule(record)?.waves().is_none() {
+            return Ok(None);
+        }
+        let cached = {
+            let mut map = self.waves.write().unwrap_or_else(|e| e.into_inner());
+            map.get_mut(&record.id).map(|(at, w)| {
+                let stale = at.elapsed() >= CAMPAIGN_TTL;
+                if stale {
+                    *at = Instant::now();
+                }
+                (stale, w.clone())
+            })
+        };
+        let sites = match cached {
+            Some((false, known)) => return Ok(Some(known)),
+            Some((true, known)) => Some(known.sites),
+            None => None,
+        };
+        let id = record.id.clone();
+        let need_sites = sites.is_none();
+        let (progress, read) = self
+            .db(move |s| {
+                let progress = s.wave_progress(&id)?;
+                let sites = if need_sites && progress.is_some() {
+                    s.wave_sites(&id)?
+                } else {
+                    Vec::new()
+                };
+                Ok((progress, sites))
+            })
+            .await?;
+        let Some(progress) = progress else {
+            return Ok(None);
+        };
+        let known = KnownWaves {
+            progress: Arc::new(progress),
+            sites: sites.unwrap_or_else(|| Arc::new(read.into_iter().collect())),
+        };
+        self.waves
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.id.clone(), (Instant::now(), known.clone()));
+        Ok(Some(known))
     }
 
     /// Appends to the audit log (server time).

@@ -206,7 +206,10 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
         let first = send_report(app(), &token, seq, &event).await;
         if first.status() != 200 {
             let status = first.status();
-            panic!("device {i} {event}: {status} {}", first.text().await.unwrap_or_default());
+            panic!(
+                "device {i} {event}: {status} {}",
+                first.text().await.unwrap_or_default()
+            );
         }
         let first: ReportResponse = first.json().await.expect("a report answer");
         assert_eq!((first.state, first.applied), (state, true));
@@ -588,6 +591,7 @@ async fn first_night_of_real_agents(postgres: bool) {
                 base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
                 auto_restart: None,
                 restart_command: None,
+                self_check_command: None,
             };
             onshi_agent::enroll(&dir, &client, &e)
                 .await

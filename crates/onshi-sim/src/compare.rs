@@ -79,6 +79,24 @@ pub fn compare(a: Summary, b: Summary) -> Comparison {
             |s| s.sites_applied as f64,
         ),
         num(
+            "fault.sites_reached",
+            "不具合のある版が届いた施設（再起動済み）",
+            "sites reached by the faulty release (restarted onto it)",
+            |s| s.fault.sites_reached as f64,
+        ),
+        num(
+            "fault.sites_unhealthy",
+            "うち自己診断で異常となった施設",
+            "of which failing the self-check",
+            |s| s.fault.sites_unhealthy as f64,
+        ),
+        text(
+            "waves.held_at",
+            "健全性ゲートで停止した時刻",
+            "held by a health gate at",
+            |s| s.waves.as_ref().and_then(|w| w.held_at.clone()),
+        ),
+        num(
             "bandwidth.peak_concurrent_downloads",
             "同時ダウンロード数（最大）",
             "peak concurrent downloads",

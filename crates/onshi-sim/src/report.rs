@@ -129,6 +129,31 @@ pub struct Summary {
     pub illegal_transitions: u64,
     /// Events the simulation processed.
     pub events: u64,
+    /// A faulty release (`[fault]`): how far it got.
+    pub fault: Fault,
+    /// The campaign's waves and their gates, when its file has `[waves]`.
+    pub waves: Option<Waves>,
+}
+
+/// How far a faulty release got: sites whose terminal restarted onto it, and those whose
+/// self-check failed there (both 0 for a healthy release).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fault {
+    pub unhealthy_after_restart_share: f64,
+    pub sites_reached: u64,
+    pub sites_unhealthy: u64,
+}
+
+/// The waves of a run: how many opened (and when), and whether a gate held the campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Waves {
+    pub waves: u16,
+    pub opened: u16,
+    pub opened_at: Vec<String>,
+    /// When a gate held the campaign (the simulation has no operator to resume it).
+    pub held_at: Option<String>,
+    /// Which wave's gate (1 for the first).
+    pub held_wave: Option<u16>,
 }
 
 /// Check-ins of devices waiting for a download slot, told when to come back by the campaign's

@@ -79,6 +79,9 @@ pub struct Scenario {
     pub staff: Staff,
     /// The morning "restart required" e-mail, when enabled.
     pub mail: Option<Mail>,
+    /// A faulty release (`[fault]`): the share of terminals whose self-check fails after the
+    /// restart onto it (0: healthy).
+    pub unhealthy_after_restart: f64,
     /// Parameters per kind of site, in [`InstitutionKind::ALL`] order.
     pub sites: [SiteKind; 4],
 }

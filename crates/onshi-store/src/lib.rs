@@ -23,6 +23,7 @@ use onshi_core::selector::Selector;
 use onshi_core::silence::Silence;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
+use onshi_core::waves::{WaveHealth, WaveProgress};
 use serde::Serialize;
 
 mod contacts;
@@ -388,6 +389,55 @@ pub struct MailCount {
     pub pending: u64,
 }
 
+/// What a terminal's restart told the server ([`Store::record_restart`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartNote {
+    /// The self-check of the new version passed.
+    Healthy,
+    /// The self-check of the new version failed.
+    Unhealthy,
+    /// The terminal restarted after the install without the new version running.
+    OldVersion,
+}
+
+/// A change of a campaign's waves ([`Store::change_waves`]): from `expected` to `next`, and
+/// with it, all in one transaction, the campaign's status, an audit line and a mail to the
+/// operator.
+#[derive(Debug, Clone, Copy)]
+pub struct WaveChange<'a> {
+    pub campaign: &'a str,
+    pub expected: &'a WaveProgress,
+    pub next: &'a WaveProgress,
+    /// The campaign's status moves from the first to the second (else nothing changes).
+    pub status: Option<(CampaignStatus, CampaignStatus)>,
+    pub audit: Option<&'a AuditEntry>,
+    pub mail: Option<&'a NewOperatorMail<'a>>,
+    pub at: Timestamp,
+}
+
+/// A mail to the operator to plan (unique per campaign and key).
+#[derive(Debug, Clone, Copy)]
+pub struct NewOperatorMail<'a> {
+    pub key: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+}
+
+/// A mail to the operator in its outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorMail {
+    pub id: i64,
+    pub campaign: String,
+    pub key: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: u32,
+    #[serde(serialize_with = "time::ser_opt_ts")]
+    pub sent_at: Option<Timestamp>,
+}
+
 /// Everything the server persists. Calls are blocking; the server runs them off the async
 /// workers.
 pub trait Store: Send + Sync + 'static {
@@ -638,6 +688,57 @@ pub trait Store: Send + Sync + 'static {
     fn mail_summary(&self) -> Result<MailSummary>;
     /// The newest mails, optionally of one site, newest first.
     fn mails(&self, institution: Option<InstitutionCode>, limit: u32) -> Result<Vec<Mail>>;
+
+    // Waves and health gates (onshi_core::waves).
+
+    /// Stores each site's wave and the campaign's first wave progress, in one transaction
+    /// (at activation). A campaign that has a progress already keeps it and its sites.
+    fn start_waves(
+        &self,
+        campaign: &str,
+        sites: &[(InstitutionCode, u16)],
+        progress: &WaveProgress,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Every assigned site's wave in a campaign.
+    fn wave_sites(&self, campaign: &str) -> Result<Vec<(InstitutionCode, u16)>>;
+    /// How far a campaign's waves are; `None` for a campaign without waves.
+    fn wave_progress(&self, campaign: &str) -> Result<Option<WaveProgress>>;
+    /// Replaces the campaign's wave progress if it is still `expected` (compare-and-set), and
+    /// with it changes the status, appends the audit line and plans the operator's mail, all in
+    /// one transaction; `false` (and nothing changed) when another call changed it first or the
+    /// campaign's status was not the expected one.
+    fn change_waves(&self, change: &WaveChange<'_>) -> Result<bool>;
+    /// Each wave's counts (sites not assigned count in wave `last`); a terminal that restarted
+    /// without the new version at or before `overdue_before` counts as overdue.
+    fn wave_health(
+        &self,
+        campaign: &str,
+        last: u16,
+        overdue_before: Timestamp,
+    ) -> Result<Vec<WaveHealth>>;
+    /// Records what a terminal's restart told: its self-check, or that it restarted without the
+    /// new version (the first such restart is kept).
+    fn record_restart(
+        &self,
+        campaign: &str,
+        device: i64,
+        note: RestartNote,
+        at: Timestamp,
+    ) -> Result<()>;
+    /// Claims up to `limit` unsent operator mails due at `now` (as [`Store::claim_mails`]).
+    fn claim_operator_mails(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OperatorMail>>;
+    /// Marks an operator mail sent.
+    fn operator_mail_sent(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Records a failed attempt; the mail is retried at `retry_at`.
+    fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// A campaign's operator mails, oldest first.
+    fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>>;
 
     /// Appends to the audit log.
     fn audit(&self, entry: &AuditEntry) -> Result<()>;

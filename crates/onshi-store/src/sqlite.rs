@@ -29,6 +29,7 @@ use crate::time::db_time;
 use crate::*;
 
 mod slots;
+mod waves;
 
 use slots::CampaignSlots;
 
@@ -1371,6 +1372,68 @@ impl Store for SqliteStore {
             .query_map(params![institution.map(|c| c.to_string()), limit], mail_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(MailRow::parse).collect()
+    }
+
+    fn start_waves(
+        &self,
+        campaign: &str,
+        sites: &[(InstitutionCode, u16)],
+        progress: &onshi_core::waves::WaveProgress,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.start_waves_impl(campaign, sites, progress, at)
+    }
+
+    fn wave_sites(&self, campaign: &str) -> Result<Vec<(InstitutionCode, u16)>> {
+        self.wave_sites_impl(campaign)
+    }
+
+    fn wave_progress(&self, campaign: &str) -> Result<Option<onshi_core::waves::WaveProgress>> {
+        self.wave_progress_impl(campaign)
+    }
+
+    fn change_waves(&self, change: &WaveChange<'_>) -> Result<bool> {
+        self.change_waves_impl(change)
+    }
+
+    fn wave_health(
+        &self,
+        campaign: &str,
+        last: u16,
+        overdue_before: Timestamp,
+    ) -> Result<Vec<onshi_core::waves::WaveHealth>> {
+        self.wave_health_impl(campaign, last, overdue_before)
+    }
+
+    fn record_restart(
+        &self,
+        campaign: &str,
+        device: i64,
+        note: RestartNote,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.record_restart_impl(campaign, device, note, at)
+    }
+
+    fn claim_operator_mails(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OperatorMail>> {
+        self.claim_operator_mails_impl(now, claim_until, limit)
+    }
+
+    fn operator_mail_sent(&self, id: i64, at: Timestamp) -> Result<()> {
+        self.operator_mail_sent_impl(id, at)
+    }
+
+    fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
+        self.operator_mail_failed_impl(id, error, retry_at)
+    }
+
+    fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>> {
+        self.operator_mails_impl(campaign)
     }
 
     fn audit(&self, e: &AuditEntry) -> Result<()> {

@@ -24,7 +24,10 @@ use crate::testing::TestSchema;
 use crate::*;
 
 use DeploymentState::{Downloaded, Downloading, Installing, Waiting};
+
+mod waves;
 use InstitutionKind::{Clinic, Hospital, Pharmacy};
+use waves::*;
 
 const CAMPAIGN: &str = "2026-01-terminal";
 const RELEASE: &str = "2026.1";
@@ -2287,6 +2290,10 @@ macro_rules! suite {
 }
 
 suite! {
+    waves_start_once_and_keep_their_sites,
+    a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail,
+    wave_health_counts_each_wave_with_unassigned_sites_in_the_last,
+    operator_mails_are_claimed_once_and_marked_sent,
     reopening_a_database_applies_the_schema_once_and_keeps_the_data,
     a_setting_is_absent_until_set_and_a_second_set_replaces_it,
     upserting_an_institution_creates_it_then_updates_it_by_code,

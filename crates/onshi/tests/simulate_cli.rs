@@ -175,6 +175,47 @@ fn compare_runs_both_with_one_seed_and_prints_the_differences() {
 }
 
 #[test]
+fn compare_with_and_without_waves_reports_the_sites_a_faulty_release_reached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "waves.toml",
+        &format!(
+            "{}\n[waves]\nsizes = [\"5%\"]\n",
+            onshi_core::schedule::PRESET_2026_01
+        ),
+    );
+    let faulty = format!("{SMALL}[fault]\nunhealthy_after_restart_share = 0.5\n");
+    let a = write(dir.path(), "without.toml", &faulty);
+    let b = write(
+        dir.path(),
+        "with.toml",
+        &faulty.replace(
+            "title = \"small\"",
+            "title = \"small\"\ncampaign = \"waves.toml\"",
+        ),
+    );
+    let v = json(&onshi(&["--compare", &a, &b, "--json"]));
+    let rows = v["rows"].as_array().expect("rows");
+    let reached = rows
+        .iter()
+        .find(|r| r["key"] == "fault.sites_reached")
+        .expect("a row for the sites the fault reached");
+    let (without, with) = (
+        reached["a"].as_u64().expect("a number"),
+        reached["b"].as_u64().expect("a number"),
+    );
+    assert!(with * 2 < without, "with waves {with}, without {without}");
+    assert_eq!(v["b"]["waves"]["held_wave"], 1, "{}", v["b"]["waves"]);
+    assert!(v["a"]["waves"].is_null());
+
+    let out = onshi(&["--compare", &a, &b]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(table.contains("不具合のある版が届いた施設"), "{table}");
+}
+
+#[test]
 fn a_scenario_may_name_a_campaign_file_next_to_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     write(

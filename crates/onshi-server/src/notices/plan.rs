@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::error::ApiResult;
 use crate::services::silence::rule;
-use crate::state::AppState;
+use crate::state::{AppState, KnownWaves};
 
 /// Sites per page: one page's mails are one short transaction of about a hundred rows, so
 /// check-ins waiting for the store behind it wait milliseconds.
@@ -47,6 +47,27 @@ pub struct Plan {
     /// The silence rule at `at`; `None` while the campaign does not watch for silence.
     pub silence: Option<Silence>,
     pub at: Timestamp,
+    /// The campaign's waves, if it has them: a site whose wave is not open yet is in a paused
+    /// campaign for its mails too (`onshi_core::waves::status_for`), so it is told nothing
+    /// until its wave opens.
+    pub waves: Option<KnownWaves>,
+}
+
+impl Plan {
+    /// The campaign's status for the site `code`.
+    fn status_of(&self, code: InstitutionCode) -> CampaignStatus {
+        match &self.waves {
+            Some(w) => {
+                let count = self.schedule.waves().map_or(1, |p| p.count());
+                onshi_core::waves::status_for(
+                    self.status,
+                    Some(&w.progress),
+                    w.wave_of(code, count),
+                )
+            }
+            None => self.status,
+        }
+    }
 }
 
 /// One page planned.
@@ -116,7 +137,8 @@ pub fn plan_page(
             name: &site.name,
             auto_restart: site.auto_restart,
         };
-        for d in notice::due(at, schedule, plan.status, facts, site.auto_restart) {
+        let status = plan.status_of(site.code);
+        for d in notice::due(at, schedule, status, facts, site.auto_restart) {
             if planned.contains(&(site.code, d.kind, d.key.clone())) {
                 continue;
             }
@@ -127,7 +149,7 @@ pub fn plan_page(
         }
         // Terminals not heard from: their site is asked, once a day, to check them.
         if let Some(terminals) = silent_by_site.get(&site.code)
-            && let Some(d) = silence::due(at, plan.status, terminals.len())
+            && let Some(d) = silence::due(at, status, terminals.len())
             && !planned.contains(&(site.code, d.kind, d.key.clone()))
         {
             let letter = silence::letter(Lang::Ja, to(), facts, schedule, at, terminals);
@@ -177,6 +199,7 @@ impl Round {
             plans.push_back(Plan {
                 schedule: state.schedule(&c)?,
                 silence: rule(state, &c, at)?,
+                waves: state.waves(&c).await?,
                 status: c.status,
                 campaign: c.id,
                 at,

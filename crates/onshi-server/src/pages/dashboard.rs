@@ -77,6 +77,9 @@ pub async fn page(
     let progress = progress_of(&state, &record)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
+    let waves_view = crate::services::waves::view(&state, &record)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
     let now = state.now();
     let samples = {
         let mut h = history::lock(&state.history);
@@ -110,7 +113,8 @@ pub async fn page(
             span class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
             @if let Some(p) = period(&schedule, lang) { br; span class="muted" { (p) } }
         }
-        (controls(&record.id, record.status, &current.csrf, lang))
+        (controls(&record.id, record.status, crate::services::waves::can_widen(waves_view.as_ref()), &current.csrf, lang))
+        @if let Some(v) = &waves_view { (waves_section(v, lang)) }
 
         h2 { (lang.pick("配信日程", "Schedule")) }
         (calendar::render(&schedule, now, lang))
@@ -201,7 +205,7 @@ fn card(id: &str, label: &str, n: u64, link: Option<String>) -> Markup {
 
 /// The buttons for the transitions the campaign allows now: the core's state machine decides
 /// which (`CampaignStatus::apply`), in the order of [`CampaignAction::ALL`].
-fn controls(id: &str, status: CampaignStatus, csrf: &str, lang: Lang) -> Markup {
+fn controls(id: &str, status: CampaignStatus, can_widen: bool, csrf: &str, lang: Lang) -> Markup {
     let label = |a: CampaignAction| match a {
         CampaignAction::Activate => (
             "開始する（対象の機器を割り当て）",
@@ -210,10 +214,12 @@ fn controls(id: &str, status: CampaignStatus, csrf: &str, lang: Lang) -> Markup 
         CampaignAction::Pause => ("一時停止", "Pause"),
         CampaignAction::Resume => ("再開", "Resume"),
         CampaignAction::Close => ("終了する", "Close"),
+        CampaignAction::Widen => ("次の波へ拡大", "Widen to the next wave"),
     };
     let actions: Vec<_> = CampaignAction::ALL
         .into_iter()
         .filter(|a| status.apply(*a).is_ok())
+        .filter(|a| *a != CampaignAction::Widen || can_widen)
         .map(|a| (a, label(a).0, label(a).1))
         .collect();
     html! {
@@ -224,9 +230,70 @@ fn controls(id: &str, status: CampaignStatus, csrf: &str, lang: Lang) -> Markup 
                     input type="hidden" name="lang" value=(lang.code());
                     input type="hidden" name="action" value=(action.slug());
                     button type="submit" id={ "control-" (action.slug()) }
-                        class=[match action { CampaignAction::Close => Some("danger"), CampaignAction::Activate | CampaignAction::Resume => Some("primary"), CampaignAction::Pause => None }]
+                        class=[match action { CampaignAction::Close => Some("danger"), CampaignAction::Activate | CampaignAction::Resume => Some("primary"), CampaignAction::Pause | CampaignAction::Widen => None }]
                         onclick=[(action == CampaignAction::Close).then_some(lang.pick(CONFIRM_CLOSE[0], CONFIRM_CLOSE[1]))] {
                         (lang.pick(ja, en))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The waves and their health gates: why the campaign is held, what the newest wave waits
+/// for, and each wave's readings against its limits (the API's `WavesView`).
+fn waves_section(v: &onshi_api::admin::WavesView, lang: Lang) -> Markup {
+    let (held, waiting) = match lang {
+        Lang::Ja => (v.held_because_ja.as_deref(), v.waiting_ja.as_deref()),
+        Lang::En => (v.held_because_en.as_deref(), v.waiting_en.as_deref()),
+    };
+    html! {
+        h2 { (lang.pick("段階配信（波）と健全性ゲート", "Waves and health gates")) }
+        @if let Some(why) = held {
+            p class="advice" id="held" {
+                strong { (lang.pick("健全性ゲートにより一時停止中: ", "Held by a health gate: ")) }
+                (why)
+                br;
+                span class="muted" { (lang.pick("再開（この波の超過を受け入れる）・次の波へ拡大・終了から選んでください。", "Resume (accepting this wave's breach), widen to the next wave, or close.")) }
+            }
+        } @else if let Some(w) = waiting {
+            p id="waves-waiting" { (w) }
+        }
+        p class="muted" {
+            (lang.pick("次の波を開く条件: ", "The next wave opens after: "))
+            (match lang {
+                Lang::Ja => format!("新しいバージョンで稼働中の資格確認端末 {}台以上（波の端末数が少なければ全台）、最初の配信時間帯から {} 時間の様子見。再起動後 {} 分以内に新しいバージョンで起動しない端末は異常として数えます。", v.min_restarted, v.soak_hours, v.not_running_within_minutes),
+                Lang::En => format!("at least {} terminals running the new version (all of the wave's, if fewer) and {} h of soak from the first window it could use. A terminal not running the new version {} min after its restart counts as failing.", v.min_restarted, v.soak_hours, v.not_running_within_minutes),
+            })
+        }
+        table id="waves" {
+            thead { tr {
+                th { (lang.pick("波", "Wave")) }
+                th { (lang.pick("状態", "State")) }
+                th class="num" { (lang.pick("医療機関", "Sites")) }
+                th class="num" { (lang.pick("機器", "Devices")) }
+                th class="num" { (lang.pick("新版で稼働中の端末", "Terminals on the new version")) }
+                @for m in onshi_core::waves::Metric::ALL { th { (m.label(lang)) } }
+            } }
+            tbody {
+                @for w in &v.each {
+                    tr id={ "wave-" (w.wave) } data-open=(w.open) {
+                        td { (lang.pick(&w.name_ja, &w.name_en)) }
+                        td { (match (w.open, w.waived) {
+                            (true, true) => lang.pick("配信中（超過を受け入れ済み）", "open (breach accepted)"),
+                            (true, false) => lang.pick("配信中", "open"),
+                            (false, _) => lang.pick("未開始", "not yet open"),
+                        }) }
+                        td class="num" { (w.health.sites) }
+                        td class="num" { (w.health.devices) }
+                        td class="num" { (w.health.applied_terminals) }
+                        @for r in &w.readings {
+                            td class=[r.crossed.then_some("crossed")] data-crossed=(r.crossed) {
+                                (r.count) " / " (r.base) " (" (format!("{:.1}", r.percent())) "%)"
+                                br;
+                                span class="muted" { (lang.pick("上限 ", "limit ")) (format!("{:.1}", r.limit.max_percent)) "%" }
+                            }
+                        }
                     }
                 }
             }

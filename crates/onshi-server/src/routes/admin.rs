@@ -509,7 +509,8 @@ pub async fn get_campaign(
     Ok(Json(view(&record, &*state.schedule(&record)?, state.now())))
 }
 
-/// `POST /api/v1/admin/campaigns/{id}/{activate|pause|resume|close}`.
+/// `POST /api/v1/admin/campaigns/{id}/{activate|pause|resume|widen|close}`: `resume` after a
+/// health gate's hold accepts the held wave's breach; `widen` opens the next wave.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/campaigns/{id}/{action}",
@@ -533,6 +534,33 @@ pub async fn control_campaign(
     let action = campaigns::action(&verb)?;
     let record = change_campaign_status(&state, id, action).await?;
     Ok(Json(view(&record, &*state.schedule(&record)?, state.now())))
+}
+
+/// `GET /api/v1/admin/campaigns/{id}/waves`: the campaign's waves, each one's health against
+/// its gate's thresholds, and why the campaign is held (404 for a campaign without waves).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/campaigns/{id}/waves",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign id")),
+    responses(
+        (status = 200, description = "the waves and their health gates", body = onshi_api::admin::WavesView),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn waves(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<onshi_api::admin::WavesView>> {
+    let record = load_campaign(&state, id).await?;
+    crate::services::waves::view(&state, &record)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("this campaign has no waves"))
 }
 
 /// `GET /api/v1/admin/campaigns/{id}/progress`: counts per state, by device kind, prefecture,

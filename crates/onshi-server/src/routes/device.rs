@@ -13,23 +13,24 @@ use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
     MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, PublicKey, ReaderRequest,
-    ReportRequest, ReportResponse, Serial,
+    ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
-use onshi_core::deployment::DeploymentEvent;
+use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::institution::InstitutionCode;
 use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
 use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
 use onshi_core::vendor::DeviceKind;
 use onshi_store::{
     AuditEntry, CampaignRecord, Deployment, EnrolRules, InstitutionKey, NewDevice, Report,
-    ReportOutcome, Turn, TurnAsk,
+    ReportOutcome, RestartNote, Turn, TurnAsk,
 };
 use rand::Rng;
 
 use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::services::waves;
 use crate::state::AppState;
 use crate::{artifacts, targeting};
 
@@ -263,9 +264,11 @@ pub async fn checkin(
     };
     let schedule = state.schedule(&record)?;
     let status = schedule.status(now);
+    // A device whose wave is not open yet sees the campaign paused (onshi_core::waves).
+    let campaign_status = waves::status_for(&state, &record, device.institution).await?;
     // A slot is taken only when the device may download but for the slot.
     let wants_slot =
-        offer::download_open(record.status, status.distributing, deployment.state).is_ok();
+        offer::download_open(campaign_status, status.distributing, deployment.state).is_ok();
     let turn = match appointment::Window::of(&schedule, &status) {
         Some(window) if wants_slot => {
             let grace = state
@@ -279,7 +282,7 @@ pub async fn checkin(
     let has_slot = turn == Some(Turn::Slot);
     let mut decision = offer::decide(&Situation {
         now,
-        campaign: record.status,
+        campaign: campaign_status,
         schedule: status,
         device: device.kind,
         state: deployment.state,
@@ -486,9 +489,16 @@ pub async fn report(
         actor: format!("device:{did}"),
         action: "state_change".to_owned(),
         subject: format!("{cid}/{did}"),
-        detail: match &req.detail {
-            Some(why) => format!("{from} -> {to} ({event}): {why}"),
-            None => format!("{from} -> {to} ({event})"),
+        detail: {
+            let check = match req.self_check {
+                Some(SelfCheck::Passed) => " (self-check passed)",
+                Some(SelfCheck::Failed) => " (self-check failed)",
+                None => "",
+            };
+            match &req.detail {
+                Some(why) => format!("{from} -> {to} ({event}){check}: {why}"),
+                None => format!("{from} -> {to} ({event}){check}"),
+            }
         },
     });
     let outcome = state
@@ -516,6 +526,31 @@ pub async fn report(
         }
         ReportOutcome::Applied(d) => d,
     };
+    // What a terminal's restart told the gates: its self-check of the new version, or that it
+    // came back without it.
+    let note = match (&event, device.kind) {
+        (DeploymentEvent::Running(v), DeviceKind::Terminal) if *v >= target => {
+            req.self_check.map(|c| match c {
+                SelfCheck::Passed => RestartNote::Healthy,
+                SelfCheck::Failed => RestartNote::Unhealthy,
+            })
+        }
+        (DeploymentEvent::Running(_), DeviceKind::Terminal)
+            if from == DeploymentState::Installed =>
+        {
+            Some(RestartNote::OldVersion)
+        }
+        _ => None,
+    };
+    if let Some(note) = note {
+        let (cid, did) = (req.campaign_id.clone(), device.id);
+        state
+            .db(move |s| s.record_restart(&cid, did, note, now))
+            .await?;
+    }
+    if note.is_some() || to == DeploymentState::Failed {
+        state.gates_nudge.notify_one();
+    }
     // Keep the device's versions in step with what the state machine accepted.
     let (installed, running) = match &event {
         DeploymentEvent::InstallCompleted => (Some(target.clone()), None),
@@ -608,8 +643,9 @@ pub async fn artifact(
     }
     let now = state.now();
     let distributing = state.schedule(&record)?.is_distributing(now);
+    let campaign_status = waves::status_for(&state, &record, device.institution).await?;
     // The slot is renewed only when the download is otherwise open (the check-in's rule).
-    let slot_held = match offer::download_open(record.status, distributing, deployment.state) {
+    let slot_held = match offer::download_open(campaign_status, distributing, deployment.state) {
         Ok(()) => {
             let (cid, did) = (record.id.clone(), device.id);
             let expires = lease_expiry(&state, now);
@@ -623,7 +659,7 @@ pub async fn artifact(
         }
         Err(_) => false,
     };
-    match offer::may_download(record.status, distributing, deployment.state, slot_held) {
+    match offer::may_download(campaign_status, distributing, deployment.state, slot_held) {
         Ok(()) => {}
         Err(NoDownload::Closed) => {
             return Err(ApiError::forbidden(

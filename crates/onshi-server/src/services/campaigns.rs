@@ -3,10 +3,11 @@
 
 use onshi_core::offer::{CampaignAction, CampaignStatus};
 use onshi_core::schedule::Campaign;
-use onshi_store::CampaignRecord;
+use onshi_store::{CampaignRecord, WaveChange};
 
 use super::OPERATOR;
 use super::progress::progress_of;
+use super::waves;
 use crate::error::{ApiError, ApiResult};
 use crate::history;
 use crate::state::AppState;
@@ -93,16 +94,52 @@ pub async fn change_campaign_status(
         .status
         .apply(action)
         .map_err(|e| ApiError::invalid_campaign_transition(e.to_string()))?;
+    // Resuming after a gate's hold accepts the held wave's breach; widening opens a wave.
+    let waves_change = waves::decide(state, &record, action).await?;
+    let waves_note = waves_change.as_ref().map(|(from, next)| {
+        if next.open > from.open {
+            format!(
+                "; {} opened by the operator",
+                onshi_core::waves::wave_name(next.open - 1, onshi_core::lang::Lang::En)
+            )
+        } else {
+            match &from.hold {
+                Some(h) => format!("; accepted: {}", h.reason(onshi_core::lang::Lang::En)),
+                None => String::new(),
+            }
+        }
+    });
+    let schedule = state.schedule(&record)?;
     let now = state.now();
     let stored = record.clone();
     let added = state
         .db(move |s| {
+            if let Some((expected, next)) = &waves_change {
+                let changed = s.change_waves(&WaveChange {
+                    campaign: &stored.id,
+                    expected,
+                    next,
+                    status: None,
+                    audit: None,
+                    mail: None,
+                    at: now,
+                })?;
+                if !changed {
+                    return Err(onshi_store::StoreError::Conflict(
+                        "the campaign's waves changed meanwhile; look again and retry".to_owned(),
+                    ));
+                }
+            }
             let added = if to == CampaignStatus::Active && stored.status == CampaignStatus::Draft {
-                targeting::target_campaign(s, &stored, now)?
+                let added = targeting::target_campaign(s, &stored, now)?;
+                waves::start(s, &stored, &schedule, now)?;
+                added
             } else {
                 0
             };
-            s.set_campaign_status(&stored.id, to, now)?;
+            if to != stored.status {
+                s.set_campaign_status(&stored.id, to, now)?;
+            }
             Ok(added)
         })
         .await?;
@@ -114,9 +151,10 @@ pub async fn change_campaign_status(
             &format!("campaign_{action}"),
             &record.id,
             format!(
-                "{} -> {} ({added} devices targeted)",
+                "{} -> {} ({added} devices targeted{})",
                 record.status.slug(),
-                to.slug()
+                to.slug(),
+                waves_note.unwrap_or_default()
             ),
         )
         .await?;

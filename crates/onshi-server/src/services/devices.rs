@@ -92,9 +92,15 @@ pub async fn site_status(state: &AppState, code: InstitutionCode) -> ApiResult<S
         },
         None => None,
     };
+    // A site whose wave is not open yet sees the campaign paused (onshi_core::waves).
+    let status = match &campaign {
+        Some((record, _)) => Some(super::waves::status_for(state, record, code).await?),
+        None => None,
+    };
     let moment = campaign
         .as_ref()
-        .map(|(record, schedule)| Moment::of(schedule, record.status, state.now()));
+        .zip(status)
+        .map(|((_, schedule), status)| Moment::of(schedule, status, state.now()));
     let auto_restart = institution.auto_restart;
     let devices: Vec<SiteDevice> =
         rows.into_iter()

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod qualification;
 pub mod releases;
 pub mod silence;
+pub mod waves;
 
 /// The audit log's actor for everything the operator does (API or dashboard).
 pub const OPERATOR: &str = "operator";

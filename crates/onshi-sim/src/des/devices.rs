@@ -30,6 +30,14 @@ impl Sim<'_> {
         if pos != NONE && self.waiters.get(pos as usize) == Some(&(d as u32)) {
             self.remove_from_pool(d, false);
         }
+        // A device whose wave is closed, or whose campaign a gate held, waits parked (waves).
+        if self.waves.is_some()
+            && !matches!(state, S::Installed | S::Applied)
+            && self.campaign_for(d) != CampaignStatus::Active
+        {
+            self.park(d);
+            return;
+        }
         // The server takes a download slot, or gives an appointment in the campaign's queue,
         // before deciding, as `onshi serve` does (the same `onshi_core::appointment::Queue`).
         let window = appointment::Window::of(&self.sc.campaign, &schedule)

@@ -30,6 +30,7 @@ mod sites;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod waves;
 
 pub use summary::Outcome;
 
@@ -177,6 +178,12 @@ struct Sim<'a> {
     hourly: Hourly,
     /// Rows of `hourly` already closed.
     hours_done: usize,
+
+    /// The campaign's waves and their gates (`[waves]`), if it has them.
+    waves: Option<waves::SimWaves>,
+    /// A faulty release: terminals that restarted onto it, and those whose self-check failed.
+    fault_reached: u64,
+    fault_unhealthy: u64,
 }
 
 /// The index of a state in [`DeploymentState::ALL`].
@@ -226,6 +233,7 @@ impl<'a> Sim<'a> {
         let mut counts = [0; 7];
         counts[state_index(DeploymentState::Waiting)] = devices as u32;
         let hours = cal.hours();
+        let waves = waves::SimWaves::new(sc, seed, &fleet, cal.instant(0));
         Sim {
             sc,
             seed,
@@ -268,6 +276,9 @@ impl<'a> Sim<'a> {
             hourly: Hourly::new(hours),
             hours_done: 0,
             cal,
+            waves,
+            fault_reached: 0,
+            fault_unhealthy: 0,
         }
     }
 
@@ -362,6 +373,7 @@ impl<'a> Sim<'a> {
         self.state[device] = to;
         self.counts[state_index(from)] -= 1;
         self.counts[state_index(to)] += 1;
+        self.count_wave(device, from, to);
         if from.restart_required(kind) {
             self.restart_required -= 1;
         }
@@ -383,6 +395,9 @@ impl<'a> Sim<'a> {
         let hours = self.hourly.len();
         while self.hours_done < hours && (self.hours_done as u64 + 1) * 3600 <= u64::from(t) {
             let h = self.hours_done;
+            if self.waves.is_some() {
+                self.judge_waves(((h + 1) * 3600) as SimTime, t);
+            }
             self.hourly.states.push(self.counts);
             self.hourly
                 .restart_required_sites

@@ -129,7 +129,9 @@ impl Sim<'_> {
     fn restart_terminal(&mut self, site: usize) {
         let terminal = self.fleet.terminal(site);
         let running = E::Running(self.target.clone());
-        self.transition(terminal, &running);
+        if self.transition(terminal, &running) {
+            self.self_check(site);
+        }
         for d in self.fleet.devices_of(site) {
             if d != terminal && self.state[d] == S::Installed {
                 self.transition(d, &E::ReaderActivated);

@@ -8,8 +8,8 @@ use onshi_core::deployment::DeploymentState;
 use super::Sim;
 use crate::calendar::Calendar;
 use crate::report::{
-    Appointments, Bandwidth, CallCentre, Deadline, Errors, Hourly, RestartRequired, Summary,
-    busiest,
+    Appointments, Bandwidth, CallCentre, Deadline, Errors, Fault, Hourly, RestartRequired, Summary,
+    Waves, busiest,
 };
 
 /// Everything a run produces.
@@ -112,6 +112,18 @@ impl Sim<'_> {
             downloads_started_outside_windows: self.outside_windows,
             illegal_transitions: self.illegal,
             events: self.events,
+            fault: Fault {
+                unhealthy_after_restart_share: self.sc.unhealthy_after_restart,
+                sites_reached: self.fault_reached,
+                sites_unhealthy: self.fault_unhealthy,
+            },
+            waves: self.waves.as_ref().map(|w| Waves {
+                waves: w.count(),
+                opened: w.opened.len() as u16,
+                opened_at: w.opened.iter().map(|t| cal.rfc3339(*t)).collect(),
+                held_at: w.held.map(|(t, _)| cal.rfc3339(t)),
+                held_wave: w.held.map(|(_, wave)| wave + 1),
+            }),
         };
         Outcome {
             summary,

@@ -316,3 +316,61 @@ fn catch_up_installs_in_opening_hours_make_patients_meet_the_error() {
         "errors start on 31 January: {first_error:?}"
     );
 }
+
+/// [`small_country`] with `extra` laid over it and `waves` appended to its campaign file.
+fn small_country_with(extra: &str, waves: &str) -> Scenario {
+    let campaign = format!("{}\n{waves}", onshi_core::schedule::PRESET_2026_01);
+    Scenario::parse(
+        &format!(
+            "[distribution]\nmax_concurrent_downloads = 40\negress_gbps = 0.08\n\
+             [sites.hospital]\ncount = 80\n[sites.clinic]\ncount = 900\n\
+             [sites.dental]\ncount = 700\n[sites.pharmacy]\ncount = 600\n{extra}"
+        ),
+        |_| Campaign::parse(&campaign).map_err(|e| e.to_string()),
+    )
+    .expect("valid scenario")
+}
+
+const THREE_WAVES: &str = "[waves]\nsizes = [\"2%\", \"20%\"]\n";
+
+#[test]
+fn a_faulty_release_is_held_by_the_first_wave_and_reaches_few_sites() {
+    let fault = "[fault]\nunhealthy_after_restart_share = 0.5\n";
+    let without = quiet(&small_country_with(fault, ""));
+    let with = quiet(&small_country_with(fault, THREE_WAVES));
+    assert!(without.summary.waves.is_none());
+    assert!(
+        without.summary.fault.sites_reached > 1_000,
+        "{:?}",
+        without.summary.fault
+    );
+    let w = with.summary.waves.as_ref().expect("waves");
+    assert_eq!(w.held_wave, Some(1), "{w:?}");
+    assert_eq!(w.opened, 1, "{w:?}");
+    assert!(
+        with.summary.fault.sites_reached * 10 < without.summary.fault.sites_reached,
+        "with waves {:?}, without {:?}",
+        with.summary.fault,
+        without.summary.fault
+    );
+    assert_eq!(with.summary.illegal_transitions, 0);
+    assert_eq!(with.summary.downloads_started_outside_windows, 0);
+}
+
+#[test]
+fn a_healthy_release_opens_every_wave_and_is_held_by_none() {
+    let o = quiet(&small_country_with("", THREE_WAVES));
+    let w = o.summary.waves.as_ref().expect("waves");
+    assert_eq!(w.held_at, None, "{w:?}");
+    assert_eq!(w.opened, 3, "{w:?}");
+    assert_eq!(o.summary.fault.sites_reached, 0);
+    assert_eq!(o.summary.illegal_transitions, 0);
+    let plain = quiet(&small_country_with("", ""));
+    // Waves cost nights, not sites: the fleet is still reached within the run.
+    assert!(
+        o.summary.sites_applied * 10 >= plain.summary.sites_applied * 9,
+        "with waves {} applied, without {}",
+        o.summary.sites_applied,
+        plain.summary.sites_applied
+    );
+}

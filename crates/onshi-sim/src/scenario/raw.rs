@@ -26,7 +26,14 @@ pub(super) struct RawScenario {
     prefectures: RawPrefectures,
     staff: RawStaff,
     mail: RawMail,
+    fault: RawFault,
     sites: RawSites,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    unhealthy_after_restart_share: f64,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +339,10 @@ impl RawScenario {
             prefectures,
             staff,
             mail,
+            unhealthy_after_restart: share(
+                "fault.unhealthy_after_restart_share",
+                self.fault.unhealthy_after_restart_share,
+            )?,
             sites,
         })
     }

@@ -283,6 +283,48 @@ fn summary_text(s: &Summary, lang: Lang) -> String {
         );
     }
 
+    if let Some(w) = &s.waves {
+        let _ = writeln!(out, "\n{}", l("■ 段階配信（波）", "■ Waves"));
+        let _ = writeln!(
+            out,
+            "  {}: {} / {}",
+            l("開いた波", "waves opened"),
+            w.opened,
+            w.waves
+        );
+        if let (Some(at), Some(wave)) = (&w.held_at, w.held_wave) {
+            let _ = writeln!(
+                out,
+                "  {}",
+                match lang {
+                    Lang::Ja => format!(
+                        "第{wave}波の健全性ゲートで停止: {}",
+                        when(Some(at.as_str()), lang)
+                    ),
+                    Lang::En => format!(
+                        "held by the health gate of wave {wave}: {}",
+                        when(Some(at.as_str()), lang)
+                    ),
+                }
+            );
+        }
+    }
+    if s.fault.unhealthy_after_restart_share > 0.0 {
+        let _ = writeln!(out, "\n{}", l("■ 不具合のある版", "■ The faulty release"));
+        let _ = writeln!(
+            out,
+            "  {}: {} ({}), {}: {}",
+            l(
+                "届いた施設（再起動済み）",
+                "sites reached (restarted onto it)"
+            ),
+            thousands(s.fault.sites_reached),
+            percent(s.fault.sites_reached, s.sites),
+            l("うち自己診断で異常", "of which failing the self-check"),
+            thousands(s.fault.sites_unhealthy)
+        );
+    }
+
     let b = &s.bandwidth;
     let _ = writeln!(out, "\n{}", l("■ 配信帯域", "■ Bandwidth"));
     let _ = writeln!(

@@ -127,6 +127,7 @@ fn plan() -> Plan {
         silence: Some(Silence::at(at(), schedule.silent_after())),
         schedule: Arc::new(schedule),
         at: at(),
+        waves: None,
     }
 }
 

@@ -82,6 +82,7 @@ pub async fn enrol(
             // The server tells the agent the site's automatic restart time from the CSV.
             auto_restart: None,
             restart_command: None,
+            self_check_command: None,
         };
         running.spawn(async move {
             enrollment.enrollment_key = op.enrollment_key(&enrollment.institution).await?;

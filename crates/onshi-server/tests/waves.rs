@@ -1,0 +1,520 @@
+//! Waves with health gates (issue 20), with real agents (the `onshi-agent` library) on a
+//! simulated clock: a release whose self-check fails after the restart is held by the first
+//! wave's gate — nobody outside that wave is offered it, the operator is mailed once — and a
+//! healthy release passes every gate and reaches the whole fleet inside the windows.
+//!
+//! On SQLite by default; with `ONSHI_TEST_DATABASE=postgres` the faulty release runs on two
+//! replicas sharing one PostgreSQL schema, and the hold is seen by both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onshi_agent::{Agent, Client, Enrollment, Options, Pace, StateDir};
+use onshi_api::admin::{CampaignView, DeploymentListing, WavesView};
+use onshi_core::deployment::DeploymentState as S;
+use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
+use onshi_core::offer::{Action, CampaignAction, CampaignStatus};
+use onshi_core::schedule::PRESET_2026_01;
+use onshi_core::waves::Metric;
+use onshi_testkit::smtp::{Inbox, smtp_server};
+use onshi_testkit::{TestApp, spawn_full, test_database, test_schema, wait_until_within};
+use reqwest::Method;
+use serde_json::json;
+
+const CAMPAIGN: &str = "2026-01";
+const SITES: usize = 12;
+/// Simulated seconds per real second.
+const SPEED: f64 = 60.0;
+const OPERATOR: &str = "rollout-ops@example.jp";
+
+/// Sites over several prefectures, every one with an automatic restart at 05:30.
+fn code(i: usize) -> String {
+    let prefecture = Prefecture::from_number(u8::try_from(1 + (i * 5) % 47).expect("small"))
+        .expect("a prefecture");
+    InstitutionCode::from_parts(prefecture, ScoreTable::Medical, 1, 1 + i as u16)
+        .expect("valid parts")
+        .to_string()
+}
+
+/// The 2026-01 schedule with two waves: three sites first, then everyone else; a wave passes
+/// once two of its terminals run the new version and an hour of the first night has passed.
+fn schedule() -> String {
+    format!(
+        "{PRESET_2026_01}\n[waves]\nsizes = [3]\nmail_to = \"{OPERATOR}\"\n\
+         [waves.gate]\nmin_restarted = 2\nsoak_hours = 1\n"
+    )
+}
+
+/// Servers (two replicas on PostgreSQL when the tests run there, else one on SQLite) with the
+/// sites, a release and the campaign as a draft.
+async fn servers(smtp: &str) -> Vec<TestApp> {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let replicas = if schema.is_some() { 2 } else { 1 };
+    let mut apps = Vec::new();
+    for _ in 0..replicas {
+        let url = schema.as_ref().map(|s| s.url.clone());
+        apps.push(
+            spawn_full(
+                "2026-01-19T18:00:00+09:00",
+                data.clone(),
+                schema.clone(),
+                url,
+                Some(smtp.to_owned()),
+            )
+            .await,
+        );
+    }
+    let app = &apps[0];
+    let csv: String = std::iter::once("code,name,kind,prefecture,email,auto_restart\n".to_owned())
+        .chain((0..SITES).map(|i| {
+            let c = code(i);
+            format!(
+                "{c},段階配信 {i},clinic,{},s{i}@example.invalid,05:30\n",
+                &c[..2]
+            )
+        }))
+        .collect();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(csv),
+        201,
+    )
+    .await;
+    let sha = app
+        .expect(
+            app.admin(Method::PUT, "/api/v1/admin/artifacts")
+                .body(vec![7u8; 64 << 10]),
+            201,
+        )
+        .await["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_owned();
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/releases")
+            .json(&json!({
+                "id": "r1", "version": "2.0.0",
+                "components": [{"target": "terminal", "sha256": sha}]
+            })),
+        201,
+    )
+    .await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": schedule(), "release_id": "r1",
+                "throttle": {"max_concurrent_downloads": 50, "poll_interval_seconds": 60}
+            })),
+        201,
+    )
+    .await;
+    apps
+}
+
+/// Every site's terminal enrolled through the agent library (alternating replicas), with
+/// `self_check` as its self-check command; the campaign activated; the agents running at
+/// [`SPEED`]. Returns the agents' state directories (site index, directory) and the stopper.
+struct Fleet {
+    _root: tempfile::TempDir,
+    dirs: Vec<(usize, StateDir)>,
+    stop: tokio::sync::watch::Sender<bool>,
+    running: tokio::task::JoinSet<Result<(), onshi_agent::AgentError>>,
+}
+
+impl Fleet {
+    async fn start(apps: &[TestApp], self_check: &str) -> Self {
+        let root = tempfile::tempdir().expect("agents dir");
+        let http = reqwest::Client::new();
+        let mut dirs = Vec::new();
+        for i in 0..SITES {
+            let app = &apps[i % apps.len()];
+            let key = apps[0].enrollment_key(&code(i)).await;
+            let client = Client::with_http(http.clone(), &app.url(""));
+            let dir = StateDir::new(root.path().join(code(i)));
+            let e = Enrollment {
+                institution: code(i),
+                enrollment_key: key,
+                serial: format!("T{i}"),
+                readers: Vec::new(),
+                trust_key: None,
+                base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
+                auto_restart: None,
+                restart_command: None,
+                self_check_command: Some(vec![self_check.to_owned()]),
+            };
+            onshi_agent::enroll(&dir, &client, &e)
+                .await
+                .expect("enrols");
+            dirs.push((i, dir));
+        }
+        apps[0]
+            .expect(apps[0].control(CAMPAIGN, CampaignAction::Activate), 200)
+            .await;
+        for app in apps {
+            app.state.clock.set_speed(SPEED).expect("simulated clock");
+        }
+        let options = Options {
+            pace: Pace {
+                speed: SPEED,
+                max_sleep: Duration::from_millis(500),
+            },
+            max_rate: None,
+            progress_bar: false,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut running = tokio::task::JoinSet::new();
+        for (i, dir) in &dirs {
+            let client = Client::with_http(http.clone(), &apps[i % apps.len()].url(""));
+            let mut agent = Agent::open(dir.clone(), client, options).expect("agent opens");
+            let mut stopped = stopped.clone();
+            running.spawn(async move {
+                agent
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        Self {
+            _root: root,
+            dirs,
+            stop,
+            running,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.running.join_next().await.is_some() {}
+    }
+}
+
+async fn listing(app: &TestApp) -> Vec<DeploymentListing> {
+    app.expect_as(
+        app.admin(
+            Method::GET,
+            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+        ),
+        200,
+    )
+    .await
+}
+
+async fn waves(app: &TestApp) -> WavesView {
+    app.expect_as(
+        app.admin(
+            Method::GET,
+            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/waves"),
+        ),
+        200,
+    )
+    .await
+}
+
+async fn campaign(app: &TestApp) -> CampaignView {
+    app.expect_as(
+        app.admin(Method::GET, &format!("/api/v1/admin/campaigns/{CAMPAIGN}")),
+        200,
+    )
+    .await
+}
+
+/// The site codes of the first wave, as the server dealt them.
+async fn first_wave(app: &TestApp) -> Vec<String> {
+    let store = app.state.store.clone();
+    let sites = tokio::task::spawn_blocking(move || store.wave_sites(CAMPAIGN))
+        .await
+        .expect("joined")
+        .expect("read");
+    sites
+        .into_iter()
+        .filter(|(_, w)| *w == 0)
+        .map(|(c, _)| c.to_string())
+        .collect()
+}
+
+async fn wait_states(
+    app: &TestApp,
+    what: &str,
+    limit: Duration,
+    ok: impl Fn(&[DeploymentListing]) -> bool,
+) {
+    wait_until_within(limit, what, async || ok(&listing(app).await)).await;
+}
+
+/// Moves every replica's clock (they share the simulated time).
+async fn set_clock(apps: &[TestApp], at: &str) {
+    for a in apps {
+        a.set_clock(at).await;
+    }
+}
+
+fn operator_mails(inbox: &Inbox) -> usize {
+    inbox
+        .mails()
+        .iter()
+        .filter(|m| m.contains("Message-ID: <operator-"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_whose_self_check_fails_is_held_by_the_first_wave_and_the_operator_is_mailed_once()
+ {
+    let (inbox, smtp) = smtp_server().await;
+    let apps = servers(&smtp).await;
+    let fleet = Fleet::start(&apps, "false").await;
+    let app = &apps[0];
+    let canaries = first_wave(app).await;
+    assert_eq!(canaries.len(), 3, "{canaries:?}");
+    let in_wave = |l: &DeploymentListing| canaries.contains(&l.institution.code.to_string());
+
+    // The first night: the three canaries download and install; nobody else is offered it.
+    set_clock(&apps, "2026-01-19T20:00:00+09:00").await;
+    wait_states(
+        app,
+        "the canaries installed",
+        Duration::from_secs(90),
+        |ls| {
+            ls.iter()
+                .filter(|l| in_wave(l))
+                .all(|l| l.state == S::Installed)
+        },
+    )
+    .await;
+    // A terminal outside the wave, asking inside the window, is told nothing to do.
+    let (i, outside) = fleet
+        .dirs
+        .iter()
+        .find(|(i, _)| !canaries.contains(&code(*i)))
+        .expect("a site outside the first wave");
+    let token = outside.load_identity().expect("identity").terminal.token;
+    let answer = apps[(i + 1) % apps.len()]
+        .checkin(&token, "1.0.0", "1.0.0")
+        .await;
+    assert_eq!(answer.action, Action::None, "{answer:?}");
+
+    // 05:30 the next morning the canaries restart automatically; their self-check fails.
+    set_clock(&apps, "2026-01-20T05:20:00+09:00").await;
+    wait_until_within(
+        Duration::from_secs(90),
+        "the gate held the campaign",
+        async || campaign(app).await.status == CampaignStatus::Paused,
+    )
+    .await;
+    // Held for every replica: each reads the pause and the hold from the shared store.
+    for a in &apps {
+        let view = waves(a).await;
+        let hold = view.hold.expect("held by a gate");
+        assert_eq!(hold.wave, 0);
+        assert_eq!(hold.breach.metric, Metric::Unhealthy);
+        assert!(
+            view.held_because_ja
+                .as_deref()
+                .is_some_and(|w| w.starts_with("第1波") && w.contains("自己診断で異常")),
+            "{view:?}"
+        );
+        wait_until_within(
+            Duration::from_secs(10),
+            "the pause reached the replica",
+            async || campaign(a).await.status == CampaignStatus::Paused,
+        )
+        .await;
+    }
+    let audit = app.audit().await;
+    assert_eq!(audit.matches("campaign_held").count(), 1, "{audit}");
+
+    // The operator is mailed once, in Japanese, with the time in Japan time and the weekday.
+    wait_until_within(Duration::from_secs(30), "the operator's mail", async || {
+        operator_mails(&inbox) >= 1
+    })
+    .await;
+    // The agents keep checking in and the gates keep judging: a later round, after the next
+    // evening's window opened, plans nothing more.
+    set_clock(&apps, "2026-01-20T20:00:00+09:00").await;
+    let later: jiff::Timestamp = "2026-01-20T20:00:00+09:00".parse().expect("instant");
+    wait_states(
+        app,
+        "every terminal checked in after 20:00",
+        Duration::from_secs(60),
+        |ls| {
+            ls.iter().all(|l| {
+                l.device
+                    .last_contact
+                    .as_deref()
+                    .is_some_and(|c| c.parse::<jiff::Timestamp>().is_ok_and(|c| c >= later))
+            })
+        },
+    )
+    .await;
+    assert_eq!(operator_mails(&inbox), 1);
+    let mail = inbox
+        .mails()
+        .into_iter()
+        .find(|m| m.contains("Message-ID: <operator-"))
+        .expect("the operator's mail");
+    assert!(mail.contains(OPERATOR), "{mail}");
+
+    // Sites outside the first wave were not even told to keep their terminals on.
+    for m in inbox.mails() {
+        if let Some(id) = m.lines().find(|l| l.starts_with("Message-ID: <notice-")) {
+            assert!(canaries.iter().any(|c| id.contains(c.as_str())), "{id}");
+        }
+    }
+    // Nobody outside the first wave got anything, even with the window open again.
+    let ls = listing(app).await;
+    for l in ls.iter().filter(|l| !in_wave(l)) {
+        assert_eq!(
+            l.state,
+            S::Waiting,
+            "{} outside the first wave",
+            l.institution.code
+        );
+    }
+    assert_eq!(
+        ls.iter()
+            .filter(|l| in_wave(l) && l.state == S::Applied)
+            .count(),
+        3,
+        "the canaries run the new version (and failed its self-check)"
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_release_passes_every_gate_and_the_whole_fleet_is_done_within_the_windows() {
+    let (_inbox, smtp) = smtp_server().await;
+    let apps = servers(&smtp).await;
+    let fleet = Fleet::start(&apps, "true").await;
+    let app = &apps[0];
+    let canaries = first_wave(app).await;
+    let in_wave = |l: &DeploymentListing| canaries.contains(&l.institution.code.to_string());
+
+    set_clock(&apps, "2026-01-19T20:00:00+09:00").await;
+    wait_states(
+        app,
+        "the canaries installed",
+        Duration::from_secs(90),
+        |ls| {
+            ls.iter()
+                .filter(|l| in_wave(l))
+                .all(|l| l.state == S::Installed)
+        },
+    )
+    .await;
+    assert!(
+        listing(app)
+            .await
+            .iter()
+            .filter(|l| !in_wave(l))
+            .all(|l| l.state == S::Waiting),
+        "the second wave waits for the first one's gate"
+    );
+    set_clock(&apps, "2026-01-20T05:20:00+09:00").await;
+    wait_until_within(
+        Duration::from_secs(90),
+        "the second wave opened",
+        async || waves(app).await.open == 2,
+    )
+    .await;
+    assert!(app.audit().await.contains("wave_opened"));
+    assert_eq!(campaign(app).await.status, CampaignStatus::Active);
+
+    // The second night: everyone else; the next morning's automatic restart applies it.
+    set_clock(&apps, "2026-01-20T20:00:00+09:00").await;
+    wait_states(app, "every site installed", Duration::from_secs(90), |ls| {
+        ls.iter()
+            .all(|l| matches!(l.state, S::Installed | S::Applied))
+    })
+    .await;
+    set_clock(&apps, "2026-01-21T05:20:00+09:00").await;
+    wait_states(app, "every site applied", Duration::from_secs(90), |ls| {
+        ls.iter().all(|l| l.state == S::Applied)
+    })
+    .await;
+    let now = app.state.clock.now();
+    let catch_up: jiff::Timestamp = "2026-01-31T00:00:00+09:00".parse().expect("instant");
+    assert!(now < catch_up, "done at {now}, inside the nights");
+    let view = waves(app).await;
+    assert!(view.hold.is_none(), "{view:?}");
+    assert!(
+        view.each
+            .iter()
+            .all(|w| w.readings.iter().all(|r| !r.crossed)),
+        "{view:?}"
+    );
+    fleet.stop().await;
+}
+
+/// The operator's decisions after a hold, over the API with reports sent by hand: widen opens
+/// the next wave (the campaign stays paused), resume accepts the held wave's breach and runs
+/// the campaign again, each audited; widening past the last wave is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_hold_the_operator_widens_and_resumes_and_each_decision_is_audited() {
+    use onshi_api::device::{ReportRequest, ReportResponse, SelfCheck};
+    use onshi_core::deployment::DeploymentEvent as E;
+    let (_inbox, smtp) = smtp_server().await;
+    let apps = servers(&smtp).await;
+    let app = &apps[0];
+    let mut tokens = Vec::new();
+    for i in 0..SITES {
+        tokens.push((code(i), app.enroll(&code(i), &format!("T{i}")).await));
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    let canaries = first_wave(app).await;
+    let (_, token) = tokens
+        .iter()
+        .find(|(c, _)| canaries.contains(c))
+        .expect("a canary");
+    let version = onshi_core::version::Version::parse("2.0.0").expect("version");
+    app.report_steps(
+        token,
+        &[
+            E::DownloadStarted,
+            E::DownloadVerified,
+            E::InstallStarted,
+            E::InstallCompleted,
+        ],
+    )
+    .await;
+    let restarted =
+        ReportRequest::new(CAMPAIGN, 5, &E::Running(version)).with_self_check(SelfCheck::Failed);
+    app.expect_as::<ReportResponse>(app.send_report(token, &restarted), 200)
+        .await;
+    wait_until_within(
+        Duration::from_secs(30),
+        "the gate held the campaign",
+        async || campaign(app).await.status == CampaignStatus::Paused,
+    )
+    .await;
+
+    app.expect(app.control(CAMPAIGN, CampaignAction::Widen), 200)
+        .await;
+    let view = waves(app).await;
+    assert_eq!(view.open, 2, "{view:?}");
+    assert!(
+        view.hold.is_some(),
+        "widening does not lift the hold: {view:?}"
+    );
+    assert_eq!(campaign(app).await.status, CampaignStatus::Paused);
+    app.expect_error(
+        app.control(CAMPAIGN, CampaignAction::Widen),
+        409,
+        onshi_api::ErrorCode::InvalidCampaignTransition,
+    )
+    .await;
+
+    app.expect(app.control(CAMPAIGN, CampaignAction::Resume), 200)
+        .await;
+    let view = waves(app).await;
+    assert!(view.hold.is_none(), "{view:?}");
+    assert!(view.each[0].waived, "{view:?}");
+    assert_eq!(campaign(app).await.status, CampaignStatus::Active);
+    let audit = app.audit().await;
+    assert!(audit.contains("campaign_widen"), "{audit}");
+    assert!(audit.contains("wave 2 opened by the operator"), "{audit}");
+    assert!(audit.contains("campaign_resume"), "{audit}");
+    assert!(audit.contains("accepted: wave 1"), "{audit}");
+}

@@ -1,0 +1,314 @@
+//! Waves and health gates in PostgreSQL, shared by every replica: each site's wave, the
+//! campaign's wave progress (one compare-and-set `UPDATE`; the status, the audit line under the
+//! audit lock and the operator's mail in the same transaction, so two replicas judging one gate
+//! hold the campaign, audit and mail once), what a terminal's restart told, and the operator's
+//! outbox (claimed with `FOR UPDATE SKIP LOCKED`).
+
+use jiff::Timestamp;
+use onshi_core::institution::InstitutionCode;
+use onshi_core::waves::{WaveHealth, WaveProgress};
+use tokio_postgres::Row;
+
+use super::{
+    ALL_DEPLOYMENTS_CHANGED, AUDIT_LOCK, INSERT_AUDIT, LOCK_SPACE, PostgresStore, audit_params,
+};
+use crate::rows::{corrupt, ts};
+use crate::time::db_time;
+use crate::*;
+
+const HEALTH: &str = "SELECT COALESCE(w.wave, $2) AS wave,
+        COUNT(*),
+        SUM(CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN p.state <> 'waiting' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN p.state = 'failed' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'applied' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.health = 'unhealthy' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at IS NOT NULL THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at <= $3 THEN 1 ELSE 0 END)
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = $1
+     GROUP BY 1
+     ORDER BY 1";
+
+const OPERATOR_MAIL_COLS: &str =
+    "id, campaign_id, notice_key, recipient, subject, body, attempts, sent_at";
+
+fn count(r: &Row, i: usize) -> Result<u64> {
+    Ok(u64::try_from(r.try_get::<_, Option<i64>>(i)?.unwrap_or(0)).unwrap_or(0))
+}
+
+fn operator_mail(r: &Row) -> Result<OperatorMail> {
+    Ok(OperatorMail {
+        id: r.try_get(0)?,
+        campaign: r.try_get(1)?,
+        key: r.try_get(2)?,
+        recipient: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        body: r.try_get(5)?,
+        attempts: u32::try_from(r.try_get::<_, i64>(6)?).unwrap_or(0),
+        sent_at: r
+            .try_get::<_, Option<String>>(7)?
+            .as_deref()
+            .map(ts)
+            .transpose()?,
+    })
+}
+
+fn progress_json(p: &WaveProgress) -> Result<String> {
+    serde_json::to_string(p).map_err(corrupt)
+}
+
+impl PostgresStore {
+    pub(super) fn start_waves_impl(
+        &self,
+        campaign: &str,
+        sites: &[(InstitutionCode, u16)],
+        progress: &WaveProgress,
+        at: Timestamp,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO wave_progress (campaign_id, progress, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (campaign_id) DO NOTHING",
+            &[&campaign, &progress_json(progress)?, &db_time(at)],
+        )?;
+        if n == 1 {
+            let codes: Vec<String> = sites.iter().map(|(c, _)| c.to_string()).collect();
+            let waves: Vec<i64> = sites.iter().map(|(_, w)| i64::from(*w)).collect();
+            tx.execute(
+                "INSERT INTO wave_sites (campaign_id, institution_code, wave)
+                 SELECT $1, u.code, u.wave FROM unnest($2::text[], $3::bigint[]) AS u (code, wave)
+                 ON CONFLICT (campaign_id, institution_code) DO NOTHING",
+                &[&campaign, &codes, &waves],
+            )?;
+        }
+        tx.commit()
+    }
+
+    pub(super) fn wave_sites_impl(&self, campaign: &str) -> Result<Vec<(InstitutionCode, u16)>> {
+        self.conn()?
+            .query(
+                "SELECT institution_code, wave FROM wave_sites WHERE campaign_id = $1
+                 ORDER BY institution_code",
+                &[&campaign],
+            )?
+            .iter()
+            .map(|r| {
+                let code: String = r.try_get(0)?;
+                let wave: i64 = r.try_get(1)?;
+                Ok((
+                    code.parse().map_err(corrupt)?,
+                    u16::try_from(wave).map_err(corrupt)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) fn wave_progress_impl(&self, campaign: &str) -> Result<Option<WaveProgress>> {
+        let row = self.conn()?.query_opt(
+            "SELECT progress FROM wave_progress WHERE campaign_id = $1",
+            &[&campaign],
+        )?;
+        row.map(|r| {
+            let text: String = r.try_get(0)?;
+            serde_json::from_str(&text).map_err(corrupt)
+        })
+        .transpose()
+    }
+
+    pub(super) fn change_waves_impl(&self, c: &WaveChange<'_>) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let at = db_time(c.at);
+        // The row lock serialises two replicas; the second sees the first's progress and
+        // changes nothing.
+        let n = tx.execute(
+            "UPDATE wave_progress SET progress = $3, updated_at = $4
+             WHERE campaign_id = $1 AND progress = $2",
+            &[
+                &c.campaign,
+                &progress_json(c.expected)?,
+                &progress_json(c.next)?,
+                &at,
+            ],
+        )?;
+        if n != 1 {
+            return Ok(false);
+        }
+        if let Some((from, to)) = c.status {
+            let n = tx.execute(
+                "UPDATE campaigns SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+                &[&c.campaign, &from.slug(), &to.slug(), &at],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&self.channel, &ALL_DEPLOYMENTS_CHANGED],
+            )?;
+        }
+        if let Some(e) = c.audit {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&LOCK_SPACE, &AUDIT_LOCK],
+            )?;
+            tx.execute(INSERT_AUDIT, &audit_params(e, &db_time(e.at)))?;
+        }
+        if let Some(m) = c.mail {
+            tx.execute(
+                "INSERT INTO operator_outbox (campaign_id, notice_key, recipient, subject, body,
+                    next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)
+                 ON CONFLICT (campaign_id, notice_key) DO NOTHING",
+                &[&c.campaign, &m.key, &m.recipient, &m.subject, &m.body, &at],
+            )?;
+        }
+        tx.commit()?;
+        if c.status.is_some() {
+            self.cache.apply(ALL_DEPLOYMENTS_CHANGED);
+        }
+        Ok(true)
+    }
+
+    pub(super) fn wave_health_impl(
+        &self,
+        campaign: &str,
+        last: u16,
+        overdue_before: Timestamp,
+    ) -> Result<Vec<WaveHealth>> {
+        let mut conn = self.conn()?;
+        let mut out = conn
+            .query(
+                HEALTH,
+                &[&campaign, &i64::from(last), &db_time(overdue_before)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(WaveHealth {
+                    wave: u16::try_from(r.try_get::<_, i64>(0)?).map_err(corrupt)?,
+                    sites: 0,
+                    devices: count(r, 1)?,
+                    terminals: count(r, 2)?,
+                    started: count(r, 3)?,
+                    failed: count(r, 4)?,
+                    applied_terminals: count(r, 5)?,
+                    unhealthy: count(r, 6)?,
+                    restarted_old: count(r, 7)?,
+                    restarted_old_overdue: count(r, 8)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for r in conn.query(
+            "SELECT wave, COUNT(*) FROM wave_sites WHERE campaign_id = $1 GROUP BY wave",
+            &[&campaign],
+        )? {
+            let wave = u16::try_from(r.try_get::<_, i64>(0)?).map_err(corrupt)?;
+            let n = count(&r, 1)?;
+            match out.iter_mut().find(|h| h.wave == wave) {
+                Some(h) => h.sites = n,
+                None => out.push(WaveHealth {
+                    wave,
+                    sites: n,
+                    ..WaveHealth::default()
+                }),
+            }
+        }
+        out.sort_by_key(|h| h.wave);
+        Ok(out)
+    }
+
+    pub(super) fn record_restart_impl(
+        &self,
+        campaign: &str,
+        device: i64,
+        note: RestartNote,
+        at: Timestamp,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        match note {
+            RestartNote::Healthy | RestartNote::Unhealthy => {
+                let health = if note == RestartNote::Healthy {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                };
+                conn.execute(
+                    "UPDATE deployments SET health = $3 WHERE campaign_id = $1 AND device_id = $2",
+                    &[&campaign, &device, &health],
+                )?;
+            }
+            RestartNote::OldVersion => {
+                conn.execute(
+                    "UPDATE deployments SET restarted_at = $3
+                     WHERE campaign_id = $1 AND device_id = $2 AND restarted_at IS NULL",
+                    &[&campaign, &device, &db_time(at)],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn claim_operator_mails_impl(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OperatorMail>> {
+        let mut mails = self
+            .conn()?
+            .query(
+                &format!(
+                    "UPDATE operator_outbox SET next_attempt_at = $2
+                     WHERE id IN (SELECT id FROM operator_outbox
+                                  WHERE sent_at IS NULL AND next_attempt_at <= $1
+                                  ORDER BY next_attempt_at, id LIMIT $3
+                                  FOR UPDATE SKIP LOCKED)
+                     RETURNING {OPERATOR_MAIL_COLS}"
+                ),
+                &[&db_time(now), &db_time(claim_until), &i64::from(limit)],
+            )?
+            .iter()
+            .map(operator_mail)
+            .collect::<Result<Vec<_>>>()?;
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    pub(super) fn operator_mail_sent_impl(&self, id: i64, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE operator_outbox SET sent_at = $2, attempts = attempts + 1 WHERE id = $1",
+            &[&id, &db_time(at)],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn operator_mail_failed_impl(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE operator_outbox SET attempts = attempts + 1, last_error = $2,
+                next_attempt_at = $3 WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(retry_at)],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn operator_mails_impl(&self, campaign: &str) -> Result<Vec<OperatorMail>> {
+        self.conn()?
+            .query(
+                &format!(
+                    "SELECT {OPERATOR_MAIL_COLS} FROM operator_outbox WHERE campaign_id = $1 ORDER BY id"
+                ),
+                &[&campaign],
+            )?
+            .iter()
+            .map(operator_mail)
+            .collect()
+    }
+}

@@ -1,0 +1,325 @@
+//! Waves and health gates in SQLite: each site's wave, the campaign's wave progress (changed
+//! compare-and-set with its status, audit line and operator mail in one transaction), what a
+//! terminal's restart told, and the operator's outbox.
+
+use jiff::Timestamp;
+use onshi_core::institution::InstitutionCode;
+use onshi_core::waves::{WaveHealth, WaveProgress};
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStore, insert_audit};
+use crate::rows::{corrupt, ts};
+use crate::time::db_time;
+use crate::*;
+
+/// Each wave's counts; the placeholders are the campaign (1), the last wave (2) and the
+/// overdue instant (3).
+const HEALTH: &str = "SELECT COALESCE(w.wave, ?2) AS wave,
+        COUNT(*),
+        SUM(CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN p.state <> 'waiting' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN p.state = 'failed' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'applied' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.health = 'unhealthy' THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at IS NOT NULL THEN 1 ELSE 0 END),
+        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at <= ?3 THEN 1 ELSE 0 END)
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = ?1
+     GROUP BY COALESCE(w.wave, ?2)
+     ORDER BY 1";
+
+const OPERATOR_MAIL_COLS: &str =
+    "id, campaign_id, notice_key, recipient, subject, body, attempts, sent_at";
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn operator_mail(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OperatorMail, Option<String>)> {
+    Ok((
+        OperatorMail {
+            id: r.get(0)?,
+            campaign: r.get(1)?,
+            key: r.get(2)?,
+            recipient: r.get(3)?,
+            subject: r.get(4)?,
+            body: r.get(5)?,
+            attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+            sent_at: None,
+        },
+        r.get(7)?,
+    ))
+}
+
+fn with_sent((mut m, sent): (OperatorMail, Option<String>)) -> Result<OperatorMail> {
+    m.sent_at = sent.as_deref().map(ts).transpose()?;
+    Ok(m)
+}
+
+fn progress_json(p: &WaveProgress) -> Result<String> {
+    serde_json::to_string(p).map_err(corrupt)
+}
+
+impl SqliteStore {
+    pub(super) fn start_waves_impl(
+        &self,
+        campaign: &str,
+        sites: &[(InstitutionCode, u16)],
+        progress: &WaveProgress,
+        at: Timestamp,
+    ) -> Result<()> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let n = tx.execute(
+            "INSERT INTO wave_progress (campaign_id, progress, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (campaign_id) DO NOTHING",
+            params![campaign, progress_json(progress)?, db_time(at)],
+        )?;
+        if n == 1 {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO wave_sites (campaign_id, institution_code, wave) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (campaign_id, institution_code) DO NOTHING",
+            )?;
+            for (code, wave) in sites {
+                stmt.execute(params![campaign, code.to_string(), wave])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn wave_sites_impl(&self, campaign: &str) -> Result<Vec<(InstitutionCode, u16)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT institution_code, wave FROM wave_sites WHERE campaign_id = ?1
+             ORDER BY institution_code",
+        )?;
+        let rows = stmt
+            .query_map([campaign], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(code, wave)| {
+                Ok((
+                    code.parse().map_err(corrupt)?,
+                    u16::try_from(wave).map_err(corrupt)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) fn wave_progress_impl(&self, campaign: &str) -> Result<Option<WaveProgress>> {
+        let text: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT progress FROM wave_progress WHERE campaign_id = ?1")?
+            .query_row([campaign], |r| r.get(0))
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).map_err(corrupt))
+            .transpose()
+    }
+
+    pub(super) fn change_waves_impl(&self, c: &WaveChange<'_>) -> Result<bool> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let n = tx.execute(
+            "UPDATE wave_progress SET progress = ?3, updated_at = ?4
+             WHERE campaign_id = ?1 AND progress = ?2",
+            params![
+                c.campaign,
+                progress_json(c.expected)?,
+                progress_json(c.next)?,
+                db_time(c.at)
+            ],
+        )?;
+        if n != 1 {
+            return Ok(false);
+        }
+        if let Some((from, to)) = c.status {
+            let n = tx.execute(
+                "UPDATE campaigns SET status = ?3, updated_at = ?4 WHERE id = ?1 AND status = ?2",
+                params![c.campaign, from.slug(), to.slug(), db_time(c.at)],
+            )?;
+            if n != 1 {
+                return Ok(false);
+            }
+        }
+        if let Some(e) = c.audit {
+            insert_audit(&tx, e)?;
+        }
+        if let Some(m) = c.mail {
+            tx.execute(
+                "INSERT INTO operator_outbox (campaign_id, notice_key, recipient, subject, body,
+                    next_attempt_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (campaign_id, notice_key) DO NOTHING",
+                params![
+                    c.campaign,
+                    m.key,
+                    m.recipient,
+                    m.subject,
+                    m.body,
+                    db_time(c.at)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        if c.status.is_some() {
+            // The cached open deployments carry no status, but a check-in reads the campaign
+            // afresh: drop them all as `set_campaign_status` does.
+            self.open.write().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        Ok(true)
+    }
+
+    pub(super) fn wave_health_impl(
+        &self,
+        campaign: &str,
+        last: u16,
+        overdue_before: Timestamp,
+    ) -> Result<Vec<WaveHealth>> {
+        let conn = self.conn();
+        let mut out: Vec<WaveHealth> = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(HEALTH)?;
+            let rows = stmt
+                .query_map(params![campaign, last, db_time(overdue_before)], |r| {
+                    let mut v = [0i64; 9];
+                    for (i, x) in v.iter_mut().enumerate() {
+                        *x = r.get::<_, Option<i64>>(i)?.unwrap_or(0);
+                    }
+                    Ok(v)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for v in rows {
+                out.push(WaveHealth {
+                    wave: u16::try_from(v[0]).map_err(corrupt)?,
+                    sites: 0,
+                    devices: count(v[1]),
+                    terminals: count(v[2]),
+                    started: count(v[3]),
+                    failed: count(v[4]),
+                    applied_terminals: count(v[5]),
+                    unhealthy: count(v[6]),
+                    restarted_old: count(v[7]),
+                    restarted_old_overdue: count(v[8]),
+                });
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT wave, COUNT(*) FROM wave_sites WHERE campaign_id = ?1 GROUP BY wave",
+        )?;
+        let sites = stmt
+            .query_map([campaign], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (wave, n) in sites {
+            let wave = u16::try_from(wave).map_err(corrupt)?;
+            match out.iter_mut().find(|h| h.wave == wave) {
+                Some(h) => h.sites = count(n),
+                None => out.push(WaveHealth {
+                    wave,
+                    sites: count(n),
+                    ..WaveHealth::default()
+                }),
+            }
+        }
+        out.sort_by_key(|h| h.wave);
+        Ok(out)
+    }
+
+    pub(super) fn record_restart_impl(
+        &self,
+        campaign: &str,
+        device: i64,
+        note: RestartNote,
+        at: Timestamp,
+    ) -> Result<()> {
+        let conn = self.conn();
+        match note {
+            RestartNote::Healthy | RestartNote::Unhealthy => {
+                let health = if note == RestartNote::Healthy {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                };
+                conn.prepare_cached(
+                    "UPDATE deployments SET health = ?3 WHERE campaign_id = ?1 AND device_id = ?2",
+                )?
+                .execute(params![campaign, device, health])?;
+            }
+            RestartNote::OldVersion => {
+                conn.prepare_cached(
+                    "UPDATE deployments SET restarted_at = ?3
+                     WHERE campaign_id = ?1 AND device_id = ?2 AND restarted_at IS NULL",
+                )?
+                .execute(params![campaign, device, db_time(at)])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn claim_operator_mails_impl(
+        &self,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OperatorMail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "UPDATE operator_outbox SET next_attempt_at = ?2
+             WHERE id IN (SELECT id FROM operator_outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1
+                          ORDER BY next_attempt_at, id LIMIT ?3)
+             RETURNING {OPERATOR_MAIL_COLS}"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![db_time(now), db_time(claim_until), limit],
+                operator_mail,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut mails = rows
+            .into_iter()
+            .map(with_sent)
+            .collect::<Result<Vec<_>>>()?;
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    pub(super) fn operator_mail_sent_impl(&self, id: i64, at: Timestamp) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE operator_outbox SET sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            )?
+            .execute(params![id, db_time(at)])?;
+        Ok(())
+    }
+
+    pub(super) fn operator_mail_failed_impl(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE operator_outbox SET attempts = attempts + 1, last_error = ?2,
+                    next_attempt_at = ?3 WHERE id = ?1 AND sent_at IS NULL",
+            )?
+            .execute(params![id, error, db_time(retry_at)])?;
+        Ok(())
+    }
+
+    pub(super) fn operator_mails_impl(&self, campaign: &str) -> Result<Vec<OperatorMail>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {OPERATOR_MAIL_COLS} FROM operator_outbox WHERE campaign_id = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map([campaign], operator_mail)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(with_sent).collect()
+    }
+}

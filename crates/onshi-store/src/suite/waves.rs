@@ -1,0 +1,280 @@
+//! Waves and health gates: each site's wave, the campaign's wave progress changed
+//! compare-and-set (with its status, audit line and one operator mail), each wave's counts, and
+//! the operator's outbox.
+
+use onshi_core::waves::{Breach, Hold, Limit, Metric, WaveProgress};
+
+use super::*;
+
+fn hold_at(minute: i64) -> Hold {
+    Hold {
+        wave: 0,
+        breach: Breach {
+            metric: Metric::Unhealthy,
+            count: 1,
+            base: 1,
+            limit: Limit {
+                max_percent: 1.0,
+                at_least: 1,
+            },
+            crossed: true,
+        },
+        at: at(minute),
+    }
+}
+
+fn report(store: &dyn Store, device: i64, seq: i64, from: DeploymentState, to: DeploymentState) {
+    let applied = store
+        .apply_report(&Report {
+            campaign: CAMPAIGN,
+            device,
+            seq,
+            from,
+            to,
+            bytes: 0,
+            at: at(seq),
+        })
+        .expect("the report applies");
+    assert!(matches!(applied, ReportOutcome::Applied(_)), "{applied:?}");
+}
+
+pub(super) fn waves_start_once_and_keep_their_sites(b: &Backend) {
+    let f = Fixture::new(b);
+    let r = f.rollout();
+    let clinic_1 = f.store.device(r.clinic_1).expect("read").expect("device");
+    let pharmacy = f.store.device(r.pharmacy).expect("read").expect("device");
+    let first = WaveProgress::start(at(0));
+    assert_eq!(f.store.wave_progress(CAMPAIGN).expect("read"), None);
+    f.store
+        .start_waves(
+            CAMPAIGN,
+            &[(clinic_1.institution, 0), (pharmacy.institution, 1)],
+            &first,
+            at(0),
+        )
+        .expect("waves start");
+    // A second activation (another replica, a retry) keeps the first deal.
+    f.store
+        .start_waves(
+            CAMPAIGN,
+            &[(clinic_1.institution, 1)],
+            &WaveProgress::start(at(5)),
+            at(5),
+        )
+        .expect("a second start is harmless");
+    assert_eq!(f.store.wave_progress(CAMPAIGN).expect("read"), Some(first));
+    let mut expected = vec![(clinic_1.institution, 0), (pharmacy.institution, 1)];
+    expected.sort();
+    assert_eq!(f.store.wave_sites(CAMPAIGN).expect("read"), expected);
+}
+
+pub(super) fn a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail(b: &Backend) {
+    let f = Fixture::new(b);
+    f.rollout();
+    f.store
+        .set_campaign_status(CAMPAIGN, CampaignStatus::Active, at(0))
+        .expect("active");
+    let first = WaveProgress::start(at(0));
+    f.store
+        .start_waves(CAMPAIGN, &[], &first, at(0))
+        .expect("waves start");
+    let held = WaveProgress {
+        hold: Some(hold_at(30)),
+        ..first.clone()
+    };
+    let audit = AuditEntry {
+        at: at(30),
+        actor: "gate".to_owned(),
+        action: "campaign_held".to_owned(),
+        subject: CAMPAIGN.to_owned(),
+        detail: "wave 1".to_owned(),
+    };
+    let mail = NewOperatorMail {
+        key: "hold:0",
+        recipient: "ops@example.jp",
+        subject: "held",
+        body: "wave 1 held",
+    };
+    let change = WaveChange {
+        campaign: CAMPAIGN,
+        expected: &first,
+        next: &held,
+        status: Some((CampaignStatus::Active, CampaignStatus::Paused)),
+        audit: Some(&audit),
+        mail: Some(&mail),
+        at: at(30),
+    };
+    // Two replicas judge the same gate at once: one wins.
+    let other = b.open();
+    assert!(f.store.change_waves(&change).expect("changed"));
+    assert!(!other.change_waves(&change).expect("refused, not an error"));
+    assert_eq!(
+        other.wave_progress(CAMPAIGN).expect("read"),
+        Some(held.clone())
+    );
+    let campaign = other.campaign(CAMPAIGN).expect("read").expect("campaign");
+    assert_eq!(campaign.status, CampaignStatus::Paused);
+    let log = other.audit_log(10).expect("audit");
+    assert_eq!(
+        log.iter().filter(|e| e.action == "campaign_held").count(),
+        1,
+        "{log:?}"
+    );
+    let mails = other.operator_mails(CAMPAIGN).expect("mails");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].recipient, "ops@example.jp");
+    assert_eq!(mails[0].sent_at, None);
+
+    // A change whose status does not match changes nothing at all.
+    let resumed = held.resumed();
+    let wrong = WaveChange {
+        expected: &held,
+        next: &resumed,
+        status: Some((CampaignStatus::Active, CampaignStatus::Paused)),
+        audit: None,
+        mail: None,
+        ..change
+    };
+    assert!(!f.store.change_waves(&wrong).expect("refused"));
+    assert_eq!(f.store.wave_progress(CAMPAIGN).expect("read"), Some(held));
+}
+
+pub(super) fn wave_health_counts_each_wave_with_unassigned_sites_in_the_last(b: &Backend) {
+    use DeploymentState::{Applied, Failed, Installed};
+    let f = Fixture::new(b);
+    let r = f.rollout();
+    let code = |id: i64| {
+        f.store
+            .device(id)
+            .expect("read")
+            .expect("device")
+            .institution
+    };
+    f.store
+        .start_waves(
+            CAMPAIGN,
+            &[(code(r.clinic_1), 0), (code(r.clinic_2), 0)],
+            &WaveProgress::start(at(0)),
+            at(0),
+        )
+        .expect("waves start");
+    let s = f.store.as_ref();
+    // clinic 1's terminal (downloading) installs, restarts onto the new version, and its
+    // self-check fails; clinic 2's terminal fails its download; the pharmacy (wave 1, not
+    // assigned) restarts without the new version.
+    report(s, r.clinic_1, 2, Downloading, Downloaded);
+    report(s, r.clinic_1, 3, Downloaded, Installing);
+    report(s, r.clinic_1, 4, Installing, Installed);
+    report(s, r.clinic_1, 5, Installed, Applied);
+    s.record_restart(CAMPAIGN, r.clinic_1, RestartNote::Unhealthy, at(5))
+        .expect("recorded");
+    report(s, r.clinic_2, 1, Waiting, Downloading);
+    report(s, r.clinic_2, 2, Downloading, Failed);
+    report(s, r.pharmacy, 1, Waiting, Downloading);
+    report(s, r.pharmacy, 2, Downloading, Downloaded);
+    report(s, r.pharmacy, 3, Downloaded, Installing);
+    report(s, r.pharmacy, 4, Installing, Installed);
+    s.record_restart(CAMPAIGN, r.pharmacy, RestartNote::OldVersion, at(10))
+        .expect("recorded");
+    // A second restart keeps the first instant.
+    s.record_restart(CAMPAIGN, r.pharmacy, RestartNote::OldVersion, at(50))
+        .expect("recorded");
+    let health = s.wave_health(CAMPAIGN, 1, at(20)).expect("health");
+    assert_eq!(health.len(), 2, "{health:?}");
+    let w0 = health[0];
+    assert_eq!(
+        (w0.wave, w0.sites, w0.devices, w0.terminals, w0.started),
+        (0, 2, 4, 2, 2),
+        "{w0:?}"
+    );
+    assert_eq!(
+        (
+            w0.failed,
+            w0.applied_terminals,
+            w0.unhealthy,
+            w0.restarted_old
+        ),
+        (1, 1, 1, 0),
+        "{w0:?}"
+    );
+    let w1 = health[1];
+    assert_eq!(
+        (w1.wave, w1.sites, w1.devices, w1.terminals),
+        (1, 0, 2, 1),
+        "{w1:?}"
+    );
+    assert_eq!(
+        (w1.restarted_old, w1.restarted_old_overdue),
+        (1, 1),
+        "restarted at minute 10, overdue from minute 20: {w1:?}"
+    );
+    let before = s.wave_health(CAMPAIGN, 1, at(9)).expect("health");
+    assert_eq!(before[1].restarted_old_overdue, 0, "{before:?}");
+}
+
+pub(super) fn operator_mails_are_claimed_once_and_marked_sent(b: &Backend) {
+    let f = Fixture::new(b);
+    f.rollout();
+    f.store
+        .set_campaign_status(CAMPAIGN, CampaignStatus::Active, at(0))
+        .expect("active");
+    let first = WaveProgress::start(at(0));
+    f.store
+        .start_waves(CAMPAIGN, &[], &first, at(0))
+        .expect("waves start");
+    let held = WaveProgress {
+        hold: Some(hold_at(1)),
+        ..first.clone()
+    };
+    let mail = NewOperatorMail {
+        key: "hold:0",
+        recipient: "ops@example.jp",
+        subject: "held",
+        body: "body",
+    };
+    assert!(
+        f.store
+            .change_waves(&WaveChange {
+                campaign: CAMPAIGN,
+                expected: &first,
+                next: &held,
+                status: None,
+                audit: None,
+                mail: Some(&mail),
+                at: at(1),
+            })
+            .expect("changed")
+    );
+    let claimed = f
+        .store
+        .claim_operator_mails(at(2), at(12), 10)
+        .expect("claimed");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        b.open()
+            .claim_operator_mails(at(3), at(13), 10)
+            .expect("claim")
+            .is_empty(),
+        "a claimed mail is not claimed again before its claim runs out"
+    );
+    f.store
+        .operator_mail_failed(claimed[0].id, "relay down", at(4))
+        .expect("failed");
+    let again = f
+        .store
+        .claim_operator_mails(at(4), at(14), 10)
+        .expect("claimed");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    f.store
+        .operator_mail_sent(again[0].id, at(5))
+        .expect("sent");
+    assert!(
+        f.store
+            .claim_operator_mails(at(100), at(110), 10)
+            .expect("claim")
+            .is_empty()
+    );
+    let mails = f.store.operator_mails(CAMPAIGN).expect("mails");
+    assert_eq!(mails[0].sent_at, Some(at(5)));
+}
