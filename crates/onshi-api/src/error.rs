@@ -86,6 +86,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// 409: a release component names a package that was never uploaded.
     UnknownArtifact,
+    /// 400: signed metadata (a release manifest, a new root) does not verify against the
+    /// trusted root: signatures below the role's threshold, expired, or not the next version.
+    UntrustedMetadata,
     /// 415: a JSON body without `Content-Type: application/json`.
     UnsupportedMediaType,
     /// 400: the package upload stream broke off.
@@ -136,6 +139,7 @@ impl ErrorCode {
             RealClock => "real_clock",
             Unauthorized => "unauthorized",
             UnknownArtifact => "unknown_artifact",
+            UntrustedMetadata => "untrusted_metadata",
             UnsupportedMediaType => "unsupported_media_type",
             UploadInterrupted => "upload_interrupted",
         }

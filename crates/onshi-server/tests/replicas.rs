@@ -558,7 +558,7 @@ async fn real_agents_through_two_replicas_keep_the_throttle_and_every_mail_goes_
                 enrollment_key: key,
                 serial: format!("T{i}"),
                 readers: Vec::new(),
-                trust_key: None,
+                trust_root: onshi_testkit::keys::TestKeys::root(),
                 base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
                 auto_restart: None,
                 restart_command: None,

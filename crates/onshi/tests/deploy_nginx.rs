@@ -206,13 +206,16 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
         .as_str()
         .expect("sha256")
         .to_owned();
-    call(
-        admin(Method::POST, "/admin/releases").json(&json!({
-            "id": "r1", "version": "2.0.0", "components": [{"target": "terminal", "sha256": sha}]
-        })),
-        201,
-    )
-    .await;
+    let signed = onshi_testkit::keys::sign_release(
+        "r1",
+        "2.0.0",
+        &[(
+            onshi_core::release::Target::Terminal,
+            sha.parse().expect("sha"),
+            package.len() as u64,
+        )],
+    );
+    call(admin(Method::POST, "/admin/releases").json(&signed), 201).await;
     call(
         admin(Method::POST, "/admin/campaigns").json(&json!({
             "schedule": "preset:2026-01", "release_id": "r1",

@@ -20,7 +20,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::upload_artifact))
         .layer(DefaultBodyLimit::disable());
     OpenApiRouter::with_openapi(crate::openapi::base())
-        .routes(routes!(device::public_key))
+        .routes(routes!(device::newest_root))
+        .routes(routes!(device::root))
         .routes(routes!(device::enroll))
         .routes(routes!(device::enroll_reader))
         .routes(routes!(device::checkin))
@@ -38,6 +39,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::access_key))
         .routes(routes!(admin::create_release))
         .routes(routes!(admin::get_release))
+        .routes(routes!(admin::publish_root))
         .routes(routes!(admin::create_campaign, admin::list_campaigns))
         .routes(routes!(admin::get_campaign))
         .routes(routes!(admin::progress))

@@ -55,13 +55,24 @@ pub struct Args {
     /// as long in real time as the server tells them in its time.
     #[arg(long, default_value_t = 1.0, requires = "against")]
     clock_speed: f64,
+    /// Load mode: the server's key ceremony directory (`onshi keys init --out DIR`): the release
+    /// is signed with its targets keys and the agents trust its root.json.
+    #[arg(long, value_name = "DIR", requires = "against")]
+    keys: Option<std::path::PathBuf>,
 }
 
 mod load;
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(url) = &args.against {
+        let keys = args.keys.as_deref().ok_or_else(|| {
+            bad_input(
+                "--against",
+                "give --keys DIR, the server's key ceremony directory (root.json, targets-N.key)",
+            )
+        })?;
         let report = load::run(&load::Load {
+            keys,
             url,
             sites: args.agents,
             duration: std::time::Duration::from_secs(args.duration),

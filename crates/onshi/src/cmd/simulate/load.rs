@@ -29,6 +29,8 @@ pub struct Load<'a> {
     pub duration: Duration,
     pub clock_speed: f64,
     pub seed: u64,
+    /// The key ceremony's directory (root.json, targets-N.key) of the server under load.
+    pub keys: &'a std::path::Path,
 }
 
 /// What a load run measured.
@@ -81,12 +83,14 @@ async fn drive(load: &Load<'_>, token: &str) -> anyhow::Result<LoadReport> {
         .await
         .with_context(|| format!("reaching {base} as the operator"))?;
     let population = Population::generate(load.sites, load.seed)?;
-    setup::campaign(&op, &population)
+    let signer = setup::Signer::from_dir(load.keys)
+        .map_err(|e| bad_input(format_args!("--keys {}", load.keys.display()), e))?;
+    setup::campaign(&op, &population, &signer)
         .await
         .context("setting the server up (it needs a fresh data directory)")?;
     let agents_dir = tempfile::tempdir().context("a directory for the agents")?;
     let plain = Client::with_http(http.clone(), base);
-    let dirs = setup::enrol(&op, &plain, agents_dir.path(), &population).await?;
+    let dirs = setup::enrol(&op, &plain, agents_dir.path(), &population, &signer.root).await?;
     let metrics = Arc::new(Metrics::default());
     let client = Client::with_http(http, base).with_metrics(metrics.clone());
     let options = Options {
