@@ -155,6 +155,17 @@ impl Client {
         req: reqwest::RequestBuilder,
         url: String,
     ) -> Result<T> {
+        self.send_expecting(req, url, None).await
+    }
+
+    /// [`Self::send`], counting `expected` (an answer that is part of the protocol, such as
+    /// the 404 that ends the chain of roots) as a success in the metrics.
+    async fn send_expecting<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: String,
+        expected: Option<StatusCode>,
+    ) -> Result<T> {
         let started = Instant::now();
         let resp = req
             .send()
@@ -164,7 +175,10 @@ impl Client {
                 url: url.clone(),
                 source,
             })?;
-        self.note(started, resp.status().is_success());
+        self.note(
+            started,
+            resp.status().is_success() || Some(resp.status()) == expected,
+        );
         let status = resp.status();
         let body = read_limited(resp, &url).await?;
         if !status.is_success() {
@@ -184,7 +198,10 @@ impl Client {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        match self.send(req, url).await {
+        match self
+            .send_expecting(req, url, Some(StatusCode::NOT_FOUND))
+            .await
+        {
             Ok(root) => Ok(Some(root)),
             Err(ClientError::Api {
                 status: 404,

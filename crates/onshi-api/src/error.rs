@@ -169,7 +169,7 @@ mod tests {
         let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
             .unwrap_or_default();
         let names = schema["enum"].as_array().cloned().unwrap_or_default();
-        assert_eq!(names.len(), 41, "{schema}");
+        assert_eq!(names.len(), 42, "{schema}");
         for name in names {
             let code: ErrorCode =
                 serde_json::from_value(name.clone()).unwrap_or(ErrorCode::Internal);

@@ -57,8 +57,12 @@ fn free_port() -> u16 {
 
 /// A replica on `port`, logging each artifact it serves to `log`.
 fn replica(port: u16, data: &Path, database: &str, log: &Path) -> Killed {
+    // The key ceremony's share of a replica: DATA/keys/timestamp.key and root.json.
+    let root = onshi_testkit::keys::TestKeys::install(data);
     let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--trust-root")
+        .arg(root)
         .args([
             "--clock",
             "2026-01-19T12:00:00+09:00",
