@@ -142,15 +142,19 @@ impl TrustState {
 
     /// The newest root, re-read from the store at most every [`ROOT_TTL`].
     pub fn newest(&self, store: &dyn Store) -> Result<TrustedRoot, StoreError> {
-        {
-            let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
-            if chain.read_at.elapsed() < ROOT_TTL
-                && let Some(root) = chain.roots.last()
-            {
-                return Ok(root.clone());
-            }
+        match self.fresh() {
+            Some(root) => Ok(root),
+            None => self.refresh(store),
         }
-        self.refresh(store)
+    }
+
+    /// The newest root if it was read from the store less than [`ROOT_TTL`] ago: what a
+    /// request answers without touching the store (or the blocking pool).
+    pub fn fresh(&self) -> Option<TrustedRoot> {
+        let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
+        (chain.read_at.elapsed() < ROOT_TTL)
+            .then(|| chain.roots.last().cloned())
+            .flatten()
     }
 
     fn refresh(&self, store: &dyn Store) -> Result<TrustedRoot, StoreError> {
@@ -189,17 +193,12 @@ impl TrustState {
             .ok_or_else(|| StoreError::Corrupt("no trusted root".into()))
     }
 
-    /// Root `version` as signed, if the chain has it.
-    pub fn root(&self, store: &dyn Store, version: u64) -> Result<Option<Signed>, StoreError> {
-        let newest = self.newest(store)?;
-        if version == 0 || version > newest.version() {
-            return Ok(None);
-        }
+    /// Root `version` as signed, if the chain in memory has it (ask [`Self::newest`] first
+    /// to have read the store recently).
+    pub fn known(&self, version: u64) -> Option<Signed> {
         let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
-        Ok(usize::try_from(version - 1)
-            .ok()
-            .and_then(|i| chain.roots.get(i))
-            .map(|r| r.signed().clone()))
+        let index = usize::try_from(version.checked_sub(1)?).ok()?;
+        chain.roots.get(index).map(|r| r.signed().clone())
     }
 
     /// Publishes the next root: it must chain to the newest and still name this server's
