@@ -11,12 +11,12 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
 use jiff::civil::Time;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::offer::Action;
-use onshi_core::release::{Manifest, SignedManifest, decode_public_key};
+use onshi_core::release::Manifest;
+use onshi_core::trust::{Expect, TrustedRoot};
 use onshi_core::version::Version;
 use rand::Rng;
 use tracing::Instrument;
@@ -31,6 +31,7 @@ use crate::files;
 use crate::layout::{
     Component, Credential, DeviceProgress, Identity, LayoutError, SlotInfo, StateDir,
 };
+use crate::trust::{self, TrustFile, TrustFileError};
 
 /// How often a running download checks in, to keep its slot and to stop when the window closes.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -48,8 +49,8 @@ pub const READER_POWER_POLL: Duration = Duration::from_secs(300);
 pub enum AgentError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("the pinned signing key in agent.json is not a valid Ed25519 public key")]
-    BadTrustKey,
+    #[error(transparent)]
+    Trust(#[from] TrustFileError),
     #[error("the restart command {command:?} failed: {why}")]
     Restart { command: String, why: String },
 }
@@ -126,7 +127,8 @@ pub struct Agent {
     dir: StateDir,
     identity: Identity,
     client: Client,
-    key: VerifyingKey,
+    /// The newest root reached from the installer's, and the highest timestamp version seen.
+    trust: (TrustFile, TrustedRoot),
     options: Options,
     clock: ServerClock,
     failures: BTreeMap<i64, u32>,
@@ -146,13 +148,13 @@ impl Agent {
     /// Opens an enrolled state directory; `client` talks to the server in `agent.json`.
     pub fn open(dir: StateDir, client: Client, options: Options) -> Result<Self, AgentError> {
         let identity = dir.load_identity()?;
-        let key = decode_public_key(&identity.trust_key).ok_or(AgentError::BadTrustKey)?;
+        let trust = TrustFile::load(dir.root())?;
         dir.clean_leftovers(&identity)?;
         Ok(Self {
             dir,
             identity,
             client,
-            key,
+            trust,
             options,
             clock: ServerClock {
                 seen: None,
@@ -492,7 +494,10 @@ impl Agent {
             .and_then(|s| Time::strptime("%H:%M", s).ok())
     }
 
-    /// The release's manifest, verified with the pinned key against the installed version.
+    /// The offered release's manifest, trusted only through the chain (TUF's client workflow):
+    /// newer roots first, then the server's timestamp (fresh, not older than one seen, for this
+    /// release, naming exactly this manifest), then the manifest (a threshold of the targets
+    /// keys, fresh, for this release, not older than what is installed).
     async fn trusted_manifest(
         &mut self,
         component: &Component,
@@ -500,24 +505,84 @@ impl Agent {
         offer: &Offer,
     ) -> Result<Result<Manifest, String>, AgentError> {
         if let Some(m) = self.manifests.get(&offer.release_id) {
+            // Verified for another component of this site: the rollback rule is per component.
+            let installed = self.dir.installed(component)?;
+            if m.version < installed {
+                return Ok(Err(format!(
+                    "metadata refused: manifest version {} is older than the installed {installed}: rollback refused",
+                    m.version
+                )));
+            }
             return Ok(Ok(m.clone()));
         }
-        let signed: SignedManifest =
-            match self.client.manifest(&cred.token, &offer.release_id).await {
-                Ok(s) => s,
-                Err(e) => return Ok(Err(format!("manifest not available: {e}"))),
-            };
-        let installed = self.dir.installed(component)?;
-        match signed.verify(&self.key, Some(&installed)) {
-            Ok(m) => {
-                self.manifests.insert(offer.release_id.clone(), m.clone());
-                Ok(Ok(m))
+        let Some(now) = self.clock.now() else {
+            return Ok(Err("no server time yet to check metadata expiry".into()));
+        };
+        let root = match trust::follow(&self.client, Some(&cred.token), &self.trust.1).await {
+            Ok(root) => root,
+            Err(trust::FollowError::Fetch(e)) => {
+                return Ok(Err(format!("root metadata not available: {e}")));
             }
             Err(e) => {
-                tracing::error!(release = %offer.release_id, error = %e, "manifest refused; nothing will be installed from it");
-                Ok(Err(format!("manifest refused: {e}")))
+                tracing::error!(error = %e, "new root refused; nothing will be installed");
+                return Ok(Err(format!("metadata refused: {e}")));
+            }
+        };
+        if root.version() != self.trust.1.version() {
+            // A rotated timestamp key starts its versions afresh (TUF 5.3.11).
+            let same_timestamp_keys =
+                root.root().roles.timestamp == self.trust.1.root().roles.timestamp;
+            let file = TrustFile {
+                root: root.signed().clone(),
+                timestamp_version: self
+                    .trust
+                    .0
+                    .timestamp_version
+                    .filter(|_| same_timestamp_keys),
+            };
+            file.save(self.dir.root())?;
+            tracing::info!(
+                from = self.trust.1.version(),
+                to = root.version(),
+                "followed the root chain"
+            );
+            self.trust = (file, root);
+        }
+        let metadata = match self.client.manifest(&cred.token, &offer.release_id).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("manifest not available: {e}"))),
+        };
+        let installed = self.dir.installed(component)?;
+        let expect = Expect {
+            release_id: &offer.release_id,
+            installed: Some(&installed),
+            seen_timestamp: self.trust.0.timestamp_version,
+            now,
+        };
+        match self
+            .trust
+            .1
+            .verify_release(&metadata.timestamp, &metadata.manifest, &expect)
+        {
+            Ok(v) => {
+                if self.trust.0.timestamp_version < Some(v.timestamp_version) {
+                    self.trust.0.timestamp_version = Some(v.timestamp_version);
+                    self.trust.0.save(self.dir.root())?;
+                }
+                self.manifests
+                    .insert(offer.release_id.clone(), v.manifest.clone());
+                Ok(Ok(v.manifest))
+            }
+            Err(e) => {
+                tracing::error!(release = %offer.release_id, error = %e, "metadata refused; nothing will be installed from it");
+                Ok(Err(format!("metadata refused: {e}")))
             }
         }
+    }
+
+    /// The trusted root's version (after any rotation followed).
+    pub fn root_version(&self) -> u64 {
+        self.trust.1.version()
     }
 
     async fn download(

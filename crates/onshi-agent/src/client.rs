@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use onshi_api::device::{
-    CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, ReaderRequest, ReportRequest,
-    ReportResponse,
+    CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, MAX_METADATA_BYTES, ReaderRequest,
+    ReleaseMetadata, ReportRequest, ReportResponse,
 };
 use onshi_api::{ErrorBody, ErrorCode};
-use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::release::Sha256;
+use onshi_core::trust::Signed;
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use reqwest::StatusCode;
@@ -193,6 +194,17 @@ impl Client {
         req: reqwest::RequestBuilder,
         url: String,
     ) -> Result<T> {
+        self.send_expecting(req, url, None).await
+    }
+
+    /// [`Self::send`], counting `expected` (an answer that is part of the protocol, such as
+    /// the 404 that ends the chain of roots) as a success in the metrics.
+    async fn send_expecting<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: String,
+        expected: Option<StatusCode>,
+    ) -> Result<T> {
         let started = Instant::now();
         let resp = req
             .send()
@@ -202,15 +214,12 @@ impl Client {
                 url: url.clone(),
                 source,
             })?;
-        self.note(started, resp.status().is_success());
+        self.note(
+            started,
+            resp.status().is_success() || Some(resp.status()) == expected,
+        );
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let body = read_limited(resp, &url).await?;
         if !status.is_success() {
             return Err(api_error(status, &body));
         }
@@ -218,6 +227,35 @@ impl Client {
             url,
             why: e.to_string(),
         })
+    }
+
+    /// `GET /api/v1/trust/root/{version}`: `None` when the server has no such version (the
+    /// chain ends there).
+    pub async fn root(&self, token: Option<&str>, version: u64) -> Result<Option<Signed>> {
+        let url = self.url(&format!("/api/v1/trust/root/{version}"));
+        let mut req = self.http.get(&url);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        match self
+            .send_expecting(req, url, Some(StatusCode::NOT_FOUND))
+            .await
+        {
+            Ok(root) => Ok(Some(root)),
+            Err(ClientError::Api {
+                status: 404,
+                code: Some(ErrorCode::NotFound),
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v1/trust/root`: the server's newest root.
+    pub async fn newest_root(&self) -> Result<Signed> {
+        let url = self.url("/api/v1/trust/root");
+        let req = self.http.get(&url);
+        self.send(req, url).await
     }
 
     /// `POST /api/v1/enroll`.
@@ -279,8 +317,8 @@ impl Client {
         self.send(req, url).await
     }
 
-    /// `GET /api/v1/releases/{id}/manifest`.
-    pub async fn manifest(&self, token: &str, release_id: &str) -> Result<SignedManifest> {
+    /// `GET /api/v1/releases/{id}/manifest`: the manifest and the server's timestamp.
+    pub async fn manifest(&self, token: &str, release_id: &str) -> Result<ReleaseMetadata> {
         let url = self.url(&format!("/api/v1/releases/{release_id}/manifest"));
         let req = self.http.get(&url).bearer_auth(token);
         self.send(req, url).await
@@ -317,9 +355,39 @@ impl Client {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_limited(resp, &url).await.unwrap_or_default();
         Err(api_error(status, &body))
     }
+}
+
+/// Reads an answer's body, at most [`MAX_METADATA_BYTES`]: a longer one (announced or sent) is
+/// refused before it is buffered (TUF's endless-data attack).
+async fn read_limited(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>> {
+    let too_long = || ClientError::Protocol {
+        url: url.to_owned(),
+        why: format!("the answer is longer than {MAX_METADATA_BYTES} bytes; refused"),
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_METADATA_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|source| ClientError::Unreachable {
+            url: url.to_owned(),
+            source,
+        })?
+    {
+        if body.len() + chunk.len() > MAX_METADATA_BYTES {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {

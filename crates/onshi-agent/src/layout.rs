@@ -1,7 +1,9 @@
 //! The agent's state directory, and the only code that knows its layout:
 //!
 //! ```text
-//! DIR/agent.json               who the agent is: server, device tokens, pinned key (0600)
+//! DIR/agent.json               who the agent is: server, device tokens (0600)
+//! DIR/trust.json               the trusted root (from the installer, then its chain) and the
+//!                              highest timestamp version accepted (`crate::trust`)
 //! DIR/state.json               what it last heard and sent: seq, last contact (rebuildable)
 //! DIR/lock                     serialises `run`, `restart` and `status` on the files below
 //! DIR/downloads/<sha256>.part  a download in progress, resumed with Range
@@ -93,8 +95,6 @@ pub struct Identity {
     pub terminal: Credential,
     #[serde(default)]
     pub readers: Vec<ReaderIdentity>,
-    /// The operator's Ed25519 public key (base64), pinned at enrolment or given by `--trust-key`.
-    pub trust_key: String,
     /// The site's daily automatic restart time, `HH:MM` in Japan time.
     #[serde(default)]
     pub auto_restart: Option<String>,
@@ -536,7 +536,6 @@ mod tests {
                     serial: "R-1".into(),
                 },
             }],
-            trust_key: "k".into(),
             auto_restart: None,
             restart_command: None,
             self_check_command: None,

@@ -18,6 +18,7 @@ pub mod download;
 pub mod files;
 pub mod layout;
 pub mod status;
+pub mod trust;
 
 pub use agent::{Agent, AgentError, Options, Pace};
 pub use client::{Client, ClientError};
@@ -35,8 +36,9 @@ pub struct Enrollment {
     pub serial: String,
     /// Card readers attached to the terminal: vendor and serial.
     pub readers: Vec<(Vendor, String)>,
-    /// A public key to pin instead of the one the server presents.
-    pub trust_key: Option<String>,
+    /// The root metadata the terminal's installer carries (`root.json` of the key ceremony):
+    /// the only trust the agent starts from. Enrolment answers carry none.
+    pub trust_root: onshi_core::trust::Signed,
     /// The version the terminal and readers run before any update.
     pub base_version: Version,
     /// Overrides the site's automatic restart time the server knows (`HH:MM`).
@@ -55,8 +57,12 @@ pub enum EnrollError {
     Server(#[from] ClientError),
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
-    #[error("{0} is not a valid Ed25519 public key (base64 of 32 bytes)")]
-    BadTrustKey(String),
+    #[error("the installer's root does not verify: {0}")]
+    BadTrustRoot(onshi_core::trust::TrustError),
+    #[error("refusing this server: {0}")]
+    Untrusted(#[from] trust::FollowError),
+    #[error(transparent)]
+    TrustFile(#[from] trust::TrustFileError),
     #[error("{0:?} is not a time of day HH:MM")]
     BadAutoRestart(String),
 }
@@ -70,16 +76,16 @@ pub async fn enroll(
     if dir.root().join("agent.json").exists() {
         return Err(EnrollError::AlreadyEnrolled(dir.root().to_path_buf()));
     }
-    if let Some(key) = &e.trust_key
-        && onshi_core::release::decode_public_key(key).is_none()
-    {
-        return Err(EnrollError::BadTrustKey(key.clone()));
-    }
+    let installer = onshi_core::trust::TrustedRoot::bootstrap(e.trust_root.clone())
+        .map_err(EnrollError::BadTrustRoot)?;
     if let Some(at) = &e.auto_restart
         && jiff::civil::Time::strptime("%H:%M", at).is_err()
     {
         return Err(EnrollError::BadAutoRestart(at.clone()));
     }
+    // Before any credential is asked for: the server's metadata must chain to the root the
+    // installer carried (no trust on first use).
+    let reached = trust::check_server(client, &installer).await?;
     let terminal = client
         .enroll(&e.institution, &e.enrollment_key, &e.serial)
         .await?;
@@ -106,12 +112,16 @@ pub async fn enroll(
             serial: e.serial.clone(),
         },
         readers,
-        trust_key: e.trust_key.clone().unwrap_or(terminal.signing_public_key),
         auto_restart: e.auto_restart.clone().or(terminal.auto_restart),
         restart_command: e.restart_command.clone(),
         self_check_command: e.self_check_command.clone(),
     };
     dir.create(&identity, &e.base_version)?;
+    trust::TrustFile {
+        root: reached.signed().clone(),
+        timestamp_version: None,
+    }
+    .save(dir.root())?;
     tracing::info!(institution = %e.institution, terminal = identity.terminal.device_id, readers = identity.readers.len(), "enrolled");
     Ok(identity)
 }

@@ -62,9 +62,10 @@ struct EnrollArgs {
     /// panasonic, canon, usen-almex, fujitsu-japan, atlus.
     #[arg(long = "reader", value_name = "VENDOR:SERIAL", value_parser = parse_reader)]
     readers: Vec<(Vendor, String)>,
-    /// The operator's Ed25519 public key (base64) to trust instead of the one the server presents.
-    #[arg(long, value_name = "BASE64", allow_hyphen_values = true)]
-    trust_key: Option<String>,
+    /// The root metadata the installer carries (`root.json` from the operator's key ceremony):
+    /// the agent trusts only metadata that chains to it, and refuses a server whose does not.
+    #[arg(long, value_name = "FILE")]
+    trust_root: PathBuf,
     /// The version installed before any update.
     #[arg(long, default_value = "1.0.0", value_parser = parse_version)]
     base_version: Version,
@@ -215,6 +216,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     let client = Client::new(&a.server)?;
+    let trust_root = read_root(&a.trust_root)?;
     let e = Enrollment {
         serial: a
             .serial
@@ -222,7 +224,7 @@ async fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
         institution: a.institution,
         enrollment_key: a.key,
         readers: a.readers,
-        trust_key: a.trust_key,
+        trust_root,
         base_version: a.base_version,
         auto_restart: a.auto_restart,
         restart_command: a
@@ -247,6 +249,23 @@ async fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
         a.state_dir.display()
     );
     Ok(())
+}
+
+/// The installer's `root.json`: signed root metadata (verified by `enroll`).
+fn read_root(path: &std::path::Path) -> anyhow::Result<onshi_core::trust::Signed> {
+    let text = std::fs::read(path).map_err(|e| {
+        BadInput(format!(
+            "--trust-root {}: {e} (the installer's root.json is required)",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&text).map_err(|e| {
+        BadInput(format!(
+            "--trust-root {} is not signed root metadata: {e}",
+            path.display()
+        ))
+        .into()
+    })
 }
 
 fn open(state_dir: &std::path::Path, options: Options) -> anyhow::Result<Agent> {

@@ -7,7 +7,7 @@ use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::notice::NoticeKind;
 use onshi_core::offer::{CampaignAction, CampaignStatus};
-use onshi_core::release::{Sha256, Target};
+use onshi_core::release::Sha256;
 use onshi_core::schedule::StatusReport;
 use onshi_core::selector::Selector;
 use onshi_core::vendor::{DeviceKind, Vendor};
@@ -236,24 +236,10 @@ pub struct Uploaded {
     pub size: u64,
 }
 
-/// A release to sign: a version and a package per target.
+/// The answer to publishing a root: its version, which agents now follow.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseInput {
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    pub id: String,
-    pub version: Version,
-    #[schema(min_items = 1)]
-    pub components: Vec<ComponentInput>,
-}
-
-/// One package of a release to sign.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentInput {
-    pub target: Target,
-    /// A package uploaded before (`PUT /api/v1/admin/artifacts`).
-    pub sha256: Sha256,
+pub struct RootPublished {
+    pub version: u64,
 }
 
 /// A campaign to create, as a draft.

@@ -94,6 +94,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// 409: a release component names a package that was never uploaded.
     UnknownArtifact,
+    /// 400: signed metadata (a release manifest, a new root) does not verify against the
+    /// trusted root: signatures below the role's threshold, expired, or not the next version.
+    UntrustedMetadata,
     /// 415: a JSON body without `Content-Type: application/json`.
     UnsupportedMediaType,
     /// 400: the package upload stream broke off.
@@ -147,6 +150,7 @@ impl ErrorCode {
             RequestTimeout => "request_timeout",
             Unauthorized => "unauthorized",
             UnknownArtifact => "unknown_artifact",
+            UntrustedMetadata => "untrusted_metadata",
             UnsupportedMediaType => "unsupported_media_type",
             UploadInterrupted => "upload_interrupted",
         }
@@ -176,7 +180,7 @@ mod tests {
         let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
             .unwrap_or_default();
         let names = schema["enum"].as_array().cloned().unwrap_or_default();
-        assert_eq!(names.len(), 44, "{schema}");
+        assert_eq!(names.len(), 45, "{schema}");
         for name in names {
             let code: ErrorCode =
                 serde_json::from_value(name.clone()).unwrap_or(ErrorCode::Internal);

@@ -22,6 +22,7 @@ pub mod release;
 pub mod schedule;
 pub mod selector;
 pub mod silence;
+pub mod trust;
 pub mod vendor;
 pub mod version;
 pub mod waves;

@@ -1,16 +1,17 @@
-//! Releases: what is distributed to which device, and the signed manifest that lets an agent
-//! trust a package before installing it (DESIGN.md §7: SHA-256 + an Ed25519 signature on the
-//! release manifest; a manifest older than what is installed is refused).
+//! Releases: what is distributed to which device, and the manifest (signed offline, see
+//! [`crate::trust`]) that lets an agent trust a package before installing it (DESIGN.md §7).
 
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
+use crate::trust::Role;
 use crate::vendor::{DeviceKind, Vendor};
 use crate::version::Version;
 
@@ -159,15 +160,24 @@ pub struct Component {
     pub size: u64,
 }
 
-/// What a release contains; the agent trusts it only with a valid signature.
+/// What a release contains: the targets role's metadata for one release (TUF's targets),
+/// signed offline by a threshold of the targets keys ([`crate::trust`]) and valid until
+/// `expires`. The agent trusts it only through [`crate::trust::TrustedRoot::verify_release`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Always `targets`.
+    #[serde(rename = "_type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
     pub release_id: String,
     pub version: Version,
     /// RFC 3339 UTC instant the release was signed.
     pub created_at: String,
+    /// After this instant no agent accepts the manifest (an indefinite freeze is noticed).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires: Timestamp,
     pub components: Vec<Component>,
 }
 
@@ -178,73 +188,7 @@ impl Manifest {
     }
 }
 
-/// A manifest as transmitted: the exact JSON text that was signed, and the signature over its
-/// bytes. Signing the text (not a re-serialisation) means no canonical form is needed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct SignedManifest {
-    pub manifest: String,
-    /// Base64 of the 64-byte Ed25519 signature.
-    pub signature: String,
-}
-
-/// Why a signed manifest is not to be trusted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManifestError {
-    #[error("manifest signature is not valid base64 of 64 bytes")]
-    MalformedSignature,
-    #[error("manifest signature does not verify with the trusted public key")]
-    BadSignature,
-    #[error("manifest is not valid: {0}")]
-    Malformed(String),
-    #[error("manifest version {offered} is older than the installed {installed}: rollback refused")]
-    Rollback {
-        offered: Version,
-        installed: Version,
-    },
-}
-
-impl SignedManifest {
-    /// Signs `manifest` with the operator's key.
-    pub fn sign(manifest: &Manifest, key: &SigningKey) -> Self {
-        let text = serde_json::to_string(manifest)
-            .unwrap_or_else(|_| unreachable!("a manifest always serialises"));
-        let signature = key.sign(text.as_bytes());
-        Self {
-            manifest: text,
-            signature: BASE64.encode(signature.to_bytes()),
-        }
-    }
-
-    /// Verifies the signature with `key`, parses the manifest and refuses a version older than
-    /// `installed` (rollback protection).
-    pub fn verify(
-        &self,
-        key: &VerifyingKey,
-        installed: Option<&Version>,
-    ) -> Result<Manifest, ManifestError> {
-        let bytes = BASE64
-            .decode(&self.signature)
-            .map_err(|_| ManifestError::MalformedSignature)?;
-        let bytes: [u8; 64] = bytes
-            .try_into()
-            .map_err(|_| ManifestError::MalformedSignature)?;
-        key.verify(self.manifest.as_bytes(), &Signature::from_bytes(&bytes))
-            .map_err(|_| ManifestError::BadSignature)?;
-        let manifest: Manifest = serde_json::from_str(&self.manifest)
-            .map_err(|e| ManifestError::Malformed(e.to_string()))?;
-        if let Some(installed) = installed.filter(|i| manifest.version < **i) {
-            return Err(ManifestError::Rollback {
-                offered: manifest.version,
-                installed: installed.clone(),
-            });
-        }
-        Ok(manifest)
-    }
-}
-
-/// Base64 of a public key, as served to agents and pinned at enrolment.
+/// Base64 of a public key (the `.pub` files `onshi keys` writes).
 pub fn encode_public_key(key: &VerifyingKey) -> String {
     BASE64.encode(key.to_bytes())
 }
@@ -255,7 +199,7 @@ pub fn decode_public_key(text: &str) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&bytes).ok()
 }
 
-/// Base64 of a private key (the `onshi keygen` file).
+/// Base64 of a private key (the `.key` files `onshi keys` writes).
 pub fn encode_signing_key(key: &SigningKey) -> String {
     BASE64.encode(key.to_bytes())
 }
@@ -272,62 +216,6 @@ mod tests {
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
-    }
-
-    fn manifest(version: &str) -> Manifest {
-        Manifest {
-            release_id: "r1".into(),
-            version: version.parse().expect("version"),
-            created_at: "2026-01-10T00:00:00Z".into(),
-            components: vec![Component {
-                target: Target::Terminal,
-                sha256: Sha256::of(b"package"),
-                size: 7,
-            }],
-        }
-    }
-
-    #[test]
-    fn a_signed_manifest_verifies_with_the_operators_key() {
-        let signed = SignedManifest::sign(&manifest("2.0.0"), &key(1));
-        let m = signed
-            .verify(&key(1).verifying_key(), Some(&"1.0.0".parse().expect("v")))
-            .expect("valid");
-        assert_eq!(m.component(Target::Terminal).map(|c| c.size), Some(7));
-    }
-
-    #[test]
-    fn another_key_or_a_changed_manifest_is_refused() {
-        let signed = SignedManifest::sign(&manifest("2.0.0"), &key(1));
-        assert_eq!(
-            signed.verify(&key(2).verifying_key(), None),
-            Err(ManifestError::BadSignature)
-        );
-        let tampered = SignedManifest {
-            manifest: signed.manifest.replace("2.0.0", "2.0.1"),
-            ..signed.clone()
-        };
-        assert_eq!(
-            tampered.verify(&key(1).verifying_key(), None),
-            Err(ManifestError::BadSignature)
-        );
-        let garbled = SignedManifest {
-            signature: "!!".into(),
-            ..signed
-        };
-        assert_eq!(
-            garbled.verify(&key(1).verifying_key(), None),
-            Err(ManifestError::MalformedSignature)
-        );
-    }
-
-    #[test]
-    fn an_older_manifest_is_refused_as_rollback() {
-        let signed = SignedManifest::sign(&manifest("1.5.0"), &key(1));
-        let err = signed
-            .verify(&key(1).verifying_key(), Some(&"2.0.0".parse().expect("v")))
-            .expect_err("rollback");
-        assert!(matches!(err, ManifestError::Rollback { .. }));
     }
 
     #[test]

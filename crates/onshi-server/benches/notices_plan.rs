@@ -42,11 +42,17 @@ fn main() -> anyhow::Result<()> {
         ..InstitutionFilter::default()
     })?;
     let before = store.mail_summary()?.pending;
+    // The fixture's key ceremony: its root in the store, its timestamp key in DATA/keys.
+    let trust = onshi_server::trust::TrustState::load(
+        store.as_ref(),
+        None,
+        &data.join("keys").join("timestamp.key"),
+    )?;
     let state = AppState::new(
         store.clone(),
         Clock::simulated(at, 1.0)?,
         data,
-        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        trust,
         String::new(),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -93,6 +93,11 @@ impl ApiError {
         Self::bad_request(ErrorCode::InvalidRelease, message)
     }
 
+    /// Signed metadata that does not verify against the trusted root.
+    pub fn untrusted(e: &onshi_core::trust::TrustError) -> Self {
+        Self::bad_request(ErrorCode::UntrustedMetadata, e.to_string())
+    }
+
     /// A release naming a package that was never uploaded.
     pub fn unknown_artifact(message: impl Into<String>) -> Self {
         // Well formed, but it names a package this server does not hold: a conflict with the

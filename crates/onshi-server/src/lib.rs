@@ -16,9 +16,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use ed25519_dalek::SigningKey;
 use onshi_clock::Clock;
-use onshi_core::release::{decode_signing_key, encode_public_key, encode_signing_key};
 use onshi_store::{PostgresStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -45,6 +43,7 @@ mod sessions;
 mod state;
 mod targeting;
 mod tls;
+pub mod trust;
 mod wire;
 
 pub use error::ApiError;
@@ -61,15 +60,20 @@ pub use tls::{TlsError, TlsFiles};
 /// How the server is started.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Packages (`artifacts/`) and the signing key; with SQLite also the database `onshi.db`.
+    /// Packages (`artifacts/`) and the timestamp key; with SQLite also the database `onshi.db`.
     /// Replicas sharing one PostgreSQL database share this directory too (or its artifacts).
     pub data_dir: PathBuf,
     /// A PostgreSQL URL: the database replicas share. `None`: SQLite in `DATA/onshi.db`.
     pub database: Option<String>,
     pub listen: SocketAddr,
     pub clock: Clock,
-    /// The operator's Ed25519 key file; default `DATA/keys/operator.key`, created if missing.
-    pub signing_key: Option<PathBuf>,
+    /// The online timestamp key (`onshi keys init` writes it); default `DATA/keys/timestamp.key`.
+    /// Never created by the server: a missing key, or one the trusted root does not name, stops
+    /// it.
+    pub timestamp_key: Option<PathBuf>,
+    /// The key ceremony's `root.json`: required on the first start (it becomes root version 1
+    /// in the database); later it must equal the stored root of its version.
+    pub trust_root: Option<PathBuf>,
     /// The operator token to use (from `ONSHI_OPERATOR_TOKEN`); otherwise one is generated on
     /// first start and printed once.
     pub operator_token: Option<String>,
@@ -216,9 +220,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let key_path = config
-        .signing_key
+        .timestamp_key
         .clone()
-        .unwrap_or_else(|| config.data_dir.join("keys").join("operator.key"));
+        .unwrap_or_else(|| config.data_dir.join("keys").join("timestamp.key"));
+    let root_path = config.trust_root.clone();
     // The store's calls block (and the PostgreSQL client must not run on an async worker).
     let setup = {
         let (data_dir, database, token) = (
@@ -228,15 +233,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = open_store(&data_dir, database.as_deref())?;
-            let signing_key = load_or_create_key(&key_path)?;
-            if database.is_some() {
-                agree_on_signing_key(store.as_ref(), &signing_key, &key_path)?;
-            }
+            // The same check on both stores: the chain is in the database, the key a file.
+            let trust = trust::TrustState::load(store.as_ref(), root_path.as_deref(), &key_path)?;
             let (token_hash, new_token) = operator_token(store.as_ref(), token)?;
-            Ok((store, signing_key, token_hash, new_token))
+            Ok((store, trust, token_hash, new_token))
         })
     };
-    let (store, signing_key, token_hash, new_operator_token) = setup.await??;
+    let (store, trust, token_hash, new_operator_token) = setup.await??;
     let new_operator_token_file = match &new_operator_token {
         Some(token) => {
             let path = config.data_dir.join("operator-token");
@@ -250,7 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         config.clock.clone(),
         config.data_dir.clone(),
-        signing_key,
+        trust,
         token_hash,
     );
     state.qualification_public = config.qualification_public;
@@ -340,24 +343,29 @@ fn open_store(data_dir: &Path, database: Option<&str>) -> anyhow::Result<Arc<dyn
 }
 
 const OPERATOR_TOKEN_KEY: &str = "operator_token_hash";
+/// Writes a new private file (mode 0600) whole or not at all: a temporary file, then a hard link
+/// to the final name, which fails if the name exists (two replicas starting together on one DATA).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp-{}", auth::new_secret()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = (|| -> anyhow::Result<()> {
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        writeln!(file, "{text}")?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written
+}
+
 /// The shortest operator token accepted: the one credential that controls every site's update.
 pub const MIN_OPERATOR_TOKEN: usize = 32;
-const SIGNING_PUBLIC_KEY: &str = "signing_public_key";
-
-/// Replicas sign manifests with one key: the first replica records its public key in the
-/// shared database, and a replica with another key refuses to start.
-fn agree_on_signing_key(store: &dyn Store, key: &SigningKey, path: &Path) -> anyhow::Result<()> {
-    let ours = encode_public_key(&key.verifying_key());
-    let recorded = store.insert_setting_if_absent(SIGNING_PUBLIC_KEY, &ours)?;
-    anyhow::ensure!(
-        recorded == ours,
-        "the signing key {} (public key {ours}) is not the one the database was set up with \
-         (public key {recorded}): every replica must sign with the same key; copy that key file \
-         here or point --signing-key at it",
-        path.display()
-    );
-    Ok(())
-}
 
 /// The operator token's hash: from `ONSHI_OPERATOR_TOKEN` if given, else the stored one, else a
 /// new token (returned so it can be printed once).
@@ -386,66 +394,4 @@ fn operator_token(
         return Ok((stored, None));
     }
     Ok((hash, Some(token)))
-}
-
-/// Generates an Ed25519 key pair: `DIR/operator.key` (private, base64, mode 0600) and
-/// `DIR/operator.pub`. Refuses to overwrite an existing key.
-pub fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
-    anyhow::ensure!(
-        !path.exists(),
-        "{} already exists; refusing to overwrite a signing key",
-        path.display()
-    );
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut seed = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-    let key = SigningKey::from_bytes(&seed);
-    write_private(path, &encode_signing_key(&key))?;
-    let public = path.with_extension("pub");
-    std::fs::write(&public, encode_public_key(&key.verifying_key()) + "\n")
-        .with_context(|| format!("writing {}", public.display()))?;
-    Ok(key)
-}
-
-/// Writes a new private file whole or not at all: a temporary file, then a hard link to the
-/// final name, which fails if the name exists (two replicas starting together on one DATA).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension(format!("tmp-{}", auth::new_secret()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = (|| -> anyhow::Result<()> {
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        writeln!(file, "{text}")?;
-        file.sync_all()?;
-        std::fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    written
-}
-
-fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
-    if !path.exists() {
-        tracing::info!(path = %path.display(), "no signing key yet: generating one");
-        match generate_key(path) {
-            Ok(key) => return Ok(key),
-            // Another replica on the same DATA wrote it first: use theirs.
-            Err(_) if path.exists() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading signing key {}", path.display()))?;
-    decode_signing_key(&text).with_context(|| {
-        format!(
-            "{} is not an onshi signing key (base64 of 32 bytes, as `onshi keygen` writes)",
-            path.display()
-        )
-    })
 }

@@ -1,12 +1,11 @@
-//! What every handler shares: the store, the clock, the data directory, the signing key, and a
-//! cache of parsed campaign schedules.
+//! What every handler shares: the store, the clock, the data directory, the trust chain and
+//! the timestamp key, and a cache of parsed campaign schedules.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use onshi_clock::Clock;
 use onshi_core::institution::InstitutionCode;
@@ -19,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::history::History;
 use crate::logins::Logins;
 use crate::sessions::Sessions;
+use crate::trust::TrustState;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -26,7 +26,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub data_dir: PathBuf,
-    pub signing_key: Arc<SigningKey>,
+    /// The chain of roots and the online timestamp key (no key that can sign a release).
+    pub trust: Arc<TrustState>,
     pub operator_token_hash: Arc<str>,
     schedules: Arc<RwLock<HashMap<String, Arc<Campaign>>>>,
     releases: Arc<RwLock<HashMap<String, Arc<Release>>>>,
@@ -82,14 +83,14 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Clock,
         data_dir: PathBuf,
-        signing_key: SigningKey,
+        trust: TrustState,
         operator_token_hash: String,
     ) -> Self {
         Self {
             store,
             clock,
             data_dir,
-            signing_key: Arc::new(signing_key),
+            trust: Arc::new(trust),
             operator_token_hash: operator_token_hash.into(),
             schedules: Arc::default(),
             releases: Arc::default(),
@@ -139,7 +140,7 @@ impl AppState {
         Ok(parsed)
     }
 
-    /// A release, cached: releases never change once signed.
+    /// A release, cached: releases never change once published.
     pub async fn release(&self, id: &str) -> ApiResult<Arc<Release>> {
         if let Some(r) = self
             .releases

@@ -6,14 +6,16 @@
 use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::admin::{CampaignView, Progress, control_path};
-use onshi_api::device::{CheckinResponse, ReportRequest, ReportResponse};
+use onshi_api::device::{CheckinResponse, ReleaseMetadata, ReportRequest, ReportResponse};
 use onshi_api::institution::SiteStatus;
 use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
 use onshi_core::offer::{Action, CampaignAction, CampaignStatus};
-use onshi_core::release::{SignedManifest, decode_public_key};
+use onshi_core::release::Target;
 use onshi_core::schedule::Phase;
+use onshi_core::trust::{Expect, Signed, TrustedRoot};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
+use onshi_testkit::keys::TestKeys;
 use onshi_testkit::{CAMPAIGN, TestApp, spawn_app, spawn_app_with_accel_redirect};
 use reqwest::Method;
 use serde_json::json;
@@ -64,19 +66,19 @@ async fn setup_on(app: TestApp) -> Fixture {
     let terminal_pkg = package(300_000, 1);
     let terminal_sha = upload(&app, terminal_pkg.clone()).await;
     let reader_sha = upload(&app, package(50_000, 2)).await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": "r2026-01",
-                "version": "2.0.0",
-                "components": [
-                    {"target": "terminal", "sha256": terminal_sha},
-                    {"target": "card_reader:canon", "sha256": reader_sha},
-                ]
-            })),
-        201,
-    )
-    .await;
+    let components = [
+        (
+            Target::Terminal,
+            terminal_sha.parse().expect("sha"),
+            300_000,
+        ),
+        (
+            Target::CardReader(Vendor::Canon),
+            reader_sha.parse().expect("sha"),
+            50_000,
+        ),
+    ];
+    app.publish("r2026-01", "2.0.0", &components).await;
     let v: CampaignView = app
         .expect_as(
             app.admin(Method::POST, "/api/v1/admin/campaigns")
@@ -170,25 +172,32 @@ async fn a_whole_campaign_runs_by_the_notice() {
     let (status, _) = get_range(&app, &osaka, &terminal_sha, "bytes=0-").await;
     assert_eq!(status, 429, "no slot, no download");
 
-    // The manifest verifies with the server's public key.
-    let pk = app
-        .expect(app.client.get(app.url("/api/v1/public-key")), 200)
-        .await["signing_public_key"]
-        .as_str()
-        .expect("key")
-        .to_owned();
-    let signed: SignedManifest = serde_json::from_value(
-        app.expect(
+    // The manifest as signed offline, with the server's timestamp, verifies against the root
+    // the installer carries (and the server's root is that root).
+    let root = TrustedRoot::bootstrap(TestKeys::root()).expect("root");
+    let served: Signed = app
+        .expect_as(app.client.get(app.url("/api/v1/trust/root")), 200)
+        .await;
+    assert_eq!(&served, root.signed());
+    let metadata: ReleaseMetadata = app
+        .expect_as(
             app.as_device(Method::GET, "/api/v1/releases/r2026-01/manifest", &sapporo),
             200,
         )
-        .await,
-    )
-    .expect("signed manifest");
-    let manifest = signed
-        .verify(&decode_public_key(&pk).expect("pk"), None)
-        .expect("valid signature");
-    assert_eq!(manifest.version.to_string(), "2.0.0");
+        .await;
+    let verified = root
+        .verify_release(
+            &metadata.timestamp,
+            &metadata.manifest,
+            &Expect {
+                release_id: "r2026-01",
+                installed: None,
+                seen_timestamp: None,
+                now: app.state.clock.now(),
+            },
+        )
+        .expect("valid metadata");
+    assert_eq!(verified.manifest.version.to_string(), "2.0.0");
 
     // Download in two parts: the second resumes with Range.
     reported(&app, app.report(&sapporo, 1, &E::DownloadStarted)).await;
@@ -410,7 +419,7 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .collect();
     for expected in [
         "campaign_activate",
-        "release_created",
+        "release_published",
         "state_change",
         "enroll_reader",
     ] {

@@ -8,8 +8,11 @@ use onshi_api::ErrorCode;
 use onshi_api::admin::{CampaignView, Progress};
 use onshi_core::deployment::{DeploymentEvent as E, DeploymentState};
 use onshi_core::offer::{CampaignAction, CampaignStatus};
+use onshi_core::release::{Sha256, Target};
+use onshi_core::trust::Signed;
 use onshi_core::version::Version;
 use onshi_testkit::browser::Browser;
+use onshi_testkit::keys;
 use onshi_testkit::{CAMPAIGN, OPERATOR_TOKEN, TestApp, spawn_app};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -748,30 +751,39 @@ async fn the_action_list_exports_csv() {
 }
 
 #[tokio::test]
-async fn the_release_form_uploads_and_signs_with_the_apis_code() {
+async fn the_release_form_uploads_packages_and_publishes_only_a_manifest_signed_offline() {
     let app = spawn_app("2026-01-10T12:00:00+09:00").await;
     let cookie = operator_cookie(&app).await;
     let csrf = csrf_of(&page(&app, "/operator", &cookie).await);
     let boundary = "onshi-test-boundary";
-    let body = |csrf: &str| {
+    let package = vec![42u8; 5000];
+    let component = [(Target::Terminal, Sha256::of(&package), 5000)];
+    let good =
+        serde_json::to_vec(&keys::sign_release("r-form", "2.1.0", &component)).expect("json");
+    // The same manifest signed by the server's own timestamp key: not a targets key.
+    let by_server = serde_json::to_vec(&Signed::sign(
+        &keys::manifest("r-forged", "2.1.0", &component),
+        &[&keys::key(keys::TIMESTAMP_KEY)],
+    ))
+    .expect("json");
+    let body = |csrf: &str, manifest: &[u8]| {
         let mut b = Vec::new();
-        for (name, value) in [
-            ("csrf", csrf),
-            ("lang", "ja"),
-            ("id", "r-form"),
-            ("version", "2.1.0"),
-        ] {
+        for (name, value) in [("csrf", csrf), ("lang", "ja")] {
             b.extend_from_slice(
                 format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
                     .as_bytes(),
             );
         }
         b.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"terminal\"; filename=\"t.pkg\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"r.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes(),
         );
-        b.extend_from_slice(&[42u8; 5000]);
+        b.extend_from_slice(manifest);
         b.extend_from_slice(
-            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"card_reader:canon\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--{boundary}--\r\n").as_bytes(),
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"t.pkg\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        b.extend_from_slice(&package);
+        b.extend_from_slice(
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"package\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--{boundary}--\r\n").as_bytes(),
         );
         b
     };
@@ -786,7 +798,7 @@ async fn the_release_form_uploads_and_signs_with_the_apis_code() {
             .body(b)
             .send()
     };
-    let r = post(body("forged")).await.expect("upload");
+    let r = post(body("forged", &good)).await.expect("upload");
     assert_eq!(r.status(), 403);
     assert!(
         !app.data.path().join("artifacts").exists()
@@ -800,12 +812,26 @@ async fn the_release_form_uploads_and_signs_with_the_apis_code() {
                 == ErrorCode::NotFound,
         "a forged form stores nothing"
     );
-    let r = post(body(&csrf)).await.expect("upload");
+    // The operator's session alone cannot publish what the targets keys did not sign.
+    let r = post(body(&csrf, &by_server)).await.expect("upload");
+    assert_eq!(r.status(), 303);
+    let html = page(&app, "/operator", &cookie).await;
+    assert!(
+        html.contains("targets metadata has 0 valid signature(s)"),
+        "{}",
+        &html[html.find("<main>").unwrap_or(0)..][..600]
+    );
+    app.expect(
+        app.admin(Method::GET, "/api/v1/admin/releases/r-forged"),
+        404,
+    )
+    .await;
+    let r = post(body(&csrf, &good)).await.expect("upload");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[LOCATION], "/operator");
     let html = page(&app, "/operator", &cookie).await;
     assert!(
-        html.contains("リリース r-form（2.1.0）を署名して登録しました。"),
+        html.contains("リリース r-form（2.1.0）の署名を確認して登録しました。"),
         "{}",
         &html[html.find("<main>").unwrap_or(0)..][..600]
     );
@@ -813,11 +839,11 @@ async fn the_release_form_uploads_and_signs_with_the_apis_code() {
         .expect(app.admin(Method::GET, "/api/v1/admin/releases/r-form"), 200)
         .await;
     let manifest: Value =
-        serde_json::from_str(signed["manifest"].as_str().expect("manifest")).expect("json");
+        serde_json::from_str(signed["signed"].as_str().expect("manifest")).expect("json");
     assert_eq!(manifest["version"], "2.1.0");
     assert_eq!(
         manifest["components"].as_array().expect("components").len(),
         1,
-        "the empty reader input is skipped"
+        "the empty package input is skipped"
     );
 }

@@ -587,7 +587,7 @@ async fn first_night_of_real_agents(postgres: bool) {
                 enrollment_key: key,
                 serial: format!("T{i}"),
                 readers: Vec::new(),
-                trust_key: None,
+                trust_root: onshi_testkit::keys::TestKeys::root(),
                 base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
                 auto_restart: None,
                 restart_command: None,

@@ -82,23 +82,12 @@ async fn servers(smtp: &str) -> Vec<TestApp> {
         201,
     )
     .await;
-    let sha = app
-        .expect(
-            app.admin(Method::PUT, "/api/v1/admin/artifacts")
-                .body(vec![7u8; 64 << 10]),
-            201,
-        )
-        .await["sha256"]
-        .as_str()
-        .expect("sha256")
-        .to_owned();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": "r1", "version": "2.0.0",
-                "components": [{"target": "terminal", "sha256": sha}]
-            })),
-        201,
+    // Signed offline with the tests' targets key.
+    let package = vec![7u8; 64 << 10];
+    app.release(
+        "r1",
+        "2.0.0",
+        &[(onshi_core::release::Target::Terminal, package.as_slice())],
     )
     .await;
     app.expect(
@@ -138,7 +127,7 @@ impl Fleet {
                 enrollment_key: key,
                 serial: format!("T{i}"),
                 readers: Vec::new(),
-                trust_key: None,
+                trust_root: onshi_testkit::keys::TestKeys::root(),
                 base_version: onshi_core::version::Version::parse("1.0.0").expect("version"),
                 auto_restart: None,
                 restart_command: None,

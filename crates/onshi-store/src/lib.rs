@@ -18,9 +18,10 @@ use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Manifest, Sha256, SignedManifest};
+use onshi_core::release::{Manifest, Sha256};
 use onshi_core::selector::Selector;
 use onshi_core::silence::Silence;
+use onshi_core::trust::Signed;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_core::waves::{WaveHealth, WaveProgress};
@@ -169,12 +170,13 @@ pub struct NewDevice {
     pub token_hash: String,
 }
 
-/// A signed release.
+/// A release as published: its manifest, and the manifest as signed offline (the `releases`
+/// table's `manifest` column holds the signed text, `signature` the JSON list of signatures).
 #[derive(Debug, Clone)]
 pub struct Release {
     pub id: String,
     pub manifest: Manifest,
-    pub signed: SignedManifest,
+    pub signed: Signed,
 }
 
 /// A device asking for a download slot ([`Store::take_turn`]).

@@ -27,7 +27,7 @@ use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::release::Sha256;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use tokio_postgres::types::ToSql;
@@ -899,8 +899,8 @@ impl Store for PostgresStore {
             &[
                 &release.id,
                 &release.manifest.version.to_string(),
-                &release.signed.manifest,
-                &release.signed.signature,
+                &release.signed.signed,
+                &rows::signatures_text(&release.signed)?,
                 &db_time(at),
             ],
         )?;
@@ -914,14 +914,8 @@ impl Store for PostgresStore {
         )?;
         row.map(|r| {
             let manifest: String = r.try_get(0)?;
-            Ok(Release {
-                id: id.to_owned(),
-                manifest: serde_json::from_str(&manifest).map_err(corrupt)?,
-                signed: SignedManifest {
-                    manifest,
-                    signature: r.try_get(1)?,
-                },
-            })
+            let signatures: String = r.try_get(1)?;
+            rows::release_row(id, manifest, &signatures)
         })
         .transpose()
     }

@@ -14,8 +14,11 @@ use crate::time::parse_db_time;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::notice::{NoticeKind, SiteFacts};
 
+use onshi_core::trust::Signed;
+
 use crate::{
-    CampaignRecord, Deployment, Device, Institution, InstitutionKey, Mail, Result, StoreError,
+    CampaignRecord, Deployment, Device, Institution, InstitutionKey, Mail, Release, Result,
+    StoreError,
 };
 
 /// A campaign row: id, schedule, release id, selector JSON, max downloads, poll seconds, status.
@@ -29,6 +32,23 @@ pub(crate) fn identity(d: &Device) -> Device {
         last_contact: None,
         ..d.clone()
     }
+}
+
+/// The `signature` column: the JSON list of a signed manifest's signatures.
+pub(crate) fn signatures_text(signed: &Signed) -> Result<String> {
+    serde_json::to_string(&signed.signatures).map_err(corrupt)
+}
+
+/// A release row back into a [`Release`].
+pub(crate) fn release_row(id: &str, manifest: String, signatures: &str) -> Result<Release> {
+    Ok(Release {
+        id: id.to_owned(),
+        manifest: serde_json::from_str(&manifest).map_err(corrupt)?,
+        signed: Signed {
+            signed: manifest,
+            signatures: serde_json::from_str(signatures).map_err(corrupt)?,
+        },
+    })
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Sha256, SignedManifest};
+use onshi_core::release::Sha256;
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -682,8 +682,8 @@ impl Store for SqliteStore {
             params![
                 release.id,
                 release.manifest.version.to_string(),
-                release.signed.manifest,
-                release.signed.signature,
+                release.signed.signed,
+                rows::signatures_text(&release.signed)?,
                 db_time(at)
             ],
         )?;
@@ -696,17 +696,8 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT manifest, signature FROM releases WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        row.map(|(manifest, signature)| {
-            Ok(Release {
-                id: id.to_owned(),
-                manifest: serde_json::from_str(&manifest).map_err(corrupt)?,
-                signed: SignedManifest {
-                    manifest,
-                    signature,
-                },
-            })
-        })
-        .transpose()
+        row.map(|(manifest, signatures)| rows::release_row(id, manifest, &signatures))
+            .transpose()
     }
 
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {

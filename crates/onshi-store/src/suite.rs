@@ -9,6 +9,7 @@ use onshi_core::institution::ScoreTable;
 use onshi_core::notice::{NoticeKind, SiteFacts};
 use onshi_core::release::{Component, Target, decode_signing_key};
 use onshi_core::selector::Selector;
+use onshi_core::trust::{Role, Signed};
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Manifest, Sha256, SignedManifest};
+use onshi_core::release::{Manifest, Sha256};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 
@@ -193,9 +194,11 @@ impl Fixture {
     /// The release every campaign distributes, signed with [`SIGNING_KEY_7`].
     fn release() -> Release {
         let manifest = Manifest {
+            role: Role::Targets,
             release_id: RELEASE.to_owned(),
             version: version("2026.1.0"),
             created_at: "2026-01-10T00:00:00Z".to_owned(),
+            expires: "2027-01-10T00:00:00Z".parse().expect("instant"),
             components: vec![
                 Component {
                     target: Target::Terminal,
@@ -212,7 +215,7 @@ impl Fixture {
         let key = decode_signing_key(SIGNING_KEY_7).expect("a valid signing key");
         Release {
             id: RELEASE.to_owned(),
-            signed: SignedManifest::sign(&manifest, &key),
+            signed: Signed::sign(&manifest, &[&key]),
             manifest,
         }
     }
@@ -816,9 +819,11 @@ fn a_release_round_trips_its_manifest_and_exact_signed_text(b: &Backend) {
     assert_eq!(stored.id, release.id);
     assert_eq!(stored.manifest, release.manifest);
     assert_eq!(stored.signed, release.signed);
-    let key = decode_signing_key(SIGNING_KEY_7).expect("a valid signing key");
-    let verified = stored.signed.verify(&key.verifying_key(), None);
-    assert_eq!(verified, Ok(release.manifest));
+    assert_eq!(stored.signed.signatures.len(), 1, "the signature survives");
+    assert_eq!(
+        stored.signed.parse::<Manifest>(Role::Targets),
+        Ok(release.manifest)
+    );
     assert!(fx.store.release("unknown").expect("read").is_none());
 }
 

@@ -49,6 +49,12 @@ impl AgentBin {
             .collect();
         args.extend(["--key".to_owned(), key, "--state-dir".to_owned()]);
         args.push(dir.display().to_string());
+        // The root the installer carries, unless the test brings its own.
+        if !extra.contains(&"--trust-root") {
+            let root = dir.with_extension("root.json");
+            crate::keys::TestKeys::write_root(&root);
+            args.extend(["--trust-root".to_owned(), root.display().to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = self.output(args).await;
         assert!(

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod keys;
 pub mod serve;
 pub mod server;
 pub mod smtp;

@@ -47,6 +47,8 @@ impl Serve {
         if let Some(smtp) = smtp {
             command.arg("--smtp").arg(smtp);
         }
+        let root = crate::keys::TestKeys::install(data);
+        command.arg("--trust-root").arg(root);
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--clock", clock])
             .arg("--data")

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use onshi_api::admin::{DeploymentListing, EnrollmentKey, MailSummary, control_path};
+use onshi_api::admin::{DeploymentListing, EnrollmentKey, MailSummary, Uploaded, control_path};
 use onshi_api::device::{
     CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, ReportRequest, ReportResponse,
 };
@@ -17,6 +17,7 @@ use onshi_api::{ErrorBody, ErrorCode};
 use onshi_clock::Clock;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::offer::CampaignAction;
+use onshi_core::release::{Sha256, Target};
 use onshi_core::version::Version;
 use onshi_store::testing::{TestSchema, test_url};
 use reqwest::{Client, Method, RequestBuilder, Response};
@@ -141,12 +142,14 @@ pub async fn spawn_configured(
     accel_redirect: Option<String>,
 ) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
+    let root = crate::keys::TestKeys::install(data.path());
     let running = onshi_server::start(onshi_server::Config {
         data_dir: data.path().to_path_buf(),
         database: url,
         listen: "127.0.0.1:0".parse().expect("addr"),
         clock,
-        signing_key: None,
+        timestamp_key: None,
+        trust_root: Some(root),
         operator_token: Some(OPERATOR_TOKEN.to_owned()),
         qualification_public: false,
         smtp,
@@ -264,6 +267,40 @@ impl Api {
     /// The operator's control `action` of `campaign` (`POST …/campaigns/{id}/{action}`).
     pub fn control(&self, campaign: &str, action: CampaignAction) -> RequestBuilder {
         self.admin(Method::POST, &control_path(campaign, action))
+    }
+
+    /// Uploads a package; answers its digest and length.
+    pub async fn upload(&self, bytes: &[u8]) -> (Sha256, u64) {
+        let up: Uploaded = self
+            .expect_as(
+                self.admin(Method::PUT, "/api/v1/admin/artifacts")
+                    .body(bytes.to_vec()),
+                201,
+            )
+            .await;
+        (up.sha256, up.size)
+    }
+
+    /// Publishes a release of uploaded packages, its manifest signed offline with the tests'
+    /// targets key ([`crate::keys::sign_release`]).
+    pub async fn publish(&self, id: &str, version: &str, components: &[(Target, Sha256, u64)]) {
+        self.expect(
+            self.admin(Method::POST, "/api/v1/admin/releases")
+                .json(&crate::keys::sign_release(id, version, components)),
+            201,
+        )
+        .await;
+    }
+
+    /// Uploads each package and publishes the release, as an operator does after
+    /// `onshi release sign`.
+    pub async fn release(&self, id: &str, version: &str, packages: &[(Target, &[u8])]) {
+        let mut components = Vec::new();
+        for (target, bytes) in packages {
+            let (sha, size) = self.upload(bytes).await;
+            components.push((*target, sha, size));
+        }
+        self.publish(id, version, &components).await;
     }
 
     /// A fresh enrolment key of the site `code`.
@@ -415,25 +452,9 @@ pub async fn terminal_campaign(
         201,
     )
     .await;
-    let sha = app
-        .expect(
-            app.admin(Method::PUT, "/api/v1/admin/artifacts")
-                .body(vec![7u8; package_len]),
-            201,
-        )
-        .await["sha256"]
-        .as_str()
-        .expect("sha256")
-        .to_owned();
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": release, "version": "2.0.0",
-                "components": [{"target": "terminal", "sha256": sha}]
-            })),
-        201,
-    )
-    .await;
+    let package = vec![7u8; package_len];
+    app.release(release, "2.0.0", &[(Target::Terminal, package.as_slice())])
+        .await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns")
             .json(&json!({

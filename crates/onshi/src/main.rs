@@ -34,8 +34,10 @@ enum Command {
     /// The whole rollout on this machine: server, a synthetic fleet of sites with their agents,
     /// staff and patients, on a simulated clock (start here).
     Demo(cmd::demo::Args),
-    /// Generate the operator's Ed25519 key pair for signing releases.
-    Keygen(cmd::keygen::Args),
+    /// The offline key ceremony and key rotation: root, targets and timestamp keys, root.json.
+    Keys(cmd::keys::Args),
+    /// Sign a release offline with the targets keys (the server cannot sign one).
+    Release(cmd::release::Args),
     /// Build a data directory with a synthetic fleet and the 2026-01 campaign (benchmarks, demos).
     #[command(hide = true)]
     Fixture(cmd::fixture::Args),
@@ -54,7 +56,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Simulate(args) => cmd::simulate::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
-        Command::Keygen(args) => cmd::keygen::run(&args),
+        Command::Keys(args) => cmd::keys::run(&args),
+        Command::Release(args) => cmd::release::run(&args),
         Command::Fixture(args) => cmd::fixture::run(&args),
     };
     match result {

@@ -57,8 +57,12 @@ fn free_port() -> u16 {
 
 /// A replica on `port`, logging each artifact it serves to `log`.
 fn replica(port: u16, data: &Path, database: &str, log: &Path) -> Killed {
+    // The key ceremony's share of a replica: DATA/keys/timestamp.key and root.json.
+    let root = onshi_testkit::keys::TestKeys::install(data);
     let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--trust-root")
+        .arg(root)
         .args([
             "--clock",
             "2026-01-19T12:00:00+09:00",
@@ -206,13 +210,16 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
         .as_str()
         .expect("sha256")
         .to_owned();
-    call(
-        admin(Method::POST, "/admin/releases").json(&json!({
-            "id": "r1", "version": "2.0.0", "components": [{"target": "terminal", "sha256": sha}]
-        })),
-        201,
-    )
-    .await;
+    let signed = onshi_testkit::keys::sign_release(
+        "r1",
+        "2.0.0",
+        &[(
+            onshi_core::release::Target::Terminal,
+            sha.parse().expect("sha"),
+            package.len() as u64,
+        )],
+    );
+    call(admin(Method::POST, "/admin/releases").json(&signed), 201).await;
     call(
         admin(Method::POST, "/admin/campaigns").json(&json!({
             "schedule": "preset:2026-01", "release_id": "r1",

@@ -329,9 +329,15 @@ fn sigterm_with_stalled_clients_exits_within_the_deadline_and_keeps_the_last_con
 #[test]
 fn an_operator_token_under_32_characters_is_refused_and_a_generated_one_never_printed() {
     let data = tempfile::tempdir().expect("temp dir");
+    // The server's share of the tests' key ceremony, and the root it starts from.
+    onshi_testkit::keys::TestKeys::install(data.path());
+    let root = data.path().join("root.json");
+    onshi_testkit::keys::TestKeys::write_root(&root);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
+        .arg("--trust-root")
+        .arg(&root)
         .env("ONSHI_OPERATOR_TOKEN", "only-twenty-six-characters")
         .output()
         .expect("onshi serve runs");
@@ -343,6 +349,8 @@ fn an_operator_token_under_32_characters_is_refused_and_a_generated_one_never_pr
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
+        .arg("--trust-root")
+        .arg(&root)
         .env_remove("ONSHI_OPERATOR_TOKEN")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())

@@ -280,11 +280,15 @@ fn load_mode_drives_a_real_server_with_agents_and_reports_what_it_measured() {
         None,
     );
     let url = server.url.clone();
+    let keys = tempfile::tempdir().expect("keys dir");
+    onshi_testkit::keys::TestKeys::workstation(keys.path());
     let out = Command::new(env!("CARGO_BIN_EXE_onshi"))
         .args([
             "simulate",
             "--against",
             &url,
+            "--keys",
+            keys.path().to_str().expect("utf-8 path"),
             "--agents",
             "12",
             "--duration",

@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 use onshi_core::offer::CampaignAction;
+use onshi_core::release::{Manifest, Target};
+use onshi_core::trust::Signed;
+use onshi_core::vendor::Vendor;
+use onshi_store::Release;
 use onshi_testkit::agent::AgentBin;
 use onshi_testkit::{CAMPAIGN, TestApp, spawn_app};
 use reqwest::Method;
@@ -31,6 +35,22 @@ pub fn package(len: usize, seed: u8) -> Vec<u8> {
 /// The server on a simulated clock at `start`, with the two sites, a release `version` of a
 /// terminal package and a Canon reader package, and the 2026-01 campaign activated.
 pub async fn start_server(start: &str, version: &str, terminal: &[u8], reader: &[u8]) -> TestApp {
+    let app = with_sites(start).await;
+    app.release(
+        "r1",
+        version,
+        &[
+            (Target::Terminal, terminal),
+            (Target::CardReader(Vendor::Canon), reader),
+        ],
+    )
+    .await;
+    activate(&app, "r1").await;
+    app
+}
+
+/// The server with the two sites and nothing else.
+pub async fn with_sites(start: &str) -> TestApp {
     let app = spawn_app(start).await;
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/institutions/import")
@@ -39,24 +59,38 @@ pub async fn start_server(start: &str, version: &str, terminal: &[u8], reader: &
         201,
     )
     .await;
-    let t = upload(&app, terminal).await;
-    let r = upload(&app, reader).await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/releases")
-            .json(&json!({
-                "id": "r1", "version": version,
-                "components": [
-                    {"target": "terminal", "sha256": t},
-                    {"target": "card_reader:canon", "sha256": r},
-                ]
-            })),
-        201,
-    )
-    .await;
+    app
+}
+
+/// A compromised server (or database): release `id` of a terminal package written straight
+/// into the store, its manifest text and signatures whatever `sign` makes of it — no check of
+/// the API stands in between.
+pub async fn inject_release(
+    app: &TestApp,
+    id: &str,
+    version: &str,
+    terminal: &[u8],
+    sign: impl FnOnce(&Manifest) -> Signed,
+) {
+    let (sha, size) = app.upload(terminal).await;
+    let manifest = onshi_testkit::keys::manifest(id, version, &[(Target::Terminal, sha, size)]);
+    let release = Release {
+        id: id.to_owned(),
+        signed: sign(&manifest),
+        manifest,
+    };
+    app.state
+        .store
+        .insert_release(&release, app.state.clock.now())
+        .expect("stored");
+}
+
+/// Creates the 2026-01 campaign of `release` and activates it.
+pub async fn activate(app: &TestApp, release: &str) {
     app.expect(
         app.admin(Method::POST, "/api/v1/admin/campaigns")
             .json(&json!({
-                "schedule": "preset:2026-01", "release_id": "r1",
+                "schedule": "preset:2026-01", "release_id": release,
                 "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60},
             })),
         201,
@@ -64,17 +98,4 @@ pub async fn start_server(start: &str, version: &str, terminal: &[u8], reader: &
     .await;
     app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
         .await;
-    app
-}
-
-async fn upload(app: &TestApp, bytes: &[u8]) -> String {
-    app.expect(
-        app.admin(Method::PUT, "/api/v1/admin/artifacts")
-            .body(bytes.to_vec()),
-        201,
-    )
-    .await["sha256"]
-        .as_str()
-        .expect("sha256")
-        .to_owned()
 }

@@ -12,9 +12,7 @@ use futures_lite::StreamExt as _;
 use maud::html;
 use onshi_core::lang::Lang;
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::Target;
-use onshi_core::vendor::Vendor;
-use onshi_core::version::Version;
+use onshi_core::trust::Signed;
 use serde::Deserialize;
 
 use super::session::{
@@ -27,7 +25,7 @@ use crate::services::campaigns::{
     self, CampaignInput, Throttle, change_campaign_status, new_campaign,
 };
 use crate::services::institutions;
-use crate::services::releases::{self, ComponentInput, ReleaseInput, sign_release};
+use crate::services::releases::{self, publish_release};
 use crate::state::AppState;
 
 /// The operator's session, if the request has one.
@@ -206,18 +204,12 @@ pub async fn home(
         form method="post" action="/operator/releases" enctype="multipart/form-data" class="panel grid-form" id="release-form" {
             input type="hidden" name="csrf" value=(current.csrf);
             input type="hidden" name="lang" value=(lang.code());
-            label for="release-id" { (lang.pick("リリースID", "Release id")) }
-            input id="release-id" name="id" required maxlength="64" placeholder="r2026-01";
-            label for="release-version" { (lang.pick("バージョン", "Version")) }
-            input id="release-version" name="version" required maxlength="32" placeholder="2.0.0";
-            label for="pkg-terminal" { (lang.pick("資格確認端末のパッケージ", "Terminal package")) }
-            input id="pkg-terminal" type="file" name="terminal";
-            @for v in Vendor::ALL {
-                label for={ "pkg-" (v.slug()) } { (lang.pick("カードリーダー: ", "Card reader: ")) (lang.pick(v.name_ja(), v.name_en())) }
-                input id={ "pkg-" (v.slug()) } type="file" name={ "card_reader:" (v.slug()) };
-            }
+            label for="release-manifest" { (lang.pick("署名済みマニフェスト（オフラインで onshi release sign）", "Signed manifest (onshi release sign, offline)")) }
+            input id="release-manifest" type="file" name="manifest" accept=".json" required;
+            label for="release-packages" { (lang.pick("パッケージ（マニフェストに記載のもの）", "Packages (as the manifest lists them)")) }
+            input id="release-packages" type="file" name="package" multiple;
             span {}
-            button type="submit" class="primary" id="upload" { (lang.pick("アップロードして署名", "Upload and sign")) }
+            button type="submit" class="primary" id="upload" { (lang.pick("アップロードして署名を確認", "Upload and verify signatures")) }
         }
         h2 { (lang.pick("キャンペーンの作成", "Create a campaign")) }
         form method="post" action="/operator/campaigns" class="panel grid-form" id="campaign-form" {
@@ -407,9 +399,11 @@ pub async fn create_campaign(
 /// A text field of the upload form is at most this long.
 const MAX_FIELD: usize = 4096;
 
-/// `POST /operator/releases`: multipart form with the release id, its version and one package
-/// per target, each streamed to disk (never buffered) by the API's own upload path, then signed.
-/// The CSRF field must come before any file, so nothing is stored for a forged request.
+/// `POST /operator/releases`: multipart form with the release's manifest as signed offline
+/// (`onshi release sign` writes it) and its packages, each streamed to disk (never buffered) by
+/// the API's own upload path; then the release is published as through the API, which checks
+/// the signatures against the trusted root. The server signs nothing. The CSRF field must come
+/// before any file, so nothing is stored for a forged request.
 pub async fn upload_release(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -421,9 +415,7 @@ pub async fn upload_release(
         return Err(PageError::forbidden(lang));
     };
     let mut csrf_ok = false;
-    let mut id = String::new();
-    let mut version = String::new();
-    let mut components = Vec::new();
+    let mut signed: Option<Vec<u8>> = None;
     let result: Result<(), String> = async {
         while let Some(mut field) = multipart.next_field().await.map_err(|e| e.body_text())? {
             let name = field.name().unwrap_or_default().to_owned();
@@ -435,8 +427,6 @@ pub async fn upload_release(
                 match name.as_str() {
                     "csrf" => csrf_ok = csrf_matches(&current, &text),
                     "lang" => lang = lang_of(Some(&text)),
-                    "id" => id = text.trim().to_owned(),
-                    "version" => version = text.trim().to_owned(),
                     _ => {}
                 }
                 continue;
@@ -444,7 +434,17 @@ pub async fn upload_release(
             if !csrf_ok {
                 return Err("csrf".to_owned());
             }
-            let target: Target = name.parse().map_err(|e| format!("{e}"))?;
+            if name == "manifest" {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| e.body_text())? {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_MANIFEST {
+                        return Err(format!("the manifest file is over {MAX_MANIFEST} bytes"));
+                    }
+                }
+                signed = Some(bytes);
+                continue;
+            }
             // A file input left empty is sent as a part with an empty file name and no bytes.
             let mut first = None;
             while let Some(chunk) = field.chunk().await.map_err(|e| e.body_text())? {
@@ -457,10 +457,9 @@ pub async fn upload_release(
                 continue;
             };
             let stream = futures_lite::stream::once(Ok(first)).chain(field);
-            let (sha256, _) = releases::store_artifact(&state, stream)
+            releases::store_artifact(&state, stream)
                 .await
                 .map_err(|e| e.message)?;
-            components.push(ComponentInput { target, sha256 });
         }
         Ok(())
     }
@@ -473,30 +472,35 @@ pub async fn upload_release(
         }
         Ok(()) => {}
     }
-    let version_text = version.clone();
-    let outcome = match Version::parse(&version) {
-        Err(e) => Err(format!("version: {e}")),
-        Ok(version) => sign_release(
-            &state,
-            ReleaseInput {
-                id: id.clone(),
-                version,
-                components,
-            },
-        )
-        .await
-        .map_err(|e| e.message),
+    let outcome = match signed.map(|b| serde_json::from_slice::<Signed>(&b)) {
+        None => Err(lang
+            .pick(
+                "署名済みマニフェスト（onshi release sign が書くファイル）を選んでください。",
+                "Choose the signed manifest (the file `onshi release sign` writes).",
+            )
+            .to_owned()),
+        Some(Err(e)) => Err(format!("manifest: {e}")),
+        Some(Ok(signed)) => publish_release(&state, signed).await.map_err(|e| e.message),
     };
     match outcome {
-        Ok(_) => state.flash(
+        Ok(m) => state.flash(
             &current,
             true,
             match lang {
-                Lang::Ja => format!("リリース {id}（{version_text}）を署名して登録しました。"),
-                Lang::En => format!("Release {id} ({version_text}) signed and stored."),
+                Lang::Ja => format!(
+                    "リリース {}（{}）の署名を確認して登録しました。",
+                    m.release_id, m.version
+                ),
+                Lang::En => format!(
+                    "Release {} ({}): signatures verified, published.",
+                    m.release_id, m.version
+                ),
             },
         ),
         Err(e) => state.flash(&current, false, e),
     }
     Ok(see_other("/operator", lang))
 }
+
+/// The signed manifest file of the upload form is at most this long.
+const MAX_MANIFEST: usize = onshi_api::device::MAX_METADATA_BYTES;

@@ -17,8 +17,8 @@ use onshi_api::admin::{
 };
 use onshi_api::device::MAX_TERMINALS_PER_SITE;
 use onshi_core::institution::{InstitutionCode, InstitutionKind, Prefecture};
-use onshi_core::release::SignedManifest;
 use onshi_core::schedule::Campaign;
+use onshi_core::trust::Signed;
 use onshi_store::{
     CampaignRecord, DeploymentFilter, Institution, InstitutionFilter, InstitutionKey,
 };
@@ -33,8 +33,9 @@ use crate::services::campaigns::{
 };
 use crate::services::devices::{campaign_device_rows, devices_csv};
 use crate::services::institutions;
+use crate::services::metadata;
 use crate::services::progress::{self, Progress, progress_of};
-use crate::services::releases::{ReleaseInput, sign_release, store_artifact};
+use crate::services::releases::{publish_release, store_artifact};
 use crate::state::AppState;
 use crate::wire;
 
@@ -366,15 +367,16 @@ pub async fn upload_artifact(
     Ok((StatusCode::CREATED, Json(Uploaded { sha256: sha, size })))
 }
 
-/// `POST /api/v1/admin/releases`: builds and signs a release manifest from uploaded packages.
+/// `POST /api/v1/admin/releases`: publishes a release whose manifest was signed offline
+/// (`onshi release sign`); its packages must be uploaded first. The server signs nothing.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/releases",
     tag = "operator",
     security(("operator_token" = [])),
-    request_body = onshi_api::admin::ReleaseInput,
+    request_body(content = onshi_core::trust::Signed, description = "the manifest as signed offline by a threshold of the targets keys"),
     responses(
-        (status = 201, description = "signed", body = onshi_core::release::SignedManifest),
+        (status = 201, description = "verified against the trusted root and published", body = onshi_core::release::Manifest),
         onshi_api::error::responses::JsonBody,
         onshi_api::error::responses::Unauthorized,
         onshi_api::error::responses::Conflict,
@@ -384,10 +386,38 @@ pub async fn upload_artifact(
 pub async fn create_release(
     State(state): State<AppState>,
     _: Operator,
-    ApiJson(input): ApiJson<ReleaseInput>,
-) -> ApiResult<(StatusCode, Json<SignedManifest>)> {
-    let signed = sign_release(&state, input).await?;
-    Ok((StatusCode::CREATED, Json(signed)))
+    ApiJson(signed): ApiJson<Signed>,
+) -> ApiResult<(StatusCode, Json<onshi_core::release::Manifest>)> {
+    let manifest = publish_release(&state, signed).await?;
+    Ok((StatusCode::CREATED, Json(manifest)))
+}
+
+/// `POST /api/v1/admin/trust/root`: publishes the next root (a key rotation), signed offline by
+/// a threshold of the current root's root keys and of its own (`onshi keys rotate`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/trust/root",
+    tag = "operator",
+    security(("operator_token" = [])),
+    request_body(content = onshi_core::trust::Signed, description = "root metadata, the next version"),
+    responses(
+        (status = 201, description = "chained and published; agents follow it", body = onshi_api::admin::RootPublished),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn publish_root(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(signed): ApiJson<Signed>,
+) -> ApiResult<(StatusCode, Json<onshi_api::admin::RootPublished>)> {
+    let version = metadata::publish_root(&state, signed).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(onshi_api::admin::RootPublished { version }),
+    ))
 }
 
 /// `GET /api/v1/admin/releases/{id}`.
@@ -398,7 +428,7 @@ pub async fn create_release(
     security(("operator_token" = [])),
     params(("id" = String, Path)),
     responses(
-        (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
+        (status = 200, description = "the manifest as signed offline", body = onshi_core::trust::Signed),
         onshi_api::error::responses::Unauthorized,
         onshi_api::error::responses::NotFound,
         onshi_api::error::responses::Unavailable,
@@ -408,7 +438,7 @@ pub async fn get_release(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
-) -> ApiResult<Json<SignedManifest>> {
+) -> ApiResult<Json<Signed>> {
     let release = state
         .db(move |s| s.release(&id))
         .await?

@@ -12,14 +12,15 @@ use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
-    MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, PublicKey, ReaderRequest,
-    ReportRequest, ReportResponse, SelfCheck, Serial,
+    MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, ReaderRequest,
+    ReleaseMetadata, ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::institution::InstitutionCode;
 use onshi_core::offer::{self, Action, CampaignStatus, NoDownload, Situation};
-use onshi_core::release::{Sha256, SignedManifest, Target, encode_public_key};
+use onshi_core::release::{Sha256, Target};
+use onshi_core::trust::Signed;
 use onshi_core::vendor::DeviceKind;
 use onshi_store::{
     AuditEntry, CampaignRecord, Deployment, EnrolRules, InstitutionKey, NewDevice, Report,
@@ -30,6 +31,7 @@ use rand::Rng;
 use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::services::metadata;
 use crate::services::waves;
 use crate::state::AppState;
 use crate::{artifacts, targeting};
@@ -192,7 +194,6 @@ async fn enrol(
         Json(Enrolled {
             device_id: enrolled.id,
             device_token: token,
-            signing_public_key: encode_public_key(&state.signing_key.verifying_key()),
             auto_restart: site
                 .and_then(|s| s.auto_restart)
                 .map(|t| t.strftime("%H:%M").to_string()),
@@ -582,7 +583,7 @@ pub async fn report(
     security(("device_token" = [])),
     params(("id" = String, Path, description = "the release id")),
     responses(
-        (status = 200, description = "the signed manifest", body = onshi_core::release::SignedManifest),
+        (status = 200, description = "the manifest as signed offline, and the server's timestamp naming it", body = onshi_api::device::ReleaseMetadata),
         onshi_api::error::responses::Unauthorized,
         onshi_api::error::responses::NotFound,
         onshi_api::error::responses::Unavailable,
@@ -592,14 +593,14 @@ pub async fn manifest(
     State(state): State<AppState>,
     auth: DeviceAuth,
     Path(release_id): Path<String>,
-) -> ApiResult<Json<SignedManifest>> {
+) -> ApiResult<Json<ReleaseMetadata>> {
     let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
     };
     if record.release_id != release_id {
         return Err(ApiError::not_found(format!("release {release_id}")));
     }
-    Ok(Json(state.release(&release_id).await?.signed.clone()))
+    Ok(Json(metadata::release_metadata(&state, &release_id).await?))
 }
 
 /// `GET /api/v1/artifacts/{sha256}`: the device's own package, only inside a window and only
@@ -685,19 +686,41 @@ pub async fn artifact(
     artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await
 }
 
-/// `GET /api/v1/public-key`: the operator's public key, for agents to pin.
+/// `GET /api/v1/trust/root`: the newest root as signed. Nothing is pinned from it: an agent
+/// trusts only what chains to the root its installer carried.
 #[utoipa::path(
     get,
-    path = "/api/v1/public-key",
+    path = "/api/v1/trust/root",
     tag = "device",
     responses(
-        (status = 200, description = "the operator's public key", body = onshi_api::device::PublicKey),
+        (status = 200, description = "the newest root metadata", body = onshi_core::trust::Signed),
+        onshi_api::error::responses::Unavailable,
     ),
 )]
-pub async fn public_key(State(state): State<AppState>) -> Json<PublicKey> {
-    Json(PublicKey {
-        signing_public_key: encode_public_key(&state.signing_key.verifying_key()),
-    })
+pub async fn newest_root(State(state): State<AppState>) -> ApiResult<Json<Signed>> {
+    Ok(Json(metadata::newest_root(&state).await?))
+}
+
+/// `GET /api/v1/trust/root/{version}`: one root of the chain, for agents to follow rotations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trust/root/{version}",
+    tag = "device",
+    params(("version" = u64, Path, description = "the root version, from 1")),
+    responses(
+        (status = 200, description = "that root metadata", body = onshi_core::trust::Signed),
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn root(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> ApiResult<Json<Signed>> {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("root version {version:?}")))?;
+    Ok(Json(metadata::root(&state, version).await?))
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::disable());
     // Registered in this order, which is the document's order of paths.
     let device = OpenApiRouter::new()
-        .routes(routes!(device::public_key))
+        .routes(routes!(device::newest_root))
+        .routes(routes!(device::root))
         .routes(routes!(device::enroll))
         .routes(routes!(device::enroll_reader))
         .routes(routes!(device::checkin))
@@ -46,6 +47,7 @@ pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::revoke_device))
         .routes(routes!(admin::create_release))
         .routes(routes!(admin::get_release))
+        .routes(routes!(admin::publish_root))
         .routes(routes!(admin::create_campaign, admin::list_campaigns))
         .routes(routes!(admin::get_campaign))
         .routes(routes!(admin::progress))

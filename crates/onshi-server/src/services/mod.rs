@@ -10,6 +10,7 @@
 pub mod campaigns;
 pub mod devices;
 pub mod institutions;
+pub mod metadata;
 pub mod progress;
 pub mod qualification;
 pub mod releases;

@@ -1,7 +1,8 @@
 //! Packages and signed releases: the one way a package enters (API upload or the dashboard's
-//! form) and the one way a release is checked, signed and stored.
+//! form) and the one way a release signed offline is checked and stored.
 
-use onshi_core::release::{Component, Manifest, Sha256, SignedManifest};
+use onshi_core::release::{Manifest, Sha256};
+use onshi_core::trust::Signed;
 use onshi_store::Release;
 
 use super::OPERATOR;
@@ -34,8 +35,6 @@ where
     Ok((sha, size))
 }
 
-pub use onshi_api::admin::{ComponentInput, ReleaseInput};
-
 fn valid_id(id: &str, what: &str) -> ApiResult<()> {
     let ok = (1..=64).contains(&id.len())
         && id
@@ -50,47 +49,53 @@ fn valid_id(id: &str, what: &str) -> ApiResult<()> {
     }
 }
 
-/// Checks the packages, signs and stores a release: shared by the API and the dashboard.
-pub async fn sign_release(state: &AppState, input: ReleaseInput) -> ApiResult<SignedManifest> {
-    valid_id(&input.id, "release")?;
-    if input.components.is_empty() {
+/// Publishes a release whose manifest was signed offline (`onshi release sign`): it must
+/// verify against the trusted root — a threshold of the targets keys, not expired — and every
+/// package it lists must be uploaded with the listed length. The server signs nothing here:
+/// the operator token alone cannot make a terminal install a package. Shared by the API and
+/// the dashboard.
+pub async fn publish_release(state: &AppState, signed: Signed) -> ApiResult<Manifest> {
+    let root = {
+        let trust = state.trust.clone();
+        state.db(move |s| trust.newest(s)).await?
+    };
+    let manifest = root
+        .verify_manifest(&signed, state.now())
+        .map_err(|e| ApiError::untrusted(&e))?;
+    valid_id(&manifest.release_id, "release")?;
+    if manifest.components.is_empty() {
         return Err(ApiError::invalid_release(
             "a release needs at least one component",
         ));
     }
-    let mut components = Vec::new();
-    for c in input.components {
-        if components.iter().any(|x: &Component| x.target == c.target) {
+    let mut seen = Vec::new();
+    for c in &manifest.components {
+        if seen.contains(&c.target) {
             return Err(ApiError::invalid_release(format!(
                 "target {} is listed twice",
                 c.target
             )));
         }
+        seen.push(c.target);
         let sha = c.sha256;
         let size = state
             .db(move |s| s.artifact(sha))
             .await?
             .ok_or_else(|| ApiError::unknown_artifact(format!("no uploaded package {sha}")))?;
-        components.push(Component {
-            target: c.target,
-            sha256: c.sha256,
-            size,
-        });
+        if size != c.size {
+            return Err(ApiError::invalid_release(format!(
+                "package {sha} is {size} bytes, the manifest says {}",
+                c.size
+            )));
+        }
     }
-    let manifest = Manifest {
-        release_id: input.id.clone(),
-        version: input.version,
-        created_at: state.now().to_string(),
-        components,
-    };
-    let signed = SignedManifest::sign(&manifest, &state.signing_key);
     let release = Release {
-        id: input.id.clone(),
-        manifest,
-        signed: signed.clone(),
+        id: manifest.release_id.clone(),
+        manifest: manifest.clone(),
+        signed,
     };
     let now = state.now();
-    let id = input.id.clone();
+    let id = manifest.release_id.clone();
     state
         .db(move |s| {
             if s.release(&id)?.is_some() {
@@ -102,7 +107,12 @@ pub async fn sign_release(state: &AppState, input: ReleaseInput) -> ApiResult<Si
         })
         .await?;
     state
-        .audit(OPERATOR, "release_created", input.id, "signed")
+        .audit(
+            OPERATOR,
+            "release_published",
+            manifest.release_id.clone(),
+            format!("version {} signed offline", manifest.version),
+        )
         .await?;
-    Ok(signed)
+    Ok(manifest)
 }

@@ -352,11 +352,23 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         .unwrap_or_else(onshi_server::auth::new_secret);
     // Setting up runs at real speed; the campaign then runs at the plan's speed.
     let clock = Clock::simulated(plan.from, 1.0)?;
+    // The key ceremony an operator runs offline (`onshi keys init`): the server gets root.json
+    // and the timestamp key only; the demo's "workstation" keeps the targets keys.
+    let keys_dir = data.path().join("ceremony");
+    let expires = jiff::Timestamp::now()
+        .max(plan.from)
+        .saturating_add(jiff::SignedDuration::from_hours(24 * 365))?;
+    let ceremony = super::keys::ceremony(&keys_dir, 3, 2, 2, 2, expires)?;
+    let signer = setup::Signer {
+        root: ceremony.root,
+        targets: ceremony.targets_keys,
+    };
     let running = onshi_server::start(onshi_server::Config {
         data_dir: data.path().to_path_buf(),
         listen: plan.listen,
         clock: clock.clone(),
-        signing_key: None,
+        timestamp_key: Some(keys_dir.join("timestamp.key")),
+        trust_root: Some(keys_dir.join("root.json")),
         operator_token: Some(token.clone()),
         qualification_public: false,
         database: None,
@@ -382,9 +394,16 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
             )
         );
     }
-    setup::campaign(&op, &population).await?;
+    setup::campaign(&op, &population, &signer).await?;
     let agent_client = onshi_agent::Client::with_http(http, &base);
-    let dirs = setup::enrol(&op, &agent_client, &data.path().join("agents"), &population).await?;
+    let dirs = setup::enrol(
+        &op,
+        &agent_client,
+        &data.path().join("agents"),
+        &population,
+        &signer.root,
+    )
+    .await?;
     let readers = population.readers();
 
     // Headless, the clock starts slow and the governor speeds it up as far as the machine

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use onshi_core::deployment::DeploymentState;
 use onshi_core::offer::CampaignStatus;
-use onshi_core::release::{Component, Manifest, Sha256, SignedManifest, Target};
+use onshi_core::release::{Component, Sha256, Target};
 use onshi_core::schedule::{Campaign, PRESET_2026_01};
 use onshi_core::selector::Selector;
 use onshi_core::vendor::{DeviceKind, Vendor};
@@ -407,8 +407,9 @@ fn store_package(
 }
 
 /// Synthetic packages for the terminal and each reader maker in `vendors`, and a release of
-/// them signed with the server's key (`DATA/keys/operator.key`, created the way `onshi serve`
-/// would if missing).
+/// them signed offline: a key ceremony (one key per role) in `DATA/keys/` — `timestamp.key`
+/// where `onshi serve` looks for it, `root.json` recorded in the store as its root; the root
+/// and targets keys lie beside them only because this is a benchmark fixture.
 fn sign_release(
     store: &dyn Store,
     data: &Path,
@@ -439,24 +440,26 @@ fn sign_release(
         )?);
     }
 
-    let key_path = data.join("keys").join("operator.key");
-    let key = if key_path.exists() {
-        let text = std::fs::read_to_string(&key_path)
-            .with_context(|| format!("reading {}", key_path.display()))?;
-        onshi_core::release::decode_signing_key(&text)
-            .with_context(|| format!("{} is not an onshi signing key", key_path.display()))?
-    } else {
-        onshi_server::generate_key(&key_path)?
-    };
-    let manifest = Manifest {
-        release_id: RELEASE_ID.to_owned(),
-        version: Version::parse(RELEASE_VERSION)?,
-        created_at: at.to_string(),
+    let keys = data.join("keys");
+    let expires = at
+        .max(Timestamp::now())
+        .saturating_add(jiff::SignedDuration::from_hours(24 * 365))?;
+    let ceremony = super::keys::ceremony(&keys, 1, 1, 1, 1, expires)?;
+    onshi_server::trust::TrustState::load(
+        store,
+        Some(&keys.join("root.json")),
+        &keys.join("timestamp.key"),
+    )?;
+    let manifest = super::release::manifest(
+        RELEASE_ID,
+        &Version::parse(RELEASE_VERSION)?,
         components,
-    };
+        at,
+        expires,
+    )?;
     let release = Release {
         id: RELEASE_ID.to_owned(),
-        signed: SignedManifest::sign(&manifest, &key),
+        signed: super::release::sign(&manifest, &ceremony.targets_keys),
         manifest,
     };
     store

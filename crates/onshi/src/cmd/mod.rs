@@ -2,8 +2,9 @@
 
 pub mod demo;
 pub mod fixture;
-pub mod keygen;
+pub mod keys;
 pub mod reception;
+pub mod release;
 pub mod schedule;
 pub mod serve;
 pub mod simulate;

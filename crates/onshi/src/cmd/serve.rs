@@ -24,9 +24,15 @@ pub struct Args {
     listen: SocketAddr,
     #[command(flatten)]
     clock: ClockArgs,
-    /// The operator's Ed25519 signing key (default: DATA/keys/operator.key, created if missing).
-    #[arg(long)]
-    signing_key: Option<PathBuf>,
+    /// The online timestamp key from the key ceremony (`onshi keys init`); default
+    /// DATA/keys/timestamp.key. Never created: a missing key, or one the trusted root does not
+    /// name, stops the server.
+    #[arg(long, value_name = "FILE", alias = "signing-key")]
+    timestamp_key: Option<PathBuf>,
+    /// The key ceremony's root.json: required on the first start (it becomes the database's
+    /// root version 1); later it must be the database's root of its version.
+    #[arg(long, value_name = "FILE")]
+    trust_root: Option<PathBuf>,
     /// Let the mock qualification service (/api/v1/qualification) answer non-loopback clients.
     #[arg(long)]
     qualification_public: bool,
@@ -145,7 +151,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }),
         listen: args.listen,
         clock: args.clock.clock()?,
-        signing_key: args.signing_key.clone(),
+        timestamp_key: args.timestamp_key.clone(),
+        trust_root: args.trust_root.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
         qualification_public: args.qualification_public,
         smtp: args.smtp.clone(),

@@ -55,6 +55,10 @@ pub struct Args {
     /// as long in real time as the server tells them in its time.
     #[arg(long, default_value_t = 1.0, requires = "against")]
     clock_speed: f64,
+    /// Load mode: the server's key ceremony directory (`onshi keys init --out DIR`): the release
+    /// is signed with its targets keys and the agents trust its root.json.
+    #[arg(long, value_name = "DIR", requires = "against")]
+    keys: Option<std::path::PathBuf>,
 }
 
 mod load;
@@ -62,6 +66,7 @@ mod load;
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(url) = &args.against {
         let report = load::run(&load::Load {
+            keys: args.keys.as_deref(),
             url,
             sites: args.agents,
             duration: std::time::Duration::from_secs(args.duration),

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use onshi_core::institution::{InstitutionKind, Prefecture, ScoreTable};
-use onshi_core::release::{
-    Component, Manifest, Sha256, SignedManifest, Target, decode_signing_key,
-};
+use onshi_core::release::{Component, Manifest, Sha256, Target, decode_signing_key};
 use onshi_core::selector::Selector;
+use onshi_core::trust::{Role, Signed};
 use onshi_core::vendor::DeviceKind;
 use onshi_core::version::Version;
 use onshi_store::testing::TestSchema;
@@ -51,9 +50,11 @@ fn populate(store: &dyn Store) {
     let sites: Vec<_> = (1..=SITES).map(site).collect();
     store.upsert_institutions(&sites, t0).expect("sites");
     let manifest = Manifest {
+        role: Role::Targets,
         release_id: "2026.1".to_owned(),
         version: Version::parse("2026.1.0").expect("version"),
         created_at: "2026-01-10T00:00:00Z".to_owned(),
+        expires: "2027-01-10T00:00:00Z".parse().expect("instant"),
         components: vec![Component {
             target: Target::Terminal,
             sha256: Sha256::of(b"terminal package"),
@@ -65,7 +66,7 @@ fn populate(store: &dyn Store) {
         .insert_release(
             &Release {
                 id: "2026.1".to_owned(),
-                signed: SignedManifest::sign(&manifest, &key),
+                signed: Signed::sign(&manifest, &[&key]),
                 manifest,
             },
             t0,

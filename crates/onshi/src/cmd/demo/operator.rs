@@ -4,13 +4,12 @@
 use anyhow::Context as _;
 use jiff::Timestamp;
 use onshi_api::admin::{
-    self, CampaignInput, CampaignView, ComponentInput, DeploymentListing, EnrollmentKey, Imported,
-    MailSummary, Progress, ReleaseInput, Throttle, Uploaded,
+    self, CampaignInput, CampaignView, DeploymentListing, EnrollmentKey, Imported, MailSummary,
+    Progress, Throttle, Uploaded,
 };
-use onshi_api::device::PublicKey;
 use onshi_core::offer::CampaignAction;
-use onshi_core::release::{Sha256, Target};
-use onshi_core::version::Version;
+use onshi_core::release::Sha256;
+use onshi_core::trust::Signed;
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 
@@ -81,13 +80,13 @@ impl Operator {
         serde_json::from_slice(&body).with_context(|| format!("{what}: unexpected answer"))
     }
 
-    /// A request the server answers at once (its public key): how long it takes is how far
+    /// A request the server answers at once (its newest root): how long it takes is how far
     /// behind the server is.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let _: PublicKey = self
+        let _: Signed = self
             .call(
-                "asking for the public key",
-                self.http.get(format!("{}/api/v1/public-key", self.base)),
+                "asking for the trusted root",
+                self.http.get(format!("{}/api/v1/trust/root", self.base)),
             )
             .await?;
         Ok(())
@@ -118,26 +117,13 @@ impl Operator {
         Ok(answer.sha256)
     }
 
-    /// Creates a signed release from uploaded packages: `(target, sha256)` pairs.
-    pub async fn create_release(
-        &self,
-        id: &str,
-        version: &Version,
-        components: &[(Target, Sha256)],
-    ) -> anyhow::Result<()> {
-        let release = ReleaseInput {
-            id: id.to_owned(),
-            version: version.clone(),
-            components: components
-                .iter()
-                .map(|&(target, sha256)| ComponentInput { target, sha256 })
-                .collect(),
-        };
+    /// Publishes a release whose manifest was signed offline (its packages uploaded first).
+    pub async fn publish_release(&self, signed: &Signed) -> anyhow::Result<()> {
         let _: serde_json::Value = self
             .call(
-                "creating the release",
+                "publishing the release",
                 self.request(Method::POST, "/api/v1/admin/releases")
-                    .json(&release),
+                    .json(signed),
             )
             .await?;
         Ok(())

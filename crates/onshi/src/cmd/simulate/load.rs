@@ -8,6 +8,7 @@
 //! ended.
 
 use std::io::IsTerminal as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ pub struct Load<'a> {
     pub duration: Duration,
     pub clock_speed: f64,
     pub seed: u64,
+    /// The key ceremony's directory (root.json, targets-N.key) of the server under load.
+    pub keys: Option<&'a std::path::Path>,
 }
 
 /// What a load run measured.
@@ -55,6 +58,12 @@ pub fn run(load: &Load<'_>) -> anyhow::Result<LoadReport> {
             "set ONSHI_OPERATOR_TOKEN to the server's operator token",
         )
     })?;
+    let keys = load.keys.ok_or_else(|| {
+        bad_input(
+            "--against",
+            "give --keys DIR, the server's key ceremony directory (root.json, targets-N.key)",
+        )
+    })?;
     if !(load.clock_speed.is_finite() && load.clock_speed > 0.0) {
         return Err(bad_input("--clock-speed", "must be a positive number"));
     }
@@ -65,10 +74,10 @@ pub fn run(load: &Load<'_>) -> anyhow::Result<LoadReport> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(drive(load, &token))
+    runtime.block_on(drive(load, keys, &token))
 }
 
-async fn drive(load: &Load<'_>, token: &str) -> anyhow::Result<LoadReport> {
+async fn drive(load: &Load<'_>, keys: &Path, token: &str) -> anyhow::Result<LoadReport> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
@@ -84,12 +93,14 @@ async fn drive(load: &Load<'_>, token: &str) -> anyhow::Result<LoadReport> {
         .await
         .with_context(|| format!("reaching {base} as the operator"))?;
     let population = Population::generate(load.sites, load.seed)?;
-    setup::campaign(&op, &population)
+    let signer = setup::Signer::from_dir(keys)
+        .map_err(|e| bad_input(format_args!("--keys {}", keys.display()), e))?;
+    setup::campaign(&op, &population, &signer)
         .await
         .context("setting the server up (it needs a fresh data directory)")?;
     let agents_dir = tempfile::tempdir().context("a directory for the agents")?;
     let plain = Client::with_http(http.clone(), base);
-    let dirs = setup::enrol(&op, &plain, agents_dir.path(), &population).await?;
+    let dirs = setup::enrol(&op, &plain, agents_dir.path(), &population, &signer.root).await?;
     let metrics = Arc::new(Metrics::default());
     let client = Client::with_http(http, base).with_metrics(metrics.clone());
     let options = Options {

@@ -1,0 +1,142 @@
+//! What the agent trusts, and how it follows the chain (TUF client workflow): the root its
+//! installer carried (`enroll --trust-root root.json`), updated only by newer roots each signed
+//! by a threshold of the one before, and the highest timestamp version it has accepted (so an
+//! older answer is a rollback). Kept in `DIR/trust.json`; never taken from an enrolment answer.
+
+use std::path::{Path, PathBuf};
+
+use onshi_core::trust::{Role, Signed, TrustError, TrustedRoot};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, ClientError};
+use crate::files::atomic_write;
+
+/// At most this many root versions are followed in one update (an endless chain is refused).
+pub const MAX_ROOT_HOPS: u64 = 64;
+
+/// `DIR/trust.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    /// The newest root reached from the installer's root.
+    pub root: Signed,
+    /// The highest timestamp version accepted under this root's timestamp keys.
+    #[serde(default)]
+    pub timestamp_version: Option<u64>,
+}
+
+/// Why the agent's trust cannot be read or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustFileError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is damaged or does not verify ({why}); the agent never re-pins what a server \
+         says: enrol again with the installer's root.json"
+    )]
+    Damaged { path: PathBuf, why: String },
+}
+
+/// Why following the chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("could not fetch root metadata: {0}")]
+    Fetch(#[from] ClientError),
+    #[error("root version {version} from the server is refused: {why}")]
+    Refused { version: u64, why: TrustError },
+    #[error("the server offers more than {MAX_ROOT_HOPS} new root versions at once")]
+    TooManyHops,
+    #[error(
+        "the server's root (version {server}) does not chain to the trusted root (reached \
+         version {ours}): this server is not the one the installer's root.json trusts"
+    )]
+    NotChained { server: u64, ours: u64 },
+}
+
+impl TrustFile {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("trust.json")
+    }
+
+    /// Reads and re-verifies `DIR/trust.json`.
+    pub fn load(dir: &Path) -> Result<(Self, TrustedRoot), TrustFileError> {
+        let path = Self::path(dir);
+        let text = std::fs::read(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                TrustFileError::Damaged {
+                    path: path.clone(),
+                    why: "missing".into(),
+                }
+            } else {
+                TrustFileError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let file: Self = serde_json::from_slice(&text).map_err(|e| TrustFileError::Damaged {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        let root =
+            TrustedRoot::bootstrap(file.root.clone()).map_err(|e| TrustFileError::Damaged {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+        Ok((file, root))
+    }
+
+    /// Writes `DIR/trust.json` whole or not at all.
+    pub fn save(&self, dir: &Path) -> Result<(), TrustFileError> {
+        let path = Self::path(dir);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| TrustFileError::Damaged {
+            path: path.clone(),
+            why: e.to_string(),
+        })?;
+        atomic_write(&path, &json).map_err(|source| TrustFileError::Io { path, source })
+    }
+}
+
+/// Follows the chain from `trusted`: fetches version N+1 until the server has no newer one,
+/// each checked against the one before (TUF 5.3). Expiry is checked by the caller against the
+/// newest root reached.
+pub async fn follow(
+    client: &Client,
+    token: Option<&str>,
+    trusted: &TrustedRoot,
+) -> Result<TrustedRoot, FollowError> {
+    let mut root = trusted.clone();
+    for _ in 0..MAX_ROOT_HOPS {
+        let version = root.version() + 1;
+        let Some(signed) = client.root(token, version).await? else {
+            return Ok(root);
+        };
+        root = root
+            .next(signed)
+            .map_err(|why| FollowError::Refused { version, why })?;
+    }
+    Err(FollowError::TooManyHops)
+}
+
+/// At enrolment: the server's newest root must be the one reached from the installer's root.
+pub async fn check_server(
+    client: &Client,
+    installer: &TrustedRoot,
+) -> Result<TrustedRoot, FollowError> {
+    let reached = follow(client, None, installer).await?;
+    let newest = client.newest_root().await?;
+    if &newest != reached.signed() {
+        let server = newest
+            .parse::<onshi_core::trust::Root>(Role::Root)
+            .map_or(0, |r| r.version);
+        return Err(FollowError::NotChained {
+            server,
+            ours: reached.version(),
+        });
+    }
+    Ok(reached)
+}

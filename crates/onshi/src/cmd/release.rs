@@ -1,0 +1,180 @@
+//! `onshi release`: sign a release where the targets keys are (an operator's workstation, not
+//! the server). `sign` reads the packages, writes the manifest (hash, length and target of each
+//! package, the version, an expiry) and signs it with the keys given; `cosign` adds another
+//! signer's signature to the same file (k of n). The server verifies and publishes it
+//! (`POST /api/v1/admin/releases`); it holds no key that could sign one.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use ed25519_dalek::SigningKey;
+use jiff::{SignedDuration, Timestamp};
+use onshi_core::release::{Component, Manifest, Sha256, Target};
+use onshi_core::trust::{Role, Signed};
+use onshi_core::version::Version;
+use sha2::Digest as _;
+
+use super::keys::{read_key, read_signed};
+use crate::exit::{BadInput, bad_input};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Write a release's manifest and sign it with one or more targets keys.
+    Sign(SignArgs),
+    /// Add a signature to a signed manifest (the next of k signers).
+    Cosign(CosignArgs),
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    /// The release id (1–64 of letters, digits, '.', '_', '-').
+    #[arg(long)]
+    id: String,
+    #[arg(long, value_parser = parse_version)]
+    version: Version,
+    /// A package as TARGET=FILE (repeatable): terminal, or card_reader:VENDOR.
+    #[arg(long = "package", value_name = "TARGET=FILE", value_parser = parse_package, required = true)]
+    packages: Vec<(Target, PathBuf)>,
+    /// A targets private key (repeatable).
+    #[arg(long = "key", value_name = "FILE", required = true)]
+    keys: Vec<PathBuf>,
+    /// After this many days no agent accepts the manifest.
+    #[arg(long, default_value_t = 90)]
+    expires_days: u32,
+    /// Where to write the signed manifest.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct CosignArgs {
+    /// The signed manifest, signed again in place.
+    file: PathBuf,
+    #[arg(long = "key", value_name = "FILE", required = true)]
+    keys: Vec<PathBuf>,
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    Version::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_package(s: &str) -> Result<(Target, PathBuf), String> {
+    let (target, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected TARGET=FILE"))?;
+    let target = target.parse::<Target>().map_err(|e| e.to_string())?;
+    Ok((target, PathBuf::from(file)))
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match &args.command {
+        Command::Sign(a) => {
+            let keys = a
+                .keys
+                .iter()
+                .map(|p| read_key(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut components = Vec::new();
+            for (target, path) in &a.packages {
+                components.push(component(*target, path)?);
+            }
+            let now = Timestamp::now();
+            let expires =
+                now.saturating_add(SignedDuration::from_hours(i64::from(a.expires_days) * 24))?;
+            let manifest = manifest(&a.id, &a.version, components, now, expires)?;
+            let signed = sign(&manifest, &keys);
+            write(&a.out, &signed, true)?;
+            println!(
+                "{} を署名しました（{} 件の署名、期限 {}）。パッケージをアップロードしてから POST /api/v1/admin/releases で公開してください。",
+                a.out.display(),
+                signed.signatures.len(),
+                manifest.expires
+            );
+            Ok(())
+        }
+        Command::Cosign(a) => {
+            let mut signed = read_signed(&a.file)?;
+            signed
+                .parse::<Manifest>(Role::Targets)
+                .map_err(|e| bad_input(a.file.display(), e))?;
+            for path in &a.keys {
+                signed.add_signature(&read_key(path)?);
+            }
+            write(&a.file, &signed, false)?;
+            println!("{}: {} 件の署名", a.file.display(), signed.signatures.len());
+            Ok(())
+        }
+    }
+}
+
+/// A release's manifest (the targets role's metadata), checked as the server will check it.
+pub fn manifest(
+    id: &str,
+    version: &Version,
+    components: Vec<Component>,
+    now: Timestamp,
+    expires: Timestamp,
+) -> anyhow::Result<Manifest> {
+    let ok_id = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    anyhow::ensure!(
+        ok_id,
+        BadInput(format!(
+            "--id {id:?}: 1–64 characters of letters, digits, '.', '_', '-'"
+        ))
+    );
+    Ok(Manifest {
+        role: Role::Targets,
+        release_id: id.to_owned(),
+        version: version.clone(),
+        created_at: now.to_string(),
+        expires,
+        components,
+    })
+}
+
+/// Signs a manifest with every key.
+pub fn sign(manifest: &Manifest, keys: &[SigningKey]) -> Signed {
+    Signed::sign(manifest, &keys.iter().collect::<Vec<_>>())
+}
+
+/// A package's target, SHA-256 and length, read from its file (streamed).
+fn component(target: Target, path: &Path) -> anyhow::Result<Component> {
+    let mut file = std::fs::File::open(path).map_err(|e| bad_input(path.display(), e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    anyhow::ensure!(size > 0, BadInput(format!("{} is empty", path.display())));
+    Ok(Component {
+        target,
+        sha256: Sha256::from_bytes(hasher.finalize().into()),
+        size,
+    })
+}
+
+fn write(path: &Path, signed: &Signed, new: bool) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(signed)? + "\n";
+    if new && path.exists() {
+        return Err(BadInput(format!("{} already exists", path.display())).into());
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}

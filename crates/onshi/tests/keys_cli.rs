@@ -1,0 +1,161 @@
+//! The operator's offline commands as a script runs them: the key ceremony, signing a release
+//! with k of n targets keys, and a rotation — each output checked with the same verification the
+//! server and the agents run (`onshi_core::trust`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use onshi_core::trust::{Role, Root, Signed, TrustedRoot};
+
+fn onshi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args(args)
+        .output()
+        .expect("the onshi binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = onshi(args);
+    assert!(
+        out.status.success(),
+        "onshi {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn signed(path: &Path) -> Signed {
+    serde_json::from_slice(&std::fs::read(path).expect("file")).expect("signed metadata")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn a_ceremony_signs_a_release_two_of_three_and_rotates_the_targets_key() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keys = tmp.path().join("ceremony");
+    ok(&[
+        "keys",
+        "init",
+        "--out",
+        s(&keys),
+        "--targets-keys",
+        "3",
+        "--targets-threshold",
+        "2",
+    ]);
+    for file in [
+        "root.json",
+        "root-1.key",
+        "root-3.pub",
+        "targets-3.key",
+        "timestamp.key",
+    ] {
+        assert!(keys.join(file).is_file(), "{file}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(keys.join("targets-1.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "private keys are readable by their owner only"
+        );
+    }
+    // A second ceremony into the same directory never overwrites a key.
+    assert_eq!(
+        onshi(&["keys", "init", "--out", s(&keys)]).status.code(),
+        Some(2)
+    );
+    let root = TrustedRoot::bootstrap(signed(&keys.join("root.json"))).expect("root verifies");
+
+    let package = tmp.path().join("terminal.pkg");
+    std::fs::write(&package, vec![3u8; 10_000]).expect("package");
+    let release = tmp.path().join("r1.json");
+    let pkg = format!("terminal={}", s(&package));
+    let sign = |key: &str| {
+        ok(&[
+            "release",
+            "sign",
+            "--id",
+            "r1",
+            "--version",
+            "2.0.0",
+            "--package",
+            &pkg,
+            "--key",
+            key,
+            "--out",
+            s(&release),
+        ])
+    };
+    sign(s(&keys.join("targets-1.key")));
+    let now = jiff::Timestamp::now();
+    assert!(
+        root.verify_manifest(&signed(&release), now)
+            .is_err_and(|e| e.to_string().contains("1 valid signature(s)")),
+        "one signer of two needed is not enough"
+    );
+    ok(&[
+        "release",
+        "cosign",
+        s(&release),
+        "--key",
+        s(&keys.join("targets-3.key")),
+    ]);
+    let manifest = root
+        .verify_manifest(&signed(&release), now)
+        .expect("two of three signed");
+    assert_eq!(manifest.release_id, "r1");
+    assert_eq!(manifest.components[0].size, 10_000);
+    assert_eq!(
+        manifest.components[0].sha256,
+        onshi_core::release::Sha256::of(&[3u8; 10_000])
+    );
+
+    // The targets keys are replaced by a new one; root keys 1 and 2 sign the next root.
+    let new_key = tmp.path().join("targets-new.key");
+    ok(&["keys", "new", "--out", s(&new_key)]);
+    let next = tmp.path().join("root-2.json");
+    let rotate = |signers: &[&Path]| {
+        let mut args = vec![
+            "keys".to_owned(),
+            "rotate".to_owned(),
+            "--root".to_owned(),
+            s(&keys.join("root.json")).to_owned(),
+            "--out".to_owned(),
+            s(&next).to_owned(),
+            "--targets-key".to_owned(),
+            s(&new_key.with_extension("pub")).to_owned(),
+        ];
+        for k in signers {
+            args.extend(["--key".to_owned(), s(k).to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        onshi(&args)
+    };
+    // One root key is below the threshold: refused, nothing written.
+    let out = rotate(&[&keys.join("root-1.key")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!next.exists());
+    let out = rotate(&[&keys.join("root-1.key"), &keys.join("root-2.key")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v2 = root.next(signed(&next)).expect("chains");
+    assert_eq!(v2.version(), 2);
+    let r: Root = v2.signed().parse(Role::Root).expect("root");
+    assert_eq!(r.roles.targets.keyids.len(), 1);
+    assert!(
+        v2.verify_manifest(&signed(&release), now).is_err(),
+        "the old targets keys sign nothing the new root accepts"
+    );
+}
