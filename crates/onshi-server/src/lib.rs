@@ -249,15 +249,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         None => None,
     };
-    let mut state = AppState::new(
+    let state = AppState::new(
         store.clone(),
         config.clock.clone(),
         config.data_dir.clone(),
         trust,
         token_hash,
+    )
+    .serving(
+        config.qualification_public,
+        config.accel_redirect.as_deref().map(Arc::from),
     );
-    state.qualification_public = config.qualification_public;
-    state.accel_redirect = config.accel_redirect.as_deref().map(Arc::from);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
