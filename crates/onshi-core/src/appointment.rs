@@ -19,7 +19,8 @@
 //!   switched-off terminal cannot stall a slot; it joins the back of the queue when it returns.
 //!
 //! [`Queue`] holds one campaign's queue in memory (the SQLite server and the simulator); the
-//! PostgreSQL store keeps the same fields in its tables and asks [`appointment`] and [`Turnover`].
+//! PostgreSQL store, whose replicas share one queue, keeps the same fields in its tables and
+//! asks the same rules ([`admission`], [`come_back`], [`lapsed`], [`Turnover`]).
 
 mod queue;
 #[cfg(test)]
@@ -32,7 +33,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::offer::{MAX_POLL, OPENING_SPREAD};
 use crate::schedule::{Campaign, Status};
 
-pub use queue::{Queue, Turn};
+pub use queue::{Ahead, ComeBack, Queue, Turn, admission, admission_scan, come_back};
 
 /// The appointment of a device near the head of the queue: a freed slot waits at most about this
 /// long for the device it is reserved for.

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// The migrations, in order. Each runs once, in one transaction.
-pub(crate) const MIGRATIONS: [(&str, &str); 5] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
     (
@@ -18,6 +18,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 5] = [
         include_str!("../migrations/0004_enrolment.sql"),
     ),
     ("0005_waves", include_str!("../migrations/0005_waves.sql")),
+    (
+        "0006_queue_turnover",
+        include_str!("../migrations/0006_queue_turnover.sql"),
+    ),
 ];
 
 /// The SQL dialect a migration is applied in.

@@ -5,7 +5,7 @@
 //!   report from any replica is `Stale`, a report from a state the deployment left is a conflict;
 //! - download slots are rows in `leases`; taking one holds a transaction-level advisory lock
 //!   per campaign while it reclaims expired slots, counts and inserts, so "at most N" holds for
-//!   all replicas together;
+//!   all replicas together; the devices waiting for one share one fair queue (`queue.rs`);
 //! - audit numbers are assigned under a transaction-level advisory lock as `MAX(id) + 1`, so
 //!   they are gapless and a reader never sees number n + 1 before n is committed.
 //!
@@ -35,6 +35,7 @@ use tokio_postgres::{Config, Row};
 
 mod cache;
 mod pool;
+mod queue;
 mod tls;
 mod waves;
 
@@ -76,6 +77,10 @@ pub struct PostgresStore {
     /// The application name of this store's listener connection.
     listener: String,
     contacts: ContactBuffer,
+    /// Held by the one thread of this replica answering a turn under a campaign's lock: the
+    /// others wait here, holding no pooled connection, so that a burst of devices wanting a
+    /// slot cannot take every connection from the reports and check-ins (see `queue.rs`).
+    turns: std::sync::Mutex<()>,
     /// The URL with its password replaced, for messages.
     redacted: String,
 }
@@ -135,6 +140,7 @@ impl PostgresStore {
             channel,
             listener: listener_name,
             contacts: ContactBuffer::default(),
+            turns: std::sync::Mutex::new(()),
             redacted,
         })
     }
@@ -1151,8 +1157,9 @@ impl Store for PostgresStore {
             conn.prep("DELETE FROM leases WHERE campaign_id = $1 AND expires_at <= $2")?;
         let count = conn.prep("SELECT COUNT(*) FROM leases WHERE campaign_id = $1")?;
         let insert = conn.prep(
-            "INSERT INTO leases (campaign_id, device_id, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (campaign_id, device_id) DO UPDATE SET expires_at = excluded.expires_at",
+            "INSERT INTO leases (campaign_id, device_id, expires_at, taken_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (campaign_id, device_id)
+             DO UPDATE SET expires_at = excluded.expires_at, taken_at = excluded.taken_at",
         )?;
         // Reclaim, count and take under one lock per campaign, held to the commit: replicas
         // take slots of one campaign one at a time, so the count they see is the true one.
@@ -1164,9 +1171,17 @@ impl Store for PostgresStore {
             tx.commit()?;
             return Ok(false);
         }
-        tx.execute(&insert, &[&campaign, &device, &expires_s])?;
+        tx.execute(&insert, &[&campaign, &device, &expires_s, &now_s])?;
         tx.commit()?;
         Ok(true)
+    }
+
+    fn take_turn(&self, ask: &TurnAsk<'_>) -> Result<Turn> {
+        self.take_shared_turn(ask)
+    }
+
+    fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
+        self.shared_place(campaign, device)
     }
 
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {
@@ -1181,11 +1196,7 @@ impl Store for PostgresStore {
     }
 
     fn release_lease(&self, campaign: &str, device: i64) -> Result<()> {
-        self.conn()?.execute(
-            "DELETE FROM leases WHERE campaign_id = $1 AND device_id = $2",
-            &[&campaign, &device],
-        )?;
-        Ok(())
+        self.give_back_shared(campaign, device)
     }
 
     fn live_leases(&self, campaign: &str, now: Timestamp) -> Result<u64> {

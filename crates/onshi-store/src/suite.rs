@@ -2031,17 +2031,6 @@ fn refused_devices_get_appointments_in_arrival_order_and_a_freed_slot_goes_to_th
     let fx = Fixture::new(b);
     let store = fx.store.as_ref();
     assert_eq!(ask_turn(store, 1, 0, 1), Turn::Slot);
-    if let Backend::Postgres(_) = b {
-        // PostgreSQL keeps no shared queue yet (the trait's default): a refused device is told
-        // to come back later, inside the window, and holds no slot.
-        let Turn::Wait { at: back, .. } = ask_turn(store, 2, 1, 1) else {
-            panic!("the throttle of 1 is full");
-        };
-        assert!(at(1) < back, "{back}");
-        assert_eq!(store.live_leases(CAMPAIGN, at(1)).expect("live"), 1);
-        return;
-    }
-
     let (second, third) = (ask_turn(store, 2, 1, 1), ask_turn(store, 3, 1, 1));
 
     let (
@@ -2070,6 +2059,58 @@ fn refused_devices_get_appointments_in_arrival_order_and_a_freed_slot_goes_to_th
     assert_eq!(ask_turn(store, 2, 2, 1), Turn::Slot);
     assert_eq!(store.live_leases(CAMPAIGN, at(2)).expect("live"), 1);
     assert_eq!(store.queue_place(CAMPAIGN, 2).expect("place"), None);
+}
+
+fn two_stores_on_one_database_share_one_queue(b: &Backend) {
+    // Only PostgreSQL is shared by replicas; the SQLite store is the one writer of its file.
+    let Backend::Postgres(_) = b else { return };
+    Fixture::new(b);
+    let (a, other) = (b.open(), b.open());
+    assert_eq!(ask_turn(a.as_ref(), 1, 0, 1), Turn::Slot);
+    // 2 queues through one replica, 3 through the other: one queue, in arrival order.
+    assert!(matches!(
+        ask_turn(a.as_ref(), 2, 1, 1),
+        Turn::Wait { position: 0, .. }
+    ));
+    assert!(matches!(
+        ask_turn(other.as_ref(), 3, 1, 1),
+        Turn::Wait { position: 1, .. }
+    ));
+    assert_eq!(
+        a.queue_place(CAMPAIGN, 3).expect("place").map(|p| p.0),
+        Some(1)
+    );
+    // A slot given back through one replica is reserved for the head of the shared queue: 3
+    // asking first through the other replica waits, 2 takes it through either.
+    a.release_lease(CAMPAIGN, 1).expect("released");
+    assert!(matches!(
+        ask_turn(other.as_ref(), 3, 2, 1),
+        Turn::Wait { position: 1, .. }
+    ));
+    assert_eq!(ask_turn(other.as_ref(), 2, 2, 1), Turn::Slot);
+    assert_eq!(a.live_leases(CAMPAIGN, at(2)).expect("live"), 1);
+    assert_eq!(
+        other.queue_place(CAMPAIGN, 3).expect("place").map(|p| p.0),
+        Some(0)
+    );
+}
+
+fn two_stores_at_once_admit_no_more_than_the_free_slots_from_the_queue(b: &Backend) {
+    let Backend::Postgres(_) = b else { return };
+    Fixture::new(b);
+    let max = 5;
+    // Every device asks through either replica at once, again and again: never more slots than
+    // the throttle, and every slot taken.
+    let slots = on_two_stores(b, 8, |store, t| {
+        (0..6)
+            .filter(|i| {
+                let device = i64::try_from(t * 10 + i).expect("small id");
+                ask_turn(store, device, 0, max) == Turn::Slot
+            })
+            .count()
+    });
+    assert_eq!(slots.iter().sum::<usize>(), 5);
+    assert_eq!(b.open().live_leases(CAMPAIGN, at(0)).expect("read"), 5);
 }
 
 // --- Each replica's cache (PostgreSQL only) --------------------------------------------------
@@ -2354,6 +2395,8 @@ suite! {
     flushed_contacts_survive_reopening_the_database,
     last_contact_is_kept_to_the_minute_but_version_changes_are_never_skipped,
     two_stores_together_never_hand_out_more_slots_than_the_throttle,
+    two_stores_on_one_database_share_one_queue,
+    two_stores_at_once_admit_no_more_than_the_free_slots_from_the_queue,
     the_same_report_through_two_stores_at_once_applies_once,
     reports_in_order_through_alternating_stores_end_in_the_last_state,
     audit_numbers_have_no_gaps_when_two_stores_write_at_once,

@@ -1,5 +1,7 @@
 //! One campaign's queue in memory, exact: the SQLite server (the only writer of its file) and
-//! the simulator hold one per campaign.
+//! the simulator hold one per campaign. Its two decisions — who takes a free slot
+//! ([`admission`]) and when a refused device comes back ([`come_back`]) — are pure functions the
+//! PostgreSQL store calls too, on the same fields kept in its tables.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -123,27 +125,12 @@ impl Queue {
             }
         };
         let position = self.ranks.prefix(ticket);
-        // The free slots are kept for the devices ahead due back within HEAD_MAX_POLL, and for
-        // those passed OVERTAKE_BOUND times; the others ahead (told a later appointment, or gone
-        // away) are passed rather than left holding a slot standing idle until then.
-        let soon = now.checked_add(HEAD_MAX_POLL).unwrap_or(Timestamp::MAX);
-        let (mut expected, mut held) = (0u64, 0u64);
-        let mut passed = Vec::new();
-        let mut scanned_all = true;
-        for (i, (&t, e)) in self.waiting.range(..ticket).enumerate() {
-            if !admits(expected, held, free) || i >= free as usize + SCAN_PAST_ABSENT {
-                scanned_all = false;
-                break;
-            }
-            if e.due <= soon {
-                expected += 1;
-            } else if e.passed_by >= OVERTAKE_BOUND {
-                held += 1;
-            } else {
-                passed.push(t);
-            }
-        }
-        if scanned_all && admits(expected, held, free) {
+        let ahead = self.waiting.range(..ticket).map(|(&ticket, e)| Ahead {
+            ticket,
+            due: e.due,
+            passed_by: e.passed_by,
+        });
+        if let Some(passed) = admission(ahead, free, now) {
             for t in passed {
                 if let Some(e) = self.waiting.get_mut(&t) {
                     e.passed_by += 1;
@@ -152,26 +139,28 @@ impl Queue {
             self.remove(ticket);
             return Turn::Slot;
         }
-        let turnover = self.turnover;
-        let mut at = appointment(position, free, turnover.rate(max), now, window, jitter);
-        if !turnover.settled(max) {
-            // Before the hold is measured, the assumed one may be far too long: no device is
-            // sent away for longer than the queue has been asking (at least HEAD_MAX_POLL), so
-            // a wrong guess costs a few check-ins that back off, not hours of idle slots.
-            let first = *self.first_ask.get_or_insert(now);
-            let asking = Duration::try_from(now.duration_since(first)).unwrap_or_default();
-            if let Ok(latest) = now.checked_add(asking.max(HEAD_MAX_POLL)) {
-                at = at.min(latest);
+        let first = *self.first_ask.get_or_insert(now);
+        let back = come_back(
+            position,
+            free,
+            &self.turnover,
+            max,
+            first,
+            now,
+            window,
+            jitter,
+        );
+        if back.keeps_place {
+            if let Some(e) = self.waiting.get_mut(&ticket) {
+                e.due = back.at;
             }
-        }
-        if window.closes_at.is_some_and(|close| at >= close) {
-            // Not tonight: the device starts afresh in the next window's queue, and holds no
-            // place (nor a reserved turn) in this one.
+        } else {
             self.remove(ticket);
-        } else if let Some(e) = self.waiting.get_mut(&ticket) {
-            e.due = at;
         }
-        Turn::Wait { position, at }
+        Turn::Wait {
+            position,
+            at: back.at,
+        }
     }
 
     /// Removes the device from the queue (it no longer wants a slot).
@@ -201,6 +190,98 @@ impl Queue {
         for t in lapsed {
             self.remove(t);
         }
+    }
+}
+
+/// A device waiting ahead of the one asking, as the admission rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ahead {
+    /// Its place in arrival order within the window.
+    pub ticket: u64,
+    /// Its appointment.
+    pub due: Timestamp,
+    /// How many later arrivals have taken a slot while one was reserved for it.
+    pub passed_by: u32,
+}
+
+/// How many of the devices ahead (from the head, in arrival order) [`admission`] needs to see
+/// with `free` slots free: it never looks further.
+pub fn admission_scan(free: u32) -> usize {
+    if free == 0 {
+        0
+    } else {
+        free as usize + SCAN_PAST_ABSENT + 1
+    }
+}
+
+/// Whether a device asking for a slot at `now` with `free` slots free takes one, given the
+/// devices waiting ahead of it from the head in arrival order (at least the first
+/// [`admission_scan`] of them). `Some(tickets it passes)` when it does — each of those has then
+/// been passed once more — `None` when it waits.
+///
+/// The free slots are kept for the devices ahead due back within [`HEAD_MAX_POLL`], and for
+/// those passed [`OVERTAKE_BOUND`] times; the others ahead (told a later appointment, or gone
+/// away) are passed rather than left holding a slot standing idle until then.
+pub fn admission(
+    ahead: impl IntoIterator<Item = Ahead>,
+    free: u32,
+    now: Timestamp,
+) -> Option<Vec<u64>> {
+    let soon = now.checked_add(HEAD_MAX_POLL).unwrap_or(Timestamp::MAX);
+    let (mut expected, mut held) = (0u64, 0u64);
+    let mut passed = Vec::new();
+    for (i, a) in ahead.into_iter().enumerate() {
+        if !admits(expected, held, free) || i >= free as usize + SCAN_PAST_ABSENT {
+            return None;
+        }
+        if a.due <= soon {
+            expected += 1;
+        } else if a.passed_by >= OVERTAKE_BOUND {
+            held += 1;
+        } else {
+            passed.push(a.ticket);
+        }
+    }
+    admits(expected, held, free).then_some(passed)
+}
+
+/// When a device refused a slot comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComeBack {
+    /// Its appointment.
+    pub at: Timestamp,
+    /// Whether it keeps its place in this window's queue (an appointment in the next window
+    /// starts afresh there, holding no place nor reserved turn in this one).
+    pub keeps_place: bool,
+}
+
+/// The appointment of a device `position` places behind the head, refused a slot at `now` with
+/// `free` of `max` slots free, from the observed `turnover`; `first_ask` is when the queue's
+/// first device asked in this window.
+#[allow(clippy::too_many_arguments)]
+pub fn come_back(
+    position: u64,
+    free: u32,
+    turnover: &Turnover,
+    max: u32,
+    first_ask: Timestamp,
+    now: Timestamp,
+    window: &Window,
+    jitter: f64,
+) -> ComeBack {
+    let mut at = appointment(position, free, turnover.rate(max), now, window, jitter);
+    if !turnover.settled(max) {
+        // Before the hold is measured, the assumed one may be far too long: no device is
+        // sent away for longer than the queue has been asking (at least HEAD_MAX_POLL), so
+        // a wrong guess costs a few check-ins that back off, not hours of idle slots.
+        let asking = Duration::try_from(now.duration_since(first_ask)).unwrap_or_default();
+        if let Ok(latest) = now.checked_add(asking.max(HEAD_MAX_POLL)) {
+            at = at.min(latest);
+        }
+    }
+    ComeBack {
+        at,
+        keeps_place: window.closes_at.is_none_or(|close| at < close),
     }
 }
 

@@ -259,6 +259,11 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// `sql`, prepared once per connection.
+    pub(crate) fn prep(&self, sql: &str) -> Result<Statement> {
+        Ok(block_on(self.handle, self.tx.prepare_cached(sql))?)
+    }
+
     pub(crate) fn execute<T: ?Sized + ToStatement + Sync>(
         &mut self,
         st: &T,
