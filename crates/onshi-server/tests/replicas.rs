@@ -781,7 +781,7 @@ async fn first_night_of_real_agents(postgres: bool) {
         .await;
     assert_eq!(installed(&states), sites as u64, "{states:?}");
     let store = if postgres {
-        "2 replicas on PostgreSQL (a refused terminal comes back in about 2 minutes)"
+        "2 replicas on PostgreSQL sharing one queue (a refused terminal comes back by appointment)"
     } else {
         "1 server on SQLite (a refused terminal comes back by appointment)"
     };
