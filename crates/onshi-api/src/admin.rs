@@ -407,7 +407,24 @@ pub struct WavesView {
     pub not_running_within_minutes: i64,
     /// Who is mailed when a gate holds the campaign.
     pub mail_to: Option<String>,
+    /// The operator rolled the campaign back (it is closed; the rollback campaign offers the
+    /// previous packages to the devices that got this release), and the same in words.
+    pub rolled_back: Option<onshi_core::waves::RolledBack>,
+    pub rolled_back_ja: Option<String>,
+    pub rolled_back_en: Option<String>,
     pub each: Vec<WaveView>,
+}
+
+/// `POST /api/v1/admin/campaigns/{id}/rollback`: roll a campaign back (切り戻し) with a
+/// release signed offline whose version is higher than the campaign's and whose packages are
+/// the previous good release's (`onshi release sign --from-release`). It is offered, in a
+/// campaign of its own with the same windows, only to the devices of the open waves that got
+/// the campaign's release; the campaign closes for everyone else.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The rollback release (published).
+    pub release_id: String,
 }
 
 /// The format of a listing.

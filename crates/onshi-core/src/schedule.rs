@@ -97,6 +97,14 @@ pub enum ScheduleError {
     BadSilentAfter(i64),
     #[error(transparent)]
     Waves(#[from] crate::waves::WavesError),
+    #[error(
+        "rollback_of = {0:?} must be a campaign id (1–64 characters of letters, digits, '.', '_' or '-')"
+    )]
+    BadRollbackOf(String),
+    #[error(
+        "a campaign with rollback_of has no [waves]: it goes only to devices that had the bad release"
+    )]
+    RollbackWithWaves,
 }
 
 /// The longest `silent_after_hours` a campaign file may set (30 days).
@@ -218,6 +226,9 @@ pub struct Campaign {
     completion_check: Option<CompletionCheck>,
     /// The optional `[waves]` plan (段階配信, [`crate::waves`]).
     waves: Option<crate::waves::WavePlan>,
+    /// The campaign this one rolls back (切り戻し, [`crate::waves::rollback`]): it offers a
+    /// rollback release to the devices that had the bad one, and takes in no device later.
+    rollback_of: Option<String>,
     /// Continuous spells of distribution: windows merged where they touch, and the catch-up
     /// phase (open-ended) with every window it overlaps. Sorted and disjoint.
     runs: Vec<Run>,
@@ -264,6 +275,7 @@ struct RawCampaign {
     billing_notices: Option<RawBilling>,
     completion_check: Option<CompletionCheck>,
     waves: Option<crate::waves::RawWaves>,
+    rollback_of: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -307,13 +319,16 @@ impl Campaign {
     pub fn parse(text: &str) -> Result<Self, ScheduleError> {
         let raw: RawCampaign =
             toml::from_str(text).map_err(|e| ScheduleError::Toml(e.to_string().trim().into()))?;
-        let id_ok = (1..=64).contains(&raw.id.len())
-            && raw
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !id_ok {
+        if !valid_id(&raw.id) {
             return Err(ScheduleError::BadId(raw.id));
+        }
+        if let Some(of) = &raw.rollback_of {
+            if !valid_id(of) {
+                return Err(ScheduleError::BadRollbackOf(of.clone()));
+            }
+            if raw.waves.is_some() {
+                return Err(ScheduleError::RollbackWithWaves);
+            }
         }
         if raw.title.trim().is_empty() {
             return Err(ScheduleError::EmptyTitle);
@@ -343,6 +358,7 @@ impl Campaign {
             billing: None,
             completion_check: None,
             waves: raw.waves.map(crate::waves::RawWaves::parse).transpose()?,
+            rollback_of: raw.rollback_of,
             runs: Vec::new(),
         };
         let mut first_night = None;
@@ -449,6 +465,11 @@ impl Campaign {
     /// The campaign's waves and their gate, when the file has a `[waves]` table.
     pub fn waves(&self) -> Option<&crate::waves::WavePlan> {
         self.waves.as_ref()
+    }
+
+    /// The campaign this one rolls back, when it is a rollback campaign.
+    pub fn rollback_of(&self) -> Option<&str> {
+        self.rollback_of.as_deref()
     }
 
     /// The official completion-check site, once the campaign file names it.
@@ -655,6 +676,14 @@ fn toml_date(field: &'static str, value: &toml::value::Datetime) -> Result<Date,
         }
         _ => Err(not_a_date()),
     }
+}
+
+/// A campaign id: 1–64 characters of letters, digits, '.', '_' or '-'.
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn parse_hh_mm(field: &'static str, value: &str) -> Result<Time, ScheduleError> {

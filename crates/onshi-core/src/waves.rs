@@ -34,6 +34,7 @@ use crate::institution::InstitutionCode;
 
 pub mod assign;
 pub mod gate;
+pub mod rollback;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +42,7 @@ pub use assign::{SiteProfile, assign};
 pub use gate::{
     Breach, Hold, Limit, Metric, Reading, Verdict, Waiting, WaveHealth, WaveProgress, judge,
 };
+pub use rollback::{RollbackError, RolledBack};
 
 /// The most waves a plan may have (the last included).
 pub const MAX_WAVES: usize = 20;

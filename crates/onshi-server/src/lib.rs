@@ -158,6 +158,10 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/operator/campaigns", post(operator::create_campaign))
         .route("/operator/campaigns/{id}", get(dashboard::page))
         .route("/operator/campaigns/{id}/control", post(operator::control))
+        .route(
+            "/operator/campaigns/{id}/rollback",
+            post(operator::rollback),
+        )
         .route("/operator/campaigns/{id}/sites", get(actions::page))
         .route("/operator/campaigns/{id}/sites.csv", get(actions::csv))
         .route(

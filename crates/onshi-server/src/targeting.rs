@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use onshi_core::offer::CampaignStatus;
 use onshi_core::release::{Manifest, Target};
+use onshi_core::schedule::Campaign;
 use onshi_core::selector::{DeviceFacts, Selector};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_store::{CampaignRecord, Device, Institution, Store, StoreError};
@@ -61,7 +62,8 @@ pub fn target_campaign(
 }
 
 /// Adds a newly enrolled device (and its site's other devices, whose targeting may depend on
-/// the new reader's vendor) to every running campaign that targets them.
+/// the new reader's vendor) to every running campaign that targets them, but a rollback
+/// campaign (a device enrolled later never had the bad release).
 pub async fn target_new_device(state: &AppState, device: &Device) -> ApiResult<()> {
     let code = device.institution;
     let now = state.now();
@@ -80,6 +82,10 @@ pub async fn target_new_device(state: &AppState, device: &Device) -> ApiResult<(
                     record.status,
                     CampaignStatus::Active | CampaignStatus::Paused
                 ) {
+                    continue;
+                }
+                // A rollback campaign goes only to the devices that had the bad release.
+                if Campaign::parse(&record.schedule_toml).is_ok_and(|c| c.rollback_of().is_some()) {
                     continue;
                 }
                 let Some(release) = s.release(&record.release_id)? else {

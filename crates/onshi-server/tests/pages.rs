@@ -847,3 +847,209 @@ async fn the_release_form_uploads_packages_and_publishes_only_a_manifest_signed_
         "the empty package input is skipped"
     );
 }
+
+/// A campaign with two waves whose first wave's gate held it: the first wave holds the named
+/// Sapporo clinic and, since each early wave covers every institution kind a later one has, the
+/// other three sites; Sapporo's terminal restarted onto 2.0.0 with its self-check failed, the
+/// others never started. Returns the app and Sapporo's code.
+async fn campaign_held_by_the_first_wave() -> (TestApp, String) {
+    use onshi_api::device::{ReportRequest, ReportResponse, SelfCheck};
+    let app = spawn_app("2026-01-19T12:00:00+09:00").await;
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(SITES_CSV),
+        201,
+    )
+    .await;
+    let good = vec![5u8; 4096];
+    app.release("r0", "1.0.0", &[(Target::Terminal, good.as_slice())])
+        .await;
+    let bad = vec![7u8; 4096];
+    app.release("r1", "2.0.0", &[(Target::Terminal, bad.as_slice())])
+        .await;
+    let schedule = format!(
+        "{}\n[waves]\nnamed = [\"{SAPPORO}\"]\nsizes = [1]\n[waves.gate]\nmin_restarted = 1\n",
+        onshi_core::schedule::PRESET_2026_01
+    );
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&serde_json::json!({
+                "schedule": schedule, "release_id": "r1",
+                "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60}
+            })),
+        201,
+    )
+    .await;
+    let codes = ["0110113719", "2714206386", "1341010005", "1311111114"];
+    let mut tokens = Vec::new();
+    for code in codes {
+        tokens.push(app.enroll(code, &format!("TERM-{code}")).await);
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    app.set_clock("2026-01-19T21:00:00+09:00").await;
+    app.report_steps(
+        &tokens[0],
+        &[
+            E::DownloadStarted,
+            E::DownloadVerified,
+            E::InstallStarted,
+            E::InstallCompleted,
+        ],
+    )
+    .await;
+    app.set_clock("2026-01-20T05:40:00+09:00").await;
+    let restarted = ReportRequest::new(
+        CAMPAIGN,
+        5,
+        &E::Running(Version::parse("2.0.0").expect("version")),
+    )
+    .with_self_check(SelfCheck::Failed);
+    app.expect_as::<ReportResponse>(app.send_report(&tokens[0], &restarted), 200)
+        .await;
+    onshi_testkit::wait_until("the gate held the campaign", async || {
+        let c: CampaignView = app
+            .expect_as(
+                app.admin(Method::GET, "/api/v1/admin/campaigns/2026-01"),
+                200,
+            )
+            .await;
+        c.status == CampaignStatus::Paused
+    })
+    .await;
+    app.set_clock("2026-01-20T08:30:00+09:00").await;
+    (app, SAPPORO.to_owned())
+}
+
+/// The dashboard's waves in Chromium, Japanese and English: the waves table with each wave's
+/// health against its limits, why the campaign is held, and the operator's rollback through
+/// its button (the previous packages signed again under 2.0.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_held_campaigns_waves_and_rolls_it_back_in_chromium() {
+    let (app, canary) = campaign_held_by_the_first_wave().await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/operator")).await;
+    browser.fill("#token", OPERATOR_TOKEN).await;
+    browser.click("#login").await;
+    assert!(
+        browser.url().await.ends_with("/operator/campaigns/2026-01"),
+        "login lands on the held campaign"
+    );
+    assert_eq!(
+        browser.attr("#campaign-status", "data-status").await,
+        "paused"
+    );
+    let held = browser.text("#held").await;
+    assert!(
+        held.contains("健全性ゲートにより一時停止中")
+            && held.contains("第1波")
+            && held.contains("再起動後の自己診断で異常: 1台")
+            && held.contains("上限 1.0%"),
+        "{held}"
+    );
+    assert!(
+        held.contains("切り戻し"),
+        "the decisions include roll back: {held}"
+    );
+    // Two waves: the first (the one canary) open, its self-check reading over the limit; the
+    // second not yet open, nothing crossed.
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#waves tbody tr').length")
+            .await,
+        2
+    );
+    assert_eq!(browser.attr("#wave-0", "data-open").await, "true");
+    assert_eq!(browser.attr("#wave-1", "data-open").await, "false");
+    assert_eq!(
+        browser
+            .script("return Array.from(document.querySelectorAll('#wave-0 td[data-crossed]')).map(td => td.dataset.crossed)")
+            .await,
+        serde_json::json!(["false", "true", "false"]),
+        "failed, unhealthy, not running: only the self-check crossed"
+    );
+    let wave_0 = browser.text("#wave-0").await;
+    assert!(
+        wave_0.contains("第1波")
+            && wave_0.contains("1 / 1 (100.0%)")
+            && wave_0.contains("上限 1.0%"),
+        "{wave_0}"
+    );
+    assert!(browser.text("#wave-1").await.contains("未開始"));
+    assert!(browser.text("#rollback").await.contains("切り戻す"));
+    browser.resize(1280, 1400).await;
+    artifact("dashboard-waves-held-ja.png", &browser.screenshot().await);
+
+    browser
+        .goto(&app.url("/operator/campaigns/2026-01?lang=en"))
+        .await;
+    let held = browser.text("#held").await;
+    assert!(
+        held.contains("Held by a health gate")
+            && held.contains("wave 1")
+            && held.contains("unhealthy self-check after the restart: 1")
+            && held.contains("the limit is 1.0%"),
+        "{held}"
+    );
+    let wave_0 = browser.text("#wave-0").await;
+    assert!(
+        wave_0.contains("wave 1") && wave_0.contains("open"),
+        "{wave_0}"
+    );
+    assert!(browser.text("#wave-1").await.contains("not yet open"));
+    artifact("dashboard-waves-held-en.png", &browser.screenshot().await);
+
+    // The operator rolls back from the dashboard, with the previous packages signed offline
+    // again under a higher version.
+    let previous: Signed = app
+        .expect_as(app.admin(Method::GET, "/api/v1/admin/releases/r0"), 200)
+        .await;
+    let previous = previous
+        .parse::<onshi_core::release::Manifest>(onshi_core::trust::Role::Targets)
+        .expect("r0's manifest");
+    let components: Vec<(Target, Sha256, u64)> = previous
+        .components
+        .iter()
+        .map(|c| (c.target, c.sha256, c.size))
+        .collect();
+    app.publish("r0-again", "2.0.1", &components).await;
+    browser.goto(&app.url("/operator/campaigns/2026-01")).await;
+    browser.fill("#rollback-release", "r0-again").await;
+    browser.click("#control-rollback").await;
+    assert_eq!(
+        browser.attr("#campaign-status", "data-status").await,
+        "closed"
+    );
+    let rolled = browser.text("#rolled-back").await;
+    assert!(
+        rolled.contains("切り戻し済み") && rolled.contains("r0-again") && rolled.contains("1台"),
+        "{rolled}"
+    );
+    assert_eq!(
+        browser.attr("#rolled-back", "data-campaign").await,
+        "2026-01-rollback"
+    );
+    artifact(
+        "dashboard-waves-rolled-back-ja.png",
+        &browser.screenshot().await,
+    );
+    let audit = app.audit().await;
+    assert!(audit.contains("campaign_rolled_back"), "{audit}");
+    let rolled: Vec<onshi_api::admin::DeploymentListing> = app
+        .expect_as(
+            app.admin(
+                Method::GET,
+                "/api/v1/admin/campaigns/2026-01-rollback/devices",
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(
+        rolled
+            .iter()
+            .map(|l| l.institution.code.to_string())
+            .collect::<Vec<_>>(),
+        vec![canary]
+    );
+}

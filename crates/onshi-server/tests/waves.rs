@@ -1,7 +1,9 @@
 //! Waves with health gates (issue 20), with real agents (the `onshi-agent` library) on a
 //! simulated clock: a release whose self-check fails after the restart is held by the first
 //! wave's gate — nobody outside that wave is offered it, the operator is mailed once — and a
-//! healthy release passes every gate and reaches the whole fleet inside the windows.
+//! healthy release passes every gate and reaches the whole fleet inside the windows; and a
+//! held release is rolled back (切り戻し): the previous packages, signed again under a higher
+//! version, reach only the first wave's terminals that had the bad one, inside the windows.
 //!
 //! On SQLite by default; with `ONSHI_TEST_DATABASE=postgres` the faulty release runs on two
 //! replicas sharing one PostgreSQL schema, and the hold is seen by both.
@@ -181,10 +183,14 @@ impl Fleet {
 }
 
 async fn listing(app: &TestApp) -> Vec<DeploymentListing> {
+    listing_of(app, CAMPAIGN).await
+}
+
+async fn listing_of(app: &TestApp, campaign: &str) -> Vec<DeploymentListing> {
     app.expect_as(
         app.admin(
             Method::GET,
-            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/devices"),
+            &format!("/api/v1/admin/campaigns/{campaign}/devices"),
         ),
         200,
     )
@@ -203,8 +209,12 @@ async fn waves(app: &TestApp) -> WavesView {
 }
 
 async fn campaign(app: &TestApp) -> CampaignView {
+    campaign_of(app, CAMPAIGN).await
+}
+
+async fn campaign_of(app: &TestApp, id: &str) -> CampaignView {
     app.expect_as(
-        app.admin(Method::GET, &format!("/api/v1/admin/campaigns/{CAMPAIGN}")),
+        app.admin(Method::GET, &format!("/api/v1/admin/campaigns/{id}")),
         200,
     )
     .await
@@ -506,4 +516,248 @@ async fn after_a_hold_the_operator_widens_and_resumes_and_each_decision_is_audit
     assert!(audit.contains("wave 2 opened by the operator"), "{audit}");
     assert!(audit.contains("campaign_resume"), "{audit}");
     assert!(audit.contains("accepted: wave 1"), "{audit}");
+}
+
+/// The version whose self-check fails in [`a_held_release_is_rolled_back_to_the_previous_packages_only_where_it_went`].
+const BAD: &str = "2.0.0";
+
+/// A self-check that fails on the bad version and passes on any other, as a real check of a
+/// faulty build would: a script in `dir`.
+fn self_check_failing_on_bad(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("self-check.sh");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\ntest \"$ONSHI_VERSION\" != \"{BAD}\"\n"),
+    )
+    .expect("script written");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    path.to_string_lossy().into_owned()
+}
+
+/// The rollback (切り戻し) with real agents: the first wave's gate holds the bad release; the
+/// operator signs the previous release's packages again under a higher version (as `onshi
+/// release sign --from-release`), and rolls back. Only the first wave's terminals, which had
+/// the bad release, are offered it; it downloads only inside the next window, and the next
+/// morning's automatic restart runs the previous content under the new version. Nobody else is
+/// offered anything, the bad campaign is closed, and the decision is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_release_is_rolled_back_to_the_previous_packages_only_where_it_went() {
+    use onshi_core::release::{Manifest, Target};
+    use onshi_core::trust::{Role, Signed};
+    use onshi_core::waves::RolledBack;
+    let (_inbox, smtp) = smtp_server().await;
+    let apps = servers(&smtp).await;
+    let app = &apps[0];
+    // The previous good release, published before this campaign (the agents run its version).
+    let good_package = vec![5u8; 64 << 10];
+    app.release(
+        "r0",
+        "1.0.0",
+        &[(Target::Terminal, good_package.as_slice())],
+    )
+    .await;
+    let scripts = tempfile::tempdir().expect("scripts dir");
+    let fleet = Fleet::start(&apps, &self_check_failing_on_bad(scripts.path())).await;
+    let canaries = first_wave(app).await;
+    let in_wave = |l: &DeploymentListing| canaries.contains(&l.institution.code.to_string());
+
+    set_clock(&apps, "2026-01-19T20:00:00+09:00").await;
+    wait_states(
+        app,
+        "the canaries installed",
+        Duration::from_secs(90),
+        |ls| {
+            ls.iter()
+                .filter(|l| in_wave(l))
+                .all(|l| l.state == S::Installed)
+        },
+    )
+    .await;
+    set_clock(&apps, "2026-01-20T05:20:00+09:00").await;
+    wait_until_within(
+        Duration::from_secs(90),
+        "the gate held the campaign",
+        async || campaign(app).await.status == CampaignStatus::Paused,
+    )
+    .await;
+    assert!(waves(app).await.hold.is_some());
+
+    // The previous release itself cannot roll back: agents refuse an older version.
+    let rollback = |release: &str| {
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/admin/campaigns/{CAMPAIGN}/rollback"),
+        )
+        .json(&json!({ "release_id": release }))
+    };
+    let refused = app
+        .expect_error(rollback("r0"), 400, onshi_api::ErrorCode::InvalidRelease)
+        .await;
+    assert!(refused.message.contains("--from-release"), "{refused:?}");
+    // Signed offline: the previous release's packages (from its manifest) under 2.0.1.
+    let previous: Signed = app
+        .expect_as(app.admin(Method::GET, "/api/v1/admin/releases/r0"), 200)
+        .await;
+    let previous: Manifest = previous.parse(Role::Targets).expect("r0's manifest");
+    let components: Vec<_> = previous
+        .components
+        .iter()
+        .map(|c| (c.target, c.sha256, c.size))
+        .collect();
+    app.publish("r0-again", "2.0.1", &components).await;
+    let done: RolledBack = app.expect_as(rollback("r0-again"), 201).await;
+    assert_eq!(done.campaign, format!("{CAMPAIGN}-rollback"));
+    assert_eq!(done.devices, 3, "the three canaries' terminals: {done:?}");
+    // Decided once: the campaign is closed for everyone else, and a second ask is refused.
+    assert_eq!(campaign(app).await.status, CampaignStatus::Closed);
+    app.expect_error(
+        rollback("r0-again"),
+        409,
+        onshi_api::ErrorCode::InvalidCampaignTransition,
+    )
+    .await;
+    let audit = app.audit().await;
+    assert_eq!(audit.matches("campaign_rolled_back").count(), 1, "{audit}");
+    assert!(audit.contains("r0-again (version 2.0.1"), "{audit}");
+    let view = waves(app).await;
+    assert!(
+        view.rolled_back_ja
+            .as_deref()
+            .is_some_and(|t| t.contains("切り戻し済み")),
+        "{view:?}"
+    );
+    let rolled: Vec<DeploymentListing> = listing_of(app, &done.campaign).await;
+    let mut got: Vec<String> = rolled
+        .iter()
+        .map(|l| l.institution.code.to_string())
+        .collect();
+    got.sort();
+    let mut expected = canaries.clone();
+    expected.sort();
+    assert_eq!(got, expected, "offered only to the first wave");
+
+    // Until the next window opens nothing moves: every canary checks in after the decision
+    // and is told to wait.
+    let decided = app.state.clock.now();
+    wait_until_within(
+        Duration::from_secs(60),
+        "every canary checked in after the rollback",
+        async || {
+            listing_of(app, &done.campaign).await.iter().all(|l| {
+                l.device
+                    .last_contact
+                    .as_deref()
+                    .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|c| c > decided)
+            })
+        },
+    )
+    .await;
+    assert!(
+        listing_of(app, &done.campaign)
+            .await
+            .iter()
+            .all(|l| l.state == S::Waiting)
+    );
+
+    // The next night the canaries take it; 05:30 the next morning they restart onto it.
+    let opens: jiff::Timestamp = "2026-01-20T20:00:00+09:00".parse().expect("instant");
+    let closes: jiff::Timestamp = "2026-01-21T05:00:00+09:00".parse().expect("instant");
+    set_clock(&apps, "2026-01-20T20:00:00+09:00").await;
+    wait_until_within(
+        Duration::from_secs(90),
+        "the canaries installed the rollback",
+        async || {
+            listing_of(app, &done.campaign)
+                .await
+                .iter()
+                .all(|l| l.state == S::Installed)
+        },
+    )
+    .await;
+    // Every outside terminal asks inside the window and is offered nothing.
+    for (i, dir) in fleet
+        .dirs
+        .iter()
+        .filter(|(i, _)| !canaries.contains(&code(*i)))
+    {
+        let token = dir.load_identity().expect("identity").terminal.token;
+        let answer = apps[(i + 1) % apps.len()]
+            .checkin(&token, "1.0.0", "1.0.0")
+            .await;
+        assert_eq!(answer.action, Action::None, "{answer:?}");
+        assert!(answer.campaign.is_none(), "{answer:?}");
+    }
+    set_clock(&apps, "2026-01-21T05:20:00+09:00").await;
+    wait_until_within(
+        Duration::from_secs(90),
+        "the canaries run the rollback",
+        async || {
+            listing_of(app, &done.campaign)
+                .await
+                .iter()
+                .all(|l| l.state == S::Applied)
+        },
+    )
+    .await;
+
+    // Every download of the rollback started inside the window after the decision.
+    let entries: Vec<onshi_api::admin::AuditEntry> = app
+        .expect_as(
+            app.admin(Method::GET, "/api/v1/admin/audit?limit=10000"),
+            200,
+        )
+        .await;
+    let started: Vec<jiff::Timestamp> = entries
+        .iter()
+        .filter(|e| {
+            e.subject.starts_with(&format!("{}/", done.campaign))
+                && e.detail.contains("-> downloading")
+        })
+        .map(|e| e.at.parse().expect("instant"))
+        .collect();
+    assert!(started.len() >= 3, "{entries:?}");
+    assert!(
+        started.iter().all(|t| opens <= *t && *t < closes),
+        "{started:?}"
+    );
+
+    // On the canaries: the previous content, running under the new version. Outside the wave:
+    // nothing installed, the old version running.
+    let version = |v: &str| onshi_core::version::Version::parse(v).expect("version");
+    for (i, dir) in &fleet.dirs {
+        let terminal = onshi_agent::Component::Terminal;
+        if canaries.contains(&code(*i)) {
+            assert_eq!(dir.running().expect("running"), version("2.0.1"));
+            let package = dir.slot(&terminal, &version("2.0.1")).join("package");
+            assert_eq!(
+                std::fs::read(&package).expect("the slot's package"),
+                good_package
+            );
+        } else {
+            assert_eq!(dir.running().expect("running"), version("1.0.0"));
+            assert_eq!(
+                dir.installed(&terminal).expect("installed"),
+                version("1.0.0")
+            );
+        }
+    }
+    let applied = listing_of(app, &done.campaign).await;
+    assert!(
+        applied
+            .iter()
+            .all(|l| l.device.running == Some(version("2.0.1"))),
+        "{applied:?}"
+    );
+    let audit = app.audit().await;
+    assert_eq!(
+        (
+            audit.matches("(self-check failed)").count(),
+            audit.matches("(self-check passed)").count()
+        ),
+        (3, 3),
+        "the bad version failed its self-check on each canary, the rollback passed: {audit}"
+    );
+    fleet.stop().await;
 }

@@ -414,7 +414,18 @@ pub struct WaveChange<'a> {
     pub status: Option<(CampaignStatus, CampaignStatus)>,
     pub audit: Option<&'a AuditEntry>,
     pub mail: Option<&'a NewOperatorMail<'a>>,
+    /// A rollback campaign to create in the same transaction (切り戻し,
+    /// `onshi_core::waves::rollback`): stored as given (its status `active`), with a deployment
+    /// for each of its devices and for nobody else.
+    pub rollback: Option<NewRollback<'a>>,
     pub at: Timestamp,
+}
+
+/// The campaign that rolls a bad one back, and the devices it is offered to.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRollback<'a> {
+    pub campaign: &'a CampaignRecord,
+    pub devices: &'a [i64],
 }
 
 /// A mail to the operator to plan (unique per campaign and key).
@@ -711,6 +722,9 @@ pub trait Store: Send + Sync + 'static {
     /// one transaction; `false` (and nothing changed) when another call changed it first or the
     /// campaign's status was not the expected one.
     fn change_waves(&self, change: &WaveChange<'_>) -> Result<bool>;
+    /// The campaign's devices past `waiting`, each with its site's wave (sites not assigned
+    /// count in wave `last`) and its state, in device order: what a rollback chooses from.
+    fn wave_devices(&self, campaign: &str, last: u16) -> Result<Vec<(i64, u16, DeploymentState)>>;
     /// Each wave's counts (sites not assigned count in wave `last`); a terminal that restarted
     /// without the new version at or before `overdue_before` counts as overdue.
     fn wave_health(

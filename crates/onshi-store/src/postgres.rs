@@ -927,28 +927,10 @@ impl Store for PostgresStore {
     }
 
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
-        let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
-        let n = self.conn()?.execute(
-            "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING",
-            &[
-                &c.id,
-                &c.schedule_toml,
-                &c.release_id,
-                &selector,
-                &i64::from(c.max_downloads),
-                &big(c.poll_interval.as_secs())?,
-                &c.status.slug(),
-                &db_time(at),
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "campaign {} already exists",
-                c.id
-            )));
-        }
-        Ok(())
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        insert_campaign_in(&mut tx, c, at)?;
+        tx.commit()
     }
 
     fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>> {
@@ -1551,6 +1533,10 @@ impl Store for PostgresStore {
         self.change_waves_impl(change)
     }
 
+    fn wave_devices(&self, campaign: &str, last: u16) -> Result<Vec<(i64, u16, DeploymentState)>> {
+        self.wave_devices_impl(campaign, last)
+    }
+
     fn wave_health(
         &self,
         campaign: &str,
@@ -1620,4 +1606,30 @@ impl Store for PostgresStore {
             })
             .collect()
     }
+}
+
+/// Inserts a campaign in a transaction (`Conflict` when its id is taken).
+fn insert_campaign_in(tx: &mut pool::Tx<'_>, c: &CampaignRecord, at: Timestamp) -> Result<()> {
+    let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
+    let n = tx.execute(
+        "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (id) DO NOTHING",
+        &[
+            &c.id,
+            &c.schedule_toml,
+            &c.release_id,
+            &selector,
+            &i64::from(c.max_downloads),
+            &big(c.poll_interval.as_secs())?,
+            &c.status.slug(),
+            &db_time(at),
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "campaign {} already exists",
+            c.id
+        )));
+    }
+    Ok(())
 }

@@ -701,28 +701,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
-        let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
-        let n = self.conn().execute(
-            "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT (id) DO NOTHING",
-            params![
-                c.id,
-                c.schedule_toml,
-                c.release_id,
-                selector,
-                c.max_downloads,
-                i64::try_from(c.poll_interval.as_secs()).map_err(corrupt)?,
-                c.status.slug(),
-                db_time(at)
-            ],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "campaign {} already exists",
-                c.id
-            )));
-        }
-        Ok(())
+        insert_campaign_on(&self.conn(), c, at)
     }
 
     fn campaign(&self, id: &str) -> Result<Option<CampaignRecord>> {
@@ -1387,6 +1366,10 @@ impl Store for SqliteStore {
         self.change_waves_impl(change)
     }
 
+    fn wave_devices(&self, campaign: &str, last: u16) -> Result<Vec<(i64, u16, DeploymentState)>> {
+        self.wave_devices_impl(campaign, last)
+    }
+
     fn wave_health(
         &self,
         campaign: &str,
@@ -1485,6 +1468,32 @@ fn mail_row(r: &Row<'_>) -> rusqlite::Result<MailRow> {
         created_at: r.get(11)?,
         sent_at: r.get(12)?,
     })
+}
+
+/// Inserts a campaign (`Conflict` when its id is taken), on a connection or in a transaction.
+fn insert_campaign_on(conn: &Connection, c: &CampaignRecord, at: Timestamp) -> Result<()> {
+    let selector = serde_json::to_string(&c.selector).map_err(corrupt)?;
+    let n = conn.execute(
+        "INSERT INTO campaigns (id, schedule, release_id, selector, max_downloads, poll_seconds, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT (id) DO NOTHING",
+        params![
+            c.id,
+            c.schedule_toml,
+            c.release_id,
+            selector,
+            c.max_downloads,
+            i64::try_from(c.poll_interval.as_secs()).map_err(corrupt)?,
+            c.status.slug(),
+            db_time(at)
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "campaign {} already exists",
+            c.id
+        )));
+    }
+    Ok(())
 }
 
 fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {

@@ -2339,6 +2339,7 @@ suite! {
     waves_start_once_and_keep_their_sites,
     a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail,
     wave_health_counts_each_wave_with_unassigned_sites_in_the_last,
+    a_rollback_closes_the_campaign_and_opens_one_for_its_devices_only,
     operator_mails_are_claimed_once_and_marked_sent,
     reopening_a_database_applies_the_schema_once_and_keeps_the_data,
     a_setting_is_absent_until_set_and_a_second_set_replaces_it,

@@ -159,3 +159,86 @@ fn a_ceremony_signs_a_release_two_of_three_and_rotates_the_targets_key() {
         "the old targets keys sign nothing the new root accepts"
     );
 }
+
+/// 切り戻し: a rollback release is the previous release's packages signed again under a higher
+/// version (agents refuse an older one); `--rollback-of` refuses one that could not replace
+/// the bad release.
+#[test]
+fn a_rollback_release_signs_the_previous_packages_under_a_higher_version() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keys = tmp.path().join("ceremony");
+    ok(&["keys", "init", "--out", s(&keys)]);
+    let key = keys.join("targets-1.key");
+    let root = TrustedRoot::bootstrap(signed(&keys.join("root.json"))).expect("root verifies");
+    let sign_package = |id: &str, version: &str, bytes: u8| {
+        let package = tmp.path().join(format!("{id}.pkg"));
+        std::fs::write(&package, vec![bytes; 4096]).expect("package");
+        let out = tmp.path().join(format!("{id}.json"));
+        ok(&[
+            "release",
+            "sign",
+            "--id",
+            id,
+            "--version",
+            version,
+            "--package",
+            &format!("terminal={}", s(&package)),
+            "--key",
+            s(&key),
+            "--out",
+            s(&out),
+        ]);
+        out
+    };
+    let good = sign_package("r1", "1.0.0", 1);
+    let bad = sign_package("r2", "2.0.0", 2);
+    let rollback = |id: &str, version: &str, from: &Path| {
+        onshi(&[
+            "release",
+            "sign",
+            "--id",
+            id,
+            "--version",
+            version,
+            "--from-release",
+            s(from),
+            "--rollback-of",
+            s(&bad),
+            "--key",
+            s(&key),
+            "--out",
+            s(&tmp.path().join(format!("{id}.json"))),
+        ])
+    };
+    // Not higher than the bad release: refused, with what to do.
+    let out = rollback("r3", "2.0.0", &good);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not higher") && err.contains("--from-release"),
+        "{err}"
+    );
+    // The bad release's own packages are no rollback.
+    let out = rollback("r3", "2.0.1", &bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad release's own"));
+
+    let out = rollback("r3", "2.0.1", &good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = jiff::Timestamp::now();
+    let r3 = root
+        .verify_manifest(&signed(&tmp.path().join("r3.json")), now)
+        .expect("signed by the targets key");
+    let r1 = root
+        .verify_manifest(&signed(&good), now)
+        .expect("the previous release");
+    assert_eq!(r3.version.to_string(), "2.0.1");
+    assert_eq!(
+        r3.components, r1.components,
+        "the previous packages, byte for byte"
+    );
+}

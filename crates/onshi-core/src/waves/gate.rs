@@ -236,7 +236,7 @@ impl Hold {
                      理由: {}\n\n\
                      {later}\
                      ダウンロード済み・インストール済みの端末はそのままです（新たな配信は行いません）。\n\
-                     ダッシュボードで状況を確認し、再開・次の波へ拡大・終了のいずれかを選んでください。\n",
+                     ダッシュボードで状況を確認し、再開・次の波へ拡大・切り戻し・終了のいずれかを選んでください。\n",
                     self.breach.text(lang)
                 ),
             ),
@@ -248,7 +248,7 @@ impl Hold {
                      Why: {}\n\n\
                      {later}\
                      Devices that downloaded or installed it keep what they have; nothing new is offered.\n\
-                     Look at the dashboard and resume, widen to the next wave, or close the campaign.\n",
+                     Look at the dashboard and resume, widen to the next wave, roll back, or close the campaign.\n",
                     self.breach.text(lang),
                 ),
             ),
@@ -271,6 +271,10 @@ pub struct WaveProgress {
     /// Waves whose breach the operator accepted by resuming: they hold the campaign no more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waived: Vec<u16>,
+    /// The operator rolled the campaign back ([`super::rollback`]): the campaign is closed and
+    /// this release is offered to the devices that had the bad one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<super::rollback::RolledBack>,
 }
 
 impl WaveProgress {
@@ -281,6 +285,7 @@ impl WaveProgress {
             opened_at: at,
             hold: None,
             waived: Vec::new(),
+            rolled_back: None,
         }
     }
 
@@ -300,6 +305,15 @@ impl WaveProgress {
         next
     }
 
+    /// The operator rolled the campaign back: the hold stays on record (why it was stopped)
+    /// with the rollback beside it.
+    pub fn rolled_back(&self, done: super::rollback::RolledBack) -> Self {
+        Self {
+            rolled_back: Some(done),
+            ..self.clone()
+        }
+    }
+
     /// The next wave opens at `at` (the gate passed, or the operator widened). `None` when every
     /// wave is open already.
     pub fn widened(&self, plan: &WavePlan, at: Timestamp) -> Option<Self> {
@@ -308,6 +322,7 @@ impl WaveProgress {
             opened_at: at,
             hold: self.hold,
             waived: self.waived.clone(),
+            rolled_back: self.rolled_back.clone(),
         })
     }
 }

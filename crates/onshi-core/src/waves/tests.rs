@@ -200,6 +200,7 @@ fn progress(open: u16, opened: &str) -> WaveProgress {
         opened_at: at(opened),
         hold: None,
         waived: Vec::new(),
+        rolled_back: None,
     }
 }
 

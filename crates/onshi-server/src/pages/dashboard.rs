@@ -114,7 +114,12 @@ pub async fn page(
             @if let Some(p) = period(&schedule, lang) { br; span class="muted" { (p) } }
         }
         (controls(&record.id, record.status, crate::services::waves::can_widen(waves_view.as_ref()), &current.csrf, lang))
-        @if let Some(v) = &waves_view { (waves_section(v, lang)) }
+        @if let Some(v) = &waves_view {
+            (waves_section(v, lang))
+            @if crate::services::waves::can_roll_back(record.status, Some(v)) {
+                (rollback_form(&record.id, &record.release_id, &current.csrf, lang))
+            }
+        }
 
         h2 { (lang.pick("配信日程", "Schedule")) }
         (calendar::render(&schedule, now, lang))
@@ -240,6 +245,27 @@ fn controls(id: &str, status: CampaignStatus, can_widen: bool, csrf: &str, lang:
     }
 }
 
+/// 切り戻し: the release that rolls the campaign back, named by the operator (signed offline
+/// with a higher version and the previous packages; the server checks it when asked).
+fn rollback_form(id: &str, bad_release: &str, csrf: &str, lang: Lang) -> Markup {
+    html! {
+        form method="post" action={ "/operator/campaigns/" (id) "/rollback" } id="rollback" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="lang" value=(lang.code());
+            p class="muted" {
+                (match lang {
+                    Lang::Ja => format!("切り戻し: リリース {bad_release} を受け取った機器（開いている波の、ダウンロード済み・インストール済み・適用済みの機器）だけに、前の版と同じ内容で新しいバージョンとしてオフライン署名したリリース（onshi release sign --from-release）を同じ配信時間帯で配信し、このキャンペーンはほかの機器について終了します。"),
+                    Lang::En => format!("Roll back: offer a release signed offline with the previous packages under a higher version (onshi release sign --from-release), in the same windows, only to the devices that received release {bad_release} (downloaded, installed or applied, in the open waves); this campaign closes for every other device."),
+                })
+            }
+            label for="rollback-release" { (lang.pick("切り戻しに使うリリースID ", "Rollback release id ")) }
+            input type="text" name="release_id" id="rollback-release" required maxlength="64" pattern="[A-Za-z0-9._-]+";
+            " "
+            button type="submit" id="control-rollback" class="danger" { (lang.pick("切り戻す", "Roll back")) }
+        }
+    }
+}
+
 /// The waves and their health gates: why the campaign is held, what the newest wave waits
 /// for, and each wave's readings against its limits (the API's `WavesView`).
 fn waves_section(v: &onshi_api::admin::WavesView, lang: Lang) -> Markup {
@@ -247,14 +273,24 @@ fn waves_section(v: &onshi_api::admin::WavesView, lang: Lang) -> Markup {
         Lang::Ja => (v.held_because_ja.as_deref(), v.waiting_ja.as_deref()),
         Lang::En => (v.held_because_en.as_deref(), v.waiting_en.as_deref()),
     };
+    let rolled_back = match lang {
+        Lang::Ja => v.rolled_back_ja.as_deref(),
+        Lang::En => v.rolled_back_en.as_deref(),
+    };
     html! {
         h2 { (lang.pick("段階配信（波）と健全性ゲート", "Waves and health gates")) }
+        @if let (Some(text), Some(r)) = (rolled_back, &v.rolled_back) {
+            p class="advice" id="rolled-back" data-campaign=(r.campaign) {
+                (text) " "
+                a href=(href(&format!("/operator/campaigns/{}", r.campaign), lang)) { (lang.pick("切り戻しの進捗", "The rollback's progress")) }
+            }
+        }
         @if let Some(why) = held {
             p class="advice" id="held" {
                 strong { (lang.pick("健全性ゲートにより一時停止中: ", "Held by a health gate: ")) }
                 (why)
                 br;
-                span class="muted" { (lang.pick("再開（この波の超過を受け入れる）・次の波へ拡大・終了から選んでください。", "Resume (accepting this wave's breach), widen to the next wave, or close.")) }
+                span class="muted" { (lang.pick("再開（この波の超過を受け入れる）・次の波へ拡大・切り戻し・終了から選んでください。", "Resume (accepting this wave's breach), widen to the next wave, roll back, or close.")) }
             }
         } @else if let Some(w) = waiting {
             p id="waves-waiting" { (w) }

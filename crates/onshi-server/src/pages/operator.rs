@@ -292,6 +292,39 @@ pub async fn control(
 }
 
 #[derive(Deserialize)]
+pub struct RollbackForm {
+    #[serde(default)]
+    release_id: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /operator/campaigns/{id}/rollback`: 切り戻し — the API's code path, with the outcome
+/// shown on the dashboard.
+pub async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(form.lang.as_deref());
+    let current = operator_post(&state, &headers, &form.csrf, lang)?;
+    match crate::services::rollback::roll_back(
+        &state,
+        id.clone(),
+        form.release_id.trim().to_owned(),
+    )
+    .await
+    {
+        Ok(done) => state.flash(&current, true, done.text(lang)),
+        Err(e) => state.flash(&current, false, e.message),
+    }
+    Ok(see_other(&format!("/operator/campaigns/{id}"), lang))
+}
+
+#[derive(Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]
     csrf: String,

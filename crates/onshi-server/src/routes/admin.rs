@@ -593,6 +593,36 @@ pub async fn waves(
         .ok_or_else(|| ApiError::not_found("this campaign has no waves"))
 }
 
+/// `POST /api/v1/admin/campaigns/{id}/rollback`: 切り戻し. The release (signed offline: a
+/// higher version than the campaign's, the previous good packages) is offered, in a campaign of
+/// its own with the same windows, only to the devices of the open waves that got the campaign's
+/// release; the campaign closes for everyone else. Audited.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/campaigns/{id}/rollback",
+    tag = "operator",
+    security(("operator_token" = [])),
+    params(("id" = String, Path, description = "the campaign to roll back")),
+    request_body = onshi_api::admin::RollbackRequest,
+    responses(
+        (status = 201, description = "rolled back: the rollback campaign is running", body = onshi_core::waves::RolledBack),
+        onshi_api::error::responses::JsonBody,
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Conflict,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn rollback_campaign(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<onshi_api::admin::RollbackRequest>,
+) -> ApiResult<(StatusCode, Json<onshi_core::waves::RolledBack>)> {
+    let done = crate::services::rollback::roll_back(&state, id, req.release_id).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
 /// `GET /api/v1/admin/campaigns/{id}/progress`: counts per state, by device kind, prefecture,
 /// institution kind and reader vendor.
 #[utoipa::path(

@@ -52,6 +52,7 @@ pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_campaign))
         .routes(routes!(admin::progress))
         .routes(routes!(admin::waves))
+        .routes(routes!(admin::rollback_campaign))
         .routes(routes!(admin::campaign_devices))
         .routes(routes!(admin::control_campaign))
         .routes(routes!(admin::audit))

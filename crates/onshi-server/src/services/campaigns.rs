@@ -122,6 +122,7 @@ pub async fn change_campaign_status(
                     status: None,
                     audit: None,
                     mail: None,
+                    rollback: None,
                     at: now,
                 })?;
                 if !changed {

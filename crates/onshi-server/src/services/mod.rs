@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod progress;
 pub mod qualification;
 pub mod releases;
+pub mod rollback;
 pub mod silence;
 pub mod waves;
 

@@ -152,6 +152,7 @@ pub async fn judge(state: &AppState, record: &CampaignRecord) -> ApiResult<Optio
                         status: Some((CampaignStatus::Active, CampaignStatus::Paused)),
                         audit: Some(&audit),
                         mail: mail.as_ref(),
+                        rollback: None,
                         at: now,
                     })
                 })
@@ -183,6 +184,7 @@ pub async fn judge(state: &AppState, record: &CampaignRecord) -> ApiResult<Optio
                             status: None,
                             audit: Some(&audit),
                             mail: None,
+                            rollback: None,
                             at: now,
                         })
                     })
@@ -284,6 +286,7 @@ pub async fn view(
         })
         .collect();
     let hold = progress.as_ref().and_then(|p| p.hold);
+    let rolled_back = progress.as_ref().and_then(|p| p.rolled_back.clone());
     Ok(Some(WavesView {
         campaign: record.id.clone(),
         waves: plan.count(),
@@ -299,8 +302,18 @@ pub async fn view(
         soak_hours: gate.soak.as_hours(),
         not_running_within_minutes: gate.not_running_within.as_mins(),
         mail_to: plan.mail_to().map(str::to_owned),
+        rolled_back_ja: rolled_back.as_ref().map(|r| r.text(Lang::Ja)),
+        rolled_back_en: rolled_back.as_ref().map(|r| r.text(Lang::En)),
+        rolled_back,
         each,
     }))
+}
+
+/// Whether the dashboard offers "roll back": the campaign runs (held, paused or active) with
+/// waves open and was not rolled back yet. The release is checked when the operator asks.
+pub fn can_roll_back(status: CampaignStatus, view: Option<&onshi_api::admin::WavesView>) -> bool {
+    matches!(status, CampaignStatus::Active | CampaignStatus::Paused)
+        && view.is_some_and(|v| v.open > 0 && v.rolled_back.is_none())
 }
 
 /// Whether the dashboard offers "widen": the campaign has waves and one is still closed.

@@ -5,12 +5,14 @@
 //! outbox (claimed with `FOR UPDATE SKIP LOCKED`).
 
 use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::waves::{WaveHealth, WaveProgress};
 use tokio_postgres::Row;
 
 use super::{
     ALL_DEPLOYMENTS_CHANGED, AUDIT_LOCK, INSERT_AUDIT, LOCK_SPACE, PostgresStore, audit_params,
+    insert_campaign_in,
 };
 use crate::rows::{corrupt, ts};
 use crate::time::db_time;
@@ -30,6 +32,13 @@ const HEALTH: &str = "SELECT COALESCE(w.wave, $2) AS wave,
      WHERE p.campaign_id = $1
      GROUP BY 1
      ORDER BY 1";
+
+/// A campaign's devices past `waiting` with their wave and state.
+const WAVE_DEVICES: &str = "SELECT p.device_id, COALESCE(w.wave, $2), p.state
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = $1 AND p.state <> 'waiting'
+     ORDER BY p.device_id";
 
 const OPERATOR_MAIL_COLS: &str =
     "id, campaign_id, notice_key, recipient, subject, body, attempts, sent_at";
@@ -145,6 +154,18 @@ impl PostgresStore {
             if n != 1 {
                 return Ok(false);
             }
+        }
+        if let Some(r) = c.rollback {
+            insert_campaign_in(&mut tx, r.campaign, c.at)?;
+            tx.execute(
+                "INSERT INTO deployments (campaign_id, device_id, state, bytes, last_seq, updated_at)
+                 SELECT $1, u.id, 'waiting', 0, 0, $3 FROM unnest($2::bigint[]) AS u (id)
+                 ON CONFLICT (campaign_id, device_id) DO NOTHING",
+                &[&r.campaign.id, &r.devices, &at],
+            )?;
+        }
+        let changes_deployments = c.status.is_some() || c.rollback.is_some();
+        if changes_deployments {
             tx.execute(
                 "SELECT pg_notify($1, $2)",
                 &[&self.channel, &ALL_DEPLOYMENTS_CHANGED],
@@ -167,10 +188,28 @@ impl PostgresStore {
             )?;
         }
         tx.commit()?;
-        if c.status.is_some() {
+        if changes_deployments {
             self.cache.apply(ALL_DEPLOYMENTS_CHANGED);
         }
         Ok(true)
+    }
+
+    pub(super) fn wave_devices_impl(
+        &self,
+        campaign: &str,
+        last: u16,
+    ) -> Result<Vec<(i64, u16, DeploymentState)>> {
+        self.conn()?
+            .query(WAVE_DEVICES, &[&campaign, &i64::from(last)])?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)?,
+                    u16::try_from(r.try_get::<_, i64>(1)?).map_err(corrupt)?,
+                    r.try_get::<_, String>(2)?.parse().map_err(corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     pub(super) fn wave_health_impl(

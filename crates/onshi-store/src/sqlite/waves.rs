@@ -3,11 +3,12 @@
 //! terminal's restart told, and the operator's outbox.
 
 use jiff::Timestamp;
+use onshi_core::deployment::DeploymentState;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::waves::{WaveHealth, WaveProgress};
 use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, insert_audit};
+use super::{SqliteStore, insert_audit, insert_campaign_on};
 use crate::rows::{corrupt, ts};
 use crate::time::db_time;
 use crate::*;
@@ -28,6 +29,14 @@ const HEALTH: &str = "SELECT COALESCE(w.wave, ?2) AS wave,
      WHERE p.campaign_id = ?1
      GROUP BY COALESCE(w.wave, ?2)
      ORDER BY 1";
+
+/// A campaign's devices past `waiting` with their wave and state; the placeholders are the
+/// campaign (1) and the last wave (2).
+const WAVE_DEVICES: &str = "SELECT p.device_id, COALESCE(w.wave, ?2), p.state
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = ?1 AND p.state <> 'waiting'
+     ORDER BY p.device_id";
 
 const OPERATOR_MAIL_COLS: &str =
     "id, campaign_id, notice_key, recipient, subject, body, attempts, sent_at";
@@ -145,6 +154,16 @@ impl SqliteStore {
                 return Ok(false);
             }
         }
+        if let Some(r) = c.rollback {
+            insert_campaign_on(&tx, r.campaign, c.at)?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO deployments (campaign_id, device_id, state, bytes, last_seq, updated_at)
+                 VALUES (?1, ?2, 'waiting', 0, 0, ?3) ON CONFLICT (campaign_id, device_id) DO NOTHING",
+            )?;
+            for d in r.devices {
+                stmt.execute(params![r.campaign.id, d, db_time(c.at)])?;
+            }
+        }
         if let Some(e) = c.audit {
             insert_audit(&tx, e)?;
         }
@@ -165,12 +184,40 @@ impl SqliteStore {
             )?;
         }
         tx.commit()?;
-        if c.status.is_some() {
+        if c.status.is_some() || c.rollback.is_some() {
             // The cached open deployments carry no status, but a check-in reads the campaign
-            // afresh: drop them all as `set_campaign_status` does.
+            // afresh: drop them all as `set_campaign_status` does (and a rollback's new
+            // deployments with them).
             self.open.write().unwrap_or_else(|e| e.into_inner()).clear();
         }
         Ok(true)
+    }
+
+    pub(super) fn wave_devices_impl(
+        &self,
+        campaign: &str,
+        last: u16,
+    ) -> Result<Vec<(i64, u16, DeploymentState)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(WAVE_DEVICES)?;
+        let rows = stmt
+            .query_map(params![campaign, last], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, wave, state)| {
+                Ok((
+                    id,
+                    u16::try_from(wave).map_err(corrupt)?,
+                    state.parse().map_err(corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     pub(super) fn wave_health_impl(

@@ -102,6 +102,7 @@ pub(super) fn a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mai
         status: Some((CampaignStatus::Active, CampaignStatus::Paused)),
         audit: Some(&audit),
         mail: Some(&mail),
+        rollback: None,
         at: at(30),
     };
     // Two replicas judge the same gate at once: one wins.
@@ -133,6 +134,7 @@ pub(super) fn a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mai
         status: Some((CampaignStatus::Active, CampaignStatus::Paused)),
         audit: None,
         mail: None,
+        rollback: None,
         ..change
     };
     assert!(!f.store.change_waves(&wrong).expect("refused"));
@@ -241,6 +243,7 @@ pub(super) fn operator_mails_are_claimed_once_and_marked_sent(b: &Backend) {
                 status: None,
                 audit: None,
                 mail: Some(&mail),
+                rollback: None,
                 at: at(1),
             })
             .expect("changed")
@@ -277,4 +280,115 @@ pub(super) fn operator_mails_are_claimed_once_and_marked_sent(b: &Backend) {
     );
     let mails = f.store.operator_mails(CAMPAIGN).expect("mails");
     assert_eq!(mails[0].sent_at, Some(at(5)));
+}
+
+pub(super) fn a_rollback_closes_the_campaign_and_opens_one_for_its_devices_only(b: &Backend) {
+    use DeploymentState::Installed;
+    let f = Fixture::new(b);
+    let r = f.rollout();
+    let code = |id: i64| {
+        f.store
+            .device(id)
+            .expect("read")
+            .expect("device")
+            .institution
+    };
+    f.store
+        .set_campaign_status(CAMPAIGN, CampaignStatus::Paused, at(0))
+        .expect("held");
+    let first = WaveProgress::start(at(0));
+    f.store
+        .start_waves(
+            CAMPAIGN,
+            &[(code(r.clinic_1), 0), (code(r.clinic_2), 0)],
+            &first,
+            at(0),
+        )
+        .expect("waves start");
+    let s = f.store.as_ref();
+    report(s, r.clinic_1, 2, Downloading, Downloaded);
+    report(s, r.clinic_1, 3, Downloaded, Installing);
+    report(s, r.clinic_1, 4, Installing, Installed);
+    // The pharmacy (not assigned: the last wave) has its reader downloading.
+    let mut devices = s.wave_devices(CAMPAIGN, 1).expect("devices");
+    devices.sort_unstable();
+    let mut expected = vec![
+        (r.clinic_1, 0, Installed),
+        (r.pharmacy_reader, 1, Downloading),
+    ];
+    expected.sort_unstable();
+    assert_eq!(devices, expected, "waiting devices are left out");
+
+    let record = CampaignRecord {
+        id: "rollback-1".to_owned(),
+        status: CampaignStatus::Active,
+        ..Fixture::campaign_record("rollback-1")
+    };
+    let next = first.rolled_back(onshi_core::waves::RolledBack {
+        release_id: RELEASE.to_owned(),
+        version: onshi_core::version::Version::parse("2.0.1").expect("version"),
+        campaign: record.id.clone(),
+        devices: 1,
+        at: at(40),
+    });
+    let audit = AuditEntry {
+        at: at(40),
+        actor: "operator".to_owned(),
+        action: "campaign_rolled_back".to_owned(),
+        subject: CAMPAIGN.to_owned(),
+        detail: "to rollback-1".to_owned(),
+    };
+    let change = WaveChange {
+        campaign: CAMPAIGN,
+        expected: &first,
+        next: &next,
+        status: Some((CampaignStatus::Paused, CampaignStatus::Closed)),
+        audit: Some(&audit),
+        mail: None,
+        rollback: Some(NewRollback {
+            campaign: &record,
+            devices: &[r.clinic_1],
+        }),
+        at: at(40),
+    };
+    // Asked twice (a retry, another replica): the first makes it, the second nothing.
+    let other = b.open();
+    assert!(f.store.change_waves(&change).expect("rolled back"));
+    assert!(!other.change_waves(&change).expect("refused, not an error"));
+    let bad = other.campaign(CAMPAIGN).expect("read").expect("campaign");
+    assert_eq!(bad.status, CampaignStatus::Closed);
+    let rollback = other
+        .campaign("rollback-1")
+        .expect("read")
+        .expect("created");
+    assert_eq!(rollback.status, CampaignStatus::Active);
+    assert_eq!(other.wave_progress(CAMPAIGN).expect("read"), Some(next));
+    // Only the one device is in the rollback campaign; every other device has nothing open.
+    let listed = other
+        .deployments("rollback-1", &DeploymentFilter::default())
+        .expect("listing");
+    assert_eq!(
+        listed.iter().map(|l| l.device.id).collect::<Vec<_>>(),
+        vec![r.clinic_1]
+    );
+    for store in [f.store.as_ref(), other.as_ref()] {
+        let open = store.open_deployments_of(r.clinic_1).expect("open");
+        assert_eq!(
+            open.iter()
+                .map(|d| (d.campaign_id.as_str(), d.state))
+                .collect::<Vec<_>>(),
+            vec![("rollback-1", Waiting)]
+        );
+        for device in r.all().into_iter().filter(|d| *d != r.clinic_1) {
+            assert_eq!(store.open_deployments_of(device).expect("open"), vec![]);
+        }
+    }
+    let log = other.audit_log(10).expect("audit");
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.action == "campaign_rolled_back")
+            .count(),
+        1,
+        "{log:?}"
+    );
 }

@@ -2,7 +2,10 @@
 //! the server). `sign` reads the packages, writes the manifest (hash, length and target of each
 //! package, the version, an expiry) and signs it with the keys given; `cosign` adds another
 //! signer's signature to the same file (k of n). The server verifies and publishes it
-//! (`POST /api/v1/admin/releases`); it holds no key that could sign one.
+//! (`POST /api/v1/admin/releases`); it holds no key that could sign one. A rollback release
+//! (切り戻し) is signed the same way: `--from-release GOOD.json` takes the previous good
+//! release's packages, `--version` is higher than the bad one's and `--rollback-of BAD.json`
+//! checks that it can replace it (`onshi_core::waves::rollback::check_release`).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -40,8 +43,17 @@ struct SignArgs {
     #[arg(long, value_parser = parse_version)]
     version: Version,
     /// A package as TARGET=FILE (repeatable): terminal, or card_reader:VENDOR.
-    #[arg(long = "package", value_name = "TARGET=FILE", value_parser = parse_package, required = true)]
+    #[arg(long = "package", value_name = "TARGET=FILE", value_parser = parse_package, required_unless_present = "from_release")]
     packages: Vec<(Target, PathBuf)>,
+    /// Take the packages of this release (its signed manifest) instead: a rollback release
+    /// (切り戻し) is the previous good release's packages under a version higher than the bad
+    /// one, since agents refuse to install an older version. The server holds them already.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "packages")]
+    from_release: Option<PathBuf>,
+    /// The bad release's signed manifest: refuse unless the new release can roll it back (a
+    /// higher version, a package for each of its targets, none of them its own).
+    #[arg(long, value_name = "MANIFEST")]
+    rollback_of: Option<PathBuf>,
     /// A targets private key (repeatable).
     #[arg(long = "key", value_name = "FILE", required = true)]
     keys: Vec<PathBuf>,
@@ -81,14 +93,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| read_key(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let mut components = Vec::new();
-            for (target, path) in &a.packages {
-                components.push(component(*target, path)?);
-            }
+            let components = match &a.from_release {
+                Some(path) => read_manifest(path)?.components,
+                None => a
+                    .packages
+                    .iter()
+                    .map(|(target, path)| component(*target, path))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
             let now = Timestamp::now();
             let expires =
                 now.saturating_add(SignedDuration::from_hours(i64::from(a.expires_days) * 24))?;
             let manifest = manifest(&a.id, &a.version, components, now, expires)?;
+            if let Some(path) = &a.rollback_of {
+                onshi_core::waves::rollback::check_release(&read_manifest(path)?, &manifest)
+                    .map_err(|e| bad_input(format_args!("--rollback-of {}", path.display()), e))?;
+            }
             let signed = sign(&manifest, &keys);
             write(&a.out, &signed, true)?;
             println!(
@@ -140,6 +160,13 @@ pub fn manifest(
         expires,
         components,
     })
+}
+
+/// A release's manifest from its signed file (`--from-release`, `--rollback-of`).
+fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    read_signed(path)?
+        .parse::<Manifest>(Role::Targets)
+        .map_err(|e| bad_input(path.display(), e))
 }
 
 /// Signs a manifest with every key.
