@@ -15,7 +15,7 @@
 //!   one ([`HEAD_POLL`]) so that a freed slot is taken within seconds; further back, the expected
 //!   wait, at most [`EARLY`] of it (and half of [`HEAD_POLL_HORIZON`] short of it) so the device lands
 //!   in the head's short polls, never late for its turn;
-//! - a reserved turn lapses ([`GRACE`] after the appointment) when its device does not come, so a
+//! - a place lapses ([`GRACE`] after the appointment) when its device does not come, so a
 //!   switched-off terminal cannot stall a slot; it joins the back of the queue when it returns.
 //!
 //! [`Queue`] holds one campaign's queue in memory (the SQLite server and the simulator); the
@@ -183,7 +183,13 @@ impl Turnover {
 /// within `grace`, [`Window::grace`]): its reserved turn passes on, and it queues again at the
 /// back.
 pub fn lapsed(due: Timestamp, now: Timestamp, grace: Duration) -> bool {
-    due.checked_add(grace).is_ok_and(|end| end < now)
+    lapse_cutoff(now, grace).is_some_and(|cutoff| due < cutoff)
+}
+
+/// The appointments before which a waiting device has lapsed at `now` ([`lapsed`]): `now` less
+/// the grace.
+pub fn lapse_cutoff(now: Timestamp, grace: Duration) -> Option<Timestamp> {
+    now.checked_sub(grace).ok()
 }
 
 /// Whether a waiting device takes one of `free` slots now, with `expected` devices ahead of it

@@ -4,3 +4,6 @@
 -- window's first refused device asked. next_ticket stays the next arrival's ticket.
 ALTER TABLE slot_turnover ADD COLUMN frees INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE slot_turnover ADD COLUMN first_ask_at TEXT;
+-- A lapsed place (its device did not come back within the grace after its appointment) is
+-- found by its appointment.
+CREATE INDEX slot_queue_due ON slot_queue (campaign_id, due_at);

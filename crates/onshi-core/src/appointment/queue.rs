@@ -3,12 +3,12 @@
 //! ([`admission`]) and when a refused device comes back ([`come_back`]) — are pure functions the
 //! PostgreSQL store calls too, on the same fields kept in its tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{HEAD_MAX_POLL, OVERTAKE_BOUND, Turnover, Window, admits, appointment, lapsed};
+use super::{HEAD_MAX_POLL, OVERTAKE_BOUND, Turnover, Window, admits, appointment, lapse_cutoff};
 
 /// How many devices told to come back later than [`HEAD_MAX_POLL`] a device asking for a slot
 /// may pass at most, beyond the free slots (bounds the work of one check-in).
@@ -39,6 +39,8 @@ pub struct Queue {
     /// Waiting devices by ticket (arrival order within the window).
     waiting: BTreeMap<u64, Entry>,
     ticket_of: HashMap<i64, u64>,
+    /// The waiting places by appointment, so lapsed ones are found without a scan.
+    by_due: BTreeSet<(Timestamp, u64)>,
     /// How many devices wait with each ticket (0 or 1), for positions in O(log n).
     ranks: Fenwick,
     turnover: Turnover,
@@ -59,6 +61,7 @@ impl Queue {
             window: None,
             waiting: BTreeMap::new(),
             ticket_of: HashMap::new(),
+            by_due: BTreeSet::new(),
             ranks: Fenwick::default(),
             turnover: Turnover::assumed(),
             first_ask: None,
@@ -103,16 +106,18 @@ impl Queue {
             // A new window starts a new queue; the turnover seen so far still holds.
             self.waiting.clear();
             self.ticket_of.clear();
+            self.by_due.clear();
             self.ranks = Fenwick::default();
             self.window = Some(window.opened_at);
         }
         let free = max.saturating_sub(live);
-        self.drop_lapsed_head(now, free, window.grace);
+        self.drop_lapsed(now, window.grace);
         let ticket = match self.ticket_of.get(&device) {
             Some(&t) => t,
             None => {
                 let t = self.ranks.push(1);
                 self.ticket_of.insert(device, t);
+                self.by_due.insert((now, t));
                 self.waiting.insert(
                     t,
                     Entry {
@@ -130,7 +135,9 @@ impl Queue {
             due: e.due,
             passed_by: e.passed_by,
         });
-        if let Some(passed) = admission(ahead, free, now) {
+        // Further back than the rule looks, a device cannot take a slot: no scan.
+        let within = usize::try_from(position).is_ok_and(|p| p < admission_scan(free));
+        if let Some(passed) = within.then(|| admission(ahead, free, now)).flatten() {
             for t in passed {
                 if let Some(e) = self.waiting.get_mut(&t) {
                     e.passed_by += 1;
@@ -152,7 +159,9 @@ impl Queue {
         );
         if back.keeps_place {
             if let Some(e) = self.waiting.get_mut(&ticket) {
+                self.by_due.remove(&(e.due, ticket));
                 e.due = back.at;
+                self.by_due.insert((back.at, ticket));
             }
         } else {
             self.remove(ticket);
@@ -173,21 +182,22 @@ impl Queue {
     fn remove(&mut self, ticket: u64) {
         if let Some(e) = self.waiting.remove(&ticket) {
             self.ticket_of.remove(&e.device);
+            self.by_due.remove(&(e.due, ticket));
             self.ranks.add(ticket, -1);
         }
     }
 
-    /// Drops lapsed places among the first `free + 1` (the ones a free slot is reserved for, and
-    /// the one a lapse would move up), so a device that did not come cannot hold a slot.
-    fn drop_lapsed_head(&mut self, now: Timestamp, free: u32, grace: Duration) {
-        let lapsed: Vec<u64> = self
-            .waiting
-            .iter()
-            .take(free as usize + 1)
-            .filter(|(_, e)| lapsed(e.due, now, grace))
-            .map(|(t, _)| *t)
-            .collect();
-        for t in lapsed {
+    /// Drops the lapsed places (their devices did not come back within the grace after their
+    /// appointments), so a device that did not come cannot hold a slot; each is found once,
+    /// from the earliest appointment.
+    fn drop_lapsed(&mut self, now: Timestamp, grace: Duration) {
+        let Some(cutoff) = lapse_cutoff(now, grace) else {
+            return;
+        };
+        while let Some(&(due, t)) = self.by_due.first() {
+            if due >= cutoff {
+                break;
+            }
             self.remove(t);
         }
     }

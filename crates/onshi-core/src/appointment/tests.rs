@@ -440,3 +440,35 @@ fn an_agent_keeps_its_appointment_never_earlier_and_at_most_two_seconds_later() 
     assert!(late > Duration::from_secs(2401) && late < Duration::from_secs(2402));
     assert_eq!(agent_wait(told, back, 0.0), Duration::ZERO);
 }
+
+#[test]
+fn a_device_that_misses_its_appointment_anywhere_in_the_queue_queues_again_at_the_back() {
+    let w = night();
+    let now = at("2026-01-19T21:00:00+09:00");
+    let mut q = Queue::new();
+    // Every slot held; 1, 2 and 3 queue in that order.
+    let mut due = Vec::new();
+    for d in 1..=3 {
+        let Turn::Wait { at, .. } = q.ask(d, now, &w, 1, 1, 0.5) else {
+            panic!("{d} waits")
+        };
+        due.push(at);
+    }
+    // 3 keeps its appointment; 2 (in the middle, no slot reserved for it) does not come back
+    // within the grace after its own.
+    let Turn::Wait { at: again, .. } = q.ask(3, due[2], &w, 1, 1, 0.5) else {
+        panic!("3 waits")
+    };
+    let late = due[1]
+        .checked_add(GRACE)
+        .and_then(|t| t.checked_add(SignedDuration::from_secs(1)))
+        .expect("i");
+    assert!(late < again.checked_add(GRACE).expect("i"), "3 is not late");
+    assert!(matches!(q.ask(3, late, &w, 1, 1, 0.5), Turn::Wait { .. }));
+    assert_eq!(q.place_of(2), None, "2's place lapsed");
+    // 2 comes back after all: behind 3.
+    let Turn::Wait { position, .. } = q.ask(2, late, &w, 1, 1, 0.5) else {
+        panic!("2 waits")
+    };
+    assert_eq!(Some(position), q.place_of(3).map(|p| p.0 + 1));
+}

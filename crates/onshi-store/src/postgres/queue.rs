@@ -12,15 +12,16 @@
 //! arrival order holds across replicas) and its appointment written. Otherwise it is answered
 //! in one transaction under the campaign's advisory lock (the lock that takes slots, so "at most
 //! N" holds for all replicas together) of four statements: the lock; the lapsed leases
-//! reclaimed (each freed slot's hold counted into the turnover) with the book re-read; the head
-//! of the queue; and every write of the answer. One thread per replica waits for the lock at a
+//! reclaimed (each freed slot's hold counted into the turnover) and the lapsed places dropped
+//! (by the index on appointments), with the book re-read; the head of the queue; and every
+//! write of the answer. One thread per replica waits for the lock at a
 //! time, the others in the process with no connection taken from the pool.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use onshi_core::appointment::{
-    Ahead, Turn, Turnover, admission, admission_scan, come_back, lapsed,
+    Ahead, Turn, Turnover, admission, admission_scan, come_back, lapse_cutoff,
 };
 use tokio_postgres::Row;
 
@@ -50,16 +51,21 @@ const GLANCE: &str = "WITH renewed AS (
                 AND q.ticket < COALESCE((SELECT ticket FROM mine), 9223372036854775807))
      FROM (SELECT 1) AS one LEFT JOIN slot_turnover b ON b.campaign_id = $1";
 
-/// Under the lock: reclaims the lapsed leases (answering their taken and expiry instants) and
-/// re-reads the live slots, the book and the device's ticket.
+/// Under the lock: reclaims the lapsed leases (answering their taken and expiry instants),
+/// drops the lapsed places (appointments before $4), and re-reads the live slots, the book and
+/// the device's ticket (as it was before the drop: the lapsed tickets are answered too).
 const RECLAIM: &str = "WITH gone AS (
          DELETE FROM leases WHERE campaign_id = $1 AND expires_at <= $2
          RETURNING taken_at, expires_at
+     ), lapsed AS (
+         DELETE FROM slot_queue WHERE campaign_id = $1 AND due_at < $4
+         RETURNING ticket
      )
      SELECT (SELECT COUNT(*) FROM leases WHERE campaign_id = $1 AND expires_at > $2),
             b.window_opened_at, b.hold_seconds, b.frees, b.first_ask_at, b.seen_at,
             (SELECT ticket FROM slot_queue WHERE campaign_id = $1 AND device_id = $3),
-            (SELECT array_agg(taken_at) FROM gone), (SELECT array_agg(expires_at) FROM gone)
+            (SELECT array_agg(taken_at) FROM gone), (SELECT array_agg(expires_at) FROM gone),
+            (SELECT array_agg(ticket) FROM lapsed)
      FROM (SELECT 1) AS one LEFT JOIN slot_turnover b ON b.campaign_id = $1";
 
 /// The device joins the back of the queue with the next ticket (one statement: replicas
@@ -323,7 +329,12 @@ fn answer_locked(
     let campaign = ask.campaign;
     let now_s = db_time(ask.now);
     tx.execute(&tx.prep(LOCK)?, &[&LOCK_SPACE, &campaign])?;
-    let r = tx.query_one(&tx.prep(RECLAIM)?, &[&campaign, &now_s, &ask.device])?;
+    // Before the window's grace, nothing has lapsed: the cutoff is then the epoch.
+    let cutoff = db_time(lapse_cutoff(ask.now, ask.window.grace).unwrap_or(Timestamp::UNIX_EPOCH));
+    let r = tx.query_one(
+        &tx.prep(RECLAIM)?,
+        &[&campaign, &now_s, &ask.device, &cutoff],
+    )?;
     let live = count(&r, 0)?;
     let mut book = Book::from_row(&r, 1)?;
     let mut ticket: Option<i64> = r.try_get(6)?;
@@ -338,6 +349,13 @@ fn answer_locked(
             book.turnover.freed(held_for(ts(taken)?, ts(&expires)?));
         }
     }
+    let lapsed: Vec<i64> = r.try_get::<_, Option<Vec<i64>>>(9)?.unwrap_or_default();
+    if ticket.is_some_and(|t| lapsed.contains(&t)) {
+        // Its own place lapsed: it queues again at the back.
+        ticket = None;
+    }
+    let lapsed_ahead =
+        counted_ticket.map_or(lapsed.len(), |c| lapsed.iter().filter(|&&t| t < c).count());
     book.saw(ask.now);
     if book.window != Some(ask.window.opened_at) {
         // A new window starts a new queue; the turnover seen so far still holds.
@@ -356,10 +374,8 @@ fn answer_locked(
         .max
         .saturating_sub(u32::try_from(live).unwrap_or(u32::MAX));
 
-    // The head of the queue: the places a free slot is reserved for (a lapsed one is dropped,
-    // so that a switched-off terminal cannot hold a slot) and the devices ahead that the
-    // admission rule looks at.
-    let limit = (free as usize + 1).max(admission_scan(free) + free as usize + 1);
+    // The head of the queue: the devices ahead that the admission rule looks at.
+    let limit = admission_scan(free).max(1);
     let head = tx.query(
         &tx.prep(HEAD)?,
         &[&campaign, &i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -367,15 +383,11 @@ fn answer_locked(
     let mut ended = Vec::new();
     let mut ahead = Vec::new();
     let mut mine_seen = false;
-    for (i, r) in head.iter().enumerate() {
+    for r in &head {
         let (t, due) = (r.try_get::<_, i64>(0)?, ts(&r.try_get::<_, String>(1)?)?);
         if t == ticket {
             mine_seen = true;
             break;
-        }
-        if i <= free as usize && lapsed(due, ask.now, ask.window.grace) {
-            ended.push(t);
-            continue;
         }
         ahead.push(Ahead {
             ticket: u64::try_from(t).unwrap_or(0),
@@ -383,16 +395,13 @@ fn answer_locked(
             passed_by: u32::try_from(r.try_get::<_, i64>(2)?).unwrap_or(u32::MAX),
         });
     }
-    // Its place, from the count read before the lock when the ticket is the one counted (a
-    // device joining now is behind everyone counted), less the lapsed places dropped ahead.
-    let position = if mine_seen || counted_ticket.is_none_or(|c| c == ticket) {
-        if mine_seen {
-            ahead.len() as u64
-        } else {
-            counted.saturating_sub(ended.len() as u64)
-        }
+    // Its place: exact when it is among the head read; otherwise the count read before the
+    // lock (a device joining now is behind everyone counted) less the lapsed places dropped
+    // ahead of it.
+    let position = if mine_seen {
+        ahead.len() as u64
     } else {
-        counted
+        counted.saturating_sub(lapsed_ahead as u64)
     };
     // A device beyond the head fetched has more ahead of it than the rule looks at.
     let admitted = if mine_seen || head.len() < limit {
