@@ -49,7 +49,7 @@ pub const HEAD_POLL_HORIZON: Duration = Duration::from_secs(30);
 pub const HEAD_MAX_POLL: Duration = Duration::from_secs(60);
 
 /// How long after its appointment a device's place is kept. A device that has not come back by
-/// then has lapsed: its reserved turn passes to the next, and it queues again at the back.
+/// then has lapsed: its place (and any reserved turn) passes on, and it queues again at the back.
 pub const GRACE: Duration = Duration::from_secs(30);
 
 /// At most this many later arrivals take a slot before a device that keeps its appointments.
