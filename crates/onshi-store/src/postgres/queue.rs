@@ -14,8 +14,9 @@
 //! N" holds for all replicas together) of four statements: the lock; the lapsed leases
 //! reclaimed (each freed slot's hold counted into the turnover) and the lapsed places dropped
 //! (by the index on appointments), with the book re-read; the head of the queue; and every
-//! write of the answer. One thread per replica waits for the lock at a
-//! time, the others in the process with no connection taken from the pool.
+//! write of the answer. One thread per replica takes the lock at a time; while it does, the
+//! others are answered at once as refusals from what they read (a device near the head comes
+//! back within seconds), rather than in line for the lock with an instant gone stale.
 
 use std::time::Duration;
 
@@ -230,12 +231,39 @@ impl PostgresStore {
             && book.window == Some(ask.window.opened_at)
             && let Some(first) = book.first_ask
         {
-            return refuse_unlocked(&mut conn, ask, ticket, position, &book.turnover, first);
+            return refuse_unlocked(&mut conn, ask, ticket, position, 0, &book.turnover, first);
         }
-        // One thread of this replica at a time waits for the campaign's lock; the others wait
-        // in this process with their connection back in the pool.
+        // One thread of this replica at a time takes the campaign's lock. While it does, the
+        // others are answered at once as refusals, from what they read (a device near the head
+        // is told to come back within seconds): waiting in line for the lock would answer them
+        // late, with an instant gone stale, and a night of devices arriving late lapses and
+        // stalls the queue. Only a queue not yet this window's must wait, to be started.
+        let this_window = book.window == Some(ask.window.opened_at);
+        let guard = match self.turns.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if guard.is_none() && this_window {
+            let free = ask
+                .max
+                .saturating_sub(u32::try_from(live).unwrap_or(u32::MAX));
+            let first = book.first_ask.unwrap_or(ask.now);
+            return refuse_unlocked(
+                &mut conn,
+                ask,
+                ticket,
+                position,
+                free,
+                &book.turnover,
+                first,
+            );
+        }
         drop(conn);
-        let _turn = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = match guard {
+            Some(g) => g,
+            None => self.turns.lock().unwrap_or_else(|e| e.into_inner()),
+        };
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let turn = answer_locked(&mut tx, ask, ticket, position)?;
@@ -277,21 +305,22 @@ impl PostgresStore {
     }
 }
 
-/// The answer to a device that wants a slot while every slot is held and the queue is this
-/// window's: its place (joining at the back if it has none) and its appointment, without the
+/// The answer to a device refused without the campaign's lock (every slot held, or another
+/// thread of this replica holding the lock), the queue being this window's: its place (joining at the back if it has none) and its appointment, without the
 /// campaign's lock; the queue's book (turnover, first ask) is only read.
 fn refuse_unlocked(
     conn: &mut Conn,
     ask: &TurnAsk<'_>,
     ticket: Option<i64>,
     position: u64,
+    free: u32,
     turnover: &Turnover,
     first_ask: Timestamp,
 ) -> Result<Turn> {
     let campaign = ask.campaign;
     let back = come_back(
         position,
-        0,
+        free,
         turnover,
         ask.max,
         first_ask,
