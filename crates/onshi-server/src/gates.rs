@@ -4,8 +4,10 @@
 //! gate another replica's reports crossed). Each replica runs one; the store's compare-and-set
 //! makes the first to act the only one (one hold, one audit line, one mail).
 //!
-//! Cost: a round reads each active campaign with waves' counts per wave (one grouped query over
-//! its deployments); rounds are at least [`DEBOUNCE`] apart however many reports arrive.
+//! Cost: a round reads each active campaign with waves' counts per wave from the store's tally
+//! (a few rows per campaign, kept by triggers as deployments change; the only rows it reads
+//! from `deployments` are the terminals restarted without the new version), so it does not
+//! grow with the fleet; rounds are at least [`DEBOUNCE`] apart however many reports arrive.
 
 use std::time::Duration;
 

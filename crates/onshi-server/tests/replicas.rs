@@ -213,11 +213,11 @@ async fn device_night(apps: Arc<Vec<TestApp>>, token: String, i: usize, download
         }
         let first: ReportResponse = first.json().await.expect("a report answer");
         assert_eq!((first.state, first.applied), (state, true));
-        let again: ReportResponse = send_report(app(), &token, seq, &event)
-            .await
-            .json()
-            .await
-            .expect("a report answer");
+        let again = send_report(app(), &token, seq, &event).await;
+        let status = again.status();
+        let text = again.text().await.unwrap_or_default();
+        let again: ReportResponse = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("device {i} {event} again: {status} {text}: {e}"));
         assert_eq!(
             (again.state, again.applied),
             (state, false),

@@ -579,6 +579,12 @@ pub trait Store: Send + Sync + 'static {
     fn ensure_deployments(&self, campaign: &str, devices: &[i64], at: Timestamp) -> Result<usize>;
     /// The deployments of a device in campaigns that are not closed, newest campaign first.
     fn open_deployments_of(&self, device: i64) -> Result<Vec<Deployment>>;
+    /// [`Store::open_deployments_of`] read from the database itself: a PostgreSQL replica's
+    /// cache may lag another replica's write by one notice. The default is for a store whose
+    /// cache is never behind (SQLite: the only writer of its file).
+    fn open_deployments_fresh(&self, device: i64) -> Result<Vec<Deployment>> {
+        self.open_deployments_of(device)
+    }
     /// Applies a state report if `seq` is newer than the last one seen and the state is still
     /// `from` (compare-and-set); the caller has checked the transition with the core rules.
     fn apply_report(&self, report: &Report<'_>) -> Result<ReportOutcome> {

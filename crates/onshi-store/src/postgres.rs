@@ -77,15 +77,21 @@ pub struct PostgresStore {
     /// The application name of this store's listener connection.
     listener: String,
     contacts: ContactBuffer,
-    /// Held by the one thread of this replica answering a turn under a campaign's lock: the
-    /// others wait here, holding no pooled connection, so that a burst of devices wanting a
-    /// slot cannot take every connection from the reports and check-ins (see `queue.rs`).
+    /// Held by the one thread of this replica answering a turn under a campaign's lock; the
+    /// others are refused at once from what they read, but for the head of the queue, which
+    /// waits here holding no pooled connection (see `queue.rs`).
     turns: std::sync::Mutex<()>,
     /// The URL with its password replaced, for messages.
     redacted: String,
 }
 
 impl PostgresStore {
+    /// Holds this replica's turn lock, as a thread answering a turn does (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_turns(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.turns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
     /// key-value form; `sslmode` as libpq: `disable`, `prefer`, `require`, `verify-ca` and
     /// `verify-full` with `sslrootcert=FILE`), applies pending migrations and starts the cache's
@@ -191,7 +197,8 @@ fn migrate(conn: &mut Conn) -> Result<()> {
         "SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0);
          CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);"
     ))?;
-    for (name, sql) in MIGRATIONS {
+    for m in MIGRATIONS {
+        let name = m.name;
         let done = tx
             .query_opt(
                 "SELECT name FROM schema_migrations WHERE name = $1",
@@ -199,7 +206,7 @@ fn migrate(conn: &mut Conn) -> Result<()> {
             )?
             .is_some();
         if !done {
-            tx.batch_execute(&Dialect::Postgres.translate(sql))?;
+            tx.batch_execute(&m.sql(Dialect::Postgres))?;
             tx.execute(
                 "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
                 &[&name, &db_time(Timestamp::now())],
@@ -1017,6 +1024,10 @@ impl Store for PostgresStore {
             Some(open) => Ok(open),
             None => self.query_open(device),
         }
+    }
+
+    fn open_deployments_fresh(&self, device: i64) -> Result<Vec<Deployment>> {
+        self.query_open(device)
     }
 
     fn apply_report_logged(

@@ -230,3 +230,22 @@ impl MailRow {
         })
     }
 }
+
+/// The wave's entry in `out`, added empty if it is not there yet (the stores' wave health).
+pub(crate) fn wave_entry(
+    out: &mut Vec<onshi_core::waves::WaveHealth>,
+    wave: i64,
+) -> Result<&mut onshi_core::waves::WaveHealth> {
+    let wave = u16::try_from(wave).map_err(corrupt)?;
+    let i = match out.iter().position(|h| h.wave == wave) {
+        Some(i) => i,
+        None => {
+            out.push(onshi_core::waves::WaveHealth {
+                wave,
+                ..Default::default()
+            });
+            out.len() - 1
+        }
+    };
+    Ok(&mut out[i])
+}

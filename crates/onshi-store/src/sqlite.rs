@@ -104,8 +104,8 @@ impl SqliteStore {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
-        for (name, sql) in MIGRATIONS {
-            let sql = Dialect::Sqlite.translate(sql);
+        for m in MIGRATIONS {
+            let (name, sql) = (m.name, m.sql(Dialect::Sqlite));
             let done: Option<String> = conn
                 .query_row(
                     "SELECT name FROM schema_migrations WHERE name = ?1",

@@ -2122,6 +2122,55 @@ fn two_stores_at_once_admit_no_more_than_the_free_slots_from_the_queue(b: &Backe
     assert_eq!(store.live_leases(CAMPAIGN, at(0)).expect("read"), 5);
 }
 
+/// PostgreSQL: while another thread of the replica holds the campaign's lock, a device with
+/// fewer ahead of it than there are free slots waits for the lock and takes a slot; one further
+/// back is answered at once. (Refused for the lock alone, the head was sent away again and
+/// again while the lock answered the devices behind it, and the slots stood idle.)
+fn the_head_waits_for_a_busy_lock_and_takes_a_free_slot_while_the_rest_are_answered_at_once(
+    b: &Backend,
+) {
+    let Backend::Postgres(schema) = b else { return };
+    Fixture::new(b);
+    let store = PostgresStore::open(&schema.url).expect("the database opens");
+    let max = 2;
+    assert_eq!(ask_turn(&store, 1, 0, max), Turn::Slot);
+    assert_eq!(ask_turn(&store, 2, 0, max), Turn::Slot);
+    assert!(matches!(
+        ask_turn(&store, 3, 1, max),
+        Turn::Wait { position: 0, .. }
+    ));
+    assert!(matches!(
+        ask_turn(&store, 4, 1, max),
+        Turn::Wait { position: 1, .. }
+    ));
+    store.release_lease(CAMPAIGN, 1).expect("given back");
+    // One slot free: device 3 (none ahead) is admitted whoever holds the lock; device 4 (one
+    // ahead, one slot free) is not.
+    let lock = store.hold_turns();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let behind = tx.clone();
+        let store = &store;
+        scope.spawn(move || behind.send((4, ask_turn(store, 4, 1, max))));
+        let answer = rx.recv_timeout(NOTICE_BOUND).expect("answered at once");
+        assert!(
+            matches!(answer, (4, Turn::Wait { position: 1, .. })),
+            "{answer:?}"
+        );
+        scope.spawn(move || tx.send((3, ask_turn(store, 3, 1, max))));
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the head waits for the lock"
+        );
+        drop(lock);
+        assert_eq!(
+            rx.recv_timeout(NOTICE_BOUND).expect("answered"),
+            (3, Turn::Slot)
+        );
+    });
+    assert_eq!(store.live_leases(CAMPAIGN, at(1)).expect("read"), 2);
+}
+
 // --- Each replica's cache (PostgreSQL only) --------------------------------------------------
 //
 // A PostgreSQL replica answers a check-in's look-ups from memory while its listener is
@@ -2348,6 +2397,7 @@ suite! {
     waves_start_once_and_keep_their_sites,
     a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail,
     wave_health_counts_each_wave_with_unassigned_sites_in_the_last,
+    wave_health_follows_every_change_after_the_sites_are_dealt,
     a_rollback_closes_the_campaign_and_opens_one_for_its_devices_only,
     operator_mails_are_claimed_once_and_marked_sent,
     reopening_a_database_applies_the_schema_once_and_keeps_the_data,
@@ -2407,6 +2457,7 @@ suite! {
     two_stores_together_never_hand_out_more_slots_than_the_throttle,
     two_stores_on_one_database_share_one_queue,
     two_stores_at_once_admit_no_more_than_the_free_slots_from_the_queue,
+    the_head_waits_for_a_busy_lock_and_takes_a_free_slot_while_the_rest_are_answered_at_once,
     the_same_report_through_two_stores_at_once_applies_once,
     reports_in_order_through_alternating_stores_end_in_the_last_state,
     audit_numbers_have_no_gaps_when_two_stores_write_at_once,

@@ -450,6 +450,27 @@ pub async fn report(
             req.campaign_id
         )));
     };
+    // A replica's cache may lag another replica's write by one notice (a report retried
+    // through the other replica right after the first answered): a new report that the cached
+    // state cannot take is judged on the database's own row before it is refused.
+    let deployment = if req.seq > deployment.last_seq
+        && deployment
+            .state
+            .apply(device.kind, &event, &release.manifest.version)
+            .is_err()
+    {
+        let (cid, did) = (req.campaign_id.clone(), device.id);
+        state
+            .db(move |s| {
+                Ok(s.open_deployments_fresh(did)?
+                    .into_iter()
+                    .find(|d| d.campaign_id == cid))
+            })
+            .await?
+            .unwrap_or(deployment)
+    } else {
+        deployment
+    };
     let frees_slot = matches!(
         event,
         DeploymentEvent::DownloadVerified

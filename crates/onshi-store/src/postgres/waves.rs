@@ -14,24 +14,54 @@ use super::{
     ALL_DEPLOYMENTS_CHANGED, AUDIT_LOCK, INSERT_AUDIT, LOCK_SPACE, PostgresStore, audit_params,
     insert_campaign_in,
 };
-use crate::rows::{corrupt, ts};
+use crate::rows::{corrupt, ts, wave_entry};
 use crate::time::db_time;
 use crate::*;
 
-const HEALTH: &str = "SELECT COALESCE(w.wave, $2) AS wave,
-        COUNT(*),
-        SUM(CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN p.state <> 'waiting' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN p.state = 'failed' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'applied' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.health = 'unhealthy' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at IS NOT NULL THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at <= $3 THEN 1 ELSE 0 END)
+/// Each wave's counts from the tally the trigger of migration 0007 keeps (a few rows per
+/// campaign, each count split over 16 stripes); the sites not dealt (wave -1) count in the
+/// last wave ($2).
+const HEALTH: &str = "SELECT CASE WHEN wave < 0 THEN $2 ELSE wave END AS w,
+        SUM(n)::BIGINT,
+        SUM(CASE WHEN terminal = 1 THEN n ELSE 0 END)::BIGINT,
+        SUM(CASE WHEN state <> 'waiting' THEN n ELSE 0 END)::BIGINT,
+        SUM(CASE WHEN state = 'failed' THEN n ELSE 0 END)::BIGINT,
+        SUM(CASE WHEN terminal = 1 AND state = 'applied' THEN n ELSE 0 END)::BIGINT,
+        SUM(CASE WHEN terminal = 1 AND unhealthy = 1 THEN n ELSE 0 END)::BIGINT,
+        SUM(CASE WHEN terminal = 1 AND state = 'installed' AND restarted = 1 THEN n ELSE 0 END)::BIGINT
+     FROM wave_tally WHERE campaign_id = $1
+     GROUP BY 1
+     ORDER BY 1";
+
+/// Each wave's installed terminals restarted without the new version at or before $3: the few
+/// restarted rows, through the partial index `deployments_restarted`.
+const OVERDUE: &str = "SELECT COALESCE(w.wave, $2), COUNT(*)
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = $1 AND p.restarted_at IS NOT NULL AND p.restarted_at <= $3
+       AND p.state = 'installed' AND d.kind = 'terminal'
+     GROUP BY 1";
+
+/// Counts a campaign's deployments into its tally afresh and its waves' sizes, once, when its
+/// sites are dealt (the trigger keeps the tally from then on). The tally is locked first, so
+/// a report's trigger waits and then counts from what this counted.
+const RECOUNT: [&str; 5] = [
+    "LOCK TABLE wave_tally IN EXCLUSIVE MODE",
+    "DELETE FROM wave_tally WHERE campaign_id = $1",
+    "INSERT INTO wave_tally (campaign_id, wave, terminal, state, unhealthy, restarted, stripe, n)
+     SELECT p.campaign_id, COALESCE(w.wave, -1),
+            CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END, p.state,
+            CASE WHEN p.health = 'unhealthy' THEN 1 ELSE 0 END,
+            CASE WHEN p.restarted_at IS NOT NULL THEN 1 ELSE 0 END, p.device_id % 16, COUNT(*)
      FROM deployments p JOIN devices d ON d.id = p.device_id
      LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
      WHERE p.campaign_id = $1
-     GROUP BY 1
-     ORDER BY 1";
+     GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    "DELETE FROM wave_sizes WHERE campaign_id = $1",
+    "INSERT INTO wave_sizes (campaign_id, wave, sites)
+     SELECT campaign_id, wave, COUNT(*) FROM wave_sites WHERE campaign_id = $1
+     GROUP BY campaign_id, wave",
+];
 
 /// A campaign's devices past `waiting` with their wave and state.
 const WAVE_DEVICES: &str = "SELECT p.device_id, COALESCE(w.wave, $2), p.state
@@ -92,6 +122,10 @@ impl PostgresStore {
                  ON CONFLICT (campaign_id, institution_code) DO NOTHING",
                 &[&campaign, &codes, &waves],
             )?;
+            tx.batch_execute(RECOUNT[0])?;
+            for sql in &RECOUNT[1..] {
+                tx.execute(*sql, &[&campaign])?;
+            }
         }
         tx.commit()
     }
@@ -219,41 +253,26 @@ impl PostgresStore {
         overdue_before: Timestamp,
     ) -> Result<Vec<WaveHealth>> {
         let mut conn = self.conn()?;
-        let mut out = conn
-            .query(
-                HEALTH,
-                &[&campaign, &i64::from(last), &db_time(overdue_before)],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(WaveHealth {
-                    wave: u16::try_from(r.try_get::<_, i64>(0)?).map_err(corrupt)?,
-                    sites: 0,
-                    devices: count(r, 1)?,
-                    terminals: count(r, 2)?,
-                    started: count(r, 3)?,
-                    failed: count(r, 4)?,
-                    applied_terminals: count(r, 5)?,
-                    unhealthy: count(r, 6)?,
-                    restarted_old: count(r, 7)?,
-                    restarted_old_overdue: count(r, 8)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let last = i64::from(last);
+        let mut out: Vec<WaveHealth> = Vec::new();
+        for r in conn.query(HEALTH, &[&campaign, &last])? {
+            let h = wave_entry(&mut out, r.try_get(0)?)?;
+            h.devices = count(&r, 1)?;
+            h.terminals = count(&r, 2)?;
+            h.started = count(&r, 3)?;
+            h.failed = count(&r, 4)?;
+            h.applied_terminals = count(&r, 5)?;
+            h.unhealthy = count(&r, 6)?;
+            h.restarted_old = count(&r, 7)?;
+        }
+        for r in conn.query(OVERDUE, &[&campaign, &last, &db_time(overdue_before)])? {
+            wave_entry(&mut out, r.try_get(0)?)?.restarted_old_overdue = count(&r, 1)?;
+        }
         for r in conn.query(
-            "SELECT wave, COUNT(*) FROM wave_sites WHERE campaign_id = $1 GROUP BY wave",
+            "SELECT wave, sites FROM wave_sizes WHERE campaign_id = $1",
             &[&campaign],
         )? {
-            let wave = u16::try_from(r.try_get::<_, i64>(0)?).map_err(corrupt)?;
-            let n = count(&r, 1)?;
-            match out.iter_mut().find(|h| h.wave == wave) {
-                Some(h) => h.sites = n,
-                None => out.push(WaveHealth {
-                    wave,
-                    sites: n,
-                    ..WaveHealth::default()
-                }),
-            }
+            wave_entry(&mut out, r.try_get(0)?)?.sites = count(&r, 1)?;
         }
         out.sort_by_key(|h| h.wave);
         Ok(out)

@@ -9,26 +9,52 @@ use onshi_core::waves::{WaveHealth, WaveProgress};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, insert_audit, insert_campaign_on};
-use crate::rows::{corrupt, ts};
+use crate::rows::{corrupt, ts, wave_entry};
 use crate::time::db_time;
 use crate::*;
 
 /// Each wave's counts; the placeholders are the campaign (1), the last wave (2) and the
 /// overdue instant (3).
-const HEALTH: &str = "SELECT COALESCE(w.wave, ?2) AS wave,
-        COUNT(*),
-        SUM(CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN p.state <> 'waiting' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN p.state = 'failed' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'applied' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.health = 'unhealthy' THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at IS NOT NULL THEN 1 ELSE 0 END),
-        SUM(CASE WHEN d.kind = 'terminal' AND p.state = 'installed' AND p.restarted_at <= ?3 THEN 1 ELSE 0 END)
+/// Each wave's counts from the tally the triggers of migration 0007 keep (a few rows per
+/// campaign); the placeholders are the campaign (1) and the last wave (2), in which the sites
+/// not dealt (wave -1) count.
+const HEALTH: &str = "SELECT CASE WHEN wave < 0 THEN ?2 ELSE wave END AS w,
+        SUM(n),
+        SUM(CASE WHEN terminal = 1 THEN n ELSE 0 END),
+        SUM(CASE WHEN state <> 'waiting' THEN n ELSE 0 END),
+        SUM(CASE WHEN state = 'failed' THEN n ELSE 0 END),
+        SUM(CASE WHEN terminal = 1 AND state = 'applied' THEN n ELSE 0 END),
+        SUM(CASE WHEN terminal = 1 AND unhealthy = 1 THEN n ELSE 0 END),
+        SUM(CASE WHEN terminal = 1 AND state = 'installed' AND restarted = 1 THEN n ELSE 0 END)
+     FROM wave_tally WHERE campaign_id = ?1
+     GROUP BY 1
+     ORDER BY 1";
+
+/// Each wave's installed terminals restarted without the new version at or before (3): the
+/// few restarted rows, through the partial index `deployments_restarted`.
+const OVERDUE: &str = "SELECT COALESCE(w.wave, ?2), COUNT(*)
+     FROM deployments p JOIN devices d ON d.id = p.device_id
+     LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
+     WHERE p.campaign_id = ?1 AND p.restarted_at IS NOT NULL AND p.restarted_at <= ?3
+       AND p.state = 'installed' AND d.kind = 'terminal'
+     GROUP BY 1";
+
+/// Counts a campaign's deployments into its tally afresh and its waves' sizes (once, when its
+/// sites are dealt: the triggers keep the tally from then on).
+const RECOUNT: &str = "DELETE FROM wave_tally WHERE campaign_id = ?1;
+     INSERT INTO wave_tally (campaign_id, wave, terminal, state, unhealthy, restarted, n)
+     SELECT p.campaign_id, COALESCE(w.wave, -1),
+            CASE WHEN d.kind = 'terminal' THEN 1 ELSE 0 END, p.state,
+            CASE WHEN p.health = 'unhealthy' THEN 1 ELSE 0 END,
+            CASE WHEN p.restarted_at IS NOT NULL THEN 1 ELSE 0 END, COUNT(*)
      FROM deployments p JOIN devices d ON d.id = p.device_id
      LEFT JOIN wave_sites w ON w.campaign_id = p.campaign_id AND w.institution_code = d.institution_code
      WHERE p.campaign_id = ?1
-     GROUP BY COALESCE(w.wave, ?2)
-     ORDER BY 1";
+     GROUP BY 1, 2, 3, 4, 5, 6;
+     DELETE FROM wave_sizes WHERE campaign_id = ?1;
+     INSERT INTO wave_sizes (campaign_id, wave, sites)
+     SELECT campaign_id, wave, COUNT(*) FROM wave_sites WHERE campaign_id = ?1
+     GROUP BY campaign_id, wave;";
 
 /// A campaign's devices past `waiting` with their wave and state; the placeholders are the
 /// campaign (1) and the last wave (2).
@@ -43,6 +69,10 @@ const OPERATOR_MAIL_COLS: &str =
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+fn pair(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?))
 }
 
 fn operator_mail(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OperatorMail, Option<String>)> {
@@ -92,6 +122,10 @@ impl SqliteStore {
             )?;
             for (code, wave) in sites {
                 stmt.execute(params![campaign, code.to_string(), wave])?;
+            }
+            drop(stmt);
+            for sql in RECOUNT.split_terminator(';') {
+                tx.prepare(sql)?.execute(params![campaign])?;
             }
         }
         tx.commit()?;
@@ -227,51 +261,41 @@ impl SqliteStore {
         overdue_before: Timestamp,
     ) -> Result<Vec<WaveHealth>> {
         let conn = self.conn();
-        let mut out: Vec<WaveHealth> = Vec::new();
-        {
-            let mut stmt = conn.prepare_cached(HEALTH)?;
-            let rows = stmt
-                .query_map(params![campaign, last, db_time(overdue_before)], |r| {
-                    let mut v = [0i64; 9];
-                    for (i, x) in v.iter_mut().enumerate() {
-                        *x = r.get::<_, Option<i64>>(i)?.unwrap_or(0);
-                    }
-                    Ok(v)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for v in rows {
-                out.push(WaveHealth {
-                    wave: u16::try_from(v[0]).map_err(corrupt)?,
-                    sites: 0,
-                    devices: count(v[1]),
-                    terminals: count(v[2]),
-                    started: count(v[3]),
-                    failed: count(v[4]),
-                    applied_terminals: count(v[5]),
-                    unhealthy: count(v[6]),
-                    restarted_old: count(v[7]),
-                    restarted_old_overdue: count(v[8]),
-                });
-            }
-        }
-        let mut stmt = conn.prepare_cached(
-            "SELECT wave, COUNT(*) FROM wave_sites WHERE campaign_id = ?1 GROUP BY wave",
-        )?;
-        let sites = stmt
-            .query_map([campaign], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        let tallies = conn
+            .prepare_cached(HEALTH)?
+            .query_map(params![campaign, last], |r| {
+                let mut v = [0i64; 8];
+                for (i, x) in v.iter_mut().enumerate() {
+                    *x = r.get::<_, Option<i64>>(i)?.unwrap_or(0);
+                }
+                Ok(v)
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        for (wave, n) in sites {
-            let wave = u16::try_from(wave).map_err(corrupt)?;
-            match out.iter_mut().find(|h| h.wave == wave) {
-                Some(h) => h.sites = count(n),
-                None => out.push(WaveHealth {
-                    wave,
-                    sites: count(n),
-                    ..WaveHealth::default()
-                }),
-            }
+        let overdue = conn
+            .prepare_cached(OVERDUE)?
+            .query_map(params![campaign, last, db_time(overdue_before)], pair)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let sizes = conn
+            .prepare_cached("SELECT wave, sites FROM wave_sizes WHERE campaign_id = ?1")?
+            .query_map([campaign], pair)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(conn);
+        let mut out: Vec<WaveHealth> = Vec::new();
+        for v in tallies {
+            let h = wave_entry(&mut out, v[0])?;
+            h.devices = count(v[1]);
+            h.terminals = count(v[2]);
+            h.started = count(v[3]);
+            h.failed = count(v[4]);
+            h.applied_terminals = count(v[5]);
+            h.unhealthy = count(v[6]);
+            h.restarted_old = count(v[7]);
+        }
+        for (wave, n) in overdue {
+            wave_entry(&mut out, wave)?.restarted_old_overdue = count(n);
+        }
+        for (wave, n) in sizes {
+            wave_entry(&mut out, wave)?.sites = count(n);
         }
         out.sort_by_key(|h| h.wave);
         Ok(out)

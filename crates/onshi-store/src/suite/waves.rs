@@ -141,25 +141,25 @@ pub(super) fn a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mai
     assert_eq!(f.store.wave_progress(CAMPAIGN).expect("read"), Some(held));
 }
 
+/// Deals the sites of the given devices into the given waves (the others are not dealt).
+fn deal(f: &Fixture, waves: &[(i64, u16)]) {
+    let sites: Vec<_> = waves
+        .iter()
+        .map(|&(device, wave)| {
+            let site = f.store.device(device).expect("read").expect("device");
+            (site.institution, wave)
+        })
+        .collect();
+    f.store
+        .start_waves(CAMPAIGN, &sites, &WaveProgress::start(at(0)), at(0))
+        .expect("waves start");
+}
+
 pub(super) fn wave_health_counts_each_wave_with_unassigned_sites_in_the_last(b: &Backend) {
     use DeploymentState::{Applied, Failed, Installed};
     let f = Fixture::new(b);
     let r = f.rollout();
-    let code = |id: i64| {
-        f.store
-            .device(id)
-            .expect("read")
-            .expect("device")
-            .institution
-    };
-    f.store
-        .start_waves(
-            CAMPAIGN,
-            &[(code(r.clinic_1), 0), (code(r.clinic_2), 0)],
-            &WaveProgress::start(at(0)),
-            at(0),
-        )
-        .expect("waves start");
+    deal(&f, &[(r.clinic_1, 0), (r.clinic_2, 0)]);
     let s = f.store.as_ref();
     // clinic 1's terminal (downloading) installs, restarts onto the new version, and its
     // self-check fails; clinic 2's terminal fails its download; the pharmacy (wave 1, not
@@ -212,6 +212,88 @@ pub(super) fn wave_health_counts_each_wave_with_unassigned_sites_in_the_last(b: 
     );
     let before = s.wave_health(CAMPAIGN, 1, at(9)).expect("health");
     assert_eq!(before[1].restarted_old_overdue, 0, "{before:?}");
+}
+
+/// The counts are kept as devices change after the sites were dealt (migration 0007's
+/// triggers), in every direction a device can move: a failure retried, a self-check that
+/// recovers, a device enrolled later, and none of another campaign's devices.
+pub(super) fn wave_health_follows_every_change_after_the_sites_are_dealt(b: &Backend) {
+    use DeploymentState::{Applied, Downloaded, Failed, Installed, Installing};
+    let f = Fixture::new(b);
+    let r = f.rollout();
+    deal(&f, &[(r.clinic_1, 0), (r.pharmacy, 1)]);
+    let s = f.store.as_ref();
+    // Another campaign's devices never count in this one's waves.
+    f.campaign("other", at(0));
+    s.ensure_deployments("other", &r.all(), at(0))
+        .expect("deployments");
+    let wave = |w: u16| {
+        let health = s.wave_health(CAMPAIGN, 2, at(1000)).expect("health");
+        health
+            .iter()
+            .find(|h| h.wave == w)
+            .copied()
+            .unwrap_or_default()
+    };
+    // Dealt: clinic 1 in wave 0, the pharmacy in wave 1, clinic 2 not dealt (the last, 2).
+    assert_eq!((wave(0).sites, wave(0).devices, wave(0).started), (1, 2, 1));
+    assert_eq!((wave(1).sites, wave(1).devices, wave(1).started), (1, 2, 1));
+    assert_eq!(
+        (wave(2).sites, wave(2).devices, wave(2).terminals),
+        (0, 2, 1)
+    );
+
+    // Clinic 2's terminal fails, is retried and downloads again.
+    report(s, r.clinic_2, 1, Waiting, Downloading);
+    report(s, r.clinic_2, 2, Downloading, Failed);
+    assert_eq!((wave(2).started, wave(2).failed), (1, 1));
+    report(s, r.clinic_2, 3, Failed, Waiting);
+    assert_eq!((wave(2).started, wave(2).failed), (0, 0));
+    report(s, r.clinic_2, 4, Waiting, Downloading);
+    assert_eq!((wave(2).started, wave(2).failed), (1, 0));
+
+    // Clinic 1's terminal is applied; its self-check fails, then passes.
+    report(s, r.clinic_1, 2, Downloading, Downloaded);
+    report(s, r.clinic_1, 3, Downloaded, Installing);
+    report(s, r.clinic_1, 4, Installing, Installed);
+    report(s, r.clinic_1, 5, Installed, Applied);
+    s.record_restart(CAMPAIGN, r.clinic_1, RestartNote::Unhealthy, at(5))
+        .expect("recorded");
+    assert_eq!((wave(0).applied_terminals, wave(0).unhealthy), (1, 1));
+    s.record_restart(CAMPAIGN, r.clinic_1, RestartNote::Healthy, at(6))
+        .expect("recorded");
+    assert_eq!((wave(0).applied_terminals, wave(0).unhealthy), (1, 0));
+    assert_eq!(wave(0).restarted_healthy(), 1);
+
+    // The pharmacy's terminal restarts without the new version, then is applied.
+    report(s, r.pharmacy, 1, Waiting, Downloading);
+    report(s, r.pharmacy, 2, Downloading, Downloaded);
+    report(s, r.pharmacy, 3, Downloaded, Installing);
+    report(s, r.pharmacy, 4, Installing, Installed);
+    s.record_restart(CAMPAIGN, r.pharmacy, RestartNote::OldVersion, at(10))
+        .expect("recorded");
+    assert_eq!(
+        (wave(1).restarted_old, wave(1).restarted_old_overdue),
+        (1, 1)
+    );
+    report(s, r.pharmacy, 5, Installed, Applied);
+    assert_eq!(
+        (wave(1).restarted_old, wave(1).restarted_old_overdue),
+        (0, 0)
+    );
+    assert_eq!(wave(1).applied_terminals, 1);
+
+    // A terminal enrolled in clinic 1's site later joins wave 0; one of a new site, the last.
+    let late = f.enrol(&NewDevice {
+        serial: "T-late".to_owned(),
+        token_hash: "token-of-T-late".to_owned(),
+        ..Fixture::terminal_of(&Fixture::institution(13, Clinic, 1))
+    });
+    let stranger = f.terminal(&f.site(13, Clinic, 9));
+    s.ensure_deployments(CAMPAIGN, &[late.id, stranger.id], at(20))
+        .expect("deployments");
+    assert_eq!((wave(0).devices, wave(0).terminals), (3, 2));
+    assert_eq!((wave(2).devices, wave(2).terminals), (3, 2));
 }
 
 pub(super) fn operator_mails_are_claimed_once_and_marked_sent(b: &Backend) {
