@@ -121,6 +121,19 @@ async fn failed_attempt(app: &TestApp) -> String {
         .find(|m| m.kind == NoticeKind::Announcement)
         .expect("the announcement");
     assert_eq!(mail.sent_at, None);
+    // And the operator's dashboard counts it.
+    let metrics = app
+        .admin(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "onshi_mails_failed_total 1"),
+        "{metrics}"
+    );
     mail.last_error.clone().expect("the failure's reason")
 }
 
