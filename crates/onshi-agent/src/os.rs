@@ -211,6 +211,27 @@ mod tests {
         Service::default().ready("alone");
     }
 
+    /// systemd may name its socket in Linux's abstract namespace (`@…`), as in containers.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_abstract_notify_socket_is_reached_too() {
+        use std::os::linux::net::SocketAddrExt as _;
+        let name = format!("onshi-agent-test-{}", std::process::id());
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("a name");
+        let socket = std::os::unix::net::UnixDatagram::bind_addr(&addr).expect("bound");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        Service {
+            notify: Some(PathBuf::from(format!("@{name}"))),
+        }
+        .ready("up");
+        let mut buf = [0u8; 64];
+        let n = socket.recv(&mut buf).expect("READY");
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=up");
+    }
+
     #[tokio::test]
     async fn a_restart_command_that_fails_is_an_error_naming_it() {
         assert!(restart_terminal(None).await.is_ok());

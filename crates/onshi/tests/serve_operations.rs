@@ -67,3 +67,27 @@ fn plain_smtp_to_another_host_stops_the_start_and_hides_the_password() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
 }
+
+#[test]
+fn smtp_options_without_a_relay_are_bad_input() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp-user",
+            "notices",
+            "--data",
+        ])
+        .arg(data.path())
+        .env_remove("ONSHI_SMTP")
+        .output()
+        .expect("onshi runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--smtp URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -156,6 +156,16 @@ impl ClockArgs {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let smtp_url = args
+        .smtp
+        .clone()
+        .or_else(|| std::env::var("ONSHI_SMTP").ok().filter(|u| !u.is_empty()));
+    if smtp_url.is_none() && (args.smtp_user.is_some() || args.smtp_ca.is_some()) {
+        return Err(bad_input(
+            "--smtp-user / --smtp-ca",
+            "they need a relay: --smtp URL (or ONSHI_SMTP)",
+        ));
+    }
     let config = onshi_server::Config {
         data_dir: args.data.clone(),
         database: args.database.clone().or_else(|| {
@@ -169,16 +179,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         trust_root: args.trust_root.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
         qualification_public: args.qualification_public,
-        smtp: args
-            .smtp
-            .clone()
-            .or_else(|| std::env::var("ONSHI_SMTP").ok().filter(|u| !u.is_empty()))
-            .map(|url| onshi_server::notices::Relay {
-                url,
-                user: args.smtp_user.clone(),
-                password: std::env::var("ONSHI_SMTP_PASSWORD").ok(),
-                ca: args.smtp_ca.clone(),
-            }),
+        smtp: smtp_url.map(|url| onshi_server::notices::Relay {
+            url,
+            user: args.smtp_user.clone(),
+            password: std::env::var("ONSHI_SMTP_PASSWORD").ok(),
+            ca: args.smtp_ca.clone(),
+        }),
         mail_from: args.mail_from.clone(),
         accel_redirect: args.accel_redirect.clone(),
         limits: args.limits.limits(),
