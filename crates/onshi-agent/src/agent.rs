@@ -31,6 +31,7 @@ use crate::files;
 use crate::layout::{
     Component, Credential, DeviceProgress, Identity, LayoutError, SlotInfo, StateDir,
 };
+use crate::os;
 use crate::trust::{self, TrustFile, TrustFileError};
 
 /// How often a running download checks in, to keep its slot and to stop when the window closes.
@@ -51,8 +52,8 @@ pub enum AgentError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Trust(#[from] TrustFileError),
-    #[error("the restart command {command:?} failed: {why}")]
-    Restart { command: String, why: String },
+    #[error(transparent)]
+    Restart(#[from] os::RestartError),
 }
 
 /// How simulated time maps to real waits. On a real terminal: speed 1, no cap.
@@ -252,16 +253,9 @@ impl Agent {
 
     async fn restart_terminal(&self) -> Result<Version, AgentError> {
         let installed = self.dir.installed(&Component::Terminal)?;
-        if let Some(argv) = self
-            .identity
-            .restart_command
-            .as_ref()
-            .filter(|a| !a.is_empty())
-        {
-            // A real OS restart ends this process (and `run --boot` follows); an emulation
-            // command returns.
-            run_restart_command(argv).await?;
-        }
+        // A real OS restart ends this process (and `run --boot` follows); an emulation
+        // command, or none, returns.
+        os::restart_terminal(self.identity.restart_command.as_deref()).await?;
         self.dir.set_running(&installed)?;
         tracing::info!(version = %installed, "terminal restarted");
         Ok(installed)
@@ -1022,25 +1016,5 @@ async fn heartbeat(
             Ok(c) => return Some(c),
             Err(e) => tracing::debug!(error = %e, "heartbeat check-in failed"),
         }
-    }
-}
-
-async fn run_restart_command(argv: &[String]) -> Result<(), AgentError> {
-    let command = argv.join(" ");
-    let status = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
-        .await
-        .map_err(|e| AgentError::Restart {
-            command: command.clone(),
-            why: e.to_string(),
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(AgentError::Restart {
-            command,
-            why: status.to_string(),
-        })
     }
 }

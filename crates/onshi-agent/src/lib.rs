@@ -17,6 +17,7 @@ pub mod client;
 pub mod download;
 pub mod files;
 pub mod layout;
+pub mod os;
 pub mod status;
 pub mod trust;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use onshi_agent::{Agent, Client, Enrollment, Options, Pace, StateDir, Status};
+use onshi_agent::{Agent, Client, Enrollment, Options, Pace, StateDir, Status, os};
 use onshi_core::lang::Lang;
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
@@ -33,12 +33,15 @@ enum Command {
     Status(StatusArgs),
     /// Switch an emulated card reader on or off (tests and demos).
     Reader(ReaderArgs),
+    /// Print the systemd unit that runs this agent as the terminal's service (an installer
+    /// writes it to /etc/systemd/system/onshi-agent.service).
+    ServiceUnit(DirArg),
 }
 
 #[derive(clap::Args)]
 struct DirArg {
-    /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
+    /// The agent's state directory [default: $STATE_DIRECTORY, else /var/lib/onshi-agent].
+    #[arg(long, value_name = "DIR", default_value_os_t = os::default_state_dir())]
     state_dir: PathBuf,
 }
 
@@ -53,7 +56,7 @@ struct EnrollArgs {
     /// The institution's enrollment key (it may start with '-').
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     key: String,
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value_os_t = os::default_state_dir())]
     state_dir: PathBuf,
     /// The terminal's serial number (default: terminal-CODE).
     #[arg(long)]
@@ -85,7 +88,7 @@ struct EnrollArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value_os_t = os::default_state_dir())]
     state_dir: PathBuf,
     /// The terminal has just been switched on: its application starts with the installed version.
     #[arg(long)]
@@ -103,7 +106,7 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct StatusArgs {
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value_os_t = os::default_state_dir())]
     state_dir: PathBuf,
     /// ja (default) or en.
     #[arg(long, default_value = "ja")]
@@ -121,7 +124,7 @@ enum Power {
 
 #[derive(clap::Args)]
 struct ReaderArgs {
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", default_value_os_t = os::default_state_dir())]
     state_dir: PathBuf,
     /// The reader's serial.
     #[arg(long)]
@@ -194,6 +197,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 print!("{}", status.render(a.lang));
             }
+            Ok(())
+        }
+        Command::ServiceUnit(a) => {
+            let binary = std::env::current_exe().context("locating this program")?;
+            print!("{}", os::unit(&binary, &a.state_dir));
             Ok(())
         }
         Command::Reader(a) => {
@@ -298,32 +306,16 @@ async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
         agent.boot()?;
     }
     tracing::info!(state_dir = %a.state_dir.display(), server = %agent.identity().server, "agent running");
-    agent.run(shutdown()).await?;
+    let service = os::Service::from_env();
+    service.ready("checking in");
+    agent
+        .run(async {
+            os::stop_requested().await;
+            service.stopping();
+        })
+        .await?;
     tracing::info!("agent stopped");
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Structured logs on stderr; `RUST_LOG` filters, `ONSHI_LOG_FORMAT=json` for JSON lines.

@@ -33,6 +33,7 @@ mod history;
 mod json;
 pub mod limits;
 mod logins;
+pub mod metrics;
 pub mod notices;
 pub mod openapi;
 mod pages;
@@ -79,8 +80,9 @@ pub struct Config {
     pub operator_token: Option<String>,
     /// Let the mock qualification service answer non-loopback clients (default: loopback only).
     pub qualification_public: bool,
-    /// Where notice mails go: `smtp://HOST:PORT`; absent: `.eml` files in `DATA/outbox/`.
-    pub smtp: Option<String>,
+    /// Where notice mails go: an SMTP relay (TLS and credentials as [`notices::Relay`] says);
+    /// absent: `.eml` files in `DATA/outbox/`.
+    pub smtp: Option<notices::Relay>,
     /// The notices' sender (default [`notices::DEFAULT_FROM`]).
     pub mail_from: Option<String>,
     /// nginx's internal location for packages (`/_onshi/artifacts/`, say): an authorised
@@ -94,6 +96,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Proxies besides loopback whose `X-Forwarded-Proto` and `X-Real-IP` are believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A second address serving `/metrics` without the operator token (and `/healthz`,
+    /// `/readyz`), for a monitoring network; `None`: `/metrics` only on `listen`, with the token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A started server.
@@ -107,6 +112,8 @@ pub struct Running {
     /// never reach a log.
     pub new_operator_token_file: Option<PathBuf>,
     pub state: AppState,
+    /// Where `--metrics-listen` serves, once bound.
+    pub metrics_addr: Option<SocketAddr>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -149,6 +156,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/reception/{id}", get(pages::reception::page))
         .route("/reception/{id}/event", post(pages::reception::event))
         .route("/reception/{id}/setup", post(pages::reception::setup))
+        .merge(routes::operations::main_routes())
         .layer(DefaultBodyLimit::max(limits::SMALL_BODY))
         .layer(Limits::body(limits::SMALL_BODY))
         .layer(limits.request_deadline());
@@ -209,7 +217,11 @@ async fn serve_openapi() -> impl axum::response::IntoResponse {
 /// Opens the store, sets up the keys and the operator token, binds and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let transport = match &config.smtp {
-        Some(url) => notices::parse_smtp(url)?,
+        Some(relay) => {
+            // Refused before anything starts: a relay it could not send through.
+            relay.transport()?;
+            notices::Transport::Smtp(relay.clone())
+        }
         None => notices::Transport::Files(config.data_dir.join("outbox")),
     };
     let from_text = config.mail_from.as_deref().unwrap_or(notices::DEFAULT_FROM);
@@ -272,10 +284,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .database
         .as_deref()
         .map_or_else(|| "sqlite".to_owned(), onshi_store::postgres::redact);
-    tracing::info!(%addr, data = %config.data_dir.display(), %database, simulated_clock = config.clock.is_simulated(), "onshi serve listening");
+    let metrics_addr = match config.metrics_listen {
+        Some(at) => Some(serve_metrics(at, state.clone()).await?),
+        None => None,
+    };
+    let smtp = config.smtp.as_ref().map_or_else(
+        || "DATA/outbox (.eml files)".to_owned(),
+        notices::Relay::redacted,
+    );
+    tracing::info!(%addr, data = %config.data_dir.display(), %database, %smtp, metrics = ?metrics_addr, simulated_clock = config.clock.is_simulated(), "onshi serve listening");
     spawn_flusher(store.clone());
     services::progress::spawn_sampler(state.clone());
-    notices::spawn(state.clone(), transport, from);
+    notices::spawn(state.clone(), transport, from)?;
     gates::spawn(state.clone());
     let app = router(state.clone(), &config.limits);
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -291,8 +311,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         new_operator_token,
         new_operator_token_file,
         state,
+        metrics_addr,
         server,
     })
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `at` (`--metrics-listen`), without a token:
+/// plain HTTP for the monitoring network the operator chose. Stops with the process.
+async fn serve_metrics(at: SocketAddr, state: AppState) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("binding --metrics-listen {at}"))?;
+    let bound = listener.local_addr()?;
+    let app = routes::operations::metrics_routes()
+        .fallback(error::no_route)
+        .layer(axum::middleware::map_response(headers::secure))
+        .with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// Writes buffered "last contact" times at a steady pace: one chunk every 100 ms, so a burst of

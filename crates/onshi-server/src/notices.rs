@@ -21,42 +21,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub mod plan;
+pub mod relay;
 
 use plan::{PAGES_PER_TICK, Round};
+pub use relay::{Relay, RelayError};
 
 /// How the outbox is delivered.
 #[derive(Debug, Clone)]
 pub enum Transport {
-    /// An SMTP server (plain SMTP, e.g. the local MTA relaying for the portal).
-    Smtp { host: String, port: u16 },
+    /// An SMTP relay ([`Relay`]: TLS and credentials as its URL and options say).
+    Smtp(Relay),
     /// `.eml` files in a directory.
     Files(PathBuf),
-}
-
-/// Why an `--smtp` value is not usable.
-#[derive(Debug, thiserror::Error)]
-#[error("--smtp {0:?}: expected smtp://HOST:PORT (plain SMTP; relay through a local MTA for TLS)")]
-pub struct BadSmtpUrl(pub String);
-
-/// Parses `smtp://host:port` (port default 25).
-pub fn parse_smtp(url: &str) -> Result<Transport, BadSmtpUrl> {
-    let bad = || BadSmtpUrl(url.to_owned());
-    let rest = url.strip_prefix("smtp://").ok_or_else(bad)?;
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| bad())?)
-        }
-        _ => (rest, 25),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || port == 0 {
-        return Err(bad());
-    }
-    Ok(Transport::Smtp {
-        host: host.to_owned(),
-        port,
-    })
 }
 
 /// The sender of every notice.
@@ -87,15 +63,12 @@ pub fn backoff(attempts: u32) -> SignedDuration {
     SignedDuration::from_mins(minutes.min(60))
 }
 
-/// Starts the worker.
-pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
+/// Starts the worker; refuses a relay it could not send through ([`Relay::transport`]).
+pub fn spawn(state: AppState, transport: Transport, from: Mailbox) -> Result<(), RelayError> {
     let outlet = match transport {
-        Transport::Smtp { host, port } => Outlet::Smtp {
-            relay: format!("{host}:{port}"),
-            transport: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                .port(port)
-                .timeout(Some(Duration::from_secs(10)))
-                .build(),
+        Transport::Smtp(relay) => Outlet::Smtp {
+            relay: relay.host_port(),
+            transport: relay.transport()?,
         },
         Transport::Files(dir) => Outlet::Files(dir),
     };
@@ -135,6 +108,7 @@ pub fn spawn(state: AppState, transport: Transport, from: Mailbox) {
             worker.tick().await;
         }
     });
+    Ok(())
 }
 
 /// Delivers the outbox.
@@ -364,6 +338,7 @@ impl Sender {
         match sent {
             Ok(()) => {
                 tracing::info!(to = %mail.recipient(), "notice sent");
+                state.metrics.mail_sent();
                 let at = state.now();
                 state
                     .db(move |s| {
@@ -381,6 +356,7 @@ impl Sender {
                     .checked_add(backoff(mail.attempts()))
                     .unwrap_or(failed);
                 tracing::warn!(error = %why, attempts = mail.attempts() + 1, retry_at = %retry, "notice not sent; will retry");
+                state.metrics.mail_failed();
                 state
                     .db(move |s| {
                         if operator {
@@ -441,23 +417,6 @@ fn write_eml(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smtp_urls_name_host_and_port() {
-        match parse_smtp("smtp://127.0.0.1:2525") {
-            Ok(Transport::Smtp { host, port }) => {
-                assert_eq!((host.as_str(), port), ("127.0.0.1", 2525))
-            }
-            other => panic!("{other:?}"),
-        }
-        match parse_smtp("smtp://mail.example.jp") {
-            Ok(Transport::Smtp { port, .. }) => assert_eq!(port, 25),
-            other => panic!("{other:?}"),
-        }
-        assert!(parse_smtp("http://x:25").is_err());
-        assert!(parse_smtp("smtp://:25").is_err());
-        assert!(parse_smtp("smtp://host:notaport").is_err());
-    }
 
     #[test]
     fn back_off_doubles_to_an_hour() {

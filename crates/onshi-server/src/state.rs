@@ -17,6 +17,7 @@ use crate::desks::Desks;
 use crate::error::{ApiError, ApiResult};
 use crate::history::History;
 use crate::logins::Logins;
+use crate::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::trust::TrustState;
 
@@ -63,6 +64,8 @@ pub struct Shared {
     pub notices_nudge: Arc<tokio::sync::Notify>,
     /// Wakes the gates worker to judge at once (a report that may cross a gate arrived).
     pub gates_nudge: Arc<tokio::sync::Notify>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A campaign's waves as this replica knows them: the progress (refreshed like a campaign
@@ -117,6 +120,7 @@ impl AppState {
             accel_redirect: None,
             notices_nudge: Arc::default(),
             gates_nudge: Arc::default(),
+            metrics: Arc::default(),
         }))
     }
 
@@ -140,8 +144,14 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, onshi_store::StoreError> + Send + 'static,
     {
-        let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        Ok(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let answer = f(store.as_ref());
+            metrics.store_call(started.elapsed());
+            answer
+        })
+        .await??)
     }
 
     /// The parsed schedule of a stored campaign, parsed once.

@@ -18,6 +18,7 @@ use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
 use onshi_core::notice::NoticeKind;
 use onshi_core::offer::{Action, CampaignAction};
 use onshi_core::version::Version;
+use onshi_testkit::proxy::DatabaseProxy;
 use onshi_testkit::smtp::smtp_server;
 use onshi_testkit::{
     TestApp, TestSchema, spawn_full, spawn_replicas, spawn_with_url, terminal_campaign,
@@ -364,61 +365,6 @@ async fn a_database_that_drops_every_connection_loses_no_acknowledged_report() {
     assert_eq!(listing[0].state, S::Applied, "{listing:?}");
 }
 
-/// A TCP proxy in front of PostgreSQL that the test can take down (every connection cut, new
-/// ones closed at once, as a stopped database server) and bring back.
-struct DatabaseProxy {
-    port: u16,
-    up: tokio::sync::watch::Sender<bool>,
-    /// Connections being piped now.
-    open: Arc<AtomicUsize>,
-}
-
-impl DatabaseProxy {
-    async fn start(upstream: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a proxy port");
-        let port = listener.local_addr().expect("an address").port();
-        let (up, watch) = tokio::sync::watch::channel(true);
-        let open = Arc::new(AtomicUsize::new(0));
-        let piping = open.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !*watch.borrow() {
-                    continue; // dropped: the connection closes at once
-                }
-                let mut watch = watch.clone();
-                let upstream = upstream.clone();
-                let open = piping.clone();
-                open.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = watch.wait_for(|up| !*up) => {}
-                        }
-                    }
-                    open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Self { port, up, open }
-    }
-
-    /// Cuts every connection, waits until all are closed, and lets new ones through again.
-    async fn cut(&self) {
-        self.set_up(false);
-        while self.open.load(Ordering::SeqCst) > 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.set_up(true);
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.send_replace(up);
-    }
-}
-
 /// `n` operator GETs of `path` at once (so the pool holds several connections), all 200.
 async fn all_answer_200(app: &TestApp, path: &str, n: usize) {
     let sent: Vec<_> = (0..n)
@@ -436,11 +382,7 @@ async fn a_database_that_goes_away_answers_503_and_service_resumes_when_it_is_ba
         return;
     }
     let schema = test_schema(&test_url());
-    // postgres://user@HOST:PORT/db?… → the same through the proxy.
-    let (head, tail) = schema.url.split_once('@').expect("a user in the test URL");
-    let (authority, path) = tail.split_at(tail.find('/').expect("a database in the test URL"));
-    let proxy = DatabaseProxy::start(authority.to_owned()).await;
-    let url = format!("{head}@127.0.0.1:{}{path}", proxy.port);
+    let (proxy, url) = DatabaseProxy::in_front_of(&schema.url).await;
     let data = Arc::new(tempfile::tempdir().expect("temp dir"));
     let app = spawn_with_url("2026-01-19T12:00:00+09:00", data, Some(schema), Some(url)).await;
     let tokens = campaign_with_terminals(&app, 1, 10).await;

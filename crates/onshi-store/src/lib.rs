@@ -637,6 +637,14 @@ pub trait Store: Send + Sync + 'static {
         let _ = (campaign, device);
         Ok(None)
     }
+    /// How many devices wait in the campaign's queue for a slot (places that lapsed but were
+    /// not yet noticed included); 0 for a store that keeps no queue.
+    fn queue_length(&self, campaign: &str) -> Result<u64> {
+        let _ = campaign;
+        Ok(0)
+    }
+    /// Whether the database answers now: one round trip (the server's `/readyz`).
+    fn ping(&self) -> Result<()>;
     /// Whether the device holds a live slot.
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool>;
     /// Gives a slot back.

@@ -46,7 +46,7 @@ use pool::{Conn, Driver};
 pub use pool::{application_name, redact, with_search_path};
 
 use crate::contacts::{Contact, ContactBuffer};
-use crate::migrations::{Dialect, MIGRATIONS};
+use crate::migrations::{self, Backend};
 use crate::rows::{
     self, CampaignRow, FACTS_COLS, MAIL_COLS, MailRow, RawDeployment, RawDevice, RawInstitution,
     corrupt, hhmm, identity, parse_campaign, ts,
@@ -189,33 +189,77 @@ impl PostgresStore {
     }
 }
 
-/// Applies pending migrations in one transaction, under an advisory lock so that replicas
-/// starting together apply each migration once.
+/// Applies pending migrations (`migrations.rs`) under a session advisory lock, so that replicas
+/// starting together apply each migration once; first adopts the record of a database made
+/// before refinery ran them.
 fn migrate(conn: &mut Conn) -> Result<()> {
-    let mut tx = conn.transaction()?;
-    tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock({LOCK_SPACE}, 0);
-         CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);"
-    ))?;
-    for m in MIGRATIONS {
-        let name = m.name;
-        let done = tx
-            .query_opt(
-                "SELECT name FROM schema_migrations WHERE name = $1",
-                &[&name],
-            )?
-            .is_some();
-        if !done {
-            tx.batch_execute(&m.sql(Dialect::Postgres))?;
-            tx.execute(
-                "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
-                &[&name, &db_time(Timestamp::now())],
-            )?;
-            tracing::info!(migration = name, "applied migration");
+    conn.execute(&format!("SELECT pg_advisory_lock({LOCK_SPACE}, 0)"), &[])?;
+    let migrated = adopt_old_history(conn).and_then(|()| {
+        let runner = Backend::Postgres.runner()?;
+        let (runtime, client) = conn.client();
+        let report =
+            pool::block_on(runtime, runner.run_async(client)).map_err(migrations::failed)?;
+        for m in report.applied_migrations() {
+            tracing::info!(migration = %m, "applied migration");
         }
-    }
-    tx.commit()?;
+        Ok(())
+    });
+    // The lock is the session's: released here, or when a failed connection closes.
+    let unlocked = conn.execute(&format!("SELECT pg_advisory_unlock({LOCK_SPACE}, 0)"), &[]);
+    migrated?;
+    unlocked?;
     Ok(())
+}
+
+/// Copies the old runner's `schema_migrations` into refinery's table, once (see
+/// [`migrations::adopt`]).
+fn adopt_old_history(conn: &mut Conn) -> Result<()> {
+    let old: bool = conn
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&migrations::OLD_HISTORY],
+        )?
+        .try_get(0)?;
+    if !old {
+        return Ok(());
+    }
+    let mut tx = conn.transaction()?;
+    tx.batch_execute(migrations::CREATE_HISTORY)?;
+    let recorded: i64 = tx
+        .query_one(
+            format!("SELECT COUNT(*) FROM {}", migrations::HISTORY).as_str(),
+            &[],
+        )?
+        .try_get(0)?;
+    if recorded == 0 {
+        let applied: Vec<(String, String)> = tx
+            .query(
+                format!(
+                    "SELECT name, applied_at FROM {} ORDER BY name",
+                    migrations::OLD_HISTORY
+                )
+                .as_str(),
+                &[],
+            )?
+            .iter()
+            .map(|r| -> Result<(String, String)> { Ok((r.try_get(0)?, r.try_get(1)?)) })
+            .collect::<Result<_>>()?;
+        let insert = format!(
+            "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)",
+            migrations::HISTORY
+        );
+        for a in migrations::adopt(Backend::Postgres, &applied)? {
+            tx.execute(
+                insert.as_str(),
+                &[&a.version, &a.name, &a.applied_on, &a.checksum],
+            )?;
+        }
+        tracing::info!(
+            migrations = applied.len(),
+            "adopted the record of applied migrations"
+        );
+    }
+    tx.commit()
 }
 
 // Column lists, as macros so that whole statements stay `&'static str` (prepared once each).
@@ -1175,6 +1219,22 @@ impl Store for PostgresStore {
 
     fn queue_place(&self, campaign: &str, device: i64) -> Result<Option<(u64, Timestamp)>> {
         self.shared_place(campaign, device)
+    }
+
+    fn queue_length(&self, campaign: &str) -> Result<u64> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT COUNT(*) FROM slot_queue WHERE campaign_id = $1",
+                &[&campaign],
+            )?
+            .try_get(0)?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.conn()?.query_one("SELECT 1", &[])?;
+        Ok(())
     }
 
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {

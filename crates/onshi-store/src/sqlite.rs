@@ -20,7 +20,7 @@ use onshi_core::version::Version;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::contacts::{Contact, ContactBuffer};
-use crate::migrations::{Dialect, MIGRATIONS};
+use crate::migrations::{self, Backend};
 use crate::rows::{
     self, CampaignRow, FACTS_COLS, MAIL_COLS, MailRow, RawDeployment, RawDevice, RawInstitution,
     corrupt, hhmm, identity, key_column, parse_campaign, ts,
@@ -77,6 +77,56 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Applies pending migrations (`migrations.rs`), after adopting the record of a database made
+/// before refinery ran them.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let old: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [migrations::OLD_HISTORY],
+        |r| r.get(0),
+    )?;
+    if old > 0 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migrations::CREATE_HISTORY)?;
+        let recorded: i64 = tx.query_row(
+            &format!("SELECT COUNT(*) FROM {}", migrations::HISTORY),
+            [],
+            |r| r.get(0),
+        )?;
+        if recorded == 0 {
+            let applied = tx
+                .prepare(&format!(
+                    "SELECT name, applied_at FROM {} ORDER BY name",
+                    migrations::OLD_HISTORY
+                ))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+            for a in migrations::adopt(Backend::Sqlite, &applied)? {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {} (version, name, applied_on, checksum) VALUES (?1, ?2, ?3, ?4)",
+                        migrations::HISTORY
+                    ),
+                    params![a.version, a.name, a.applied_on, a.checksum],
+                )?;
+            }
+            tracing::info!(
+                migrations = applied.len(),
+                "adopted the record of applied migrations"
+            );
+        }
+        tx.commit()?;
+    }
+    let report = Backend::Sqlite
+        .runner()?
+        .run(conn)
+        .map_err(migrations::failed)?;
+    for m in report.applied_migrations() {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    Ok(())
+}
+
 /// Contacts written per transaction by `flush`, so that the connection is never held long.
 const FLUSH_CHUNK: usize = 500;
 
@@ -96,34 +146,12 @@ impl SqliteStore {
         Self::setup(Connection::open_in_memory()?)
     }
 
-    fn setup(conn: Connection) -> Result<Self> {
+    fn setup(mut conn: Connection) -> Result<Self> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-        )?;
-        for m in MIGRATIONS {
-            let (name, sql) = (m.name, m.sql(Dialect::Sqlite));
-            let done: Option<String> = conn
-                .query_row(
-                    "SELECT name FROM schema_migrations WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if done.is_none() {
-                let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(&sql)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
-                    params![name, db_time(Timestamp::now())],
-                )?;
-                tx.commit()?;
-                tracing::info!(migration = name, "applied migration");
-            }
-        }
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             contacts: ContactBuffer::default(),
@@ -913,6 +941,18 @@ impl Store for SqliteStore {
             .slots()
             .get(campaign)
             .and_then(|s| s.queue.place_of(device)))
+    }
+
+    fn queue_length(&self, campaign: &str) -> Result<u64> {
+        Ok(self
+            .slots()
+            .get(campaign)
+            .map_or(0, |s| s.queue.len() as u64))
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn has_lease(&self, campaign: &str, device: i64, now: Timestamp) -> Result<bool> {

@@ -76,6 +76,28 @@ impl Backend {
         }
     }
 
+    /// The migrations this backend applies.
+    fn migrations(&self) -> crate::migrations::Backend {
+        match self {
+            Self::Sqlite(_) => crate::migrations::Backend::Sqlite,
+            Self::Postgres(_) => crate::migrations::Backend::Postgres,
+        }
+    }
+
+    /// Runs statements straight on the database (not through a store).
+    fn execute_batch(&self, sql: &str) {
+        match self {
+            Self::Sqlite(dir) => rusqlite::Connection::open(dir.path().join("onshi.db"))
+                .expect("the database file opens")
+                .execute_batch(sql)
+                .expect("the statements run"),
+            Self::Postgres(schema) => schema
+                .client()
+                .batch_execute(sql)
+                .expect("the statements run"),
+        }
+    }
+
     /// Runs one query returning integers, straight on the database (not through a store).
     fn integers(&self, sql: &str) -> Vec<i64> {
         match self {
@@ -340,14 +362,64 @@ fn reopening_a_database_applies_the_schema_once_and_keeps_the_data(b: &Backend) 
 
     let reopened = Fixture::new(b);
 
-    let applied = b.integers("SELECT COUNT(*) FROM schema_migrations");
+    let applied = b.integers("SELECT COUNT(*) FROM refinery_schema_history");
     assert_eq!(
         applied,
-        [crate::migrations::MIGRATIONS.len() as i64],
+        [b.migrations().files().len() as i64],
         "each migration once"
     );
     let stored = reopened.store.institution(site.code).expect("read");
     assert_eq!(stored, Some(site));
+}
+
+/// A database the runner before refinery set up (its `schema_migrations`, no refinery table)
+/// opens: its record is adopted, nothing it applied runs again, its rows are kept, and what it
+/// had not applied is applied.
+fn a_database_made_before_refinery_is_adopted_and_migrated_further(b: &Backend) {
+    let files = b.migrations().files();
+    let (old, new) = files.split_at(files.len() - 1);
+    // What the old runner did: each migration's SQL, its file stem in `schema_migrations`.
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL);\n",
+    );
+    for (name, text) in old {
+        let (version, rest) = name
+            .trim_start_matches('V')
+            .split_once("__")
+            .expect("refinery's name");
+        let version: u32 = version.parse().expect("a version");
+        sql.push_str(text);
+        sql.push_str(&format!(
+            "\nINSERT INTO schema_migrations (name, applied_at) \
+             VALUES ('{version:04}_{rest}', '2026-01-10T00:00:00.{version:03}Z');\n"
+        ));
+    }
+    sql.push_str("INSERT INTO settings (key, value) VALUES ('made_by', 'the old runner');");
+    b.execute_batch(&sql);
+
+    let store = b.open();
+    assert_eq!(
+        store.setting("made_by").expect("read").as_deref(),
+        Some("the old runner")
+    );
+    let versions: Vec<i64> = (1..=files.len() as i64).collect();
+    assert_eq!(
+        b.integers("SELECT CAST(version AS BIGINT) FROM refinery_schema_history ORDER BY version"),
+        versions
+    );
+    assert_eq!(
+        b.integers("SELECT COUNT(*) FROM schema_migrations"),
+        [old.len() as i64],
+        "the old record is left as it was"
+    );
+    assert_eq!(new.len(), 1);
+    drop(store);
+    // Opened again: nothing to adopt, nothing to apply.
+    let _again = b.open();
+    assert_eq!(
+        b.integers("SELECT COUNT(*) FROM refinery_schema_history"),
+        [files.len() as i64]
+    );
 }
 
 // --- Settings -----------------------------------------------------------------------------
@@ -2401,6 +2473,7 @@ suite! {
     a_rollback_closes_the_campaign_and_opens_one_for_its_devices_only,
     operator_mails_are_claimed_once_and_marked_sent,
     reopening_a_database_applies_the_schema_once_and_keeps_the_data,
+    a_database_made_before_refinery_is_adopted_and_migrated_further,
     a_setting_is_absent_until_set_and_a_second_set_replaces_it,
     upserting_an_institution_creates_it_then_updates_it_by_code,
     an_unknown_institution_is_none,

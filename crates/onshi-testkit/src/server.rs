@@ -129,7 +129,23 @@ pub async fn spawn_full(
     url: Option<String>,
     smtp: Option<String>,
 ) -> TestApp {
-    spawn_configured(start, data, schema, url, smtp, None).await
+    spawn_configured(
+        start,
+        data,
+        schema,
+        url,
+        smtp.map(onshi_server::notices::Relay::new),
+        None,
+    )
+    .await
+}
+
+/// [`spawn_app`] with notice mails sent through `relay` (TLS, credentials, a CA to trust).
+pub async fn spawn_app_with_relay(start: &str, relay: onshi_server::notices::Relay) -> TestApp {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_configured(start, data, schema, url, Some(relay), None).await
 }
 
 /// The one place a test server starts.
@@ -138,7 +154,7 @@ pub async fn spawn_configured(
     data: Arc<tempfile::TempDir>,
     schema: Option<Arc<TestSchema>>,
     url: Option<String>,
-    smtp: Option<String>,
+    smtp: Option<onshi_server::notices::Relay>,
     accel_redirect: Option<String>,
 ) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
@@ -158,6 +174,7 @@ pub async fn spawn_configured(
         limits: onshi_server::Limits::default(),
         tls: None,
         trusted_proxies: Vec::new(),
+        metrics_listen: None,
     })
     .await
     .expect("server starts");

@@ -192,6 +192,27 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
     let client = Client::new();
     let root = format!("http://127.0.0.1:{listen}");
     let base = format!("{root}/api/v1");
+    // What a load balancer and Prometheus ask, through nginx.
+    assert_eq!(
+        call(client.get(format!("{root}/readyz")), 200).await,
+        "ready\n"
+    );
+    assert_eq!(
+        call(client.get(format!("{root}/healthz")), 200).await,
+        "ok\n"
+    );
+    call(client.get(format!("{root}/metrics")), 401).await;
+    let metrics = call(
+        client.get(format!("{root}/metrics")).bearer_auth(TOKEN),
+        200,
+    )
+    .await;
+    assert!(
+        metrics
+            .as_str()
+            .is_some_and(|t| t.contains("onshi_checkins_total")),
+        "{metrics}"
+    );
     let admin = |m: Method, p: &str| client.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
     let csv = format!(
         "code,name,kind,prefecture,email,auto_restart\n{SITE},テスト診療所,clinic,1,it@example.invalid,\n"

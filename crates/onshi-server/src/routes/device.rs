@@ -254,6 +254,7 @@ pub async fn checkin(
         .record_contact(device.id, req.installed.as_ref(), req.running.as_ref(), now)?;
     let jitter: f64 = rand::thread_rng().r#gen();
     let Some((deployment, record)) = current(&state, &auth).await? else {
+        state.metrics.checkin(Action::None);
         return Ok(Json(CheckinResponse {
             action: Action::None,
             poll_after_seconds: offer::MAX_POLL.mul_f64(0.8 + 0.2 * jitter).as_secs(),
@@ -312,6 +313,7 @@ pub async fn checkin(
             size: c.size,
             url: ArtifactInfo::url_of(c.sha256),
         });
+    state.metrics.checkin(decision.action);
     Ok(Json(CheckinResponse {
         action: decision.action,
         poll_after_seconds: decision.poll_after.as_secs().max(1),

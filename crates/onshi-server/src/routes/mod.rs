@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod device;
 pub mod institution;
+pub mod operations;
 pub mod qualification;
 
 use axum::extract::DefaultBodyLimit;

@@ -197,6 +197,11 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// The client itself and the runtime its futures run on (refinery's async runner).
+    pub(crate) fn client(&mut self) -> (&Handle, &mut tokio_postgres::Client) {
+        (&self.handle, &mut self.obj)
+    }
+
     /// `sql`, prepared once per connection.
     pub(crate) fn prep(&mut self, sql: &str) -> Result<Statement> {
         Ok(block_on(&self.handle, self.obj.prepare_cached(sql))?)

@@ -36,10 +36,20 @@ pub struct Args {
     /// Let the mock qualification service (/api/v1/qualification) answer non-loopback clients.
     #[arg(long)]
     qualification_public: bool,
-    /// Send notice mails through this SMTP server (smtp://HOST:PORT); default: write them as
-    /// .eml files to DATA/outbox/.
+    /// Send notice mails through this SMTP relay: smtps://HOST[:465] (TLS), or
+    /// smtp://HOST[:587]?tls=required (STARTTLS, required), or plain smtp://HOST[:25] to an MTA
+    /// on this machine; USER:PASSWORD@ before HOST to authenticate (or --smtp-user). ONSHI_SMTP
+    /// keeps the URL out of the process list. Default: write the mails as .eml files to
+    /// DATA/outbox/.
     #[arg(long, value_name = "URL")]
     smtp: Option<String>,
+    /// The user to authenticate to the relay as, its password in ONSHI_SMTP_PASSWORD.
+    #[arg(long, value_name = "USER")]
+    smtp_user: Option<String>,
+    /// Trust only the CA certificates in this PEM file for the relay's certificate (an internal
+    /// CA); default: the Mozilla roots built in.
+    #[arg(long, value_name = "FILE")]
+    smtp_ca: Option<PathBuf>,
     /// The notices' sender address.
     #[arg(long, value_name = "ADDRESS")]
     mail_from: Option<String>,
@@ -61,6 +71,10 @@ pub struct Args {
     /// loopback (always trusted: nginx on this machine); repeat for several.
     #[arg(long, value_name = "IP")]
     trusted_proxy: Vec<std::net::IpAddr>,
+    /// Also serve /metrics (Prometheus, no token), /healthz and /readyz on this address, for the
+    /// monitoring network (e.g. 127.0.0.1:9464). /metrics on --listen needs the operator token.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The time and size limits of connections (defaults: `onshi_server::Limits::default()`).
@@ -142,6 +156,16 @@ impl ClockArgs {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let smtp_url = args
+        .smtp
+        .clone()
+        .or_else(|| std::env::var("ONSHI_SMTP").ok().filter(|u| !u.is_empty()));
+    if smtp_url.is_none() && (args.smtp_user.is_some() || args.smtp_ca.is_some()) {
+        return Err(bad_input(
+            "--smtp-user / --smtp-ca",
+            "they need a relay: --smtp URL (or ONSHI_SMTP)",
+        ));
+    }
     let config = onshi_server::Config {
         data_dir: args.data.clone(),
         database: args.database.clone().or_else(|| {
@@ -155,7 +179,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         trust_root: args.trust_root.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
         qualification_public: args.qualification_public,
-        smtp: args.smtp.clone(),
+        smtp: smtp_url.map(|url| onshi_server::notices::Relay {
+            url,
+            user: args.smtp_user.clone(),
+            password: std::env::var("ONSHI_SMTP_PASSWORD").ok(),
+            ca: args.smtp_ca.clone(),
+        }),
         mail_from: args.mail_from.clone(),
         accel_redirect: args.accel_redirect.clone(),
         limits: args.limits.limits(),
@@ -167,6 +196,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             _ => None,
         },
         trusted_proxies: args.trusted_proxy.clone(),
+        metrics_listen: args.metrics_listen,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -183,6 +213,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "onshi serve: listening on {}://{}",
             running.scheme, running.addr
         );
+        if let Some(at) = running.metrics_addr {
+            println!("onshi serve: /metrics, /healthz and /readyz on http://{at}");
+        }
         running.wait().await
     })
 }

@@ -1,5 +1,5 @@
 -- Each campaign's deployments counted by what a wave's health gate reads: see
--- 0007_wave_tally.sqlite.sql, of which this is PostgreSQL's text. One trigger function keeps the
+-- sqlite/0007_wave_tally.sql, of which this is PostgreSQL's text. One trigger function keeps the
 -- tally. Each count is split over 16 rows (`stripe`, the device id modulo 16): the row locks
 -- of a report's transaction are held until it commits, and replicas reporting hundreds of
 -- devices a second moving between the same two states would otherwise wait for each other on

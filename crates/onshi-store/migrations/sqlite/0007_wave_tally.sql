@@ -5,7 +5,7 @@
 -- of grouping every deployment each round. The one time-dependent count (a restart without
 -- the new version overdue) is read from the few restarted rows through a partial index.
 -- `wave_sizes`: each wave's number of sites, written when the sites are dealt.
--- SQLite's text; PostgreSQL's is 0007_wave_tally.postgres.sql (a trigger function).
+-- SQLite's text; PostgreSQL's is postgres/0007_wave_tally.sql (a trigger function).
 
 CREATE TABLE wave_tally (
     campaign_id TEXT NOT NULL,
