@@ -13,10 +13,16 @@ use subtle::ConstantTimeEq;
 
 use crate::secrets::{hash_secret, new_secret};
 
-/// A session ends after this long without a request…
+/// The operator's session ends after this long without a request…
 const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// …and at the latest this long after login.
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+/// A site's session lasts on its browser: a reception PC or phone stays signed in for weeks,
+/// so staff do not type the access key every morning. It ends after this long unused…
+const SITE_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// …at the latest this long after login, and at once when the site's access key is re-issued
+/// (its generation, checked on every page).
+pub const SITE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// At most this many sessions of one principal (the operator, or one site) are kept; a new
 /// login beyond them ends that principal's least recently used session, never another's.
 pub const PER_PRINCIPAL: usize = 10;
@@ -41,6 +47,9 @@ pub struct Flash {
 #[derive(Debug)]
 struct Session {
     who: Who,
+    /// A site's access-key generation when the session began (see
+    /// `crate::services::sign_in::current_generation`); `None` for the operator.
+    generation: Option<String>,
     csrf: String,
     created: Instant,
     last_seen: Instant,
@@ -51,6 +60,8 @@ struct Session {
 #[derive(Debug, Clone)]
 pub struct Current {
     pub who: Who,
+    /// A site's access-key generation when the session began.
+    pub generation: Option<String>,
     pub csrf: String,
     pub flash: Option<Flash>,
     key: String,
@@ -98,12 +109,31 @@ impl Sessions {
 }
 
 fn alive(s: &Session, now: Instant) -> bool {
-    now.duration_since(s.last_seen) < IDLE && now.duration_since(s.created) < MAX_AGE
+    let (idle, max_age) = lifetime(s.who);
+    now.duration_since(s.last_seen) < idle && now.duration_since(s.created) < max_age
+}
+
+/// How long a session of `who` may stay unused, and at most.
+fn lifetime(who: Who) -> (Duration, Duration) {
+    match who {
+        Who::Operator => (IDLE, MAX_AGE),
+        Who::Site(_) => (SITE_IDLE, SITE_MAX_AGE),
+    }
+}
+
+/// How long the cookie of a session of `who` lasts.
+pub fn max_age(who: Who) -> Duration {
+    lifetime(who).1
 }
 
 impl Sessions {
     /// Starts a session; returns the session id for the cookie.
     pub fn login(&mut self, who: Who) -> String {
+        self.login_bound(who, None)
+    }
+
+    /// Starts a session bound to a site's access-key generation; returns the session id.
+    pub fn login_bound(&mut self, who: Who, generation: Option<String>) -> String {
         let id = new_secret();
         let now = Instant::now();
         self.purge(who, now);
@@ -111,6 +141,7 @@ impl Sessions {
             hash_secret(&id),
             Session {
                 who,
+                generation,
                 csrf: new_secret(),
                 created: now,
                 last_seen: now,
@@ -132,6 +163,7 @@ impl Sessions {
         s.last_seen = now;
         Some(Current {
             who: s.who,
+            generation: s.generation.clone(),
             csrf: s.csrf.clone(),
             flash: s.flash.take(),
             key,

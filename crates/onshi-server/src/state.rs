@@ -63,6 +63,8 @@ pub struct Shared {
     pub notices_nudge: Arc<tokio::sync::Notify>,
     /// Wakes the gates worker to judge at once (a report that may cross a gate arrived).
     pub gates_nudge: Arc<tokio::sync::Notify>,
+    /// Where sites reach the pages (no trailing slash): the base of mailed sign-in links.
+    pub public_url: Arc<str>,
 }
 
 /// A campaign's waves as this replica knows them: the progress (refreshed like a campaign
@@ -117,6 +119,7 @@ impl AppState {
             accel_redirect: None,
             notices_nudge: Arc::default(),
             gates_nudge: Arc::default(),
+            public_url: Arc::from(""),
         }))
     }
 
@@ -126,6 +129,13 @@ impl AppState {
         let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
         shared.qualification_public = qualification_public;
         shared.accel_redirect = accel_redirect;
+        Self(Arc::new(shared))
+    }
+
+    /// The state with the address sites reach the pages at, set before the state is shared.
+    pub fn with_public_url(self, url: String) -> Self {
+        let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
+        shared.public_url = url.into();
         Self(Arc::new(shared))
     }
 

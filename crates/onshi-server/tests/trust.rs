@@ -35,6 +35,7 @@ async fn restart(
         limits: onshi_server::Limits::default(),
         tls: None,
         trusted_proxies: Vec::new(),
+        public_url: None,
     })
     .await
 }
@@ -123,6 +124,7 @@ async fn a_first_start_without_a_root_is_refused() {
             limits: onshi_server::Limits::default(),
             tls: None,
             trusted_proxies: Vec::new(),
+            public_url: None,
         })
         .await,
     );

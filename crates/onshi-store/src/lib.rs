@@ -110,6 +110,21 @@ pub struct Institution {
     /// The daily automatic restart time the site set, if any (日々の診療等の開始前に自動で再起動).
     #[serde(serialize_with = "time::ser_opt_hhmm")]
     pub auto_restart: Option<Time>,
+    /// The site's phone number as the operator's list gives it, if any: whom the operator
+    /// calls when a terminal still needs a restart in the morning.
+    pub phone: Option<String>,
+}
+
+/// A one-time sign-in link to store ([`Store::create_sign_in_link`]).
+#[derive(Debug, Clone)]
+pub struct NewSignInLink<'a> {
+    pub institution: InstitutionCode,
+    /// The SHA-256 (hex) of the link's token; the token itself is never stored.
+    pub token_hash: &'a str,
+    /// The site's access-key generation the link belongs to.
+    pub generation: &'a str,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// Which secret of an institution.
@@ -490,6 +505,21 @@ pub trait Store: Send + Sync + 'static {
         code: InstitutionCode,
         which: InstitutionKey,
     ) -> Result<Option<String>>;
+
+    /// Stores a one-time sign-in link for a site's staff (the announcement mail carries it):
+    /// the SHA-256 of its token, the site's access-key generation when it was made (the hash
+    /// of its access key, or empty when it has none) and its expiry. Links that expired more
+    /// than a day ago are deleted on the way.
+    fn create_sign_in_link(&self, link: &NewSignInLink<'_>) -> Result<()>;
+    /// Uses a sign-in link, once: the link with this token hash, unused and unexpired at `at`,
+    /// is marked used in the same statement, so two requests racing with one link (even on two
+    /// replicas) sign in once. Returns the site and the generation stored with the link, or
+    /// `None` (unknown, used or expired).
+    fn redeem_sign_in_link(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<Option<(InstitutionCode, String)>>;
 
     /// Stores an enrolment key's hash with its expiry and number of uses (a new key replaces
     /// the old one).

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// The migrations, in order. Each runs once, in one transaction.
-pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
     (
@@ -21,6 +21,14 @@ pub(crate) const MIGRATIONS: [(&str, &str); 6] = [
     (
         "0006_queue_turnover",
         include_str!("../migrations/0006_queue_turnover.sql"),
+    ),
+    (
+        "0008_site_phone",
+        include_str!("../migrations/0008_site_phone.sql"),
+    ),
+    (
+        "0009_sign_in_links",
+        include_str!("../migrations/0009_sign_in_links.sql"),
     ),
 ];
 

@@ -218,7 +218,8 @@ impl SqliteStore {
     }
 }
 
-const INSTITUTION_COLS: &str = "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart";
+const INSTITUTION_COLS: &str =
+    "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart, i.phone";
 
 fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution> {
     Ok(RawInstitution {
@@ -228,6 +229,7 @@ fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution
         prefecture: r.get(base + 3)?,
         email: r.get(base + 4)?,
         auto_restart: r.get(base + 5)?,
+        phone: r.get(base + 6)?,
     })
 }
 
@@ -316,11 +318,12 @@ impl Store for SqliteStore {
         let tx = conn.unchecked_transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, phone, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                    prefecture = excluded.prefecture, email = excluded.email,
-                   auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
+                   auto_restart = excluded.auto_restart, phone = excluded.phone,
+                   updated_at = excluded.updated_at",
             )?;
             let now = db_time(at);
             for i in institutions {
@@ -332,6 +335,7 @@ impl Store for SqliteStore {
                     i.email,
                     i.auto_restart.map(hhmm),
                     now,
+                    i.phone,
                 ])?;
             }
         }
@@ -408,6 +412,54 @@ impl Store for SqliteStore {
             )
             .optional()?
             .flatten())
+    }
+
+    fn create_sign_in_link(&self, link: &NewSignInLink<'_>) -> Result<()> {
+        let conn = self.conn();
+        let stale = link
+            .created_at
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(link.created_at);
+        conn.execute(
+            "DELETE FROM sign_in_links WHERE expires_at < ?1",
+            params![db_time(stale)],
+        )?;
+        conn.execute(
+            "INSERT INTO sign_in_links
+               (token_hash, institution_code, key_generation, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                link.token_hash,
+                link.institution.to_string(),
+                link.generation,
+                db_time(link.created_at),
+                db_time(link.expires_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_sign_in_link(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<Option<(InstitutionCode, String)>> {
+        let row = self
+            .conn()
+            .query_row(
+                "UPDATE sign_in_links SET used_at = ?2
+                 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                 RETURNING institution_code, key_generation",
+                params![token_hash, db_time(at)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(code, generation)| {
+            InstitutionCode::parse(&code)
+                .map(|c| (c, generation))
+                .map_err(crate::rows::corrupt)
+        })
+        .transpose()
     }
 
     fn set_enrollment_key(
@@ -1011,9 +1063,9 @@ impl Store for SqliteStore {
                     Ok((
                         device_from(r, 0)?,
                         institution_from(r, 9)?,
-                        r.get::<_, String>(15)?,
-                        r.get::<_, i64>(16)?,
-                        r.get::<_, String>(17)?,
+                        r.get::<_, String>(16)?,
+                        r.get::<_, i64>(17)?,
+                        r.get::<_, String>(18)?,
                     ))
                 },
             )?
@@ -1042,7 +1094,7 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt
             .query_map([campaign], |r| {
-                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+                Ok((institution_from(r, 0)?, facts_from(r, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(|(i, f)| Ok((i.parse()?, f))).collect()
@@ -1135,7 +1187,7 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt
             .query_map(params![campaign, after, through], |r| {
-                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+                Ok((institution_from(r, 0)?, facts_from(r, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(SiteFactsPage {

@@ -127,6 +127,7 @@ impl Fixture {
             prefecture,
             email: format!("it-{n}@example.jp"),
             auto_restart: None,
+            phone: None,
         }
     }
 
@@ -457,6 +458,43 @@ fn an_auto_restart_time_round_trips_and_may_be_absent(b: &Backend) {
     assert_eq!(read(never.code).auto_restart, None);
 }
 
+fn a_phone_number_round_trips_and_may_be_absent(b: &Backend) {
+    let fx = Fixture::new(b);
+    let with = Institution {
+        phone: Some("011-123-4567".to_owned()),
+        ..Fixture::institution(1, Clinic, 1)
+    };
+    let without = Fixture::institution(1, Clinic, 2);
+    fx.store
+        .upsert_institutions(&[with.clone(), without.clone()], at(0))
+        .expect("stored");
+    let read = |code| fx.store.institution(code).expect("read").expect("stored");
+    assert_eq!(read(with.code).phone.as_deref(), Some("011-123-4567"));
+    assert_eq!(read(without.code).phone, None);
+    // Listings carry it too (the sites list shows it).
+    let (listed, _) = fx
+        .store
+        .institutions(&InstitutionFilter {
+            prefecture: None,
+            kind: None,
+            limit: 10,
+            offset: 0,
+        })
+        .expect("listed");
+    assert_eq!(listed, vec![read(with.code), without.clone()]);
+    // A later import without the number clears it.
+    fx.store
+        .upsert_institutions(
+            &[Institution {
+                phone: None,
+                ..with.clone()
+            }],
+            at(1),
+        )
+        .expect("updated");
+    assert_eq!(read(with.code).phone, None);
+}
+
 fn setting_a_key_of_an_unknown_institution_is_not_found(b: &Backend) {
     let fx = Fixture::new(b);
     let code = InstitutionCode::parse("2714206386").expect("a valid code");
@@ -487,6 +525,76 @@ fn enrollment_and_access_key_hashes_round_trip_separately(b: &Backend) {
         Some("enrol-hash")
     );
     assert_eq!(key(InstitutionKey::Access).as_deref(), Some("access-hash"));
+}
+
+fn a_sign_in_link_signs_in_once_before_it_expires(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    let link = |hash: &'static str, expires: Timestamp| NewSignInLink {
+        institution: code,
+        token_hash: hash,
+        generation: "gen-1",
+        created_at: at(0),
+        expires_at: expires,
+    };
+    fx.store
+        .create_sign_in_link(&link("hash-a", at(60)))
+        .expect("stored");
+    fx.store
+        .create_sign_in_link(&link("hash-b", at(60)))
+        .expect("stored");
+
+    assert_eq!(
+        fx.store.redeem_sign_in_link("hash-a", at(1)).expect("read"),
+        Some((code, "gen-1".to_owned()))
+    );
+    assert_eq!(
+        fx.store.redeem_sign_in_link("hash-a", at(2)).expect("read"),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        fx.store
+            .redeem_sign_in_link("hash-b", at(60))
+            .expect("read"),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(
+        fx.store
+            .redeem_sign_in_link("unknown", at(1))
+            .expect("read"),
+        None
+    );
+    // A store opened again (a restart, another replica) sees the link used.
+    assert_eq!(
+        b.open().redeem_sign_in_link("hash-a", at(3)).expect("read"),
+        None
+    );
+}
+
+fn a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    fx.store
+        .create_sign_in_link(&NewSignInLink {
+            institution: code,
+            token_hash: "raced",
+            generation: "",
+            created_at: at(0),
+            expires_at: at(60),
+        })
+        .expect("stored");
+    drop(fx);
+
+    let won = on_two_stores(b, 8, |store, _| {
+        store
+            .redeem_sign_in_link("raced", at(1))
+            .expect("redeem call")
+            .is_some()
+    });
+
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
 }
 
 // --- Devices ------------------------------------------------------------------------------
@@ -2345,6 +2453,9 @@ macro_rules! suite {
 }
 
 suite! {
+    a_phone_number_round_trips_and_may_be_absent,
+    a_sign_in_link_signs_in_once_before_it_expires,
+    a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once,
     waves_start_once_and_keep_their_sites,
     a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail,
     wave_health_counts_each_wave_with_unassigned_sites_in_the_last,

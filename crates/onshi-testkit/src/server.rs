@@ -158,6 +158,7 @@ pub async fn spawn_configured(
         limits: onshi_server::Limits::default(),
         tls: None,
         trusted_proxies: Vec::new(),
+        public_url: None,
     })
     .await
     .expect("server starts");

@@ -13,7 +13,7 @@
 use axum::http::{HeaderMap, HeaderValue, header};
 
 pub use crate::sessions::{Current, Who, csrf_matches};
-use crate::sessions::{MAX_AGE, Sessions};
+use crate::sessions::{Sessions, max_age};
 use crate::state::AppState;
 
 /// The operator's session cookie.
@@ -25,6 +25,34 @@ impl AppState {
     /// Starts a session; returns the session id for the cookie.
     pub fn login(&self, who: Who) -> String {
         self.sessions_lock().login(who)
+    }
+
+    /// Starts a site's session bound to its access-key generation (re-issuing the key ends
+    /// it); returns the session id for the cookie.
+    pub fn login_site(
+        &self,
+        code: onshi_core::institution::InstitutionCode,
+        generation: String,
+    ) -> String {
+        self.sessions_lock()
+            .login_bound(Who::Site(code), Some(generation))
+    }
+
+    /// What every login form post passes before its credential is checked: a cross-site post
+    /// is refused, and so are too many attempts from this client or from everyone.
+    pub fn may_try_login(
+        &self,
+        headers: &HeaderMap,
+        client: std::net::IpAddr,
+        lang: onshi_core::lang::Lang,
+    ) -> Result<(), super::PageError> {
+        if !same_origin(headers) {
+            return Err(super::PageError::forbidden(lang));
+        }
+        if !self.logins.allow(client) {
+            return Err(super::PageError::too_many_logins(lang));
+        }
+        Ok(())
     }
 
     /// The live session named by `cookie` in the request, taking its flash message.
@@ -83,8 +111,9 @@ fn behind_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// The `Set-Cookie` value that carries a new session id.
-pub fn set_cookie(name: &str, id: &str, headers: &HeaderMap) -> HeaderValue {
+/// The `Set-Cookie` value that carries a new session id of `who` (a site's lasts weeks, the
+/// operator's hours: [`max_age`]).
+pub fn set_cookie(name: &str, id: &str, who: Who, headers: &HeaderMap) -> HeaderValue {
     let secure = if behind_https(headers) {
         "; Secure"
     } else {
@@ -92,7 +121,7 @@ pub fn set_cookie(name: &str, id: &str, headers: &HeaderMap) -> HeaderValue {
     };
     let value = format!(
         "{name}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        MAX_AGE.as_secs()
+        max_age(who).as_secs()
     );
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -146,13 +175,14 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_behind_https() {
-        let plain = set_cookie(OPERATOR_COOKIE, "x", &HeaderMap::new());
+        let plain = set_cookie(OPERATOR_COOKIE, "x", Who::Operator, &HeaderMap::new());
         let plain = plain.to_str().expect("ascii");
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
         assert!(!plain.contains("Secure"));
         let tls = set_cookie(
             OPERATOR_COOKIE,
             "x",
+            Who::Operator,
             &headers(&[("x-forwarded-proto", "https")]),
         );
         assert!(tls.to_str().expect("ascii").ends_with("; Secure"));

@@ -379,6 +379,7 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         limits: onshi_server::Limits::default(),
         tls: None,
         trusted_proxies: Vec::new(),
+        public_url: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);
