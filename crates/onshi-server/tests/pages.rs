@@ -211,6 +211,12 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         .await;
     browser.resize(1280, 1000).await;
     artifact("sites-needing-restart.png", &browser.screenshot().await);
+    // On a phone each site is a card: labels above whole words, the phone number first.
+    browser.resize(390, 844).await;
+    artifact(
+        "sites-needing-restart-phone.png",
+        &browser.screenshot().await,
+    );
     browser.goto(&app.url("/operator?lang=en")).await;
     assert!(
         browser
@@ -392,6 +398,10 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     assert!(listed.contains(SAPPORO), "{listed}");
     assert!(listed.contains("2026年1月19日(月) 21:00"), "{listed}");
     assert!(!listed.contains("1311111114"), "{listed}");
+    assert!(
+        listed.contains("資格確認端末の電源が入っていること"),
+        "what to check, in the silent mail's words: {listed}"
+    );
     browser
         .assert_accessible_in_both_languages("the silent terminals in Hokkaido")
         .await;
@@ -843,6 +853,10 @@ async fn the_action_list_exports_csv() {
     assert_eq!(lines.len(), 3, "{body}");
     assert!(lines[1].starts_with(SAPPORO), "{body}");
     assert!(lines[2].starts_with("1311111114,"), "{body}");
+    assert!(
+        lines[1].contains("資格確認端末がネットワーク"),
+        "what to check, in the CSV too: {body}"
+    );
     let tokyo = csv("need=silent&prefecture=13").await;
     assert_eq!(tokyo.lines().count(), 2, "{tokyo}");
     assert!(tokyo.contains("1311111114,テスト医院 東京"), "{tokyo}");
@@ -1462,7 +1476,11 @@ async fn the_dashboard_at_night_in_chromium() {
     assert!(browser.text("#live-status").await.contains("止めています"));
     browser.click_here("#live-toggle").await;
     onshi_testkit::wait_until("the live update shows the second failure", async || {
-        browser.attr("#count-failed", "data-count").await == failed.to_string()
+        // Read in one script: the live update may swap the element between two calls.
+        browser
+            .script("return document.getElementById('count-failed').dataset.count")
+            .await
+            == failed.to_string()
     })
     .await;
     // Switched off, it stays off in this browser.

@@ -268,6 +268,12 @@ pub async fn page(
                         td data-label=(lang.pick("伝えること", "What to tell the site")) class="tell" data-advice=(site.advice.slug()) {
                             strong { (site.advice.headline(lang)) } br;
                             (site.advice.text(lang))
+                            // A terminal not heard from: what to check, in its mail's words.
+                            @if f.need == Need::Silent {
+                                ol class="checks" {
+                                    @for check in onshi_core::silence::checks(lang) { li { (check) } }
+                                }
+                            }
                         }
                         td data-label=(lang.pick("機器", "Devices")) {
                             ul class="devices" {
@@ -347,7 +353,11 @@ pub async fn csv(
     let sites = per_site(&state, &record, rows)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let bytes = sites_csv(&sites, lang).map_err(|e| PageError::from_api(e, lang))?;
+    let checks = match f.need {
+        Need::Silent => onshi_core::silence::checks(lang).to_vec(),
+        _ => Vec::new(),
+    };
+    let bytes = sites_csv(&sites, &checks, lang).map_err(|e| PageError::from_api(e, lang))?;
     Ok(attachment::csv(
         &format!("{}-{}.csv", record.id, f.need.slug()),
         bytes,

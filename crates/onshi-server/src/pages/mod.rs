@@ -164,6 +164,8 @@ button.danger { border-color:var(--bad); color:var(--bad); }
 button.small { font-size:.85rem; padding:.3rem .6rem; }
 ul.devices { margin:0; padding-left:1.1rem; } ul.devices li { margin-bottom:.3rem; }
 td.contact a.phone { font-weight:bold; font-size:1.05rem; }
+table#sites td { vertical-align:top; } table#sites td.tell { min-width:16rem; }
+@media (max-width:600px) { table#sites td.tell { min-width:0; } #filters label { display:flex; justify-content:space-between; align-items:center; gap:.5rem; margin:.25rem 0; } }
 .guide { background:#fff8e1; border:2px solid #f2b400; border-radius:8px; padding:1rem; margin-top:1rem; }
 .guide ol { margin:.3rem 0 .3rem 1.2rem; padding:0; }
 table { border-collapse:collapse; width:100%; background:#fff; }

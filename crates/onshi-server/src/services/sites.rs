@@ -63,9 +63,10 @@ pub async fn per_site(
 }
 
 /// The CSV of a per-site list, one line per device (so each device's state and last contact
-/// stay), the site's phone number and what to tell it on each: UTF-8 with a byte order mark
-/// (Excel reads it as UTF-8 only then), headers and words in `lang`, times in Japan time.
-pub fn sites_csv(sites: &[SiteRow], lang: Lang) -> ApiResult<Vec<u8>> {
+/// stay), the site's phone number and what to tell it on each (its advice, then `checks`, the
+/// list's own things to check, if any): UTF-8 with a byte order mark (Excel reads it as UTF-8
+/// only then), headers and words in `lang`, times in Japan time.
+pub fn sites_csv<S: AsRef<str>>(sites: &[SiteRow], checks: &[S], lang: Lang) -> ApiResult<Vec<u8>> {
     let mut out = "\u{feff}".as_bytes().to_vec();
     {
         let mut w = csv::Writer::from_writer(&mut out);
@@ -106,6 +107,12 @@ pub fn sites_csv(sites: &[SiteRow], lang: Lang) -> ApiResult<Vec<u8>> {
         w.write_record(header).map_err(ApiError::internal)?;
         for site in sites {
             let i = &site.institution;
+            let mut tell = site.advice.text(lang);
+            if !checks.is_empty() {
+                let joined: Vec<&str> = checks.iter().map(AsRef::as_ref).collect();
+                tell += lang.pick(" ご確認ください: ", " Please check: ");
+                tell += &joined.join(lang.pick("、", "; "));
+            }
             for d in &site.devices {
                 let fields = [
                     i.code.to_string(),
@@ -115,7 +122,7 @@ pub fn sites_csv(sites: &[SiteRow], lang: Lang) -> ApiResult<Vec<u8>> {
                     lang.pick(i.kind.name_ja(), i.kind.name_en()).to_owned(),
                     i.phone.clone().unwrap_or_default(),
                     i.email.clone(),
-                    site.advice.text(lang),
+                    tell.clone(),
                     lang.pick(d.device.kind.name_ja(), d.device.kind.name_en())
                         .to_owned(),
                     d.device
