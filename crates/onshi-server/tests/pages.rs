@@ -1475,12 +1475,13 @@ async fn the_dashboard_at_night_in_chromium() {
     browser.click_here("#live-toggle").await;
     assert!(browser.text("#live-status").await.contains("止めています"));
     browser.click_here("#live-toggle").await;
+    let want = failed.to_string();
     onshi_testkit::wait_until("the live update shows the second failure", async || {
         // Read in one script: the live update may swap the element between two calls.
         browser
             .script("return document.getElementById('count-failed').dataset.count")
             .await
-            == failed.to_string()
+            == want.as_str()
     })
     .await;
     // Switched off, it stays off in this browser.
