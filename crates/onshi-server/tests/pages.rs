@@ -110,6 +110,12 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     browser
         .assert_accessible_in_both_languages("the operator's login")
         .await;
+    browser.fill("#token", "not-the-operator-token").await;
+    browser.click("#login").await;
+    assert!(browser.text("#error").await.contains("運用者トークン"));
+    browser
+        .assert_accessible("the operator's login after a wrong token")
+        .await;
     browser.fill("#token", OPERATOR_TOKEN).await;
     browser.click("#login").await;
     assert!(
@@ -229,12 +235,41 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         .await;
     artifact("operator-home-en.png", &browser.screenshot().await);
 
+    // Every list of sites needing action, in both languages.
+    for need in ["not_received", "failed", "silent"] {
+        browser
+            .goto(&app.url(&format!("/operator/campaigns/2026-01/sites?need={need}")))
+            .await;
+        browser
+            .assert_accessible_in_both_languages(&format!("the sites list: {need}"))
+            .await;
+    }
+
     // The site: its terminal needs a restart, in the notice's words.
     browser.goto(&app.url("/site")).await;
     browser
         .assert_accessible_in_both_languages("the site's login")
         .await;
+    // A wrong key: the code stays, the key is typed again (and can be shown).
     browser.fill("#code", SAPPORO).await;
+    browser.fill("#access_key", "not-the-key").await;
+    browser.click("#login").await;
+    assert!(browser.text("#error").await.contains("正しくありません"));
+    assert_eq!(
+        browser
+            .script("return document.getElementById('code').value")
+            .await,
+        SAPPORO
+    );
+    assert_eq!(
+        browser
+            .script("return document.getElementById('access_key').value")
+            .await,
+        ""
+    );
+    browser
+        .assert_accessible("the site's login after a wrong key")
+        .await;
     browser.fill("#access_key", &access_key).await;
     browser.click("#login").await;
     assert_eq!(browser.attr("#advice", "data-advice").await, "restart_now");

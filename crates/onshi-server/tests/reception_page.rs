@@ -271,6 +271,15 @@ async fn on_a_phone_the_buttons_stay_by_the_screens_and_english_glosses_the_japa
         css.contains("@media (prefers-reduced-motion: reduce) { .spinner { animation:none;"),
         "reduced motion respected"
     );
+    // A desk that is gone: a page in the page's language, not JSON.
+    browser
+        .goto(&app.url("/reception/no-such-desk?lang=en"))
+        .await;
+    let gone = browser.text("#error").await;
+    assert!(gone.contains("Open the reception emulator again"), "{gone}");
+    browser
+        .assert_accessible_in_both_languages("an expired desk")
+        .await;
     let icon = reqwest::get(app.url("/favicon.ico"))
         .await
         .expect("favicon");
