@@ -1558,3 +1558,76 @@ async fn axe_core_reports_violations_planted_in_a_page() {
         "{found:?}"
     );
 }
+
+/// A mailed sign-in link expires (14 days), and one mailed before the site's access key was
+/// re-issued signs nobody in; a fresh one signs in over plain HTTP with a long-lived cookie.
+#[tokio::test]
+async fn a_mailed_link_expires_and_a_reissued_key_voids_it() {
+    let (inbox, smtp) = onshi_testkit::smtp::smtp_server().await;
+    let app = onshi_testkit::spawn_app_with_smtp("2026-01-19T12:00:00+09:00", Some(smtp)).await;
+    onshi_testkit::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
+    let sites = [
+        (SAPPORO, "sapporo@example.invalid"),
+        ("2714206386", "osaka@example.invalid"),
+        ("1341010005", "tokyo@example.invalid"),
+    ];
+    for (code, _) in sites {
+        app.enroll(code, &format!("TERM-{code}")).await;
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    onshi_testkit::wait_until("three announcements", async || {
+        sites
+            .iter()
+            .all(|(_, email)| announcement_to(&inbox, email).is_some())
+    })
+    .await;
+    let token_of = |email: &str| {
+        let mail = announcement_to(&inbox, email).expect("the announcement");
+        let link = onshi_testkit::mail::link_containing(&mail, "/site/sign-in?token=")
+            .expect("a sign-in link");
+        link.rsplit('=').next().expect("the token").to_owned()
+    };
+    let sign_in = |token: String| {
+        no_redirects()
+            .post(app.url("/site/sign-in"))
+            .form(&[("token", token)])
+            .send()
+    };
+    // Tokyo's key is re-issued after its mail went out: the mailed link is void.
+    app.expect(
+        app.admin(
+            Method::POST,
+            "/api/v1/admin/institutions/1341010005/access-key",
+        ),
+        200,
+    )
+    .await;
+    let r = sign_in(token_of("tokyo@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 410);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    // Sapporo's link on the 2nd: a session that lasts on this browser.
+    app.set_clock("2026-02-02T11:00:00+09:00").await;
+    let r = sign_in(token_of("sapporo@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/site");
+    let set = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(
+        set.starts_with("onshi_site=") && set.contains(&format!("Max-Age={}", 90 * 24 * 3600)),
+        "{set}"
+    );
+    let cookie = set.split(';').next().expect("cookie").to_owned();
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("テスト診療所 札幌"), "{html}");
+    // Osaka's, fifteen days after it was mailed: expired.
+    app.set_clock("2026-02-03T12:00:00+09:00").await;
+    let r = sign_in(token_of("osaka@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 410);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+}
