@@ -60,8 +60,11 @@ const SCRIPT: &str = r#"(function () {
   var every = Math.max(5, parseInt(live.getAttribute('data-every'), 10) || 30) * 1000;
   var key = 'onshi-live-update';
   var timer = null;
+  // Storage may be refused (a private window, a policy): then the switch lasts for the page.
+  function remembered() { try { return window.localStorage.getItem(key); } catch (e) { return null; } }
+  function remember(v) { try { window.localStorage.setItem(key, v); } catch (e) { /* kept for this page */ } }
   live.hidden = false;
-  toggle.checked = window.localStorage.getItem(key) !== 'off';
+  toggle.checked = remembered() !== 'off';
   function say(attr) { status.textContent = live.getAttribute(attr) || ''; }
   function refresh() {
     fetch(window.location.href, { credentials: 'same-origin', cache: 'no-store' })
@@ -82,7 +85,7 @@ const SCRIPT: &str = r#"(function () {
   function start() { if (!timer) { timer = window.setInterval(refresh, every); } say('data-on'); }
   function stop() { if (timer) { window.clearInterval(timer); timer = null; } }
   toggle.addEventListener('change', function () {
-    window.localStorage.setItem(key, toggle.checked ? 'on' : 'off');
+    remember(toggle.checked ? 'on' : 'off');
     if (toggle.checked) { refresh(); start(); } else { stop(); say('data-off'); }
   });
   if (toggle.checked) { start(); } else { say('data-off'); }
