@@ -1,6 +1,8 @@
 //! The page sessions kept in memory: who each session speaks for, its CSRF token and its flash
-//! message, by the SHA-256 of the session id. The cookies and forms around them are
-//! [`crate::pages::session`]'s; this store knows no HTTP.
+//! message, by the SHA-256 of the session id. The pages keep the operator's here; a site's are
+//! in the store (`Store::create_site_session`), with the lifetimes and the per-site cap named
+//! here. The cookies and forms around them are [`crate::pages::session`]'s; this store knows
+//! no HTTP.
 //!
 //! Expiry uses the machine's monotonic time, not the server's (possibly simulated) clock, so a
 //! demo clock running 600× fast does not log people out.
@@ -19,7 +21,7 @@ const IDLE: Duration = Duration::from_secs(2 * 3600);
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 /// A site's session lasts on its browser: a reception PC or phone stays signed in for weeks,
 /// so staff do not type the access key every morning. It ends after this long unused…
-const SITE_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const SITE_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// …at the latest this long after login, and at once when the site's access key is re-issued
 /// (its generation, checked on every page).
 pub const SITE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -47,20 +49,41 @@ pub struct Flash {
 #[derive(Debug)]
 struct Session {
     who: Who,
-    /// A site's access-key generation when the session began (see
-    /// `crate::services::sign_in::current_generation`); `None` for the operator.
-    generation: Option<String>,
     csrf: String,
     created: Instant,
     last_seen: Instant,
     flash: Option<Flash>,
 }
 
+impl Current {
+    /// A site's session as the store keeps it (`id_hash`: the SHA-256 of its id).
+    pub fn of_site(
+        code: InstitutionCode,
+        generation: String,
+        csrf: String,
+        id_hash: String,
+    ) -> Self {
+        Self {
+            who: Who::Site(code),
+            generation: Some(generation),
+            csrf,
+            flash: None,
+            key: id_hash,
+        }
+    }
+
+    /// The SHA-256 of the session's id, as stored.
+    pub fn id_hash(&self) -> &str {
+        &self.key
+    }
+}
+
 /// What a page needs of its session.
 #[derive(Debug, Clone)]
 pub struct Current {
     pub who: Who,
-    /// A site's access-key generation when the session began.
+    /// A site's access-key generation when its session began (see
+    /// `crate::services::sign_in::current_generation`); `None` for the operator.
     pub generation: Option<String>,
     pub csrf: String,
     pub flash: Option<Flash>,
@@ -129,11 +152,6 @@ pub fn max_age(who: Who) -> Duration {
 impl Sessions {
     /// Starts a session; returns the session id for the cookie.
     pub fn login(&mut self, who: Who) -> String {
-        self.login_bound(who, None)
-    }
-
-    /// Starts a session bound to a site's access-key generation; returns the session id.
-    pub fn login_bound(&mut self, who: Who, generation: Option<String>) -> String {
         let id = new_secret();
         let now = Instant::now();
         self.purge(who, now);
@@ -141,7 +159,6 @@ impl Sessions {
             hash_secret(&id),
             Session {
                 who,
-                generation,
                 csrf: new_secret(),
                 created: now,
                 last_seen: now,
@@ -163,7 +180,7 @@ impl Sessions {
         s.last_seen = now;
         Some(Current {
             who: s.who,
-            generation: s.generation.clone(),
+            generation: None,
             csrf: s.csrf.clone(),
             flash: s.flash.take(),
             key,

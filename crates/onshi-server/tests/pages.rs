@@ -1631,3 +1631,31 @@ async fn a_mailed_link_expires_and_a_reissued_key_voids_it() {
     assert_eq!(r.status(), 410);
     assert!(r.headers().get(SET_COOKIE).is_none());
 }
+
+/// A site's session is kept in the store, not in one server's memory: a second server on the
+/// same database (a restart, or another replica) knows it, and logging out there ends it here.
+#[tokio::test]
+async fn a_sites_session_is_known_to_a_second_server_on_the_same_database() {
+    let (app, key) = campaign_after_first_night().await;
+    let cookie = site_cookie(&app, &key).await;
+    let other = onshi_testkit::spawn_full(
+        "2026-01-20T08:30:00+09:00",
+        app.data.clone(),
+        app.schema.clone(),
+        app.schema.as_ref().map(|s| s.url.clone()),
+        None,
+    )
+    .await;
+    let html = page(&other, "/site", &cookie).await;
+    assert!(html.contains("data-advice=\"restart_now\""), "{html}");
+    let r = no_redirects()
+        .post(other.url("/site/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("id=\"access_key\""), "ended on the first too");
+}

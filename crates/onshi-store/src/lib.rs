@@ -127,6 +127,35 @@ pub struct NewSignInLink<'a> {
     pub expires_at: Timestamp,
 }
 
+/// A site's page session to store ([`Store::create_site_session`]).
+#[derive(Debug, Clone)]
+pub struct NewSiteSession<'a> {
+    /// The SHA-256 (hex) of the session id; the id itself is only in the browser's cookie.
+    pub id_hash: &'a str,
+    pub institution: InstitutionCode,
+    /// The site's access-key generation when the session began.
+    pub generation: &'a str,
+    pub csrf: &'a str,
+    pub at: Timestamp,
+    /// How many sessions of this site are kept at most.
+    pub keep: u32,
+}
+
+/// When sessions lapse: unused since before `idle_since`, or begun before `created_since`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub idle_since: Timestamp,
+    pub created_since: Timestamp,
+}
+
+/// A live site session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSession {
+    pub institution: InstitutionCode,
+    pub generation: String,
+    pub csrf: String,
+}
+
 /// Which secret of an institution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstitutionKey {
@@ -520,6 +549,23 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         at: Timestamp,
     ) -> Result<Option<(InstitutionCode, String)>>;
+
+    /// Starts a site's page session: deletes every session that expired under `limits`, stores
+    /// this one, and keeps only the site's `keep` most recently used sessions (a site logging
+    /// in again and again ends only its own oldest).
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()>;
+    /// The live session with this id hash (used since `limits.idle_since`, begun since
+    /// `limits.created_since`), marked used at `at` by the same statement; `None` otherwise.
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>>;
+    /// Ends one site session (logout).
+    fn end_site_session(&self, id_hash: &str) -> Result<()>;
+    /// Ends every session of a site (its access key was re-issued); returns how many.
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64>;
 
     /// Stores an enrolment key's hash with its expiry and number of uses (a new key replaces
     /// the old one).

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// The migrations, in order. Each runs once, in one transaction.
-pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
+pub(crate) const MIGRATIONS: [(&str, &str); 9] = [
     ("0001_init", include_str!("../migrations/0001_init.sql")),
     ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
     (
@@ -29,6 +29,10 @@ pub(crate) const MIGRATIONS: [(&str, &str); 8] = [
     (
         "0009_sign_in_links",
         include_str!("../migrations/0009_sign_in_links.sql"),
+    ),
+    (
+        "0010_site_sessions",
+        include_str!("../migrations/0010_site_sessions.sql"),
     ),
 ];
 

@@ -685,6 +685,80 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let purge = tx.prep("DELETE FROM site_sessions WHERE seen_at < $1 OR created_at < $2")?;
+        tx.execute(
+            &purge,
+            &[&db_time(limits.idle_since), &db_time(limits.created_since)],
+        )?;
+        let insert = tx.prep(
+            "INSERT INTO site_sessions
+               (id_hash, institution_code, key_generation, csrf, created_at, seen_at)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )?;
+        tx.execute(
+            &insert,
+            &[
+                &s.id_hash,
+                &s.institution.to_string(),
+                &s.generation,
+                &s.csrf,
+                &db_time(s.at),
+            ],
+        )?;
+        let keep = tx.prep(
+            "DELETE FROM site_sessions WHERE institution_code = $1 AND id_hash NOT IN
+               (SELECT id_hash FROM site_sessions WHERE institution_code = $1
+                ORDER BY seen_at DESC, created_at DESC LIMIT $2)",
+        )?;
+        tx.execute(&keep, &[&s.institution.to_string(), &i64::from(s.keep)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>> {
+        let row = self.conn()?.query_opt(
+            "UPDATE site_sessions SET seen_at = $2
+             WHERE id_hash = $1 AND seen_at >= $3 AND created_at >= $4
+             RETURNING institution_code, key_generation, csrf",
+            &[
+                &id_hash,
+                &db_time(at),
+                &db_time(limits.idle_since),
+                &db_time(limits.created_since),
+            ],
+        )?;
+        row.map(|r| {
+            let code: String = r.try_get(0)?;
+            Ok(SiteSession {
+                institution: InstitutionCode::parse(&code).map_err(crate::rows::corrupt)?,
+                generation: r.try_get(1)?,
+                csrf: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn end_site_session(&self, id_hash: &str) -> Result<()> {
+        self.conn()?
+            .execute("DELETE FROM site_sessions WHERE id_hash = $1", &[&id_hash])?;
+        Ok(())
+    }
+
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64> {
+        self.conn()?.execute(
+            "DELETE FROM site_sessions WHERE institution_code = $1",
+            &[&code.to_string()],
+        )
+    }
+
     fn set_enrollment_key(
         &self,
         code: InstitutionCode,

@@ -462,6 +462,86 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM site_sessions WHERE seen_at < ?1 OR created_at < ?2",
+            params![db_time(limits.idle_since), db_time(limits.created_since)],
+        )?;
+        tx.execute(
+            "INSERT INTO site_sessions
+               (id_hash, institution_code, key_generation, csrf, created_at, seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![
+                s.id_hash,
+                s.institution.to_string(),
+                s.generation,
+                s.csrf,
+                db_time(s.at)
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM site_sessions WHERE institution_code = ?1 AND id_hash NOT IN
+               (SELECT id_hash FROM site_sessions WHERE institution_code = ?1
+                ORDER BY seen_at DESC, created_at DESC LIMIT ?2)",
+            params![s.institution.to_string(), s.keep],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>> {
+        let row = self
+            .conn()
+            .query_row(
+                "UPDATE site_sessions SET seen_at = ?2
+                 WHERE id_hash = ?1 AND seen_at >= ?3 AND created_at >= ?4
+                 RETURNING institution_code, key_generation, csrf",
+                params![
+                    id_hash,
+                    db_time(at),
+                    db_time(limits.idle_since),
+                    db_time(limits.created_since)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(code, generation, csrf)| {
+            Ok(SiteSession {
+                institution: InstitutionCode::parse(&code).map_err(crate::rows::corrupt)?,
+                generation,
+                csrf,
+            })
+        })
+        .transpose()
+    }
+
+    fn end_site_session(&self, id_hash: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM site_sessions WHERE id_hash = ?1", [id_hash])?;
+        Ok(())
+    }
+
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM site_sessions WHERE institution_code = ?1",
+            [code.to_string()],
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn set_enrollment_key(
         &self,
         code: InstitutionCode,

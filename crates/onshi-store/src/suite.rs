@@ -597,6 +597,98 @@ fn a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once(b: &Backend)
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
 }
 
+fn limits_at(minute: i64) -> SessionLimits {
+    SessionLimits {
+        idle_since: at(minute - 30),
+        created_since: at(minute - 90),
+    }
+}
+
+fn a_site_session_lasts_while_used_within_its_limits_and_ends_on_request(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    let session = |id: &'static str, minute: i64| NewSiteSession {
+        id_hash: id,
+        institution: code,
+        generation: "gen",
+        csrf: "csrf-1",
+        at: at(minute),
+        keep: 10,
+    };
+    fx.store
+        .create_site_session(&session("s1", 0), &limits_at(0))
+        .expect("stored");
+    let resume = |id: &str, minute: i64| {
+        fx.store
+            .resume_site_session(id, &limits_at(minute), at(minute))
+            .expect("read")
+    };
+    let live = Some(SiteSession {
+        institution: code,
+        generation: "gen".to_owned(),
+        csrf: "csrf-1".to_owned(),
+    });
+    // Used every 20 minutes, it stays (idle limit 30) until 90 minutes after it began.
+    for minute in [20, 40, 60, 80] {
+        assert_eq!(resume("s1", minute), live, "at {minute}");
+    }
+    assert_eq!(resume("s1", 100), None, "past its maximum age");
+    // Another replica (a second store) sees the same sessions.
+    fx.store
+        .create_site_session(&session("s2", 100), &limits_at(100))
+        .expect("stored");
+    assert!(
+        b.open()
+            .resume_site_session("s2", &limits_at(110), at(110))
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(resume("s2", 150), None, "idle for 40 minutes");
+    fx.store
+        .create_site_session(&session("s3", 200), &limits_at(200))
+        .expect("stored");
+    fx.store.end_site_session("s3").expect("ended");
+    assert_eq!(resume("s3", 201), None, "logged out");
+    fx.store
+        .create_site_session(&session("s4", 300), &limits_at(300))
+        .expect("stored");
+    assert_eq!(fx.store.end_site_sessions_of(code).expect("ended"), 1);
+    assert_eq!(resume("s4", 301), None, "the key was re-issued");
+}
+
+fn a_site_keeps_only_its_newest_sessions_and_never_ends_another_sites(b: &Backend) {
+    let fx = Fixture::new(b);
+    let (one, two) = (fx.site(13, Clinic, 1).code, fx.site(13, Clinic, 2).code);
+    let create = |id: &str, code: InstitutionCode, minute: i64| {
+        fx.store
+            .create_site_session(
+                &NewSiteSession {
+                    id_hash: id,
+                    institution: code,
+                    generation: "",
+                    csrf: "c",
+                    at: at(minute),
+                    keep: 3,
+                },
+                &limits_at(minute),
+            )
+            .expect("stored");
+    };
+    create("other", two, 0);
+    for i in 0..5 {
+        create(&format!("own-{i}"), one, i + 1);
+    }
+    let live = |id: &str| {
+        fx.store
+            .resume_site_session(id, &limits_at(10), at(10))
+            .expect("read")
+            .is_some()
+    };
+    assert!(!live("own-0") && !live("own-1"), "the oldest two ended");
+    assert!(live("own-2") && live("own-3") && live("own-4"));
+    assert!(live("other"), "another site's session kept");
+}
+
 // --- Devices ------------------------------------------------------------------------------
 
 fn a_card_reader_is_enrolled_under_its_terminal_with_its_vendor(b: &Backend) {
@@ -2454,6 +2546,8 @@ macro_rules! suite {
 
 suite! {
     a_phone_number_round_trips_and_may_be_absent,
+    a_site_session_lasts_while_used_within_its_limits_and_ends_on_request,
+    a_site_keeps_only_its_newest_sessions_and_never_ends_another_sites,
     a_sign_in_link_signs_in_once_before_it_expires,
     a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once,
     waves_start_once_and_keep_their_sites,

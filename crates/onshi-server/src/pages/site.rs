@@ -34,7 +34,11 @@ pub async fn page(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, PageError> {
     let lang = q.lang();
-    let Some(current) = state.session(&headers, SITE_COOKIE) else {
+    let Some(current) = state
+        .site_session(&headers)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
+    else {
         return Ok(login_page(lang, None, None, StatusCode::OK));
     };
     let Who::Site(code) = current.who else {
@@ -46,7 +50,10 @@ pub async fn page(
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
     if current.generation.as_deref() != Some(now_generation.as_str()) {
-        state.logout(&current);
+        state
+            .logout_site(&current)
+            .await
+            .map_err(|e| PageError::from_api(e, lang))?;
         let mut r = login_page(lang, None, Some(&code.to_string()), StatusCode::OK);
         r.headers_mut()
             .insert(header::SET_COOKIE, clear_cookie(SITE_COOKIE, &headers));
@@ -139,24 +146,27 @@ pub async fn login(
     let generation = sign_in::current_generation(&state, code)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    Ok(signed_in(&state, code, generation, &headers, lang))
+    signed_in(&state, code, generation, &headers, lang).await
 }
 
 /// The answer that starts a site's session (bound to its key's generation) and shows its page.
-fn signed_in(
+async fn signed_in(
     state: &AppState,
     code: InstitutionCode,
     generation: String,
     headers: &HeaderMap,
     lang: Lang,
-) -> Response {
-    let id = state.login_site(code, generation);
+) -> Result<Response, PageError> {
+    let id = state
+        .login_site(code, generation)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
     let mut r = see_other("/site", lang);
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(SITE_COOKIE, &id, Who::Site(code), headers),
     );
-    r
+    Ok(r)
 }
 
 /// A masked key field with a button that shows what was typed (the script `pages.js` shows the
@@ -224,7 +234,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| PageError::from_api(e, lang))?
     {
-        Some((code, generation)) => Ok(signed_in(&state, code, generation, &headers, lang)),
+        Some((code, generation)) => signed_in(&state, code, generation, &headers, lang).await,
         None => {
             let mut r = link_refused(lang);
             *r.status_mut() = StatusCode::GONE;
@@ -262,10 +272,15 @@ pub async fn logout(
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
     let current = state
-        .session(&headers, SITE_COOKIE)
+        .site_session(&headers)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
         .filter(|c| same_origin(&headers) && csrf_matches(c, &form.csrf))
         .ok_or_else(|| PageError::forbidden(lang))?;
-    state.logout(&current);
+    state
+        .logout_site(&current)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
     let mut r = see_other("/site", lang);
     r.headers_mut()
         .insert(header::SET_COOKIE, clear_cookie(SITE_COOKIE, &headers));
