@@ -28,6 +28,9 @@ pub const EMAIL_PATTERN: &str = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s.\x00-\x1f\x7f
 pub const NAME_PATTERN: &str = r"[^\s\x00-\x1f\x7f-\x9f]";
 /// The pattern of a daily automatic restart time, HH:MM (or empty: none).
 pub const HHMM_PATTERN: &str = "^(([01][0-9]|2[0-3]):[0-5][0-9])?$";
+/// The pattern of a site's phone number: up to 30 digits, spaces, hyphens, `+` and brackets
+/// (or empty: none), e.g. `011-123-4567`.
+pub const PHONE_PATTERN: &str = r"^[0-9+()\- ]{0,30}$";
 
 /// One institution as the operator sends it as JSON. Its prefecture is the code's; its kind
 /// must fit the code's 点数表 digit (1: hospital or clinic, 3: dental, 4: pharmacy), which the
@@ -44,6 +47,9 @@ pub struct InstitutionInput {
     /// The daily automatic restart time, HH:MM Japan time (empty: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_restart: Option<String>,
+    /// The site's phone number, for the operator's calls (empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 impl utoipa::ToSchema for InstitutionInput {}
@@ -84,6 +90,12 @@ impl utoipa::PartialSchema for InstitutionInput {
                     "auto_restart",
                     text("The daily automatic restart time, HH:MM Japan time (empty: none).")
                         .pattern(Some(HHMM_PATTERN)),
+                )
+                .property(
+                    "phone",
+                    text("The site's phone number, for the operator's calls (empty: none).")
+                        .max_length(Some(30))
+                        .pattern(Some(PHONE_PATTERN)),
                 )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
@@ -127,6 +139,7 @@ impl From<InstitutionInput> for InstitutionCsvRow {
             prefecture: None,
             email: i.email,
             auto_restart: i.auto_restart,
+            phone: i.phone,
         }
     }
 }
@@ -137,7 +150,7 @@ fn text(description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
-/// One line of the institution CSV (`code,name,kind,prefecture,email,auto_restart`): the JSON
+/// One line of the institution CSV (`code,name,kind,prefecture,email,auto_restart[,phone]`): the JSON
 /// fields and a prefecture column (number or name), which must be the code's if filled in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +163,9 @@ pub struct InstitutionCsvRow {
     pub email: String,
     #[serde(default)]
     pub auto_restart: Option<String>,
+    /// The site's phone number (a column the list may leave out).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// An institution as stored.
@@ -162,6 +178,8 @@ pub struct Institution {
     pub email: String,
     /// The daily automatic restart time the site set (HH:MM), if any.
     pub auto_restart: Option<String>,
+    /// The site's phone number, if the operator's list gives one.
+    pub phone: Option<String>,
 }
 
 /// How many institutions were created or updated.

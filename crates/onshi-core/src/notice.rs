@@ -365,6 +365,24 @@ pub fn facts_line(facts: &SiteFacts, lang: Lang) -> String {
     }
 }
 
+/// The section an announcement mail ends with: the one-time link that signs the site's staff
+/// in to the site page without the access key, valid until `until` (the server makes the link
+/// when it sends the mail and keeps only its hash).
+pub fn sign_in_text(lang: Lang, url: &str, until: Timestamp) -> String {
+    match lang {
+        Lang::Ja => format!(
+            "■更新状況の確認ページへのログイン\n\
+             次のリンクを開くと、アクセスキーを入力せずに貴施設の更新状況の確認ページにログインできます。リンクは1回だけ、{}まで使えます。ログインしたブラウザでは、その後もしばらくログインしたままになります。このメールを施設外の方に転送しないでください。\n{url}\n",
+            jst::format_ja(until)
+        ),
+        Lang::En => format!(
+            "Sign in to your update status\n\
+             The link below signs you in to your site's update status page without the access key. It works once, until {}; the browser you sign in with then stays signed in for a while. Do not forward this mail outside your site.\n{url}\n",
+            jst::format_en(until)
+        ),
+    }
+}
+
 /// The letter for a notice: subject and body, with the site's own status at `now`.
 ///
 /// `advice` is what the site should do now, from `onshi_core::guidance` (a mail passes

@@ -21,11 +21,13 @@ use serde::{Deserialize, Serialize};
 use crate::vendor::Vendor;
 use crate::version::Version;
 
+mod gloss;
 mod profiles;
 mod source;
 #[cfg(test)]
 mod tests;
 
+pub use gloss::{gloss_en, glossed};
 pub use profiles::{CONSENT_ITEMS, TERMINAL_DIALOG_SOURCE, TERMINAL_ERROR, VendorProfile, profile};
 pub use source::Source;
 

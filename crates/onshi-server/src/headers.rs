@@ -1,6 +1,6 @@
 //! Security headers on every answer: `X-Content-Type-Options: nosniff` everywhere, and on the
-//! HTML pages a Content Security Policy that allows only their inline CSS and their inline
-//! confirms (by their hashes), no framing by another site (the operator's controls cannot be
+//! HTML pages a Content Security Policy that allows only their inline CSS, their inline
+//! confirms (by their hashes) and onshi's own script (`pages.js`, which may fetch from onshi), no framing by another site (the operator's controls cannot be
 //! clicked through a frame), forms posted only to onshi, and no referrer sent elsewhere.
 
 use std::sync::OnceLock;
@@ -50,7 +50,7 @@ fn policy() -> &'static HeaderValue {
             .collect();
         let text = format!(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
-             script-src 'unsafe-hashes'{scripts}; form-action 'self'; frame-ancestors 'none'; \
+             script-src 'self' 'unsafe-hashes'{scripts}; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
              base-uri 'none'"
         );
         HeaderValue::from_str(&text).unwrap_or_else(|_| {

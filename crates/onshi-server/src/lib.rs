@@ -99,6 +99,9 @@ pub struct Config {
     /// A second address serving `/metrics` without the operator token (and `/healthz`,
     /// `/readyz`), for a monitoring network; `None`: `/metrics` only on `listen`, with the token.
     pub metrics_listen: Option<SocketAddr>,
+    /// The address sites reach the pages at (`https://onshi.example.jp`), for the sign-in
+    /// links in mails; `None`: this server's own scheme and bound address.
+    pub public_url: Option<String>,
 }
 
 /// A started server.
@@ -148,6 +151,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/site", get(site::page))
         .route("/site/login", post(site::login))
         .route("/site/logout", post(site::logout))
+        .route("/site/sign-in", get(site::sign_in_page).post(site::sign_in))
+        .route(pages::assets::SCRIPT_PATH, get(pages::assets::script))
+        .route("/favicon.ico", get(pages::assets::favicon))
         .route(
             "/operator/login",
             get(operator::login_page).post(operator::login),
@@ -280,6 +286,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = match &config.public_url {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "--public-url {url:?}: expected http(s)://HOST[:PORT]"
+            );
+            url.to_owned()
+        }
+        None => format!("{scheme}://{addr}"),
+    };
+    let state = state.with_public_url(public_url);
     let database = config
         .database
         .as_deref()
@@ -298,7 +317,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     notices::spawn(state.clone(), transport, from)?;
     gates::spawn(state.clone());
     let app = router(state.clone(), &config.limits);
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let how = connections::Listening {
         limits: config.limits,
         tls,

@@ -332,7 +332,8 @@ impl Sender {
     ) -> ApiResult<()> {
         let id = mail.id();
         let operator = matches!(mail, Outgoing::Operator(_));
-        let sent = tokio::time::timeout(SEND_TIMEOUT, self.send(mail, claimed))
+        let sign_in = sign_in_section(state, mail).await;
+        let sent = tokio::time::timeout(SEND_TIMEOUT, self.send(mail, claimed, sign_in.as_deref()))
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {SEND_TIMEOUT:?}")));
         match sent {
@@ -370,8 +371,13 @@ impl Sender {
         }
     }
 
-    async fn send(&self, mail: &Outgoing, now: Timestamp) -> Result<(), String> {
-        let message = message(&self.from, mail, now)?;
+    async fn send(
+        &self,
+        mail: &Outgoing,
+        now: Timestamp,
+        sign_in: Option<&str>,
+    ) -> Result<(), String> {
+        let message = message(&self.from, mail, now, sign_in)?;
         match &self.outlet {
             Outlet::Smtp { relay, transport } => transport
                 .send(message)
@@ -389,9 +395,39 @@ impl Sender {
     }
 }
 
-/// The RFC 5322 message of an outbox mail. The Message-ID is derived from the outbox row, so a
-/// mail re-sent after a crash between "accepted" and "marked sent" is recognisably the same.
-fn message(from: &Mailbox, mail: &Outgoing, now: Timestamp) -> Result<Message, String> {
+/// An announcement's one-time sign-in link, made now (each send makes its own; only its hash
+/// is stored, never the outbox body with the token): the section that ends the mail. Without
+/// it (the store failed) the mail still goes out; the site signs in with its access key.
+async fn sign_in_section(state: &AppState, mail: &Outgoing) -> Option<String> {
+    let Outgoing::Site(m) = mail else { return None };
+    if m.kind != onshi_core::notice::NoticeKind::Announcement {
+        return None;
+    }
+    match crate::services::sign_in::create_link(state, m.institution).await {
+        Ok((token, until)) => {
+            let url = format!("{}/site/sign-in?token={token}", state.public_url);
+            Some(onshi_core::notice::sign_in_text(
+                onshi_core::lang::Lang::Ja,
+                &url,
+                until,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.message, institution = %m.institution, "no sign-in link in the announcement");
+            None
+        }
+    }
+}
+
+/// The RFC 5322 message of an outbox mail (with the sign-in section appended, if any). The
+/// Message-ID is derived from the outbox row, so a mail re-sent after a crash between
+/// "accepted" and "marked sent" is recognisably the same.
+fn message(
+    from: &Mailbox,
+    mail: &Outgoing,
+    now: Timestamp,
+    sign_in: Option<&str>,
+) -> Result<Message, String> {
     let to: Mailbox = mail
         .recipient()
         .parse()
@@ -403,7 +439,10 @@ fn message(from: &Mailbox, mail: &Outgoing, now: Timestamp) -> Result<Message, S
         .date(SystemTime::from(now))
         .message_id(Some(mail.message_id()))
         .header(ContentType::TEXT_PLAIN)
-        .body(mail.body().to_owned())
+        .body(match sign_in {
+            Some(section) => format!("{}\n{section}", mail.body()),
+            None => mail.body().to_owned(),
+        })
         .map_err(|e| e.to_string())
 }
 

@@ -1,6 +1,8 @@
 //! The page sessions kept in memory: who each session speaks for, its CSRF token and its flash
-//! message, by the SHA-256 of the session id. The cookies and forms around them are
-//! [`crate::pages::session`]'s; this store knows no HTTP.
+//! message, by the SHA-256 of the session id. The pages keep the operator's here; a site's are
+//! in the store (`Store::create_site_session`), with the lifetimes and the per-site cap named
+//! here. The cookies and forms around them are [`crate::pages::session`]'s; this store knows
+//! no HTTP.
 //!
 //! Expiry uses the machine's monotonic time, not the server's (possibly simulated) clock, so a
 //! demo clock running 600× fast does not log people out.
@@ -13,10 +15,16 @@ use subtle::ConstantTimeEq;
 
 use crate::secrets::{hash_secret, new_secret};
 
-/// A session ends after this long without a request…
+/// The operator's session ends after this long without a request…
 const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// …and at the latest this long after login.
 pub const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+/// A site's session lasts on its browser: a reception PC or phone stays signed in for weeks,
+/// so staff do not type the access key every morning. It ends after this long unused…
+pub const SITE_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// …at the latest this long after login, and at once when the site's access key is re-issued
+/// (its generation, checked on every page).
+pub const SITE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// At most this many sessions of one principal (the operator, or one site) are kept; a new
 /// login beyond them ends that principal's least recently used session, never another's.
 pub const PER_PRINCIPAL: usize = 10;
@@ -47,10 +55,36 @@ struct Session {
     flash: Option<Flash>,
 }
 
+impl Current {
+    /// A site's session as the store keeps it (`id_hash`: the SHA-256 of its id).
+    pub fn of_site(
+        code: InstitutionCode,
+        generation: String,
+        csrf: String,
+        id_hash: String,
+    ) -> Self {
+        Self {
+            who: Who::Site(code),
+            generation: Some(generation),
+            csrf,
+            flash: None,
+            key: id_hash,
+        }
+    }
+
+    /// The SHA-256 of the session's id, as stored.
+    pub fn id_hash(&self) -> &str {
+        &self.key
+    }
+}
+
 /// What a page needs of its session.
 #[derive(Debug, Clone)]
 pub struct Current {
     pub who: Who,
+    /// A site's access-key generation when its session began (see
+    /// `crate::services::sign_in::current_generation`); `None` for the operator.
+    pub generation: Option<String>,
     pub csrf: String,
     pub flash: Option<Flash>,
     key: String,
@@ -98,7 +132,21 @@ impl Sessions {
 }
 
 fn alive(s: &Session, now: Instant) -> bool {
-    now.duration_since(s.last_seen) < IDLE && now.duration_since(s.created) < MAX_AGE
+    let (idle, max_age) = lifetime(s.who);
+    now.duration_since(s.last_seen) < idle && now.duration_since(s.created) < max_age
+}
+
+/// How long a session of `who` may stay unused, and at most.
+fn lifetime(who: Who) -> (Duration, Duration) {
+    match who {
+        Who::Operator => (IDLE, MAX_AGE),
+        Who::Site(_) => (SITE_IDLE, SITE_MAX_AGE),
+    }
+}
+
+/// How long the cookie of a session of `who` lasts.
+pub fn max_age(who: Who) -> Duration {
+    lifetime(who).1
 }
 
 impl Sessions {
@@ -132,6 +180,7 @@ impl Sessions {
         s.last_seen = now;
         Some(Current {
             who: s.who,
+            generation: None,
             csrf: s.csrf.clone(),
             flash: s.flash.take(),
             key,

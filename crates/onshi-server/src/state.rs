@@ -66,6 +66,8 @@ pub struct Shared {
     pub gates_nudge: Arc<tokio::sync::Notify>,
     /// What `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Where sites reach the pages (no trailing slash): the base of mailed sign-in links.
+    pub public_url: Arc<str>,
 }
 
 /// A campaign's waves as this replica knows them: the progress (refreshed like a campaign
@@ -121,6 +123,7 @@ impl AppState {
             notices_nudge: Arc::default(),
             gates_nudge: Arc::default(),
             metrics: Arc::default(),
+            public_url: Arc::from(""),
         }))
     }
 
@@ -130,6 +133,13 @@ impl AppState {
         let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
         shared.qualification_public = qualification_public;
         shared.accel_redirect = accel_redirect;
+        Self(Arc::new(shared))
+    }
+
+    /// The state with the address sites reach the pages at, set before the state is shared.
+    pub fn with_public_url(self, url: String) -> Self {
+        let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
+        shared.public_url = url.into();
         Self(Arc::new(shared))
     }
 

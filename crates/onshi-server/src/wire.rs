@@ -15,6 +15,7 @@ pub fn institution(i: &Institution) -> admin::Institution {
         prefecture: i.prefecture,
         email: i.email.clone(),
         auto_restart: i.auto_restart.map(|t| t.strftime("%H:%M").to_string()),
+        phone: i.phone.clone(),
     }
 }
 

@@ -18,11 +18,11 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 
-const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart
-0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,
-2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,07:30
-1341010005,テスト薬局 東京,pharmacy,13,tokyo@example.invalid,
-1311111114,テスト医院 東京,clinic,13,tokyo2@example.invalid,
+const SITES_CSV: &str = "code,name,kind,prefecture,email,auto_restart,phone
+0110113719,テスト診療所 札幌,clinic,北海道,sapporo@example.invalid,,011-123-4567
+2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,07:30,
+1341010005,テスト薬局 東京,pharmacy,13,tokyo@example.invalid,,
+1311111114,テスト医院 東京,clinic,13,tokyo2@example.invalid,,03-1234-5678
 ";
 
 /// Sapporo: installed, restart required. Osaka: waiting. Tokyo pharmacy: applied. Tokyo
@@ -98,9 +98,24 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     let api = progress(&app).await;
     let browser = Browser::start().await;
 
+    // Every page and state is checked with axe-core as it is reached (both languages where a
+    // GET shows it again, desktop and phone).
+    browser.goto(&app.url("/")).await;
+    browser
+        .assert_accessible_in_both_languages("the top page")
+        .await;
     // The operator: the dashboard is behind the login.
     browser.goto(&app.url("/operator")).await;
     assert!(browser.url().await.ends_with("/operator/login"));
+    browser
+        .assert_accessible_in_both_languages("the operator's login")
+        .await;
+    browser.fill("#token", "not-the-operator-token").await;
+    browser.click("#login").await;
+    assert!(browser.text("#error").await.contains("運用者トークン"));
+    browser
+        .assert_accessible("the operator's login after a wrong token")
+        .await;
     browser.fill("#token", OPERATOR_TOKEN).await;
     browser.click("#login").await;
     assert!(
@@ -151,11 +166,14 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     );
     assert_eq!(
         browser
-            .script("return document.querySelectorAll('#chart svg path').length")
+            .script("return document.querySelectorAll('#chart svg.chart-wide path').length")
             .await,
         5,
         "one area per state group, from activation to now"
     );
+    browser
+        .assert_accessible_in_both_languages("the dashboard the morning after")
+        .await;
     browser.resize(1280, 2600).await;
     artifact("dashboard-desktop.png", &browser.screenshot().await);
 
@@ -172,9 +190,39 @@ async fn operator_site_and_guidance_pages_in_chromium() {
         .goto(&app.url("/operator/campaigns/2026-01/sites?need=restart"))
         .await;
     assert_eq!(browser.attr("#total", "data-total").await, "1");
-    assert!(browser.text("#sites").await.contains(SAPPORO));
+    let listed = browser.text("#sites").await;
+    assert!(listed.contains(SAPPORO), "{listed}");
+    // Whom to call and what to tell them, in the site page's words.
+    assert_eq!(
+        browser
+            .attr(&format!("#sites tr[data-code='{SAPPORO}'] a.phone"), "href")
+            .await,
+        "tel:0111234567"
+    );
+    assert_eq!(
+        browser
+            .attr(
+                &format!("#sites tr[data-code='{SAPPORO}'] .tell"),
+                "data-advice"
+            )
+            .await,
+        "restart_now"
+    );
+    assert!(
+        listed.contains("資格確認端末を再起動してください"),
+        "{listed}"
+    );
+    browser
+        .assert_accessible_in_both_languages("the sites needing a restart")
+        .await;
     browser.resize(1280, 1000).await;
     artifact("sites-needing-restart.png", &browser.screenshot().await);
+    // On a phone each site is a card: labels above whole words, the phone number first.
+    browser.resize(390, 844).await;
+    artifact(
+        "sites-needing-restart-phone.png",
+        &browser.screenshot().await,
+    );
     browser.goto(&app.url("/operator?lang=en")).await;
     assert!(
         browser
@@ -182,11 +230,46 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .await
             .contains(CampaignStatus::Active.slug())
     );
+    browser
+        .assert_accessible_in_both_languages("the operator's campaigns")
+        .await;
     artifact("operator-home-en.png", &browser.screenshot().await);
+
+    // Every list of sites needing action, in both languages.
+    for need in ["not_received", "failed", "silent"] {
+        browser
+            .goto(&app.url(&format!("/operator/campaigns/2026-01/sites?need={need}")))
+            .await;
+        browser
+            .assert_accessible_in_both_languages(&format!("the sites list: {need}"))
+            .await;
+    }
 
     // The site: its terminal needs a restart, in the notice's words.
     browser.goto(&app.url("/site")).await;
+    browser
+        .assert_accessible_in_both_languages("the site's login")
+        .await;
+    // A wrong key: the code stays, the key is typed again (and can be shown).
     browser.fill("#code", SAPPORO).await;
+    browser.fill("#access_key", "not-the-key").await;
+    browser.click("#login").await;
+    assert!(browser.text("#error").await.contains("正しくありません"));
+    assert_eq!(
+        browser
+            .script("return document.getElementById('code').value")
+            .await,
+        SAPPORO
+    );
+    assert_eq!(
+        browser
+            .script("return document.getElementById('access_key').value")
+            .await,
+        ""
+    );
+    browser
+        .assert_accessible("the site's login after a wrong key")
+        .await;
     browser.fill("#access_key", &access_key).await;
     browser.click("#login").await;
     assert_eq!(browser.attr("#advice", "data-advice").await, "restart_now");
@@ -246,6 +329,9 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .await
             .contains("KB0011769")
     );
+    browser
+        .assert_accessible_in_both_languages("the site needing a restart")
+        .await;
     artifact(
         "site-restart-required-desktop.png",
         &browser.screenshot().await,
@@ -258,6 +344,9 @@ async fn operator_site_and_guidance_pages_in_chromium() {
 
     // The guidance, on a phone and on a desktop.
     browser.goto(&app.url("/guidance")).await;
+    browser
+        .assert_accessible_in_both_languages("the guidance")
+        .await;
     let schedule = browser.text("#schedule").await;
     assert!(
         schedule.contains("2026年1月19日(月) 20:00 ～ 2026年1月20日(火) 05:00"),
@@ -334,6 +423,9 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     );
     assert!(browser.text("#silent-rule").await.contains("72時間以上"));
     browser
+        .assert_accessible_in_both_languages("the dashboard with silent terminals")
+        .await;
+    browser
         .goto(&app.url("/operator/campaigns/2026-01/sites?need=silent&prefecture=1"))
         .await;
     assert_eq!(browser.attr("#total", "data-total").await, "1");
@@ -341,6 +433,13 @@ async fn operator_site_and_guidance_pages_in_chromium() {
     assert!(listed.contains(SAPPORO), "{listed}");
     assert!(listed.contains("2026年1月19日(月) 21:00"), "{listed}");
     assert!(!listed.contains("1311111114"), "{listed}");
+    assert!(
+        listed.contains("資格確認端末の電源が入っていること"),
+        "what to check, in the silent mail's words: {listed}"
+    );
+    browser
+        .assert_accessible_in_both_languages("the silent terminals in Hokkaido")
+        .await;
     browser.resize(1280, 1000).await;
     artifact("sites-silent.png", &browser.screenshot().await);
     browser
@@ -354,6 +453,14 @@ async fn operator_site_and_guidance_pages_in_chromium() {
             .contains("not heard from (terminals)")
     );
     artifact("sites-silent-en.png", &browser.screenshot().await);
+    // A page that failed: an HTML error page.
+    browser
+        .goto(&app.url("/operator/campaigns/no-such-campaign"))
+        .await;
+    assert!(browser.text("#error").await.len() > 3);
+    browser
+        .assert_accessible_in_both_languages("an error page")
+        .await;
 }
 
 // ---------- plain HTTP ----------
@@ -583,18 +690,22 @@ async fn a_site_logs_in_with_its_access_key_only() {
     let r = login(SAPPORO, "wrong-key".into()).await.expect("login");
     assert_eq!(r.status(), 401);
     assert!(r.headers().get(SET_COOKIE).is_none());
+    let again = r.text().await.expect("html");
+    assert!(
+        again.contains(&format!("id=\"code\" name=\"code\" inputmode=\"numeric\" maxlength=\"10\" autocomplete=\"username\" required value=\"{SAPPORO}\"")),
+        "a wrong key keeps the code: {again}"
+    );
     // The key of one site opens no other site.
     let r = login("2714206386", key.clone()).await.expect("login");
     assert_eq!(r.status(), 401);
     let r = login(SAPPORO, key).await.expect("login");
     assert_eq!(r.status(), 303);
-    let cookie = r.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_owned();
+    let set = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(
+        set.contains(&format!("Max-Age={}", 90 * 24 * 3600)),
+        "a site stays signed in on its browser: {set}"
+    );
+    let cookie = set.split(';').next().expect("cookie").to_owned();
     assert!(cookie.starts_with("onshi_site="));
     let html = page(&app, "/site", &cookie).await;
     assert!(html.contains("data-advice=\"restart_now\""));
@@ -710,11 +821,42 @@ async fn the_action_list_exports_csv() {
             .expect("ascii")
             .starts_with("text/csv")
     );
-    let body = r.text().await.expect("csv");
+    let bytes = r.bytes().await.expect("csv");
+    assert!(
+        bytes.starts_with("\u{feff}".as_bytes()),
+        "a byte order mark, so Excel reads UTF-8"
+    );
+    let body = String::from_utf8(bytes[3..].to_vec()).expect("UTF-8");
     let lines: Vec<_> = body.lines().collect();
     assert_eq!(lines.len(), 2, "{body}");
-    assert!(lines[0].starts_with("institution_code,"));
-    assert!(lines[1].starts_with("1311111114,テスト医院 東京,東京都,clinic"));
+    assert!(
+        lines[0]
+            .starts_with("医療機関コード,名称,都道府県,種別,電話番号,メールアドレス,伝えること,"),
+        "{body}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "1311111114,テスト医院 東京,東京都,医科診療所,03-1234-5678,tokyo2@example.invalid,"
+        ),
+        "{body}"
+    );
+    assert!(
+        lines[1].contains("2026年1月19日(月) 21:00") && !lines[1].contains('Z'),
+        "times in Japan time: {body}"
+    );
+    // English on request.
+    let r = no_redirects()
+        .get(app.url("/operator/campaigns/2026-01/sites.csv?need=failed&lang=en"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("csv");
+    let en = String::from_utf8(r.bytes().await.expect("csv")[3..].to_vec()).expect("UTF-8");
+    assert!(
+        en.starts_with("Institution code,Name,Prefecture,Kind,Phone,E-mail,What to tell the site,"),
+        "{en}"
+    );
+    assert!(en.contains("Mon 19 Jan 2026 21:00"), "{en}");
     // Filters narrow the list: no restart is needed in Tokyo.
     let html = page(
         &app,
@@ -737,7 +879,8 @@ async fn the_action_list_exports_csv() {
                 .await
                 .expect("csv");
             assert_eq!(r.status(), 200);
-            r.text().await.expect("csv")
+            let bytes = r.bytes().await.expect("csv");
+            String::from_utf8(bytes[3..].to_vec()).expect("UTF-8 after the byte order mark")
         }
     };
     let body = csv("need=silent").await;
@@ -745,6 +888,10 @@ async fn the_action_list_exports_csv() {
     assert_eq!(lines.len(), 3, "{body}");
     assert!(lines[1].starts_with(SAPPORO), "{body}");
     assert!(lines[2].starts_with("1311111114,"), "{body}");
+    assert!(
+        lines[1].contains("資格確認端末がネットワーク"),
+        "what to check, in the CSV too: {body}"
+    );
     let tokyo = csv("need=silent&prefecture=13").await;
     assert_eq!(tokyo.lines().count(), 2, "{tokyo}");
     assert!(tokyo.contains("1311111114,テスト医院 東京"), "{tokyo}");
@@ -978,6 +1125,9 @@ async fn the_dashboard_shows_a_held_campaigns_waves_and_rolls_it_back_in_chromiu
     );
     assert!(browser.text("#wave-1").await.contains("未開始"));
     assert!(browser.text("#rollback").await.contains("切り戻す"));
+    browser
+        .assert_accessible_in_both_languages("the dashboard of a held campaign")
+        .await;
     browser.resize(1280, 1400).await;
     artifact("dashboard-waves-held-ja.png", &browser.screenshot().await);
 
@@ -1030,6 +1180,9 @@ async fn the_dashboard_shows_a_held_campaigns_waves_and_rolls_it_back_in_chromiu
         browser.attr("#rolled-back", "data-campaign").await,
         "2026-01-rollback"
     );
+    browser
+        .assert_accessible_in_both_languages("the dashboard of a rolled-back campaign")
+        .await;
     artifact(
         "dashboard-waves-rolled-back-ja.png",
         &browser.screenshot().await,
@@ -1052,4 +1205,457 @@ async fn the_dashboard_shows_a_held_campaigns_waves_and_rolls_it_back_in_chromiu
             .collect::<Vec<_>>(),
         vec![canary]
     );
+}
+
+/// The announcement mail of the site whose address is `email`, as the SMTP listener got it.
+fn announcement_to(inbox: &onshi_testkit::smtp::Inbox, email: &str) -> Option<String> {
+    inbox
+        .mails()
+        .into_iter()
+        .find(|m| m.contains(email) && m.contains("-announcement-"))
+}
+
+/// A receptionist opens the sign-in link of the announcement mail on a phone: one press signs
+/// the site in on that browser; the same link then signs nobody in (in Chromium and over plain
+/// HTTP); re-issuing the access key ends the session; the login form's key field can be shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_signs_in_once_through_its_mails_link_in_chromium() {
+    let (inbox, smtp) = onshi_testkit::smtp::smtp_server().await;
+    let app = onshi_testkit::spawn_app_with_smtp("2026-01-19T12:00:00+09:00", Some(smtp)).await;
+    onshi_testkit::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
+    app.enroll(SAPPORO, "TERM-S").await;
+    app.expect(
+        app.admin(
+            Method::POST,
+            &format!("/api/v1/admin/institutions/{SAPPORO}/access-key"),
+        ),
+        200,
+    )
+    .await;
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    onshi_testkit::wait_until("Sapporo's announcement", async || {
+        announcement_to(&inbox, "sapporo@example.invalid").is_some()
+    })
+    .await;
+    let mail = announcement_to(&inbox, "sapporo@example.invalid").expect("the announcement");
+    let text = onshi_testkit::mail::body_text(&mail);
+    assert!(
+        text.contains("アクセスキーを入力せずに") && text.contains("1回だけ"),
+        "{text}"
+    );
+    let link = onshi_testkit::mail::link_containing(&mail, "/site/sign-in?token=")
+        .unwrap_or_else(|| panic!("a sign-in link in {text}"));
+    assert!(link.starts_with(&app.url("/site/sign-in?token=")), "{link}");
+    let token = link.rsplit('=').next().expect("the token").to_owned();
+    assert_eq!(token.len(), 43, "256 random bits: {token}");
+    if onshi_testkit::test_database().is_none() {
+        // Only the token's hash is stored: the link is in no file of the database.
+        for name in ["onshi.db", "onshi.db-wal"] {
+            let bytes = std::fs::read(app.data.path().join(name)).unwrap_or_default();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the token in {name}"
+            );
+        }
+    }
+
+    let browser = Browser::start().await;
+    browser.resize(390, 844).await;
+    browser.goto(&link).await;
+    // Opening the link (as a mail scanner would) uses nothing up: the button does.
+    browser
+        .assert_accessible_in_both_languages("the sign-in link's page")
+        .await;
+    browser.click("#sign-in").await;
+    assert!(
+        browser.url().await.ends_with("/site"),
+        "{}",
+        browser.url().await
+    );
+    assert!(browser.text("h1").await.contains("テスト診療所 札幌"));
+    assert_eq!(
+        browser.attr("#advice", "data-advice").await,
+        "keep_powered_on"
+    );
+    artifact(
+        "site-signed-in-by-link-phone.png",
+        &browser.screenshot().await,
+    );
+    browser
+        .assert_accessible_in_both_languages("the site signed in by its link")
+        .await;
+
+    // The same link a second time, from a browser that never signed in: refused.
+    browser.forget_cookies().await;
+    browser.goto(&link).await;
+    browser.click("#sign-in").await;
+    let refused = browser.text("#error").await;
+    assert!(refused.contains("使用済み"), "{refused}");
+    browser.goto(&app.url("/site")).await;
+    assert!(
+        browser.url().await.ends_with("/site") && browser.text("#login").await.contains("確認する"),
+        "no session: the login form"
+    );
+    browser.goto(&link).await;
+    browser.click("#sign-in").await;
+    browser.assert_accessible("the used sign-in link").await;
+    // The key field shows what was typed on request.
+    assert_eq!(browser.attr("#access_key", "type").await, "password");
+    browser
+        .click_here("button[data-show-key='access_key']")
+        .await;
+    assert_eq!(browser.attr("#access_key", "type").await, "text");
+    assert_eq!(
+        browser
+            .attr("button[data-show-key='access_key']", "aria-pressed")
+            .await,
+        "true"
+    );
+    let r = no_redirects()
+        .post(app.url("/site/sign-in"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 410);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert!(r.text().await.expect("html").contains("使用済み"));
+    // A made-up token is refused the same way.
+    let r = no_redirects()
+        .post(app.url("/site/sign-in"))
+        .form(&[("token", "A".repeat(43))])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 410);
+}
+
+/// A site's session is bound to its access key: a key re-issued through another replica (only
+/// the database changed, this server's sessions untouched) ends it at its next page, with the
+/// code kept in the login form.
+#[tokio::test]
+async fn a_key_reissued_elsewhere_ends_the_sites_long_lived_session() {
+    let (app, key) = campaign_after_first_night().await;
+    let cookie = site_cookie(&app, &key).await;
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("data-advice=\"restart_now\""));
+    let store = app.state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let code = onshi_core::institution::InstitutionCode::parse(SAPPORO).expect("a code");
+        store.set_institution_key(code, onshi_store::InstitutionKey::Access, "another-hash")
+    })
+    .await
+    .expect("the store call")
+    .expect("the new key's hash");
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("id=\"access_key\""), "the login form again");
+    assert!(
+        html.contains(&format!("value=\"{SAPPORO}\"")),
+        "with the code"
+    );
+    // And the old key opens nothing now.
+    let r = no_redirects()
+        .post(app.url("/site/login"))
+        .form(&[("code", SAPPORO), ("access_key", key.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 401);
+}
+
+/// Thirty clinics in Tokyo, a campaign activated at 19:30 on the first day, and the first night
+/// stepped every half hour to 02:30 with terminals installing as they go; returns the app and
+/// the terminals' tokens.
+async fn campaign_in_the_first_night() -> (TestApp, Vec<String>) {
+    use onshi_core::institution::{InstitutionCode, Prefecture, ScoreTable};
+    let tokyo = Prefecture::from_number(13).expect("Tokyo");
+    let codes: Vec<String> = (1..=30)
+        .map(|n| {
+            InstitutionCode::from_parts(tokyo, ScoreTable::Medical, 1, n)
+                .expect("a code")
+                .to_string()
+        })
+        .collect();
+    let mut csv = String::from("code,name,kind,prefecture,email,auto_restart\n");
+    for (i, code) in codes.iter().enumerate() {
+        csv += &format!(
+            "{code},テスト診療所 {},clinic,13,site{i}@example.invalid,\n",
+            i + 1
+        );
+    }
+    let app = spawn_app("2026-01-19T19:30:00+09:00").await;
+    onshi_testkit::terminal_campaign(&app, csv, 10_000, "r2026-01", 100, 60).await;
+    let mut tokens = Vec::new();
+    for code in &codes {
+        tokens.push(app.enroll(code, &format!("TERM-{code}")).await);
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    let install = [
+        E::DownloadStarted,
+        E::DownloadVerified,
+        E::InstallStarted,
+        E::InstallCompleted,
+    ];
+    // Two terminals finish every half hour from 20:00 until 24 have; the last six are still
+    // waiting at 02:30.
+    let mut next = 0;
+    let mut at: jiff::Timestamp = "2026-01-19T20:00:00+09:00".parse().expect("an instant");
+    let end: jiff::Timestamp = "2026-01-20T02:30:00+09:00".parse().expect("an instant");
+    while at <= end {
+        app.set_clock(&at.to_string()).await;
+        for token in tokens.iter().take(24).skip(next).take(2) {
+            app.report_steps(token, &install).await;
+        }
+        next += 2;
+        at += jiff::SignedDuration::from_mins(30);
+    }
+    // One failed download, one still downloading.
+    app.report_steps(&tokens[27], &[E::DownloadStarted, E::Failed])
+        .await;
+    app.report_steps(&tokens[28], &[E::DownloadStarted]).await;
+    (app, tokens)
+}
+
+/// The operator watches the first night at 02:30: hours along the chart and a line at now, the
+/// axis running to the window's close at 05:00, a view of the devices not yet applied, the
+/// counts first on a phone, and the live update, which the operator can switch off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_at_night_in_chromium() {
+    let (app, tokens) = campaign_in_the_first_night().await;
+    let browser = Browser::start().await;
+    browser.resize(1366, 900).await;
+    browser.goto(&app.url("/operator")).await;
+    browser.fill("#token", OPERATOR_TOKEN).await;
+    browser.click("#login").await;
+    assert!(browser.url().await.ends_with("/operator/campaigns/2026-01"));
+    let labels = browser
+        .script("return Array.from(document.querySelectorAll('#chart svg.chart-wide text')).map(t => t.textContent)")
+        .await;
+    let labels: Vec<String> = serde_json::from_value(labels).expect("labels");
+    for label in ["20:00", "22:00", "1/20", "2:00", "5:00", "現在"] {
+        assert!(labels.iter().any(|l| l == label), "{label} in {labels:?}");
+    }
+    assert!(
+        browser
+            .text("#window")
+            .await
+            .contains("2026年1月20日(火) 02:30"),
+        "now in Japan time"
+    );
+    browser
+        .assert_accessible_in_both_languages("the dashboard at night")
+        .await;
+    browser.resize(1366, 1500).await;
+    artifact("dashboard-night-desktop.png", &browser.screenshot().await);
+
+    // The last few percent: the devices not yet applied, scaled to twice what remains.
+    browser.click("#chart-view-remaining").await;
+    assert_eq!(browser.attr("#chart", "data-view").await, "remaining");
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('#chart svg.chart-wide path').length")
+            .await,
+        4,
+        "every group but the applied"
+    );
+    browser
+        .assert_accessible_in_both_languages("the dashboard's remaining view at night")
+        .await;
+    artifact(
+        "dashboard-night-remaining-desktop.png",
+        &browser.screenshot().await,
+    );
+
+    // On a phone the counts come first, and the chart is drawn for the narrow screen.
+    browser.resize(390, 844).await;
+    browser.goto(&app.url("/operator/campaigns/2026-01")).await;
+    let first_screen = browser
+        .script(
+            "return document.getElementById('counts').getBoundingClientRect().top < window.innerHeight",
+        )
+        .await;
+    assert_eq!(first_screen, true, "the counts on the first screen");
+    assert_eq!(
+        browser
+            .script(
+                "return getComputedStyle(document.querySelector('#chart svg.chart-narrow')).display"
+            )
+            .await,
+        "block"
+    );
+    artifact("dashboard-night-phone.png", &browser.screenshot().await);
+    browser
+        .script("document.getElementById('chart').scrollIntoView()")
+        .await;
+    artifact(
+        "dashboard-night-phone-chart.png",
+        &browser.screenshot().await,
+    );
+
+    // Live update: on by default; new reports show without a reload once it refreshes.
+    assert_eq!(
+        browser
+            .script("return document.getElementById('live').hidden")
+            .await,
+        false
+    );
+    assert!(browser.text("#live-status").await.contains("30秒ごと"));
+    app.report_steps(&tokens[29], &[E::DownloadStarted, E::Failed])
+        .await;
+    let failed = progress(&app).await.all.get(DeploymentState::Failed);
+    assert_eq!(failed, 2);
+    // Switching it off and on refreshes at once.
+    browser.click_here("#live-toggle").await;
+    assert!(browser.text("#live-status").await.contains("止めています"));
+    browser.click_here("#live-toggle").await;
+    let want = failed.to_string();
+    onshi_testkit::wait_until("the live update shows the second failure", async || {
+        // Read in one script: the live update may swap the element between two calls.
+        browser
+            .script("return document.getElementById('count-failed').dataset.count")
+            .await
+            == want.as_str()
+    })
+    .await;
+    // Switched off, it stays off in this browser.
+    browser.click_here("#live-toggle").await;
+    browser.goto(&app.url("/operator/campaigns/2026-01")).await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('live-toggle').checked")
+            .await,
+        false
+    );
+    assert!(browser.text("#live-status").await.contains("止めています"));
+}
+
+/// The checker itself: axe-core finds serious violations planted in a clean page (the
+/// issue's spinner label and legend contrast), so a page test that passes was really checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_core_reports_violations_planted_in_a_page() {
+    let app = spawn_app("2026-01-20T09:00:00+09:00").await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/guidance")).await;
+    assert_eq!(browser.axe().await, Vec::<String>::new());
+    browser
+        .script(
+            "document.querySelector('main').insertAdjacentHTML('beforeend', \
+             '<span class=\"spinner\" aria-label=\"loading\"></span>\
+              <p style=\"color:#fff;background:#9aa5b1\">legend</p>')",
+        )
+        .await;
+    let found = browser.axe().await;
+    assert!(
+        found.iter().any(|v| v.contains("aria-prohibited-attr")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("serious color-contrast")),
+        "{found:?}"
+    );
+}
+
+/// A mailed sign-in link expires (14 days), and one mailed before the site's access key was
+/// re-issued signs nobody in; a fresh one signs in over plain HTTP with a long-lived cookie.
+#[tokio::test]
+async fn a_mailed_link_expires_and_a_reissued_key_voids_it() {
+    let (inbox, smtp) = onshi_testkit::smtp::smtp_server().await;
+    let app = onshi_testkit::spawn_app_with_smtp("2026-01-19T12:00:00+09:00", Some(smtp)).await;
+    onshi_testkit::terminal_campaign(&app, SITES_CSV.to_owned(), 10_000, "r2026-01", 100, 60).await;
+    let sites = [
+        (SAPPORO, "sapporo@example.invalid"),
+        ("2714206386", "osaka@example.invalid"),
+        ("1341010005", "tokyo@example.invalid"),
+    ];
+    for (code, _) in sites {
+        app.enroll(code, &format!("TERM-{code}")).await;
+    }
+    app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+    onshi_testkit::wait_until("three announcements", async || {
+        sites
+            .iter()
+            .all(|(_, email)| announcement_to(&inbox, email).is_some())
+    })
+    .await;
+    let token_of = |email: &str| {
+        let mail = announcement_to(&inbox, email).expect("the announcement");
+        let link = onshi_testkit::mail::link_containing(&mail, "/site/sign-in?token=")
+            .expect("a sign-in link");
+        link.rsplit('=').next().expect("the token").to_owned()
+    };
+    let sign_in = |token: String| {
+        no_redirects()
+            .post(app.url("/site/sign-in"))
+            .form(&[("token", token)])
+            .send()
+    };
+    // Tokyo's key is re-issued after its mail went out: the mailed link is void.
+    app.expect(
+        app.admin(
+            Method::POST,
+            "/api/v1/admin/institutions/1341010005/access-key",
+        ),
+        200,
+    )
+    .await;
+    let r = sign_in(token_of("tokyo@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 410);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    // Sapporo's link on the 2nd: a session that lasts on this browser.
+    app.set_clock("2026-02-02T11:00:00+09:00").await;
+    let r = sign_in(token_of("sapporo@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/site");
+    let set = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(
+        set.starts_with("onshi_site=") && set.contains(&format!("Max-Age={}", 90 * 24 * 3600)),
+        "{set}"
+    );
+    let cookie = set.split(';').next().expect("cookie").to_owned();
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("テスト診療所 札幌"), "{html}");
+    // Osaka's, fifteen days after it was mailed: expired.
+    app.set_clock("2026-02-03T12:00:00+09:00").await;
+    let r = sign_in(token_of("osaka@example.invalid"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 410);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+}
+
+/// A site's session is kept in the store, not in one server's memory: a second server on the
+/// same database (a restart, or another replica) knows it, and logging out there ends it here.
+#[tokio::test]
+async fn a_sites_session_is_known_to_a_second_server_on_the_same_database() {
+    let (app, key) = campaign_after_first_night().await;
+    let cookie = site_cookie(&app, &key).await;
+    let other = onshi_testkit::spawn_full(
+        "2026-01-20T08:30:00+09:00",
+        app.data.clone(),
+        app.schema.clone(),
+        app.schema.as_ref().map(|s| s.url.clone()),
+        None,
+    )
+    .await;
+    let html = page(&other, "/site", &cookie).await;
+    assert!(html.contains("data-advice=\"restart_now\""), "{html}");
+    let r = no_redirects()
+        .post(other.url("/site/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    let html = page(&app, "/site", &cookie).await;
+    assert!(html.contains("id=\"access_key\""), "ended on the first too");
 }

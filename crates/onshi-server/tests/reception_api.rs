@@ -3,10 +3,11 @@
 
 use onshi_api::ErrorCode;
 use onshi_api::admin::{AccessKey, EnrollmentKey};
-use onshi_api::device::{EnrollRequest, Enrolled};
+use onshi_api::device::{EnrollRequest, Enrolled, ReaderRequest};
 use onshi_api::qualification::{
     CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION, QueryRequest, QueryResponse,
 };
+use onshi_core::vendor::Vendor;
 use onshi_testkit::spawn_app;
 use reqwest::Method;
 use serde_json::json;
@@ -78,6 +79,16 @@ async fn a_desk_takes_its_terminal_state_from_a_real_terminal() {
         .device_token;
     // The terminal's agent reports: 2.0.0 installed, still running 1.0.0.
     app.checkin(&token, "2.0.0", "1.0.0").await;
+    // Its card reader is Fujitsu Japan's.
+    app.expect_as::<Enrolled>(
+        app.as_device(Method::POST, "/api/v1/readers", &token)
+            .json(&ReaderRequest {
+                vendor: Vendor::FujitsuJapan,
+                serial: "F1".to_owned(),
+            }),
+        201,
+    )
+    .await;
 
     let page = app
         .client
@@ -101,11 +112,70 @@ async fn a_desk_takes_its_terminal_state_from_a_real_terminal() {
         .await
         .expect("setup");
     assert_eq!(wrong.status(), 401);
+    let wrong = wrong.text().await.expect("html");
+    assert!(
+        wrong.contains("医療機関コードまたはアクセスキーが正しくありません。")
+            && !wrong.contains("\"code\""),
+        "an HTML page in Japanese, no JSON: {wrong}"
+    );
+    // A code that is not one: in the page's language, English here, no Japanese field name.
+    let bad = app
+        .client
+        .post(app.url(&setup))
+        .form(&[
+            ("vendor", "canon"),
+            ("terminal", "up-to-date"),
+            ("institution_code", "1311111111"),
+            ("access_key", "x"),
+            ("lang", "en"),
+        ])
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(bad.status(), 400);
+    let bad = bad.text().await.expect("html");
+    assert!(
+        bad.contains("Enter the institution code as 10 digits")
+            && !bad.contains("医療機関コード must"),
+        "{bad}"
+    );
+    // A second tab pressing a button the desk has moved past: the desk as it is, in HTML.
+    let event = format!("{}/event", desk_url.path());
+    let late = app
+        .client
+        .post(app.url(&event))
+        .form(&[("event", "ok_pressed")])
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(late.status(), 409);
+    let late = late.text().await.expect("html");
+    assert!(
+        late.contains("今の画面ではできません")
+            && late.contains("id=\"reader\"")
+            && !late.contains("invalid_step"),
+        "{late}"
+    );
+    // An expired desk: an HTML page that says to open the emulator again.
+    let gone = app
+        .client
+        .get(app.url("/reception/no-such-desk"))
+        .send()
+        .await
+        .expect("desk");
+    assert_eq!(gone.status(), 404);
+    assert!(
+        gone.text()
+            .await
+            .expect("html")
+            .contains("開き直してください")
+    );
+    // The dropdown says Canon; the linked site's reader is Fujitsu Japan's, and it wins.
     let html = app
         .client
         .post(app.url(&setup))
         .form(&[
-            ("vendor", "fujitsu-japan"),
+            ("vendor", "canon"),
             ("terminal", "up-to-date"),
             ("institution_code", "0110113719"),
             ("access_key", access.as_str()),
@@ -121,5 +191,9 @@ async fn a_desk_takes_its_terminal_state_from_a_real_terminal() {
         html.contains("資格確認端末 — 更新インストール済み・再起動前"),
         "the real terminal has a restart pending"
     );
-    assert!(html.contains("富士通Japan"));
+    assert!(html.contains("カードリーダー: 富士通Japan"), "{html}");
+    assert!(
+        html.contains("class=\"screen reader fujitsu-japan"),
+        "{html}"
+    );
 }

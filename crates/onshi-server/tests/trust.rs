@@ -36,6 +36,7 @@ async fn restart(
         tls: None,
         trusted_proxies: Vec::new(),
         metrics_listen: None,
+        public_url: None,
     })
     .await
 }
@@ -125,6 +126,7 @@ async fn a_first_start_without_a_root_is_refused() {
             tls: None,
             trusted_proxies: Vec::new(),
             metrics_listen: None,
+            public_url: None,
         })
         .await,
     );

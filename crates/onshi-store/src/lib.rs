@@ -110,6 +110,50 @@ pub struct Institution {
     /// The daily automatic restart time the site set, if any (日々の診療等の開始前に自動で再起動).
     #[serde(serialize_with = "time::ser_opt_hhmm")]
     pub auto_restart: Option<Time>,
+    /// The site's phone number as the operator's list gives it, if any: whom the operator
+    /// calls when a terminal still needs a restart in the morning.
+    pub phone: Option<String>,
+}
+
+/// A one-time sign-in link to store ([`Store::create_sign_in_link`]).
+#[derive(Debug, Clone)]
+pub struct NewSignInLink<'a> {
+    pub institution: InstitutionCode,
+    /// The SHA-256 (hex) of the link's token; the token itself is never stored.
+    pub token_hash: &'a str,
+    /// The site's access-key generation the link belongs to.
+    pub generation: &'a str,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A site's page session to store ([`Store::create_site_session`]).
+#[derive(Debug, Clone)]
+pub struct NewSiteSession<'a> {
+    /// The SHA-256 (hex) of the session id; the id itself is only in the browser's cookie.
+    pub id_hash: &'a str,
+    pub institution: InstitutionCode,
+    /// The site's access-key generation when the session began.
+    pub generation: &'a str,
+    pub csrf: &'a str,
+    pub at: Timestamp,
+    /// How many sessions of this site are kept at most.
+    pub keep: u32,
+}
+
+/// When sessions lapse: unused since before `idle_since`, or begun before `created_since`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub idle_since: Timestamp,
+    pub created_since: Timestamp,
+}
+
+/// A live site session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteSession {
+    pub institution: InstitutionCode,
+    pub generation: String,
+    pub csrf: String,
 }
 
 /// Which secret of an institution.
@@ -490,6 +534,38 @@ pub trait Store: Send + Sync + 'static {
         code: InstitutionCode,
         which: InstitutionKey,
     ) -> Result<Option<String>>;
+
+    /// Stores a one-time sign-in link for a site's staff (the announcement mail carries it):
+    /// the SHA-256 of its token, the site's access-key generation when it was made (the hash
+    /// of its access key, or empty when it has none) and its expiry. Links that expired more
+    /// than a day ago are deleted on the way.
+    fn create_sign_in_link(&self, link: &NewSignInLink<'_>) -> Result<()>;
+    /// Uses a sign-in link, once: the link with this token hash, unused and unexpired at `at`,
+    /// is marked used in the same statement, so two requests racing with one link (even on two
+    /// replicas) sign in once. Returns the site and the generation stored with the link, or
+    /// `None` (unknown, used or expired).
+    fn redeem_sign_in_link(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<Option<(InstitutionCode, String)>>;
+
+    /// Starts a site's page session: deletes every session that expired under `limits`, stores
+    /// this one, and keeps only the site's `keep` most recently used sessions (a site logging
+    /// in again and again ends only its own oldest).
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()>;
+    /// The live session with this id hash (used since `limits.idle_since`, begun since
+    /// `limits.created_since`), marked used at `at` by the same statement; `None` otherwise.
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>>;
+    /// Ends one site session (logout).
+    fn end_site_session(&self, id_hash: &str) -> Result<()>;
+    /// Ends every session of a site (its access key was re-issued); returns how many.
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64>;
 
     /// Stores an enrolment key's hash with its expiry and number of uses (a new key replaces
     /// the old one).

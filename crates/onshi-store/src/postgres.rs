@@ -265,7 +265,7 @@ fn adopt_old_history(conn: &mut Conn) -> Result<()> {
 // Column lists, as macros so that whole statements stay `&'static str` (prepared once each).
 macro_rules! institution_cols {
     () => {
-        "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart"
+        "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart, i.phone"
     };
 }
 macro_rules! device_cols {
@@ -291,7 +291,7 @@ static SQL_1: LazyLock<String> = LazyLock::new(|| {
                      FROM deployments p JOIN devices d ON d.id = p.device_id
                      JOIN institutions i ON i.code = d.institution_code
                      WHERE p.campaign_id = $1
-                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart
+                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart, i.phone
                      ORDER BY i.code",
         institution_cols!()
     )
@@ -307,7 +307,7 @@ static SQL_PAGE: LazyLock<String> = LazyLock::new(|| {
                      FROM institutions i JOIN devices d ON d.institution_code = i.code
                      JOIN deployments p ON p.device_id = d.id AND p.campaign_id = $1
                      WHERE ($2::TEXT IS NULL OR i.code > $2) AND i.code <= $3
-                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart
+                     GROUP BY i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart, i.phone
                      ORDER BY i.code",
         institution_cols!()
     )
@@ -345,6 +345,7 @@ fn institution_from(r: &Row, base: usize) -> Result<RawInstitution> {
         prefecture: r.try_get(base + 3)?,
         email: r.try_get(base + 4)?,
         auto_restart: r.try_get(base + 5)?,
+        phone: r.try_get(base + 6)?,
     })
 }
 
@@ -568,13 +569,14 @@ impl Store for PostgresStore {
         let now = db_time(at);
         let mut conn = self.conn()?;
         let st = conn.prep(
-            "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, created_at, updated_at)
-             SELECT u.code, u.name, u.kind, u.prefecture, u.email, u.auto_restart, $7, $7
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-               AS u (code, name, kind, prefecture, email, auto_restart)
+            "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, phone, created_at, updated_at)
+             SELECT u.code, u.name, u.kind, u.prefecture, u.email, u.auto_restart, u.phone, $8, $8
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[])
+               AS u (code, name, kind, prefecture, email, auto_restart, phone)
              ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                prefecture = excluded.prefecture, email = excluded.email,
-               auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
+               auto_restart = excluded.auto_restart, phone = excluded.phone,
+               updated_at = excluded.updated_at",
         )?;
         let mut tx = conn.transaction()?;
         for chunk in unique.chunks(UPSERT_CHUNK) {
@@ -588,9 +590,12 @@ impl Store for PostgresStore {
             let emails: Vec<&str> = chunk.iter().map(|i| i.email.as_str()).collect();
             let restarts: Vec<Option<String>> =
                 chunk.iter().map(|i| i.auto_restart.map(hhmm)).collect();
+            let phones: Vec<Option<&str>> = chunk.iter().map(|i| i.phone.as_deref()).collect();
             tx.execute(
                 &st,
-                &[&codes, &names, &kinds, &prefs, &emails, &restarts, &now],
+                &[
+                    &codes, &names, &kinds, &prefs, &emails, &restarts, &phones, &now,
+                ],
             )?;
         }
         tx.commit()?;
@@ -681,6 +686,128 @@ impl Store for PostgresStore {
             .map(|r| r.try_get::<_, Option<String>>(0))
             .transpose()?
             .flatten())
+    }
+
+    fn create_sign_in_link(&self, link: &NewSignInLink<'_>) -> Result<()> {
+        let stale = link
+            .created_at
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(link.created_at);
+        let mut conn = self.conn()?;
+        conn.execute(
+            "DELETE FROM sign_in_links WHERE expires_at < $1",
+            &[&db_time(stale)],
+        )?;
+        conn.execute(
+            "INSERT INTO sign_in_links
+               (token_hash, institution_code, key_generation, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &link.token_hash,
+                &link.institution.to_string(),
+                &link.generation,
+                &db_time(link.created_at),
+                &db_time(link.expires_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_sign_in_link(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<Option<(InstitutionCode, String)>> {
+        // One conditional UPDATE: of two replicas racing with one link, the row lock lets the
+        // second see `used_at` set and match nothing.
+        let row = self.conn()?.query_opt(
+            "UPDATE sign_in_links SET used_at = $2
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+             RETURNING institution_code, key_generation",
+            &[&token_hash, &db_time(at)],
+        )?;
+        row.map(|r| {
+            let code: String = r.try_get(0)?;
+            let generation: String = r.try_get(1)?;
+            InstitutionCode::parse(&code)
+                .map(|c| (c, generation))
+                .map_err(crate::rows::corrupt)
+        })
+        .transpose()
+    }
+
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let purge = tx.prep("DELETE FROM site_sessions WHERE seen_at < $1 OR created_at < $2")?;
+        tx.execute(
+            &purge,
+            &[&db_time(limits.idle_since), &db_time(limits.created_since)],
+        )?;
+        let insert = tx.prep(
+            "INSERT INTO site_sessions
+               (id_hash, institution_code, key_generation, csrf, created_at, seen_at)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )?;
+        tx.execute(
+            &insert,
+            &[
+                &s.id_hash,
+                &s.institution.to_string(),
+                &s.generation,
+                &s.csrf,
+                &db_time(s.at),
+            ],
+        )?;
+        let keep = tx.prep(
+            "DELETE FROM site_sessions WHERE institution_code = $1 AND id_hash NOT IN
+               (SELECT id_hash FROM site_sessions WHERE institution_code = $1
+                ORDER BY seen_at DESC, created_at DESC LIMIT $2)",
+        )?;
+        tx.execute(&keep, &[&s.institution.to_string(), &i64::from(s.keep)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>> {
+        let row = self.conn()?.query_opt(
+            "UPDATE site_sessions SET seen_at = $2
+             WHERE id_hash = $1 AND seen_at >= $3 AND created_at >= $4
+             RETURNING institution_code, key_generation, csrf",
+            &[
+                &id_hash,
+                &db_time(at),
+                &db_time(limits.idle_since),
+                &db_time(limits.created_since),
+            ],
+        )?;
+        row.map(|r| {
+            let code: String = r.try_get(0)?;
+            Ok(SiteSession {
+                institution: InstitutionCode::parse(&code).map_err(crate::rows::corrupt)?,
+                generation: r.try_get(1)?,
+                csrf: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn end_site_session(&self, id_hash: &str) -> Result<()> {
+        self.conn()?
+            .execute("DELETE FROM site_sessions WHERE id_hash = $1", &[&id_hash])?;
+        Ok(())
+    }
+
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64> {
+        self.conn()?.execute(
+            "DELETE FROM site_sessions WHERE institution_code = $1",
+            &[&code.to_string()],
+        )
     }
 
     fn set_enrollment_key(
@@ -1331,9 +1458,9 @@ impl Store for PostgresStore {
                 Ok(DeploymentListing {
                     device: device_from(r, 0)?.parse()?,
                     institution: institution_from(r, 9)?.parse()?,
-                    state: r.try_get::<_, String>(15)?.parse().map_err(corrupt)?,
-                    bytes: u64::try_from(r.try_get::<_, i64>(16)?).unwrap_or(0),
-                    updated_at: ts(&r.try_get::<_, String>(17)?)?,
+                    state: r.try_get::<_, String>(16)?.parse().map_err(corrupt)?,
+                    bytes: u64::try_from(r.try_get::<_, i64>(17)?).unwrap_or(0),
+                    updated_at: ts(&r.try_get::<_, String>(18)?)?,
                 })
             })
             .collect()
@@ -1343,7 +1470,7 @@ impl Store for PostgresStore {
         self.conn()?
             .query(SQL_1.as_str(), &[&campaign])?
             .iter()
-            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 6)?)))
+            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 7)?)))
             .collect()
     }
 
@@ -1414,7 +1541,7 @@ impl Store for PostgresStore {
         let sites = conn
             .query(SQL_PAGE.as_str(), &[&campaign, &after, &through])?
             .iter()
-            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 6)?)))
+            .map(|r| Ok((institution_from(r, 0)?.parse()?, facts_at(r, 7)?)))
             .collect::<Result<_>>()?;
         Ok(SiteFactsPage {
             sites,

@@ -74,6 +74,7 @@ pub(crate) struct RawInstitution {
     pub(crate) prefecture: i64,
     pub(crate) email: String,
     pub(crate) auto_restart: Option<String>,
+    pub(crate) phone: Option<String>,
 }
 
 impl RawInstitution {
@@ -91,6 +92,7 @@ impl RawInstitution {
                 .auto_restart
                 .map(|t| Time::strptime("%H:%M", &t).map_err(corrupt))
                 .transpose()?,
+            phone: self.phone,
         })
     }
 }

@@ -246,7 +246,8 @@ impl SqliteStore {
     }
 }
 
-const INSTITUTION_COLS: &str = "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart";
+const INSTITUTION_COLS: &str =
+    "i.code, i.name, i.kind, i.prefecture, i.email, i.auto_restart, i.phone";
 
 fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution> {
     Ok(RawInstitution {
@@ -256,6 +257,7 @@ fn institution_from(r: &Row<'_>, base: usize) -> rusqlite::Result<RawInstitution
         prefecture: r.get(base + 3)?,
         email: r.get(base + 4)?,
         auto_restart: r.get(base + 5)?,
+        phone: r.get(base + 6)?,
     })
 }
 
@@ -344,11 +346,12 @@ impl Store for SqliteStore {
         let tx = conn.unchecked_transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                "INSERT INTO institutions (code, name, kind, prefecture, email, auto_restart, phone, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7, ?7)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                    prefecture = excluded.prefecture, email = excluded.email,
-                   auto_restart = excluded.auto_restart, updated_at = excluded.updated_at",
+                   auto_restart = excluded.auto_restart, phone = excluded.phone,
+                   updated_at = excluded.updated_at",
             )?;
             let now = db_time(at);
             for i in institutions {
@@ -360,6 +363,7 @@ impl Store for SqliteStore {
                     i.email,
                     i.auto_restart.map(hhmm),
                     now,
+                    i.phone,
                 ])?;
             }
         }
@@ -436,6 +440,134 @@ impl Store for SqliteStore {
             )
             .optional()?
             .flatten())
+    }
+
+    fn create_sign_in_link(&self, link: &NewSignInLink<'_>) -> Result<()> {
+        let conn = self.conn();
+        let stale = link
+            .created_at
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(link.created_at);
+        conn.execute(
+            "DELETE FROM sign_in_links WHERE expires_at < ?1",
+            params![db_time(stale)],
+        )?;
+        conn.execute(
+            "INSERT INTO sign_in_links
+               (token_hash, institution_code, key_generation, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                link.token_hash,
+                link.institution.to_string(),
+                link.generation,
+                db_time(link.created_at),
+                db_time(link.expires_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_sign_in_link(
+        &self,
+        token_hash: &str,
+        at: Timestamp,
+    ) -> Result<Option<(InstitutionCode, String)>> {
+        let row = self
+            .conn()
+            .query_row(
+                "UPDATE sign_in_links SET used_at = ?2
+                 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
+                 RETURNING institution_code, key_generation",
+                params![token_hash, db_time(at)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(code, generation)| {
+            InstitutionCode::parse(&code)
+                .map(|c| (c, generation))
+                .map_err(crate::rows::corrupt)
+        })
+        .transpose()
+    }
+
+    fn create_site_session(&self, s: &NewSiteSession<'_>, limits: &SessionLimits) -> Result<()> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM site_sessions WHERE seen_at < ?1 OR created_at < ?2",
+            params![db_time(limits.idle_since), db_time(limits.created_since)],
+        )?;
+        tx.execute(
+            "INSERT INTO site_sessions
+               (id_hash, institution_code, key_generation, csrf, created_at, seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![
+                s.id_hash,
+                s.institution.to_string(),
+                s.generation,
+                s.csrf,
+                db_time(s.at)
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM site_sessions WHERE institution_code = ?1 AND id_hash NOT IN
+               (SELECT id_hash FROM site_sessions WHERE institution_code = ?1
+                ORDER BY seen_at DESC, created_at DESC LIMIT ?2)",
+            params![s.institution.to_string(), s.keep],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn resume_site_session(
+        &self,
+        id_hash: &str,
+        limits: &SessionLimits,
+        at: Timestamp,
+    ) -> Result<Option<SiteSession>> {
+        let row = self
+            .conn()
+            .query_row(
+                "UPDATE site_sessions SET seen_at = ?2
+                 WHERE id_hash = ?1 AND seen_at >= ?3 AND created_at >= ?4
+                 RETURNING institution_code, key_generation, csrf",
+                params![
+                    id_hash,
+                    db_time(at),
+                    db_time(limits.idle_since),
+                    db_time(limits.created_since)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(code, generation, csrf)| {
+            Ok(SiteSession {
+                institution: InstitutionCode::parse(&code).map_err(crate::rows::corrupt)?,
+                generation,
+                csrf,
+            })
+        })
+        .transpose()
+    }
+
+    fn end_site_session(&self, id_hash: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM site_sessions WHERE id_hash = ?1", [id_hash])?;
+        Ok(())
+    }
+
+    fn end_site_sessions_of(&self, code: InstitutionCode) -> Result<u64> {
+        let n = self.conn().execute(
+            "DELETE FROM site_sessions WHERE institution_code = ?1",
+            [code.to_string()],
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn set_enrollment_key(
@@ -1051,9 +1183,9 @@ impl Store for SqliteStore {
                     Ok((
                         device_from(r, 0)?,
                         institution_from(r, 9)?,
-                        r.get::<_, String>(15)?,
-                        r.get::<_, i64>(16)?,
-                        r.get::<_, String>(17)?,
+                        r.get::<_, String>(16)?,
+                        r.get::<_, i64>(17)?,
+                        r.get::<_, String>(18)?,
                     ))
                 },
             )?
@@ -1082,7 +1214,7 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt
             .query_map([campaign], |r| {
-                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+                Ok((institution_from(r, 0)?, facts_from(r, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(|(i, f)| Ok((i.parse()?, f))).collect()
@@ -1175,7 +1307,7 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt
             .query_map(params![campaign, after, through], |r| {
-                Ok((institution_from(r, 0)?, facts_from(r, 6)?))
+                Ok((institution_from(r, 0)?, facts_from(r, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(SiteFactsPage {

@@ -149,6 +149,7 @@ impl Fixture {
             prefecture,
             email: format!("it-{n}@example.jp"),
             auto_restart: None,
+            phone: None,
         }
     }
 
@@ -529,6 +530,43 @@ fn an_auto_restart_time_round_trips_and_may_be_absent(b: &Backend) {
     assert_eq!(read(never.code).auto_restart, None);
 }
 
+fn a_phone_number_round_trips_and_may_be_absent(b: &Backend) {
+    let fx = Fixture::new(b);
+    let with = Institution {
+        phone: Some("011-123-4567".to_owned()),
+        ..Fixture::institution(1, Clinic, 1)
+    };
+    let without = Fixture::institution(1, Clinic, 2);
+    fx.store
+        .upsert_institutions(&[with.clone(), without.clone()], at(0))
+        .expect("stored");
+    let read = |code| fx.store.institution(code).expect("read").expect("stored");
+    assert_eq!(read(with.code).phone.as_deref(), Some("011-123-4567"));
+    assert_eq!(read(without.code).phone, None);
+    // Listings carry it too (the sites list shows it).
+    let (listed, _) = fx
+        .store
+        .institutions(&InstitutionFilter {
+            prefecture: None,
+            kind: None,
+            limit: 10,
+            offset: 0,
+        })
+        .expect("listed");
+    assert_eq!(listed, vec![read(with.code), without.clone()]);
+    // A later import without the number clears it.
+    fx.store
+        .upsert_institutions(
+            &[Institution {
+                phone: None,
+                ..with.clone()
+            }],
+            at(1),
+        )
+        .expect("updated");
+    assert_eq!(read(with.code).phone, None);
+}
+
 fn setting_a_key_of_an_unknown_institution_is_not_found(b: &Backend) {
     let fx = Fixture::new(b);
     let code = InstitutionCode::parse("2714206386").expect("a valid code");
@@ -559,6 +597,168 @@ fn enrollment_and_access_key_hashes_round_trip_separately(b: &Backend) {
         Some("enrol-hash")
     );
     assert_eq!(key(InstitutionKey::Access).as_deref(), Some("access-hash"));
+}
+
+fn a_sign_in_link_signs_in_once_before_it_expires(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    let link = |hash: &'static str, expires: Timestamp| NewSignInLink {
+        institution: code,
+        token_hash: hash,
+        generation: "gen-1",
+        created_at: at(0),
+        expires_at: expires,
+    };
+    fx.store
+        .create_sign_in_link(&link("hash-a", at(60)))
+        .expect("stored");
+    fx.store
+        .create_sign_in_link(&link("hash-b", at(60)))
+        .expect("stored");
+
+    assert_eq!(
+        fx.store.redeem_sign_in_link("hash-a", at(1)).expect("read"),
+        Some((code, "gen-1".to_owned()))
+    );
+    assert_eq!(
+        fx.store.redeem_sign_in_link("hash-a", at(2)).expect("read"),
+        None,
+        "used once"
+    );
+    assert_eq!(
+        fx.store
+            .redeem_sign_in_link("hash-b", at(60))
+            .expect("read"),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(
+        fx.store
+            .redeem_sign_in_link("unknown", at(1))
+            .expect("read"),
+        None
+    );
+    // A store opened again (a restart, another replica) sees the link used.
+    assert_eq!(
+        b.open().redeem_sign_in_link("hash-a", at(3)).expect("read"),
+        None
+    );
+}
+
+fn a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    fx.store
+        .create_sign_in_link(&NewSignInLink {
+            institution: code,
+            token_hash: "raced",
+            generation: "",
+            created_at: at(0),
+            expires_at: at(60),
+        })
+        .expect("stored");
+    drop(fx);
+
+    let won = on_two_stores(b, 8, |store, _| {
+        store
+            .redeem_sign_in_link("raced", at(1))
+            .expect("redeem call")
+            .is_some()
+    });
+
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+}
+
+fn limits_at(minute: i64) -> SessionLimits {
+    SessionLimits {
+        idle_since: at(minute - 30),
+        created_since: at(minute - 90),
+    }
+}
+
+fn a_site_session_lasts_while_used_within_its_limits_and_ends_on_request(b: &Backend) {
+    let fx = Fixture::new(b);
+    let code = fx.site(13, Clinic, 1).code;
+    let session = |id: &'static str, minute: i64| NewSiteSession {
+        id_hash: id,
+        institution: code,
+        generation: "gen",
+        csrf: "csrf-1",
+        at: at(minute),
+        keep: 10,
+    };
+    fx.store
+        .create_site_session(&session("s1", 0), &limits_at(0))
+        .expect("stored");
+    let resume = |id: &str, minute: i64| {
+        fx.store
+            .resume_site_session(id, &limits_at(minute), at(minute))
+            .expect("read")
+    };
+    let live = Some(SiteSession {
+        institution: code,
+        generation: "gen".to_owned(),
+        csrf: "csrf-1".to_owned(),
+    });
+    // Used every 20 minutes, it stays (idle limit 30) until 90 minutes after it began.
+    for minute in [20, 40, 60, 80] {
+        assert_eq!(resume("s1", minute), live, "at {minute}");
+    }
+    assert_eq!(resume("s1", 100), None, "past its maximum age");
+    // Another replica (a second store) sees the same sessions.
+    fx.store
+        .create_site_session(&session("s2", 100), &limits_at(100))
+        .expect("stored");
+    assert!(
+        b.open()
+            .resume_site_session("s2", &limits_at(110), at(110))
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(resume("s2", 150), None, "idle for 40 minutes");
+    fx.store
+        .create_site_session(&session("s3", 200), &limits_at(200))
+        .expect("stored");
+    fx.store.end_site_session("s3").expect("ended");
+    assert_eq!(resume("s3", 201), None, "logged out");
+    fx.store
+        .create_site_session(&session("s4", 300), &limits_at(300))
+        .expect("stored");
+    assert_eq!(fx.store.end_site_sessions_of(code).expect("ended"), 1);
+    assert_eq!(resume("s4", 301), None, "the key was re-issued");
+}
+
+fn a_site_keeps_only_its_newest_sessions_and_never_ends_another_sites(b: &Backend) {
+    let fx = Fixture::new(b);
+    let (one, two) = (fx.site(13, Clinic, 1).code, fx.site(13, Clinic, 2).code);
+    let create = |id: &str, code: InstitutionCode, minute: i64| {
+        fx.store
+            .create_site_session(
+                &NewSiteSession {
+                    id_hash: id,
+                    institution: code,
+                    generation: "",
+                    csrf: "c",
+                    at: at(minute),
+                    keep: 3,
+                },
+                &limits_at(minute),
+            )
+            .expect("stored");
+    };
+    create("other", two, 0);
+    for i in 0..5 {
+        create(&format!("own-{i}"), one, i + 1);
+    }
+    let live = |id: &str| {
+        fx.store
+            .resume_site_session(id, &limits_at(10), at(10))
+            .expect("read")
+            .is_some()
+    };
+    assert!(!live("own-0") && !live("own-1"), "the oldest two ended");
+    assert!(live("own-2") && live("own-3") && live("own-4"));
+    assert!(live("other"), "another site's session kept");
 }
 
 // --- Devices ------------------------------------------------------------------------------
@@ -2466,6 +2666,11 @@ macro_rules! suite {
 }
 
 suite! {
+    a_phone_number_round_trips_and_may_be_absent,
+    a_site_session_lasts_while_used_within_its_limits_and_ends_on_request,
+    a_site_keeps_only_its_newest_sessions_and_never_ends_another_sites,
+    a_sign_in_link_signs_in_once_before_it_expires,
+    a_sign_in_link_used_by_eight_threads_on_two_stores_signs_in_once,
     waves_start_once_and_keep_their_sites,
     a_wave_change_is_compare_and_set_with_its_status_audit_and_one_mail,
     wave_health_counts_each_wave_with_unassigned_sites_in_the_last,

@@ -4,12 +4,14 @@
 //! ([`server`], chosen by `ONSHI_TEST_DATABASE`) or the `onshi serve` binary ([`serve`]); enrol a
 //! device and report as an agent would ([`TestApp::enroll`], [`TestApp::report`]); run the real
 //! agent binary ([`agent`]); wait for something observable with a deadline ([`wait`]); a real
-//! SMTP listener, plain or a TLS relay with a test CA ([`smtp`]); a database that goes away
-//! ([`proxy`]); the server's own spans ([`trace`]); headless Chromium ([`browser`]).
+//! SMTP listener, plain or a TLS relay with a test CA ([`smtp`]), and the text of what it
+//! received ([`mail`]); a database that goes away ([`proxy`]); the server's own spans
+//! ([`trace`]); headless Chromium ([`browser`]).
 
 pub mod agent;
 pub mod browser;
 pub mod keys;
+pub mod mail;
 pub mod proxy;
 pub mod serve;
 pub mod server;

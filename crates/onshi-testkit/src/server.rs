@@ -175,6 +175,7 @@ pub async fn spawn_configured(
         tls: None,
         trusted_proxies: Vec::new(),
         metrics_listen: None,
+        public_url: None,
     })
     .await
     .expect("server starts");

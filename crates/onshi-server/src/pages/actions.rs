@@ -1,8 +1,9 @@
 //! `/operator/campaigns/{id}/sites`: the sites needing action — terminals that need a restart,
 //! devices that have not received the update yet, failures, terminals not heard from
 //! (`services::silence`) — filterable by prefecture,
-//! institution kind, reader vendor and device, a page at a time, with a CSV export of the whole
-//! filtered list (`/sites.csv`, the API's CSV columns).
+//! institution kind, reader vendor and device — one row per site (its phone number, what to tell
+//! it from `onshi_core::guidance`, its devices in the list), a page of sites at a time, with a
+//! CSV export of the whole filtered list for Excel (`/sites.csv`, `services::sites`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -19,8 +20,9 @@ use super::operator::{operator_session, to_login};
 use super::{PageError, href, lang_of, layout, when};
 use crate::attachment;
 use crate::services::campaigns::load_campaign;
-use crate::services::devices::{campaign_device_rows, devices_csv};
+use crate::services::devices::campaign_device_rows;
 use crate::services::silence::silent_terminals;
+use crate::services::sites::{SiteRow, per_site, sites_csv};
 use crate::state::AppState;
 
 /// Rows per page.
@@ -172,44 +174,23 @@ pub async fn page(
     let record = load_campaign(&state, id)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let offset = f.page.saturating_mul(PAGE);
-    let (rows, total) = match f.need.state() {
-        Some(need) => {
-            let cid = record.id.clone();
-            let filter = f.store_filter(PAGE, offset);
-            let (rows, counts) = state
-                .db(move |s| Ok((s.deployments(&cid, &filter)?, s.progress(&cid)?)))
-                .await
-                .map_err(|e| PageError::from_api(e, lang))?;
-            // The total from the progress counts, filtered the same way.
-            let total: u64 = counts
-                .iter()
-                .filter(|r| {
-                    r.state == need
-                        && f.device.is_none_or(|d| d == r.device)
-                        && f.prefecture.is_none_or(|p| p == r.prefecture)
-                        && f.kind.is_none_or(|k| k == r.kind)
-                        && f.vendor.is_none_or(|v| Some(v) == r.vendor)
-                })
-                .map(|r| r.count)
-                .sum();
-            (rows, total)
-        }
-        // Silence depends on the clock, not on a stored count: the whole list, then the page.
-        None => {
-            let all = silent_terminals(&state, &record, f.store_filter(u32::MAX, 0))
-                .await
-                .map_err(|e| PageError::from_api(e, lang))?;
-            let total = u64::try_from(all.len()).unwrap_or(u64::MAX);
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let rows = all
-                .into_iter()
-                .skip(start)
-                .take(usize::try_from(PAGE).unwrap_or(usize::MAX))
-                .collect();
-            (rows, total)
-        }
-    };
+    let rows = match f.need {
+        Need::Silent => silent_terminals(&state, &record, f.store_filter(u32::MAX, 0)).await,
+        _ => campaign_device_rows(&state, &record, f.store_filter(u32::MAX, 0)).await,
+    }
+    .map_err(|e| PageError::from_api(e, lang))?;
+    let devices_total = rows.len();
+    // Each site once, in code order, then the page: the operator calls sites, not devices.
+    let sites = per_site(&state, &record, rows)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let total = u64::try_from(sites.len()).unwrap_or(u64::MAX);
+    let start = usize::try_from(f.page.saturating_mul(PAGE)).unwrap_or(usize::MAX);
+    let shown: Vec<&SiteRow> = sites
+        .iter()
+        .skip(start)
+        .take(usize::try_from(PAGE).unwrap_or(usize::MAX))
+        .collect();
     let base = format!("/operator/campaigns/{}/sites", record.id);
     let query = f.query();
     let now = state.now();
@@ -253,48 +234,70 @@ pub async fn page(
             button type="submit" id="filter" { (lang.pick("絞り込む", "Filter")) }
         }
         p {
-            strong id="total" data-total=(total) { (total) } (lang.pick(" 台", " devices"))
+            strong id="total" data-total=(total) data-devices=(devices_total) { (total) } (lang.pick(" 施設", " sites"))
+            (match lang {
+                Lang::Ja => format!("（機器 {devices_total}台）"),
+                Lang::En => format!(" ({devices_total} devices)"),
+            })
             " ・ "
-            a id="csv" href=(href(&format!("{base}.csv?{query}"), lang)) { (lang.pick("CSVでダウンロード（全件）", "Download CSV (all rows)")) }
+            a id="csv" href=(href(&format!("{base}.csv?{query}"), lang)) { (lang.pick("CSVでダウンロード（全件・Excel用）", "Download CSV (all rows, for Excel)")) }
         }
-        div class="scroll" {
-            table id="sites" {
+        div class="scroll" role="region" tabindex="0" aria-label=(lang.pick("対応が必要な施設の一覧", "Sites needing action")) {
+            table id="sites" class="stack" {
                 tr {
-                    th { (lang.pick("医療機関コード", "Code")) }
-                    th { (lang.pick("名称", "Name")) }
-                    th { (lang.pick("都道府県", "Prefecture")) }
-                    th { (lang.pick("種別", "Kind")) }
-                    th { (lang.pick("機器", "Device")) }
-                    th { (lang.pick("状態", "State")) }
-                    th { (lang.pick("最終通信", "Last contact")) }
-                    th { (lang.pick("状態の更新", "State since")) }
-                    th { (lang.pick("連絡先", "E-mail")) }
-                    th { (lang.pick("登録の取り消し", "Revoke")) }
+                    th { (lang.pick("医療機関", "Site")) }
+                    th { (lang.pick("連絡先", "Contact")) }
+                    th { (lang.pick("伝えること", "What to tell the site")) }
+                    th { (lang.pick("機器", "Devices")) }
                 }
-                @for r in &rows {
-                    tr data-code=(r.institution.code) {
-                        td { (r.institution.code) }
-                        td { (r.institution.name) }
-                        td { (lang.pick(r.institution.prefecture.name_ja(), r.institution.prefecture.name_en())) }
-                        td { (lang.pick(r.institution.kind.name_ja(), r.institution.kind.name_en())) }
-                        td {
-                            (lang.pick(r.device.kind.name_ja(), r.device.kind.name_en()))
-                            @if let Some(v) = r.device.vendor { " (" (lang.pick(v.name_ja(), v.name_en())) ")" }
-                            br; span class="muted" { (r.device.serial) }
+                @for site in &shown {
+                    @let i = &site.institution;
+                    tr data-code=(i.code) {
+                        td data-label=(lang.pick("医療機関", "Site")) {
+                            strong class="site-name" { (i.name) } br;
+                            span class="muted" { (i.code) " ・ " (lang.pick(i.prefecture.name_ja(), i.prefecture.name_en())) " ・ " (lang.pick(i.kind.name_ja(), i.kind.name_en())) }
                         }
-                        td { (lang.pick(r.state.label_ja(r.device.kind), r.state.label_en(r.device.kind))) }
-                        td { (r.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| "—".into())) }
-                        td { (when(r.updated_at, lang)) }
-                        td { a href={ "mailto:" (r.institution.email) } { (r.institution.email) } }
-                        td {
-                            // A stolen or replaced device: its token ends at once.
-                            form method="post" action={ "/operator/devices/" (r.device.id) "/revoke" } class="inline" {
-                                input type="hidden" name="csrf" value=(current.csrf);
-                                input type="hidden" name="lang" value=(lang.code());
-                                input type="hidden" name="back" value={ (base) "?" (query) };
-                                button type="submit" class="danger" id={ "revoke-" (r.device.id) }
-                                    onclick=(lang.pick(CONFIRM_REVOKE[0], CONFIRM_REVOKE[1])) {
-                                    (lang.pick("取り消す", "Revoke"))
+                        td data-label=(lang.pick("連絡先", "Contact")) class="contact" {
+                            @if let Some(phone) = &i.phone {
+                                a class="phone" href={ "tel:" (phone.replace(['-', ' ', '(', ')'], "")) } { (phone) } br;
+                            } @else {
+                                span class="muted" { (lang.pick("電話番号の登録なし", "no phone number")) } br;
+                            }
+                            a href={ "mailto:" (i.email) } { (i.email) }
+                        }
+                        td data-label=(lang.pick("伝えること", "What to tell the site")) class="tell" data-advice=(site.advice.slug()) {
+                            strong { (site.advice.headline(lang)) } br;
+                            (site.advice.text(lang))
+                            // A terminal not heard from: what to check, in its mail's words.
+                            @if f.need == Need::Silent {
+                                ol class="checks" {
+                                    @for check in onshi_core::silence::checks(lang) { li { (check) } }
+                                }
+                            }
+                        }
+                        td data-label=(lang.pick("機器", "Devices")) {
+                            ul class="devices" {
+                                @for r in &site.devices {
+                                    li {
+                                        (lang.pick(r.device.kind.name_ja(), r.device.kind.name_en()))
+                                        @if let Some(v) = r.device.vendor { "（" (lang.pick(v.name_ja(), v.name_en())) "）" }
+                                        " " span class="muted" { (r.device.serial) } br;
+                                        strong { (lang.pick(r.state.label_ja(r.device.kind), r.state.label_en(r.device.kind))) }
+                                        " ・ " (lang.pick("最終通信 ", "last contact ")) (r.device.last_contact.map(|t| when(t, lang)).unwrap_or_else(|| "—".into()))
+                                        br;
+                                        span class="muted" { (lang.pick("状態の更新 ", "state since ")) (when(r.updated_at, lang)) }
+                                        " "
+                                        // A stolen or replaced device: its token ends at once.
+                                        form method="post" action={ "/operator/devices/" (r.device.id) "/revoke" } class="inline" {
+                                            input type="hidden" name="csrf" value=(current.csrf);
+                                            input type="hidden" name="lang" value=(lang.code());
+                                            input type="hidden" name="back" value={ (base) "?" (query) };
+                                            button type="submit" class="danger small" id={ "revoke-" (r.device.id) }
+                                                onclick=(lang.pick(CONFIRM_REVOKE[0], CONFIRM_REVOKE[1])) {
+                                                (lang.pick("登録を取り消す", "Revoke"))
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -302,7 +305,7 @@ pub async fn page(
                 }
             }
         }
-        @if rows.is_empty() { p { (lang.pick("該当する機器はありません。", "No device matches.")) } }
+        @if shown.is_empty() { p { (lang.pick("該当する施設はありません。", "No site matches.")) } }
         p class="buttons" {
             @if f.page > 0 {
                 a href=(href(&format!("{base}?{query}&page={}", f.page - 1), lang)) { "← " (lang.pick("前へ", "Previous")) }
@@ -325,7 +328,8 @@ pub async fn page(
     ))
 }
 
-/// `GET /operator/campaigns/{id}/sites.csv`: every row of the filtered list.
+/// `GET /operator/campaigns/{id}/sites.csv`: every row of the filtered list, per site (UTF-8
+/// with a byte order mark, Japanese headers unless `lang=en`, times in Japan time).
 pub async fn csv(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -346,7 +350,14 @@ pub async fn csv(
         _ => campaign_device_rows(&state, &record, filter).await,
     }
     .map_err(|e| PageError::from_api(e, lang))?;
-    let bytes = devices_csv(&rows).map_err(|e| PageError::from_api(e, lang))?;
+    let sites = per_site(&state, &record, rows)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    let checks = match f.need {
+        Need::Silent => onshi_core::silence::checks(lang).to_vec(),
+        _ => Vec::new(),
+    };
+    let bytes = sites_csv(&sites, &checks, lang).map_err(|e| PageError::from_api(e, lang))?;
     Ok(attachment::csv(
         &format!("{}-{}.csv", record.id, f.need.slug()),
         bytes,

@@ -55,6 +55,8 @@ pub struct DashboardQuery {
     lang: Option<String>,
     sort: Option<String>,
     dir: Option<String>,
+    /// The chart's view: `remaining` for the devices not yet applied.
+    view: Option<String>,
 }
 
 /// `GET /operator/campaigns/{id}`.
@@ -97,9 +99,14 @@ pub async fn page(
     let base = format!("/operator/campaigns/{}", record.id);
     let sites = |need: &str| href(&format!("{base}/sites?need={need}"), lang);
     let all = &progress.all;
+    let view = chart::View::of(q.view.as_deref());
     let body = html! {
         h1 { (schedule.title()) }
+        (live_switch(lang))
         (flash(&current))
+        // What the live update swaps: `data-live` blocks, by id (never the forms the operator
+        // may be typing into).
+        div id="live-top" data-live {
         p {
             "ID " strong { (record.id) } " ・ "
             (lang.pick("状態: ", "Status: ")) strong id="campaign-status" data-status=(record.status.slug()) { (status_label(record.status, lang)) } " ・ "
@@ -110,20 +117,9 @@ pub async fn page(
         p class="advice" id="window" {
             strong { (now_sentence(&schedule, now, lang)) }
             br;
-            span class="muted" { (lang.pick("現在時刻: ", "Now: ")) (when(now, lang)) }
+            span class="muted" { (lang.pick("現在時刻: ", "Now: ")) span id="now" { (when(now, lang)) } }
             @if let Some(p) = period(&schedule, lang) { br; span class="muted" { (p) } }
         }
-        (controls(&record.id, record.status, crate::services::waves::can_widen(waves_view.as_ref()), &current.csrf, lang))
-        @if let Some(v) = &waves_view {
-            (waves_section(v, lang))
-            @if crate::services::waves::can_roll_back(record.status, Some(v)) {
-                (rollback_form(&record.id, &record.release_id, &current.csrf, lang))
-            }
-        }
-
-        h2 { (lang.pick("配信日程", "Schedule")) }
-        (calendar::render(&schedule, now, lang))
-
         h2 { (lang.pick("状態別の台数", "Devices per state")) }
         div class="cards" id="counts" {
             (card("total", lang.pick("対象の機器", "devices targeted"), all.total, None))
@@ -139,9 +135,27 @@ pub async fn page(
             "\"installed\" includes card readers being activated; only terminals need a restart."
         )) }
         p class="muted" id="silent-rule" { (silent_rule(&schedule, lang)) }
-        h2 { (lang.pick("推移", "Over time")) }
-        (chart::render(&samples, &schedule, lang))
+        h2 id="over-time" { (lang.pick("推移", "Over time")) }
+        p class="buttons" id="chart-views" {
+            @for (v, ja, en) in [(chart::View::All, "すべての機器", "All devices"), (chart::View::Remaining, "未適用の機器を拡大", "Zoom in on devices not yet applied")] {
+                @if v == view {
+                    strong aria-current="true" { (lang.pick(ja, en)) }
+                } @else {
+                    a id={ "chart-view-" (v.slug()) } href=(href(&format!("{base}?view={}#over-time", v.slug()), lang)) { (lang.pick(ja, en)) }
+                }
+            }
+        }
+        (chart::render(&samples, &schedule, now, view, lang))
+        }
+        (controls(&record.id, record.status, crate::services::waves::can_widen(waves_view.as_ref()), &current.csrf, lang))
+        @if let Some(v) = &waves_view {
+            (waves_section(v, lang))
+            @if crate::services::waves::can_roll_back(record.status, Some(v)) {
+                (rollback_form(&record.id, &record.release_id, &current.csrf, lang))
+            }
+        }
 
+        div id="live-tables" data-live {
         h2 { (lang.pick("対応が必要な施設", "Sites needing action")) }
         ul id="needs" {
             li { a href=(sites("restart")) { (lang.pick("再起動が必要（資格確認端末）", "Restart required (terminals)")) } ": " strong { (all.restart_required) } }
@@ -153,11 +167,14 @@ pub async fn page(
         h2 id="prefectures" { (lang.pick("都道府県別", "By prefecture")) }
         (prefecture_table(&progress, &base, sort, desc, lang))
         h2 { (lang.pick("施設の種別", "By institution kind")) }
-        (simple_table("by-kind", &kind_rows(&progress, lang), lang))
+        (simple_table("by-kind", lang.pick("種別", "Kind"), lang.pick("施設の種別の表", "By institution kind"), &kind_rows(&progress, lang), lang))
         h2 { (lang.pick("カードリーダーのメーカー別", "By card reader vendor")) }
-        (simple_table("by-vendor", &vendor_rows(&progress, lang), lang))
+        (simple_table("by-vendor", lang.pick("メーカー", "Vendor"), lang.pick("カードリーダーのメーカー別の表", "By card reader vendor"), &vendor_rows(&progress, lang), lang))
+        h2 { (lang.pick("配信日程", "Schedule")) }
+        (calendar::render(&schedule, now, lang))
         h2 { (lang.pick("機器の種類別", "By device")) }
-        (simple_table("by-device", &device_rows(&progress, lang), lang))
+        (simple_table("by-device", lang.pick("機器", "Device"), lang.pick("機器の種類別の表", "By device"), &device_rows(&progress, lang), lang))
+        }
         (logout_form(&current, lang))
     };
     let path = match (q.sort.as_deref(), desc) {
@@ -171,6 +188,27 @@ pub async fn page(
         &path,
         body,
     ))
+}
+
+/// The live update's switch: hidden until `pages.js` runs (without it the page is read as it
+/// was served). The script re-reads the page every `data-every` seconds and swaps the
+/// `data-live` blocks; the operator switches it off, and this browser remembers that.
+fn live_switch(lang: Lang) -> Markup {
+    html! {
+        p id="live" class="live" hidden data-every="30"
+            data-on=(lang.pick("30秒ごとに自動で更新しています。", "Updating every 30 seconds."))
+            data-off=(lang.pick("自動更新は止めています。", "Live update is off."))
+            data-updated=(lang.pick("自動更新しました: ", "Updated: "))
+            data-ended=(lang.pick("ログインが切れたため自動更新を止めました。ページを開き直してください。", "Live update stopped: the session ended. Reload the page."))
+            data-failed=(lang.pick("自動更新に失敗しました。次の回にもう一度試します。", "The update failed; it is tried again next time.")) {
+            label {
+                input type="checkbox" id="live-toggle";
+                " " (lang.pick("自動更新（30秒ごと）", "Live update (every 30 s)"))
+            }
+            " "
+            span id="live-status" class="muted" role="status" {}
+        }
+    }
 }
 
 /// What "not heard from" means for this campaign.
@@ -395,7 +433,7 @@ fn prefecture_table(p: &Progress, base: &str, sort: (&str, Col), desc: bool, lan
         })
         .collect();
     html! {
-        div class="scroll" {
+        div class="scroll" role="region" tabindex="0" aria-label=(lang.pick("都道府県別の表", "By prefecture")) {
             table id="by-prefecture" data-sort=(sort.0) data-dir=(if desc { "desc" } else { "asc" }) {
                 tr {
                     @for (key, label) in &labels {
@@ -446,11 +484,18 @@ fn device_rows(p: &Progress, lang: Lang) -> Vec<(String, &Counts)> {
         .collect()
 }
 
-fn simple_table(id: &str, rows: &[(String, &Counts)], lang: Lang) -> Markup {
+/// A breakdown table: `first` heads the column of row names, `label` names the table.
+fn simple_table(
+    id: &str,
+    first: &str,
+    label: &str,
+    rows: &[(String, &Counts)],
+    lang: Lang,
+) -> Markup {
     html! {
-        div class="scroll" {
+        div class="scroll" role="region" tabindex="0" aria-label=(label) {
             table id=(id) {
-                tr { th { "" } (header_cells(lang)) }
+                tr { th { (first) } (header_cells(lang)) }
                 @for (label, c) in rows {
                     tr { td { (label) } (count_cells(c)) }
                 }

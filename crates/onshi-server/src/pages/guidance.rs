@@ -143,12 +143,12 @@ pub fn schedule_table(c: &Campaign, now: Timestamp, lang: Lang) -> Markup {
     });
     let next = c.next_opening(now);
     html! {
-        div class="scroll" {
+        div class="scroll" role="region" tabindex="0" aria-label=(lang.pick("配信日程の表", "The schedule")) {
             table id="schedule" {
                 tr {
                     th { (lang.pick("配信日", "Night of")) }
                     th { (lang.pick("配信時間（日本時間）", "Window (Japan time)")) }
-                    th { "" }
+                    th { (lang.pick("状況", "Status")) }
                 }
                 @for r in &rows {
                     @match r {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 
 pub mod actions;
+pub mod assets;
 pub mod calendar;
 pub mod chart;
 pub mod dashboard;
@@ -146,7 +147,11 @@ h2 { font-size:1.1rem; margin:1.2rem 0 .4rem; }
 .reader.fujitsu-japan { border-color:#e60012; background:#fffafa; }
 .reader.atlus { border-color:#f08300; }
 .reader.error_901 { background:#fff3f2; color:var(--bad); font-weight:bold; }
-.spinner { display:inline-block; width:1.4em; height:1.4em; border:4px solid #bbb; border-top-color:#333; border-radius:50%; vertical-align:middle; margin-left:.4em; }
+.spinner { display:inline-block; width:1.4em; height:1.4em; border:4px solid #bbb; border-top-color:#333; border-radius:50%; vertical-align:middle; margin-left:.4em; animation:spin 1s linear infinite; }
+@keyframes spin { to { transform:rotate(360deg); } }
+@media (prefers-reduced-motion: reduce) { .spinner { animation:none; border-top-color:#bbb; border-right-color:#333; } }
+.gloss { margin:.3rem 0 0; font-size:.9rem; white-space:pre-line; }
+@media (max-width:600px) { .desk-buttons { position:sticky; bottom:0; background:#f5f7f9; border-top:1px solid var(--line); padding:.3rem 0; z-index:1; } .screen { min-height:120px; } }
 .terminal { border:6px solid #555; background:#eef1f4; }
 .dialog { background:#fff; border:2px solid var(--bad); border-radius:6px; padding:.8rem; margin-top:.5rem; }
 .stuck { color:var(--muted); font-size:.85rem; }
@@ -156,6 +161,11 @@ h2 { font-size:1.1rem; margin:1.2rem 0 .4rem; }
 button { font-size:1rem; padding:.5rem .9rem; border-radius:6px; border:1px solid var(--accent); background:#fff; color:var(--accent); cursor:pointer; }
 button.primary { background:var(--accent); color:#fff; }
 button.danger { border-color:var(--bad); color:var(--bad); }
+button.small { font-size:.85rem; padding:.3rem .6rem; }
+ul.devices { margin:0; padding-left:1.1rem; } ul.devices li { margin-bottom:.3rem; }
+td.contact a.phone { font-weight:bold; font-size:1.05rem; }
+table#sites td { vertical-align:top; } table#sites td.tell { min-width:16rem; }
+@media (max-width:600px) { table#sites td.tell { min-width:0; } #filters label { display:flex; justify-content:space-between; align-items:center; gap:.5rem; margin:.25rem 0; } }
 .guide { background:#fff8e1; border:2px solid #f2b400; border-radius:8px; padding:1rem; margin-top:1rem; }
 .guide ol { margin:.3rem 0 .3rem 1.2rem; padding:0; }
 table { border-collapse:collapse; width:100%; background:#fff; }
@@ -189,7 +199,15 @@ th a { color:inherit; }
 .cal .night { background:#dbe9fb; } .cal .catch_up { background:#fde9c8; }
 .cal .excluded { background:#eee; color:var(--muted); text-decoration:line-through; }
 .cal .today { outline:3px solid var(--bad); outline-offset:-3px; }
-.legend span { display:inline-block; padding:0 .4rem; margin-right:.4rem; border:1px solid var(--line); font-size:.8rem; }
+p.legend span { display:inline-block; padding:0 .4rem; margin-right:.4rem; border:1px solid var(--line); font-size:.8rem; }
+figure .legend .key { display:inline-flex; align-items:center; gap:.3rem; margin:.2rem .9rem .2rem 0; font-size:.85rem; }
+figure .legend .swatch { display:inline-block; width:.9rem; height:.9rem; border-radius:2px; }
+figure .legend .swatch.line { height:.35rem; } figure .legend .swatch.now { width:.2rem; height:1rem; }
+#chart svg { background:#fff; border:1px solid var(--line); border-radius:8px; }
+#chart .chart-wide { display:block; max-height:340px; } #chart .chart-narrow { display:none; }
+.live { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.3rem .6rem; }
+.live input[type=checkbox] { width:1.3rem; height:1.3rem; vertical-align:middle; }
+.key-field { display:flex; gap:.4rem; align-items:center; } .key-field input { flex:1; min-width:0; }
 form.inline { display:inline; }
 .grid-form { display:grid; grid-template-columns:max-content 1fr; gap:.4rem .6rem; align-items:center; max-width:640px; }
 svg text { font-family:inherit; }
@@ -200,6 +218,7 @@ svg text { font-family:inherit; }
   table.stack td { border:none; border-bottom:1px solid var(--line); }
   table.stack td::before { content:attr(data-label); display:block; color:var(--muted); font-size:.8rem; }
 }
+@media (max-width:600px) { #chart .chart-wide { display:none; } #chart .chart-narrow { display:block; } .cards { grid-template-columns:repeat(2,1fr); } .card .n { font-size:1.3rem; } }
 @media (max-width:600px) { main { padding:.5rem; } th, td { font-size:.85rem; padding:.25rem .3rem; } .grid-form { grid-template-columns:1fr; } }
 "#;
 
@@ -217,7 +236,9 @@ pub fn layout(title: &str, lang: Lang, path: &str, body: Markup) -> Response {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — onshi" }
+                link rel="icon" href="/favicon.ico";
                 style { (PreEscaped(CSS)) }
+                script src=(assets::SCRIPT_PATH) defer {}
             }
             body {
                 header {

@@ -108,12 +108,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    if !same_origin(&headers) {
-        return Err(PageError::forbidden(lang));
-    }
-    if !state.logins.allow(client.ip()) {
-        return Err(PageError::too_many_logins(lang));
-    }
+    state.may_try_login(&headers, client.ip(), lang)?;
     let token = form.token.trim();
     if token.is_empty() || token.len() > 200 || !secret_matches(token, &state.operator_token_hash) {
         return Ok(login_form(
@@ -136,7 +131,7 @@ pub async fn login(
     let mut r = see_other(&to, lang);
     r.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(OPERATOR_COOKIE, &id, &headers),
+        set_cookie(OPERATOR_COOKIE, &id, Who::Operator, &headers),
     );
     Ok(r)
 }
@@ -186,7 +181,7 @@ pub async fn home(
         @if records.is_empty() {
             p { (lang.pick("キャンペーンはまだありません。リリースを登録してから作成してください。", "No campaign yet: upload a release, then create one.")) }
         } @else {
-            div class="scroll" {
+            div class="scroll" role="region" tabindex="0" aria-label=(lang.pick("キャンペーン一覧", "Campaigns")) {
                 table id="campaigns" {
                     tr { th { "ID" } th { (lang.pick("状態", "Status")) } th { (lang.pick("リリース", "Release")) } th { (lang.pick("同時ダウンロード上限", "Max concurrent downloads")) } }
                     @for r in &records {

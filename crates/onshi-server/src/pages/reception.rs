@@ -6,9 +6,9 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use onshi_api::ErrorCode;
 use onshi_core::callcentre;
 use onshi_core::institution::InstitutionCode;
 use onshi_core::lang::Lang;
@@ -16,9 +16,8 @@ use onshi_core::reception::{Reception, ReceptionEvent, Source, TerminalState};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use serde::Deserialize;
 
-use super::{LangQuery, layout};
+use super::{LangQuery, PageError, layout};
 use crate::desks::Desk;
-use crate::error::{ApiError, ApiResult};
 use crate::services::devices::access_key_matches;
 use crate::services::qualification::{self, CARD_EXPIRED_CERTIFICATE, CARD_NO_QUALIFICATION};
 use crate::state::AppState;
@@ -53,10 +52,28 @@ pub async fn start(State(state): State<AppState>, Query(q): Query<NewDesk>) -> R
         .unwrap_or_else(|e| e.into_inner())
         .insert(Reception::new(vendor, terminal), None);
     let lang = LangQuery { lang: q.lang }.lang();
-    Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response()
+    Redirect::to(&desk_url(&id, lang)).into_response()
 }
 
-fn desk_of(state: &AppState, id: &str) -> ApiResult<Desk> {
+/// Where a desk's page is, scrolled to its screens and buttons (a press on a phone comes back
+/// to the screens, not to the top of the page).
+fn desk_url(id: &str, lang: Lang) -> String {
+    format!("/reception/{id}?lang={}#desk", lang.code())
+}
+
+/// A desk that is gone (the server restarted, or a thousand newer desks pushed it out).
+fn expired(lang: Lang) -> PageError {
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        lang.pick(
+            "この受付の再現は終了しています（サーバーの再起動などで消えました）。上の「受付の再現」から開き直してください。",
+            "This emulated desk has ended (for example, the server restarted). Open the reception emulator again from the menu above.",
+        ),
+        lang,
+    )
+}
+
+fn desk_of(state: &AppState, id: &str, lang: Lang) -> Result<Desk, PageError> {
     state
         .desks
         .lock()
@@ -64,7 +81,7 @@ fn desk_of(state: &AppState, id: &str) -> ApiResult<Desk> {
         .map
         .get(id)
         .cloned()
-        .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))
+        .ok_or_else(|| expired(lang))
 }
 
 /// `GET /reception/{id}`.
@@ -72,16 +89,30 @@ pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<LangQuery>,
-) -> ApiResult<Response> {
-    let desk = desk_of(&state, &id)?;
+) -> Result<Response, PageError> {
     let lang = q.lang();
-    let body = render(&desk, &id, lang, state.now());
-    Ok(layout(
+    let desk = desk_of(&state, &id, lang)?;
+    Ok(desk_page(&state, &desk, &id, lang, None, StatusCode::OK))
+}
+
+/// The desk's page, with a problem to show above the screens (`error`) and its status.
+fn desk_page(
+    state: &AppState,
+    desk: &Desk,
+    id: &str,
+    lang: Lang,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let body = render(desk, id, lang, state.now(), error);
+    let mut r = layout(
         lang.pick("受付の再現", "Reception emulator"),
         lang,
         &format!("/reception/{id}"),
         body,
-    ))
+    );
+    *r.status_mut() = status;
+    r
 }
 
 #[derive(Deserialize)]
@@ -93,22 +124,31 @@ pub struct EventForm {
     lang: Option<String>,
 }
 
-/// `POST /reception/{id}/event`: a button was pressed.
+/// `POST /reception/{id}/event`: a button was pressed. A press the desk cannot take now (the
+/// page in another tab moved on) shows the desk as it is, with what happened, in the page's
+/// language.
 pub async fn event(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Form(form): Form<EventForm>,
-) -> ApiResult<Response> {
-    let event: ReceptionEvent = form
-        .event
-        .parse()
-        .map_err(|e: String| ApiError::bad_request(ErrorCode::InvalidEvent, e))?;
-    {
+) -> Result<Response, PageError> {
+    let lang = LangQuery {
+        lang: form.lang.clone(),
+    }
+    .lang();
+    let Ok(event) = form.event.parse::<ReceptionEvent>() else {
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            lang.pick(
+                "この操作はありません。ページを開き直してください。",
+                "There is no such action. Reload the page.",
+            ),
+            lang,
+        ));
+    };
+    let refused = {
         let mut desks = state.desks.lock().unwrap_or_else(|e| e.into_inner());
-        let d = desks
-            .map
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))?;
+        let d = desks.map.get_mut(&id).ok_or_else(|| expired(lang))?;
         if let Some(card) = form.card.filter(|c| !c.is_empty() && c.len() <= 64) {
             d.card = card;
         }
@@ -121,16 +161,43 @@ pub async fn event(
         if event == ReceptionEvent::CardInserted {
             d.recorded = false;
         }
-        d.desk
-            .apply(event, || qualification::outcome(&card))
-            .map_err(|e| ApiError::conflict(ErrorCode::InvalidStep, e.to_string()))?;
-        if d.desk.attempt_over() && !d.recorded {
-            d.log.record(&d.desk);
-            d.recorded = true;
+        match d.desk.apply(event, || qualification::outcome(&card)) {
+            Ok(()) => {
+                if d.desk.attempt_over() && !d.recorded {
+                    d.log.record(&d.desk);
+                    d.recorded = true;
+                }
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reception step refused");
+                Some(d.clone())
+            }
+        }
+    };
+    match refused {
+        None => Ok(Redirect::to(&desk_url(&id, lang)).into_response()),
+        Some(desk) => {
+            let why = match lang {
+                Lang::Ja => format!(
+                    "「{}」は、今の画面ではできません。別のタブやウィンドウで操作が進んだ可能性があります。いまの画面の状態を表示しています。",
+                    event_label(event, lang)
+                ),
+                Lang::En => format!(
+                    "\"{}\" is not possible on the current screens; the desk may have moved on in another tab or window. The screens as they are now are shown.",
+                    event_label(event, lang)
+                ),
+            };
+            Ok(desk_page(
+                &state,
+                &desk,
+                &id,
+                lang,
+                Some(&why),
+                StatusCode::CONFLICT,
+            ))
         }
     }
-    let lang = LangQuery { lang: form.lang }.lang();
-    Ok(Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response())
 }
 
 #[derive(Deserialize)]
@@ -146,24 +213,38 @@ pub struct SetupForm {
 }
 
 /// `POST /reception/{id}/setup`: choose the vendor and the terminal state — by hand, or from a
-/// real enrolled terminal (its site's code and access key).
+/// real enrolled terminal (its site's code and access key), which also takes the vendor of the
+/// site's card reader. A problem is shown on the desk's page, in its language.
 pub async fn setup(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Form(form): Form<SetupForm>,
-) -> ApiResult<Response> {
-    let vendor: Vendor = form
-        .vendor
-        .parse()
-        .map_err(|e: onshi_core::vendor::UnknownVendor| {
-            ApiError::bad_request(ErrorCode::InvalidVendor, e.to_string())
-        })?;
-    let mut terminal: TerminalState =
-        form.terminal
-            .parse()
-            .map_err(|e: onshi_core::reception::UnknownTerminalState| {
-                ApiError::bad_request(ErrorCode::InvalidTerminal, e.to_string())
-            })?;
+) -> Result<Response, PageError> {
+    let lang = LangQuery {
+        lang: form.lang.clone(),
+    }
+    .lang();
+    let current = desk_of(&state, &id, lang)?;
+    let problem = |status: StatusCode, ja: &str, en: &str| -> Result<Response, PageError> {
+        Ok(desk_page(
+            &state,
+            &current,
+            &id,
+            lang,
+            Some(lang.pick(ja, en)),
+            status,
+        ))
+    };
+    let (Ok(mut vendor), Ok(mut terminal)) = (
+        form.vendor.parse::<Vendor>(),
+        form.terminal.parse::<TerminalState>(),
+    ) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "カードリーダーのメーカーか資格確認端末の状態が選ばれていません。",
+            "Choose the card reader's vendor and the terminal's state.",
+        );
+    };
     let mut linked = None;
     if let Some(code) = form
         .institution_code
@@ -171,34 +252,56 @@ pub async fn setup(
         .map(str::trim)
         .filter(|c| !c.is_empty())
     {
-        let code = InstitutionCode::parse(code)
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidInstitutionCode, e.to_string()))?;
+        let Ok(code) = InstitutionCode::parse(code) else {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "医療機関コードは10桁の数字で入力してください（最後の1桁は検証番号です）。",
+                "Enter the institution code as 10 digits (the last one is a check digit).",
+            );
+        };
         let key = form.access_key.unwrap_or_default();
-        if !access_key_matches(&state, code, key).await? {
-            return Err(ApiError::unauthorized("wrong institution access key"));
+        if !access_key_matches(&state, code, key)
+            .await
+            .map_err(|e| PageError::from_api(e, lang))?
+        {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                "医療機関コードまたはアクセスキーが正しくありません。",
+                "The institution code or the access key is not correct.",
+            );
         }
-        let devices = state.db(move |s| s.devices_of(code)).await?;
-        let t = devices
-            .iter()
-            .find(|d| d.kind == DeviceKind::Terminal)
-            .ok_or_else(|| ApiError::not_found("this site has no enrolled terminal"))?;
+        let devices = state
+            .db(move |s| s.devices_of(code))
+            .await
+            .map_err(|e| PageError::from_api(e, lang))?;
+        let Some(t) = devices.iter().find(|d| d.kind == DeviceKind::Terminal) else {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "この医療機関には、登録された資格確認端末がありません。",
+                "This site has no enrolled terminal.",
+            );
+        };
         if let (Some(running), Some(installed)) = (&t.running, &t.installed) {
             terminal = TerminalState::from_versions(running, installed);
+        }
+        // The site's own card reader decides the screens, not the dropdown.
+        if let Some(v) = devices
+            .iter()
+            .filter(|d| d.kind == DeviceKind::CardReader)
+            .find_map(|d| d.vendor)
+        {
+            vendor = v;
         }
         linked = Some(code);
     }
     {
         let mut desks = state.desks.lock().unwrap_or_else(|e| e.into_inner());
-        let d = desks
-            .map
-            .get_mut(&id)
-            .ok_or_else(|| ApiError::not_found("this desk has expired; open /reception again"))?;
+        let d = desks.map.get_mut(&id).ok_or_else(|| expired(lang))?;
         d.desk = Reception::new(vendor, terminal);
         d.recorded = false;
         d.linked = linked;
     }
-    let lang = LangQuery { lang: form.lang }.lang();
-    Ok(Redirect::to(&format!("/reception/{id}?lang={}", lang.code())).into_response())
+    Ok(Redirect::to(&desk_url(&id, lang)).into_response())
 }
 
 fn event_label(e: ReceptionEvent, lang: Lang) -> &'static str {
@@ -231,7 +334,7 @@ fn terminal_label(t: TerminalState, lang: Lang) -> &'static str {
     }
 }
 
-fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
+fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp, error: Option<&str>) -> Markup {
     let desk = &d.desk;
     let reader = desk.reader_screen();
     let terminal = desk.terminal_screen();
@@ -264,18 +367,24 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
             }
             button type="submit" id="setup" { (lang.pick("この設定で始める", "Start with these settings")) }
             @if let Some(code) = d.linked {
-                p { (lang.pick("連携中の医療機関: ", "Linked site: ")) (code) }
+                p id="linked" { (lang.pick("連携中の医療機関: ", "Linked site: ")) (code) " ・ " (lang.pick("カードリーダー: ", "Card reader: ")) (vendor_name) }
             }
         }
+        @if let Some(e) = error { p class="flash bad" id="error" role="alert" { (e) } }
+        div id="desk" {
         div class="panels" {
             section class="panel" {
                 h2 { (lang.pick("顔認証付きカードリーダー", "Face-authentication card reader")) " — " (vendor_name) }
                 // The text as the reader shows it: a 901 screen's code is in it, never added here.
                 div class={ "screen reader " (vendor.slug()) " " (reader.screen) } id="reader" data-screen=(reader.screen) data-source=(reader.source.slug()) {
-                    (reader.text)
-                    @if reader.screen == "consent_loading" || reader.screen == "please_wait" { span class="spinner" aria-label="loading" {} }
+                    // What the reader shows is Japanese in every page language.
+                    span lang="ja" class="screen-text" { (reader.text) }
+                    @if reader.screen == "consent_loading" || reader.screen == "please_wait" {
+                        span class="spinner" role="img" aria-label=(lang.pick("読み込み中", "loading")) {}
+                    }
                     (mark(reader.source, lang))
                 }
+                @if lang == Lang::En { (gloss(&reader.text)) }
                 @if reader.stuck { p class="stuck" { (lang.pick("※ 画面が切り替わりません", "The screen does not change")) } }
                 @if let Some(words) = reader.behaviour {
                     p class="behaviour" id="reader-behaviour" { (lang.pick("通知の記載: ", "The notice says: ")) "「" (words) "」" }
@@ -286,19 +395,24 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                 div class="screen terminal" id="terminal-screen" data-dialog=(terminal.count.map(|c| c.to_string()).unwrap_or_default()) data-source=(terminal.source.map(Source::slug).unwrap_or_default()) {
                     @if let (Some(count), Some(text)) = (terminal.count, terminal.text) {
                         div class="dialog" id="terminal-dialog" {
-                            strong { (lang.pick("エラー", "Error")) " (" (count) ")" }
-                            p { (text) }
+                            strong lang="ja" { "エラー (" (count) ")" }
+                            p lang="ja" { (text) }
                             @if let Some(source) = terminal.source { (mark(source, lang)) }
                         }
+                        @if lang == Lang::En {
+                            p class="gloss" { span class="muted" { "English: " } "Error (" (count) "): " (onshi_core::reception::gloss_en(text)) }
+                        }
                     } @else if desk.confirmed() {
-                        p class="ok" { (lang.pick("資格確認が完了しました。", "Qualification confirmed.")) }
+                        p class="ok" lang="ja" { "資格確認が完了しました。" }
+                        @if lang == Lang::En { p class="gloss" { "Qualification confirmed." } }
                     } @else {
-                        p { (lang.pick("オンライン資格確認　受付待ち", "Online qualification confirmation — waiting")) }
+                        p lang="ja" { "オンライン資格確認　受付待ち" }
+                        @if lang == Lang::En { p class="gloss" { "Online qualification confirmation — waiting for a patient" } }
                     }
                 }
             }
         }
-        form method="post" action={ "/reception/" (id) "/event" } {
+        form method="post" action={ "/reception/" (id) "/event" } class="desk-buttons" {
             input type="hidden" name="lang" value=(lang.code());
             @if desk.possible().contains(&ReceptionEvent::CardInserted) {
                 label { (lang.pick("カード", "Card")) " "
@@ -317,6 +431,7 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                     }
                 }
             }
+        }
         }
         @if desk.shows_901() || desk.failed() && !desk.confirmed() && desk.terminal_state() == TerminalState::PendingRestart {
             (guide(lang, now))
@@ -337,6 +452,13 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A screen's English gloss, beneath it on an English page (the screen itself stays Japanese).
+fn gloss(text: &str) -> Markup {
+    html! {
+        p class="gloss" { span class="muted" { "English: " } (onshi_core::reception::gloss_en(text)) }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Page sessions: the operator logs in with the operator token, a site's staff with their
-//! institution code and access key; either gets a random session id in an `HttpOnly;
-//! SameSite=Strict` cookie. Only the id's SHA-256 is kept, in memory: sessions do not survive a
-//! restart and are not shared between replicas (log in again). Every form post carries the
+//! institution code and access key (or the mailed one-time link); either gets a random session
+//! id in an `HttpOnly; SameSite=Strict` cookie. Only the id's SHA-256 is kept: the operator's in
+//! memory (it does not survive a restart and is not shared between replicas: log in again), a
+//! site's in the store (it lasts weeks on the staff's browser, through restarts, on every
+//! replica, until the site's access key is re-issued). Every form post carries the
 //! session's CSRF token in a hidden field, compared in constant time, and a cross-site `Origin`
 //! is refused as well.
 //!
@@ -12,9 +14,13 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use crate::error::ApiResult;
+use crate::secrets::{hash_secret, new_secret};
 pub use crate::sessions::{Current, Who, csrf_matches};
-use crate::sessions::{MAX_AGE, Sessions};
+use crate::sessions::{PER_PRINCIPAL, SITE_IDLE, SITE_MAX_AGE, Sessions, max_age};
 use crate::state::AppState;
+use jiff::Timestamp;
+use onshi_store::{NewSiteSession, SessionLimits};
 
 /// The operator's session cookie.
 pub const OPERATOR_COOKIE: &str = "onshi_operator";
@@ -25,6 +31,72 @@ impl AppState {
     /// Starts a session; returns the session id for the cookie.
     pub fn login(&self, who: Who) -> String {
         self.sessions_lock().login(who)
+    }
+
+    /// Starts a site's session, kept in the store (it lasts weeks, survives a restart and is
+    /// the same on every replica) and bound to the site's access-key generation; returns the
+    /// session id for the cookie.
+    pub async fn login_site(
+        &self,
+        code: onshi_core::institution::InstitutionCode,
+        generation: String,
+    ) -> ApiResult<String> {
+        let id = new_secret();
+        let (id_hash, csrf, now) = (hash_secret(&id), new_secret(), Timestamp::now());
+        let limits = site_limits(now);
+        self.db(move |s| {
+            s.create_site_session(
+                &NewSiteSession {
+                    id_hash: &id_hash,
+                    institution: code,
+                    generation: &generation,
+                    csrf: &csrf,
+                    at: now,
+                    keep: u32::try_from(PER_PRINCIPAL).unwrap_or(10),
+                },
+                &limits,
+            )
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The live site session named by the request's site cookie.
+    pub async fn site_session(&self, headers: &HeaderMap) -> ApiResult<Option<Current>> {
+        let Some(id) = cookie_value(headers, SITE_COOKIE) else {
+            return Ok(None);
+        };
+        let id_hash = hash_secret(id);
+        let now = Timestamp::now();
+        let limits = site_limits(now);
+        let key = id_hash.clone();
+        let found = self
+            .db(move |s| s.resume_site_session(&key, &limits, now))
+            .await?;
+        Ok(found.map(|s| Current::of_site(s.institution, s.generation, s.csrf, id_hash)))
+    }
+
+    /// Ends a site session (logout).
+    pub async fn logout_site(&self, current: &Current) -> ApiResult<()> {
+        let key = current.id_hash().to_owned();
+        self.db(move |s| s.end_site_session(&key)).await
+    }
+
+    /// What every login form post passes before its credential is checked: a cross-site post
+    /// is refused, and so are too many attempts from this client or from everyone.
+    pub fn may_try_login(
+        &self,
+        headers: &HeaderMap,
+        client: std::net::IpAddr,
+        lang: onshi_core::lang::Lang,
+    ) -> Result<(), super::PageError> {
+        if !same_origin(headers) {
+            return Err(super::PageError::forbidden(lang));
+        }
+        if !self.logins.allow(client) {
+            return Err(super::PageError::too_many_logins(lang));
+        }
+        Ok(())
     }
 
     /// The live session named by `cookie` in the request, taking its flash message.
@@ -63,6 +135,21 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
+/// When a site's sessions lapse, seen at `now` (the machine's clock: a simulated server clock
+/// running fast must not log staff out).
+fn site_limits(now: Timestamp) -> SessionLimits {
+    let back = |d: std::time::Duration| {
+        jiff::SignedDuration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_sub(d).ok())
+            .unwrap_or(Timestamp::MIN)
+    };
+    SessionLimits {
+        idle_since: back(SITE_IDLE),
+        created_since: back(SITE_MAX_AGE),
+    }
+}
+
 /// The value of one cookie of the request.
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -83,8 +170,9 @@ fn behind_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// The `Set-Cookie` value that carries a new session id.
-pub fn set_cookie(name: &str, id: &str, headers: &HeaderMap) -> HeaderValue {
+/// The `Set-Cookie` value that carries a new session id of `who` (a site's lasts weeks, the
+/// operator's hours: [`max_age`]).
+pub fn set_cookie(name: &str, id: &str, who: Who, headers: &HeaderMap) -> HeaderValue {
     let secure = if behind_https(headers) {
         "; Secure"
     } else {
@@ -92,7 +180,7 @@ pub fn set_cookie(name: &str, id: &str, headers: &HeaderMap) -> HeaderValue {
     };
     let value = format!(
         "{name}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        MAX_AGE.as_secs()
+        max_age(who).as_secs()
     );
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -146,13 +234,14 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_behind_https() {
-        let plain = set_cookie(OPERATOR_COOKIE, "x", &HeaderMap::new());
+        let plain = set_cookie(OPERATOR_COOKIE, "x", Who::Operator, &HeaderMap::new());
         let plain = plain.to_str().expect("ascii");
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
         assert!(!plain.contains("Secure"));
         let tls = set_cookie(
             OPERATOR_COOKIE,
             "x",
+            Who::Operator,
             &headers(&[("x-forwarded-proto", "https")]),
         );
         assert!(tls.to_str().expect("ascii").ends_with("; Secure"));

@@ -24,6 +24,7 @@ use super::session::{
 };
 use super::{LangQuery, PageError, href, lang_of, layout, see_other, when};
 use crate::services::devices::{SiteDevice, SiteStatus, access_key_matches, site_status};
+use crate::services::sign_in;
 use crate::state::AppState;
 
 /// `GET /site`: the site's status when logged in, the login form otherwise.
@@ -33,12 +34,31 @@ pub async fn page(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, PageError> {
     let lang = q.lang();
-    let Some(current) = state.session(&headers, SITE_COOKIE) else {
-        return Ok(login_page(lang, None, StatusCode::OK));
+    let Some(current) = state
+        .site_session(&headers)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
+    else {
+        return Ok(login_page(lang, None, None, StatusCode::OK));
     };
     let Who::Site(code) = current.who else {
-        return Ok(login_page(lang, None, StatusCode::OK));
+        return Ok(login_page(lang, None, None, StatusCode::OK));
     };
+    // A re-issued access key ends the site's sessions, on every replica: the session
+    // remembers the key's generation it began under.
+    let now_generation = sign_in::current_generation(&state, code)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    if current.generation.as_deref() != Some(now_generation.as_str()) {
+        state
+            .logout_site(&current)
+            .await
+            .map_err(|e| PageError::from_api(e, lang))?;
+        let mut r = login_page(lang, None, Some(&code.to_string()), StatusCode::OK);
+        r.headers_mut()
+            .insert(header::SET_COOKIE, clear_cookie(SITE_COOKIE, &headers));
+        return Ok(r);
+    }
     let status = site_status(&state, code)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
@@ -46,7 +66,8 @@ pub async fn page(
     Ok(layout(&status.name, lang, "/site", body))
 }
 
-fn login_page(lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
+/// The login form; after a wrong key the code typed stays in its field (`code`).
+fn login_page(lang: Lang, error: Option<&str>, code: Option<&str>, status: StatusCode) -> Response {
     let body = html! {
         h1 { (lang.pick("医療機関・薬局の方: 更新状況の確認", "For sites: your update status")) }
         p { (lang.pick(
@@ -57,12 +78,16 @@ fn login_page(lang: Lang, error: Option<&str>, status: StatusCode) -> Response {
         form method="post" action="/site/login" class="panel grid-form" {
             input type="hidden" name="lang" value=(lang.code());
             label for="code" { (lang.pick("医療機関コード", "Institution code")) }
-            input id="code" name="code" inputmode="numeric" maxlength="10" autocomplete="username" required;
+            input id="code" name="code" inputmode="numeric" maxlength="10" autocomplete="username" required value=[code];
             label for="access_key" { (lang.pick("アクセスキー", "Access key")) }
-            input id="access_key" name="access_key" type="password" autocomplete="current-password" required;
+            (key_field("access_key", lang))
             span {}
             button type="submit" class="primary" id="login" { (lang.pick("確認する", "Show status")) }
         }
+        p class="muted" id="link-hint" { (lang.pick(
+            "運用者からのお知らせメールにあるログイン用リンクを開くと、アクセスキーを入力せずにログインできます。ログインしたブラウザでは、しばらくの間ログインしたままになります。",
+            "The sign-in link in the operator's announcement mail signs you in without the access key. The browser you sign in with stays signed in for a while."
+        )) }
         p { a href=(href("/guidance", lang)) { (lang.pick("配信のご案内（日程・手順・コールセンター）", "Guidance (schedule, steps, call centre)")) } }
     };
     let mut r = layout(
@@ -91,12 +116,9 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    if !same_origin(&headers) {
-        return Err(PageError::forbidden(lang));
-    }
-    if !state.logins.allow(client.ip()) {
-        return Err(PageError::too_many_logins(lang));
-    }
+    state.may_try_login(&headers, client.ip(), lang)?;
+    // The code stays in its field (as typed, at most its ten digits): only the key is retyped.
+    let typed: String = form.code.trim().chars().take(10).collect();
     let wrong = || {
         login_page(
             lang,
@@ -104,6 +126,7 @@ pub async fn login(
                 "医療機関コードまたはアクセスキーが正しくありません。",
                 "The institution code or the access key is not correct.",
             )),
+            Some(&typed),
             StatusCode::UNAUTHORIZED,
         )
     };
@@ -120,11 +143,117 @@ pub async fn login(
     {
         return Ok(wrong());
     }
-    let id = state.login(Who::Site(code));
+    let generation = sign_in::current_generation(&state, code)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
+    signed_in(&state, code, generation, &headers, lang).await
+}
+
+/// The answer that starts a site's session (bound to its key's generation) and shows its page.
+async fn signed_in(
+    state: &AppState,
+    code: InstitutionCode,
+    generation: String,
+    headers: &HeaderMap,
+    lang: Lang,
+) -> Result<Response, PageError> {
+    let id = state
+        .login_site(code, generation)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
     let mut r = see_other("/site", lang);
-    r.headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(SITE_COOKIE, &id, &headers));
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(SITE_COOKIE, &id, Who::Site(code), headers),
+    );
     Ok(r)
+}
+
+/// A masked key field with a button that shows what was typed (the script `pages.js` shows the
+/// button and switches the field; without scripts the field stays masked).
+pub fn key_field(id: &str, lang: Lang) -> Markup {
+    html! {
+        span class="key-field" {
+            input id=(id) name=(id) type="password" autocomplete="current-password" autocapitalize="off" spellcheck="false" required;
+            button type="button" class="show-key" data-show-key=(id) aria-controls=(id) aria-pressed="false" hidden
+                data-label-show=(lang.pick("表示", "Show")) data-label-hide=(lang.pick("隠す", "Hide")) {
+                (lang.pick("表示", "Show"))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `GET /site/sign-in?token=…`: the mailed link. It only shows a button: a mail scanner that
+/// follows links must not use the one-time link up before staff open it.
+pub async fn sign_in_page(Query(q): Query<SignInQuery>) -> Response {
+    let lang = lang_of(q.lang.as_deref());
+    if !sign_in::well_formed(&q.token) {
+        return link_refused(lang);
+    }
+    let body = html! {
+        h1 { (lang.pick("更新状況の確認ページへのログイン", "Sign in to your update status")) }
+        p { (lang.pick(
+            "下のボタンを押すとログインします。このリンクは1回だけ使えます。ログインしたこのブラウザでは、しばらくの間ログインしたままになります。",
+            "Press the button to sign in. This link works once; this browser then stays signed in for a while."
+        )) }
+        form method="post" action="/site/sign-in" class="panel" {
+            input type="hidden" name="token" value=(q.token);
+            input type="hidden" name="lang" value=(lang.code());
+            button type="submit" class="primary" id="sign-in" { (lang.pick("ログインする", "Sign in")) }
+        }
+    };
+    layout(lang.pick("ログイン", "Sign in"), lang, "/site", body)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /site/sign-in`: uses the link once and starts the site's session on this browser.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, PageError> {
+    let lang = lang_of(form.lang.as_deref());
+    state.may_try_login(&headers, client.ip(), lang)?;
+    match sign_in::redeem(&state, &form.token)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
+    {
+        Some((code, generation)) => signed_in(&state, code, generation, &headers, lang).await,
+        None => {
+            let mut r = link_refused(lang);
+            *r.status_mut() = StatusCode::GONE;
+            Ok(r)
+        }
+    }
+}
+
+/// A link that was used, expired, or is not one: the way in with the access key.
+fn link_refused(lang: Lang) -> Response {
+    login_page(
+        lang,
+        Some(lang.pick(
+            "このログイン用リンクは使用済みか、有効期限が切れています。医療機関コードとアクセスキーでログインしてください。",
+            "This sign-in link was already used or has expired. Sign in with your institution code and access key.",
+        )),
+        None,
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -143,10 +272,15 @@ pub async fn logout(
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
     let current = state
-        .session(&headers, SITE_COOKIE)
+        .site_session(&headers)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?
         .filter(|c| same_origin(&headers) && csrf_matches(c, &form.csrf))
         .ok_or_else(|| PageError::forbidden(lang))?;
-    state.logout(&current);
+    state
+        .logout_site(&current)
+        .await
+        .map_err(|e| PageError::from_api(e, lang))?;
     let mut r = see_other("/site", lang);
     r.headers_mut()
         .insert(header::SET_COOKIE, clear_cookie(SITE_COOKIE, &headers));
@@ -174,7 +308,7 @@ async fn render(
         @if status.devices.is_empty() {
             p { (lang.pick("登録されている機器はありません。", "No device is enrolled.")) }
         } @else {
-            div class="scroll" {
+            div class="scroll" role="region" tabindex="0" aria-label=(lang.pick("機器ごとの状況", "Your devices")) {
                 table id="devices" class="stack" {
                     tr {
                         th { (lang.pick("機器", "Device")) }

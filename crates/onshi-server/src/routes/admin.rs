@@ -89,6 +89,20 @@ fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institu
                 .map_err(|_| bad(format!("auto_restart {t:?} is not HH:MM")))?,
         ),
     };
+    let phone = match input.phone.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => {
+            let ok = p.chars().count() <= 30
+                && p.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | '(' | ')' | '-' | ' '));
+            if !ok {
+                return Err(bad(format!(
+                    "phone {p:?}: up to 30 digits, spaces, hyphens, + and brackets"
+                )));
+            }
+            Some(p.to_owned())
+        }
+    };
     Ok(Institution {
         code,
         name,
@@ -96,6 +110,7 @@ fn parse_institution(input: InstitutionCsvRow, place: &str) -> ApiResult<Institu
         prefecture: code.prefecture(),
         email,
         auto_restart,
+        phone,
     })
 }
 

@@ -9,7 +9,6 @@ use jiff::Timestamp;
 
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::{hash_secret, new_secret};
-use crate::sessions::Who;
 use crate::state::AppState;
 
 /// Creates or updates institutions, all or none; returns how many were stored.
@@ -85,13 +84,9 @@ pub async fn issue_key(
         .db(move |s| s.set_institution_key(code, which, &hash))
         .await?;
     if which == InstitutionKey::Access {
-        // A new key ends the sessions opened with the old one. Sessions are kept per replica:
-        // this ends this server's; another replica's end at their idle limit (2 h).
-        let ended = state
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .end_all_of(Who::Site(code));
+        // A new key ends the sessions opened with the old one, on every replica (they are in
+        // the store; a session also remembers the key's generation, which `/site` checks).
+        let ended = state.db(move |s| s.end_site_sessions_of(code)).await?;
         tracing::info!(institution = %code, ended, "access key re-issued: the site's sessions ended");
     }
     let action = match which {

@@ -15,7 +15,9 @@ pub mod progress;
 pub mod qualification;
 pub mod releases;
 pub mod rollback;
+pub mod sign_in;
 pub mod silence;
+pub mod sites;
 pub mod waves;
 
 /// The audit log's actor for everything the operator does (API or dashboard).

@@ -86,6 +86,40 @@ pub async fn status_for(
     ))
 }
 
+/// The campaign's status as each of its sites sees it, read once for a whole list of sites
+/// ([`status_for`] without a look-up per site).
+pub struct SiteStatuses {
+    status: CampaignStatus,
+    known: Option<crate::state::KnownWaves>,
+    count: u16,
+}
+
+impl SiteStatuses {
+    /// The campaign's status for the site `code`: paused while its wave is not open.
+    pub fn of(&self, code: onshi_core::institution::InstitutionCode) -> CampaignStatus {
+        match &self.known {
+            Some(k) => {
+                waves::status_for(self.status, Some(&k.progress), k.wave_of(code, self.count))
+            }
+            None => self.status,
+        }
+    }
+}
+
+/// [`SiteStatuses`] of `record`'s campaign now.
+pub async fn site_statuses(state: &AppState, record: &CampaignRecord) -> ApiResult<SiteStatuses> {
+    let known = if record.status == CampaignStatus::Active {
+        state.waves(record).await?
+    } else {
+        None
+    };
+    Ok(SiteStatuses {
+        status: record.status,
+        known,
+        count: state.schedule(record)?.waves().map_or(1, WavePlan::count),
+    })
+}
+
 /// Each wave's counts now.
 async fn health(
     state: &AppState,

@@ -380,6 +380,7 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         tls: None,
         trusted_proxies: Vec::new(),
         metrics_listen: None,
+        public_url: None,
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -245,6 +245,7 @@ fn synthetic_site(
         auto_restart: site
             .auto_restart
             .then(|| model.site_kind(site.kind).auto_restart_at()),
+        phone: None,
     })
 }
 

@@ -58,6 +58,10 @@ pub struct Args {
     /// location PREFIX (deploy/nginx.conf uses /_onshi/artifacts/). Default: onshi sends it.
     #[arg(long, value_name = "PREFIX", value_parser = accel_prefix)]
     accel_redirect: Option<String>,
+    /// The address sites reach the pages at (https://onshi.example.jp), for the one-time
+    /// sign-in links in the announcement mails. Default: this server's scheme and address.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Serve HTTPS with this certificate chain (PEM); with --tls-key. Without: plain HTTP,
@@ -197,6 +201,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         },
         trusted_proxies: args.trusted_proxy.clone(),
         metrics_listen: args.metrics_listen,
+        public_url: args.public_url.clone(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -40,6 +40,7 @@ fn site(n: u16) -> Institution {
         prefecture,
         email: format!("it-{n}@example.jp"),
         auto_restart: None,
+        phone: None,
     }
 }
 
