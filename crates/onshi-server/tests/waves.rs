@@ -743,13 +743,18 @@ async fn a_held_release_is_rolled_back_to_the_previous_packages_only_where_it_we
             );
         }
     }
-    let applied = listing_of(app, &done.campaign).await;
-    assert!(
-        applied
-            .iter()
-            .all(|l| l.device.running == Some(version("2.0.1"))),
-        "{applied:?}"
-    );
+    // The running version a report carries is buffered with the last contact and written by
+    // the server's flusher at its pace: wait for it rather than race it.
+    let rolled_back = |rows: &[DeploymentListing]| {
+        rows.iter()
+            .all(|l| l.device.running == Some(version("2.0.1")))
+    };
+    wait_until_within(
+        Duration::from_secs(30),
+        "every canary's running version recorded",
+        async || rolled_back(&listing_of(app, &done.campaign).await),
+    )
+    .await;
     let audit = app.audit().await;
     assert_eq!(
         (
