@@ -387,7 +387,7 @@ fn render(d: &Desk, id: &str, lang: Lang, now: jiff::Timestamp, error: Option<&s
                 @if lang == Lang::En { (gloss(&reader.text)) }
                 @if reader.stuck { p class="stuck" { (lang.pick("※ 画面が切り替わりません", "The screen does not change")) } }
                 @if let Some(words) = reader.behaviour {
-                    p class="behaviour" id="reader-behaviour" { (lang.pick("通知の記載: ", "The notice says: ")) "「" (words) "」" }
+                    p class="behaviour" id="reader-behaviour" { (lang.pick("通知の記載: ", "The notice says: ")) (quoted(words)) }
                 }
             }
             section class="panel" {
@@ -498,5 +498,23 @@ fn guide(lang: Lang, now: jiff::Timestamp) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The notice's words in 「」, a quotation inside them in 『』 as Japanese nests quotes (Canon's
+/// behaviour is itself 「しばらくお待ちください」と表示され…).
+fn quoted(words: &str) -> String {
+    format!("「{}」", words.replace('「', "『").replace('」', "』"))
+}
+
+#[cfg(test)]
+mod quote_tests {
+    #[test]
+    fn a_quotation_inside_the_notices_words_nests_in_double_brackets() {
+        assert_eq!(
+            super::quoted("「しばらくお待ちください」と表示され、画面が切り替わらない"),
+            "「『しばらくお待ちください』と表示され、画面が切り替わらない」"
+        );
+        assert_eq!(super::quoted("最初の画面に戻る"), "「最初の画面に戻る」");
     }
 }
