@@ -3,7 +3,9 @@
 //! waiting), deals its sites into five waves (`start_waves`, which counts the tally once), moves
 //! a share of the devices through the states a night sees (each report keeps the tally in its
 //! transaction), then times `wave_health` — what a round reads — against the grouped count
-//! over every deployment that it replaced (the anchor, the same database in the same run).
+//! over every deployment that it replaced (the anchor, the same database in the same run), and
+//! last what the triggers cost each report: as many devices again through the same night with
+//! the triggers dropped.
 //! Run by `bench/gates`; `ONSHI_BENCH_DATA` names the data directory.
 
 use std::time::{Duration, Instant};
@@ -44,33 +46,12 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn main() -> anyhow::Result<()> {
-    let data = std::path::PathBuf::from(
-        std::env::var("ONSHI_BENCH_DATA")
-            .map_err(|_| anyhow::anyhow!("set ONSHI_BENCH_DATA to an `onshi fixture` data dir"))?,
-    );
-    let path = data.join("onshi.db");
-    let store = SqliteStore::open(&path)?;
-    let now: Timestamp = "2026-01-20T03:00:00Z".parse()?;
-
-    let devices = store.all_devices()?;
-    let mut codes: Vec<_> = devices.iter().map(|(_, i)| i.code).collect();
-    codes.sort();
-    codes.dedup();
-    let sites: Vec<_> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (*c, (i % usize::from(WAVES)) as u16))
-        .collect();
-    let started = Instant::now();
-    store.start_waves(CAMPAIGN, &sites, &WaveProgress::start(now), now)?;
-    let deal = started.elapsed();
-
-    // Every 20th device downloads; of those, a tenth fail and the rest are applied.
-    let moving: Vec<i64> = devices.iter().map(|(d, _)| d.id).step_by(20).collect();
+/// Moves `devices` through a night (a tenth fail, the rest are applied); answers how many
+/// reports that was and the mean time of one.
+fn night(store: &SqliteStore, devices: &[i64], now: Timestamp) -> anyhow::Result<(u32, Duration)> {
     let mut reports = 0u32;
     let started = Instant::now();
-    for (i, &device) in moving.iter().enumerate() {
+    for (i, &device) in devices.iter().enumerate() {
         let path: &[_] = if i % 10 == 0 {
             &[Waiting, Downloading, Failed]
         } else {
@@ -96,7 +77,35 @@ fn main() -> anyhow::Result<()> {
             reports += 1;
         }
     }
-    let per_report = started.elapsed() / reports.max(1);
+    Ok((reports, started.elapsed() / reports.max(1)))
+}
+
+fn main() -> anyhow::Result<()> {
+    let data = std::path::PathBuf::from(
+        std::env::var("ONSHI_BENCH_DATA")
+            .map_err(|_| anyhow::anyhow!("set ONSHI_BENCH_DATA to an `onshi fixture` data dir"))?,
+    );
+    let path = data.join("onshi.db");
+    let store = SqliteStore::open(&path)?;
+    let now: Timestamp = "2026-01-20T03:00:00Z".parse()?;
+
+    let devices = store.all_devices()?;
+    let mut codes: Vec<_> = devices.iter().map(|(_, i)| i.code).collect();
+    codes.sort();
+    codes.dedup();
+    let sites: Vec<_> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, (i % usize::from(WAVES)) as u16))
+        .collect();
+    let started = Instant::now();
+    store.start_waves(CAMPAIGN, &sites, &WaveProgress::start(now), now)?;
+    let deal = started.elapsed();
+
+    // Every 20th device downloads; of those, a tenth fail and the rest are applied.
+    let ids: Vec<i64> = devices.iter().map(|(d, _)| d.id).collect();
+    let moving: Vec<i64> = ids.iter().copied().step_by(20).collect();
+    let (reports, per_report) = night(&store, &moving, now)?;
 
     let mut tally = Vec::new();
     let mut health = Vec::new();
@@ -105,7 +114,6 @@ fn main() -> anyhow::Result<()> {
         health = store.wave_health(CAMPAIGN, LAST, now)?;
         tally.push(t.elapsed());
     }
-    drop(store);
 
     // The anchor: the grouped count, on its own connection to the same file.
     let conn = rusqlite::Connection::open(&path)?;
@@ -136,12 +144,24 @@ fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(rows == usize::from(WAVES), "{rows} waves counted");
 
+    // The reports' own anchor: as many devices again through the same night with the tally's
+    // triggers dropped (what a report cost before migration 0007), on the same store.
+    conn.execute_batch(
+        "DROP TRIGGER wave_tally_insert; DROP TRIGGER wave_tally_update;
+         DROP TRIGGER wave_tally_delete;",
+    )?;
+    let others: Vec<i64> = ids.iter().copied().skip(10).step_by(20).collect();
+    let (_, per_report_untallied) = night(&store, &others, now)?;
+
     let (t, g) = (median(tally), median(grouped));
     println!(
-        "devices {}  sites {}  waves {WAVES}  reports {reports} ({:.1} µs each, tally kept in each)",
+        "devices {}  sites {}  waves {WAVES}  reports {reports}: {:.1} µs each keeping the tally, \
+         {:.1} µs each without its triggers ({:.0} %)",
         devices.len(),
         sites.len(),
-        per_report.as_secs_f64() * 1e6
+        per_report.as_secs_f64() * 1e6,
+        per_report_untallied.as_secs_f64() * 1e6,
+        per_report.as_secs_f64() / per_report_untallied.as_secs_f64().max(1e-12) * 100.0
     );
     println!("start_waves (deal and count once) {:.0} ms", ms(deal));
     println!(
@@ -151,9 +171,10 @@ fn main() -> anyhow::Result<()> {
         g.as_secs_f64() / t.as_secs_f64().max(1e-9)
     );
     println!(
-        "BENCH devices={} reports={reports} report_us={:.1} deal_ms={:.0} health_ms={:.3} grouped_ms={:.1}",
+        "BENCH devices={} reports={reports} report_us={:.1} report_untallied_us={:.1} deal_ms={:.0} health_ms={:.3} grouped_ms={:.1}",
         devices.len(),
         per_report.as_secs_f64() * 1e6,
+        per_report_untallied.as_secs_f64() * 1e6,
         ms(deal),
         ms(t),
         ms(g)
