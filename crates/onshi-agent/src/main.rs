@@ -307,10 +307,12 @@ async fn run_agent(a: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(state_dir = %a.state_dir.display(), server = %agent.identity().server, "agent running");
     let service = os::Service::from_env();
+    // Listening for SIGTERM before READY: a stop right after it is a clean stop.
+    let stop = os::StopRequest::listen();
     service.ready("checking in");
     agent
         .run(async {
-            os::stop_requested().await;
+            stop.requested().await;
             service.stopping();
         })
         .await?;

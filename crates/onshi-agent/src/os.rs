@@ -86,25 +86,42 @@ fn notify(_: &Path, _: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Completes when the service must stop: SIGTERM (what `systemctl stop` sends) or Ctrl-C.
-pub async fn stop_requested() {
+/// The request to stop: SIGTERM (what `systemctl stop` sends) or Ctrl-C (SIGINT). Listening
+/// starts when it is made — before the service tells the manager it is ready, since a stop that
+/// comes right after READY would otherwise meet the signal's default action and kill the agent
+/// without its clean stop.
+pub struct StopRequest {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopRequest {
+    /// Starts listening for the stop signals (inside a tokio runtime).
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::terminate())
+                .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Completes when a stop signal has arrived (since [`StopRequest::listen`]).
+    pub async fn requested(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut interrupt)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
