@@ -9,16 +9,23 @@ use std::path::Path;
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, true)
+    replace(path, bytes, true, false)
+}
+
+/// [`atomic_write`] for a file that holds a secret (the device token): readable and writable
+/// by its owner only (0600) from the moment it is created, so that no other user of the
+/// terminal can read it, not even before the rename.
+pub fn atomic_write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true, true)
 }
 
 /// Replaces `path` with `bytes` atomically, without waiting for the disk: for files that are
 /// rebuilt when a power cut leaves them empty or damaged.
 pub fn quick_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace(path, bytes, false)
+    replace(path, bytes, false, false)
 }
 
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+fn replace(path: &Path, bytes: &[u8], durable: bool, secret: bool) -> io::Result<()> {
     let dir = parent(path)?;
     let name = path
         .file_name()
@@ -26,7 +33,7 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = create(&tmp, secret)?;
         f.write_all(bytes)?;
         if durable {
             f.sync_all()?;
@@ -38,6 +45,26 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     }
     written?;
     if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// A fresh file at `path` (a temporary one left by a crash is replaced), owner-only if `secret`.
+fn create(path: &Path, secret: bool) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            options.open(path)
+        }
+        other => other,
+    }
 }
 
 /// Makes a rename or a new entry in `dir` durable.
@@ -78,6 +105,24 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("current")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_is_owner_only_from_its_creation_even_over_a_stale_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = dir.path().join("agent.json");
+        // A temporary file a crash left behind, readable by everyone: not reused as it is.
+        let stale = dir
+            .path()
+            .join(format!(".agent.json.tmp-{}", std::process::id()));
+        fs::write(&stale, b"old").expect("stale file");
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).expect("mode");
+        atomic_write_secret(&p, b"{\"device_token\":\"x\"}").expect("written");
+        let mode = fs::metadata(&p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        assert!(!stale.exists());
     }
 
     #[test]

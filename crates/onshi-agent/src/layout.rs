@@ -31,7 +31,7 @@ use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::files::{atomic_write, quick_write, sync_dir};
+use crate::files::{atomic_write, atomic_write_secret, quick_write, sync_dir};
 
 /// A failure reading or writing the state directory.
 #[derive(Debug, thiserror::Error)]
@@ -293,8 +293,8 @@ impl StateDir {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        atomic_write(&path, &json).map_err(io_at(&path))?;
-        restrict(&path)
+        // The device token: owner-only from the file's creation.
+        atomic_write_secret(&path, &json).map_err(io_at(&path))
     }
 
     /// The progress file; a damaged one is set aside (`state.json.damaged`) and rebuilt empty:
@@ -498,17 +498,6 @@ fn read_version(path: &Path) -> Option<Version> {
     fs::read_to_string(path)
         .ok()
         .and_then(|s| Version::parse(s.trim()).ok())
-}
-
-#[cfg(unix)]
-fn restrict(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_at(path))
-}
-
-#[cfg(not(unix))]
-fn restrict(_path: &Path) -> Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
