@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for size in [size, 0, 1, 268_435_456] {
         if let RangeRequest::Part { start, end } = parse_range(Some(header), size) {
-            assert!(start <= end && end < size, "{header:?} of {size}: {start}-{end}");
+            assert!(
+                start <= end && end < size,
+                "{header:?} of {size}: {start}-{end}"
+            );
         }
     }
 });

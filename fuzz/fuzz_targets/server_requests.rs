@@ -69,7 +69,9 @@ fn segment(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (*b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (*b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -93,7 +95,10 @@ fn send(s: &Server, head: &str, body: &[u8]) -> u16 {
         }
         // The server closed a connection it had kept (idle timeout): once more on a new one.
         *guard = None;
-        assert_eq!(attempt, 0, "the server dropped the connection without an answer: {head}");
+        assert_eq!(
+            attempt, 0,
+            "the server dropped the connection without an answer: {head}"
+        );
     }
     unreachable!()
 }
@@ -158,16 +163,36 @@ fuzz_target!(|data: &[u8]| {
         2 => ("POST", "/api/v1/report".into(), format!("{json}{device}")),
         3 => ("POST", "/api/v1/readers".into(), format!("{json}{device}")),
         4 => ("POST", "/api/v1/qualification".into(), json.into()),
-        5 => ("POST", "/api/v1/admin/institutions".into(), format!("{json}{operator}")),
+        5 => (
+            "POST",
+            "/api/v1/admin/institutions".into(),
+            format!("{json}{operator}"),
+        ),
         6 => (
             "POST",
             "/api/v1/admin/institutions/import".into(),
             format!("content-type: text/csv\r\n{operator}"),
         ),
-        7 => ("POST", "/api/v1/admin/campaigns".into(), format!("{json}{operator}")),
-        8 => ("POST", "/api/v1/admin/releases".into(), format!("{json}{operator}")),
-        9 => ("POST", "/api/v1/admin/trust/root".into(), format!("{json}{operator}")),
-        10 => ("PUT", "/api/v1/admin/clock".into(), format!("{json}{operator}")),
+        7 => (
+            "POST",
+            "/api/v1/admin/campaigns".into(),
+            format!("{json}{operator}"),
+        ),
+        8 => (
+            "POST",
+            "/api/v1/admin/releases".into(),
+            format!("{json}{operator}"),
+        ),
+        9 => (
+            "POST",
+            "/api/v1/admin/trust/root".into(),
+            format!("{json}{operator}"),
+        ),
+        10 => (
+            "PUT",
+            "/api/v1/admin/clock".into(),
+            format!("{json}{operator}"),
+        ),
         11 => ("POST", "/site/login".into(), form.into()),
         12 => ("POST", "/operator/login".into(), form.into()),
         13 => ("POST", "/reception/fuzz/event".into(), form.into()),
