@@ -17,7 +17,10 @@ struct Found {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    // Read when the script runs, not when it was compiled: a build script compiled for one
+    // checkout must not list another checkout's (or a deleted clone's) migrations.
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+        .join("migrations");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut found: BTreeMap<u32, Found> = BTreeMap::new();
     for (dir, backend) in [
@@ -77,6 +80,12 @@ fn main() {
          /// PostgreSQL's migrations: refinery's name and the SQL.\n\
          pub(crate) const POSTGRES: &[(&str, &str)] = &[\n{postgres}];\n"
     );
+    if found.is_empty() {
+        fail(&format!(
+            "{}: no migrations found; a store without its schema must not build",
+            root.display()
+        ));
+    }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("migrations.rs"), code).expect("writing OUT_DIR/migrations.rs");
 }
