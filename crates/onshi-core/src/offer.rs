@@ -28,6 +28,28 @@ pub enum Action {
     RestartRequired,
 }
 
+impl Action {
+    /// Every answer, in declaration order.
+    pub const ALL: [Self; 5] = [
+        Self::None,
+        Self::Download,
+        Self::RetryLater,
+        Self::Install,
+        Self::RestartRequired,
+    ];
+
+    /// The answer's word on the wire (what serde writes), for labels outside JSON.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Download => "download",
+            Self::RetryLater => "retry_later",
+            Self::Install => "install",
+            Self::RestartRequired => "restart_required",
+        }
+    }
+}
+
 /// Whether the campaign is running, as the operator set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -290,6 +312,16 @@ pub fn decide(s: &Situation) -> Decision {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_actions_slug_is_its_word_on_the_wire() {
+        for a in super::Action::ALL {
+            assert_eq!(
+                serde_json::to_value(a).expect("serialises"),
+                serde_json::json!(a.slug())
+            );
+        }
+    }
+
     use super::*;
     use crate::schedule::Campaign;
 

@@ -20,21 +20,12 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 /// One label set: `campaign="2026-01"`, `action="download"`.
 type Labels = Vec<(&'static str, String)>;
 
-/// Every check-in answer, as the API spells it (`action` label values).
-const ACTIONS: [Action; 5] = [
-    Action::None,
-    Action::Download,
-    Action::RetryLater,
-    Action::Install,
-    Action::RestartRequired,
-];
-
 /// The metrics of one server process.
 pub struct Metrics {
     registry: Registry,
     checkins: Counter,
-    /// One counter per [`ACTIONS`] entry, made once so a check-in allocates nothing.
-    answers: [Counter; ACTIONS.len()],
+    /// One counter per [`Action::ALL`] entry, made once so a check-in allocates nothing.
+    answers: [Counter; Action::ALL.len()],
     mails_sent: Counter,
     mails_failed: Counter,
     store_seconds: Histogram,
@@ -74,9 +65,9 @@ impl Metrics {
             "Check-in answers by action (none, download, retry_later, install, restart_required)",
             answers_family.clone(),
         );
-        let answers = ACTIONS.map(|a| {
+        let answers = Action::ALL.map(|a| {
             answers_family
-                .get_or_create(&vec![("action", slug(a).to_owned())])
+                .get_or_create(&vec![("action", a.slug().to_owned())])
                 .clone()
         });
         let mails_sent = Counter::default();
@@ -147,7 +138,7 @@ impl Metrics {
     /// A check-in was answered with `action`.
     pub fn checkin(&self, action: Action) {
         self.checkins.inc();
-        if let Some(i) = ACTIONS.iter().position(|a| *a == action) {
+        if let Some(i) = Action::ALL.iter().position(|a| *a == action) {
             self.answers[i].inc();
         }
     }
@@ -197,17 +188,6 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut text, &self.registry);
         text
-    }
-}
-
-/// The API's word for a check-in answer.
-fn slug(action: Action) -> &'static str {
-    match action {
-        Action::None => "none",
-        Action::Download => "download",
-        Action::RetryLater => "retry_later",
-        Action::Install => "install",
-        Action::RestartRequired => "restart_required",
     }
 }
 
