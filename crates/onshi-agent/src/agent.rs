@@ -16,7 +16,7 @@ use jiff::civil::Time;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
 use onshi_core::offer::Action;
 use onshi_core::release::Manifest;
-use onshi_core::trust::{Expect, TrustedRoot};
+use onshi_core::trust::{Expect, FetchedMeta};
 use onshi_core::version::Version;
 use rand::Rng;
 use tracing::Instrument;
@@ -32,7 +32,7 @@ use crate::layout::{
     Component, Credential, DeviceProgress, Identity, LayoutError, SlotInfo, StateDir,
 };
 use crate::os;
-use crate::trust::{self, TrustFile, TrustFileError};
+use crate::trust::{self, Trust, TrustFile, TrustFileError};
 
 /// How often a running download checks in, to keep its slot and to stop when the window closes.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -128,8 +128,8 @@ pub struct Agent {
     dir: StateDir,
     identity: Identity,
     client: Client,
-    /// The newest root reached from the installer's, and the highest timestamp version seen.
-    trust: (TrustFile, TrustedRoot),
+    /// The newest root reached from the installer's, and the timestamp and snapshot trusted.
+    trust: Trust,
     options: Options,
     clock: ServerClock,
     failures: BTreeMap<i64, u32>,
@@ -488,10 +488,13 @@ impl Agent {
             .and_then(|s| Time::strptime("%H:%M", s).ok())
     }
 
-    /// The offered release's manifest, trusted only through the chain (TUF's client workflow):
-    /// newer roots first, then the server's timestamp (fresh, not older than one seen, for this
-    /// release, naming exactly this manifest), then the manifest (a threshold of the targets
-    /// keys, fresh, for this release, not older than what is installed).
+    /// The offered release's manifest, trusted only through TUF's client workflow: the time
+    /// fixed first (5.1: the server's time as this agent last heard it); newer roots (5.3);
+    /// the timestamp (5.4: signed, fresh, not older than the trusted one); the snapshot it
+    /// names by version, hash and length (5.5: signed, fresh, withdrawing no release the trusted
+    /// one listed); the release's manifest by the hash and length the snapshot lists (5.6: a
+    /// threshold of the targets keys, fresh, for this release, not older than what is
+    /// installed). The package itself is checked against it before install (5.7).
     async fn trusted_manifest(
         &mut self,
         component: &Component,
@@ -512,7 +515,7 @@ impl Agent {
         let Some(now) = self.clock.now() else {
             return Ok(Err("no server time yet to check metadata expiry".into()));
         };
-        let root = match trust::follow(&self.client, Some(&cred.token), &self.trust.1).await {
+        let root = match trust::follow(&self.client, Some(&cred.token), self.trust.root()).await {
             Ok(root) => root,
             Err(trust::FollowError::Fetch(e)) => {
                 return Ok(Err(format!("root metadata not available: {e}")));
@@ -522,27 +525,26 @@ impl Agent {
                 return Ok(Err(format!("metadata refused: {e}")));
             }
         };
-        if root.version() != self.trust.1.version() {
-            // A rotated timestamp key starts its versions afresh (TUF 5.3.11).
-            let same_timestamp_keys =
-                root.root().roles.timestamp == self.trust.1.root().roles.timestamp;
-            let file = TrustFile {
-                root: root.signed().clone(),
-                timestamp_version: self
-                    .trust
-                    .0
-                    .timestamp_version
-                    .filter(|_| same_timestamp_keys),
-            };
-            file.save(self.dir.root())?;
-            tracing::info!(
-                from = self.trust.1.version(),
-                to = root.version(),
-                "followed the root chain"
-            );
-            self.trust = (file, root);
-        }
-        let metadata = match self.client.manifest(&cred.token, &offer.release_id).await {
+        self.trust.update_root(root, self.dir.root())?;
+        let timestamp = match self.client.timestamp(&cred.token).await {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(format!("timestamp not available: {e}"))),
+        };
+        // The snapshot is fetched by the version the timestamp names; a timestamp that does not
+        // verify is refused below before anything it says is used.
+        let named = match self.trust.root().update_timestamp(
+            &timestamp,
+            self.trust.trusted().timestamp.as_ref(),
+            now,
+        ) {
+            Ok(t) => t.snapshot.version,
+            Err(e) => return Ok(Err(self.refused(&offer.release_id, &e))),
+        };
+        let snapshot = match self.client.snapshot(&cred.token, named).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("snapshot not available: {e}"))),
+        };
+        let manifest = match self.client.manifest(&cred.token, &offer.release_id).await {
             Ok(s) => s,
             Err(e) => return Ok(Err(format!("manifest not available: {e}"))),
         };
@@ -550,33 +552,37 @@ impl Agent {
         let expect = Expect {
             release_id: &offer.release_id,
             installed: Some(&installed),
-            seen_timestamp: self.trust.0.timestamp_version,
             now,
+        };
+        let fetched = FetchedMeta {
+            timestamp: &timestamp,
+            snapshot: &snapshot,
+            manifest: &manifest,
         };
         match self
             .trust
-            .1
-            .verify_release(&metadata.timestamp, &metadata.manifest, &expect)
+            .root()
+            .verify_release(&fetched, self.trust.trusted(), &expect)
         {
             Ok(v) => {
-                if self.trust.0.timestamp_version < Some(v.timestamp_version) {
-                    self.trust.0.timestamp_version = Some(v.timestamp_version);
-                    self.trust.0.save(self.dir.root())?;
-                }
+                self.trust
+                    .accept(&timestamp, &snapshot, &v, self.dir.root())?;
                 self.manifests
                     .insert(offer.release_id.clone(), v.manifest.clone());
                 Ok(Ok(v.manifest))
             }
-            Err(e) => {
-                tracing::error!(release = %offer.release_id, error = %e, "metadata refused; nothing will be installed from it");
-                Ok(Err(format!("metadata refused: {e}")))
-            }
+            Err(e) => Ok(Err(self.refused(&offer.release_id, &e))),
         }
+    }
+
+    fn refused(&self, release: &str, e: &onshi_core::trust::TrustError) -> String {
+        tracing::error!(release, error = %e, "metadata refused; nothing will be installed from it");
+        format!("metadata refused: {e}")
     }
 
     /// The trusted root's version (after any rotation followed).
     pub fn root_version(&self) -> u64 {
-        self.trust.1.version()
+        self.trust.root().version()
     }
 
     async fn download(
@@ -686,11 +692,18 @@ impl Agent {
                 .await;
                 Ok(Next::Now)
             }
-            Some(Ok(Fetched::Mismatch { got })) => {
-                let why = format!(
-                    "SHA-256 mismatch: expected {}, got {got}; deleted, downloading again",
-                    artifact.sha256
-                );
+            Some(Ok(fetched @ (Fetched::Mismatch { .. } | Fetched::Overlong))) => {
+                let why = match fetched {
+                    Fetched::Mismatch { got } => format!(
+                        "SHA-256 mismatch: expected {}, got {got}; deleted, downloading again",
+                        artifact.sha256
+                    ),
+                    _ => format!(
+                        "the package is longer than its signed length of {} bytes; deleted, \
+                         downloading again",
+                        artifact.size
+                    ),
+                };
                 tracing::warn!("{why}");
                 self.send(cred, offer, DeploymentEvent::Failed, |r| {
                     r.with_bytes(Some(0)).with_detail(why.clone())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use onshi_api::device::{
     CheckinRequest, CheckinResponse, EnrollRequest, Enrolled, MAX_METADATA_BYTES, ReaderRequest,
-    ReleaseMetadata, ReportRequest, ReportResponse,
+    ReportRequest, ReportResponse,
 };
 use onshi_api::{ErrorBody, ErrorCode};
 use onshi_core::release::Sha256;
@@ -317,8 +317,22 @@ impl Client {
         self.send(req, url).await
     }
 
-    /// `GET /api/v1/releases/{id}/manifest`: the manifest and the server's timestamp.
-    pub async fn manifest(&self, token: &str, release_id: &str) -> Result<ReleaseMetadata> {
+    /// `GET /api/v1/trust/timestamp`: the server's timestamp (TUF 5.4).
+    pub async fn timestamp(&self, token: &str) -> Result<Signed> {
+        let url = self.url("/api/v1/trust/timestamp");
+        let req = self.http.get(&url).bearer_auth(token);
+        self.send(req, url).await
+    }
+
+    /// `GET /api/v1/trust/snapshot/{version}`: the snapshot a timestamp named (TUF 5.5).
+    pub async fn snapshot(&self, token: &str, version: u64) -> Result<Signed> {
+        let url = self.url(&format!("/api/v1/trust/snapshot/{version}"));
+        let req = self.http.get(&url).bearer_auth(token);
+        self.send(req, url).await
+    }
+
+    /// `GET /api/v1/releases/{id}/manifest`: the release's targets metadata (TUF 5.6).
+    pub async fn manifest(&self, token: &str, release_id: &str) -> Result<Signed> {
         let url = self.url(&format!("/api/v1/releases/{release_id}/manifest"));
         let req = self.http.get(&url).bearer_auth(token);
         self.send(req, url).await

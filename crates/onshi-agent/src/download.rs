@@ -40,6 +40,9 @@ pub enum Fetched {
     Verified,
     /// Complete but the digest differs; the file was deleted.
     Mismatch { got: Sha256 },
+    /// More bytes came than the package's signed length (TUF's endless data, or a package
+    /// changed on the path); the file was deleted.
+    Overlong,
 }
 
 /// Shared progress of one download, for heartbeats, progress bars and the start report.
@@ -155,10 +158,13 @@ pub async fn fetch(
             })?
         {
             if offset + chunk.len() as u64 > artifact.size {
-                return Err(DownloadError::Short {
-                    got: offset + chunk.len() as u64,
-                    expected: artifact.size,
-                });
+                drop(file);
+                tracing::warn!(
+                    expected = artifact.size,
+                    "the server sent more than the package's signed length; deleting it"
+                );
+                fs::remove_file(&part).map_err(io_at(&part))?;
+                return Ok(Fetched::Overlong);
             }
             file.write_all(&chunk).map_err(io_at(&part))?;
             hasher.update(&chunk);

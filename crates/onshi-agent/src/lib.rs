@@ -118,11 +118,7 @@ pub async fn enroll(
         self_check_command: e.self_check_command.clone(),
     };
     dir.create(&identity, &e.base_version)?;
-    trust::TrustFile {
-        root: reached.signed().clone(),
-        timestamp_version: None,
-    }
-    .save(dir.root())?;
+    trust::TrustFile::new(&reached).save(dir.root())?;
     tracing::info!(institution = %e.institution, terminal = identity.terminal.device_id, readers = identity.readers.len(), "enrolled");
     Ok(identity)
 }

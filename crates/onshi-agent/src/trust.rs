@@ -1,11 +1,12 @@
 //! What the agent trusts, and how it follows the chain (TUF client workflow): the root its
 //! installer carried (`enroll --trust-root root.json`), updated only by newer roots each signed
-//! by a threshold of the one before, and the highest timestamp version it has accepted (so an
-//! older answer is a rollback). Kept in `DIR/trust.json`; never taken from an enrolment answer.
+//! by a threshold of the one before (5.3), and the newest timestamp and snapshot it accepted
+//! (5.4, 5.5: so an older answer, or one that withdraws a release, is a rollback). Kept in
+//! `DIR/trust.json`; never taken from an enrolment answer.
 
 use std::path::{Path, PathBuf};
 
-use onshi_core::trust::{Role, Signed, TrustError, TrustedRoot};
+use onshi_core::trust::{Role, Signed, TrustError, Trusted, TrustedRoot, VerifiedRelease};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, ClientError};
@@ -20,9 +21,37 @@ pub const MAX_ROOT_HOPS: u64 = 64;
 pub struct TrustFile {
     /// The newest root reached from the installer's root.
     pub root: Signed,
-    /// The highest timestamp version accepted under this root's timestamp keys.
-    #[serde(default)]
+    /// The newest timestamp accepted under this root's timestamp keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Signed>,
+    /// The snapshot that timestamp named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Signed>,
+    /// Written by agents before the snapshot role (an hour's number): read and ignored, the
+    /// next update keeps a timestamp instead.
+    #[serde(default, skip_serializing)]
     pub timestamp_version: Option<u64>,
+}
+
+impl TrustFile {
+    /// What enrolment writes: the root reached from the installer's, nothing else yet.
+    pub fn new(root: &TrustedRoot) -> Self {
+        Self {
+            root: root.signed().clone(),
+            timestamp: None,
+            snapshot: None,
+            timestamp_version: None,
+        }
+    }
+}
+
+/// What the agent trusts now: the file, its root verified, and the timestamp and snapshot in it
+/// verified under that root.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    file: TrustFile,
+    root: TrustedRoot,
+    trusted: Trusted,
 }
 
 /// Why the agent's trust cannot be read or updated.
@@ -57,13 +86,75 @@ pub enum FollowError {
     NotChained { server: u64, ours: u64 },
 }
 
+impl Trust {
+    pub fn root(&self) -> &TrustedRoot {
+        &self.root
+    }
+
+    pub fn trusted(&self) -> &Trusted {
+        &self.trusted
+    }
+
+    /// Moves to `newer` (reached by [`follow`]) and saves it. A root that changed the snapshot
+    /// or timestamp keys drops the trusted timestamp and snapshot (TUF 5.3.11).
+    pub fn update_root(&mut self, newer: TrustedRoot, dir: &Path) -> Result<(), TrustFileError> {
+        if newer.version() == self.root.version() {
+            return Ok(());
+        }
+        let mut file = self.file.clone();
+        file.root = newer.signed().clone();
+        let mut trusted = self.trusted.clone();
+        if self.root.online_keys_changed(&newer) {
+            (file.timestamp, file.snapshot) = (None, None);
+            trusted = Trusted::default();
+        }
+        file.save(dir)?;
+        tracing::info!(
+            from = self.root.version(),
+            to = newer.version(),
+            "followed the root chain"
+        );
+        *self = Self {
+            file,
+            root: newer,
+            trusted,
+        };
+        Ok(())
+    }
+
+    /// Keeps the timestamp and snapshot of a release that verified as the trusted ones.
+    pub fn accept(
+        &mut self,
+        timestamp: &Signed,
+        snapshot: &Signed,
+        verified: &VerifiedRelease,
+        dir: &Path,
+    ) -> Result<(), TrustFileError> {
+        let newer = Trusted {
+            timestamp: Some(verified.timestamp.clone()),
+            snapshot: Some(verified.snapshot.clone()),
+        };
+        if newer == self.trusted {
+            return Ok(());
+        }
+        let mut file = self.file.clone();
+        file.timestamp = Some(timestamp.clone());
+        file.snapshot = Some(snapshot.clone());
+        file.save(dir)?;
+        self.file = file;
+        self.trusted = newer;
+        Ok(())
+    }
+}
+
 impl TrustFile {
     fn path(dir: &Path) -> PathBuf {
         dir.join("trust.json")
     }
 
-    /// Reads and re-verifies `DIR/trust.json`.
-    pub fn load(dir: &Path) -> Result<(Self, TrustedRoot), TrustFileError> {
+    /// Reads `DIR/trust.json` and verifies it again: the root, and the timestamp and snapshot
+    /// under it (signatures only; expiry is for new metadata).
+    pub fn load(dir: &Path) -> Result<Trust, TrustFileError> {
         let path = Self::path(dir);
         let text = std::fs::read(&path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -82,12 +173,30 @@ impl TrustFile {
             path: path.clone(),
             why: e.to_string(),
         })?;
-        let root =
-            TrustedRoot::bootstrap(file.root.clone()).map_err(|e| TrustFileError::Damaged {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-        Ok((file, root))
+        let damaged = |e: TrustError| TrustFileError::Damaged {
+            path: path.clone(),
+            why: e.to_string(),
+        };
+        let root = TrustedRoot::bootstrap(file.root.clone()).map_err(damaged)?;
+        let trusted = Trusted {
+            timestamp: file
+                .timestamp
+                .as_ref()
+                .map(|t| root.reload_timestamp(t))
+                .transpose()
+                .map_err(damaged)?,
+            snapshot: file
+                .snapshot
+                .as_ref()
+                .map(|s| root.reload_snapshot(s))
+                .transpose()
+                .map_err(damaged)?,
+        };
+        Ok(Trust {
+            file,
+            root,
+            trusted,
+        })
     }
 
     /// Writes `DIR/trust.json` whole or not at all.

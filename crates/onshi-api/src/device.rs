@@ -7,7 +7,6 @@ use onshi_core::institution::InstitutionCode;
 use onshi_core::offer::Action;
 use onshi_core::release::Sha256;
 use onshi_core::schedule::Phase;
-use onshi_core::trust::Signed;
 use onshi_core::vendor::Vendor;
 use onshi_core::version::Version;
 use serde::{Deserialize, Serialize};
@@ -122,19 +121,8 @@ pub struct Enrolled {
     pub auto_restart: Option<String>,
 }
 
-/// `GET /api/v1/releases/{id}/manifest`: what an agent verifies before it fetches a package.
-/// Enrolment delivers no trust: the agent checks both against the root its installer carried
-/// (`onshi_core::trust`), fetching newer roots from `/api/v1/trust/root/{version}` first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseMetadata {
-    /// The release's manifest, signed offline by a threshold of the targets keys.
-    pub manifest: Signed,
-    /// The server's short-lived timestamp (24 h) naming that manifest's hash and length.
-    pub timestamp: Signed,
-}
-
-/// The largest metadata answer an agent reads (a root, a release's metadata, any JSON answer of
+/// The largest metadata answer an agent reads (a root, a timestamp, a snapshot, a release's
+/// manifest, any JSON answer of
 /// the device API): an endless answer is cut off here (TUF's endless-data attack).
 pub const MAX_METADATA_BYTES: usize = 1 << 20;
 

@@ -1,19 +1,32 @@
-//! The trust chain of updates, after The Update Framework (TUF; DESIGN.md §7: "no single online
-//! secret can get a package installed on a terminal"). Three roles, each a set of Ed25519 keys
-//! and a threshold, all named by the **root**:
+//! The trust chain of updates, after The Update Framework (TUF specification 1.0, DESIGN.md §7:
+//! "no single online secret can get a package installed on a terminal"). Four roles, each a set
+//! of Ed25519 keys and a threshold, all named by the **root**:
 //!
 //! - `root` — offline keys; signs the root metadata itself. A new root (version N+1) must be
 //!   signed by a threshold of root N's root keys *and* of its own, so agents follow the chain.
 //! - `targets` — offline keys; sign each release's [`Manifest`] (hashes, lengths, the device
-//!   kind or vendor each package is for), with an expiry.
-//! - `timestamp` — the one online key, held by the server: signs short-lived [`TimestampMeta`]
-//!   naming the exact manifest (hash and length) a device is offered, so a frozen server or a
-//!   replayed answer is noticed once it expires. TUF's snapshot role is folded into it: onshi
-//!   offers a device one release at a time, so "which targets metadata is current" is that one
-//!   hash (it defeats mix-and-match as the snapshot would).
+//!   kind or vendor each package is for), with an expiry. A release's targets metadata is
+//!   immutable once published (a changed release is a new release id).
+//! - `snapshot` — an online key held by the server: [`SnapshotMeta`] lists the hash and length
+//!   of every published release's targets metadata, so a device never combines metadata of
+//!   different moments (mix-and-match) and no release's metadata can be swapped or withdrawn
+//!   behind its back.
+//! - `timestamp` — an online key held by the server: short-lived [`TimestampMeta`] naming the
+//!   current snapshot (version, hash, length), so a frozen server or a replayed answer is noticed
+//!   once it expires. By default the ceremony gives snapshot and timestamp the same online key
+//!   (as PEP 458 and RSTUF do); the root can separate them at any rotation.
 //!
-//! Metadata travels as [`Signed`]: the exact JSON text and signatures over its bytes, so no
-//! canonical JSON is needed. Everything here is pure: keys and instants are passed in.
+//! Snapshot and timestamp versions are [`online_version`]: the hour's number and the count of
+//! published releases, so every replica signs the same version (and, Ed25519 being deterministic,
+//! the same bytes) for the same moment and a new release always raises it. They are served by
+//! version (TUF's consistent snapshots): `snapshot/{version}` is the snapshot a timestamp names.
+//!
+//! The client workflow (TUF 5.1–5.7) is [`TrustedRoot::next`] (5.3), [`TrustedRoot::update_timestamp`]
+//! (5.4), [`TrustedRoot::update_snapshot`] (5.5), [`TrustedRoot::verify_targets`] (5.6), and the
+//! agent's own check of the package against the verified manifest (5.7); [`TrustedRoot::verify_release`]
+//! runs 5.4–5.6 in order. Metadata travels as [`Signed`]: the exact JSON text and signatures over
+//! its bytes, so no canonical JSON is needed. Everything here is pure: keys and instants are
+//! passed in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -34,6 +47,7 @@ use crate::version::Version;
 pub enum Role {
     Root,
     Targets,
+    Snapshot,
     Timestamp,
 }
 
@@ -42,6 +56,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Self::Root => "root",
             Self::Targets => "targets",
+            Self::Snapshot => "snapshot",
             Self::Timestamp => "timestamp",
         })
     }
@@ -49,10 +64,33 @@ impl fmt::Display for Role {
 
 /// How long the server's timestamp metadata is valid (TUF's short-lived timestamp).
 pub const TIMESTAMP_LIFETIME: SignedDuration = SignedDuration::from_hours(24);
-/// The server signs a new timestamp every hour of its clock: the version is the hour's number,
-/// so replicas sharing a database sign the same version (and, Ed25519 being deterministic, the
-/// same bytes) and an agent switching replicas never sees the version go down.
+/// How long a snapshot is valid (re-signed every period like the timestamp; longer, as TUF's
+/// snapshot outlives its timestamp).
+pub const SNAPSHOT_LIFETIME: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// The server signs a new snapshot and timestamp every hour of its clock.
 pub const TIMESTAMP_PERIOD_SECONDS: i64 = 3600;
+/// Bits of an online version that count releases (below the hour's number).
+const RELEASE_BITS: u32 = 16;
+/// The most releases an online version can count; more stop raising it within an hour.
+pub const MAX_RELEASES: usize = (1 << RELEASE_BITS) - 1;
+
+/// The version of the snapshot and timestamp at `now` with `releases` published, and the
+/// instant its period began: `hour × 65,536 + releases`. It grows every hour and with every
+/// release, and is the same on every replica for the same moment and release count.
+pub fn online_version(now: Timestamp, releases: usize) -> (u64, Timestamp) {
+    let period = now.as_second().div_euclid(TIMESTAMP_PERIOD_SECONDS).max(0);
+    let began = Timestamp::from_second(period * TIMESTAMP_PERIOD_SECONDS).unwrap_or(now);
+    let count = releases.min(MAX_RELEASES) as u64;
+    ((period as u64) << RELEASE_BITS | count, began)
+}
+
+/// The instant an online version's period began, and the release count it names: what the
+/// server needs to sign `snapshot/{version}` again (consistent snapshots).
+pub fn online_period(version: u64) -> Option<(Timestamp, usize)> {
+    let period = i64::try_from(version >> RELEASE_BITS).ok()?;
+    let began = Timestamp::from_second(period.checked_mul(TIMESTAMP_PERIOD_SECONDS)?).ok()?;
+    Some((began, (version & MAX_RELEASES as u64) as usize))
+}
 
 /// An Ed25519 public key, base64 on the wire.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -231,12 +269,13 @@ impl RoleKeys {
     }
 }
 
-/// The three roles the root names.
+/// The four roles the root names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Roles {
     pub root: RoleKeys,
     pub targets: RoleKeys,
+    pub snapshot: RoleKeys,
     pub timestamp: RoleKeys,
 }
 
@@ -260,9 +299,10 @@ impl Root {
         expires: Timestamp,
         root: (&[PublicKey], u32),
         targets: (&[PublicKey], u32),
+        snapshot: (&[PublicKey], u32),
         timestamp: (&[PublicKey], u32),
     ) -> Self {
-        let keys = [root.0, targets.0, timestamp.0]
+        let keys = [root.0, targets.0, snapshot.0, timestamp.0]
             .into_iter()
             .flatten()
             .map(|k| (k.id(), *k))
@@ -275,18 +315,34 @@ impl Root {
             roles: Roles {
                 root: RoleKeys::of(root.0, root.1),
                 targets: RoleKeys::of(targets.0, targets.1),
+                snapshot: RoleKeys::of(snapshot.0, snapshot.1),
                 timestamp: RoleKeys::of(timestamp.0, timestamp.1),
             },
         }
     }
 
-    fn role(&self, role: Role) -> &RoleKeys {
+    /// The keys and threshold of `role`.
+    pub fn role(&self, role: Role) -> &RoleKeys {
         match role {
             Role::Root => &self.roles.root,
             Role::Targets => &self.roles.targets,
+            Role::Snapshot => &self.roles.snapshot,
             Role::Timestamp => &self.roles.timestamp,
         }
     }
+
+    /// The keys and threshold of `role`, to change in a new root version.
+    pub fn role_mut(&mut self, role: Role) -> &mut RoleKeys {
+        match role {
+            Role::Root => &mut self.roles.root,
+            Role::Targets => &mut self.roles.targets,
+            Role::Snapshot => &mut self.roles.snapshot,
+            Role::Timestamp => &mut self.roles.timestamp,
+        }
+    }
+
+    /// Every role, in the root's order.
+    pub const ROLES: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
 
     /// Whether `key` is one of `role`'s keys.
     pub fn holds(&self, role: Role, key: &PublicKey) -> bool {
@@ -301,7 +357,7 @@ impl Root {
                 got: self.role,
             });
         }
-        for name in [Role::Root, Role::Targets, Role::Timestamp] {
+        for name in Self::ROLES {
             let role = self.role(name);
             let known: BTreeSet<_> = role
                 .keyids
@@ -320,35 +376,69 @@ impl Root {
     }
 }
 
-/// The server's short-lived statement "this is the current manifest of this release".
+/// What a timestamp names: the current snapshot's version, hash and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRef {
+    pub version: u64,
+    pub sha256: Sha256,
+    pub length: u64,
+}
+
+/// The server's statement of every published release's targets metadata (TUF's snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotMeta {
+    #[serde(rename = "_type")]
+    pub role: Role,
+    /// [`online_version`]: the hour's number and the release count.
+    pub version: u64,
+    pub expires: Timestamp,
+    /// Each published release's targets metadata (its signed manifest text), by release id.
+    pub targets: BTreeMap<String, MetaRef>,
+}
+
+impl SnapshotMeta {
+    /// The snapshot at `now` of these releases' signed manifests. Its version is
+    /// [`online_version`]; it expires [`SNAPSHOT_LIFETIME`] after the period began.
+    pub fn at(now: Timestamp, targets: BTreeMap<String, MetaRef>) -> Self {
+        let (version, began) = online_version(now, targets.len());
+        Self {
+            role: Role::Snapshot,
+            version,
+            expires: began.saturating_add(SNAPSHOT_LIFETIME).unwrap_or(now),
+            targets,
+        }
+    }
+}
+
+/// The server's short-lived statement "this is the current snapshot" (TUF's timestamp).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampMeta {
     #[serde(rename = "_type")]
     pub role: Role,
-    /// Grows with the server's clock (the hour's number, [`TIMESTAMP_PERIOD_SECONDS`]).
+    /// The snapshot's version: grows every hour and with every release.
     pub version: u64,
     pub expires: Timestamp,
-    /// The root version whose timestamp key signed this.
-    pub root_version: u64,
-    pub release_id: String,
-    /// The release's signed manifest text: its hash and length.
-    pub manifest: MetaRef,
+    pub snapshot: SnapshotRef,
 }
 
 impl TimestampMeta {
-    /// The timestamp for `manifest` at `now`: its version is the current period's number, and
-    /// it expires [`TIMESTAMP_LIFETIME`] after the period began.
-    pub fn at(now: Timestamp, root_version: u64, release_id: &str, manifest: &Signed) -> Self {
-        let period = now.as_second().div_euclid(TIMESTAMP_PERIOD_SECONDS);
-        let began = Timestamp::from_second(period * TIMESTAMP_PERIOD_SECONDS).unwrap_or(now);
+    /// The timestamp naming `snapshot` (signed in the same period): it expires
+    /// [`TIMESTAMP_LIFETIME`] after the period began.
+    pub fn of(snapshot: &Signed, meta: &SnapshotMeta) -> Self {
+        let began = online_period(meta.version).map_or(meta.expires, |(began, _)| began);
+        let digest = snapshot.digest();
         Self {
             role: Role::Timestamp,
-            version: u64::try_from(period).unwrap_or(0),
-            expires: began.saturating_add(TIMESTAMP_LIFETIME).unwrap_or(now),
-            root_version,
-            release_id: release_id.to_owned(),
-            manifest: manifest.digest(),
+            version: meta.version,
+            expires: began.saturating_add(TIMESTAMP_LIFETIME).unwrap_or(began),
+            snapshot: SnapshotRef {
+                version: meta.version,
+                sha256: digest.sha256,
+                length: digest.length,
+            },
         }
     }
 }
@@ -385,10 +475,23 @@ pub enum TrustError {
     },
     #[error("root version {got} does not follow the trusted root version {trusted}")]
     RootVersion { trusted: u64, got: u64 },
-    #[error("timestamp is for root version {got}, the trusted root is version {trusted}")]
-    TimestampRoot { trusted: u64, got: u64 },
-    #[error("timestamp version {got} is older than version {seen} already seen: rollback refused")]
-    TimestampRollback { seen: u64, got: u64 },
+    #[error("{role} version {got} is older than version {seen} already trusted: rollback refused")]
+    MetaRollback { role: Role, seen: u64, got: u64 },
+    #[error(
+        "the snapshot is version {got}, but the timestamp names version {named} (mix-and-match refused)"
+    )]
+    SnapshotVersion { named: u64, got: u64 },
+    #[error(
+        "the snapshot's hash or length differs from what the timestamp names (mix-and-match refused)"
+    )]
+    SnapshotMismatch,
+    #[error(
+        "the snapshot drops or changes the targets metadata of release {release:?} that an \
+         earlier snapshot listed: rollback refused"
+    )]
+    TargetsWithdrawn { release: String },
+    #[error("the snapshot does not list release {release:?} (mix-and-match refused)")]
+    NotInSnapshot { release: String },
     #[error("manifest version {offered} is older than the installed {installed}: rollback refused")]
     Rollback {
         offered: Version,
@@ -397,7 +500,7 @@ pub enum TrustError {
     #[error("metadata is for release {got:?}, but release {offered:?} was offered")]
     WrongRelease { offered: String, got: String },
     #[error(
-        "the manifest's hash or length differs from what the timestamp names (mix-and-match refused)"
+        "the manifest's hash or length differs from what the snapshot names (mix-and-match refused)"
     )]
     ManifestMismatch,
 }
@@ -434,6 +537,14 @@ impl TrustedRoot {
         Ok(new)
     }
 
+    /// Whether `newer` changed the snapshot or timestamp keys: then the trusted snapshot and
+    /// timestamp are dropped (TUF 5.3.11), so a client recovers from versions pushed far ahead
+    /// by a compromised online key.
+    pub fn online_keys_changed(&self, newer: &TrustedRoot) -> bool {
+        self.root.roles.snapshot != newer.root.roles.snapshot
+            || self.root.roles.timestamp != newer.root.roles.timestamp
+    }
+
     pub fn root(&self) -> &Root {
         &self.root
     }
@@ -451,70 +562,135 @@ impl TrustedRoot {
         expiry(Role::Root, self.root.expires, now)
     }
 
+    /// `signed` as `role`'s metadata: a threshold of the role's keys signed it and it says it is
+    /// that role's. No expiry check: what a client reloads from its own storage.
+    fn verified<T: DeserializeOwned + Typed>(
+        &self,
+        role: Role,
+        signed: &Signed,
+    ) -> Result<T, TrustError> {
+        let meta: T = signed.verify(role, &self.root.keys, self.root.role(role))?;
+        if meta.role() != role {
+            return Err(TrustError::WrongType {
+                expected: role,
+                got: meta.role(),
+            });
+        }
+        Ok(meta)
+    }
+
     /// A release manifest signed offline: a threshold of the targets keys, not expired. What the
     /// server checks before it accepts a release, and the agent before it trusts one.
     pub fn verify_manifest(&self, signed: &Signed, now: Timestamp) -> Result<Manifest, TrustError> {
-        let m: Manifest =
-            signed.verify(Role::Targets, &self.root.keys, &self.root.roles.targets)?;
-        if m.role != Role::Targets {
-            return Err(TrustError::WrongType {
-                expected: Role::Targets,
-                got: m.role,
-            });
-        }
+        let m: Manifest = self.verified(Role::Targets, signed)?;
         expiry(Role::Targets, m.expires, now)?;
         Ok(m)
     }
 
-    /// A timestamp signed by this root's timestamp key(s), not expired.
-    pub fn verify_timestamp(
+    /// A timestamp or snapshot the client kept from an earlier update (signatures checked
+    /// again under this root, expiry not: only new metadata must be fresh).
+    pub fn reload_timestamp(&self, signed: &Signed) -> Result<TimestampMeta, TrustError> {
+        self.verified(Role::Timestamp, signed)
+    }
+
+    /// See [`Self::reload_timestamp`].
+    pub fn reload_snapshot(&self, signed: &Signed) -> Result<SnapshotMeta, TrustError> {
+        self.verified(Role::Snapshot, signed)
+    }
+
+    /// TUF 5.4: a new timestamp is signed by a threshold of the timestamp keys, is not older
+    /// than the trusted one, names a snapshot not older than the trusted one names, and has not
+    /// expired.
+    pub fn update_timestamp(
         &self,
-        signed: &Signed,
+        new: &Signed,
+        trusted: Option<&TimestampMeta>,
         now: Timestamp,
     ) -> Result<TimestampMeta, TrustError> {
-        let t: TimestampMeta =
-            signed.verify(Role::Timestamp, &self.root.keys, &self.root.roles.timestamp)?;
-        if t.role != Role::Timestamp {
-            return Err(TrustError::WrongType {
-                expected: Role::Timestamp,
-                got: t.role,
-            });
-        }
-        if t.root_version != self.root.version {
-            return Err(TrustError::TimestampRoot {
-                trusted: self.root.version,
-                got: t.root_version,
-            });
+        let t: TimestampMeta = self.verified(Role::Timestamp, new)?;
+        if let Some(old) = trusted {
+            if t.version < old.version {
+                return Err(TrustError::MetaRollback {
+                    role: Role::Timestamp,
+                    seen: old.version,
+                    got: t.version,
+                });
+            }
+            if t.snapshot.version < old.snapshot.version {
+                return Err(TrustError::MetaRollback {
+                    role: Role::Snapshot,
+                    seen: old.snapshot.version,
+                    got: t.snapshot.version,
+                });
+            }
         }
         expiry(Role::Timestamp, t.expires, now)?;
         Ok(t)
     }
 
-    /// What an agent checks before it fetches any package of an offered release: the root is
-    /// fresh; the timestamp is signed, fresh, not older than one seen, for this release, and
-    /// names exactly this manifest; the manifest is signed by the targets threshold, fresh, for
-    /// this release, and not older than what is installed.
-    pub fn verify_release(
+    /// TUF 5.5: a new snapshot has the hash and length the timestamp names (checked before
+    /// anything is parsed), is signed by a threshold of the snapshot keys, is the version the
+    /// timestamp names, is not older than the trusted one, keeps every release's targets
+    /// metadata the trusted one listed exactly as it was (release manifests are immutable), and
+    /// has not expired.
+    pub fn update_snapshot(
         &self,
-        timestamp: &Signed,
+        new: &Signed,
+        timestamp: &TimestampMeta,
+        trusted: Option<&SnapshotMeta>,
+        now: Timestamp,
+    ) -> Result<SnapshotMeta, TrustError> {
+        let digest = new.digest();
+        if digest.sha256 != timestamp.snapshot.sha256 || digest.length != timestamp.snapshot.length
+        {
+            return Err(TrustError::SnapshotMismatch);
+        }
+        let s: SnapshotMeta = self.verified(Role::Snapshot, new)?;
+        if s.version != timestamp.snapshot.version {
+            return Err(TrustError::SnapshotVersion {
+                named: timestamp.snapshot.version,
+                got: s.version,
+            });
+        }
+        if let Some(old) = trusted {
+            if s.version < old.version {
+                return Err(TrustError::MetaRollback {
+                    role: Role::Snapshot,
+                    seen: old.version,
+                    got: s.version,
+                });
+            }
+            if let Some((release, _)) = old
+                .targets
+                .iter()
+                .find(|(id, meta)| s.targets.get(*id) != Some(meta))
+            {
+                return Err(TrustError::TargetsWithdrawn {
+                    release: release.clone(),
+                });
+            }
+        }
+        expiry(Role::Snapshot, s.expires, now)?;
+        Ok(s)
+    }
+
+    /// TUF 5.6: the offered release's targets metadata has the hash and length the snapshot
+    /// lists for it, a threshold of the targets keys, has not expired, is the offered release's,
+    /// and is not older than what is installed.
+    pub fn verify_targets(
+        &self,
         manifest: &Signed,
+        snapshot: &SnapshotMeta,
         expect: &Expect<'_>,
-    ) -> Result<VerifiedRelease, TrustError> {
-        self.check_fresh(expect.now)?;
-        let t = self.verify_timestamp(timestamp, expect.now)?;
-        if let Some(seen) = expect.seen_timestamp.filter(|seen| t.version < *seen) {
-            return Err(TrustError::TimestampRollback {
-                seen,
-                got: t.version,
-            });
-        }
-        if t.release_id != expect.release_id {
-            return Err(TrustError::WrongRelease {
-                offered: expect.release_id.to_owned(),
-                got: t.release_id,
-            });
-        }
-        if t.manifest != manifest.digest() {
+    ) -> Result<Manifest, TrustError> {
+        let listed =
+            snapshot
+                .targets
+                .get(expect.release_id)
+                .ok_or_else(|| TrustError::NotInSnapshot {
+                    release: expect.release_id.to_owned(),
+                })?;
+        if *listed != manifest.digest() {
             return Err(TrustError::ManifestMismatch);
         }
         let m = self.verify_manifest(manifest, expect.now)?;
@@ -530,11 +706,74 @@ impl TrustedRoot {
                 installed: installed.clone(),
             });
         }
+        Ok(m)
+    }
+
+    /// What an agent checks before it fetches any package of an offered release, in the
+    /// specification's order: the root (already updated, 5.3) is fresh; the timestamp (5.4),
+    /// the snapshot it names (5.5) and the release's targets metadata the snapshot lists (5.6).
+    /// The caller keeps the new timestamp and snapshot as its trusted ones.
+    pub fn verify_release(
+        &self,
+        fetched: &FetchedMeta<'_>,
+        trusted: &Trusted,
+        expect: &Expect<'_>,
+    ) -> Result<VerifiedRelease, TrustError> {
+        self.check_fresh(expect.now)?;
+        let timestamp =
+            self.update_timestamp(fetched.timestamp, trusted.timestamp.as_ref(), expect.now)?;
+        let snapshot = self.update_snapshot(
+            fetched.snapshot,
+            &timestamp,
+            trusted.snapshot.as_ref(),
+            expect.now,
+        )?;
+        let manifest = self.verify_targets(fetched.manifest, &snapshot, expect)?;
         Ok(VerifiedRelease {
-            manifest: m,
-            timestamp_version: t.version,
+            manifest,
+            timestamp,
+            snapshot,
         })
     }
+}
+
+/// Metadata whose `_type` says which role's it is.
+trait Typed {
+    fn role(&self) -> Role;
+}
+
+impl Typed for Manifest {
+    fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl Typed for SnapshotMeta {
+    fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl Typed for TimestampMeta {
+    fn role(&self) -> Role {
+        self.role
+    }
+}
+
+/// The metadata fetched for one update: the timestamp, the snapshot it names, and the offered
+/// release's targets metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedMeta<'a> {
+    pub timestamp: &'a Signed,
+    pub snapshot: &'a Signed,
+    pub manifest: &'a Signed,
+}
+
+/// The timestamp and snapshot a client trusts from its last update (TUF 5.2), if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trusted {
+    pub timestamp: Option<TimestampMeta>,
+    pub snapshot: Option<SnapshotMeta>,
 }
 
 /// What the agent expects of an offered release's metadata.
@@ -544,17 +783,16 @@ pub struct Expect<'a> {
     pub release_id: &'a str,
     /// The version installed now (a lower manifest version is a rollback).
     pub installed: Option<&'a Version>,
-    /// The highest timestamp version this device has accepted.
-    pub seen_timestamp: Option<u64>,
-    /// The server's time as the agent knows it (the device's clock is never trusted).
+    /// The time the agent judges expiry by (TUF 5.1: fixed at the start of the update).
     pub now: Timestamp,
 }
 
-/// A release whose metadata verified.
+/// A release whose metadata verified, and the timestamp and snapshot to trust from now on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedRelease {
     pub manifest: Manifest,
-    pub timestamp_version: u64,
+    pub timestamp: TimestampMeta,
+    pub snapshot: SnapshotMeta,
 }
 
 fn expiry(role: Role, expires: Timestamp, now: Timestamp) -> Result<(), TrustError> {

@@ -46,7 +46,10 @@ fn main() -> anyhow::Result<()> {
     let trust = onshi_server::trust::TrustState::load(
         store.as_ref(),
         None,
-        &data.join("keys").join("timestamp.key"),
+        &onshi_server::trust::OnlineKeyFiles {
+            timestamp: &data.join("keys").join("timestamp.key"),
+            snapshot: None,
+        },
     )?;
     let state = AppState::new(
         store.clone(),

@@ -72,6 +72,10 @@ pub struct Config {
     /// Never created by the server: a missing key, or one the trusted root does not name, stops
     /// it.
     pub timestamp_key: Option<PathBuf>,
+    /// The online snapshot key, when the ceremony made one apart from the timestamp key;
+    /// default `DATA/keys/snapshot.key` if that file exists, else the timestamp key signs the
+    /// snapshot too. Checked against the root like the timestamp key.
+    pub snapshot_key: Option<PathBuf>,
     /// The key ceremony's `root.json`: required on the first start (it becomes root version 1
     /// in the database); later it must equal the stored root of its version.
     pub trust_root: Option<PathBuf>,
@@ -245,6 +249,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .timestamp_key
         .clone()
         .unwrap_or_else(|| config.data_dir.join("keys").join("timestamp.key"));
+    let snapshot_key_path = config.snapshot_key.clone().or_else(|| {
+        let default = config.data_dir.join("keys").join("snapshot.key");
+        default.exists().then_some(default)
+    });
     let root_path = config.trust_root.clone();
     // The store's calls block (and the PostgreSQL client must not run on an async worker).
     let setup = {
@@ -256,7 +264,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let store = open_store(&data_dir, database.as_deref())?;
             // The same check on both stores: the chain is in the database, the key a file.
-            let trust = trust::TrustState::load(store.as_ref(), root_path.as_deref(), &key_path)?;
+            let keys = trust::OnlineKeyFiles {
+                timestamp: &key_path,
+                snapshot: snapshot_key_path.as_deref(),
+            };
+            let trust = trust::TrustState::load(store.as_ref(), root_path.as_deref(), &keys)?;
             let (token_hash, new_token) = operator_token(store.as_ref(), token)?;
             Ok((store, trust, token_hash, new_token))
         })

@@ -1,13 +1,15 @@
 //! The server's side of the trust chain (`onshi_core::trust`): the chain of roots it serves
-//! (kept in the store's settings, so every replica serves the same chain) and the one online key
-//! it holds, the timestamp key. The server holds no root or targets key: it cannot sign a
-//! release, only check one and say for how long its answer is fresh.
+//! (kept in the store's settings, so every replica serves the same chain) and the online keys
+//! it holds: the timestamp key and the snapshot key (by default the same key). The server holds
+//! no root or targets key: it cannot sign a release, only check one, list the published ones
+//! (the snapshot) and say for how long its answer is fresh (the timestamp).
 //!
 //! Must never: replace the trusted root because a file changed or went missing, or start with
-//! a timestamp key the root does not name (on SQLite as on PostgreSQL).
+//! an online key the root does not name (on SQLite as on PostgreSQL).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,10 @@ use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use onshi_core::release::decode_signing_key;
-use onshi_core::trust::{PublicKey, Role, Signed, TimestampMeta, TrustError, TrustedRoot};
+use onshi_core::trust::{
+    MetaRef, PublicKey, Role, Signed, SnapshotMeta, TimestampMeta, TrustError, TrustedRoot,
+    online_period, online_version,
+};
 use onshi_store::{Store, StoreError};
 
 /// The setting holding the newest root's version.
@@ -30,12 +35,29 @@ fn root_key(version: u64) -> String {
 /// (another replica may have published a rotation).
 const ROOT_TTL: Duration = Duration::from_secs(2);
 
-/// The trust chain as this server knows it, and its timestamp key.
+/// How long a replica trusts its list of published releases before reading it again (a
+/// release published through another replica is in its snapshot within this time).
+const TARGETS_TTL: Duration = Duration::from_secs(2);
+
+/// Every published release's targets metadata by release id: what the snapshot lists.
+pub type Targets = Arc<BTreeMap<String, MetaRef>>;
+
+/// The trust chain as this server knows it, and its online keys.
 pub struct TrustState {
     chain: RwLock<Chain>,
     timestamp_key: SigningKey,
-    /// Timestamps signed, by release id: (root version, period, metadata).
-    stamps: Mutex<HashMap<String, (u64, u64, Signed)>>,
+    snapshot_key: SigningKey,
+    /// The published releases' manifests, by id, and when they were read.
+    targets: Mutex<Option<(Instant, Targets)>>,
+    /// The online metadata signed last: (root version, snapshot version) → (timestamp, snapshot).
+    online: Mutex<Option<((u64, u64), Online)>>,
+}
+
+/// A snapshot and the timestamp naming it, as signed.
+#[derive(Debug, Clone)]
+pub struct Online {
+    pub timestamp: Signed,
+    pub snapshot: Signed,
 }
 
 struct Chain {
@@ -50,11 +72,11 @@ pub enum PublishRootError {
     #[error(transparent)]
     Untrusted(#[from] TrustError),
     #[error(
-        "root version {0} does not name this server's timestamp key among its timestamp keys: \
-         publish a root that lists both the old and the new timestamp key first, restart the \
-         servers with the new key, then drop the old one"
+        "root version {0} does not name this server's {1} key among its {1} keys: publish a \
+         root that lists both the old and the new {1} key first, restart the servers with the \
+         new key, then drop the old one"
     )]
-    TimestampKeyDropped(u64),
+    OnlineKeyDropped(u64, Role),
     #[error("another root version {0} was published at the same time; fetch it and retry")]
     Raced(u64),
     #[error(transparent)]
@@ -68,7 +90,7 @@ impl TrustState {
     pub fn load(
         store: &dyn Store,
         root_file: Option<&Path>,
-        timestamp_key_file: &Path,
+        keys: &OnlineKeyFiles<'_>,
     ) -> anyhow::Result<Self> {
         let mut roots = read_chain(store)?;
         if let Some(path) = root_file {
@@ -119,24 +141,41 @@ impl TrustState {
              key ceremony (`onshi keys init`, README)"
                 .to_owned()
         })?;
-        let timestamp_key = read_timestamp_key(timestamp_key_file)?;
-        let public = PublicKey(timestamp_key.verifying_key());
-        anyhow::ensure!(
-            newest.root().holds(Role::Timestamp, &public),
-            "the timestamp key {} (key id {}) is not a timestamp key of the trusted root \
-             version {}: a changed or replaced key never replaces the trust. Put back the \
-             timestamp.key of the key ceremony, or publish a root naming this key first",
-            timestamp_key_file.display(),
-            public.id(),
-            newest.version()
-        );
+        let timestamp_key = read_online_key(keys.timestamp, Role::Timestamp)?;
+        let snapshot_key = match keys.snapshot {
+            Some(path) => read_online_key(path, Role::Snapshot)?,
+            None => timestamp_key.clone(),
+        };
+        for (role, key, path) in [
+            (Role::Timestamp, &timestamp_key, keys.timestamp),
+            (
+                Role::Snapshot,
+                &snapshot_key,
+                keys.snapshot.unwrap_or(keys.timestamp),
+            ),
+        ] {
+            let public = PublicKey(key.verifying_key());
+            anyhow::ensure!(
+                newest.root().holds(role, &public),
+                "the key {} (key id {}) is not a {role} key of the trusted root version {}: a \
+                 changed or replaced key never replaces the trust. Put back the {role} key of \
+                 the key ceremony (the ceremony's timestamp.key signs both online roles unless \
+                 a snapshot.key was made: then --snapshot-key), or publish a root naming this \
+                 key first",
+                path.display(),
+                public.id(),
+                newest.version()
+            );
+        }
         Ok(Self {
             chain: RwLock::new(Chain {
                 roots,
                 read_at: Instant::now(),
             }),
             timestamp_key,
-            stamps: Mutex::default(),
+            snapshot_key,
+            targets: Mutex::default(),
+            online: Mutex::default(),
         })
     }
 
@@ -210,11 +249,13 @@ impl TrustState {
     ) -> Result<TrustedRoot, PublishRootError> {
         let newest = self.refresh(store)?;
         let next = newest.next(signed)?;
-        if !next.root().holds(
-            Role::Timestamp,
-            &PublicKey(self.timestamp_key.verifying_key()),
-        ) {
-            return Err(PublishRootError::TimestampKeyDropped(next.version()));
+        for (role, key) in [
+            (Role::Timestamp, &self.timestamp_key),
+            (Role::Snapshot, &self.snapshot_key),
+        ] {
+            if !next.root().holds(role, &PublicKey(key.verifying_key())) {
+                return Err(PublishRootError::OnlineKeyDropped(next.version(), role));
+            }
         }
         let text = serde_json::to_string(next.signed()).map_err(|e| {
             PublishRootError::Store(StoreError::Corrupt(format!("a root as JSON: {e}")))
@@ -228,32 +269,108 @@ impl TrustState {
         Ok(next)
     }
 
-    /// The timestamp for `manifest` at `now` under `root`: signed once per period and release.
-    pub fn timestamp(
+    /// The published releases' targets metadata (hash and length of each signed manifest),
+    /// read from the store at most every [`TARGETS_TTL`] (at once after [`Self::forget_targets`]).
+    pub fn targets(&self, store: &dyn Store) -> Result<Targets, StoreError> {
+        let mut cached = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, targets)) = cached.as_ref()
+            && at.elapsed() < TARGETS_TTL
+        {
+            return Ok(targets.clone());
+        }
+        let targets: BTreeMap<String, MetaRef> = store
+            .release_manifests()?
+            .into_iter()
+            .map(|(id, text)| {
+                let digest = MetaRef {
+                    sha256: onshi_core::release::Sha256::of(text.as_bytes()),
+                    length: text.len() as u64,
+                };
+                (id, digest)
+            })
+            .collect();
+        let targets = Arc::new(targets);
+        *cached = Some((Instant::now(), targets.clone()));
+        Ok(targets)
+    }
+
+    /// The cached release list when it is fresh enough to answer without the store.
+    pub fn fresh_targets(&self) -> Option<Targets> {
+        let cached = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < TARGETS_TTL)
+            .map(|(_, t)| t.clone())
+    }
+
+    /// A release was published here: the next snapshot lists it.
+    pub fn forget_targets(&self) {
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The snapshot and timestamp at `now` under `root` for `targets`: signed once per period
+    /// and release count (every replica signs the same bytes for the same moment).
+    pub fn online(
         &self,
         root: &TrustedRoot,
-        release_id: &str,
-        manifest: &Signed,
+        targets: &BTreeMap<String, MetaRef>,
         now: Timestamp,
-    ) -> Signed {
-        let meta = TimestampMeta::at(now, root.version(), release_id, manifest);
-        let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((v, period, signed)) = stamps.get(release_id)
-            && *v == root.version()
-            && *period == meta.version
-            && signed
-                .parse::<TimestampMeta>(Role::Timestamp)
-                .is_ok_and(|t| t.manifest == meta.manifest)
-        {
-            return signed.clone();
-        }
-        let signed = Signed::sign(&meta, &[&self.timestamp_key]);
-        stamps.insert(
-            release_id.to_owned(),
-            (root.version(), meta.version, signed.clone()),
-        );
-        signed
+    ) -> Online {
+        let (version, _) = online_version(now, targets.len());
+        self.signed_online(root, targets, version, now)
     }
+
+    /// The snapshot of version `version` (TUF's consistent snapshots: the one a timestamp
+    /// named), if it can be signed again: the same release count, and its period the current
+    /// one or the one before (an agent that read the timestamp just before the hour turned).
+    pub fn snapshot(
+        &self,
+        root: &TrustedRoot,
+        targets: &BTreeMap<String, MetaRef>,
+        version: u64,
+        now: Timestamp,
+    ) -> Option<Signed> {
+        let (began, count) = online_period(version)?;
+        let (_, current) = online_version(now, targets.len());
+        let period = jiff::SignedDuration::from_secs(onshi_core::trust::TIMESTAMP_PERIOD_SECONDS);
+        let recent = began == current || began.checked_add(period).ok() == Some(current);
+        let same_releases = count == targets.len().min(onshi_core::trust::MAX_RELEASES);
+        (recent && same_releases)
+            .then(|| self.signed_online(root, targets, version, began).snapshot)
+    }
+
+    fn signed_online(
+        &self,
+        root: &TrustedRoot,
+        targets: &BTreeMap<String, MetaRef>,
+        version: u64,
+        at: Timestamp,
+    ) -> Online {
+        let key = (root.version(), version);
+        let mut cached = self.online.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, online)) = cached.as_ref()
+            && *k == key
+        {
+            return online.clone();
+        }
+        let meta = SnapshotMeta::at(at, targets.clone());
+        let snapshot = Signed::sign(&meta, &[&self.snapshot_key]);
+        let timestamp = Signed::sign(&TimestampMeta::of(&snapshot, &meta), &[&self.timestamp_key]);
+        let online = Online {
+            timestamp,
+            snapshot,
+        };
+        *cached = Some((key, online.clone()));
+        online
+    }
+}
+
+/// Where the server's online keys are.
+#[derive(Debug, Clone, Copy)]
+pub struct OnlineKeyFiles<'a> {
+    pub timestamp: &'a Path,
+    /// `None`: the timestamp key signs the snapshot too (the ceremony's default).
+    pub snapshot: Option<&'a Path>,
 }
 
 /// Every stored root from version 1, each verified against the one before.
@@ -290,13 +407,12 @@ pub fn read_root_file(path: &Path) -> anyhow::Result<TrustedRoot> {
     TrustedRoot::bootstrap(signed).with_context(|| format!("{} does not verify", path.display()))
 }
 
-/// The server's timestamp key. Never created here: a missing key stops the server.
-fn read_timestamp_key(path: &Path) -> anyhow::Result<SigningKey> {
+/// One of the server's online keys. Never created here: a missing key stops the server.
+fn read_online_key(path: &Path, role: Role) -> anyhow::Result<SigningKey> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
-            "reading the timestamp key {}: the server never creates one; copy timestamp.key \
-             from the offline key ceremony (`onshi keys init`, README) or point \
-             --timestamp-key at it",
+            "reading the {role} key {}: the server never creates one; copy {role}.key from \
+             the offline key ceremony (`onshi keys init`, README) or point --{role}-key at it",
             path.display()
         )
     })?;

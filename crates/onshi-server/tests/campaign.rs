@@ -6,13 +6,13 @@
 use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::admin::{CampaignView, Progress, control_path};
-use onshi_api::device::{CheckinResponse, ReleaseMetadata, ReportRequest, ReportResponse};
+use onshi_api::device::{CheckinResponse, ReportRequest, ReportResponse};
 use onshi_api::institution::SiteStatus;
 use onshi_core::deployment::{DeploymentEvent as E, DeploymentState as S};
 use onshi_core::offer::{Action, CampaignAction, CampaignStatus};
 use onshi_core::release::Target;
 use onshi_core::schedule::Phase;
-use onshi_core::trust::{Expect, Signed, TrustedRoot};
+use onshi_core::trust::{Expect, FetchedMeta, Signed, Trusted, TrustedRoot};
 use onshi_core::vendor::{DeviceKind, Vendor};
 use onshi_core::version::Version;
 use onshi_testkit::keys::TestKeys;
@@ -179,7 +179,28 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .expect_as(app.client.get(app.url("/api/v1/trust/root")), 200)
         .await;
     assert_eq!(&served, root.signed());
-    let metadata: ReleaseMetadata = app
+    let timestamp: Signed = app
+        .expect_as(
+            app.as_device(Method::GET, "/api/v1/trust/timestamp", &sapporo),
+            200,
+        )
+        .await;
+    let named = root
+        .reload_timestamp(&timestamp)
+        .expect("signed by the timestamp key")
+        .snapshot
+        .version;
+    let snapshot: Signed = app
+        .expect_as(
+            app.as_device(
+                Method::GET,
+                &format!("/api/v1/trust/snapshot/{named}"),
+                &sapporo,
+            ),
+            200,
+        )
+        .await;
+    let manifest: Signed = app
         .expect_as(
             app.as_device(Method::GET, "/api/v1/releases/r2026-01/manifest", &sapporo),
             200,
@@ -187,16 +208,31 @@ async fn a_whole_campaign_runs_by_the_notice() {
         .await;
     let verified = root
         .verify_release(
-            &metadata.timestamp,
-            &metadata.manifest,
+            &FetchedMeta {
+                timestamp: &timestamp,
+                snapshot: &snapshot,
+                manifest: &manifest,
+            },
+            &Trusted::default(),
             &Expect {
                 release_id: "r2026-01",
                 installed: None,
-                seen_timestamp: None,
                 now: app.state.clock.now(),
             },
         )
         .expect("valid metadata");
+    // An older snapshot version, or one naming more releases than exist, is gone.
+    for gone in [named - (1 << 16) * 2, named + 1] {
+        app.expect(
+            app.as_device(
+                Method::GET,
+                &format!("/api/v1/trust/snapshot/{gone}"),
+                &sapporo,
+            ),
+            404,
+        )
+        .await;
+    }
     assert_eq!(verified.manifest.version.to_string(), "2.0.0");
 
     // Download in two parts: the second resumes with Range.

@@ -641,6 +641,8 @@ pub trait Store: Send + Sync + 'static {
     fn insert_release(&self, release: &Release, at: Timestamp) -> Result<()>;
     /// One release.
     fn release(&self, id: &str) -> Result<Option<Release>>;
+    /// Every published release's id and signed manifest text (what the snapshot lists).
+    fn release_manifests(&self) -> Result<Vec<(String, String)>>;
 
     /// Stores a new campaign; an existing id is a conflict.
     fn insert_campaign(&self, campaign: &CampaignRecord, at: Timestamp) -> Result<()>;

@@ -1104,6 +1104,14 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    fn release_manifests(&self) -> Result<Vec<(String, String)>> {
+        self.conn()?
+            .query("SELECT id, manifest FROM releases ORDER BY id", &[])?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;

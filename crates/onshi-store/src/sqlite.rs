@@ -860,6 +860,13 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    fn release_manifests(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT id, manifest FROM releases ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
         insert_campaign_on(&self.conn(), c, at)
     }

@@ -1097,6 +1097,11 @@ fn a_release_round_trips_its_manifest_and_exact_signed_text(b: &Backend) {
         Ok(release.manifest)
     );
     assert!(fx.store.release("unknown").expect("read").is_none());
+    assert_eq!(
+        fx.store.release_manifests().expect("read"),
+        vec![(release.id.clone(), release.signed.signed.clone())],
+        "the snapshot lists the exact signed text"
+    );
 }
 
 // --- Campaigns ----------------------------------------------------------------------------

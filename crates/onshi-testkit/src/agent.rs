@@ -42,8 +42,21 @@ impl AgentBin {
         dir: &Path,
         extra: &[&str],
     ) -> (i64, Vec<i64>) {
+        self.enroll_at(app, &app.url(""), code, dir, extra).await
+    }
+
+    /// [`AgentBin::enroll`] with the agent told to reach the server at `base` (a proxy in
+    /// front of `app`): every request of the agent goes there from then on.
+    pub async fn enroll_at(
+        self,
+        app: &TestApp,
+        base: &str,
+        code: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> (i64, Vec<i64>) {
         let key = app.enrollment_key(code).await;
-        let mut args: Vec<String> = ["enroll", "--server", &app.url(""), "--institution", code]
+        let mut args: Vec<String> = ["enroll", "--server", base, "--institution", code]
             .iter()
             .map(|s| s.to_string())
             .collect();

@@ -1,5 +1,6 @@
 //! The tests' key ceremony, deterministic: root keys 1–3 (2 of 3), targets key 10 (the
-//! operator's workstation), timestamp key 20 (the server's online key). [`TestKeys::install`]
+//! operator's workstation), timestamp key 20 (the server's online key, which signs the snapshot
+//! too, as `onshi keys init` makes it by default). [`TestKeys::install`]
 //! puts what a server holds into its DATA (`keys/timestamp.key`, `keys/root.json`); the
 //! targets key stays with the test, which signs releases as `onshi release sign` does.
 
@@ -40,6 +41,7 @@ impl TestKeys {
             FAR.parse().expect("instant"),
             (&ROOT_KEYS.map(public), 2),
             (&[public(TARGETS_KEY)], 1),
+            (&[public(TIMESTAMP_KEY)], 1),
             (&[public(TIMESTAMP_KEY)], 1),
         );
         Signed::sign(&root, &ROOT_KEYS.map(key).iter().collect::<Vec<_>>())

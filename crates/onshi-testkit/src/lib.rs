@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod serve;
 pub mod server;
 pub mod smtp;
+pub mod tamper;
 pub mod trace;
 pub mod wait;
 

@@ -165,6 +165,7 @@ pub async fn spawn_configured(
         listen: "127.0.0.1:0".parse().expect("addr"),
         clock,
         timestamp_key: None,
+        snapshot_key: None,
         trust_root: Some(root),
         operator_token: Some(OPERATOR_TOKEN.to_owned()),
         qualification_public: false,

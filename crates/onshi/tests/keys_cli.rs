@@ -242,3 +242,58 @@ fn a_rollback_release_signs_the_previous_packages_under_a_higher_version() {
         "the previous packages, byte for byte"
     );
 }
+
+/// The online key: by default one `timestamp.key` signs the timestamp and the snapshot, and a
+/// timestamp-key rotation moves both roles (old and new named first, then the new one alone);
+/// `--snapshot-key` makes a separate key the server finds as DATA/keys/snapshot.key.
+#[test]
+fn the_online_key_signs_both_online_roles_and_rotates_as_one() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keys = tmp.path().join("ceremony");
+    ok(&["keys", "init", "--out", s(&keys)]);
+    assert!(!keys.join("snapshot.key").exists());
+    let v1 = TrustedRoot::bootstrap(signed(&keys.join("root.json"))).expect("root");
+    assert_eq!(v1.root().roles.snapshot, v1.root().roles.timestamp);
+
+    let new_key = tmp.path().join("timestamp-new.key");
+    ok(&["keys", "new", "--out", s(&new_key)]);
+    let old_pub = keys.join("timestamp.pub");
+    let new_pub = new_key.with_extension("pub");
+    let (root_1, root_2) = (keys.join("root-1.key"), keys.join("root-2.key"));
+    let signers = ["--key", s(&root_1), "--key", s(&root_2)];
+    let both = tmp.path().join("root-2.json");
+    let v1_file = keys.join("root.json");
+    let mut args = vec!["keys", "rotate", "--root", s(&v1_file)];
+    args.extend(["--out", s(&both), "--timestamp-key", s(&old_pub)]);
+    args.extend(["--timestamp-key", s(&new_pub)]);
+    args.extend(signers);
+    ok(&args);
+    let v2 = v1.next(signed(&both)).expect("chains");
+    assert_eq!(v2.root().roles.timestamp.keyids.len(), 2);
+    assert_eq!(v2.root().roles.snapshot, v2.root().roles.timestamp);
+    let only_new = tmp.path().join("root-3.json");
+    let mut args = vec!["keys", "rotate", "--root", s(&both), "--out", s(&only_new)];
+    args.extend(["--timestamp-key", s(&new_pub)]);
+    args.extend(signers);
+    ok(&args);
+    let v3 = v2.next(signed(&only_new)).expect("chains");
+    let r: Root = v3.signed().parse(Role::Root).expect("root");
+    assert_eq!(r.roles.timestamp.keyids.len(), 1);
+    assert_eq!(r.roles.snapshot, r.roles.timestamp);
+    assert!(
+        !r.keys.contains_key(
+            &onshi_core::trust::PublicKey::parse(
+                &std::fs::read_to_string(&old_pub).expect("old key")
+            )
+            .expect("public key")
+            .id()
+        ),
+        "the old online key is gone from the root"
+    );
+
+    let separate = tmp.path().join("separate");
+    ok(&["keys", "init", "--out", s(&separate), "--snapshot-key"]);
+    assert!(separate.join("snapshot.key").is_file());
+    let root = TrustedRoot::bootstrap(signed(&separate.join("root.json"))).expect("root");
+    assert_ne!(root.root().roles.snapshot, root.root().roles.timestamp);
+}

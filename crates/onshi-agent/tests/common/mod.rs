@@ -83,6 +83,8 @@ pub async fn inject_release(
         .store
         .insert_release(&release, app.state.clock.now())
         .expect("stored");
+    // The server's next snapshot lists it at once, as it would within its cache's two seconds.
+    app.state.trust.forget_targets();
 }
 
 /// Creates the 2026-01 campaign of `release` and activates it.
@@ -97,5 +99,23 @@ pub async fn activate(app: &TestApp, release: &str) {
     )
     .await;
     app.expect(app.control(CAMPAIGN, CampaignAction::Activate), 200)
+        .await;
+}
+
+/// A campaign of `release` whose schedule is the 2026-01 preset under another id.
+pub async fn campaign(app: &TestApp, id: &str, release: &str) {
+    let schedule = onshi_core::schedule::preset_text("2026-01")
+        .expect("preset")
+        .replace("id = \"2026-01\"", &format!("id = \"{id}\""));
+    app.expect(
+        app.admin(Method::POST, "/api/v1/admin/campaigns")
+            .json(&json!({
+                "schedule": schedule, "release_id": release,
+                "throttle": {"max_concurrent_downloads": 10, "poll_interval_seconds": 60},
+            })),
+        201,
+    )
+    .await;
+    app.expect(app.control(id, CampaignAction::Activate), 200)
         .await;
 }

@@ -13,7 +13,7 @@ use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
     MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, ReaderRequest,
-    ReleaseMetadata, ReportRequest, ReportResponse, SelfCheck, Serial,
+    ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
@@ -598,7 +598,8 @@ pub async fn report(
     }))
 }
 
-/// `GET /api/v1/releases/{id}/manifest`: the signed manifest of a release the device is in.
+/// `GET /api/v1/releases/{id}/manifest`: the targets metadata of the release the device is
+/// offered, as signed offline (TUF 5.6; the snapshot names its hash and length).
 #[utoipa::path(
     get,
     path = "/api/v1/releases/{id}/manifest",
@@ -606,7 +607,7 @@ pub async fn report(
     security(("device_token" = [])),
     params(("id" = String, Path, description = "the release id")),
     responses(
-        (status = 200, description = "the manifest as signed offline, and the server's timestamp naming it", body = onshi_api::device::ReleaseMetadata),
+        (status = 200, description = "the release's manifest as signed offline by a threshold of the targets keys", body = onshi_core::trust::Signed),
         onshi_api::error::responses::Unauthorized,
         onshi_api::error::responses::NotFound,
         onshi_api::error::responses::Unavailable,
@@ -616,14 +617,62 @@ pub async fn manifest(
     State(state): State<AppState>,
     auth: DeviceAuth,
     Path(release_id): Path<String>,
-) -> ApiResult<Json<ReleaseMetadata>> {
+) -> ApiResult<Json<Signed>> {
     let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
     };
     if record.release_id != release_id {
         return Err(ApiError::not_found(format!("release {release_id}")));
     }
-    Ok(Json(metadata::release_metadata(&state, &release_id).await?))
+    Ok(Json(metadata::release_manifest(&state, &release_id).await?))
+}
+
+/// `GET /api/v1/trust/timestamp`: the server's timestamp now (TUF 5.4), signed with its
+/// online timestamp key, valid 24 hours, naming the current snapshot's version, hash and length.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trust/timestamp",
+    tag = "device",
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "the timestamp metadata", body = onshi_core::trust::Signed),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn timestamp(
+    State(state): State<AppState>,
+    _auth: DeviceAuth,
+) -> ApiResult<Json<Signed>> {
+    Ok(Json(metadata::timestamp(&state).await?))
+}
+
+/// `GET /api/v1/trust/snapshot/{version}`: the snapshot a timestamp named (TUF 5.5, consistent
+/// snapshots): every published release's manifest by hash and length. A version from before
+/// the last hour, or from before a release was published, is gone (404): start from the
+/// timestamp again.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trust/snapshot/{version}",
+    tag = "device",
+    security(("device_token" = [])),
+    params(("version" = u64, Path, description = "the snapshot version the timestamp names")),
+    responses(
+        (status = 200, description = "the snapshot metadata", body = onshi_core::trust::Signed),
+        onshi_api::error::responses::Unauthorized,
+        onshi_api::error::responses::NotFound,
+        onshi_api::error::responses::Unavailable,
+    ),
+)]
+pub async fn snapshot(
+    State(state): State<AppState>,
+    _auth: DeviceAuth,
+    Path(version): Path<String>,
+) -> ApiResult<Json<Signed>> {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("snapshot version {version:?}")))?;
+    Ok(Json(metadata::snapshot(&state, version).await?))
 }
 
 /// `GET /api/v1/artifacts/{sha256}`: the device's own package, only inside a window and only

@@ -34,6 +34,8 @@ pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(device::checkin))
         .routes(routes!(device::report))
         .routes(routes!(device::manifest))
+        .routes(routes!(device::timestamp))
+        .routes(routes!(device::snapshot))
         .routes(routes!(device::artifact))
         .routes(routes!(institution::devices))
         .routes(routes!(institution::notices));

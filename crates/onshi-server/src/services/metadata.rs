@@ -1,8 +1,7 @@
 //! The trust chain as the APIs serve it: each root version for agents to follow, a new root
-//! the operator publishes (signed offline; checked here), and a release's metadata for a
-//! device — its offline-signed manifest with the server's short-lived timestamp.
+//! the operator publishes (signed offline; checked here), the timestamp and the snapshot it
+//! names (signed with the server's online keys), and a release's offline-signed manifest.
 
-use onshi_api::device::ReleaseMetadata;
 use onshi_core::trust::Signed;
 
 use super::OPERATOR;
@@ -47,7 +46,7 @@ pub async fn publish_root(state: &AppState, signed: Signed) -> ApiResult<u64> {
     let root = match published {
         Ok(root) => root,
         Err(PublishRootError::Untrusted(e)) => return Err(ApiError::untrusted(&e)),
-        Err(e @ PublishRootError::TimestampKeyDropped(_)) => {
+        Err(e @ PublishRootError::OnlineKeyDropped(..)) => {
             return Err(ApiError::bad_request(
                 onshi_api::ErrorCode::UntrustedMetadata,
                 e.to_string(),
@@ -72,16 +71,36 @@ pub async fn publish_root(state: &AppState, signed: Signed) -> ApiResult<u64> {
     Ok(root.version())
 }
 
-/// A release's metadata for a device: the manifest as signed offline and a timestamp signed
-/// now under the newest root.
-pub async fn release_metadata(state: &AppState, release_id: &str) -> ApiResult<ReleaseMetadata> {
-    let release = state.release(release_id).await?;
+/// The published releases' targets metadata: from memory while fresh, else read from the
+/// store off the async workers.
+async fn targets(state: &AppState) -> ApiResult<crate::trust::Targets> {
+    if let Some(targets) = state.trust.fresh_targets() {
+        return Ok(targets);
+    }
+    let trust = state.trust.clone();
+    state.db(move |s| trust.targets(s)).await
+}
+
+/// The timestamp now: it names the snapshot of every published release (TUF 5.4).
+pub async fn timestamp(state: &AppState) -> ApiResult<Signed> {
     let root = newest(state).await?;
-    let timestamp = state
+    let targets = targets(state).await?;
+    Ok(state.trust.online(&root, &targets, state.now()).timestamp)
+}
+
+/// Snapshot `version`, the one a timestamp of this hour or the last named (TUF 5.5,
+/// consistent snapshots); an older one, or one from before a release was published, is gone:
+/// the agent starts again from the timestamp.
+pub async fn snapshot(state: &AppState, version: u64) -> ApiResult<Signed> {
+    let root = newest(state).await?;
+    let targets = targets(state).await?;
+    state
         .trust
-        .timestamp(&root, release_id, &release.signed, state.now());
-    Ok(ReleaseMetadata {
-        manifest: release.signed.clone(),
-        timestamp,
-    })
+        .snapshot(&root, &targets, version, state.now())
+        .ok_or_else(|| ApiError::not_found(format!("snapshot version {version}")))
+}
+
+/// A release's targets metadata: its manifest as signed offline (TUF 5.6).
+pub async fn release_manifest(state: &AppState, release_id: &str) -> ApiResult<Signed> {
+    Ok(state.release(release_id).await?.signed.clone())
 }

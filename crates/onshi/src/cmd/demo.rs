@@ -358,7 +358,17 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
     let expires = jiff::Timestamp::now()
         .max(plan.from)
         .saturating_add(jiff::SignedDuration::from_hours(24 * 365))?;
-    let ceremony = super::keys::ceremony(&keys_dir, 3, 2, 2, 2, expires)?;
+    let ceremony = super::keys::ceremony(
+        &keys_dir,
+        &super::keys::CeremonyPlan {
+            root_keys: 3,
+            root_threshold: 2,
+            targets_keys: 2,
+            targets_threshold: 2,
+            snapshot_key: false,
+            expires,
+        },
+    )?;
     let signer = setup::Signer {
         root: ceremony.root,
         targets: ceremony.targets_keys,
@@ -368,6 +378,7 @@ async fn set_up(plan: &Plan, data: &DataDir) -> anyhow::Result<World> {
         listen: plan.listen,
         clock: clock.clone(),
         timestamp_key: Some(keys_dir.join("timestamp.key")),
+        snapshot_key: None,
         trust_root: Some(keys_dir.join("root.json")),
         operator_token: Some(token.clone()),
         qualification_public: false,

@@ -445,11 +445,24 @@ fn sign_release(
     let expires = at
         .max(Timestamp::now())
         .saturating_add(jiff::SignedDuration::from_hours(24 * 365))?;
-    let ceremony = super::keys::ceremony(&keys, 1, 1, 1, 1, expires)?;
+    let ceremony = super::keys::ceremony(
+        &keys,
+        &super::keys::CeremonyPlan {
+            root_keys: 1,
+            root_threshold: 1,
+            targets_keys: 1,
+            targets_threshold: 1,
+            snapshot_key: false,
+            expires,
+        },
+    )?;
     onshi_server::trust::TrustState::load(
         store,
         Some(&keys.join("root.json")),
-        &keys.join("timestamp.key"),
+        &onshi_server::trust::OnlineKeyFiles {
+            timestamp: &keys.join("timestamp.key"),
+            snapshot: None,
+        },
     )?;
     let manifest = super::release::manifest(
         RELEASE_ID,

@@ -1,8 +1,9 @@
 //! `onshi keys`: the offline key ceremony and key rotation (run on a machine that is not the
 //! server). `init` creates the root keys (k of n), the targets keys that sign releases, the
-//! server's online timestamp key and `root.json` (version 1); `rotate` writes the next root
-//! version with changed keys, signed by the old root's threshold and the new one's. Key files
-//! are base64 (private `.key`, mode 0600; public `.pub` beside it).
+//! server's online key (`timestamp.key`, which signs the timestamp and the snapshot; with
+//! `--snapshot-key` a separate `snapshot.key` for the snapshot) and `root.json` (version 1);
+//! `rotate` writes the next root version with changed keys, signed by the old root's threshold
+//! and the new one's. Key files are base64 (private `.key`, mode 0600; public `.pub` beside it).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
 use onshi_core::release::{decode_signing_key, encode_signing_key};
-use onshi_core::trust::{PublicKey, RoleKeys, Root, Signed, TrustedRoot};
+use onshi_core::trust::{PublicKey, Role, RoleKeys, Root, Signed, TrustedRoot};
 
 use crate::exit::{BadInput, bad_input};
 
@@ -26,7 +27,8 @@ enum Command {
     Init(InitArgs),
     /// One new key pair (a replacement targets, timestamp or root key).
     New(NewArgs),
-    /// Write the next root version: replace the root, targets or timestamp keys, renew expiry.
+    /// Write the next root version: replace the root, targets, snapshot or timestamp keys, renew
+    /// expiry.
     Rotate(RotateArgs),
 }
 
@@ -48,6 +50,10 @@ struct InitArgs {
     /// The root's validity in days.
     #[arg(long, default_value_t = 365)]
     expires_days: u32,
+    /// Make a separate online key for the snapshot role (`snapshot.key`); by default the
+    /// timestamp key signs both online roles.
+    #[arg(long)]
+    snapshot_key: bool,
 }
 
 #[derive(clap::Args)]
@@ -77,9 +83,15 @@ struct RotateArgs {
     #[arg(long)]
     targets_threshold: Option<u32>,
     /// New timestamp keys (repeatable); default: keep. List the old and the new key first,
-    /// restart the servers with the new key, then rotate again without the old one.
+    /// restart the servers with the new key, then rotate again without the old one. While the
+    /// root gives the snapshot role the same keys (the ceremony's default), they replace the
+    /// snapshot keys too.
     #[arg(long = "timestamp-key", value_name = "PUB")]
     timestamp_keys: Vec<PathBuf>,
+    /// New snapshot keys (repeatable); default: keep. The same steps as the timestamp key: the
+    /// servers sign snapshots with --snapshot-key FILE (or DATA/keys/snapshot.key).
+    #[arg(long = "snapshot-key", value_name = "PUB")]
+    snapshot_keys: Vec<PathBuf>,
     /// The new root's validity in days.
     #[arg(long, default_value_t = 365)]
     expires_days: u32,
@@ -112,16 +124,30 @@ pub struct Ceremony {
     pub targets_keys: Vec<SigningKey>,
 }
 
+/// How many keys the ceremony makes, and how many must sign.
+#[derive(Debug, Clone, Copy)]
+pub struct CeremonyPlan {
+    pub root_keys: u32,
+    pub root_threshold: u32,
+    pub targets_keys: u32,
+    pub targets_threshold: u32,
+    /// A separate snapshot key (else the timestamp key signs the snapshot too).
+    pub snapshot_key: bool,
+    pub expires: Timestamp,
+}
+
 /// The key ceremony into `out` (a new directory): `root-N.key`, `targets-N.key`,
-/// `timestamp.key` (each with `.pub`) and `root.json`, version 1, signed by every root key.
-pub fn ceremony(
-    out: &Path,
-    root_keys: u32,
-    root_threshold: u32,
-    targets_keys: u32,
-    targets_threshold: u32,
-    expires: Timestamp,
-) -> anyhow::Result<Ceremony> {
+/// `timestamp.key` (and `snapshot.key` if asked; each with `.pub`) and `root.json`, version 1,
+/// signed by every root key.
+pub fn ceremony(out: &Path, plan: &CeremonyPlan) -> anyhow::Result<Ceremony> {
+    let CeremonyPlan {
+        root_keys,
+        root_threshold,
+        targets_keys,
+        targets_threshold,
+        snapshot_key,
+        expires,
+    } = *plan;
     for (what, n, k) in [
         ("root", root_keys, root_threshold),
         ("targets", targets_keys, targets_threshold),
@@ -142,6 +168,11 @@ pub fn ceremony(
     let root_keys = make("root", root_keys)?;
     let targets_keys = make("targets", targets_keys)?;
     let timestamp_key = generate(&out.join("timestamp.key"))?;
+    let snapshot_key = if snapshot_key {
+        generate(&out.join("snapshot.key"))?
+    } else {
+        timestamp_key.clone()
+    };
     let public = |keys: &[SigningKey]| -> Vec<PublicKey> {
         keys.iter().map(|k| PublicKey(k.verifying_key())).collect()
     };
@@ -150,6 +181,7 @@ pub fn ceremony(
         expires,
         (&public(&root_keys), root_threshold),
         (&public(&targets_keys), targets_threshold),
+        (&[PublicKey(snapshot_key.verifying_key())], 1),
         (&[PublicKey(timestamp_key.verifying_key())], 1),
     );
     let signed = Signed::sign(&root, &root_keys.iter().collect::<Vec<_>>());
@@ -168,20 +200,32 @@ fn init(a: &InitArgs) -> anyhow::Result<()> {
     let expires = Timestamp::now().saturating_add(days(a.expires_days))?;
     ceremony(
         &a.out,
-        a.root_keys,
-        a.root_threshold,
-        a.targets_keys,
-        a.targets_threshold,
-        expires,
+        &CeremonyPlan {
+            root_keys: a.root_keys,
+            root_threshold: a.root_threshold,
+            targets_keys: a.targets_keys,
+            targets_threshold: a.targets_threshold,
+            snapshot_key: a.snapshot_key,
+            expires,
+        },
     )?;
     let out = a.out.display();
     println!("鍵と root.json (version 1) を {out} に作成しました。");
     println!(
         "  {out}/root.json       端末のインストーラーに同梱し、初回の onshi serve --trust-root に渡す"
     );
-    println!(
-        "  {out}/timestamp.key   サーバーの DATA/keys/timestamp.key に置く（オンラインの鍵はこれだけ）"
-    );
+    if a.snapshot_key {
+        println!(
+            "  {out}/timestamp.key   サーバーの DATA/keys/timestamp.key に置く（オンラインの鍵）"
+        );
+        println!(
+            "  {out}/snapshot.key    サーバーの DATA/keys/snapshot.key に置く（オンラインの鍵）"
+        );
+    } else {
+        println!(
+            "  {out}/timestamp.key   サーバーの DATA/keys/timestamp.key に置く（オンラインの鍵はこれだけ。timestamp と snapshot に署名）"
+        );
+    }
     println!(
         "  {out}/targets-*.key   リリースの署名用（onshi release sign）。サーバーには置かない"
     );
@@ -196,18 +240,27 @@ fn rotate(a: &RotateArgs) -> anyhow::Result<()> {
     let mut next = current.root().clone();
     next.version += 1;
     next.expires = Timestamp::now().saturating_add(days(a.expires_days))?;
-    replace(&mut next, RoleSel::Root, &a.root_keys, a.root_threshold)?;
+    replace(&mut next, Role::Root, &a.root_keys, a.root_threshold)?;
     replace(
         &mut next,
-        RoleSel::Targets,
+        Role::Targets,
         &a.targets_keys,
         a.targets_threshold,
     )?;
-    replace(&mut next, RoleSel::Timestamp, &a.timestamp_keys, None)?;
+    // One online key for both roles (the ceremony's default) stays one key: new timestamp keys
+    // are the snapshot's too unless --snapshot-key says otherwise.
+    let shared = next.roles.snapshot == next.roles.timestamp;
+    let snapshot_keys = if a.snapshot_keys.is_empty() && shared {
+        &a.timestamp_keys
+    } else {
+        &a.snapshot_keys
+    };
+    replace(&mut next, Role::Snapshot, snapshot_keys, None)?;
+    replace(&mut next, Role::Timestamp, &a.timestamp_keys, None)?;
     // Only keys some role still names stay in the root (a revoked key is gone).
-    let named: Vec<_> = [&next.roles.root, &next.roles.targets, &next.roles.timestamp]
+    let named: Vec<_> = Root::ROLES
         .into_iter()
-        .flat_map(|r| r.keyids.clone())
+        .flat_map(|r| next.role(r).keyids.clone())
         .collect();
     next.keys.retain(|id, _| named.contains(id));
     let keys = a
@@ -232,24 +285,12 @@ fn rotate(a: &RotateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-enum RoleSel {
-    Root,
-    Targets,
-    Timestamp,
-}
-
 fn replace(
     root: &mut Root,
-    which: RoleSel,
+    which: Role,
     keys: &[PathBuf],
     threshold: Option<u32>,
 ) -> anyhow::Result<()> {
-    let role = match which {
-        RoleSel::Root => &mut root.roles.root,
-        RoleSel::Targets => &mut root.roles.targets,
-        RoleSel::Timestamp => &mut root.roles.timestamp,
-    };
     if !keys.is_empty() {
         let public = keys
             .iter()
@@ -258,9 +299,9 @@ fn replace(
         for k in &public {
             root.keys.insert(k.id(), *k);
         }
-        *role = RoleKeys::of(&public, threshold.unwrap_or(1));
+        *root.role_mut(which) = RoleKeys::of(&public, threshold.unwrap_or(1));
     } else if let Some(t) = threshold {
-        role.threshold = t;
+        root.role_mut(which).threshold = t;
     }
     Ok(())
 }

@@ -29,6 +29,10 @@ pub struct Args {
     /// name, stops the server.
     #[arg(long, value_name = "FILE", alias = "signing-key")]
     timestamp_key: Option<PathBuf>,
+    /// The online snapshot key, if the root names one apart from the timestamp key; default
+    /// DATA/keys/snapshot.key when it exists, else the timestamp key signs the snapshot too.
+    #[arg(long, value_name = "FILE")]
+    snapshot_key: Option<PathBuf>,
     /// The key ceremony's root.json: required on the first start (it becomes the database's
     /// root version 1); later it must be the database's root of its version.
     #[arg(long, value_name = "FILE")]
@@ -180,6 +184,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         listen: args.listen,
         clock: args.clock.clock()?,
         timestamp_key: args.timestamp_key.clone(),
+        snapshot_key: args.snapshot_key.clone(),
         trust_root: args.trust_root.clone(),
         operator_token: std::env::var("ONSHI_OPERATOR_TOKEN").ok(),
         qualification_public: args.qualification_public,
