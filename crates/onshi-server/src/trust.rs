@@ -35,10 +35,6 @@ fn root_key(version: u64) -> String {
 /// (another replica may have published a rotation).
 const ROOT_TTL: Duration = Duration::from_secs(2);
 
-/// How long a replica trusts its list of published releases before reading it again (a
-/// release published through another replica is in its snapshot within this time).
-const TARGETS_TTL: Duration = Duration::from_secs(2);
-
 /// Every published release's targets metadata by release id: what the snapshot lists.
 pub type Targets = Arc<BTreeMap<String, MetaRef>>;
 
@@ -47,8 +43,8 @@ pub struct TrustState {
     chain: RwLock<Chain>,
     timestamp_key: SigningKey,
     snapshot_key: SigningKey,
-    /// The published releases' manifests, by id, and when they were read.
-    targets: Mutex<Option<(Instant, Targets)>>,
+    /// The published releases' manifests, by id, as last read.
+    targets: Mutex<Option<Targets>>,
     /// The online metadata signed last: (root version, snapshot version) → (timestamp, snapshot).
     online: Mutex<Option<((u64, u64), Online)>>,
 }
@@ -269,12 +265,18 @@ impl TrustState {
         Ok(next)
     }
 
-    /// The published releases' targets metadata (hash and length of each signed manifest),
-    /// read from the store at most every [`TARGETS_TTL`] (at once after [`Self::forget_targets`]).
+    /// The published releases' targets metadata (hash and length of each signed manifest).
+    /// The store's release count is read every time — releases are never changed or deleted, so
+    /// an unchanged count means an unchanged set — and the manifests only when it grew: a
+    /// replica never signs a snapshot older than one another replica signed before it.
     pub fn targets(&self, store: &dyn Store) -> Result<Targets, StoreError> {
-        let mut cached = self.targets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, targets)) = cached.as_ref()
-            && at.elapsed() < TARGETS_TTL
+        let count = store.release_count()?;
+        if let Some(targets) = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|t| t.len() as u64 == count)
         {
             return Ok(targets.clone());
         }
@@ -290,22 +292,8 @@ impl TrustState {
             })
             .collect();
         let targets = Arc::new(targets);
-        *cached = Some((Instant::now(), targets.clone()));
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = Some(targets.clone());
         Ok(targets)
-    }
-
-    /// The cached release list when it is fresh enough to answer without the store.
-    pub fn fresh_targets(&self) -> Option<Targets> {
-        let cached = self.targets.lock().unwrap_or_else(|e| e.into_inner());
-        cached
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < TARGETS_TTL)
-            .map(|(_, t)| t.clone())
-    }
-
-    /// A release was published here: the next snapshot lists it.
-    pub fn forget_targets(&self) {
-        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The snapshot and timestamp at `now` under `root` for `targets`: signed once per period

@@ -643,6 +643,9 @@ pub trait Store: Send + Sync + 'static {
     fn release(&self, id: &str) -> Result<Option<Release>>;
     /// Every published release's id and signed manifest text (what the snapshot lists).
     fn release_manifests(&self) -> Result<Vec<(String, String)>>;
+    /// How many releases are published (releases are never changed or deleted, so the count
+    /// names the set).
+    fn release_count(&self) -> Result<u64>;
 
     /// Stores a new campaign; an existing id is a conflict.
     fn insert_campaign(&self, campaign: &CampaignRecord, at: Timestamp) -> Result<()>;

@@ -1112,6 +1112,14 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    fn release_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()?
+            .query_one("SELECT count(*) FROM releases", &[])?
+            .try_get(0)?;
+        u64::try_from(n).map_err(rows::corrupt)
+    }
+
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;

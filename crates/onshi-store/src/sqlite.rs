@@ -867,6 +867,14 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn release_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .prepare_cached("SELECT count(*) FROM releases")?
+            .query_row([], |r| r.get(0))?;
+        u64::try_from(n).map_err(rows::corrupt)
+    }
+
     fn insert_campaign(&self, c: &CampaignRecord, at: Timestamp) -> Result<()> {
         insert_campaign_on(&self.conn(), c, at)
     }

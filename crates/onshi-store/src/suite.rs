@@ -1102,6 +1102,7 @@ fn a_release_round_trips_its_manifest_and_exact_signed_text(b: &Backend) {
         vec![(release.id.clone(), release.signed.signed.clone())],
         "the snapshot lists the exact signed text"
     );
+    assert_eq!(fx.store.release_count().expect("count"), 1);
 }
 
 // --- Campaigns ----------------------------------------------------------------------------

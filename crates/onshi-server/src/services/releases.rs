@@ -106,8 +106,6 @@ pub async fn publish_release(state: &AppState, signed: Signed) -> ApiResult<Mani
             s.insert_release(&release, now)
         })
         .await?;
-    // The next snapshot this replica signs lists it (other replicas within their TTL).
-    state.trust.forget_targets();
     state
         .audit(
             OPERATOR,
