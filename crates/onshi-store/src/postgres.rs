@@ -842,12 +842,12 @@ impl Store for PostgresStore {
         // The site's row is locked to the commit, so two replicas enrolling at one site at once
         // count and check one after the other.
         let site = match rules.key_hash {
-            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            // A key without an expiry or a use count (NULL) is refused: migration 0011 gave the
+            // keys issued before both existed a week and one use.
             Some(key) => tx.query_opt(
                 "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
                  WHERE code = $1 AND enrollment_key_hash = $2
-                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > $3)
-                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)
+                   AND enrollment_key_expires_at > $3 AND enrollment_key_uses_left > 0
                  RETURNING code",
                 &[&code, &key, &at_text],
             )?,

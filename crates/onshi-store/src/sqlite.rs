@@ -595,12 +595,12 @@ impl Store for SqliteStore {
         let code = d.institution.to_string();
         let at_text = db_time(at);
         if let Some(key) = rules.key_hash {
-            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            // A key without an expiry or a use count (NULL) is refused: migration 0011 gave the
+            // keys issued before both existed a week and one use.
             let used = tx.execute(
                 "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
                  WHERE code = ?1 AND enrollment_key_hash = ?2
-                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > ?3)
-                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)",
+                   AND enrollment_key_expires_at > ?3 AND enrollment_key_uses_left > 0",
                 params![code, key, at_text],
             )?;
             if used == 0 {

@@ -920,6 +920,49 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     ));
 }
 
+/// Migration 0011: a key issued before expiry and uses existed (both NULL, as 0004 left it) gets
+/// a week from the migration and one use, and is refused after either.
+fn a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use(b: &Backend) {
+    let fx = Fixture::new(b);
+    let site = fx.site(13, Clinic, 1);
+    fx.store
+        .set_enrollment_key(site.code, "old-key", at(60), 5)
+        .expect("key stored");
+    drop(fx);
+    // The key as migration 0004 left one issued before it, and 0011 not yet applied.
+    b.execute_batch(
+        "UPDATE institutions SET enrollment_key_expires_at = NULL, enrollment_key_uses_left = NULL;
+         DELETE FROM refinery_schema_history WHERE version = 11;",
+    );
+    let fx = Fixture::new(b);
+    assert_eq!(
+        b.integers("SELECT enrollment_key_uses_left FROM institutions"),
+        vec![1]
+    );
+    let rules = EnrolRules {
+        key_hash: Some("old-key"),
+        cap: 0,
+    };
+    let terminal = |n: u32| NewDevice {
+        serial: format!("T{n}"),
+        token_hash: format!("token-{n}"),
+        ..Fixture::terminal_of(&site)
+    };
+    let years_later: Timestamp = "2100-01-01T00:00:00Z".parse().expect("instant");
+    assert_eq!(
+        fx.try_enrol(&terminal(1), &rules, years_later),
+        Err(EnrolRefusal::Key),
+        "it expires"
+    );
+    let now = Timestamp::now();
+    assert!(fx.try_enrol(&terminal(1), &rules, now).is_ok());
+    assert_eq!(
+        fx.try_enrol(&terminal(2), &rules, now),
+        Err(EnrolRefusal::Key),
+        "one use"
+    );
+}
+
 fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Backend) {
     let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
@@ -2692,6 +2735,7 @@ suite! {
     enrolling_an_enrolled_serial_again_is_refused_and_the_first_token_keeps_working,
     a_revoked_device_loses_its_token_readers_and_slot_and_only_then_enrols_again,
     an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires,
+    a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use,
     a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers,
     devices_are_listed_by_their_institution,
     all_devices_come_with_their_institution,
