@@ -79,6 +79,10 @@ pub struct EnrolRules<'a> {
     /// At most this many devices of the kind, not revoked: terminals of the site, or card
     /// readers of the terminal. `0`: no cap.
     pub cap: u32,
+    /// At most this many devices of the kind at the whole site, not revoked, whoever their
+    /// parent: card readers, whose terminals each have their own `cap`, so that a site's
+    /// readers (which hold download slots too) stay bounded. `0`: no cap.
+    pub site_cap: u32,
 }
 
 /// Why an enrolment was refused.

@@ -887,6 +887,17 @@ impl Store for PostgresStore {
                 return Err(EnrolRefusal::Full.into());
             }
         }
+        if rules.site_cap > 0 {
+            // The site's row is locked (above): replicas count one after the other.
+            let row = tx.query_one(
+                "SELECT COUNT(*) FROM devices WHERE institution_code = $1 AND kind = $2
+                   AND revoked_at IS NULL",
+                &[&code, &d.kind.slug()],
+            )?;
+            if row.try_get::<_, i64>(0)? >= i64::from(rules.site_cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
         // Only a revoked device's row can conflict here: it is enrolled again, same id. The
         // notice is sent by the same statement: every replica forgets the old token when this
         // commits.

@@ -637,6 +637,17 @@ impl Store for SqliteStore {
                 return Err(EnrolRefusal::Full.into());
             }
         }
+        if rules.site_cap > 0 {
+            let count: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM devices WHERE institution_code = ?1 AND kind = ?2
+                   AND revoked_at IS NULL",
+                params![code, d.kind.slug()],
+                |r| r.get(0),
+            )?;
+            if count >= i64::from(rules.site_cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
         // Only a revoked device's row can conflict here: it is enrolled again, same id.
         tx.execute(
             "INSERT INTO devices (institution_code, kind, vendor, serial, parent_id, token_hash, enrolled_at)

@@ -872,6 +872,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let rules = EnrolRules {
         key_hash: Some("key-1"),
         cap: 0,
+        site_cap: 0,
     };
     let terminal = |n: u32| NewDevice {
         serial: format!("T{n}"),
@@ -888,6 +889,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let wrong = EnrolRules {
         key_hash: Some("not-the-key"),
         cap: 0,
+        site_cap: 0,
     };
     assert_eq!(
         fx.try_enrol(&terminal(2), &wrong, at(0)),
@@ -906,6 +908,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let rules = EnrolRules {
         key_hash: Some("key-2"),
         cap: 0,
+        site_cap: 0,
     };
     assert_eq!(
         fx.try_enrol(&terminal(3), &rules, at(60)),
@@ -942,6 +945,7 @@ fn a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use(b: &Backe
     let rules = EnrolRules {
         key_hash: Some("old-key"),
         cap: 0,
+        site_cap: 0,
     };
     let terminal = |n: u32| NewDevice {
         serial: format!("T{n}"),
@@ -969,6 +973,7 @@ fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Back
     let cap = |n| EnrolRules {
         key_hash: None,
         cap: n,
+        site_cap: 0,
     };
     let terminal = |n: u32| NewDevice {
         serial: format!("T{n}"),
@@ -1005,6 +1010,31 @@ fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Back
     assert_eq!(
         fx.try_enrol(&reader(2), &cap(1), at(2)),
         Err(EnrolRefusal::Full)
+    );
+
+    // The site's cap of readers holds across its terminals: terminal 3 may have readers of its
+    // own, but not more than the site's two in all.
+    let terminal_3 = fx
+        .store
+        .device_by_token("token-3")
+        .expect("read")
+        .expect("enrolled");
+    let site_cap = EnrolRules {
+        key_hash: None,
+        cap: 4,
+        site_cap: 2,
+    };
+    let reader_of_3 = |n: u32| NewDevice {
+        serial: format!("R3-{n}"),
+        token_hash: format!("reader-3-{n}"),
+        ..Fixture::reader_of(&terminal_3, Vendor::Canon)
+    };
+    fx.try_enrol(&reader_of_3(1), &site_cap, at(3))
+        .expect("the site's second reader");
+    assert_eq!(
+        fx.try_enrol(&reader_of_3(2), &site_cap, at(3)),
+        Err(EnrolRefusal::Full),
+        "a third reader at the site"
     );
 }
 

@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
-    MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, ReaderRequest,
-    ReleaseMetadata, ReportRequest, ReportResponse, SelfCheck, Serial,
+    MAX_DETAIL_CHARS, MAX_READERS_PER_SITE, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE,
+    ReaderRequest, ReleaseMetadata, ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
@@ -96,7 +96,7 @@ pub async fn enroll(
         &state,
         device,
         Some(key_hash),
-        MAX_TERMINALS_PER_SITE,
+        (MAX_TERMINALS_PER_SITE, 0),
         "enroll",
     )
     .await
@@ -143,20 +143,20 @@ pub async fn enroll_reader(
         &state,
         device,
         None,
-        MAX_READERS_PER_TERMINAL,
+        (MAX_READERS_PER_TERMINAL, MAX_READERS_PER_SITE),
         "enroll_reader",
     )
     .await
 }
 
 /// Enrols a device with a new token: refused if its serial is enrolled (only the operator's
-/// revocation frees it), if the site has `cap` devices of its kind (readers: per terminal), or
-/// if the enrolment key (`key_hash`) expired or is used up.
+/// revocation frees it), if the site has `cap` devices of its kind (readers: per terminal) or
+/// `site_cap` readers in all, or if the enrolment key (`key_hash`) expired or is used up.
 async fn enrol(
     state: &AppState,
     mut device: NewDevice,
     key_hash: Option<String>,
-    cap: u32,
+    (cap, site_cap): (u32, u32),
     action: &str,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     let token = new_secret();
@@ -167,6 +167,7 @@ async fn enrol(
             let rules = EnrolRules {
                 key_hash: key_hash.as_deref(),
                 cap,
+                site_cap,
             };
             Ok((
                 s.enrol_device(&device, &rules, now)?,
