@@ -323,7 +323,8 @@ static SQL_3: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE outbox SET next_attempt_at = $2
                      WHERE id IN (SELECT id FROM outbox
-                                  WHERE sent_at IS NULL AND next_attempt_at <= $1
+                                  WHERE sent_at IS NULL AND gave_up_at IS NULL
+                                    AND next_attempt_at <= $1
                                   ORDER BY next_attempt_at, id LIMIT $3
                                   FOR UPDATE SKIP LOCKED)
                      RETURNING {MAIL_COLS}"
@@ -1695,10 +1696,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, gave_up_at = $3
+             WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(at)],
+        )?;
+        Ok(())
+    }
+
     fn mail_summary(&self) -> Result<MailSummary> {
         let rows = self.conn()?.query(
-            "SELECT kind, sent_at IS NOT NULL, attempts > 0, COUNT(*) FROM outbox
-             GROUP BY kind, sent_at IS NOT NULL, attempts > 0",
+            "SELECT kind, sent_at IS NOT NULL, attempts > 0, gave_up_at IS NOT NULL, COUNT(*)
+             FROM outbox GROUP BY 1, 2, 3, 4",
             &[],
         )?;
         let mut out = MailSummary::default();
@@ -1706,7 +1716,13 @@ impl Store for PostgresStore {
             let kind: String = r.try_get(0)?;
             let kind =
                 NoticeKind::parse(&kind).ok_or_else(|| corrupt(format!("notice kind {kind}")))?;
-            out.add(kind, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            out.add(
+                kind,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            );
         }
         Ok(out)
     }
@@ -1780,6 +1796,15 @@ impl Store for PostgresStore {
 
     fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
         self.operator_mail_failed_impl(id, error, retry_at)
+    }
+
+    fn operator_mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE operator_outbox SET attempts = attempts + 1, last_error = $2,
+                gave_up_at = $3 WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(at)],
+        )?;
+        Ok(())
     }
 
     fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>> {

@@ -932,9 +932,12 @@ fn a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use(b: &Backe
         .set_enrollment_key(site.code, "old-key", at(60), 5)
         .expect("key stored");
     drop(fx);
-    // The key as migration 0004 left one issued before it, and 0011 not yet applied.
+    // The key as migration 0004 left one issued before it, and 0011 not yet applied (its
+    // columns dropped, its record deleted).
     b.execute_batch(
         "UPDATE institutions SET enrollment_key_expires_at = NULL, enrollment_key_uses_left = NULL;
+         ALTER TABLE outbox DROP COLUMN gave_up_at;
+         ALTER TABLE operator_outbox DROP COLUMN gave_up_at;
          DELETE FROM refinery_schema_history WHERE version = 11;",
     );
     let fx = Fixture::new(b);
@@ -2127,6 +2130,53 @@ fn silent_devices_of_a_site_range_follow_the_silence_rule(b: &Backend) {
     );
 }
 
+/// A mail given up (a permanent refusal, or its last attempt) is never claimed again, counted
+/// apart from the sent and pending ones, and keeps why.
+fn a_mail_given_up_is_never_claimed_again_and_counted_apart(b: &Backend) {
+    let fx = Fixture::new(b);
+    fx.rollout();
+    let site = Fixture::institution(13, Clinic, 1);
+    let mail = |key: &'static str| NewMail {
+        campaign: CAMPAIGN,
+        institution: site.code,
+        kind: NoticeKind::RestartRequired,
+        key,
+        recipient: "it-1@example.jp",
+        subject: "再起動してください",
+        body: "本文",
+        at: at(0),
+    };
+    assert!(fx.store.enqueue_mail(&mail("2026-01-20")).expect("plan"));
+    assert!(fx.store.enqueue_mail(&mail("2026-01-21")).expect("plan"));
+    let claimed = fx.store.claim_mails(at(1), at(11), 10).expect("claim");
+    assert_eq!(claimed.len(), 2);
+    fx.store
+        .mail_given_up(claimed[0].id, "SMTP 550 no such mailbox", at(2))
+        .expect("given up");
+    fx.store
+        .mail_failed(claimed[1].id, "SMTP 451 try later", at(5))
+        .expect("failed");
+    let s = fx.store.mail_summary().expect("summary");
+    assert_eq!((s.sent, s.pending, s.retrying, s.gave_up), (0, 1, 1, 1));
+    // Years later only the other one is claimed.
+    let later = fx
+        .store
+        .claim_mails(at(100_000), at(100_010), 10)
+        .expect("claim");
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].id, claimed[1].id);
+    let listed = fx.store.mails(Some(site.code), 10).expect("listed");
+    let given_up = listed
+        .iter()
+        .find(|m| m.id == claimed[0].id)
+        .expect("listed");
+    assert_eq!(given_up.attempts, 1);
+    assert_eq!(
+        given_up.last_error.as_deref(),
+        Some("SMTP 550 no such mailbox")
+    );
+}
+
 fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once(b: &Backend) {
     let fx = Fixture::new(b);
     fx.rollout();
@@ -2818,6 +2868,7 @@ suite! {
     a_device_comes_with_its_open_deployments_by_token_in_one_call,
     site_facts_count_each_sites_devices_by_what_the_site_must_do,
     a_mail_is_planned_once_per_key_claimed_retried_and_sent_once,
+    a_mail_given_up_is_never_claimed_again_and_counted_apart,
     site_facts_come_page_by_page_in_code_order_as_the_whole_list_does,
     mails_are_planned_in_batches_once_per_key_and_their_keys_read_by_site_range,
     silent_devices_of_a_site_range_follow_the_silence_rule,

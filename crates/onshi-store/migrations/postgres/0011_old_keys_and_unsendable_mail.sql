@@ -4,8 +4,17 @@
 -- server's DEFAULT_KEY_HOURS) and have one use left (a new key's default); from here on the
 -- store refuses a key with either missing.
 UPDATE institutions
-   SET enrollment_key_expires_at = COALESCE(enrollment_key_expires_at,
-                                            strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+7 days')),
+   SET enrollment_key_expires_at = COALESCE(
+           enrollment_key_expires_at,
+           to_char((now() AT TIME ZONE 'UTC') + interval '7 days',
+                   'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
        enrollment_key_uses_left = COALESCE(enrollment_key_uses_left, 1)
  WHERE enrollment_key_hash IS NOT NULL
    AND (enrollment_key_expires_at IS NULL OR enrollment_key_uses_left IS NULL);
+
+-- A notice mail that can never be sent (the relay answered a permanent 5xx, or every one of
+-- notices::MAX_ATTEMPTS attempts failed) is given up instead of retried hourly for ever:
+-- gave_up_at says when, last_error why; no claim takes it again, and the operator's notices
+-- summary counts it.
+ALTER TABLE outbox ADD COLUMN gave_up_at TEXT;
+ALTER TABLE operator_outbox ADD COLUMN gave_up_at TEXT;
