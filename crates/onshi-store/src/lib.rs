@@ -517,6 +517,14 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// The device of a token hash if this store has it in memory, without touching the
+    /// database: what an async worker may ask ([`Store::reads_from_memory`]). `None` means
+    /// "not in memory" (unknown, or not looked up yet): ask [`Store::device_by_token`] off the
+    /// async workers.
+    fn remembered_device(&self, _token_hash: &str) -> Option<Device> {
+        None
+    }
+
     /// A server setting (e.g. the operator token's hash).
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a server setting.

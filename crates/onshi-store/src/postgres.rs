@@ -531,6 +531,10 @@ impl Store for PostgresStore {
         self.cache.is_live()
     }
 
+    fn remembered_device(&self, token_hash: &str) -> Option<Device> {
+        self.cache.device(token_hash)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         self.conn()?
             .query_opt("SELECT value FROM settings WHERE key = $1", &[&key])?

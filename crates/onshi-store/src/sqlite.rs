@@ -310,6 +310,15 @@ impl Store for SqliteStore {
         true
     }
 
+    fn remembered_device(&self, token_hash: &str) -> Option<Device> {
+        self.identities
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_hash
+            .get(token_hash)
+            .cloned()
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()

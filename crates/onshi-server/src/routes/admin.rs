@@ -31,7 +31,9 @@ use crate::services::OPERATOR;
 use crate::services::campaigns::{
     self, CampaignInput, Throttle, change_campaign_status, load_campaign, new_campaign,
 };
-use crate::services::devices::{campaign_device_rows, devices_csv};
+use crate::services::devices::{
+    EXPORT_READ_LIMIT, campaign_device_rows, devices_csv, within_export,
+};
 use crate::services::institutions;
 use crate::services::metadata;
 use crate::services::progress::{self, Progress, progress_of};
@@ -692,22 +694,26 @@ pub async fn campaign_devices(
         kind: q.kind,
         vendor: q.vendor,
         silent: None,
-        limit: q.limit.unwrap_or(if csv_out {
-            u32::MAX
-        } else {
-            onshi_store::DEFAULT_LIMIT
-        }),
+        limit: match (q.limit, csv_out) {
+            (Some(limit), _) => limit.min(EXPORT_READ_LIMIT),
+            (None, true) => EXPORT_READ_LIMIT,
+            (None, false) => onshi_store::DEFAULT_LIMIT,
+        },
         offset: q.offset.unwrap_or(0),
     };
     let record = load_campaign(&state, id).await?;
-    let rows = campaign_device_rows(&state, &record, filter).await?;
+    let rows = within_export(campaign_device_rows(&state, &record, filter).await?)?;
     if !csv_out {
         let rows: Vec<_> = rows.iter().map(wire::listing).collect();
         return Ok(Json(rows).into_response());
     }
+    // Writing up to the whole fleet's rows is CPU work: off the async workers.
+    let bytes = tokio::task::spawn_blocking(move || devices_csv(&rows))
+        .await
+        .map_err(|e| ApiError::internal(format!("the CSV export failed: {e}")))??;
     Ok(attachment::csv(
         &format!("{}-devices.csv", record.id),
-        devices_csv(&rows)?,
+        bytes,
     ))
 }
 
