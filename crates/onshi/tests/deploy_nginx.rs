@@ -380,7 +380,7 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
         assert_eq!(r.status(), StatusCode::OK);
         let h = r.headers();
         assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
-        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["cache-control"], "max-age=31536000, immutable");
         assert!(h.get("x-accel-redirect").is_none(), "{h:?}");
         assert_eq!(r.bytes().await.expect("body"), package);
     }

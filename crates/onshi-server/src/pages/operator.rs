@@ -132,7 +132,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    state.may_try_login(&headers, client.ip(), lang)?;
+    state.may_try_login(&headers, client.ip(), crate::logins::Door::Operator, lang)?;
     let token = form.token.trim();
     if token.is_empty() || token.len() > 200 || !secret_matches(token, &state.operator_token_hash) {
         return Ok(login_form(

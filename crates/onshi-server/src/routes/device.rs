@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;
@@ -30,7 +30,7 @@ use rand::Rng;
 
 use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
 use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiPath};
 use crate::services::metadata;
 use crate::services::waves;
 use crate::state::AppState;
@@ -616,7 +616,7 @@ pub async fn report(
 pub async fn manifest(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Path(release_id): Path<String>,
+    ApiPath(release_id): ApiPath<String>,
 ) -> ApiResult<Json<ReleaseMetadata>> {
     let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
@@ -650,7 +650,7 @@ pub async fn manifest(
 pub async fn artifact(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Path(sha): Path<String>,
+    ApiPath(sha): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let device = &auth.device;
@@ -739,7 +739,7 @@ pub async fn newest_root(State(state): State<AppState>) -> ApiResult<Json<Signed
 )]
 pub async fn root(
     State(state): State<AppState>,
-    Path(version): Path<String>,
+    ApiPath(version): ApiPath<String>,
 ) -> ApiResult<Json<Signed>> {
     let version: u64 = version
         .parse()
