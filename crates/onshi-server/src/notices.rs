@@ -76,6 +76,17 @@ struct SendFailure {
     permanent: bool,
 }
 
+/// Whether the relay refused this mail itself for good: a permanent answer of the mail-system
+/// kind (55x: no such mailbox, not allowed, …). A permanent refusal of the session — a wrong
+/// password (535), TLS or authentication required (530) — is the relay's configuration, which
+/// the operator fixes: those mails are retried, not given up.
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::Category;
+    e.is_permanent()
+        && e.status()
+            .is_some_and(|code| code.category == Category::MailSystem)
+}
+
 impl SendFailure {
     fn transient(why: impl Into<String>) -> Self {
         Self {
@@ -442,7 +453,7 @@ impl Sender {
                     .map(|_| ())
                     .map_err(|e| SendFailure {
                         why: format!("SMTP {relay}: {e}"),
-                        permanent: e.is_permanent(),
+                        permanent: refused_for_good(&e),
                     })
             }
             Outlet::Files(dir) => {

@@ -12,7 +12,7 @@ UPDATE institutions
  WHERE enrollment_key_hash IS NOT NULL
    AND (enrollment_key_expires_at IS NULL OR enrollment_key_uses_left IS NULL);
 
--- A notice mail that can never be sent (the relay answered a permanent 5xx, or every one of
+-- A notice mail that can never be sent (the relay refused it for good, 55x, or every one of
 -- notices::MAX_ATTEMPTS attempts failed) is given up instead of retried hourly for ever:
 -- gave_up_at says when, last_error why; no claim takes it again, and the operator's notices
 -- summary counts it.
