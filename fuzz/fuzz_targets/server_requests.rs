@@ -4,8 +4,9 @@
 //! the answer is never a 5xx and the connection is never dropped without one.
 //!
 //! The first byte picks the route (and its credential: none, the device's token, the
-//! operator's); the rest is the body — for the artifact download, the `Range` header; for the
-//! campaign controls, the action in the path.
+//! operator's, the operator's page session with its CSRF token put first in the form); the rest
+//! is the body — for the artifact download, the `Range` header; for the campaign controls, the
+//! action in the path; for the lists, the query string.
 #![no_main]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -27,7 +28,42 @@ struct Server {
     addr: SocketAddr,
     device: String,
     package: String,
+    /// The operator's page session: `Cookie` header value and the CSRF token of its forms.
+    session: (String, String),
     conn: Mutex<Option<BufReader<TcpStream>>>,
+}
+
+/// Logs in on the operator's page at `addr`; answers the cookie and the CSRF token of its forms.
+fn operator_session(addr: SocketAddr) -> (String, String) {
+    let exchange = |request: String| {
+        let mut stream = TcpStream::connect(addr).expect("the server accepts");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let form = format!("token={OPERATOR_TOKEN}");
+    let login = exchange(format!(
+        "POST /operator/login HTTP/1.1\r\nhost: fuzz\r\nconnection: close\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+        form.len()
+    ));
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let page = exchange(format!(
+        "GET /operator HTTP/1.1\r\nhost: fuzz\r\nconnection: close\r\ncookie: {cookie}\r\n\r\n"
+    ));
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_owned();
+    (cookie, csrf)
 }
 
 fn server() -> &'static Server {
@@ -53,12 +89,14 @@ fn server() -> &'static Server {
             let package = onshi_core::release::Sha256::of(&vec![7u8; PACKAGE]).to_string();
             (app, device, package)
         });
+        let session = operator_session(app.addr);
         Server {
             addr: app.addr,
             _runtime: runtime,
             _app: app,
             device,
             package,
+            session,
             conn: Mutex::new(None),
         }
     })
@@ -70,6 +108,19 @@ fn segment(bytes: &[u8]) -> String {
         .iter()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (*b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Percent-encodes bytes for a query string, keeping its `=` and `&`.
+fn query(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'=' | b'&' => {
                 (*b as char).to_string()
             }
             _ => format!("%{b:02X}"),
@@ -157,7 +208,24 @@ fuzz_target!(|data: &[u8]| {
     let operator = format!("authorization: Bearer {OPERATOR_TOKEN}\r\n");
     let json = "content-type: application/json\r\n";
     let form = "content-type: application/x-www-form-urlencoded\r\n";
-    let (method, path, headers): (&str, String, String) = match route % 16 {
+    let (cookie, csrf) = &s.session;
+    let session = format!("cookie: {cookie}\r\n");
+    // An operator form: the session's CSRF token first, so the fuzzed fields reach the handler.
+    let with_csrf = |body: &[u8]| {
+        let mut form = format!("csrf={csrf}&").into_bytes();
+        form.extend_from_slice(body);
+        form
+    };
+    let form_post = |path: &str, body: &[u8]| {
+        let head = format!("POST {path} HTTP/1.1\r\nhost: fuzz\r\n{form}{session}");
+        let status = send(s, &head, &with_csrf(body));
+        assert!(
+            status < 500,
+            "{status} for POST {path} with {:?}",
+            String::from_utf8_lossy(body)
+        );
+    };
+    let (method, path, headers): (&str, String, String) = match route % 26 {
         0 => ("POST", "/api/v1/enroll".into(), json.into()),
         1 => ("POST", "/api/v1/checkin".into(), format!("{json}{device}")),
         2 => ("POST", "/api/v1/report".into(), format!("{json}{device}")),
@@ -210,6 +278,50 @@ fuzz_target!(|data: &[u8]| {
             );
             let status = send(s, &head, b"");
             assert!(status < 500, "{status} for Range {range:?}");
+            return;
+        }
+        16 => return form_post("/operator/campaigns", body),
+        17 => return form_post("/operator/campaigns/2026-01/control", body),
+        18 => return form_post("/operator/campaigns/2026-01/rollback", body),
+        19 => return form_post("/operator/logout", body),
+        20 => ("POST", "/site/sign-in".into(), form.into()),
+        21 => ("POST", "/reception/fuzz/setup".into(), form.into()),
+        22 => (
+            "POST",
+            "/api/v1/admin/campaigns/2026-01/rollback".into(),
+            format!("{json}{operator}"),
+        ),
+        23 => (
+            "PUT",
+            "/api/v1/admin/artifacts".into(),
+            format!("content-type: application/octet-stream\r\n{operator}"),
+        ),
+        24 => (
+            "POST",
+            "/operator/releases".into(),
+            format!("content-type: multipart/form-data; boundary=fuzz\r\n{session}"),
+        ),
+        25 => {
+            // The body is a query string of one of the lists.
+            let Some((&which, q)) = body.split_first() else {
+                return;
+            };
+            let (path, credential) = match which % 4 {
+                0 => ("/api/v1/admin/campaigns/2026-01/devices", operator.as_str()),
+                1 => ("/api/v1/admin/audit", operator.as_str()),
+                2 => ("/operator/campaigns/2026-01/sites", session.as_str()),
+                _ => ("/operator/campaigns/2026-01/sites.csv", session.as_str()),
+            };
+            let head = format!(
+                "GET {path}?{} HTTP/1.1\r\nhost: fuzz\r\n{credential}",
+                query(q)
+            );
+            let status = send(s, &head, b"");
+            assert!(
+                status < 500,
+                "{status} for {path}?{:?}",
+                String::from_utf8_lossy(q)
+            );
             return;
         }
         _ => {

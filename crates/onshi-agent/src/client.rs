@@ -89,6 +89,21 @@ pub fn check_secure(base: &str) -> Result<()> {
     }
 }
 
+/// Redirects are followed only where [`check_secure`] would let the agent go itself: a
+/// redirect from an `https://` server to `http://` elsewhere (a forged or misconfigured answer)
+/// is not followed, so the device token never travels in clear text. At most 5 hops.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else if check_secure(attempt.url().as_str()).is_err() {
+            attempt.error("a redirect to plain http:// off this machine")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// Counts of a client's requests and their latency, for load tests (`onshi simulate --against`).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -152,6 +167,7 @@ impl Client {
             // go of idle connections first, so no request goes out on one it is closing.
             .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("onshi-agent/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| ClientError::Protocol {
                 url: base.to_owned(),
@@ -452,5 +468,34 @@ mod tests {
             Client::new("not a url"),
             Err(ClientError::Protocol { .. })
         ));
+    }
+
+    #[test]
+    fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
+        use std::io::{Read as _, Write as _};
+        // A server on this machine that sends every request to plain HTTP on another host.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("a request");
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: http://onshi.example.jp/api/v1/trust/root\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = Client::new(&base).expect("a loopback client");
+        let answer = runtime.block_on(client.newest_root());
+        server.join().expect("server");
+        let err = answer.expect_err("the redirect was followed");
+        assert!(
+            format!("{err:?}").contains("plain http://"),
+            "not refused by the redirect policy: {err:?}"
+        );
     }
 }

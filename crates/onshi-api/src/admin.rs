@@ -580,5 +580,11 @@ pub struct MailSummary {
     pub pending: u64,
     /// Pending mails that failed at least once.
     pub retrying: u64,
+    /// Mails given up: the relay refused them for good (a 55x answer: no such mailbox, not
+    /// allowed), or they failed every
+    /// attempt the server makes; neither sent nor pending, never tried again. The notices list
+    /// shows each with its last error.
+    #[serde(default)]
+    pub gave_up: u64,
     pub by_kind: BTreeMap<NoticeKind, MailCount>,
 }

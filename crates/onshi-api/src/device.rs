@@ -21,6 +21,10 @@ pub const MAX_DETAIL_CHARS: usize = 500;
 pub const MAX_TERMINALS_PER_SITE: u32 = 16;
 /// At most this many card readers per terminal are enrolled.
 pub const MAX_READERS_PER_TERMINAL: u32 = 4;
+/// At most this many card readers per site are enrolled, whichever terminals they hang on: every
+/// reader holds a download slot while it downloads, so a leaked enrolment key (up to
+/// [`MAX_TERMINALS_PER_SITE`] terminals) cannot add [`MAX_READERS_PER_TERMINAL`] readers to each.
+pub const MAX_READERS_PER_SITE: u32 = 16;
 
 /// A device serial: 1–64 characters of letters, digits, `-`, `_`, `.`, `:`, the first a letter or
 /// digit.

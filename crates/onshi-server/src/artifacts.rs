@@ -337,9 +337,12 @@ fn common_headers(etag: &str) -> HeaderMap {
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
+    // Not `public`: the answer is to an authenticated request (a device's token, its window
+    // and slot checked), which a shared cache must not store and serve to others (RFC 9111
+    // §3.5); the device's own cache may keep it, immutable.
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
+        HeaderValue::from_static("max-age=31536000, immutable"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h

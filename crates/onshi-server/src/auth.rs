@@ -55,13 +55,16 @@ impl FromRequestParts<AppState> for DeviceAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let hash = hash_secret(bearer(&parts.headers)?);
-        // Inline when the store answers from memory (SQLite): a thread hand-off per check-in
-        // costs more than the look-up. A shared database is asked on the blocking pool.
+        // Inline when the store has the device in memory (SQLite, a PostgreSQL replica told of
+        // the others' writes): a thread hand-off per check-in costs more than the look-up. A
+        // token not in memory (an unknown one: a scanner's, a revoked device's) is looked up in
+        // the database, which is never done on an async worker.
         let found = if state.store.reads_from_memory() {
-            state
-                .store
-                .device_by_token(&hash)?
-                .map(|device| DeviceAuth { device, open: None })
+            match state.store.remembered_device(&hash) {
+                Some(device) => Some(device),
+                None => state.db(move |s| s.device_by_token(&hash)).await?,
+            }
+            .map(|device| DeviceAuth { device, open: None })
         } else {
             state
                 .db(move |s| s.device_and_open_deployments(&hash))

@@ -1,7 +1,7 @@
-//! `ApiJson` and `ApiQuery`: axum's JSON and query extractors with our error body for malformed
-//! input.
+//! `ApiJson`, `ApiQuery` and `ApiPath`: axum's JSON, query and path extractors with our error
+//! body for malformed input.
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use onshi_api::ErrorCode;
 use serde::de::DeserializeOwned;
@@ -25,6 +25,25 @@ where
         let Query(value) = Query::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
+/// The path's parameters; one that does not decode (percent-encoded bytes that are not UTF-8,
+/// say) answers 400 `invalid_id` as the JSON error body, not axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(value) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, e.body_text()))?;
         Ok(Self(value))
     }
 }

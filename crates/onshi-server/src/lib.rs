@@ -141,9 +141,10 @@ impl Running {
 
 /// The router: the JSON APIs, the OpenAPI document and the HTML pages, each route group with
 /// its body limit ([`limits`]): 16 KiB for the device API and every route open without a
-/// credential, 1 MiB for the operator's page forms, 64 MiB for the operator API, packages
-/// streamed with their own limit. A declared length over the limit is refused before the body is
-/// read.
+/// credential, 64 KiB for the operator's page forms (read only once the operator's session is
+/// found), 64 MiB for the operator API, packages streamed with their own limit. A declared
+/// length over the limit is refused before the body is read. Every route but the package
+/// uploads has a deadline for the whole request; an upload's pauses are limited.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     use pages::{actions, dashboard, guidance, home, operator, site};
     let (api, _) = routes::api(limits).split_for_parts();
@@ -187,11 +188,21 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             post(operator::revoke_device),
         )
         .layer(DefaultBodyLimit::max(limits::FORM_BODY))
-        .layer(Limits::body(limits::FORM_BODY));
-    // The dashboard's release upload is a package upload too.
+        .layer(Limits::body(limits::FORM_BODY))
+        .layer(limits.request_deadline())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            operator::require_session,
+        ));
+    // The dashboard's release upload is a package upload too: no deadline on the whole (the
+    // pause between its chunks is limited), but no body read without the operator's session.
     let uploads = Router::new()
         .route("/operator/releases", post(operator::upload_release))
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            operator::require_session,
+        ));
     api.merge(open_pages)
         .merge(operator_pages)
         .merge(uploads)

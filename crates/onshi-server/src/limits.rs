@@ -23,8 +23,12 @@ use crate::error::ApiError;
 /// the logins, the reception forms, the mock qualification service): what they take is a few
 /// hundred bytes, so a few KiB is room enough and a hostile body costs nothing.
 pub const SMALL_BODY: usize = 16 << 10;
-/// The body limit of the operator's page forms (a campaign's schedule is TOML text).
-pub const FORM_BODY: usize = 1 << 20;
+/// The body limit of the operator's page forms: the largest is a campaign's schedule (TOML text
+/// of a few KiB). Only read once the operator's session was found ([`crate::pages`]).
+pub const FORM_BODY: usize = 64 << 10;
+
+/// How many request deadlines an operator API request may take ([`Limits::operator_deadline`]).
+pub const OPERATOR_DEADLINE_FACTOR: u32 = 10;
 
 /// The time and size limits of the server's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,17 @@ impl Limits {
     /// The deadline of a whole request (answered 408 `request_timeout`).
     pub fn request_deadline(&self) -> TimeoutLayer {
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, self.request_timeout)
+    }
+
+    /// The deadline of an operator API request, whose body may be 64 MiB (an institution list
+    /// of every site): [`OPERATOR_DEADLINE_FACTOR`] times the request deadline. Package uploads,
+    /// which may take longer still, are limited by the pause between their chunks instead.
+    pub fn operator_deadline(&self) -> TimeoutLayer {
+        TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            self.request_timeout
+                .saturating_mul(OPERATOR_DEADLINE_FACTOR),
+        )
     }
 
     /// The limit on the pause between two chunks of a request body.

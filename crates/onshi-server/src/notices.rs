@@ -63,6 +63,52 @@ pub fn backoff(attempts: u32) -> SignedDuration {
     SignedDuration::from_mins(minutes.min(60))
 }
 
+/// The most attempts a mail gets: with [`backoff`], about a day of retries (a relay down
+/// overnight), after which the mail is given up instead of retried hourly for ever.
+pub const MAX_ATTEMPTS: u32 = 24;
+
+/// Why a send failed, and whether trying again could help.
+#[derive(Debug)]
+struct SendFailure {
+    why: String,
+    /// The relay refused the mail for good (an SMTP 5xx answer), or the mail cannot be made
+    /// (an address that does not parse): another attempt would fail the same way.
+    permanent: bool,
+}
+
+/// Whether the relay refused this mail itself for good: a permanent answer of the mail-system
+/// kind (55x: no such mailbox, not allowed, …). A permanent refusal of the session — a wrong
+/// password (535), TLS or authentication required (530) — is the relay's configuration, which
+/// the operator fixes: those mails are retried, not given up.
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::Category;
+    e.is_permanent()
+        && e.status()
+            .is_some_and(|code| code.category == Category::MailSystem)
+}
+
+impl SendFailure {
+    fn transient(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            permanent: false,
+        }
+    }
+}
+
+/// After a failed delivery that was attempt number `attempts`: when to try again, or `None`
+/// to give the mail up (a permanent failure, or the last of [`MAX_ATTEMPTS`]).
+pub fn next_attempt(failed: Timestamp, attempts: u32, permanent: bool) -> Option<Timestamp> {
+    if permanent || attempts >= MAX_ATTEMPTS {
+        return None;
+    }
+    Some(
+        failed
+            .checked_add(backoff(attempts.saturating_sub(1)))
+            .unwrap_or(failed),
+    )
+}
+
 /// Starts the worker; refuses a relay it could not send through ([`Relay::transport`]).
 pub fn spawn(state: AppState, transport: Transport, from: Mailbox) -> Result<(), RelayError> {
     let outlet = match transport {
@@ -335,7 +381,11 @@ impl Sender {
         let sign_in = sign_in_section(state, mail).await;
         let sent = tokio::time::timeout(SEND_TIMEOUT, self.send(mail, claimed, sign_in.as_deref()))
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {SEND_TIMEOUT:?}")));
+            .unwrap_or_else(|_| {
+                Err(SendFailure::transient(format!(
+                    "no answer within {SEND_TIMEOUT:?}"
+                )))
+            });
         match sent {
             Ok(()) => {
                 tracing::info!(to = %mail.recipient(), "notice sent");
@@ -351,22 +401,36 @@ impl Sender {
                     })
                     .await
             }
-            Err(why) => {
+            Err(SendFailure { why, permanent }) => {
                 let failed = state.now();
-                let retry = failed
-                    .checked_add(backoff(mail.attempts()))
-                    .unwrap_or(failed);
-                tracing::warn!(error = %why, attempts = mail.attempts() + 1, retry_at = %retry, "notice not sent; will retry");
+                let attempts = mail.attempts().saturating_add(1);
                 state.metrics.mail_failed();
-                state
-                    .db(move |s| {
-                        if operator {
-                            s.operator_mail_failed(id, &why, retry)
-                        } else {
-                            s.mail_failed(id, &why, retry)
-                        }
-                    })
-                    .await
+                match next_attempt(failed, attempts, permanent) {
+                    Some(retry) => {
+                        tracing::warn!(error = %why, attempts, retry_at = %retry, "notice not sent; will retry");
+                        state
+                            .db(move |s| {
+                                if operator {
+                                    s.operator_mail_failed(id, &why, retry)
+                                } else {
+                                    s.mail_failed(id, &why, retry)
+                                }
+                            })
+                            .await
+                    }
+                    None => {
+                        tracing::error!(error = %why, attempts, permanent, to = %mail.recipient(), "notice given up: it will not be tried again");
+                        state
+                            .db(move |s| {
+                                if operator {
+                                    s.operator_mail_given_up(id, &why, failed)
+                                } else {
+                                    s.mail_given_up(id, &why, failed)
+                                }
+                            })
+                            .await
+                    }
+                }
             }
         }
     }
@@ -376,20 +440,29 @@ impl Sender {
         mail: &Outgoing,
         now: Timestamp,
         sign_in: Option<&str>,
-    ) -> Result<(), String> {
-        let message = message(&self.from, mail, now, sign_in)?;
+    ) -> Result<(), SendFailure> {
+        let message = message(&self.from, mail, now, sign_in).map_err(|why| SendFailure {
+            why,
+            permanent: true,
+        })?;
         match &self.outlet {
-            Outlet::Smtp { relay, transport } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("SMTP {relay}: {e}")),
+            Outlet::Smtp { relay, transport } => {
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SendFailure {
+                        why: format!("SMTP {relay}: {e}"),
+                        permanent: refused_for_good(&e),
+                    })
+            }
             Outlet::Files(dir) => {
                 let name = mail.file_name();
                 let (dir, bytes) = (dir.clone(), message.formatted());
                 tokio::task::spawn_blocking(move || write_eml(&dir, &name, &bytes))
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| SendFailure::transient(e.to_string()))?
+                    .map_err(SendFailure::transient)
             }
         }
     }
@@ -456,6 +529,29 @@ fn write_eml(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_is_given_up_on_a_permanent_refusal_or_after_its_last_attempt() {
+        let failed: Timestamp = "2026-01-19T01:00:00Z".parse().expect("instant");
+        assert_eq!(
+            next_attempt(failed, 1, false),
+            Some("2026-01-19T01:01:00Z".parse().expect("instant"))
+        );
+        assert_eq!(
+            next_attempt(failed, 3, false),
+            Some("2026-01-19T01:04:00Z".parse().expect("instant"))
+        );
+        assert!(next_attempt(failed, MAX_ATTEMPTS - 1, false).is_some());
+        assert_eq!(next_attempt(failed, MAX_ATTEMPTS, false), None);
+        assert_eq!(next_attempt(failed, 1, true), None);
+        // About a day of retries before the last.
+        let mut at = failed;
+        for attempts in 1..MAX_ATTEMPTS {
+            at = next_attempt(at, attempts, false).expect("retried");
+        }
+        let hours = at.duration_since(failed).as_hours();
+        assert!((18..=30).contains(&hours), "{hours} h of retries");
+    }
 
     #[test]
     fn back_off_doubles_to_an_hour() {

@@ -81,6 +81,7 @@ pub fn mail_summary(s: &MailSummary) -> admin::MailSummary {
         sent: s.sent,
         pending: s.pending,
         retrying: s.retrying,
+        gave_up: s.gave_up,
         by_kind: s
             .by_kind
             .iter()

@@ -703,7 +703,7 @@ async fn behind_nginx_an_authorised_download_is_an_accel_redirect_and_nothing_el
             [format!("{PREFIX}{}/{terminal_sha}", &terminal_sha[..2]).as_str()]
         );
         assert_eq!(h["etag"], format!("\"{terminal_sha}\"").as_str());
-        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["cache-control"], "max-age=31536000, immutable");
         assert_eq!(h["accept-ranges"], "bytes");
         assert!(h.get("content-range").is_none());
         assert!(r.bytes().await.expect("body").is_empty());

@@ -9,7 +9,9 @@ use onshi_api::institution::BillingNotices;
 use onshi_core::deployment::DeploymentEvent as E;
 use onshi_core::notice::NoticeKind;
 use onshi_core::offer::{Action, CampaignAction};
-use onshi_testkit::smtp::{smtp_listener, smtp_listener_stalling_first, smtp_server};
+use onshi_testkit::smtp::{
+    smtp_listener, smtp_listener_refusing, smtp_listener_stalling_first, smtp_server,
+};
 use onshi_testkit::trace::{self, Spans};
 use onshi_testkit::{
     CAMPAIGN, TestApp, spawn_app_with_smtp, terminal_campaign, wait_for, wait_until,
@@ -250,6 +252,45 @@ async fn a_mail_that_could_not_be_sent_is_retried_and_delivered_once_when_smtp_i
     let s = summary(&app).await;
     assert_eq!(s.sent, 1, "{s:?}");
     assert_eq!(s.pending, 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_the_relay_refuses_for_good_is_given_up_after_one_attempt_and_shown_to_the_operator()
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("smtp://{}", listener.local_addr().expect("addr"));
+    // The site's address does not exist at the relay: 550, a permanent refusal.
+    let inbox = smtp_listener_refusing(listener, "sapporo@").await;
+    let app = activated(Some(url)).await;
+    wait_until("the announcement given up", async || {
+        summary(&app).await.gave_up == 1
+    })
+    .await;
+    let s = summary(&app).await;
+    assert_eq!((s.sent, s.pending, s.retrying), (0, 0, 0), "{s:?}");
+    let listed: Vec<Mail> = app
+        .expect_as(app.admin(Method::GET, "/api/v1/admin/notices"), 200)
+        .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].attempts, 1, "one attempt, not retried");
+    assert!(listed[0].sent_at.is_none());
+    assert!(
+        listed[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("550")),
+        "{listed:?}"
+    );
+    // Hours later it is still given up: the later rounds never sent it (the relay would have
+    // refused it again, and the attempt would be counted).
+    app.set_clock("2026-01-19T14:00:00+09:00").await;
+    let spans = trace::spans();
+    planned_at(&app, &spans, "2026-01-19T14:10:00+09:00").await;
+    let listed: Vec<Mail> = app
+        .expect_as(app.admin(Method::GET, "/api/v1/admin/notices"), 200)
+        .await;
+    assert_eq!(listed[0].attempts, 1, "{listed:?}");
+    assert!(inbox.mails().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

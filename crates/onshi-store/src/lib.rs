@@ -79,6 +79,10 @@ pub struct EnrolRules<'a> {
     /// At most this many devices of the kind, not revoked: terminals of the site, or card
     /// readers of the terminal. `0`: no cap.
     pub cap: u32,
+    /// At most this many devices of the kind at the whole site, not revoked, whoever their
+    /// parent: card readers, whose terminals each have their own `cap`, so that a site's
+    /// readers (which hold download slots too) stay bounded. `0`: no cap.
+    pub site_cap: u32,
 }
 
 /// Why an enrolment was refused.
@@ -407,13 +411,19 @@ pub struct MailSummary {
     pub pending: u64,
     /// Pending mails that failed at least once.
     pub retrying: u64,
+    /// Mails given up: never sent, never tried again (neither sent nor pending).
+    pub gave_up: u64,
     pub by_kind: std::collections::BTreeMap<NoticeKind, MailCount>,
 }
 
 impl MailSummary {
-    /// Adds `n` mails of `kind`, sent or not, tried or not.
-    pub fn add(&mut self, kind: NoticeKind, sent: bool, tried: bool, n: i64) {
+    /// Adds `n` mails of `kind`, sent or not, tried or not, given up or not.
+    pub fn add(&mut self, kind: NoticeKind, sent: bool, tried: bool, gave_up: bool, n: i64) {
         let n = u64::try_from(n).unwrap_or(0);
+        if gave_up && !sent {
+            self.gave_up += n;
+            return;
+        }
         let c = self.by_kind.entry(kind).or_default();
         if sent {
             c.sent += n;
@@ -505,6 +515,14 @@ pub trait Store: Send + Sync + 'static {
     /// query, without stalling the async worker. ([`Store::record_contact`] only buffers.)
     fn reads_from_memory(&self) -> bool {
         false
+    }
+
+    /// The device of a token hash if this store has it in memory, without touching the
+    /// database: what an async worker may ask ([`Store::reads_from_memory`]). `None` means
+    /// "not in memory" (unknown, or not looked up yet): ask [`Store::device_by_token`] off the
+    /// async workers.
+    fn remembered_device(&self, _token_hash: &str) -> Option<Device> {
+        None
     }
 
     /// A server setting (e.g. the operator token's hash).
@@ -792,6 +810,9 @@ pub trait Store: Send + Sync + 'static {
     fn mail_sent(&self, id: i64, at: Timestamp) -> Result<()>;
     /// Records a failed attempt; the mail is retried at `retry_at`.
     fn mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// Records a last failed attempt: the mail can never be sent (a permanent refusal, or too
+    /// many attempts) and no claim takes it again; [`MailSummary::gave_up`] counts it.
+    fn mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()>;
     /// Counts of sent and pending mails.
     fn mail_summary(&self) -> Result<MailSummary>;
     /// The newest mails, optionally of one site, newest first.
@@ -848,6 +869,8 @@ pub trait Store: Send + Sync + 'static {
     fn operator_mail_sent(&self, id: i64, at: Timestamp) -> Result<()>;
     /// Records a failed attempt; the mail is retried at `retry_at`.
     fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()>;
+    /// Records a last failed attempt of an operator mail (as [`Store::mail_given_up`]).
+    fn operator_mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()>;
     /// A campaign's operator mails, oldest first.
     fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>>;
 

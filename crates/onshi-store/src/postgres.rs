@@ -323,7 +323,8 @@ static SQL_3: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE outbox SET next_attempt_at = $2
                      WHERE id IN (SELECT id FROM outbox
-                                  WHERE sent_at IS NULL AND next_attempt_at <= $1
+                                  WHERE sent_at IS NULL AND gave_up_at IS NULL
+                                    AND next_attempt_at <= $1
                                   ORDER BY next_attempt_at, id LIMIT $3
                                   FOR UPDATE SKIP LOCKED)
                      RETURNING {MAIL_COLS}"
@@ -528,6 +529,10 @@ impl Store for PostgresStore {
     /// once read, and a miss reads the database without stalling the caller's async worker.
     fn reads_from_memory(&self) -> bool {
         self.cache.is_live()
+    }
+
+    fn remembered_device(&self, token_hash: &str) -> Option<Device> {
+        self.cache.device(token_hash)
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -842,12 +847,12 @@ impl Store for PostgresStore {
         // The site's row is locked to the commit, so two replicas enrolling at one site at once
         // count and check one after the other.
         let site = match rules.key_hash {
-            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            // A key without an expiry or a use count (NULL) is refused: migration 0011 gave the
+            // keys issued before both existed a week and one use.
             Some(key) => tx.query_opt(
                 "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
                  WHERE code = $1 AND enrollment_key_hash = $2
-                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > $3)
-                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)
+                   AND enrollment_key_expires_at > $3 AND enrollment_key_uses_left > 0
                  RETURNING code",
                 &[&code, &key, &at_text],
             )?,
@@ -884,6 +889,17 @@ impl Store for PostgresStore {
                 )?,
             };
             if row.try_get::<_, i64>(0)? >= i64::from(rules.cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
+        if rules.site_cap > 0 {
+            // The site's row is locked (above): replicas count one after the other.
+            let row = tx.query_one(
+                "SELECT COUNT(*) FROM devices WHERE institution_code = $1 AND kind = $2
+                   AND revoked_at IS NULL",
+                &[&code, &d.kind.slug()],
+            )?;
+            if row.try_get::<_, i64>(0)? >= i64::from(rules.site_cap) {
                 return Err(EnrolRefusal::Full.into());
             }
         }
@@ -1700,10 +1716,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, gave_up_at = $3
+             WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(at)],
+        )?;
+        Ok(())
+    }
+
     fn mail_summary(&self) -> Result<MailSummary> {
         let rows = self.conn()?.query(
-            "SELECT kind, sent_at IS NOT NULL, attempts > 0, COUNT(*) FROM outbox
-             GROUP BY kind, sent_at IS NOT NULL, attempts > 0",
+            "SELECT kind, sent_at IS NOT NULL, attempts > 0, gave_up_at IS NOT NULL, COUNT(*)
+             FROM outbox GROUP BY 1, 2, 3, 4",
             &[],
         )?;
         let mut out = MailSummary::default();
@@ -1711,7 +1736,13 @@ impl Store for PostgresStore {
             let kind: String = r.try_get(0)?;
             let kind =
                 NoticeKind::parse(&kind).ok_or_else(|| corrupt(format!("notice kind {kind}")))?;
-            out.add(kind, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            out.add(
+                kind,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            );
         }
         Ok(out)
     }
@@ -1785,6 +1816,15 @@ impl Store for PostgresStore {
 
     fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
         self.operator_mail_failed_impl(id, error, retry_at)
+    }
+
+    fn operator_mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE operator_outbox SET attempts = attempts + 1, last_error = $2,
+                gave_up_at = $3 WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &error, &db_time(at)],
+        )?;
+        Ok(())
     }
 
     fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>> {

@@ -310,6 +310,15 @@ impl Store for SqliteStore {
         true
     }
 
+    fn remembered_device(&self, token_hash: &str) -> Option<Device> {
+        self.identities
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_hash
+            .get(token_hash)
+            .cloned()
+    }
+
     fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
@@ -595,12 +604,12 @@ impl Store for SqliteStore {
         let code = d.institution.to_string();
         let at_text = db_time(at);
         if let Some(key) = rules.key_hash {
-            // A key issued before expiry and uses existed (NULL) keeps working until replaced.
+            // A key without an expiry or a use count (NULL) is refused: migration 0011 gave the
+            // keys issued before both existed a week and one use.
             let used = tx.execute(
                 "UPDATE institutions SET enrollment_key_uses_left = enrollment_key_uses_left - 1
                  WHERE code = ?1 AND enrollment_key_hash = ?2
-                   AND (enrollment_key_expires_at IS NULL OR enrollment_key_expires_at > ?3)
-                   AND (enrollment_key_uses_left IS NULL OR enrollment_key_uses_left > 0)",
+                   AND enrollment_key_expires_at > ?3 AND enrollment_key_uses_left > 0",
                 params![code, key, at_text],
             )?;
             if used == 0 {
@@ -634,6 +643,17 @@ impl Store for SqliteStore {
                 )?,
             };
             if count >= i64::from(rules.cap) {
+                return Err(EnrolRefusal::Full.into());
+            }
+        }
+        if rules.site_cap > 0 {
+            let count: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM devices WHERE institution_code = ?1 AND kind = ?2
+                   AND revoked_at IS NULL",
+                params![code, d.kind.slug()],
+                |r| r.get(0),
+            )?;
+            if count >= i64::from(rules.site_cap) {
                 return Err(EnrolRefusal::Full.into());
             }
         }
@@ -1449,7 +1469,8 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "UPDATE outbox SET next_attempt_at = ?2
-             WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE sent_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {MAIL_COLS}"
         ))?;
@@ -1483,11 +1504,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, gave_up_at = ?3
+                 WHERE id = ?1 AND sent_at IS NULL",
+            )?
+            .execute(params![id, error, db_time(at)])?;
+        Ok(())
+    }
+
     fn mail_summary(&self) -> Result<MailSummary> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT kind, sent_at IS NOT NULL, attempts > 0, COUNT(*) FROM outbox
-             GROUP BY kind, sent_at IS NOT NULL, attempts > 0",
+            "SELECT kind, sent_at IS NOT NULL, attempts > 0, gave_up_at IS NOT NULL, COUNT(*)
+             FROM outbox GROUP BY 1, 2, 3, 4",
         )?;
         let rows = stmt
             .query_map([], |r| {
@@ -1495,26 +1526,16 @@ impl Store for SqliteStore {
                     r.get::<_, String>(0)?,
                     r.get::<_, bool>(1)?,
                     r.get::<_, bool>(2)?,
-                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut out = MailSummary::default();
-        for (kind, sent, tried, n) in rows {
+        for (kind, sent, tried, gave_up, n) in rows {
             let kind =
                 NoticeKind::parse(&kind).ok_or_else(|| corrupt(format!("notice kind {kind}")))?;
-            let n = u64::try_from(n).unwrap_or(0);
-            let c = out.by_kind.entry(kind).or_default();
-            if sent {
-                c.sent += n;
-                out.sent += n;
-            } else {
-                c.pending += n;
-                out.pending += n;
-                if tried {
-                    out.retrying += n;
-                }
-            }
+            out.add(kind, sent, tried, gave_up, n);
         }
         Ok(out)
     }
@@ -1591,6 +1612,16 @@ impl Store for SqliteStore {
 
     fn operator_mail_failed(&self, id: i64, error: &str, retry_at: Timestamp) -> Result<()> {
         self.operator_mail_failed_impl(id, error, retry_at)
+    }
+
+    fn operator_mail_given_up(&self, id: i64, error: &str, at: Timestamp) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE operator_outbox SET attempts = attempts + 1, last_error = ?2,
+                    gave_up_at = ?3 WHERE id = ?1 AND sent_at IS NULL",
+            )?
+            .execute(params![id, error, db_time(at)])?;
+        Ok(())
     }
 
     fn operator_mails(&self, campaign: &str) -> Result<Vec<OperatorMail>> {

@@ -872,6 +872,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let rules = EnrolRules {
         key_hash: Some("key-1"),
         cap: 0,
+        site_cap: 0,
     };
     let terminal = |n: u32| NewDevice {
         serial: format!("T{n}"),
@@ -888,6 +889,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let wrong = EnrolRules {
         key_hash: Some("not-the-key"),
         cap: 0,
+        site_cap: 0,
     };
     assert_eq!(
         fx.try_enrol(&terminal(2), &wrong, at(0)),
@@ -906,6 +908,7 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     let rules = EnrolRules {
         key_hash: Some("key-2"),
         cap: 0,
+        site_cap: 0,
     };
     assert_eq!(
         fx.try_enrol(&terminal(3), &rules, at(60)),
@@ -920,12 +923,60 @@ fn an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires(b: &B
     ));
 }
 
+/// Migration 0011: a key issued before expiry and uses existed (both NULL, as 0004 left it) gets
+/// a week from the migration and one use, and is refused after either.
+fn a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use(b: &Backend) {
+    let fx = Fixture::new(b);
+    let site = fx.site(13, Clinic, 1);
+    fx.store
+        .set_enrollment_key(site.code, "old-key", at(60), 5)
+        .expect("key stored");
+    drop(fx);
+    // The key as migration 0004 left one issued before it, and 0011 not yet applied (its
+    // columns dropped, its record deleted).
+    b.execute_batch(
+        "UPDATE institutions SET enrollment_key_expires_at = NULL, enrollment_key_uses_left = NULL;
+         ALTER TABLE outbox DROP COLUMN gave_up_at;
+         ALTER TABLE operator_outbox DROP COLUMN gave_up_at;
+         DELETE FROM refinery_schema_history WHERE version = 11;",
+    );
+    let fx = Fixture::new(b);
+    assert_eq!(
+        b.integers("SELECT enrollment_key_uses_left FROM institutions"),
+        vec![1]
+    );
+    let rules = EnrolRules {
+        key_hash: Some("old-key"),
+        cap: 0,
+        site_cap: 0,
+    };
+    let terminal = |n: u32| NewDevice {
+        serial: format!("T{n}"),
+        token_hash: format!("token-{n}"),
+        ..Fixture::terminal_of(&site)
+    };
+    let years_later: Timestamp = "2100-01-01T00:00:00Z".parse().expect("instant");
+    assert_eq!(
+        fx.try_enrol(&terminal(1), &rules, years_later),
+        Err(EnrolRefusal::Key),
+        "it expires"
+    );
+    let now = Timestamp::now();
+    assert!(fx.try_enrol(&terminal(1), &rules, now).is_ok());
+    assert_eq!(
+        fx.try_enrol(&terminal(2), &rules, now),
+        Err(EnrolRefusal::Key),
+        "one use"
+    );
+}
+
 fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Backend) {
     let fx = Fixture::new(b);
     let site = fx.site(13, Clinic, 1);
     let cap = |n| EnrolRules {
         key_hash: None,
         cap: n,
+        site_cap: 0,
     };
     let terminal = |n: u32| NewDevice {
         serial: format!("T{n}"),
@@ -962,6 +1013,31 @@ fn a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers(b: &Back
     assert_eq!(
         fx.try_enrol(&reader(2), &cap(1), at(2)),
         Err(EnrolRefusal::Full)
+    );
+
+    // The site's cap of readers holds across its terminals: terminal 3 may have readers of its
+    // own, but not more than the site's two in all.
+    let terminal_3 = fx
+        .store
+        .device_by_token("token-3")
+        .expect("read")
+        .expect("enrolled");
+    let site_cap = EnrolRules {
+        key_hash: None,
+        cap: 4,
+        site_cap: 2,
+    };
+    let reader_of_3 = |n: u32| NewDevice {
+        serial: format!("R3-{n}"),
+        token_hash: format!("reader-3-{n}"),
+        ..Fixture::reader_of(&terminal_3, Vendor::Canon)
+    };
+    fx.try_enrol(&reader_of_3(1), &site_cap, at(3))
+        .expect("the site's second reader");
+    assert_eq!(
+        fx.try_enrol(&reader_of_3(2), &site_cap, at(3)),
+        Err(EnrolRefusal::Full),
+        "a third reader at the site"
     );
 }
 
@@ -2060,6 +2136,53 @@ fn silent_devices_of_a_site_range_follow_the_silence_rule(b: &Backend) {
     );
 }
 
+/// A mail given up (a permanent refusal, or its last attempt) is never claimed again, counted
+/// apart from the sent and pending ones, and keeps why.
+fn a_mail_given_up_is_never_claimed_again_and_counted_apart(b: &Backend) {
+    let fx = Fixture::new(b);
+    fx.rollout();
+    let site = Fixture::institution(13, Clinic, 1);
+    let mail = |key: &'static str| NewMail {
+        campaign: CAMPAIGN,
+        institution: site.code,
+        kind: NoticeKind::RestartRequired,
+        key,
+        recipient: "it-1@example.jp",
+        subject: "再起動してください",
+        body: "本文",
+        at: at(0),
+    };
+    assert!(fx.store.enqueue_mail(&mail("2026-01-20")).expect("plan"));
+    assert!(fx.store.enqueue_mail(&mail("2026-01-21")).expect("plan"));
+    let claimed = fx.store.claim_mails(at(1), at(11), 10).expect("claim");
+    assert_eq!(claimed.len(), 2);
+    fx.store
+        .mail_given_up(claimed[0].id, "SMTP 550 no such mailbox", at(2))
+        .expect("given up");
+    fx.store
+        .mail_failed(claimed[1].id, "SMTP 451 try later", at(5))
+        .expect("failed");
+    let s = fx.store.mail_summary().expect("summary");
+    assert_eq!((s.sent, s.pending, s.retrying, s.gave_up), (0, 1, 1, 1));
+    // Years later only the other one is claimed.
+    let later = fx
+        .store
+        .claim_mails(at(100_000), at(100_010), 10)
+        .expect("claim");
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].id, claimed[1].id);
+    let listed = fx.store.mails(Some(site.code), 10).expect("listed");
+    let given_up = listed
+        .iter()
+        .find(|m| m.id == claimed[0].id)
+        .expect("listed");
+    assert_eq!(given_up.attempts, 1);
+    assert_eq!(
+        given_up.last_error.as_deref(),
+        Some("SMTP 550 no such mailbox")
+    );
+}
+
 fn a_mail_is_planned_once_per_key_claimed_retried_and_sent_once(b: &Backend) {
     let fx = Fixture::new(b);
     fx.rollout();
@@ -2698,6 +2821,7 @@ suite! {
     enrolling_an_enrolled_serial_again_is_refused_and_the_first_token_keeps_working,
     a_revoked_device_loses_its_token_readers_and_slot_and_only_then_enrols_again,
     an_enrolment_key_is_used_up_after_its_uses_and_refused_after_it_expires,
+    a_key_issued_before_expiry_and_uses_existed_gets_a_week_and_one_use,
     a_site_enrols_at_most_its_cap_of_terminals_and_a_terminal_of_readers,
     devices_are_listed_by_their_institution,
     all_devices_come_with_their_institution,
@@ -2750,6 +2874,7 @@ suite! {
     a_device_comes_with_its_open_deployments_by_token_in_one_call,
     site_facts_count_each_sites_devices_by_what_the_site_must_do,
     a_mail_is_planned_once_per_key_claimed_retried_and_sent_once,
+    a_mail_given_up_is_never_claimed_again_and_counted_apart,
     site_facts_come_page_by_page_in_code_order_as_the_whole_list_does,
     mails_are_planned_in_batches_once_per_key_and_their_keys_read_by_site_range,
     silent_devices_of_a_site_range_follow_the_silence_rule,

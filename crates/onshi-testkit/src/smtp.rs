@@ -85,6 +85,20 @@ pub async fn smtp_listener_stalling_first(listener: TcpListener, n: usize) -> In
     .await
 }
 
+/// Refuses for good (`550 5.1.1`, as a relay does for a mailbox that does not exist) every
+/// recipient whose address contains `refused`; accepts the rest. The inbox holds only accepted
+/// mails.
+pub async fn smtp_listener_refusing(listener: TcpListener, refused: &str) -> Inbox {
+    serve(
+        listener,
+        Policy {
+            refuse_rcpt: Some(refused.to_ascii_uppercase()),
+            ..Policy::default()
+        },
+    )
+    .await
+}
+
 /// How a TLS relay secures its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -177,6 +191,8 @@ struct Policy {
     tls: Option<(TlsAcceptor, Security)>,
     /// The only credentials accepted; `None`: no `AUTH` offered or needed.
     login: Option<(String, String)>,
+    /// A recipient containing this (upper case) is refused with a permanent 550.
+    refuse_rcpt: Option<String>,
 }
 
 async fn serve(listener: TcpListener, policy: Policy) -> Inbox {
@@ -279,6 +295,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             "530 5.7.0 must issue a STARTTLS command first\r\n".to_owned()
         } else if upper.starts_with("MAIL") && policy.login.is_some() && user.is_none() {
             "530 5.7.0 authentication required\r\n".to_owned()
+        } else if upper.starts_with("RCPT")
+            && policy
+                .refuse_rcpt
+                .as_ref()
+                .is_some_and(|refused| upper.contains(refused.as_str()))
+        {
+            "550 5.1.1 no such mailbox\r\n".to_owned()
         } else if upper.starts_with("DATA") {
             io.get_mut().write_all(b"354 go ahead\r\n").await.ok()?;
             let mut data = String::new();

@@ -1,9 +1,11 @@
-//! `deploy/nginx.conf` as shipped (ports and paths replaced) in front of two real `onshi serve`
-//! replicas on one PostgreSQL schema started with `--accel-redirect /_onshi/artifacts/`: the
-//! whole API works through it, every download of an artifact is authorised by a replica (the
-//! replicas' logs show each one) and its bytes are sent by nginx, ranges and `If-Range`
-//! included; a request refused by onshi gets no bytes, and nginx's internal location is not
-//! reachable by a client.
+//! `deploy/nginx.conf` as shipped (ports and paths replaced, a self-signed certificate made by
+//! the test) in front of two real `onshi serve` replicas on one PostgreSQL schema started with
+//! `--accel-redirect /_onshi/artifacts/`: the whole API works through its TLS port, every
+//! download of an artifact is authorised by a replica (the replicas' logs show each one) and its
+//! bytes are sent by nginx, ranges and `If-Range` included; a request refused by onshi gets no
+//! bytes, and nginx's internal location is not reachable by a client. A login over TLS gets a
+//! `Secure` cookie (nginx's `X-Forwarded-Proto`), one over the loopback plain-HTTP port does
+//! not; bodies over a location's limit are refused by nginx before any replica sees them.
 //!
 //! Needs nginx and PostgreSQL: outside CI the test is skipped when either is missing; in CI
 //! (`CI=true`) it fails instead, because `.ci/run` installs and starts both.
@@ -92,16 +94,30 @@ fn replica(port: u16, data: &Path, database: &str, log: &Path) -> Killed {
     Killed(child)
 }
 
-/// deploy/nginx.conf with its ports and paths pointed at this test's.
-fn nginx_conf(dir: &Path, listen: u16, replicas: [u16; 2]) -> String {
+/// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`); its PEM.
+fn certificate(dir: &Path) -> String {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let pem = certified.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &pem).expect("cert written");
+    std::fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem()).expect("key written");
+    pem
+}
+
+/// deploy/nginx.conf with its ports and paths pointed at this test's: `tls` for its
+/// `listen 443 ssl`, `listen` for its loopback plain-HTTP port.
+fn nginx_conf(dir: &Path, tls: u16, listen: u16, replicas: [u16; 2]) -> String {
     let shipped = include_str!("../../../deploy/nginx.conf");
     let d = dir.display();
     let mut conf = shipped.to_owned();
     for (from, to) in [
+        ("listen 443 ssl", format!("listen 127.0.0.1:{tls} ssl")),
         (
             "listen 127.0.0.1:8080",
             format!("listen 127.0.0.1:{listen}"),
         ),
+        ("/etc/onshi/tls/fullchain.pem", format!("{d}/cert.pem")),
+        ("/etc/onshi/tls/privkey.pem", format!("{d}/key.pem")),
         (
             "server 127.0.0.1:8081",
             format!("server 127.0.0.1:{}", replicas[0]),
@@ -171,8 +187,9 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
         replica(ports[0], &dir.join("data"), &schema.url, &logs[0]),
         replica(ports[1], &dir.join("data"), &schema.url, &logs[1]),
     ];
-    let listen = free_port();
-    std::fs::write(dir.join("nginx.conf"), nginx_conf(dir, listen, ports)).expect("conf");
+    let (tls, listen) = (free_port(), free_port());
+    let cert_pem = certificate(dir);
+    std::fs::write(dir.join("nginx.conf"), nginx_conf(dir, tls, listen, ports)).expect("conf");
     let _nginx = Killed(
         Command::new(nginx)
             .arg("-p")
@@ -187,11 +204,57 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
             .expect("nginx starts"),
     );
     wait_listening(listen).await;
+    wait_listening(tls).await;
 
-    // The operator's set-up, through nginx.
-    let client = Client::new();
-    let root = format!("http://127.0.0.1:{listen}");
+    // Everything below goes through nginx's TLS port, as devices and the operator do.
+    let client = Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem certificate"),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let root = format!("https://127.0.0.1:{tls}");
+    let plain_root = format!("http://127.0.0.1:{listen}");
     let base = format!("{root}/api/v1");
+    // The operator's page login: over TLS the cookie is Secure (nginx says `https`), over the
+    // loopback plain port it is not.
+    for (at, secure) in [(&root, true), (&plain_root, false)] {
+        let login = client
+            .post(format!("{at}/operator/login"))
+            .form(&[("token", TOKEN)])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(login.status(), StatusCode::SEE_OTHER, "{at}");
+        let cookie = login.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(cookie.contains("; Secure"), secure, "{at}: {cookie}");
+    }
+    // Bodies over a location's limit: refused by nginx, unread by any replica (16 KiB for the
+    // open and device routes, 64 KiB for the operator's forms).
+    for (path, size) in [
+        ("/api/v1/enroll", 20 << 10),
+        ("/site/login", 20 << 10),
+        ("/operator/campaigns", 100 << 10),
+    ] {
+        let r = client
+            .post(format!("{root}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(vec![b'a'; size])
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        // nginx's own HTML page, not onshi's JSON `body_too_large`.
+        let text = r.text().await.expect("body");
+        assert!(
+            text.contains("413 Request Entity Too Large"),
+            "{path}: {text}"
+        );
+    }
     // What a load balancer and Prometheus ask, through nginx.
     assert_eq!(
         call(client.get(format!("{root}/readyz")), 200).await,
@@ -317,7 +380,7 @@ async fn nginx_sends_the_artifacts_onshi_authorises() {
         assert_eq!(r.status(), StatusCode::OK);
         let h = r.headers();
         assert_eq!(h["etag"], format!("\"{sha}\"").as_str());
-        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(h["cache-control"], "max-age=31536000, immutable");
         assert!(h.get("x-accel-redirect").is_none(), "{h:?}");
         assert_eq!(r.bytes().await.expect("body"), package);
     }

@@ -386,3 +386,120 @@ fn an_operator_token_under_32_characters_is_refused_and_a_generated_one_never_pr
     assert!(printed.contains("operator-token"), "{printed}");
     assert!(!printed.contains(token) && !logged.contains(token));
 }
+
+/// Reads the head of the server's answer (up to the empty line), without waiting for the
+/// connection to close.
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no answer: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Logs in on the operator's page; answers the session cookie (`name=value`).
+fn operator_cookie(server: &Serve, runtime: &tokio::runtime::Runtime) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    runtime.block_on(async {
+        let login = client
+            .post(format!("{}/operator/login", server.url))
+            .form(&[("token", onshi_testkit::OPERATOR_TOKEN)])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
+        let cookie = login.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .expect("ascii");
+        cookie.split(';').next().expect("name=value").to_owned()
+    })
+}
+
+#[test]
+fn operator_forms_are_refused_before_their_body_without_a_session_and_have_a_deadline_with_one() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let schema = test_schema();
+    let server = serve(
+        data.path(),
+        schema.as_ref(),
+        &["--request-timeout", "1", "--body-timeout", "30"],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+
+    // No session: 403 at once, while the promised body has not been sent at all.
+    for path in ["/operator/campaigns", "/operator/releases"] {
+        let mut stream = connect(&server);
+        stream
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: onshi\r\n\
+                     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("write");
+        let head = read_head(&mut stream);
+        assert!(head.starts_with("HTTP/1.1 403"), "{path}: {head}");
+    }
+
+    let cookie = operator_cookie(&server, &runtime);
+    // With the session, a form over the forms' 64 KiB is refused unread.
+    let mut stream = connect(&server);
+    stream
+        .write_all(
+            format!(
+                "POST /operator/campaigns HTTP/1.1\r\nHost: onshi\r\nCookie: {cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 70000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    // With the session, a form whose body stalls is answered 408 by the 1 s request deadline,
+    // long before the 30 s allowed between two chunks.
+    let mut stream = connect(&server);
+    let started = Instant::now();
+    stream
+        .write_all(
+            format!(
+                "POST /operator/campaigns HTTP/1.1\r\nHost: onshi\r\nCookie: {cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ncsrf="
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    let (answer, closed) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let took = closed - started;
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "answered after {took:?}, not after the 1 s request deadline"
+    );
+
+    // The device API's deadline too (the same stall on an open route).
+    let mut stream = connect(&server);
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /api/v1/enroll HTTP/1.1\r\nHost: onshi\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"serial\":",
+        )
+        .expect("write");
+    let (answer, closed) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let took = closed - started;
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "answered after {took:?}, not after the 1 s request deadline"
+    );
+}

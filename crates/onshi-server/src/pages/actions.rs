@@ -19,8 +19,9 @@ use serde::Deserialize;
 use super::operator::{operator_session, to_login};
 use super::{PageError, href, lang_of, layout, when};
 use crate::attachment;
+use crate::error::ApiError;
 use crate::services::campaigns::load_campaign;
-use crate::services::devices::campaign_device_rows;
+use crate::services::devices::{EXPORT_READ_LIMIT, campaign_device_rows, within_export};
 use crate::services::silence::silent_terminals;
 use crate::services::sites::{SiteRow, per_site, sites_csv};
 use crate::state::AppState;
@@ -175,9 +176,12 @@ pub async fn page(
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
     let rows = match f.need {
-        Need::Silent => silent_terminals(&state, &record, f.store_filter(u32::MAX, 0)).await,
-        _ => campaign_device_rows(&state, &record, f.store_filter(u32::MAX, 0)).await,
+        Need::Silent => {
+            silent_terminals(&state, &record, f.store_filter(EXPORT_READ_LIMIT, 0)).await
+        }
+        _ => campaign_device_rows(&state, &record, f.store_filter(EXPORT_READ_LIMIT, 0)).await,
     }
+    .and_then(within_export)
     .map_err(|e| PageError::from_api(e, lang))?;
     let devices_total = rows.len();
     // Each site once, in code order, then the page: the operator calls sites, not devices.
@@ -344,11 +348,12 @@ pub async fn csv(
     let record = load_campaign(&state, id)
         .await
         .map_err(|e| PageError::from_api(e, lang))?;
-    let filter = f.store_filter(u32::MAX, 0);
+    let filter = f.store_filter(EXPORT_READ_LIMIT, 0);
     let rows = match f.need {
         Need::Silent => silent_terminals(&state, &record, filter).await,
         _ => campaign_device_rows(&state, &record, filter).await,
     }
+    .and_then(within_export)
     .map_err(|e| PageError::from_api(e, lang))?;
     let sites = per_site(&state, &record, rows)
         .await
@@ -357,7 +362,12 @@ pub async fn csv(
         Need::Silent => onshi_core::silence::checks(lang).to_vec(),
         _ => Vec::new(),
     };
-    let bytes = sites_csv(&sites, &checks, lang).map_err(|e| PageError::from_api(e, lang))?;
+    // Writing up to the whole fleet's rows is CPU work: off the async workers.
+    let bytes = tokio::task::spawn_blocking(move || sites_csv(&sites, &checks, lang))
+        .await
+        .map_err(|e| ApiError::internal(format!("the CSV export failed: {e}")))
+        .and_then(|written| written)
+        .map_err(|e| PageError::from_api(e, lang))?;
     Ok(attachment::csv(
         &format!("{}-{}.csv", record.id, f.need.slug()),
         bytes,

@@ -35,6 +35,30 @@ pub fn operator_session(state: &AppState, headers: &HeaderMap) -> Option<Current
         .filter(|c| c.who == Who::Operator)
 }
 
+/// Refuses a form post (anything but `GET` and `HEAD`) to the operator's pages that carries no
+/// operator session, 403, before a byte of its body is read: without a session the body is
+/// never wanted, so an anonymous client cannot make the server read the forms' bodies. The
+/// handlers still check the session's CSRF token once they have the form.
+pub async fn require_session(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse as _;
+    let reads_nothing = matches!(*request.method(), Method::GET | Method::HEAD);
+    if reads_nothing || operator_session(&state, request.headers()).is_some() {
+        return next.run(request).await;
+    }
+    let lang = lang_of(
+        request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("lang="))),
+    );
+    PageError::forbidden(lang).into_response()
+}
+
 /// The operator's session for a form post: same origin and the session's CSRF token, or 403.
 pub fn operator_post(
     state: &AppState,
@@ -108,7 +132,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    state.may_try_login(&headers, client.ip(), lang)?;
+    state.may_try_login(&headers, client.ip(), crate::logins::Door::Operator, lang)?;
     let token = form.token.trim();
     if token.is_empty() || token.len() > 200 || !secret_matches(token, &state.operator_token_hash) {
         return Ok(login_form(

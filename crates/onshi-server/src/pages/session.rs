@@ -88,12 +88,13 @@ impl AppState {
         &self,
         headers: &HeaderMap,
         client: std::net::IpAddr,
+        door: crate::logins::Door,
         lang: onshi_core::lang::Lang,
     ) -> Result<(), super::PageError> {
         if !same_origin(headers) {
             return Err(super::PageError::forbidden(lang));
         }
-        if !self.logins.allow(client) {
+        if !self.logins.allow(client, door) {
             return Err(super::PageError::too_many_logins(lang));
         }
         Ok(())

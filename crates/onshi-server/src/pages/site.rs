@@ -116,7 +116,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    state.may_try_login(&headers, client.ip(), lang)?;
+    state.may_try_login(&headers, client.ip(), crate::logins::Door::Site, lang)?;
     // The code stays in its field (as typed, at most its ten digits): only the key is retyped.
     let typed: String = form.code.trim().chars().take(10).collect();
     let wrong = || {
@@ -229,7 +229,7 @@ pub async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Result<Response, PageError> {
     let lang = lang_of(form.lang.as_deref());
-    state.may_try_login(&headers, client.ip(), lang)?;
+    state.may_try_login(&headers, client.ip(), crate::logins::Door::Site, lang)?;
     match sign_in::redeem(&state, &form.token)
         .await
         .map_err(|e| PageError::from_api(e, lang))?

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Time;
@@ -26,12 +26,14 @@ use onshi_store::{
 use crate::attachment;
 use crate::auth::Operator;
 use crate::error::{ApiError, ApiResult};
-use crate::json::{ApiJson, ApiQuery};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::services::OPERATOR;
 use crate::services::campaigns::{
     self, CampaignInput, Throttle, change_campaign_status, load_campaign, new_campaign,
 };
-use crate::services::devices::{campaign_device_rows, devices_csv};
+use crate::services::devices::{
+    EXPORT_READ_LIMIT, campaign_device_rows, devices_csv, within_export,
+};
 use crate::services::institutions;
 use crate::services::metadata;
 use crate::services::progress::{self, Progress, progress_of};
@@ -269,7 +271,7 @@ fn parse_code(code: &str) -> ApiResult<InstitutionCode> {
 pub async fn enrollment_key(
     State(state): State<AppState>,
     _: Operator,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<EnrollmentKeyQuery>,
 ) -> ApiResult<Json<EnrollmentKey>> {
     let code = parse_code(&code)?;
@@ -321,7 +323,7 @@ const MAX_KEY_HOURS: u32 = 30 * 24;
 pub async fn revoke_device(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Revoked>> {
     let id: i64 = id
         .parse()
@@ -349,7 +351,7 @@ pub async fn revoke_device(
 pub async fn access_key(
     State(state): State<AppState>,
     _: Operator,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<AccessKey>> {
     let access_key =
         institutions::issue_key(&state, parse_code(&code)?, InstitutionKey::Access).await?;
@@ -452,7 +454,7 @@ pub async fn publish_root(
 pub async fn get_release(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Signed>> {
     let release = state
         .db(move |s| s.release(&id))
@@ -548,7 +550,7 @@ pub async fn list_campaigns(
 pub async fn get_campaign(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<CampaignView>> {
     let record = load_campaign(&state, id).await?;
     Ok(Json(view(&record, &*state.schedule(&record)?, state.now())))
@@ -573,7 +575,7 @@ pub async fn get_campaign(
 pub async fn control_campaign(
     State(state): State<AppState>,
     _: Operator,
-    Path((id, verb)): Path<(String, String)>,
+    ApiPath((id, verb)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
     // Parsed here (not by the extractor) so an unknown verb is a 404 like an unknown route.
     let action = campaigns::action(&verb)?;
@@ -599,7 +601,7 @@ pub async fn control_campaign(
 pub async fn waves(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<onshi_api::admin::WavesView>> {
     let record = load_campaign(&state, id).await?;
     crate::services::waves::view(&state, &record)
@@ -631,7 +633,7 @@ pub async fn waves(
 pub async fn rollback_campaign(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<onshi_api::admin::RollbackRequest>,
 ) -> ApiResult<(StatusCode, Json<onshi_core::waves::RolledBack>)> {
     let done = crate::services::rollback::roll_back(&state, id, req.release_id).await?;
@@ -656,7 +658,7 @@ pub async fn rollback_campaign(
 pub async fn progress(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Progress>> {
     let record = load_campaign(&state, id).await?;
     Ok(Json(progress_of(&state, &record).await?))
@@ -681,7 +683,7 @@ pub async fn progress(
 pub async fn campaign_devices(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DevicesQuery>,
 ) -> ApiResult<Response> {
     let csv_out = q.format == Some(Format::Csv);
@@ -692,22 +694,26 @@ pub async fn campaign_devices(
         kind: q.kind,
         vendor: q.vendor,
         silent: None,
-        limit: q.limit.unwrap_or(if csv_out {
-            u32::MAX
-        } else {
-            onshi_store::DEFAULT_LIMIT
-        }),
+        limit: match (q.limit, csv_out) {
+            (Some(limit), _) => limit.min(EXPORT_READ_LIMIT),
+            (None, true) => EXPORT_READ_LIMIT,
+            (None, false) => onshi_store::DEFAULT_LIMIT,
+        },
         offset: q.offset.unwrap_or(0),
     };
     let record = load_campaign(&state, id).await?;
-    let rows = campaign_device_rows(&state, &record, filter).await?;
+    let rows = within_export(campaign_device_rows(&state, &record, filter).await?)?;
     if !csv_out {
         let rows: Vec<_> = rows.iter().map(wire::listing).collect();
         return Ok(Json(rows).into_response());
     }
+    // Writing up to the whole fleet's rows is CPU work: off the async workers.
+    let bytes = tokio::task::spawn_blocking(move || devices_csv(&rows))
+        .await
+        .map_err(|e| ApiError::internal(format!("the CSV export failed: {e}")))??;
     Ok(attachment::csv(
         &format!("{}-devices.csv", record.id),
-        devices_csv(&rows)?,
+        bytes,
     ))
 }
 

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::device::{
     ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
-    MAX_DETAIL_CHARS, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE, ReaderRequest,
-    ReportRequest, ReportResponse, SelfCheck, Serial,
+    MAX_DETAIL_CHARS, MAX_READERS_PER_SITE, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE,
+    ReaderRequest, ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
@@ -30,7 +30,7 @@ use rand::Rng;
 
 use crate::auth::{DeviceAuth, hash_secret, new_secret, secret_matches};
 use crate::error::{ApiError, ApiResult};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiPath};
 use crate::services::metadata;
 use crate::services::waves;
 use crate::state::AppState;
@@ -96,7 +96,7 @@ pub async fn enroll(
         &state,
         device,
         Some(key_hash),
-        MAX_TERMINALS_PER_SITE,
+        (MAX_TERMINALS_PER_SITE, 0),
         "enroll",
     )
     .await
@@ -143,20 +143,20 @@ pub async fn enroll_reader(
         &state,
         device,
         None,
-        MAX_READERS_PER_TERMINAL,
+        (MAX_READERS_PER_TERMINAL, MAX_READERS_PER_SITE),
         "enroll_reader",
     )
     .await
 }
 
 /// Enrols a device with a new token: refused if its serial is enrolled (only the operator's
-/// revocation frees it), if the site has `cap` devices of its kind (readers: per terminal), or
-/// if the enrolment key (`key_hash`) expired or is used up.
+/// revocation frees it), if the site has `cap` devices of its kind (readers: per terminal) or
+/// `site_cap` readers in all, or if the enrolment key (`key_hash`) expired or is used up.
 async fn enrol(
     state: &AppState,
     mut device: NewDevice,
     key_hash: Option<String>,
-    cap: u32,
+    (cap, site_cap): (u32, u32),
     action: &str,
 ) -> ApiResult<(StatusCode, Json<Enrolled>)> {
     let token = new_secret();
@@ -167,6 +167,7 @@ async fn enrol(
             let rules = EnrolRules {
                 key_hash: key_hash.as_deref(),
                 cap,
+                site_cap,
             };
             Ok((
                 s.enrol_device(&device, &rules, now)?,
@@ -616,7 +617,7 @@ pub async fn report(
 pub async fn manifest(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Path(release_id): Path<String>,
+    ApiPath(release_id): ApiPath<String>,
 ) -> ApiResult<Json<Signed>> {
     let Some((_, record)) = current(&state, &auth).await? else {
         return Err(ApiError::not_found("this device has no open campaign"));
@@ -667,7 +668,7 @@ pub async fn timestamp(
 pub async fn snapshot(
     State(state): State<AppState>,
     _auth: DeviceAuth,
-    Path(version): Path<String>,
+    ApiPath(version): ApiPath<String>,
 ) -> ApiResult<Json<Signed>> {
     let version: u64 = version
         .parse()
@@ -698,7 +699,7 @@ pub async fn snapshot(
 pub async fn artifact(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Path(sha): Path<String>,
+    ApiPath(sha): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let device = &auth.device;
@@ -787,7 +788,7 @@ pub async fn newest_root(State(state): State<AppState>) -> ApiResult<Json<Signed
 )]
 pub async fn root(
     State(state): State<AppState>,
-    Path(version): Path<String>,
+    ApiPath(version): ApiPath<String>,
 ) -> ApiResult<Json<Signed>> {
     let version: u64 = version
         .parse()

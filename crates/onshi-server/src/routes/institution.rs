@@ -3,7 +3,7 @@
 //! 「インストールが完了したかどうか」 check.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use onshi_api::ErrorCode;
 use onshi_api::institution::{BillingNotice, BillingNotices, NoticesQuery, SiteStatus};
@@ -11,6 +11,7 @@ use onshi_core::institution::InstitutionCode;
 
 use crate::auth::bearer;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiPath;
 use crate::services::devices::{access_key_matches, site_status};
 use crate::state::AppState;
 use crate::wire;
@@ -41,7 +42,7 @@ async fn authorise(state: &AppState, headers: &HeaderMap, code: InstitutionCode)
 )]
 pub async fn devices(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<SiteStatus>> {
     let code = InstitutionCode::parse(&code)
@@ -67,7 +68,7 @@ pub async fn devices(
 )]
 pub async fn notices(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     crate::json::ApiQuery(q): crate::json::ApiQuery<NoticesQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<BillingNotices>> {

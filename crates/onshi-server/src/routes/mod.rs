@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// and the mock qualification service take small bodies (refused over
 /// [`limits::SMALL_BODY`] before they are read) and answer within the request deadline; the
 /// operator API, whose credential is checked before its body is read, takes up to
-/// [`MAX_BODY`].
+/// [`MAX_BODY`] within [`Limits::operator_deadline`].
 pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
     // Package uploads are streamed to disk with their own size limit (MAX_PACKAGE per package).
     let uploads = OpenApiRouter::new()
@@ -63,7 +63,8 @@ pub fn api(limits: &Limits) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::notices_summary))
         .routes(routes!(admin::set_clock))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(Limits::body(MAX_BODY));
+        .layer(Limits::body(MAX_BODY))
+        .layer(limits.operator_deadline());
     let mock = OpenApiRouter::new().routes(routes!(qualification::query));
     let small = |group: OpenApiRouter<AppState>| {
         group

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use onshi_api::ErrorCode;
 use onshi_api::qualification::{Patient, QueryRequest, QueryResponse};
 use onshi_core::reception::QueryOutcome;
@@ -15,6 +16,30 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::services::qualification;
 use crate::state::AppState;
+
+/// A client the mock service answers: on loopback (behind a trusted proxy, the client the proxy
+/// names) unless `--qualification-public`. Extracted from the request's head, so anyone else is
+/// refused before a byte of the body is read.
+pub struct MayAsk;
+
+impl FromRequestParts<AppState> for MayAsk {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        if state.qualification_public || peer.is_some_and(|ip| ip.is_loopback()) {
+            Ok(MayAsk)
+        } else {
+            Err(ApiError::forbidden(
+                ErrorCode::LoopbackOnly,
+                "the mock qualification service answers only loopback clients",
+            ))
+        }
+    }
+}
 
 /// The answer for a card: a fake patient, or one of the two refusals.
 pub fn lookup(card_id: &str) -> (QueryOutcome, QueryResponse) {
@@ -93,16 +118,9 @@ pub fn insurer_check_digit(first7: &str) -> u32 {
     ),
 )]
 pub async fn query(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: MayAsk,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> ApiResult<Json<QueryResponse>> {
-    if !state.qualification_public && !peer.ip().is_loopback() {
-        return Err(ApiError::forbidden(
-            ErrorCode::LoopbackOnly,
-            "the mock qualification service answers only loopback clients",
-        ));
-    }
     let ok = (1..=64).contains(&req.card_id.len())
         && req
             .card_id

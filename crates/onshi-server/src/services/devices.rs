@@ -193,6 +193,28 @@ pub async fn campaign_device_rows(
     state.db(move |s| s.deployments(&cid, &filter)).await
 }
 
+/// The most device rows a list or an export reads at once: the national fleet (≈ 420,000
+/// devices) fits; a larger one is refused with a message to filter it ([`within_export`])
+/// rather than held in memory and written out whole.
+pub const MAX_EXPORT_ROWS: u32 = 500_000;
+
+/// The limit to read an export with: one more than [`MAX_EXPORT_ROWS`], so that
+/// [`within_export`] can tell a full export from a cut one.
+pub const EXPORT_READ_LIMIT: u32 = MAX_EXPORT_ROWS + 1;
+
+/// Refuses rows read with [`EXPORT_READ_LIMIT`] that were more than [`MAX_EXPORT_ROWS`].
+pub fn within_export<T>(rows: Vec<T>) -> ApiResult<Vec<T>> {
+    if rows.len() > MAX_EXPORT_ROWS as usize {
+        return Err(ApiError::bad_request(
+            onshi_api::ErrorCode::InvalidQuery,
+            format!(
+                "more than {MAX_EXPORT_ROWS} devices match: filter by prefecture, kind or vendor"
+            ),
+        ));
+    }
+    Ok(rows)
+}
+
 /// A campaign's device rows as CSV (UTF-8, one header line): the API's `format=csv` and the
 /// dashboard's export of the sites needing action.
 pub fn devices_csv(rows: &[DeploymentListing]) -> ApiResult<Vec<u8>> {
@@ -250,4 +272,21 @@ pub fn devices_csv(rows: &[DeploymentListing]) -> ApiResult<Vec<u8>> {
         w.write_record(fields).map_err(ApiError::internal)?;
     }
     w.into_inner().map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_of_the_whole_fleet_is_kept_and_one_past_the_bound_refused() {
+        let fleet = vec![(); MAX_EXPORT_ROWS as usize];
+        assert_eq!(
+            within_export(fleet).map(|r| r.len()).ok(),
+            Some(MAX_EXPORT_ROWS as usize)
+        );
+        let over = vec![(); EXPORT_READ_LIMIT as usize];
+        let refused = within_export(over).expect_err("over the bound");
+        assert_eq!(refused.code, onshi_api::ErrorCode::InvalidQuery);
+    }
 }

@@ -321,7 +321,8 @@ impl PostgresStore {
                 &format!(
                     "UPDATE operator_outbox SET next_attempt_at = $2
                      WHERE id IN (SELECT id FROM operator_outbox
-                                  WHERE sent_at IS NULL AND next_attempt_at <= $1
+                                  WHERE sent_at IS NULL AND gave_up_at IS NULL
+                                    AND next_attempt_at <= $1
                                   ORDER BY next_attempt_at, id LIMIT $3
                                   FOR UPDATE SKIP LOCKED)
                      RETURNING {OPERATOR_MAIL_COLS}"

@@ -341,7 +341,8 @@ impl SqliteStore {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "UPDATE operator_outbox SET next_attempt_at = ?2
-             WHERE id IN (SELECT id FROM operator_outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1
+             WHERE id IN (SELECT id FROM operator_outbox
+                          WHERE sent_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?1
                           ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING {OPERATOR_MAIL_COLS}"
         ))?;
