@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -22,10 +22,12 @@ use rand::Rng;
 use tracing::Instrument;
 
 use onshi_api::device::{
-    CampaignOffer as Offer, CheckinResponse as Checkin, ReportRequest, ReportResponse, SelfCheck,
+    ArtifactInfo as Artifact, CampaignOffer as Offer, CheckinResponse as Checkin, ReportRequest,
+    ReportResponse, SelfCheck,
 };
 
 use crate::client::{Client, ClientError};
+use crate::delta;
 use crate::download::{self, DownloadError, Fetched};
 use crate::files;
 use crate::layout::{
@@ -614,8 +616,25 @@ impl Agent {
         if offer.state == DeploymentState::Failed {
             self.send(cred, offer, DeploymentEvent::Retry, |r| r).await;
         }
+        // A delta when one is offered and the installed package is its base; else the package,
+        // with the reason a delta was passed over reported with the download's start.
+        let (plan, fallback) = match self
+            .delta_plan(component, &manifest, offer, &artifact)
+            .await?
+        {
+            Ok(plan) => (Some(plan), None),
+            Err(why) => (None, why),
+        };
+        let wanted = plan.as_ref().map_or_else(
+            || artifact.clone(),
+            |p| Artifact {
+                sha256: p.delta.sha256,
+                size: p.delta.size,
+                url: p.url.clone(),
+            },
+        );
         let progress = download::Progress::default();
-        let bar = self.progress_bar(artifact.size, &progress);
+        let bar = self.progress_bar(wanted.size, &progress);
         // The download start is reported once the server has accepted the request (inside a
         // window, with a slot), not when the agent decides to ask: on a slow link, or a fast
         // simulated clock, the window can close in between, and the server's record must not
@@ -625,7 +644,7 @@ impl Agent {
                 &self.client,
                 &cred.token,
                 &self.dir,
-                &artifact,
+                &wanted,
                 &progress,
                 self.options.max_rate,
             );
@@ -643,7 +662,7 @@ impl Agent {
                     () = progress.accepted(), if !started => {
                         started = true;
                         let have = Some(progress.resumed_from());
-                        self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| r.with_bytes(have)).await;
+                        self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| with_why(r.with_bytes(have), &fallback)).await;
                     }
                     answer = &mut heartbeat => {
                         if let Some(c) = answer {
@@ -666,9 +685,19 @@ impl Agent {
         let finished = matches!(outcome, Some(Ok(_) | Err(DownloadError::Io { .. })));
         if finished && !started {
             self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| {
-                r.with_bytes(Some(progress.resumed_from()))
+                with_why(r.with_bytes(Some(progress.resumed_from())), &fallback)
             })
             .await;
+        }
+        if let (Some(plan), Some(Ok(Fetched::Verified))) = (&plan, &outcome) {
+            return self.patch(cred, offer, plan, &artifact).await;
+        }
+        if let (Some(plan), Some(Ok(Fetched::Mismatch { got }))) = (&plan, &outcome) {
+            let why = format!(
+                "delta refused: SHA-256 mismatch: expected {}, got {got}; the full package is downloaded instead",
+                plan.delta.sha256
+            );
+            return self.refuse_delta(cred, offer, plan, why).await;
         }
         match outcome {
             None => {
@@ -744,6 +773,141 @@ impl Agent {
                 Ok(Next::After(wait))
             }
         }
+    }
+
+    /// Whether to fetch the offered delta: it must be the signed manifest's delta for this
+    /// component from the installed version, not refused before, and the installed package
+    /// must be its base (hash and length). `Err` carries why not, when there was an offer.
+    async fn delta_plan(
+        &self,
+        component: &Component,
+        manifest: &Manifest,
+        offer: &Offer,
+        artifact: &Artifact,
+    ) -> Result<Result<DeltaPlan, Option<String>>, AgentError> {
+        let Some(offered) = &offer.delta else {
+            return Ok(Err(None));
+        };
+        if self.dir.complete(artifact.sha256).is_file() {
+            return Ok(Err(None));
+        }
+        let refused = self.dir.load_progress()?.deltas_refused;
+        if refused.contains(&offered.sha256) {
+            return Ok(Err(None));
+        }
+        let installed = self.dir.installed(component)?;
+        let Some(delta) = manifest
+            .delta_for(component.target(), &installed)
+            .filter(|d| d.sha256 == offered.sha256 && d.size == offered.size)
+            .cloned()
+        else {
+            return Ok(Err(Some(format!(
+                "full package: delta {} is not the signed manifest's delta from the installed {installed}",
+                offered.sha256
+            ))));
+        };
+        let base = self.dir.slot_package(component, &installed);
+        let slot_sha = self
+            .dir
+            .slot_info(component, &installed)
+            .and_then(|i| i.sha256);
+        let found = match slot_sha {
+            Some(sha) if sha == delta.base_sha256 && base.is_file() => {
+                let path = base.clone();
+                tokio::task::spawn_blocking(move || delta::hash_file(&path))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            _ => None,
+        };
+        if found != Some((delta.base_sha256, delta.base_size)) {
+            let what = match found {
+                Some((sha, size)) => format!("is {sha} ({size} bytes)"),
+                None => "is missing".to_owned(),
+            };
+            let why = format!(
+                "full package: the installed {installed} package {what}, the delta's base is {} ({} bytes)",
+                delta.base_sha256, delta.base_size
+            );
+            tracing::warn!("{why}");
+            return Ok(Err(Some(why)));
+        }
+        Ok(Ok(DeltaPlan {
+            delta,
+            url: offered.url.clone(),
+            base,
+        }))
+    }
+
+    /// Rebuilds the package from a downloaded delta (bounded memory, off the async workers),
+    /// verified against the signed package's hash and length before it takes the package's
+    /// place; any failure refuses the delta, and the full package is fetched instead.
+    async fn patch(
+        &mut self,
+        cred: &Credential,
+        offer: &Offer,
+        plan: &DeltaPlan,
+        package: &Artifact,
+    ) -> Result<Next, AgentError> {
+        let (base, file) = (plan.base.clone(), self.dir.complete(plan.delta.sha256));
+        let (out, complete) = (
+            self.dir.patching(package.sha256),
+            self.dir.complete(package.sha256),
+        );
+        let expect = delta::Expect {
+            base_sha256: plan.delta.base_sha256,
+            base_size: plan.delta.base_size,
+            result_sha256: package.sha256,
+            result_size: package.size,
+        };
+        let (delta_file, downloads) = (file.clone(), self.dir.downloads());
+        let applied = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            delta::apply(&base, &delta_file, &out, &expect).map_err(|e| e.to_string())?;
+            std::fs::rename(&out, &complete)
+                .and_then(|()| files::sync_dir(&downloads))
+                .map_err(|e| format!("{}: {}", complete.display(), files::explain(&e)))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = applied {
+            let why = format!("delta refused: {e}; the full package is downloaded instead");
+            return self.refuse_delta(cred, offer, plan, why).await;
+        }
+        let _ = std::fs::remove_file(&file);
+        tracing::info!(sha = %package.sha256, size = package.size, delta = plan.delta.size, "package rebuilt from the delta and verified");
+        self.send(cred, offer, DeploymentEvent::DownloadVerified, |r| {
+            r.with_bytes(Some(package.size))
+                .with_detail(format!("rebuilt from a delta of {} bytes", plan.delta.size))
+        })
+        .await;
+        Ok(Next::Now)
+    }
+
+    /// A delta that did not rebuild the package: deleted, remembered (never tried again for
+    /// this release) and reported as a failed download; the next attempt fetches the package.
+    async fn refuse_delta(
+        &mut self,
+        cred: &Credential,
+        offer: &Offer,
+        plan: &DeltaPlan,
+        why: String,
+    ) -> Result<Next, AgentError> {
+        tracing::warn!("{why}");
+        let _ = std::fs::remove_file(self.dir.complete(plan.delta.sha256));
+        {
+            let _lock = self.dir.lock()?;
+            let mut progress = self.dir.load_progress()?;
+            if !progress.deltas_refused.contains(&plan.delta.sha256) {
+                progress.deltas_refused.push(plan.delta.sha256);
+            }
+            self.dir.save_progress(&progress)?;
+        }
+        self.send(cred, offer, DeploymentEvent::Failed, |r| {
+            r.with_bytes(Some(0)).with_detail(why.clone())
+        })
+        .await;
+        Ok(Next::Now)
     }
 
     /// A manifest or package the agent will not install: reported once as failed.
@@ -1029,5 +1193,20 @@ async fn heartbeat(
             Ok(c) => return Some(c),
             Err(e) => tracing::debug!(error = %e, "heartbeat check-in failed"),
         }
+    }
+}
+
+/// A delta the agent will fetch instead of the package, and the installed package it applies to.
+struct DeltaPlan {
+    delta: onshi_core::release::Delta,
+    url: String,
+    base: PathBuf,
+}
+
+/// A report with the reason a delta was passed over, if there was one.
+fn with_why(r: ReportRequest, why: &Option<String>) -> ReportRequest {
+    match why {
+        Some(w) => r.with_detail(w.clone()),
+        None => r,
     }
 }

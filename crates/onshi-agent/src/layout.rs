@@ -134,6 +134,10 @@ pub struct Progress {
     /// Signatures of manifests refused as invalid, so the same bad manifest is reported once.
     #[serde(default)]
     pub refused: Vec<String>,
+    /// Deltas that failed (download, base or result mismatch): the full package is fetched
+    /// instead, and the delta is not tried again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas_refused: Vec<Sha256>,
 }
 
 /// One device's last exchange with the server.
@@ -204,6 +208,17 @@ impl StateDir {
     /// The partial download of `sha`.
     pub fn part(&self, sha: Sha256) -> PathBuf {
         self.downloads().join(format!("{sha}.part"))
+    }
+
+    /// Where a delta rebuilds the package `sha` before it is verified and renamed to
+    /// [`Self::complete`].
+    pub fn patching(&self, sha: Sha256) -> PathBuf {
+        self.downloads().join(format!("{sha}.patching"))
+    }
+
+    /// The installed package of a slot: a delta's base.
+    pub fn slot_package(&self, component: &Component, version: &Version) -> PathBuf {
+        self.slot(component, version).join("package")
     }
 
     /// The complete, verified download of `sha`.

@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod delta;
 pub mod download;
 pub mod files;
 pub mod layout;

@@ -192,6 +192,22 @@ pub struct CampaignOffer {
     /// The device's package, with `download` and `install`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<ArtifactInfo>,
+    /// With `artifact`, when the release has a delta from the version the device says it has
+    /// installed: the smaller download that rebuilds the same package from the installed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaInfo>,
+}
+
+/// A delta package offered instead of the full one (`onshi_core::release::Delta`): downloaded
+/// like a package (`url`, `Range` resumes), applied to the installed package `base_sha256`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeltaInfo {
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Where to download it (`/api/v1/artifacts/{sha256}`), with the device token.
+    pub url: String,
+    pub base_version: Version,
+    pub base_sha256: Sha256,
 }
 
 /// When a campaign's nights open and close, in its time zone (`closes` ≤ `opens`: the next

@@ -49,6 +49,11 @@ impl Sha256 {
         Self(bytes)
     }
 
+    /// The 32 bytes of the digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The 64 hex digits.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
@@ -179,12 +184,98 @@ pub struct Manifest {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires: Timestamp,
     pub components: Vec<Component>,
+    /// Delta packages: each turns one exact earlier package of a target into this release's
+    /// package of that target (absent from a manifest without deltas).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<Delta>,
+}
+
+/// A delta package (差分パッケージ): the bytes that rebuild this release's package of `target`
+/// from the package of `base_version`, which must be exactly `base_sha256` and `base_size`.
+/// The rebuilt package is the release's [`Component`] of the same target, so it is verified
+/// against the same signed hash and length as a full download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    pub target: Target,
+    /// The version whose package is the base: the server offers the delta only to a device
+    /// that has this version installed.
+    pub base_version: Version,
+    pub base_sha256: Sha256,
+    pub base_size: u64,
+    /// The delta file itself (what is downloaded).
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+/// Why a manifest's deltas cannot be published as they are.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDelta {
+    #[error("delta {0}: the release has no {1} package for it to rebuild")]
+    NoPackage(Sha256, Target),
+    #[error("delta {0}: its base version {1} is not older than the release's {2}")]
+    BaseNotOlder(Sha256, Version, Version),
+    #[error("delta {0}: its base is the release's own {1} package")]
+    BaseIsResult(Sha256, Target),
+    #[error("two deltas for {0} from version {1}")]
+    Duplicate(Target, Version),
+    #[error("delta {0} is not smaller than the {1} package it rebuilds ({2} ≥ {3} bytes)")]
+    NotSmaller(Sha256, Target, u64, u64),
 }
 
 impl Manifest {
     /// The component for `target`, if the release has one.
     pub fn component(&self, target: Target) -> Option<&Component> {
         self.components.iter().find(|c| c.target == target)
+    }
+
+    /// The delta that rebuilds `target`'s package for a device with `installed`, if the release
+    /// has one: the one rule of which delta a device is offered (DESIGN §5's egress).
+    pub fn delta_for(&self, target: Target, installed: &Version) -> Option<&Delta> {
+        self.component(target)?;
+        self.deltas
+            .iter()
+            .find(|d| d.target == target && &d.base_version == installed)
+    }
+
+    /// Whether `sha256` is a file of this release for `target`: its package or one of its deltas.
+    pub fn serves(&self, target: Target, sha256: Sha256) -> bool {
+        self.component(target).is_some_and(|c| c.sha256 == sha256)
+            || self
+                .deltas
+                .iter()
+                .any(|d| d.target == target && d.sha256 == sha256)
+    }
+
+    /// Checks the deltas against the release: each rebuilds one of its packages, from an older
+    /// version, one per (target, base), and is smaller than what it rebuilds.
+    pub fn check_deltas(&self) -> Result<(), BadDelta> {
+        for (i, d) in self.deltas.iter().enumerate() {
+            let Some(c) = self.component(d.target) else {
+                return Err(BadDelta::NoPackage(d.sha256, d.target));
+            };
+            if d.base_version >= self.version {
+                return Err(BadDelta::BaseNotOlder(
+                    d.sha256,
+                    d.base_version.clone(),
+                    self.version.clone(),
+                ));
+            }
+            if d.base_sha256 == c.sha256 {
+                return Err(BadDelta::BaseIsResult(d.sha256, d.target));
+            }
+            if d.size >= c.size {
+                return Err(BadDelta::NotSmaller(d.sha256, d.target, d.size, c.size));
+            }
+            let twice = self.deltas[..i]
+                .iter()
+                .any(|e| e.target == d.target && e.base_version == d.base_version);
+            if twice {
+                return Err(BadDelta::Duplicate(d.target, d.base_version.clone()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +329,76 @@ mod tests {
             Target::CardReader(Vendor::UsenAlmex).to_string(),
             "card_reader:usen-almex"
         );
+    }
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).expect("valid")
+    }
+
+    fn with_delta(base: &str) -> Manifest {
+        let package = Component {
+            target: Target::Terminal,
+            sha256: Sha256::of(b"new"),
+            size: 1000,
+        };
+        Manifest {
+            role: Role::Targets,
+            release_id: "r2".into(),
+            version: v("2.0.0"),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires: "2026-12-31T00:00:00Z".parse().expect("valid"),
+            components: vec![package],
+            deltas: vec![Delta {
+                target: Target::Terminal,
+                base_version: v(base),
+                base_sha256: Sha256::of(b"old"),
+                base_size: 990,
+                sha256: Sha256::of(b"delta"),
+                size: 40,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_delta_is_offered_only_from_its_base_version() {
+        let m = with_delta("1.0.0");
+        assert_eq!(m.check_deltas(), Ok(()));
+        let d = m.delta_for(Target::Terminal, &v("1.0.0")).expect("offered");
+        assert_eq!(d.sha256, Sha256::of(b"delta"));
+        assert!(m.delta_for(Target::Terminal, &v("0.9.0")).is_none());
+        assert!(
+            m.delta_for(Target::CardReader(Vendor::Canon), &v("1.0.0"))
+                .is_none()
+        );
+        assert!(m.serves(Target::Terminal, Sha256::of(b"delta")));
+        assert!(m.serves(Target::Terminal, Sha256::of(b"new")));
+        assert!(!m.serves(Target::CardReader(Vendor::Canon), Sha256::of(b"delta")));
+        assert!(!m.serves(Target::Terminal, Sha256::of(b"old")));
+    }
+
+    #[test]
+    fn deltas_that_cannot_rebuild_the_release_are_refused() {
+        assert!(matches!(
+            with_delta("2.0.0").check_deltas(),
+            Err(BadDelta::BaseNotOlder(..))
+        ));
+        let mut m = with_delta("1.0.0");
+        m.deltas[0].size = 1000;
+        assert!(matches!(m.check_deltas(), Err(BadDelta::NotSmaller(..))));
+        let mut m = with_delta("1.0.0");
+        m.deltas[0].target = Target::CardReader(Vendor::Atlus);
+        assert!(matches!(m.check_deltas(), Err(BadDelta::NoPackage(..))));
+        let mut m = with_delta("1.0.0");
+        m.deltas[0].base_sha256 = Sha256::of(b"new");
+        assert!(matches!(m.check_deltas(), Err(BadDelta::BaseIsResult(..))));
+        let mut m = with_delta("1.0.0");
+        m.deltas.push(m.deltas[0].clone());
+        assert!(matches!(m.check_deltas(), Err(BadDelta::Duplicate(..))));
+        // An old manifest without deltas reads as before, and writes no `deltas` key.
+        let mut m = with_delta("1.0.0");
+        m.deltas.clear();
+        let text = serde_json::to_string(&m).expect("serialises");
+        assert!(!text.contains("deltas"), "{text}");
     }
 
     #[test]

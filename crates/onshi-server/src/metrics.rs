@@ -28,6 +28,8 @@ pub struct Metrics {
     answers: [Counter; Action::ALL.len()],
     mails_sent: Counter,
     mails_failed: Counter,
+    /// Artifact bytes served by this replica: full packages, then deltas.
+    artifact_bytes: [Counter; 2],
     store_seconds: Histogram,
     slots_in_use: Family<Labels, Gauge>,
     queue_length: Family<Labels, Gauge>,
@@ -68,6 +70,17 @@ impl Metrics {
         let answers = Action::ALL.map(|a| {
             answers_family
                 .get_or_create(&vec![("action", a.slug().to_owned())])
+                .clone()
+        });
+        let bytes_family = Family::<Labels, Counter>::default();
+        registry.register(
+            "artifact_bytes",
+            "Artifact bytes this replica sent (answers' lengths), by kind (package, delta)",
+            bytes_family.clone(),
+        );
+        let artifact_bytes = ["package", "delta"].map(|k| {
+            bytes_family
+                .get_or_create(&vec![("kind", k.to_owned())])
                 .clone()
         });
         let mails_sent = Counter::default();
@@ -125,6 +138,7 @@ impl Metrics {
             checkins,
             answers,
             mails_sent,
+            artifact_bytes,
             mails_failed,
             store_seconds,
             slots_in_use,
@@ -136,6 +150,11 @@ impl Metrics {
     }
 
     /// A check-in was answered with `action`.
+    /// Counts the bytes of an artifact answer (a delta's or a full package's).
+    pub fn artifact_bytes(&self, delta: bool, bytes: u64) {
+        self.artifact_bytes[usize::from(delta)].inc_by(bytes);
+    }
+
     pub fn checkin(&self, action: Action) {
         self.checkins.inc();
         if let Some(i) = Action::ALL.iter().position(|a| *a == action) {

@@ -55,6 +55,21 @@ pub fn compare(a: Summary, b: Summary) -> Comparison {
         num("sites", "施設数", "sites", |s| s.sites as f64),
         num("devices", "機器数", "devices", |s| s.devices as f64),
         num(
+            "deadline.share_by_last_night",
+            "最終夜までに配信完了した施設の割合 %",
+            "share of sites reached by the last night (%)",
+            |s| {
+                (s.deadline.sites_by_last_night as f64 * 1000.0 / s.sites.max(1) as f64).round()
+                    / 10.0
+            },
+        ),
+        num(
+            "bandwidth.transferred_tb",
+            "総転送量 TB",
+            "national egress (TB)",
+            |s| s.bandwidth.transferred_tb,
+        ),
+        num(
             "deadline.sites_by_last_night",
             "最終夜までに配信完了した施設",
             "sites reached by the last night",

@@ -82,6 +82,8 @@ pub struct Scenario {
     /// A faulty release (`[fault]`): the share of terminals whose self-check fails after the
     /// restart onto it (0: healthy).
     pub unhealthy_after_restart: f64,
+    /// Delta packages (`[deltas]`).
+    pub deltas: Deltas,
     /// Parameters per kind of site, in [`InstitutionKind::ALL`] order.
     pub sites: [SiteKind; 4],
 }
@@ -99,6 +101,30 @@ pub struct Distribution {
     /// Lowest and highest site downlink, bits per second.
     pub site_downlink_bps: (f64, f64),
     pub download_failure_share: f64,
+}
+
+/// Delta packages: which devices download a delta instead of the package, and its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deltas {
+    /// Share of devices whose installed version is the delta's base.
+    pub base_share: f64,
+    /// Delta size over the full package's.
+    pub ratio: f64,
+}
+
+impl Deltas {
+    /// Whether device `d` has the base installed: a hash of the seed and the index, not a draw
+    /// from the run's streams, so turning deltas on changes nothing else in a run.
+    pub fn on_base(&self, seed: u64, d: usize) -> bool {
+        if self.base_share <= 0.0 {
+            return false;
+        }
+        let mut z = seed ^ (d as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.base_share
+    }
 }
 
 /// What staff do after the install (sites without auto-restart).

@@ -222,6 +222,7 @@ impl Fixture {
             version: version("2026.1.0"),
             created_at: "2026-01-10T00:00:00Z".to_owned(),
             expires: "2027-01-10T00:00:00Z".parse().expect("instant"),
+            deltas: Vec::new(),
             components: vec![
                 Component {
                     target: Target::Terminal,

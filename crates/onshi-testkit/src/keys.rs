@@ -92,6 +92,7 @@ pub fn manifest(id: &str, version: &str, components: &[(Target, Sha256, u64)]) -
         version: Version::parse(version).expect("version"),
         created_at: "2026-01-10T00:00:00Z".to_owned(),
         expires: FAR.parse::<Timestamp>().expect("instant"),
+        deltas: Vec::new(),
         components: components
             .iter()
             .map(|&(target, sha256, size)| Component {
@@ -106,4 +107,9 @@ pub fn manifest(id: &str, version: &str, components: &[(Target, Sha256, u64)]) -
 /// The manifest signed with the tests' targets key (`onshi release sign`).
 pub fn sign_release(id: &str, version: &str, components: &[(Target, Sha256, u64)]) -> Signed {
     Signed::sign(&manifest(id, version, components), &[&key(TARGETS_KEY)])
+}
+
+/// Any manifest signed with the tests' targets key (a release with deltas, for example).
+pub fn sign_manifest(manifest: &Manifest) -> Signed {
+    Signed::sign(manifest, &[&key(TARGETS_KEY)])
 }

@@ -297,3 +297,84 @@ fn the_online_key_signs_both_online_roles_and_rotates_as_one() {
     let root = TrustedRoot::bootstrap(signed(&separate.join("root.json"))).expect("root");
     assert_ne!(root.root().roles.snapshot, root.root().roles.timestamp);
 }
+
+#[test]
+fn a_delta_is_built_and_signed_into_the_release_that_it_rebuilds() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keys = tmp.path().join("ceremony");
+    ok(&["keys", "init", "--out", s(&keys)]);
+    let root = TrustedRoot::bootstrap(signed(&keys.join("root.json"))).expect("root verifies");
+    let mut x = 7u64;
+    let old: Vec<u8> = (0..600_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut new = old.clone();
+    new.splice(200_000..200_000, b"the new version's code".repeat(100));
+    let (old_pkg, new_pkg, delta) = (
+        tmp.path().join("t-1.pkg"),
+        tmp.path().join("t-2.pkg"),
+        tmp.path().join("t.delta"),
+    );
+    std::fs::write(&old_pkg, &old).expect("old");
+    std::fs::write(&new_pkg, &new).expect("new");
+    let stats: serde_json::Value = serde_json::from_str(&ok(&[
+        "release",
+        "delta",
+        "--base",
+        s(&old_pkg),
+        "--new",
+        s(&new_pkg),
+        "--out",
+        s(&delta),
+    ]))
+    .expect("JSON");
+    assert!(stats["ratio"].as_f64().is_some_and(|r| r < 0.05), "{stats}");
+    let release = tmp.path().join("r2.json");
+    let key = keys.join("targets-1.key");
+    let sign = |delta_arg: &str, out: &Path| {
+        onshi(&[
+            "release",
+            "sign",
+            "--id",
+            "r2",
+            "--version",
+            "2.0.0",
+            "--package",
+            &format!("terminal={}", s(&new_pkg)),
+            "--delta",
+            delta_arg,
+            "--key",
+            s(&key),
+            "--out",
+            s(out),
+        ])
+    };
+    let out = sign(&format!("terminal@1.0.0={}", s(&delta)), &release);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = root
+        .verify_manifest(&signed(&release), jiff::Timestamp::now())
+        .expect("signed");
+    let d = &manifest.deltas[0];
+    assert_eq!(d.base_version.to_string(), "1.0.0");
+    assert_eq!(d.base_sha256, onshi_core::release::Sha256::of(&old));
+    assert_eq!(d.base_size, old.len() as u64);
+    assert_eq!(d.size, std::fs::metadata(&delta).expect("delta").len());
+    // A delta from a version not older than the release, or for a target the release lacks,
+    // is bad input.
+    for bad in [
+        format!("terminal@2.0.0={}", s(&delta)),
+        format!("card_reader:canon@1.0.0={}", s(&delta)),
+    ] {
+        let out = sign(&bad, &tmp.path().join("bad.json"));
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+}

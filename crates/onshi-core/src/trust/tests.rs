@@ -39,6 +39,7 @@ fn manifest(id: &str, version: &str, expires: &str) -> Manifest {
         version: version.parse().expect("version"),
         created_at: "2026-01-10T00:00:00Z".into(),
         expires: at(expires),
+        deltas: Vec::new(),
         components: vec![Component {
             target: Target::Terminal,
             sha256: Sha256::of(b"package"),

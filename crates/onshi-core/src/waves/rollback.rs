@@ -220,6 +220,7 @@ mod tests {
             version: Version::parse(version).expect("version"),
             created_at: "2026-01-01T00:00:00Z".to_owned(),
             expires: "2026-12-31T00:00:00Z".parse().expect("instant"),
+            deltas: Vec::new(),
             components: parts
                 .iter()
                 .map(|(target, bytes)| Component {

@@ -11,9 +11,9 @@ use axum::response::Response;
 use jiff::Timestamp;
 use onshi_api::ErrorCode;
 use onshi_api::device::{
-    ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, EnrollRequest, Enrolled,
-    MAX_DETAIL_CHARS, MAX_READERS_PER_SITE, MAX_READERS_PER_TERMINAL, MAX_TERMINALS_PER_SITE,
-    ReaderRequest, ReportRequest, ReportResponse, SelfCheck, Serial,
+    ArtifactInfo, CampaignOffer, CheckinRequest, CheckinResponse, DeltaInfo, EnrollRequest,
+    Enrolled, MAX_DETAIL_CHARS, MAX_READERS_PER_SITE, MAX_READERS_PER_TERMINAL,
+    MAX_TERMINALS_PER_SITE, ReaderRequest, ReportRequest, ReportResponse, SelfCheck, Serial,
 };
 use onshi_core::appointment;
 use onshi_core::deployment::{DeploymentEvent, DeploymentState};
@@ -306,13 +306,26 @@ pub async fn checkin(
         _ => None,
     };
     let release = state.release(&record.release_id).await?;
-    let artifact = Target::for_device(device.kind, device.vendor)
+    let target = Target::for_device(device.kind, device.vendor);
+    let artifact = target
         .and_then(|t| release.manifest.component(t))
         .filter(|_| matches!(decision.action, Action::Download | Action::Install))
         .map(|c| ArtifactInfo {
             sha256: c.sha256,
             size: c.size,
             url: ArtifactInfo::url_of(c.sha256),
+        });
+    // A delta only to a device whose installed version is its base (onshi_core::release).
+    let delta = target
+        .zip(req.installed.as_ref())
+        .and_then(|(t, installed)| release.manifest.delta_for(t, installed))
+        .filter(|_| artifact.is_some())
+        .map(|d| DeltaInfo {
+            sha256: d.sha256,
+            size: d.size,
+            url: ArtifactInfo::url_of(d.sha256),
+            base_version: d.base_version.clone(),
+            base_sha256: d.base_sha256,
         });
     state.metrics.checkin(decision.action);
     Ok(Json(CheckinResponse {
@@ -332,6 +345,7 @@ pub async fn checkin(
                 .map(|(opens, closes)| onshi_api::device::NightHours { opens, closes }),
             completion_check: schedule.completion_check().cloned(),
             artifact,
+            delta,
         }),
         come_back_at,
     }))
@@ -709,9 +723,9 @@ pub async fn artifact(
         return Err(ApiError::not_found(format!("artifact {sha}")));
     };
     let release = state.release(&record.release_id).await?;
-    let own = Target::for_device(device.kind, device.vendor)
-        .and_then(|t| release.manifest.component(t))
-        .is_some_and(|c| c.sha256 == sha);
+    // The device's own package, or a delta that rebuilds it.
+    let target = Target::for_device(device.kind, device.vendor);
+    let own = target.is_some_and(|t| release.manifest.serves(t, sha));
     if !own {
         return Err(ApiError::not_found(format!("artifact {sha}")));
     }
@@ -756,7 +770,22 @@ pub async fn artifact(
         // hash only, never of anything else the client sent.
         return artifacts::accel_redirect(&state.data_dir, prefix, sha, &headers).await;
     }
-    artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await
+    let response =
+        artifacts::serve(&artifacts::path_of(&state.data_dir, sha), sha, &headers).await?;
+    // Egress as sent: each chunk is counted as it is handed to the connection, so a resumed
+    // range counts what it carries and a download cut off counts what went out.
+    let delta = release.manifest.deltas.iter().any(|d| d.sha256 == sha);
+    let metrics = state.metrics.clone();
+    Ok(response.map(|body| {
+        axum::body::Body::from_stream(futures_lite::StreamExt::inspect(
+            body.into_data_stream(),
+            move |chunk| {
+                if let Ok(bytes) = chunk {
+                    metrics.artifact_bytes(delta, bytes.len() as u64);
+                }
+            },
+        ))
+    }))
 }
 
 /// `GET /api/v1/trust/root`: the newest root as signed. Nothing is pinned from it: an agent

@@ -53,7 +53,8 @@ fn valid_id(id: &str, what: &str) -> ApiResult<()> {
 /// verify against the trusted root — a threshold of the targets keys, not expired — and every
 /// package it lists must be uploaded with the listed length. The server signs nothing here:
 /// the operator token alone cannot make a terminal install a package. Shared by the API and
-/// the dashboard.
+/// the dashboard. Its deltas too: each uploaded with its listed length, and each one that can
+/// rebuild a package of the release (`Manifest::check_deltas`).
 pub async fn publish_release(state: &AppState, signed: Signed) -> ApiResult<Manifest> {
     let root = {
         let trust = state.trust.clone();
@@ -86,6 +87,22 @@ pub async fn publish_release(state: &AppState, signed: Signed) -> ApiResult<Mani
             return Err(ApiError::invalid_release(format!(
                 "package {sha} is {size} bytes, the manifest says {}",
                 c.size
+            )));
+        }
+    }
+    manifest
+        .check_deltas()
+        .map_err(|e| ApiError::invalid_release(e.to_string()))?;
+    for d in &manifest.deltas {
+        let sha = d.sha256;
+        let size = state
+            .db(move |s| s.artifact(sha))
+            .await?
+            .ok_or_else(|| ApiError::unknown_artifact(format!("no uploaded delta {sha}")))?;
+        if size != d.size {
+            return Err(ApiError::invalid_release(format!(
+                "delta {sha} is {size} bytes, the manifest says {}",
+                d.size
             )));
         }
     }

@@ -211,10 +211,19 @@ impl<'a> Sim<'a> {
         rng.set_stream(RUN_STREAM);
         let devices = fleet.devices();
         let sites = fleet.sites();
+        // A device on the delta's base downloads the delta; a failed one falls back to the
+        // package (`devices::download_done`), as the agent does.
         let remaining = (0..devices)
-            .map(|d| match fleet.device_kind(d) {
-                DeviceKind::Terminal => sc.distribution.terminal_package_bytes,
-                DeviceKind::CardReader => sc.distribution.reader_package_bytes,
+            .map(|d| {
+                let full = match fleet.device_kind(d) {
+                    DeviceKind::Terminal => sc.distribution.terminal_package_bytes,
+                    DeviceKind::CardReader => sc.distribution.reader_package_bytes,
+                };
+                if sc.deltas.on_base(seed, d) {
+                    full * sc.deltas.ratio
+                } else {
+                    full
+                }
             })
             .collect();
         let not_applied: Vec<u8> = (0..sites)

@@ -374,3 +374,44 @@ fn a_healthy_release_opens_every_wave_and_is_held_by_none() {
         plain.summary.sites_applied
     );
 }
+
+/// [`small_country`] with a tenth of its egress: bandwidth, not power, is the limit.
+fn thin_country(extra: &str) -> Scenario {
+    Scenario::parse(
+        &format!(
+            "[distribution]\nmax_concurrent_downloads = 40\negress_gbps = 0.008\n\
+             [sites.hospital]\ncount = 80\n[sites.clinic]\ncount = 900\n\
+             [sites.dental]\ncount = 700\n[sites.pharmacy]\ncount = 600\n{extra}"
+        ),
+        preset_campaign,
+    )
+    .expect("valid scenario")
+}
+
+#[test]
+fn deltas_move_fewer_bytes_and_reach_more_sites_when_bandwidth_is_the_limit() {
+    let deltas = "[deltas]\nbase_share = 0.9\nratio = 0.1\n";
+    for (without, with) in [
+        (small_country_with("", ""), small_country_with(deltas, "")),
+        (thin_country(""), thin_country(deltas)),
+    ] {
+        let (without, with) = (quiet(&without), quiet(&with));
+        let (a, b) = (&without.summary, &with.summary);
+        // 90 % of the devices fetch a tenth: about 19 % of the bytes (failed deltas refetch
+        // whole).
+        let share = b.bandwidth.transferred_tb / a.bandwidth.transferred_tb;
+        assert!((0.17..0.23).contains(&share), "{share}: {a:?} {b:?}");
+        assert!(b.deadline.sites_by_last_night >= a.deadline.sites_by_last_night);
+        assert_eq!(b.illegal_transitions, 0);
+        assert_eq!(b.downloads_started_outside_windows, 0);
+    }
+    // Where power is the limit (sites switched off at night) deltas change little; where the
+    // egress is, they reach more sites by the last night.
+    let (a, b) = (quiet(&thin_country("")), quiet(&thin_country(deltas)));
+    assert!(
+        b.summary.deadline.sites_by_last_night > a.summary.deadline.sites_by_last_night,
+        "{:?} vs {:?}",
+        b.summary.deadline,
+        a.summary.deadline
+    );
+}

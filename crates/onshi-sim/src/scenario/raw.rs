@@ -10,7 +10,7 @@ use onshi_core::vendor::Vendor;
 use serde::Deserialize;
 
 use super::{
-    Distribution, MAX_DAYS, MAX_READERS, MAX_SITES_PER_KIND, Mail, Scenario, ScenarioError,
+    Deltas, Distribution, MAX_DAYS, MAX_READERS, MAX_SITES_PER_KIND, Mail, Scenario, ScenarioError,
     SiteKind, Staff,
 };
 
@@ -27,7 +27,15 @@ pub(super) struct RawScenario {
     staff: RawStaff,
     mail: RawMail,
     fault: RawFault,
+    deltas: RawDeltas,
     sites: RawSites,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeltas {
+    base_share: f64,
+    ratio: f64,
 }
 
 #[derive(Deserialize)]
@@ -343,6 +351,10 @@ impl RawScenario {
                 "fault.unhealthy_after_restart_share",
                 self.fault.unhealthy_after_restart_share,
             )?,
+            deltas: Deltas {
+                base_share: share("deltas.base_share", self.deltas.base_share)?,
+                ratio: positive("deltas.ratio", self.deltas.ratio, 1.0)?,
+            },
             sites,
         })
     }

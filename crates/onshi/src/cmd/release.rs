@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use jiff::{SignedDuration, Timestamp};
-use onshi_core::release::{Component, Manifest, Sha256, Target};
+use onshi_core::release::{Component, Delta, Manifest, Sha256, Target};
 use onshi_core::trust::{Role, Signed};
 use onshi_core::version::Version;
 use sha2::Digest as _;
@@ -33,6 +33,24 @@ enum Command {
     Sign(SignArgs),
     /// Add a signature to a signed manifest (the next of k signers).
     Cosign(CosignArgs),
+    /// Build a delta package: the bytes that rebuild NEW from BASE on a device that has BASE
+    /// installed (chunked zstd with the base as reference; `onshi_agent::delta`).
+    Delta(DeltaArgs),
+}
+
+#[derive(clap::Args)]
+struct DeltaArgs {
+    /// The previous release's package (what the devices have installed).
+    #[arg(long, value_name = "FILE")]
+    base: PathBuf,
+    /// The new release's package.
+    #[arg(long, value_name = "FILE")]
+    new: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// zstd level (1–22): building runs once per release, applying on every device.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
+    level: i32,
 }
 
 #[derive(clap::Args)]
@@ -54,6 +72,10 @@ struct SignArgs {
     /// higher version, a package for each of its targets, none of them its own).
     #[arg(long, value_name = "MANIFEST")]
     rollback_of: Option<PathBuf>,
+    /// A delta package as TARGET@BASE_VERSION=FILE (repeatable; built by `onshi release
+    /// delta` from that version's package to this release's TARGET package).
+    #[arg(long = "delta", value_name = "TARGET@VERSION=FILE", value_parser = parse_delta)]
+    deltas: Vec<(Target, Version, PathBuf)>,
     /// A targets private key (repeatable).
     #[arg(long = "key", value_name = "FILE", required = true)]
     keys: Vec<PathBuf>,
@@ -75,6 +97,17 @@ struct CosignArgs {
 
 fn parse_version(s: &str) -> Result<Version, String> {
     Version::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_delta(s: &str) -> Result<(Target, Version, PathBuf), String> {
+    let (left, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected TARGET@VERSION=FILE"))?;
+    let (target, version) = left
+        .split_once('@')
+        .ok_or_else(|| format!("{s:?}: expected TARGET@VERSION=FILE"))?;
+    let target = target.parse::<Target>().map_err(|e| e.to_string())?;
+    Ok((target, parse_version(version)?, PathBuf::from(file)))
 }
 
 fn parse_package(s: &str) -> Result<(Target, PathBuf), String> {
@@ -104,7 +137,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let now = Timestamp::now();
             let expires =
                 now.saturating_add(SignedDuration::from_hours(i64::from(a.expires_days) * 24))?;
-            let manifest = manifest(&a.id, &a.version, components, now, expires)?;
+            let mut manifest = manifest(&a.id, &a.version, components, now, expires)?;
+            for (target, base_version, path) in &a.deltas {
+                manifest
+                    .deltas
+                    .push(delta_entry(&manifest, *target, base_version, path)?);
+            }
+            manifest
+                .check_deltas()
+                .map_err(|e| bad_input("--delta", e))?;
             if let Some(path) = &a.rollback_of {
                 onshi_core::waves::rollback::check_release(&read_manifest(path)?, &manifest)
                     .map_err(|e| bad_input(format_args!("--rollback-of {}", path.display()), e))?;
@@ -116,6 +157,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 a.out.display(),
                 signed.signatures.len(),
                 manifest.expires
+            );
+            Ok(())
+        }
+        Command::Delta(a) => {
+            let started = std::time::Instant::now();
+            let built = onshi_agent::delta::build(&a.base, &a.new, &a.out, a.level)
+                .map_err(|e| bad_input(a.out.display(), e))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "delta_bytes": built.size,
+                    "full_bytes": built.result_size,
+                    "ratio": built.size as f64 / built.result_size.max(1) as f64,
+                    "frames": built.frames,
+                    "base_sha256": built.base_sha256,
+                    "base_bytes": built.base_size,
+                    "result_sha256": built.result_sha256,
+                    "seconds": started.elapsed().as_secs_f64(),
+                })
             );
             Ok(())
         }
@@ -158,6 +218,7 @@ pub fn manifest(
         version: version.clone(),
         created_at: now.to_string(),
         expires,
+        deltas: Vec::new(),
         components,
     })
 }
@@ -195,6 +256,42 @@ fn component(target: Target, path: &Path) -> anyhow::Result<Component> {
         target,
         sha256: Sha256::from_bytes(hasher.finalize().into()),
         size,
+    })
+}
+
+/// A delta's manifest entry, read from its file: it must rebuild the release's package of
+/// `target` (its header names that package's hash and length).
+fn delta_entry(
+    manifest: &Manifest,
+    target: Target,
+    base_version: &Version,
+    path: &Path,
+) -> anyhow::Result<Delta> {
+    let header =
+        onshi_agent::delta::read_header_of(path).map_err(|e| bad_input(path.display(), e))?;
+    let package = manifest.component(target).ok_or_else(|| {
+        BadInput(format!(
+            "--delta {}: the release has no {target} package",
+            path.display()
+        ))
+    })?;
+    anyhow::ensure!(
+        header.result_sha256 == package.sha256 && header.result_size == package.size,
+        BadInput(format!(
+            "--delta {}: it rebuilds {}, not the {target} package {}",
+            path.display(),
+            header.result_sha256,
+            package.sha256
+        ))
+    );
+    let file = component(target, path)?;
+    Ok(Delta {
+        target,
+        base_version: base_version.clone(),
+        base_sha256: header.base_sha256,
+        base_size: header.base_size,
+        sha256: file.sha256,
+        size: file.size,
     })
 }
 

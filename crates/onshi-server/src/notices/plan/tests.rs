@@ -56,6 +56,7 @@ fn populate(store: &dyn Store) {
         version: Version::parse("2026.1.0").expect("version"),
         created_at: "2026-01-10T00:00:00Z".to_owned(),
         expires: "2027-01-10T00:00:00Z".parse().expect("instant"),
+        deltas: Vec::new(),
         components: vec![Component {
             target: Target::Terminal,
             sha256: Sha256::of(b"terminal package"),
