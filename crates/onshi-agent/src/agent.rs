@@ -919,14 +919,12 @@ impl Agent {
         poll: Duration,
     ) -> Result<Next, AgentError> {
         let key = format!("{}:{}", offer.release_id, why);
-        let _lock = self.dir.lock()?;
-        let mut progress = self.dir.load_progress()?;
-        if progress.refused.contains(&key) {
-            return Ok(Next::After(poll));
+        {
+            let _lock = self.dir.lock()?;
+            if self.dir.load_progress()?.refused.contains(&key) {
+                return Ok(Next::After(poll));
+            }
         }
-        progress.refused.push(key);
-        self.dir.save_progress(&progress)?;
-        drop(_lock);
         // "failed" is a step of a download: a refusal before any byte is a download that failed.
         if offer.state == DeploymentState::Waiting {
             self.send(cred, offer, DeploymentEvent::DownloadStarted, |r| {
@@ -940,6 +938,12 @@ impl Agent {
             })
             .await;
         }
+        // Recorded once reported: an agent stopped in between reports it again (a repeated
+        // `failed` is refused by the state machine), never not at all.
+        let _lock = self.dir.lock()?;
+        let mut progress = self.dir.load_progress()?;
+        progress.refused.push(key);
+        self.dir.save_progress(&progress)?;
         Ok(Next::After(poll))
     }
 

@@ -58,12 +58,15 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let driver = Command::new(driver_bin)
+        let mut command = Command::new(driver_bin);
+        command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
+            .stderr(Stdio::null());
+        // Its own process group, so the Chromium it starts ends with it (see `Drop`).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let driver = command.spawn().expect("chromedriver starts");
         let addr = format!("127.0.0.1:{port}");
         wait_for("chromedriver to listen", || {
             std::net::TcpStream::connect(&addr).is_ok()
@@ -297,7 +300,15 @@ pub fn with_lang(url: &str, lang: &str) -> String {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every Chromium process it started (its process group): a test's
+    /// browser must not outlive it, or the renderers left behind load the machine.
     fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
