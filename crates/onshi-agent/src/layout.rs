@@ -3,7 +3,8 @@
 //! ```text
 //! DIR/agent.json               who the agent is: server, device tokens (0600)
 //! DIR/trust.json               the trusted root (from the installer, then its chain) and the
-//!                              highest timestamp version accepted (`crate::trust`)
+//!                              timestamp and snapshot trusted since the last update
+//!                              (`crate::trust`)
 //! DIR/state.json               what it last heard and sent: seq, last contact (rebuildable)
 //! DIR/lock                     serialises `run`, `restart` and `status` on the files below
 //! DIR/downloads/<sha256>.part  a download in progress, resumed with Range
