@@ -304,7 +304,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .serving(
         config.qualification_public,
         config.accel_redirect.as_deref().map(Arc::from),
-    );
+    )
+    .with_login_rates(config.limits.logins);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -397,7 +398,9 @@ fn spawn_flusher(store: Arc<dyn Store>) {
 /// Contacts written per flusher tick (10 ticks a second).
 const FLUSH_PER_TICK: usize = 500;
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM: what stops `onshi serve` (and the demo, which embeds the server and
+/// must stop on the same signal, not find it gone).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

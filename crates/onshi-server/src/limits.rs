@@ -18,6 +18,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::error::ApiError;
+pub use crate::logins::LoginRates;
 
 /// The body limit of the device API and of every route open without a credential (enrolment,
 /// the logins, the reception forms, the mock qualification service): what they take is a few
@@ -46,6 +47,8 @@ pub struct Limits {
     /// After SIGTERM or Ctrl-C: how long requests in flight may still take before their
     /// connections are closed. The buffered "last contact" times are written after that.
     pub shutdown_deadline: Duration,
+    /// How fast logins may be tried, per client address and in all.
+    pub logins: LoginRates,
 }
 
 impl Default for Limits {
@@ -56,6 +59,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             max_connections: 4096,
             shutdown_deadline: Duration::from_secs(10),
+            logins: LoginRates::default(),
         }
     }
 }

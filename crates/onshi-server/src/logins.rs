@@ -5,20 +5,18 @@
 //! (`crate::connections`). The overall bound is kept apart for the operator's login and the
 //! sites' (a [`Door`] each), so that sites logging in, or someone flooding the site login from
 //! many addresses, never locks the operator out. Counts are per replica, in memory (governor).
+//! Both rates are [`LoginRates`], which `onshi serve` may raise: sites reaching the server
+//! through one carrier's address translation share one client address.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Attempts one client may make at once…
-const PER_CLIENT_BURST: NonZeroU32 = NonZeroU32::new(20).expect("non-zero");
-/// …and a minute after that.
-const PER_CLIENT_PER_MINUTE: NonZeroU32 = NonZeroU32::new(10).expect("non-zero");
-/// Attempts of every client together, at once…
-const OVERALL_BURST: NonZeroU32 = NonZeroU32::new(200).expect("non-zero");
-/// …and a second after that.
-const OVERALL_PER_SECOND: NonZeroU32 = NonZeroU32::new(20).expect("non-zero");
+/// A client may try this many minutes' worth at once (20 at the default rate)…
+const PER_CLIENT_BURST_MINUTES: NonZeroU32 = NonZeroU32::new(2).expect("non-zero");
+/// …and all clients together at one door this many seconds' worth (200 at the default rate).
+const OVERALL_BURST_SECONDS: NonZeroU32 = NonZeroU32::new(10).expect("non-zero");
 /// Client addresses remembered before the ones whose allowance is full again are forgotten.
 const REMEMBERED_CLIENTS: usize = 100_000;
 
@@ -31,6 +29,24 @@ pub enum Door {
     Site,
 }
 
+/// How fast logins may be tried: the steady rates (each with a burst of a few times as much).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRates {
+    /// Attempts one client address may make a minute (a burst of twice as many at once).
+    pub per_client_per_minute: NonZeroU32,
+    /// Attempts of every client together a second, at each door (a burst of ten seconds').
+    pub per_door_per_second: NonZeroU32,
+}
+
+impl Default for LoginRates {
+    fn default() -> Self {
+        Self {
+            per_client_per_minute: NonZeroU32::new(10).expect("non-zero"),
+            per_door_per_second: NonZeroU32::new(20).expect("non-zero"),
+        }
+    }
+}
+
 /// The login limits of one server.
 pub struct Logins {
     per_client: DefaultKeyedRateLimiter<IpAddr>,
@@ -40,20 +56,29 @@ pub struct Logins {
 
 impl Default for Logins {
     fn default() -> Self {
+        Self::new(LoginRates::default())
+    }
+}
+
+impl Logins {
+    /// Limits at `rates`.
+    pub fn new(rates: LoginRates) -> Self {
+        let (door, client) = (rates.per_door_per_second, rates.per_client_per_minute);
         let overall = || {
-            RateLimiter::direct(Quota::per_second(OVERALL_PER_SECOND).allow_burst(OVERALL_BURST))
+            RateLimiter::direct(
+                Quota::per_second(door).allow_burst(door.saturating_mul(OVERALL_BURST_SECONDS)),
+            )
         };
         Self {
             per_client: RateLimiter::keyed(
-                Quota::per_minute(PER_CLIENT_PER_MINUTE).allow_burst(PER_CLIENT_BURST),
+                Quota::per_minute(client)
+                    .allow_burst(client.saturating_mul(PER_CLIENT_BURST_MINUTES)),
             ),
             operator: overall(),
             sites: overall(),
         }
     }
-}
 
-impl Logins {
     /// Whether `client` may try to log in at `door` now (counts the attempt).
     pub fn allow(&self, client: IpAddr, door: Door) -> bool {
         if self.per_client.len() > REMEMBERED_CLIENTS {
@@ -80,7 +105,7 @@ mod tests {
         let logins = Logins::default();
         let guesser: IpAddr = "203.0.113.7".parse().expect("ip");
         let staff: IpAddr = "198.51.100.1".parse().expect("ip");
-        for _ in 0..PER_CLIENT_BURST.get() {
+        for _ in 0..20 {
             assert!(logins.allow(guesser, Door::Site));
         }
         assert!(!logins.allow(guesser, Door::Site));
@@ -93,7 +118,7 @@ mod tests {
         let allowed = (0..1000u32)
             .filter(|i| logins.allow(IpAddr::from(i.to_be_bytes()), Door::Site))
             .count();
-        assert!(allowed >= OVERALL_BURST.get() as usize, "{allowed}");
+        assert!(allowed >= 200, "{allowed}");
         // Refilling at 20 a second, a run this quick cannot get much past the burst.
         assert!(allowed < 400, "{allowed}");
     }
@@ -107,5 +132,20 @@ mod tests {
         assert!(allowed < 1000, "the sites' bound held: {allowed}");
         let operator: IpAddr = "198.51.100.1".parse().expect("ip");
         assert!(logins.allow(operator, Door::Operator));
+    }
+
+    #[test]
+    fn raised_rates_let_many_sites_behind_one_address_log_in() {
+        let logins = Logins::new(LoginRates {
+            per_client_per_minute: NonZeroU32::new(6000).expect("non-zero"),
+            per_door_per_second: NonZeroU32::new(1000).expect("non-zero"),
+        });
+        let carrier: IpAddr = "203.0.113.7".parse().expect("ip");
+        let allowed = (0..12_000)
+            .filter(|_| logins.allow(carrier, Door::Site))
+            .count();
+        // The door's burst (ten seconds' worth) within the client's (two minutes' worth), and
+        // the little a run this quick refills; at the default rates, 20.
+        assert!((10_000..11_000).contains(&allowed), "{allowed}");
     }
 }

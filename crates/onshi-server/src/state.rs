@@ -136,6 +136,13 @@ impl AppState {
         Self(Arc::new(shared))
     }
 
+    /// The state with its logins limited at `rates`, set before the state is shared.
+    pub fn with_login_rates(self, rates: crate::limits::LoginRates) -> Self {
+        let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());
+        shared.logins = Arc::new(Logins::new(rates));
+        Self(Arc::new(shared))
+    }
+
     /// The state with the address sites reach the pages at, set before the state is shared.
     pub fn with_public_url(self, url: String) -> Self {
         let mut shared = Arc::try_unwrap(self.0).unwrap_or_else(|arc| (*arc).clone());

@@ -23,7 +23,7 @@ pub mod wait;
 pub use onshi_store::testing::{TestSchema, test_url};
 pub use server::{
     Api, CAMPAIGN, OPERATOR_TOKEN, TestApp, spawn_app, spawn_app_with_accel_redirect,
-    spawn_app_with_relay, spawn_app_with_smtp, spawn_configured, spawn_full, spawn_on,
-    spawn_replicas, spawn_with_url, terminal_campaign, test_database, test_schema,
+    spawn_app_with_limits, spawn_app_with_relay, spawn_app_with_smtp, spawn_configured, spawn_full,
+    spawn_on, spawn_replicas, spawn_with_url, terminal_campaign, test_database, test_schema,
 };
 pub use wait::{wait_for, wait_until, wait_until_within};

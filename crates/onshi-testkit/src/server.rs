@@ -148,7 +148,16 @@ pub async fn spawn_app_with_relay(start: &str, relay: onshi_server::notices::Rel
     spawn_configured(start, data, schema, url, Some(relay), None).await
 }
 
-/// The one place a test server starts.
+/// [`spawn_app`] with other limits than the server's defaults (the fuzz target raises the
+/// login rates so that its logins reach the form's parser).
+pub async fn spawn_app_with_limits(start: &str, limits: onshi_server::Limits) -> TestApp {
+    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let schema = test_database().map(|url| test_schema(&url));
+    let url = schema.as_ref().map(|s| s.url.clone());
+    spawn_limited(start, data, schema, url, None, None, limits).await
+}
+
+/// [`spawn_limited`] with the server's default limits.
 pub async fn spawn_configured(
     start: &str,
     data: Arc<tempfile::TempDir>,
@@ -156,6 +165,20 @@ pub async fn spawn_configured(
     url: Option<String>,
     smtp: Option<onshi_server::notices::Relay>,
     accel_redirect: Option<String>,
+) -> TestApp {
+    let limits = onshi_server::Limits::default();
+    spawn_limited(start, data, schema, url, smtp, accel_redirect, limits).await
+}
+
+/// The one place a test server starts.
+async fn spawn_limited(
+    start: &str,
+    data: Arc<tempfile::TempDir>,
+    schema: Option<Arc<TestSchema>>,
+    url: Option<String>,
+    smtp: Option<onshi_server::notices::Relay>,
+    accel_redirect: Option<String>,
+    limits: onshi_server::Limits,
 ) -> TestApp {
     let clock = Clock::simulated(start.parse().expect("instant"), 1.0).expect("clock");
     let root = crate::keys::TestKeys::install(data.path());
@@ -172,7 +195,7 @@ pub async fn spawn_configured(
         smtp,
         mail_from: None,
         accel_redirect,
-        limits: onshi_server::Limits::default(),
+        limits,
         tls: None,
         trusted_proxies: Vec::new(),
         metrics_listen: None,

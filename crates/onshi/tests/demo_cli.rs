@@ -133,3 +133,72 @@ fn bad_arguments_exit_with_2_and_name_the_problem() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// Starts the live demo, waits for its banner and first hour's line, sends `signal` and answers
+/// the exit status and what it wrote to stderr.
+fn live_demo_stopped_by(signal: &str) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
+        .args([
+            "demo",
+            "--sites",
+            "5",
+            "--listen",
+            "127.0.0.1:0",
+            "--lang",
+            "en",
+        ])
+        .env_remove("ONSHI_OPERATOR_TOKEN")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the onshi binary runs");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    // The banner, then a line per simulated hour: the driver and the server are both running.
+    let mut lines = stdout.lines().map_while(Result::ok);
+    assert!(
+        lines.any(|l| l.contains("Ctrl-C to stop")),
+        "the demo printed its banner"
+    );
+    let first_hour = lines.next().expect("a line for the first simulated hour");
+    let drain = std::thread::spawn(move || lines.count());
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    assert!(!first_hour.trim().is_empty(), "{first_hour:?}");
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = drain.join();
+    (status, reader.join().expect("stderr read"))
+}
+
+#[test]
+fn sigterm_and_ctrl_c_stop_the_live_demo_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let (status, stderr) = live_demo_stopped_by(signal);
+        assert!(status.success(), "{signal}: {status}: {stderr}");
+        assert!(stderr.contains("stopped."), "{signal}: {stderr}");
+        assert!(!stderr.contains("no answer"), "{signal}: {stderr}");
+    }
+}

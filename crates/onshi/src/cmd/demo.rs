@@ -89,6 +89,9 @@ pub struct Args {
 /// Every agent runs in this process; larger fleets are the simulator's work.
 const MAX_SITES: u32 = 2000;
 const LIVE_SPEED: f64 = 600.0;
+/// How long after the server stops answering the demo still takes it for the stop signal both
+/// heard rather than a failure.
+const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 /// Beyond this a millisecond is more than a simulated quarter of an hour.
 const MAX_SPEED: f64 = 1_000_000.0;
 /// The headless clock's speed when no downloads are due: the two-week campaign in well under a
@@ -316,7 +319,7 @@ async fn demo(plan: &Plan, data: &DataDir, started: Instant) -> anyhow::Result<(
     let slowed = driver.slowed();
     let outcomes = driver.stop().await;
     if end.interrupted {
-        // The server heard Ctrl-C too and is finishing its requests; wait for it.
+        // The server heard the signal too and is finishing its requests; wait for it.
         running.wait().await?;
         eprintln!("{}", plan.lang.pick("停止しました。", "stopped."));
         return Ok(());
@@ -526,7 +529,7 @@ struct End {
     interrupted: bool,
 }
 
-/// Plays the sites' days until `--until` or Ctrl-C: the driver's ticks, a line every simulated
+/// Plays the sites' days until `--until`, Ctrl-C or SIGTERM: the driver's ticks, a line every simulated
 /// hour (live), the audit log read now and then.
 async fn play(plan: &Plan, world: &mut Stage, watch: &mut DownloadWatch) -> anyhow::Result<End> {
     let audit_every = if plan.headless {
@@ -536,11 +539,14 @@ async fn play(plan: &Plan, world: &mut Stage, watch: &mut DownloadWatch) -> anyh
     };
     let mut next_report = next_on_grid(plan.from, REPORT_EVERY, plan.from);
     let mut next_audit = next_on_grid(plan.from, audit_every, plan.from);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // The embedded server stops on the same signal; a request sent meanwhile finds it gone.
+    let stop = onshi_server::shutdown_signal();
+    tokio::pin!(stop);
     loop {
         let asked = Instant::now();
-        world.op.ping().await?;
+        if let Err(e) = world.op.ping().await {
+            return stopped_or(stop.as_mut(), e, world.clock.now(), plan.lang).await;
+        }
         let latency = asked.elapsed();
         let now = world.clock.now();
         let end = plan.until.map_or(now, |u| now.min(u));
@@ -557,7 +563,9 @@ async fn play(plan: &Plan, world: &mut Stage, watch: &mut DownloadWatch) -> anyh
             next_report = next_on_grid(plan.from, REPORT_EVERY, now);
         }
         if now >= next_audit {
-            watch.poll(&world.op).await?;
+            if let Err(e) = watch.poll(&world.op).await {
+                return stopped_or(stop.as_mut(), e, now, plan.lang).await;
+            }
             next_audit = next_on_grid(plan.from, audit_every, now);
         }
         let pause = world
@@ -565,13 +573,44 @@ async fn play(plan: &Plan, world: &mut Stage, watch: &mut DownloadWatch) -> anyh
             .real_duration(Duration::try_from(TICK).unwrap_or(Duration::from_secs(600)) / 2)
             .clamp(Duration::from_millis(1), Duration::from_millis(100));
         tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("{}", plan.lang.pick("Ctrl-C: 停止します…", "Ctrl-C: stopping…"));
+            () = &mut stop => {
+                stopping(plan.lang);
                 return Ok(End { at: now, interrupted: true });
             }
             () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// A request of the run failed: if the stop signal comes within [`SIGNAL_GRACE`], the server
+/// stopped on it (it hears the signal too) and the run ends as interrupted; else the failure
+/// stands.
+async fn stopped_or(
+    stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    failure: anyhow::Error,
+    at: Timestamp,
+    lang: Lang,
+) -> anyhow::Result<End> {
+    match tokio::time::timeout(SIGNAL_GRACE, stop).await {
+        Ok(()) => {
+            stopping(lang);
+            Ok(End {
+                at,
+                interrupted: true,
+            })
+        }
+        Err(_) => Err(failure),
+    }
+}
+
+fn stopping(lang: Lang) {
+    eprintln!(
+        "{}",
+        lang.pick(
+            "停止の指示を受けました。停止します…",
+            "stopping (Ctrl-C or SIGTERM)…"
+        )
+    );
 }
 
 /// The first instant after `now` on the grid `from + k·every`.

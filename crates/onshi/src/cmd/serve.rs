@@ -107,6 +107,15 @@ struct LimitArgs {
     /// connections are closed and the buffered last-contact times written [default: 10].
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     shutdown_deadline: Option<Duration>,
+    /// Login attempts (operator and sites) one client address may make a minute, twice as many
+    /// at once; raise it when many sites reach the server through one address (a carrier's
+    /// address translation) [default: 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    logins_per_client: Option<u32>,
+    /// Site login attempts of all clients together a second, ten seconds' worth at once; the
+    /// operator's login has a bound of its own at the same rate [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    logins_per_second: Option<u32>,
 }
 
 impl LimitArgs {
@@ -120,8 +129,19 @@ impl LimitArgs {
                 .max_connections
                 .map_or(d.max_connections, |n| n as usize),
             shutdown_deadline: self.shutdown_deadline.unwrap_or(d.shutdown_deadline),
+            logins: onshi_server::limits::LoginRates {
+                per_client_per_minute: nonzero(self.logins_per_client)
+                    .unwrap_or(d.logins.per_client_per_minute),
+                per_door_per_second: nonzero(self.logins_per_second)
+                    .unwrap_or(d.logins.per_door_per_second),
+            },
         }
     }
+}
+
+/// A count clap already checked to be at least 1.
+fn nonzero(n: Option<u32>) -> Option<std::num::NonZeroU32> {
+    n.and_then(std::num::NonZeroU32::new)
 }
 
 /// A number of seconds, more than 0 and at most a day (`0.5` is half a second).

@@ -1,0 +1,134 @@
+//! The operator's session against a flood of site logins, on the real `onshi serve` binary
+//! (issue 15: "the operator's session survives 10,000 site logins"). The login rates are raised
+//! (`--logins-per-client`, `--logins-per-second`, as for many sites behind one carrier address)
+//! so that every one of the 10,000 logins really starts a session: sessions are kept per
+//! principal, so a site logging in again and again ends only its own oldest sessions, never the
+//! operator's nor another site's. At the default rates the same flood is refused after 20
+//! (`tests/sessions.rs` in onshi-server). On SQLite, and with `ONSHI_TEST_DATABASE=postgres` on
+//! a fresh PostgreSQL schema.
+
+use onshi_testkit::serve::Serve;
+use onshi_testkit::{Api, OPERATOR_TOKEN, TestSchema, test_database};
+use reqwest::{Client, Method, StatusCode, header};
+
+const SITE: &str = "0110113719";
+const OTHER_SITE: &str = "2714206386";
+const MORNING: &str = "2026-01-13T10:00:00+09:00";
+const LOGINS: usize = 10_000;
+
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The session cookie (`name=value`) of a login's answer, which must be a redirect to the page.
+fn session_of(r: &reqwest::Response) -> String {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "not logged in");
+    r.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned()
+}
+
+async fn access_key(api: &Api, site: &str) -> String {
+    api.expect(
+        api.admin(
+            Method::POST,
+            &format!("/api/v1/admin/institutions/{site}/access-key"),
+        ),
+        200,
+    )
+    .await["access_key"]
+        .as_str()
+        .expect("key")
+        .to_owned()
+}
+
+async fn site_login(api: &Api, client: &Client, site: &str, key: &str) -> String {
+    let r = client
+        .post(api.url("/site/login"))
+        .form(&[("code", site), ("access_key", key)])
+        .send()
+        .await
+        .expect("login");
+    session_of(&r)
+}
+
+/// Whether the page at `path` opens with `cookie` (else it shows a login form).
+async fn opens(api: &Api, client: &Client, path: &str, cookie: &str) -> bool {
+    let r = client
+        .get(api.url(path))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("page");
+    let ok = r.status() == StatusCode::OK;
+    let text = r.text().await.expect("html");
+    ok && !text.contains("name=\"access_key\"") && !text.contains("name=\"token\"")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_session_survives_10000_site_logins() {
+    let schema =
+        test_database().map(|url| TestSchema::create_in(&url).unwrap_or_else(|e| panic!("{e}")));
+    let data = tempfile::tempdir().expect("temp dir");
+    let serve = Serve::start_with(
+        env!("CARGO_BIN_EXE_onshi"),
+        data.path(),
+        schema.as_ref(),
+        MORNING,
+        None,
+        &[
+            "--logins-per-client",
+            "1000000",
+            "--logins-per-second",
+            "100000",
+        ],
+    );
+    let api = serve.api();
+    api.expect(
+        api.admin(Method::POST, "/api/v1/admin/institutions/import")
+            .header("content-type", "text/csv")
+            .body(
+                "code,name,kind,prefecture,email,auto_restart\n\
+                 0110113719,テスト診療所 札幌,clinic,1,sapporo@example.invalid,\n\
+                 2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,\n",
+            ),
+        201,
+    )
+    .await;
+    let client = no_redirects();
+    let r = client
+        .post(api.url("/operator/login"))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .expect("login");
+    let operator = session_of(&r);
+    let other = site_login(
+        &api,
+        &client,
+        OTHER_SITE,
+        &access_key(&api, OTHER_SITE).await,
+    )
+    .await;
+    let key = access_key(&api, SITE).await;
+
+    // Every login is answered with a new session (`session_of` asserts it): none refused.
+    let first = site_login(&api, &client, SITE, &key).await;
+    let mut last = first.clone();
+    for _ in 1..LOGINS {
+        last = site_login(&api, &client, SITE, &key).await;
+    }
+
+    assert!(opens(&api, &client, "/operator", &operator).await);
+    assert!(opens(&api, &client, "/site", &other).await);
+    // The flooding site's own oldest sessions were the ones ended.
+    assert!(opens(&api, &client, "/site", &last).await);
+    assert!(!opens(&api, &client, "/site", &first).await);
+}
