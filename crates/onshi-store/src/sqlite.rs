@@ -152,10 +152,11 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let identities = load_identities(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             contacts: ContactBuffer::default(),
-            identities: RwLock::default(),
+            identities: RwLock::new(identities),
             open: RwLock::default(),
             slots: Mutex::default(),
         })
@@ -244,6 +245,29 @@ impl SqliteStore {
         }
         ids.by_hash.insert(hash.to_owned(), identity(device));
     }
+}
+
+/// Every live device's identity by its token hash, read once when the store opens: so a check-in
+/// never waits for SQL to find a device that exists — not even its first after a restart, when
+/// the whole fleet checks in within one poll interval — and only unknown tokens (a scanner's, a
+/// revoked device's) are looked up, off the async workers. The map grows to the same size as
+/// the fleet checks in anyway (about 400 bytes a device).
+fn load_identities(conn: &Connection) -> Result<Identities> {
+    let mut ids = Identities::default();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {DEVICE_COLS}, d.token_hash FROM devices d WHERE d.revoked_at IS NULL"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((device_from(r, 0)?, r.get::<_, Option<String>>(9)?))
+    })?;
+    for row in rows {
+        let (raw, hash) = row?;
+        let Some(hash) = hash else { continue };
+        let device = raw.parse()?;
+        ids.hash_of.insert(device.id, hash.clone());
+        ids.by_hash.insert(hash, identity(&device));
+    }
+    Ok(ids)
 }
 
 const INSTITUTION_COLS: &str =
@@ -1731,6 +1755,52 @@ fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reopened_store_knows_every_live_devices_token_without_asking_the_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("onshi.db");
+        let store = SqliteStore::open(&path).expect("opens");
+        let code = InstitutionCode::parse("0110113719").expect("code");
+        let site = Institution {
+            code,
+            name: "テスト診療所".into(),
+            kind: InstitutionKind::Clinic,
+            prefecture: Prefecture::from_number(1).expect("prefecture"),
+            email: "site@example.invalid".into(),
+            auto_restart: None,
+            phone: None,
+        };
+        let at: Timestamp = "2026-01-13T01:00:00Z".parse().expect("instant");
+        store.upsert_institutions(&[site], at).expect("stored");
+        let enrol = |serial: &str| {
+            let device = NewDevice {
+                institution: code,
+                kind: DeviceKind::Terminal,
+                vendor: None,
+                serial: serial.to_owned(),
+                parent: None,
+                token_hash: format!("hash-{serial}"),
+            };
+            store
+                .enrol_device(&device, &EnrolRules::default(), at)
+                .expect("enrols")
+        };
+        let (live, revoked) = (enrol("T-1"), enrol("T-2"));
+        store.revoke_device(revoked.id, at).expect("revoked");
+        drop(store);
+
+        let reopened = SqliteStore::open(&path).expect("reopens");
+        let known = reopened.remembered_device("hash-T-1").expect("in memory");
+        assert_eq!((known.id, known.serial.as_str()), (live.id, "T-1"));
+        assert!(reopened.remembered_device("hash-T-2").is_none());
+        assert!(
+            reopened
+                .device_by_token("hash-T-2")
+                .expect("asked")
+                .is_none()
+        );
+    }
 
     #[cfg(unix)]
     #[test]
