@@ -13,6 +13,7 @@ use onshi_core::trust::Signed;
 use onshi_core::version::Version;
 use onshi_testkit::browser::Browser;
 use onshi_testkit::keys;
+use onshi_testkit::logins::no_redirects;
 use onshi_testkit::{CAMPAIGN, OPERATOR_TOKEN, TestApp, spawn_app};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -465,13 +466,6 @@ async fn operator_site_and_guidance_pages_in_chromium() {
 
 // ---------- plain HTTP ----------
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
 /// Logs the operator in; returns the session cookie (`name=value`).
 async fn operator_cookie(app: &TestApp) -> String {
     let r = no_redirects()
@@ -742,20 +736,7 @@ async fn a_site_logs_in_with_its_access_key_only() {
 
 /// Logs Sapporo in over plain HTTP and returns its session cookie.
 async fn site_cookie(app: &TestApp, key: &str) -> String {
-    let r = no_redirects()
-        .post(app.url("/site/login"))
-        .form(&[("code", SAPPORO), ("access_key", key)])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 303);
-    r.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_owned()
+    onshi_testkit::logins::site_login(app, &no_redirects(), SAPPORO, key).await
 }
 
 #[tokio::test]

@@ -4,67 +4,12 @@
 //! key ends that site's sessions at once; every page carries a Content Security Policy that
 //! forbids framing, and every answer `nosniff`.
 
+use onshi_testkit::logins::{access_key, no_redirects, opens, operator_login, site_login};
 use onshi_testkit::{OPERATOR_TOKEN, TestApp, spawn_app};
-use reqwest::{Client, Method, StatusCode, header};
+use reqwest::{Method, StatusCode, header};
 
 const SITE: &str = "0110113719";
 const OTHER_SITE: &str = "2714206386";
-
-fn no_redirects() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// The session cookie (`name=value`) a login answer sets.
-fn cookie_of(r: &reqwest::Response) -> String {
-    r.headers()[header::SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_owned()
-}
-
-async fn access_key(app: &TestApp, site: &str) -> String {
-    app.expect(
-        app.admin(
-            Method::POST,
-            &format!("/api/v1/admin/institutions/{site}/access-key"),
-        ),
-        200,
-    )
-    .await["access_key"]
-        .as_str()
-        .expect("key")
-        .to_owned()
-}
-
-async fn site_login(app: &TestApp, client: &Client, site: &str, key: &str) -> String {
-    let r = client
-        .post(app.url("/site/login"))
-        .form(&[("code", site), ("access_key", key)])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    cookie_of(&r)
-}
-
-/// Whether the page at `path` opens with `cookie` (else it shows the login form).
-async fn opens(app: &TestApp, client: &Client, path: &str, cookie: &str) -> bool {
-    let r = client
-        .get(app.url(path))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .expect("page");
-    let ok = r.status() == StatusCode::OK;
-    let text = r.text().await.expect("html");
-    ok && !text.contains("name=\"access_key\"") && !text.contains("name=\"token\"")
-}
 
 async fn setup() -> TestApp {
     let app = spawn_app("2026-01-13T10:00:00+09:00").await;
@@ -86,14 +31,7 @@ async fn setup() -> TestApp {
 async fn a_site_logging_in_again_and_again_never_ends_the_operators_or_another_sites_session() {
     let app = setup().await;
     let client = no_redirects();
-    let r = client
-        .post(app.url("/operator/login"))
-        .form(&[("token", OPERATOR_TOKEN)])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let operator = cookie_of(&r);
+    let operator = operator_login(&app, &client).await;
     let other = site_login(
         &app,
         &client,

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod browser;
 pub mod keys;
+pub mod logins;
 pub mod mail;
 pub mod proxy;
 pub mod serve;

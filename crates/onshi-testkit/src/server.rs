@@ -72,11 +72,22 @@ pub async fn spawn_app(start: &str) -> TestApp {
     spawn_app_with_smtp(start, None).await
 }
 
-/// [`spawn_app`] with notice mails sent to an SMTP server (`smtp://HOST:PORT`).
-pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
+/// A new DATA directory, and a fresh PostgreSQL schema and its URL when the tests run on
+/// PostgreSQL (`ONSHI_TEST_DATABASE`); else the server's SQLite file in DATA.
+fn fresh_database() -> (
+    Arc<tempfile::TempDir>,
+    Option<Arc<TestSchema>>,
+    Option<String>,
+) {
     let data = Arc::new(tempfile::tempdir().expect("temp dir"));
     let schema = test_database().map(|url| test_schema(&url));
     let url = schema.as_ref().map(|s| s.url.clone());
+    (data, schema, url)
+}
+
+/// [`spawn_app`] with notice mails sent to an SMTP server (`smtp://HOST:PORT`).
+pub async fn spawn_app_with_smtp(start: &str, smtp: Option<String>) -> TestApp {
+    let (data, schema, url) = fresh_database();
     spawn_full(start, data, schema, url, smtp).await
 }
 
@@ -115,9 +126,7 @@ pub async fn spawn_with_url(
 /// [`spawn_app`] answering authorised downloads with `X-Accel-Redirect: PREFIX…` (as
 /// `onshi serve --accel-redirect PREFIX` behind nginx).
 pub async fn spawn_app_with_accel_redirect(start: &str, prefix: &str) -> TestApp {
-    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let schema = test_database().map(|url| test_schema(&url));
-    let url = schema.as_ref().map(|s| s.url.clone());
+    let (data, schema, url) = fresh_database();
     spawn_configured(start, data, schema, url, None, Some(prefix.to_owned())).await
 }
 
@@ -142,18 +151,14 @@ pub async fn spawn_full(
 
 /// [`spawn_app`] with notice mails sent through `relay` (TLS, credentials, a CA to trust).
 pub async fn spawn_app_with_relay(start: &str, relay: onshi_server::notices::Relay) -> TestApp {
-    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let schema = test_database().map(|url| test_schema(&url));
-    let url = schema.as_ref().map(|s| s.url.clone());
+    let (data, schema, url) = fresh_database();
     spawn_configured(start, data, schema, url, Some(relay), None).await
 }
 
 /// [`spawn_app`] with other limits than the server's defaults (the fuzz target raises the
 /// login rates so that its logins reach the form's parser).
 pub async fn spawn_app_with_limits(start: &str, limits: onshi_server::Limits) -> TestApp {
-    let data = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let schema = test_database().map(|url| test_schema(&url));
-    let url = schema.as_ref().map(|s| s.url.clone());
+    let (data, schema, url) = fresh_database();
     spawn_limited(start, data, schema, url, None, None, limits).await
 }
 

@@ -7,70 +7,15 @@
 //! (`tests/sessions.rs` in onshi-server). On SQLite, and with `ONSHI_TEST_DATABASE=postgres` on
 //! a fresh PostgreSQL schema.
 
+use onshi_testkit::logins::{access_key, no_redirects, opens, operator_login, site_login};
 use onshi_testkit::serve::Serve;
-use onshi_testkit::{Api, OPERATOR_TOKEN, TestSchema, test_database};
-use reqwest::{Client, Method, StatusCode, header};
+use onshi_testkit::{TestSchema, test_database};
+use reqwest::Method;
 
 const SITE: &str = "0110113719";
 const OTHER_SITE: &str = "2714206386";
 const MORNING: &str = "2026-01-13T10:00:00+09:00";
 const LOGINS: usize = 10_000;
-
-fn no_redirects() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-/// The session cookie (`name=value`) of a login's answer, which must be a redirect to the page.
-fn session_of(r: &reqwest::Response) -> String {
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "not logged in");
-    r.headers()[header::SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_owned()
-}
-
-async fn access_key(api: &Api, site: &str) -> String {
-    api.expect(
-        api.admin(
-            Method::POST,
-            &format!("/api/v1/admin/institutions/{site}/access-key"),
-        ),
-        200,
-    )
-    .await["access_key"]
-        .as_str()
-        .expect("key")
-        .to_owned()
-}
-
-async fn site_login(api: &Api, client: &Client, site: &str, key: &str) -> String {
-    let r = client
-        .post(api.url("/site/login"))
-        .form(&[("code", site), ("access_key", key)])
-        .send()
-        .await
-        .expect("login");
-    session_of(&r)
-}
-
-/// Whether the page at `path` opens with `cookie` (else it shows a login form).
-async fn opens(api: &Api, client: &Client, path: &str, cookie: &str) -> bool {
-    let r = client
-        .get(api.url(path))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .expect("page");
-    let ok = r.status() == StatusCode::OK;
-    let text = r.text().await.expect("html");
-    ok && !text.contains("name=\"access_key\"") && !text.contains("name=\"token\"")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operators_session_survives_10000_site_logins() {
@@ -103,13 +48,7 @@ async fn the_operators_session_survives_10000_site_logins() {
     )
     .await;
     let client = no_redirects();
-    let r = client
-        .post(api.url("/operator/login"))
-        .form(&[("token", OPERATOR_TOKEN)])
-        .send()
-        .await
-        .expect("login");
-    let operator = session_of(&r);
+    let operator = operator_login(&api, &client).await;
     let other = site_login(
         &api,
         &client,
@@ -119,7 +58,7 @@ async fn the_operators_session_survives_10000_site_logins() {
     .await;
     let key = access_key(&api, SITE).await;
 
-    // Every login is answered with a new session (`session_of` asserts it): none refused.
+    // Every login is answered with a new session (`site_login` asserts it): none refused.
     let first = site_login(&api, &client, SITE, &key).await;
     let mut last = first.clone();
     for _ in 1..LOGINS {
