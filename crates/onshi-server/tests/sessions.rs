@@ -4,26 +4,18 @@
 //! key ends that site's sessions at once; every page carries a Content Security Policy that
 //! forbids framing, and every answer `nosniff`.
 
-use onshi_testkit::logins::{access_key, no_redirects, opens, operator_login, site_login};
+use onshi_testkit::logins::{
+    TWO_SITES, access_key, no_redirects, opens, operator_login, site_login,
+};
 use onshi_testkit::{OPERATOR_TOKEN, TestApp, spawn_app};
-use reqwest::{Method, StatusCode, header};
+use reqwest::{StatusCode, header};
 
 const SITE: &str = "0110113719";
 const OTHER_SITE: &str = "2714206386";
 
 async fn setup() -> TestApp {
     let app = spawn_app("2026-01-13T10:00:00+09:00").await;
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(
-                "code,name,kind,prefecture,email,auto_restart\n\
-                 0110113719,テスト診療所 札幌,clinic,1,sapporo@example.invalid,\n\
-                 2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,\n",
-            ),
-        201,
-    )
-    .await;
+    app.import_institutions(TWO_SITES).await;
     app
 }
 

@@ -6,6 +6,12 @@ use reqwest::{Client, Method, Response, StatusCode, header};
 
 use crate::{Api, OPERATOR_TOKEN};
 
+/// Two sites to log in as, Sapporo's clinic and Osaka's hospital (institutions CSV).
+pub const TWO_SITES: &str = "code,name,kind,prefecture,email,auto_restart
+0110113719,テスト診療所 札幌,clinic,1,sapporo@example.invalid,
+2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,
+";
+
 /// A client that answers a redirect as it is (a login's `303 See Other` and its cookie).
 pub fn no_redirects() -> Client {
     Client::builder()

@@ -30,7 +30,8 @@ impl Serve {
         Self::start_with(bin, data, schema, clock, smtp, &[])
     }
 
-    /// [`Serve::start`] with more arguments for `onshi serve` (`--header-timeout 1`, say).
+    /// [`Serve::start`] with more arguments for `onshi serve` (`--header-timeout 1`, say; a
+    /// `--listen` among them replaces the random loopback port).
     pub fn start_with(
         bin: &str,
         data: &Path,
@@ -49,8 +50,12 @@ impl Serve {
         }
         let root = crate::keys::TestKeys::install(data);
         command.arg("--trust-root").arg(root);
+        // A random loopback port unless the test names another address (`--listen 0.0.0.0:0`).
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--clock", clock])
+            .args(["--clock", clock])
             .arg("--data")
             .arg(data)
             .env("ONSHI_OPERATOR_TOKEN", OPERATOR_TOKEN)
@@ -78,7 +83,7 @@ impl Serve {
         Api::new(&self.url)
     }
 
-    /// The address it listens on (`127.0.0.1:PORT`).
+    /// The address it listens on (`127.0.0.1:PORT`, or what `--listen` named with its port).
     pub fn addr(&self) -> &str {
         self.url
             .trim_start_matches("https://")

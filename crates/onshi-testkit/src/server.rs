@@ -235,6 +235,17 @@ impl std::ops::Deref for TestApp {
 }
 
 impl Api {
+    /// Imports the institutions of `csv` (the operator API's CSV import), which must succeed.
+    pub async fn import_institutions(&self, csv: impl Into<String>) {
+        self.expect(
+            self.admin(Method::POST, "/api/v1/admin/institutions/import")
+                .header("content-type", "text/csv")
+                .body(csv.into()),
+            201,
+        )
+        .await;
+    }
+
     /// The API of the server at `base` (`http://ADDR`).
     pub fn new(base: &str) -> Self {
         Self {
@@ -492,13 +503,7 @@ pub async fn terminal_campaign(
     max_downloads: u32,
     poll_interval_seconds: u64,
 ) {
-    app.expect(
-        app.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(csv),
-        201,
-    )
-    .await;
+    app.import_institutions(csv).await;
     let package = vec![7u8; package_len];
     app.release(release, "2.0.0", &[(Target::Terminal, package.as_slice())])
         .await;

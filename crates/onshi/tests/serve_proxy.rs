@@ -6,9 +6,9 @@
 //! answered with the JSON error body. `tests/sessions.rs` and `tests/limits` in onshi-server
 //! show the same in-process.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use onshi_testkit::OPERATOR_TOKEN;
@@ -80,45 +80,6 @@ fn own_address() -> Option<IpAddr> {
         .find(|ip| ip.is_ipv4() && !ip.is_loopback())
 }
 
-/// `onshi serve` on every address of this machine (`0.0.0.0`), which `Serve` does not do.
-struct Everywhere(Child, u16);
-
-impl Everywhere {
-    fn start(data: &std::path::Path, extra: &[&str]) -> Self {
-        let root = onshi_testkit::keys::TestKeys::install(data);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_onshi"))
-            .args(["serve", "--listen", "0.0.0.0:0", "--clock", MORNING])
-            .args(extra)
-            .arg("--trust-root")
-            .arg(root)
-            .arg("--data")
-            .arg(data)
-            .env("ONSHI_OPERATOR_TOKEN", OPERATOR_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("onshi serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let port = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.strip_prefix("onshi serve: listening on ")
-                    .and_then(|u| u.trim().rsplit(':').next()?.parse().ok())
-            })
-            .expect("serve printed its address");
-        Self(child, port)
-    }
-}
-
-impl Drop for Everywhere {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn x_forwarded_proto_makes_the_cookie_secure_only_from_a_trusted_proxy() {
     // From loopback (nginx on this machine): believed.
@@ -138,13 +99,19 @@ fn x_forwarded_proto_makes_the_cookie_secure_only_from_a_trusted_proxy() {
     for (trusted, secure) in [(false, false), (true, true)] {
         let data = tempfile::tempdir().expect("temp dir");
         let own_text = own.to_string();
-        let extra: Vec<&str> = if trusted {
-            vec!["--trusted-proxy", &own_text]
-        } else {
-            Vec::new()
-        };
-        let server = Everywhere::start(data.path(), &extra);
-        let head = login_via_proxy(SocketAddr::new(own, server.1));
+        // On every address of this machine, so that it is reached from `own`.
+        let mut extra = vec!["--listen", "0.0.0.0:0"];
+        if trusted {
+            extra.extend(["--trusted-proxy", own_text.as_str()]);
+        }
+        let server = serve(data.path(), &extra);
+        let port: u16 = server
+            .addr()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        let head = login_via_proxy(SocketAddr::new(own, port));
         assert!(head.starts_with("HTTP/1.1 303"), "{head}");
         assert_eq!(
             set_cookie(&head).contains("; Secure"),

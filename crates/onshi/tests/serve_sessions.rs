@@ -7,10 +7,11 @@
 //! (`tests/sessions.rs` in onshi-server). On SQLite, and with `ONSHI_TEST_DATABASE=postgres` on
 //! a fresh PostgreSQL schema.
 
-use onshi_testkit::logins::{access_key, no_redirects, opens, operator_login, site_login};
+use onshi_testkit::logins::{
+    TWO_SITES, access_key, no_redirects, opens, operator_login, site_login,
+};
 use onshi_testkit::serve::Serve;
 use onshi_testkit::{TestSchema, test_database};
-use reqwest::Method;
 
 const SITE: &str = "0110113719";
 const OTHER_SITE: &str = "2714206386";
@@ -36,17 +37,7 @@ async fn the_operators_session_survives_10000_site_logins() {
         ],
     );
     let api = serve.api();
-    api.expect(
-        api.admin(Method::POST, "/api/v1/admin/institutions/import")
-            .header("content-type", "text/csv")
-            .body(
-                "code,name,kind,prefecture,email,auto_restart\n\
-                 0110113719,テスト診療所 札幌,clinic,1,sapporo@example.invalid,\n\
-                 2714206386,テスト病院 大阪,hospital,27,osaka@example.invalid,\n",
-            ),
-        201,
-    )
-    .await;
+    api.import_institutions(TWO_SITES).await;
     let client = no_redirects();
     let operator = operator_login(&api, &client).await;
     let other = site_login(
